@@ -1,0 +1,91 @@
+# Ordinaut developer commands. Needs GNU make and python3 >= 3.11; nothing else.
+#   make dev      everything locally (embedded PostgreSQL + Redis), http://127.0.0.1:8080
+#   make test     ruff, mypy, pytest: what CI runs (.ci/run)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Quiet, but pip still prints errors and the resolver's complaints.
+PIP_FLAGS ?= --quiet --disable-pip-version-check --no-input
+# Extra arguments: `make dev ARGS="--port 9000 --workers 2"`, `make test PYTEST_ARGS="-k tick"`.
+ARGS ?=
+PYTEST_ARGS ?=
+# The infrastructure tests scan infra/terraform with checkov when .venv-checkov exists; it has
+# dependencies that clash with the project's, hence a venv of its own. CHECKOV=0 skips it.
+CHECKOV ?= 1
+CHECKOV_VENV := .venv-checkov
+
+STAMP_BASE := $(VENV)/.stamp-install
+STAMP_DEV := $(VENV)/.stamp-install-dev
+STAMP_CHECKOV := $(CHECKOV_VENV)/.stamp-install
+
+ifeq ($(CHECKOV),1)
+TEST_PREREQS := $(STAMP_DEV) $(STAMP_CHECKOV)
+else
+TEST_PREREQS := $(STAMP_DEV)
+endif
+
+.PHONY: help dev test lint fmt bench clean clean-data distclean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+dev: $(STAMP_BASE) ## run API, scheduler and a worker on embedded PostgreSQL + Redis
+	$(BIN)/ordinaut dev $(ARGS)
+
+test: $(TEST_PREREQS) ## lint, type-check and run every test (what CI runs)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -x -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP_DEV) ## ruff and mypy only
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP_DEV) ## format and apply safe lint fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP_DEV) ## run the benchmarks; writes bench/results.json
+	$(BIN)/python bench/run.py $(ARGS)
+
+clean: ## forget install stamps (next make reinstalls) and remove caches and build output
+	rm -f $(STAMP_BASE) $(STAMP_DEV) $(STAMP_CHECKOV)
+	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache
+	find . -path ./$(VENV) -prune -o -path ./$(CHECKOV_VENV) -prune -o \
+		-name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-data: ## delete .ordinaut/ (the dev database, Redis data and credentials)
+	rm -rf .ordinaut
+
+distclean: clean ## clean, and delete both virtual environments
+	rm -rf $(VENV) $(CHECKOV_VENV)
+
+# --- environments ---------------------------------------------------------------------------
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		echo "Ordinaut needs Python 3.11 or newer as '$(PYTHON)' (try: make PYTHON=python3.12)"; \
+		exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml changes; the editable install picks up code changes itself.
+$(STAMP_BASE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	touch $@ $(STAMP_BASE)
+
+$(STAMP_CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install $(PIP_FLAGS) checkov
+	touch $@

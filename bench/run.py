@@ -1,0 +1,319 @@
+"""Ordinaut benchmarks: no-op run throughput, start lag, tick cost, API requests/s.
+
+    make bench                       # or: .venv/bin/python bench/run.py [--quick]
+
+Starts a private PostgreSQL (pgserver wheel, unix socket only) and Redis under a temp dir,
+real worker processes and a real API process, and writes bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "shared"))
+
+from ordinaut.config import Settings, load_settings  # noqa: E402
+from ordinaut.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+from ordinaut.scheduler import tick  # noqa: E402
+from ordinaut.clock import FrozenClock  # noqa: E402
+from ordinaut.store import agents, db  # noqa: E402
+
+NOOP = {"params": {}, "pipeline": [{"id": "noop", "uses": "echo", "with": {"ok": True}}]}
+
+INSERT_AGENT = """
+INSERT INTO agents (id, name, scopes, secret_hash, created_at, updated_at)
+VALUES ($1, 'bench', ARRAY['admin'], 'x', now(), now())
+"""
+INSERT_TASKS = """
+INSERT INTO tasks (id, created_by, title, schedule_kind, schedule_expr, timezone, payload,
+                   status, priority, max_retries, next_run_at, misfire_policy, overlap_policy,
+                   created_at, updated_at)
+SELECT t.id, $2, 'bench', 'cron', t.expr, 'UTC', $3, 'active', 5, 0, t.next_run_at, 'run_once',
+       'allow', now(), now()
+FROM unnest($1::uuid[], $4::text[], $5::timestamptz[]) AS t(id, expr, next_run_at)
+"""
+INSERT_RUNS = """
+WITH s AS (
+    SELECT * FROM unnest($1::uuid[], $3::timestamptz[]) AS s(run_id, run_at)
+), r AS (
+    INSERT INTO runs (id, task_id, owner_id, slot, trigger, scheduled_for, status, attempt,
+                      idempotency_key, created_at, updated_at)
+    SELECT run_id, $2, $4, 'manual:' || run_id, 'run_now', run_at, 'queued', 1, run_id::text,
+           now(), now()
+    FROM s
+)
+INSERT INTO due_work (run_id, task_id, run_at, priority, max_attempts)
+SELECT run_id, $2, run_at, 5, 1 FROM s
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def child_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ORDINAUT_DATABASE_URL=settings.database_url,
+        ORDINAUT_REDIS_URL=settings.redis_url,
+        ORDINAUT_LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT / "shared"),
+    )
+    env.update(extra)
+    return env
+
+
+def start_workers(settings: Settings, n: int, **extra: str) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "ordinaut.cli", "worker", "--metrics-port", "0"],
+            env=child_env(settings, **extra),
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(n)
+    ]
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+async def fresh_task(pool: asyncpg.Pool) -> tuple[uuid.UUID, uuid.UUID]:
+    await pool.execute(
+        "TRUNCATE outbox, due_work, runs, tasks, agent_tokens, agents, worker_heartbeats CASCADE"
+    )
+    agent_id, task_id = uuid.uuid4(), uuid.uuid4()
+    await pool.execute(INSERT_AGENT, agent_id)
+    far = datetime(2100, 1, 1, tzinfo=UTC)
+    await pool.execute(INSERT_TASKS, [task_id], agent_id, NOOP, ["0 0 1 1 *"], [far])
+    await pool.execute("UPDATE tasks SET status = 'paused', next_run_at = NULL")
+    return agent_id, task_id
+
+
+async def bench_throughput(pool: asyncpg.Pool, settings: Settings, n: int) -> float:
+    agent_id, task_id = await fresh_task(pool)
+    now = await pool.fetchval("SELECT clock_timestamp()")
+    ids = [uuid.uuid4() for _ in range(n)]
+    await pool.execute(INSERT_RUNS, ids, task_id, [now] * n, agent_id)
+    await pool.execute("VACUUM ANALYZE due_work")
+    workers = start_workers(settings, 2, ORDINAUT_WORKER_CONCURRENCY="64")
+    try:
+        t0 = time.perf_counter()
+        while True:
+            left = await pool.fetchval("SELECT count(*) FROM due_work")
+            if left == 0:
+                break
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - t0
+    finally:
+        stop(workers)
+    done = await pool.fetchval("SELECT count(*) FROM runs WHERE status = 'succeeded'")
+    assert done == n, f"only {done} of {n} runs succeeded"
+    # measure from the first start to the last finish recorded by the database
+    span = await pool.fetchval(
+        "SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM runs"
+    )
+    return n / float(span or elapsed)
+
+
+async def bench_start_lag(
+    pool: asyncpg.Pool, settings: Settings, rate: float, seconds: float
+) -> dict[str, float]:
+    agent_id, task_id = await fresh_task(pool)
+    workers = start_workers(settings, 2)
+    try:
+        await asyncio.sleep(3.0)  # workers up and idle
+        n = int(rate * seconds)
+        start = await pool.fetchval("SELECT clock_timestamp()") + timedelta(seconds=2)
+        times = [start + timedelta(seconds=i / rate) for i in range(n)]
+        await pool.execute(INSERT_RUNS, [uuid.uuid4() for _ in range(n)], task_id, times, agent_id)
+        await asyncio.sleep(2 + seconds + 2)
+        while await pool.fetchval("SELECT count(*) FROM due_work"):
+            await asyncio.sleep(0.1)
+    finally:
+        stop(workers)
+    lags = [
+        float(r[0]) * 1000.0
+        for r in await pool.fetch(
+            "SELECT extract(epoch FROM started_at - scheduled_for) FROM runs ORDER BY scheduled_for"
+        )
+    ]
+    q = statistics.quantiles(lags, n=100)
+    return {"p50": round(q[49], 2), "p95": round(q[94], 2), "p99": round(q[98], 2), "runs": len(lags)}
+
+
+async def bench_tick(pool: asyncpg.Pool, settings: Settings, n_tasks: int) -> dict[str, float]:
+    agent_id, _ = await fresh_task(pool)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    # Hourly tasks spread over the hour: a tick with a 90 s lookahead finds ~2.5 % due.
+    exprs, nexts = [], []
+    for i in range(n_tasks):
+        minute = i % 60
+        exprs.append(f"{minute} * * * *")
+        t = now.replace(minute=minute)
+        if t <= now:
+            t += timedelta(hours=1)
+        nexts.append(t)
+    for chunk in range(0, n_tasks, 20_000):
+        ids = [uuid.uuid4() for _ in range(len(exprs[chunk : chunk + 20_000]))]
+        await pool.execute(
+            INSERT_TASKS, ids, agent_id, NOOP, exprs[chunk : chunk + 20_000],
+            nexts[chunk : chunk + 20_000],
+        )
+    await pool.execute("VACUUM ANALYZE tasks")
+    clock = FrozenClock(now + timedelta(seconds=30))
+    s = settings.replace(lookahead_s=90, tick_batch=5000)
+    t0 = time.perf_counter()
+    result = await tick(pool, s, clock)
+    first = (time.perf_counter() - t0) * 1000
+    t0 = time.perf_counter()
+    await tick(pool, s, clock)  # nothing new due: cost of an idle tick over n tasks
+    idle = (time.perf_counter() - t0) * 1000
+    return {"ms": round(first, 1), "slots": result.materialized, "idle_ms": round(idle, 2)}
+
+
+async def bench_api(settings: Settings, seconds: float) -> dict[str, float]:
+    port = free_port()
+    env = child_env(settings, ORDINAUT_API_PORT=str(port), ORDINAUT_RATE_LIMIT_PER_MINUTE="100000000")
+    api = subprocess.Popen(
+        [sys.executable, "-m", "ordinaut.cli", "api", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        pool = await db.create_pool(settings, min_size=1, max_size=2)
+        async with pool.acquire() as conn:
+            agent, secret = await agents.create_agent(
+                conn, name="bench-api", scopes=["admin"], now=datetime.now(UTC)
+            )
+        await pool.close()
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            for _ in range(200):
+                try:
+                    if (await client.get("/health/live")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            tok = (
+                await client.post(
+                    "/agents/auth/token", json={"agent_id": str(agent.id), "agent_secret": secret}
+                )
+            ).json()["access_token"]
+            h = {"Authorization": f"Bearer {tok}"}
+            body = {
+                "title": "bench",
+                "schedule_kind": "cron",
+                "schedule_expr": "0 8 * * *",
+                "timezone": "Europe/Chisinau",
+                "payload": {"params": {}, "pipeline": [{"id": "a", "uses": "echo", "with": {}}]},
+            }
+            created: list[str] = []
+
+            async def load(make: Any) -> float:
+                count = 0
+                deadline = time.perf_counter() + seconds
+
+                async def one() -> None:
+                    nonlocal count
+                    while time.perf_counter() < deadline:
+                        r = await make()
+                        assert r.status_code < 300, r.text
+                        count += 1
+
+                t0 = time.perf_counter()
+                await asyncio.gather(*(one() for _ in range(16)))
+                return count / (time.perf_counter() - t0)
+
+            async def create() -> httpx.Response:
+                r = await client.post("/tasks", json=body, headers=h)
+                if r.status_code == 201:
+                    created.append(r.json()["id"])
+                return r
+
+            create_rps = await load(create)
+
+            async def get() -> httpx.Response:
+                return await client.get(f"/tasks/{created[len(created) // 2]}", headers=h)
+
+            get_rps = await load(get)
+        return {"create": round(create_rps, 1), "get": round(get_rps, 1)}
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(timeout=30)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="ordinaut-bench-"))
+    base.chmod(0o755)
+    pg, redis = EmbeddedPostgres(base / "pg"), EmbeddedRedis(base / "redis")
+    try:
+        settings = load_settings(
+            {}, database_url=pg.start(), redis_url=redis.start(), migrations_dir=str(ROOT / "migrations")
+        )
+        conn = await db.connect(settings)
+        await db.migrate(conn, settings.migrations_dir)
+        await conn.close()
+        pool = await db.create_pool(settings, min_size=2, max_size=4)
+        results: dict[str, Any] = {
+            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": "make bench" + (" (--quick)" if args.quick else ""),
+        }
+        n = 3000 if args.quick else 30_000
+        results["noop_runs_per_s"] = round(await bench_throughput(pool, settings, n), 1)
+        print("noop runs/s", results["noop_runs_per_s"], flush=True)
+        results["start_lag_ms"] = await bench_start_lag(
+            pool, settings, 200.0, 3.0 if args.quick else 15.0
+        )
+        print("start lag ms", results["start_lag_ms"], flush=True)
+        results["tick_ms"] = {}
+        for size, label in ((10_000, "10k"), (100_000, "100k")):
+            if args.quick and size > 10_000:
+                break
+            results["tick_ms"][label] = await bench_tick(pool, settings, size)
+            print("tick", label, results["tick_ms"][label], flush=True)
+        await pool.close()
+        results["api_rps"] = await bench_api(settings, 3.0 if args.quick else 10.0)
+        print("api rps", results["api_rps"], flush=True)
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
+    finally:
+        redis.stop()
+        pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

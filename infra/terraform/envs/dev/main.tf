@@ -1,0 +1,142 @@
+# Ordinaut, development environment: the same shape as prod, smaller and cheaper (one NAT gateway,
+# single-AZ database without deletion protection, one Redis node, nothing kept after destroy).
+
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = merge(var.tags, {
+      Project     = "ordinaut"
+      Environment = local.environment
+      ManagedBy   = "terraform"
+    })
+  }
+}
+
+locals {
+  environment   = "dev"
+  name          = "ordinaut-${local.environment}"
+  log_retention = 365
+}
+
+module "network" {
+  source = "../../modules/network"
+
+  name               = local.name
+  cidr_block         = "10.40.0.0/16"
+  az_count           = 2
+  enable_nat_gateway = true
+  single_nat_gateway = true
+}
+
+module "data" {
+  source = "../../modules/data"
+
+  name                             = local.name
+  subnet_ids                       = module.network.private_subnet_ids
+  database_security_group_id       = module.network.database_security_group_id
+  database_proxy_security_group_id = module.network.database_proxy_security_group_id
+  redis_security_group_id          = module.network.redis_security_group_id
+  functions_security_group_id      = module.network.functions_security_group_id
+  image_uri                        = var.image_uri
+  architecture                     = var.architecture
+  log_level                        = var.log_level
+  log_retention_days               = local.log_retention
+  db_instance_class                = "db.t4g.micro"
+  db_multi_az                      = false
+  db_backup_retention_days         = 1
+  deletion_protection              = false
+  redis_node_type                  = "cache.t4g.micro"
+  redis_replicas                   = 0
+  redis_snapshot_retention_days    = 1
+  secret_recovery_window_days      = 0
+}
+
+module "workers" {
+  source = "../../modules/workers"
+
+  name                   = local.name
+  image_uri              = var.image_uri
+  architecture           = var.architecture
+  subnet_ids             = module.network.private_subnet_ids
+  security_group_id      = module.network.functions_security_group_id
+  kms_key_arn            = module.data.kms_key_arn
+  runtime_secret_arns    = module.data.runtime_secret_arns
+  database_secret_arn    = module.data.database_secret_arn
+  redis_secret_arn       = module.data.redis_secret_arn
+  secrets_key_arn        = module.data.secrets_key_arn
+  migration_marker       = module.data.migration_marker
+  log_level              = var.log_level
+  log_retention_days     = local.log_retention
+  worker_max_concurrency = 2
+  events_max_concurrency = 2
+}
+
+module "scheduler" {
+  source = "../../modules/scheduler"
+
+  name                = local.name
+  image_uri           = var.image_uri
+  architecture        = var.architecture
+  subnet_ids          = module.network.private_subnet_ids
+  security_group_id   = module.network.functions_security_group_id
+  kms_key_arn         = module.data.kms_key_arn
+  runtime_secret_arns = module.data.runtime_secret_arns
+  database_secret_arn = module.data.database_secret_arn
+  redis_secret_arn    = module.data.redis_secret_arn
+  secrets_key_arn     = module.data.secrets_key_arn
+  work_queue_arn      = module.workers.work_queue_arn
+  work_queue_url      = module.workers.work_queue_url
+  worker_fanout_max   = 2
+  migration_marker    = module.data.migration_marker
+  log_level           = var.log_level
+  log_retention_days  = local.log_retention
+}
+
+module "api" {
+  source = "../../modules/api"
+
+  name                 = local.name
+  image_uri            = var.image_uri
+  architecture         = var.architecture
+  subnet_ids           = module.network.private_subnet_ids
+  security_group_id    = module.network.functions_security_group_id
+  kms_key_arn          = module.data.kms_key_arn
+  runtime_secret_arns  = module.data.runtime_secret_arns
+  database_secret_arn  = module.data.database_secret_arn
+  redis_secret_arn     = module.data.redis_secret_arn
+  secrets_key_arn      = module.data.secrets_key_arn
+  migration_marker     = module.data.migration_marker
+  log_level            = var.log_level
+  log_retention_days   = local.log_retention
+  reserved_concurrency = 10
+}
+
+module "observability" {
+  source = "../../modules/observability"
+
+  name               = local.name
+  kms_key_arn        = module.data.kms_key_arn
+  log_retention_days = local.log_retention
+  vpc_id             = module.network.vpc_id
+  api_id             = module.api.api_id
+  alarm_emails       = var.alarm_emails
+
+  functions = {
+    api       = module.api.function_name
+    scheduler = module.scheduler.function_name
+    worker    = module.workers.worker_function_name
+    events    = module.workers.events_function_name
+    migrate   = module.data.migrate_function_name
+  }
+
+  dead_letter_queues = {
+    scheduler = module.scheduler.dlq_name
+    work      = module.workers.work_dlq_name
+    events    = module.workers.events_dlq_name
+  }
+
+  lag_metric_dimensions = {
+    service = "${local.name}-scheduler"
+  }
+}

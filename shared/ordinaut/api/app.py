@@ -1,0 +1,87 @@
+"""``create_app``: the FastAPI application (uvicorn locally, Mangum on Lambda)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from fastapi import APIRouter, FastAPI
+from redis.asyncio import Redis
+
+from ordinaut.api import errors
+from ordinaut.api.deps import Deps
+from ordinaut.api.middleware import (
+    BodyLimitMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+)
+from ordinaut.clock import Clock, DatabaseClock
+from ordinaut.config import Settings
+
+log = logging.getLogger("ordinaut.api")
+
+ROUTES_PACKAGE = "ordinaut.api.routes"
+ROUTE_MODULES = ["agents", "health", "tasks", "runs", "schedules"]
+# TODO(lead): drop this tolerance once tasks, runs and schedules exist.
+OPTIONAL_ROUTE_MODULES = frozenset({"tasks", "runs", "schedules"})
+
+
+def _routers() -> list[APIRouter]:
+    routers = []
+    for name in ROUTE_MODULES:
+        module_name = f"{ROUTES_PACKAGE}.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            # Only the module itself may be missing; an import error inside it is a bug.
+            if exc.name != module_name or name not in OPTIONAL_ROUTE_MODULES:
+                raise
+            log.warning("route module %s not present yet; its routes are not served", name)
+            continue
+        routers.append(module.router)
+    return routers
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    pool: asyncpg.Pool | None = None,
+    redis: Redis | None = None,
+) -> FastAPI:
+    """The API over ``settings``. A given pool / Redis client is used and never closed; without
+    one they are created on first use and closed at lifespan shutdown. The default clock is
+    the database's (SYSTEM.md promise 2)."""
+    deps = Deps(
+        settings=settings,
+        clock=clock if clock is not None else DatabaseClock(),
+        external_pool=pool,
+        external_redis=redis,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await deps.close()
+
+    app = FastAPI(
+        title="Ordinaut",
+        version="0.1.0",
+        summary="Durable task scheduling for AI assistants.",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.deps = deps
+    errors.install(app)
+    # add_middleware prepends: the last one added runs first.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    app.add_middleware(RateLimitMiddleware, settings=settings)
+    app.add_middleware(RequestContextMiddleware)
+    for router in _routers():
+        app.include_router(router)
+    return app

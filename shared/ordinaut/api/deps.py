@@ -1,0 +1,289 @@
+"""What a request needs: settings, the clock, the pool, Redis, and who is calling.
+
+``Deps`` lives on ``app.state.deps``. Its pool and Redis client are created lazily on first use
+and kept for the life of the process, so a Lambda container reuses them across warm
+invocations (Mangum runs with ``lifespan="off"``); when the lifespan does run, its shutdown
+closes them. A pool or client handed to ``create_app`` is used as is and never closed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+from uuid import UUID
+
+import asyncpg
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from ordinaut import auth, logs
+from ordinaut.api.errors import new_request_id
+from ordinaut.clock import Clock, DatabaseClock
+from ordinaut.config import Settings
+from ordinaut.errors import Forbidden, Unauthorized, Unavailable
+from ordinaut.store import agents, db
+
+POOL_ACQUIRE_TIMEOUT_S = 2.5
+POOL_RETRY_AFTER_FAILURE_S = 1.0
+CLOCK_RESYNC_S = 60.0
+MAX_PAGE = 500
+MAX_OFFSET = 1_000_000
+
+
+class _FastFailPool(asyncpg.Pool):
+    """A pool whose ``acquire`` (and so ``fetch``/``execute``) gives up after a few seconds
+    when every connection is busy, so a saturated or dead database is a quick 503."""
+
+    acquire_timeout: float = POOL_ACQUIRE_TIMEOUT_S
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+async def _create_pool(settings: Settings) -> asyncpg.Pool:
+    if not settings.database_url:
+        raise Unavailable("ORDINAUT_DATABASE_URL is not set")
+    pool = _FastFailPool(
+        settings.database_url,
+        min_size=1,
+        max_size=max(1, settings.db_pool_max),
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        init=db._init_connection,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        timeout=settings.db_connect_timeout_s,
+        command_timeout=settings.db_command_timeout_s,
+    )
+    try:
+        await pool
+    except BaseException:
+        pool.terminate()
+        raise
+    return pool
+
+
+def _create_redis(settings: Settings) -> Redis:
+    if not settings.redis_url:
+        raise Unavailable("ORDINAUT_REDIS_URL is not set")
+    # One quick retry covers a connection that went stale across a Redis restart; anything
+    # longer would turn a Redis outage into slow requests instead of fast, buffered ones.
+    client: Redis = Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=min(2.0, settings.db_connect_timeout_s),
+        socket_timeout=5.0,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+        health_check_interval=30,
+    )
+    return client
+
+
+@dataclass(eq=False)
+class Deps:
+    """Per-application dependencies. ``pool()`` and ``redis()`` are lazy and loop-aware."""
+
+    settings: Settings
+    clock: Clock
+    external_pool: asyncpg.Pool | None = None
+    external_redis: Redis | None = None
+    _pool: asyncpg.Pool | None = field(default=None, init=False, repr=False)
+    _pool_loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+    _pool_lock: asyncio.Lock | None = field(default=None, init=False, repr=False)
+    _lock_loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+    _pool_failed_at: float = field(default=float("-inf"), init=False, repr=False)
+    _clock_synced_at: float = field(default=float("-inf"), init=False, repr=False)
+    _redis: Redis | None = field(default=None, init=False, repr=False)
+    _redis_loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+
+    async def pool(self) -> asyncpg.Pool:
+        """The asyncpg pool (created on first use; Unavailable fast while the DB is down)."""
+        pool = self.external_pool
+        if pool is None:
+            loop = asyncio.get_running_loop()
+            pool = self._pool
+            if pool is None or self._pool_loop is not loop or pool.is_closing():
+                pool = await self._new_pool(loop)
+        if (
+            isinstance(self.clock, DatabaseClock)
+            and time.monotonic() - self._clock_synced_at > CLOCK_RESYNC_S
+        ):
+            await db.sync_clock(pool, self.clock)
+            self._clock_synced_at = time.monotonic()
+        return pool
+
+    async def _new_pool(self, loop: asyncio.AbstractEventLoop) -> asyncpg.Pool:
+        if self._pool_lock is None or self._lock_loop is not loop:
+            self._pool_lock = asyncio.Lock()
+            self._lock_loop = loop
+        async with self._pool_lock:
+            current = self._pool
+            if current is not None and self._pool_loop is loop and not current.is_closing():
+                return current
+            if time.monotonic() - self._pool_failed_at < POOL_RETRY_AFTER_FAILURE_S:
+                raise Unavailable("database unavailable", {"retry_after_s": 1})
+            if current is not None:
+                # Left over from an event loop that is gone (a previous Lambda invocation):
+                # its connections cannot be closed gracefully from this loop.
+                current.terminate()
+                self._pool = None
+            try:
+                self._pool = await _create_pool(self.settings)
+            except Exception:
+                self._pool_failed_at = time.monotonic()
+                raise
+            self._pool_loop = loop
+            return self._pool
+
+    async def redis(self) -> Redis:
+        """The Redis client (created on first use; connects lazily)."""
+        if self.external_redis is not None:
+            return self.external_redis
+        loop = asyncio.get_running_loop()
+        if self._redis is None or self._redis_loop is not loop:
+            self._redis = _create_redis(self.settings)
+            self._redis_loop = loop
+        return self._redis
+
+    async def close(self) -> None:
+        """Close what this object created (never what was handed in)."""
+        pool, self._pool = self._pool, None
+        client, self._redis = self._redis, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5.0)
+            except (TimeoutError, RuntimeError):
+                pool.terminate()
+        if client is not None:
+            await client.aclose()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated agent of a request. ``admin`` implies every scope."""
+
+    agent_id: UUID
+    scopes: frozenset[str]
+    is_admin: bool
+
+    def has(self, scope: str) -> bool:
+        return self.is_admin or scope in self.scopes
+
+
+def get_deps(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps
+
+
+def request_id(request: Request) -> str:
+    """The request id the middleware assigned (echoed as ``X-Request-ID``)."""
+    rid = getattr(request.state, "request_id", None)
+    if not isinstance(rid, str):
+        rid = new_request_id()
+        request.state.request_id = rid
+    return rid
+
+
+def request_now(request: Request) -> datetime:
+    """The request's one reading of the clock (habit 1: read once, pass it into SQL)."""
+    now = getattr(request.state, "now", None)
+    if not isinstance(now, datetime):
+        now = get_deps(request).clock.now()
+        request.state.now = now
+    return now
+
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <access_token>`")
+MISSING_TOKEN = "authentication required: send Authorization: Bearer <access_token>"
+
+
+async def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    """Check the bearer token against ``agent_tokens`` (every request; cached per request)."""
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized(MISSING_TOKEN)
+    deps = get_deps(request)
+    now = request_now(request)
+    grant = await agents.authenticate(await deps.pool(), credentials.credentials, now)
+    if grant is None:
+        raise auth.InvalidToken(agents.BAD_TOKEN)
+    principal = Principal(
+        agent_id=grant.agent_id, scopes=grant.scopes, is_admin=auth.ADMIN in grant.scopes
+    )
+    request.state.principal = principal
+    logs.bind(agent_id=str(principal.agent_id))
+    return principal
+
+
+def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
+    """A dependency returning the caller's Principal: 401 without a live access token,
+    403 when it lacks ``scope`` (None: any authenticated agent)."""
+    if scope is not None and scope not in auth.SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> Principal:
+        principal = await authenticate(request, credentials)
+        if scope is not None and not principal.has(scope):
+            raise Forbidden(f"this route needs the {scope!r} scope", {"required_scope": scope})
+        return principal
+
+    dependency.__name__ = f"require_{(scope or 'auth').replace(':', '_')}"
+    return dependency
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """The list envelope every list route uses."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+    has_more: bool
+
+
+@dataclass(frozen=True)
+class Paging:
+    limit: int
+    offset: int
+
+    def page(self, items: list[Any], total: int) -> dict[str, Any]:
+        """The envelope for one page (validate it with ``response_model=Page[Item]``)."""
+        return {
+            "items": items,
+            "total": total,
+            "limit": self.limit,
+            "offset": self.offset,
+            "has_more": self.offset + len(items) < total,
+        }
+
+
+def paging(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> Paging:
+    """``limit`` (1..500, default 50) and ``offset`` query parameters."""
+    return Paging(limit=limit, offset=offset)
+
+
+DepsDep = Annotated[Deps, Depends(get_deps)]
+Now = Annotated[datetime, Depends(request_now)]
+RequestId = Annotated[str, Depends(request_id)]
+PagingDep = Annotated[Paging, Depends(paging)]

@@ -1,0 +1,213 @@
+"""Every error leaves the API as ``{"error": {"code", "message", "details"}, "request_id"}``.
+
+Domain errors (``ordinaut.errors``) carry their own status and code; framework errors (unknown
+route, wrong method, invalid input, malformed JSON) are mapped here; a database or Redis that
+cannot be reached is a 503 ``unavailable``; anything else is a 500 (a bug), answered by the
+request middleware, which also logs it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+import redis.exceptions
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import Send
+
+from ordinaut import errors
+
+MAX_VALIDATION_ERRORS = 50
+MAX_MESSAGE_CHARS = 300
+MAX_FIELD_CHARS = 200
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+_HTTP_MESSAGES = {404: "no such route", 405: "method not allowed on this route"}
+
+# Failures reaching PostgreSQL or Redis: the caller should retry later, nothing is wrong with
+# the request. OSError covers refused / missing sockets and TimeoutError (pool acquire,
+# connect and command timeouts).
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    errors.Unavailable,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means a backing service could not be reached in time."""
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    # asyncpg reports a connection that died under it or a pool being closed this way.
+    return isinstance(exc, asyncpg.InterfaceError) and "clos" in str(exc)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def error_body(code: str, message: str, details: Any, request_id: str) -> bytes:
+    doc = {
+        "error": {"code": code, "message": message, "details": details},
+        "request_id": request_id,
+    }
+    return orjson.dumps(doc, default=str)
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    *,
+    request_id: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(
+        error_body(code, message, details, request_id),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    *,
+    request_id: str,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer from pure ASGI middleware, before (or instead of) the application."""
+    body = error_body(code, message, details, request_id)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def request_id_of(request: Request) -> str:
+    rid = getattr(request.state, "request_id", None)
+    return rid if isinstance(rid, str) else new_request_id()
+
+
+def domain_headers(exc: errors.OrdinautError) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if exc.status in (429, 503) and isinstance(exc.details, dict):
+        retry = exc.details.get("retry_after_s")
+        if isinstance(retry, int | float):
+            headers["Retry-After"] = str(max(1, int(retry + 0.999)))
+    return headers
+
+
+def validation_details(problems: Sequence[Any]) -> list[dict[str, Any]]:
+    """Field path, message and type of each problem; the offending input is never echoed."""
+    details = []
+    for problem in problems[:MAX_VALIDATION_ERRORS]:
+        loc = ".".join(str(part) for part in problem.get("loc", ()))
+        details.append(
+            {
+                "field": loc[:MAX_FIELD_CHARS],
+                "message": str(problem.get("msg", ""))[:MAX_MESSAGE_CHARS],
+                "type": str(problem.get("type", "")),
+            }
+        )
+    return details
+
+
+async def _domain(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.OrdinautError)
+    return error_response(
+        exc.status,
+        exc.code,
+        exc.message,
+        exc.details,
+        request_id=request_id_of(request),
+        headers=domain_headers(exc) or None,
+    )
+
+
+async def _validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = list(exc.errors())
+    broken = next((p for p in problems if p.get("type") == "json_invalid"), None)
+    if broken is not None:
+        loc = broken.get("loc", ())
+        ctx = broken.get("ctx") or {}
+        return error_response(
+            400,
+            "invalid_json",
+            "request body is not valid JSON",
+            {
+                "position": loc[-1] if loc else None,
+                "error": str(ctx.get("error", ""))[:MAX_MESSAGE_CHARS],
+            },
+            request_id=request_id_of(request),
+        )
+    details = validation_details(problems)
+    first = details[0]["field"] if details else "request"
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return error_response(
+        422,
+        "validation_error",
+        f"invalid input at {first}{more}",
+        details,
+        request_id=request_id_of(request),
+    )
+
+
+async def _http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+    return error_response(
+        exc.status_code,
+        code,
+        message,
+        request_id=request_id_of(request),
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers. Unexpected exceptions are answered by the request middleware
+    (outside Starlette's error middleware, so they keep the request id and metrics)."""
+    app.add_exception_handler(errors.OrdinautError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)

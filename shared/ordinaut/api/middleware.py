@@ -1,0 +1,276 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: no extra task or body copy per request).
+
+Outermost first:
+
+* ``RequestContextMiddleware``: trailing-slash tolerance, ``X-Request-ID``, log context,
+  metrics by route template, and the last word on unexpected exceptions (500, or 503 when a
+  backing service is unreachable) so those responses keep the request id and are counted.
+* ``RateLimitMiddleware``: a token bucket per agent token (or per client address).
+* ``BodyLimitMiddleware``: body size (declared and streamed) and JSON nesting depth, checked
+  before anything parses the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import math
+import re
+import time
+from collections import OrderedDict
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ordinaut import errors as domain
+from ordinaut import logs
+from ordinaut.api.errors import is_unavailable, new_request_id, send_error
+from ordinaut.config import Settings
+from ordinaut.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = logging.getLogger("ordinaut.api")
+access_log = logging.getLogger("ordinaut.api.access")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED = "unmatched"
+UNLIMITED_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _state(scope: Scope) -> dict[str, Any]:
+    state: dict[str, Any] = scope.setdefault("state", {})
+    return state
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (``/tasks/{task_id}``), never the concrete path."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) and path else UNMATCHED
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            scope["path"] = path.rstrip("/") or "/"
+            raw = scope.get("raw_path")
+            if raw:
+                scope["raw_path"] = raw.rstrip(b"/") or b"/"
+        incoming = _header(scope, b"x-request-id")
+        text = incoming.decode("latin-1") if incoming else ""
+        rid = text if _REQUEST_ID.fullmatch(text) else new_request_id()
+        _state(scope)["request_id"] = rid
+        rid_header = (b"x-request-id", rid.encode())
+        token = logs.bind(request_id=rid)
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), rid_header]}
+            await send(message)
+
+        begun = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if started:
+                log.exception("error after the response started")
+                raise
+            if isinstance(exc, domain.OrdinautError):
+                await send_error(
+                    send_with_id, exc.status, exc.code, exc.message, exc.details, request_id=rid
+                )
+            elif is_unavailable(exc):
+                log.warning("backing service unavailable: %s", type(exc).__name__)
+                await send_error(
+                    send_with_id,
+                    503,
+                    "unavailable",
+                    "a backing service is unavailable; retry shortly",
+                    request_id=rid,
+                    headers=[(b"retry-after", b"1")],
+                )
+            else:
+                log.exception("unhandled error")
+                await send_error(
+                    send_with_id,
+                    500,
+                    "internal_error",
+                    "internal error; it has been logged with this request id",
+                    request_id=rid,
+                )
+        finally:
+            elapsed = time.perf_counter() - begun
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            route = route_template(scope)
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %s",
+                    method,
+                    route,
+                    status,
+                    extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
+                )
+            logs.reset(token)
+
+
+class TokenBuckets:
+    """Token buckets keyed by caller; bounded memory (least recently seen keys are dropped)."""
+
+    def __init__(self, per_minute: int, *, max_keys: int = 10_000) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str, now: float) -> float:
+        """Take one token; returns 0 when allowed, else seconds until one is available."""
+        tokens, last = self._buckets.pop(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.rate
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+def caller_key(scope: Scope) -> str:
+    """The bearer token's digest (one bucket per credential), else the client address."""
+    authorization = _header(scope, b"authorization")
+    if authorization and authorization[:7].lower() == b"bearer ":
+        return "t:" + hashlib.blake2b(authorization[7:].strip(), digest_size=12).hexdigest()
+    client = scope.get("client")
+    return "ip:" + (str(client[0]) if client else "unknown")
+
+
+class RateLimitMiddleware:
+    """``settings.rate_limit_per_minute`` per caller and process; 429 with Retry-After."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.limit = settings.rate_limit_per_minute
+        self.buckets = TokenBuckets(max(1, self.limit))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.limit <= 0 or scope["path"] in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        wait = self.buckets.take(caller_key(scope), time.monotonic())
+        if wait > 0:
+            retry_after = max(1, math.ceil(wait))
+            await send_error(
+                send,
+                429,
+                domain.RateLimited.code,
+                f"rate limit of {self.limit} requests per minute exceeded (rate_limit_per_minute)",
+                {"limit": "rate_limit_per_minute", "max": self.limit, "retry_after_s": retry_after},
+                request_id=_state(scope).get("request_id") or new_request_id(),
+                headers=[(b"retry-after", str(retry_after).encode())],
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+_BRACKETS = b"[]{}"
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
+_DELTA = [0] * 256
+_DELTA[ord("[")] = _DELTA[ord("{")] = 1
+_DELTA[ord("]")] = _DELTA[ord("}")] = -1
+
+
+def json_depth(body: bytes, limit: int) -> int:
+    """Maximum nesting depth of arrays/objects in ``body`` (strings ignored), in linear time
+    without recursion; returns early with a value <= ``limit`` when it cannot exceed it."""
+    opened = body.count(b"[") + body.count(b"{")
+    if opened <= limit:
+        return opened
+    structure = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    return max(itertools.accumulate(map(_DELTA.__getitem__, structure)), default=0)
+
+
+class BodyLimitMiddleware:
+    """Reads the body (bounded by ``max_body_bytes``), checks JSON depth, then replays it."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.max_bytes = settings.max_body_bytes
+        self.max_depth = settings.max_json_depth
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        await send_error(
+            send,
+            413,
+            domain.PayloadTooLarge.code,
+            f"request body exceeds {self.max_bytes} bytes (max_body_bytes)",
+            {"limit": "max_body_bytes", "max": self.max_bytes},
+            request_id=_state(scope).get("request_id") or new_request_id(),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(scope, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if json_depth(body, self.max_depth) > self.max_depth:
+            await send_error(
+                send,
+                422,
+                domain.LimitExceeded.code,
+                f"JSON nested deeper than {self.max_depth} levels (max_json_depth)",
+                {"limit": "max_json_depth", "max": self.max_depth},
+                request_id=_state(scope).get("request_id") or new_request_id(),
+            )
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,1 @@
+"""One module per resource; each exposes ``router: APIRouter`` (listed in ``app.ROUTE_MODULES``)."""

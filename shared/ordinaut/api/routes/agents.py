@@ -1,0 +1,217 @@
+"""``/agents``: agent management (admin) and the token exchange (API.md "Auth")."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from ordinaut import auth
+from ordinaut.api.deps import (
+    DepsDep,
+    Now,
+    Page,
+    PagingDep,
+    Principal,
+    RequestId,
+    require,
+)
+from ordinaut.store import agents as store
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+Scope = Literal["tasks:read", "tasks:write", "runs:read", "events:publish", "admin"]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Scopes = Annotated[list[Scope], Field(min_length=1, max_length=len(auth.SCOPES))]
+Admin = Annotated[Principal, Depends(require(auth.ADMIN))]
+Caller = Annotated[Principal, Depends(require(None))]
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgentCreate(Strict):
+    name: Name
+    scopes: Scopes
+
+
+class AgentUpdate(Strict):
+    """Fields to change; omitted fields keep their value."""
+
+    name: Name | None = None
+    scopes: Scopes | None = None
+    is_active: bool | None = None
+
+
+class AgentOut(BaseModel):
+    id: UUID
+    name: str
+    scopes: list[str]
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgentCreated(AgentOut):
+    agent_secret: str = Field(description="Shown once; store it now. Only its hash is kept.")
+
+
+class Credentials(BaseModel):
+    agent_id: UUID
+    agent_secret: str = Field(description="The new secret, shown once. Old tokens are revoked.")
+
+
+class TokenRequest(Strict):
+    agent_id: Annotated[str, Field(max_length=64)]
+    agent_secret: Annotated[str, Field(max_length=auth.MAX_SECRET_LENGTH)]
+
+
+class RefreshRequest(Strict):
+    refresh_token: Annotated[str, Field(max_length=auth.MAX_TOKEN_LENGTH)]
+
+
+class RevokeRequest(Strict):
+    token: Annotated[str, Field(max_length=auth.MAX_TOKEN_LENGTH)]
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    scope: str
+
+
+def _tokens(pair: store.TokenPair, response: Response) -> TokenOut:
+    response.headers.update(NO_STORE)
+    return TokenOut(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+        scope=pair.scope,
+    )
+
+
+@router.post("/auth/token", response_model=TokenOut)
+async def token(
+    body: TokenRequest, response: Response, deps: DepsDep, now: Now, rid: RequestId
+) -> TokenOut:
+    """Exchange an agent id and secret for an access and a refresh token."""
+    pair = await store.exchange_secret(
+        await deps.pool(), body.agent_id, body.agent_secret, now, deps.settings, request_id=rid
+    )
+    return _tokens(pair, response)
+
+
+@router.post("/auth/refresh", response_model=TokenOut)
+async def refresh(
+    body: RefreshRequest, response: Response, deps: DepsDep, now: Now, rid: RequestId
+) -> TokenOut:
+    """Rotate a refresh token: a new pair; the old refresh token is revoked."""
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        pair = await store.refresh_tokens(
+            conn, body.refresh_token, now, deps.settings, request_id=rid
+        )
+    return _tokens(pair, response)
+
+
+@router.post("/auth/revoke", status_code=204)
+async def revoke(
+    body: RevokeRequest, caller: Caller, deps: DepsDep, now: Now, rid: RequestId
+) -> Response:
+    """Revoke an access or refresh token and the rest of its login (its token family)."""
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        await store.revoke_token(
+            conn,
+            body.token,
+            now,
+            actor_id=caller.agent_id,
+            actor_is_admin=caller.is_admin,
+            request_id=rid,
+        )
+    return Response(status_code=204)
+
+
+@router.post("", status_code=201, response_model=AgentCreated)
+async def create(
+    body: AgentCreate, admin: Admin, response: Response, deps: DepsDep, now: Now, rid: RequestId
+) -> AgentCreated:
+    """Create an agent; its secret is returned once."""
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        agent, secret = await store.create_agent(
+            conn,
+            name=body.name,
+            scopes=body.scopes,
+            now=now,
+            actor_id=admin.agent_id,
+            request_id=rid,
+        )
+    response.headers.update(NO_STORE)
+    response.headers["Location"] = f"/agents/{agent.id}"
+    return AgentCreated(**agent.as_dict(), agent_secret=secret)
+
+
+@router.get("", response_model=Page[AgentOut])
+async def list_agents(_: Admin, deps: DepsDep, paging: PagingDep) -> dict[str, object]:
+    """Agents, oldest first, in the list envelope."""
+    items, total = await store.list_agents(
+        await deps.pool(), limit=paging.limit, offset=paging.offset
+    )
+    return paging.page([a.as_dict() for a in items], total)
+
+
+@router.get("/{agent_id}", response_model=AgentOut)
+async def get(agent_id: UUID, _: Admin, deps: DepsDep) -> dict[str, object]:
+    return (await store.get_agent(await deps.pool(), agent_id)).as_dict()
+
+
+@router.put("/{agent_id}", response_model=AgentOut)
+@router.patch("/{agent_id}", response_model=AgentOut, include_in_schema=False)
+async def update(
+    agent_id: UUID, body: AgentUpdate, admin: Admin, deps: DepsDep, now: Now, rid: RequestId
+) -> dict[str, object]:
+    """Change an agent's name, scopes or active flag. Deactivation revokes its tokens."""
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        agent = await store.update_agent(
+            conn,
+            agent_id,
+            now=now,
+            name=body.name,
+            scopes=body.scopes,
+            is_active=body.is_active,
+            actor_id=admin.agent_id,
+            request_id=rid,
+        )
+    return agent.as_dict()
+
+
+@router.delete("/{agent_id}", status_code=204)
+async def delete(agent_id: UUID, admin: Admin, deps: DepsDep, now: Now, rid: RequestId) -> Response:
+    """Delete an agent with its tokens, tasks and runs. An admin cannot delete itself (409)."""
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        await store.delete_agent(conn, agent_id, now=now, actor_id=admin.agent_id, request_id=rid)
+    return Response(status_code=204)
+
+
+@router.post("/{agent_id}/credentials", response_model=Credentials)
+async def rotate_credentials(
+    agent_id: UUID, admin: Admin, response: Response, deps: DepsDep, now: Now, rid: RequestId
+) -> Credentials:
+    """Replace the agent's secret (returned once) and revoke all its tokens."""
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        secret = await store.rotate_secret(
+            conn, agent_id, now=now, actor_id=admin.agent_id, request_id=rid
+        )
+    response.headers.update(NO_STORE)
+    return Credentials(agent_id=agent_id, agent_secret=secret)

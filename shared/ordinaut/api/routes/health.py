@@ -1,0 +1,168 @@
+"""Health and metrics; no authentication (``/metrics`` is kept off the public host).
+
+``/health/live``: the process answers. ``/health/ready``: the database answers. ``/health``:
+every component. PostgreSQL down is *unhealthy* (503): nothing durable can happen. Redis down,
+a stale scheduler or no live workers is *degraded* (200): the outbox buffers events and due
+work waits in the database, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ordinaut.api.deps import Deps, get_deps, request_id, request_now
+from ordinaut.metrics import REGISTRY
+
+router = APIRouter(tags=["operations"])
+
+DB_TIMEOUT_S = 2.0
+REDIS_TIMEOUT_S = 1.0
+OUTBOX_BACKLOG_CAP = 100_000
+HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
+
+# Read-only probes. They belong to no table's module, so they sit beside their only caller.
+SELECT_ONE = "SELECT 1"
+SELECT_STATE = """
+SELECT
+    (SELECT max(last_tick_at) FROM scheduler_state) AS last_tick_at,
+    (SELECT count(*) FROM worker_heartbeats WHERE last_seen >= $1) AS live_workers,
+    (SELECT count(*) FROM (
+        SELECT 1 FROM outbox WHERE relayed_at IS NULL LIMIT $2
+    ) AS pending) AS outbox_backlog
+"""
+
+
+def _dumps(doc: dict[str, Any]) -> bytes:
+    # UTC instants as "...Z", like every other response.
+    return orjson.dumps(doc, option=orjson.OPT_UTC_Z)
+
+
+def _json(doc: dict[str, Any]) -> Response:
+    return Response(_dumps(doc), media_type="application/json")
+
+
+def _unavailable(doc: dict[str, Any], rid: str, message: str) -> Response:
+    """A 503 that is both the health document and the uniform error envelope."""
+    doc["error"] = {"code": "unavailable", "message": message, "details": None}
+    doc["request_id"] = rid
+    return Response(
+        _dumps(doc),
+        status_code=503,
+        media_type="application/json",
+        headers={"Retry-After": "5"},
+    )
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+async def _database(deps: Deps, now: datetime) -> dict[str, Any]:
+    started = time.perf_counter()
+    window = 3 * deps.settings.heartbeat_s
+    try:
+        async with asyncio.timeout(DB_TIMEOUT_S):
+            pool = await deps.pool()
+            async with pool.acquire(timeout=DB_TIMEOUT_S) as conn:
+                await conn.fetchval(SELECT_ONE)
+                latency = _ms(started)
+                row = await conn.fetchrow(
+                    SELECT_STATE, now - timedelta(seconds=window), OUTBOX_BACKLOG_CAP
+                )
+    except Exception as exc:  # any failure to answer is the finding, not a 500
+        return {"status": UNHEALTHY, "latency_ms": _ms(started), "error": type(exc).__name__}
+    return {
+        "status": HEALTHY,
+        "latency_ms": latency,
+        "last_tick_at": row["last_tick_at"],
+        "live_workers": row["live_workers"],
+        "outbox_backlog": row["outbox_backlog"],
+        "worker_window_s": window,
+    }
+
+
+async def _redis(deps: Deps) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(REDIS_TIMEOUT_S):
+            client = await deps.redis()
+            await client.ping()
+    except Exception as exc:  # Redis down is a degraded state, never an error response
+        return {"status": DEGRADED, "latency_ms": _ms(started), "error": type(exc).__name__}
+    return {"status": HEALTHY, "latency_ms": _ms(started)}
+
+
+def _scheduler(deps: Deps, now: datetime, last_tick_at: datetime | None) -> dict[str, Any]:
+    stale_after = max(30.0, 3 * deps.settings.tick_interval_s)
+    if last_tick_at is None:
+        return {"status": UNKNOWN, "last_tick_at": None, "stale_after_s": stale_after}
+    age = max(0.0, (now - last_tick_at).total_seconds())
+    return {
+        "status": HEALTHY if age <= stale_after else DEGRADED,
+        "last_tick_at": last_tick_at,
+        "age_s": round(age, 3),
+        "stale_after_s": stale_after,
+    }
+
+
+@router.get("/health/live")
+async def live() -> Response:
+    """The process is up (no I/O)."""
+    return _json({"status": "ok"})
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> Response:
+    """Ready when the database answers ``SELECT 1`` within two seconds."""
+    database = await _database(get_deps(request), request_now(request))
+    if database["status"] != HEALTHY:
+        doc = {"status": "unavailable", "database": database}
+        return _unavailable(doc, request_id(request), "database unavailable")
+    return _json({"status": "ready", "database_latency_ms": database["latency_ms"]})
+
+
+@router.get("/health")
+async def health(request: Request) -> Response:
+    """Every component; 503 only when unhealthy (the database is unreachable)."""
+    deps = get_deps(request)
+    now = request_now(request)
+    database, redis = await asyncio.gather(_database(deps, now), _redis(deps))
+    if database["status"] == HEALTHY:
+        redis["outbox_backlog"] = database.pop("outbox_backlog")
+        redis["outbox_backlog_capped"] = redis["outbox_backlog"] >= OUTBOX_BACKLOG_CAP
+        scheduler = _scheduler(deps, now, database.pop("last_tick_at"))
+        live_workers = database.pop("live_workers")
+        workers = {
+            "status": HEALTHY if live_workers > 0 else DEGRADED,
+            "live": live_workers,
+            "window_s": database.pop("worker_window_s"),
+        }
+    else:
+        redis["outbox_backlog"] = None
+        scheduler = {"status": UNKNOWN}
+        workers = {"status": UNKNOWN}
+    components = {"database": database, "redis": redis, "scheduler": scheduler, "workers": workers}
+    if database["status"] != HEALTHY:
+        status = UNHEALTHY
+    elif all(c["status"] == HEALTHY for c in components.values()):
+        status = HEALTHY
+    else:
+        status = DEGRADED
+    doc: dict[str, Any] = {"status": status, "checked_at": now, "components": components}
+    if status == UNHEALTHY:
+        return _unavailable(doc, request_id(request), "database unavailable")
+    return _json(doc)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    """Prometheus text exposition of this process's metrics."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

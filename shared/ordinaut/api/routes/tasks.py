@@ -1,0 +1,539 @@
+"""Tasks: create, read, update, delete and the lifecycle actions."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+import asyncpg
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+
+from ordinaut import events
+from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
+from ordinaut.api.tooling import tool_registry
+from ordinaut.errors import Conflict, InvalidTransition, LimitExceeded, ValidationFailed
+from ordinaut.models import (
+    PreviewIn,
+    SnoozeIn,
+    TaskCreate,
+    TaskOut,
+    TaskPatch,
+    ValidateIn,
+    page,
+)
+from ordinaut.pipeline import PipelineLimits, dry_run
+from ordinaut.slots import idempotency_key, stored_schedule
+from ordinaut.store import audit, idempotency, outbox, tasks, work
+from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
+
+router = APIRouter(tags=["tasks"])
+
+TASK_READ = Depends(require("tasks:read"))
+TASK_WRITE = Depends(require("tasks:write"))
+
+
+def _out(row: dict[str, Any]) -> dict[str, Any]:
+    return TaskOut.model_validate(row).model_dump(mode="json")
+
+
+async def _record(
+    conn: asyncpg.Connection,
+    request: Request,
+    who: Principal,
+    action: str,
+    task: dict[str, Any],
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Audit row + outbox event for one task mutation, inside its transaction."""
+    await audit.record(
+        conn,
+        actor_id=who.agent_id,
+        action=action,
+        subject_type="task",
+        subject_id=task["id"],
+        now=now,
+        details=details,
+        request_id=request_id(request),
+    )
+    await outbox.append(
+        conn,
+        [
+            outbox.OutboxEvent(
+                event_type=action,
+                tenant_id=who.agent_id,
+                subject_id=task["id"],
+                payload={"task_id": str(task["id"]), "status": task["status"], **(details or {})},
+            )
+        ],
+        now=now,
+    )
+
+
+@router.post("/tasks", status_code=201)
+async def create_task(
+    body: TaskCreate,
+    request: Request,
+    response: Response,
+    who: Principal = TASK_WRITE,
+    deps: Deps = Depends(get_deps),
+    idempotency_key_header: str | None = Header(default=None, alias="Idempotency-Key"),
+) -> dict[str, Any]:
+    """Create a task; with ``Idempotency-Key`` a retried request returns the first response."""
+    now = deps.clock.now()
+    fields = body.model_dump(mode="json")
+    if idempotency_key_header is not None and not 1 <= len(idempotency_key_header) <= 200:
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 200 characters",
+            [{"field": "header.Idempotency-Key", "message": "1 to 200 characters"}],
+        )
+    request_hash = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
+    prepared = prepare(fields, now=now, settings=deps.settings, registry=tool_registry(request))
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        for _ in range(2):
+            try:
+                async with conn.transaction():
+                    if idempotency_key_header:
+                        seen = await idempotency.lookup(conn, who.agent_id, idempotency_key_header)
+                        if seen is not None:
+                            return _replay(seen, request_hash, response)
+                    out = await _insert(conn, request, who, prepared, now, deps)
+                    if idempotency_key_header:
+                        await idempotency.remember(
+                            conn,
+                            who.agent_id,
+                            idempotency_key_header,
+                            request_hash=request_hash,
+                            status_code=201,
+                            response=out,
+                            now=now,
+                        )
+                    return out
+            except asyncpg.UniqueViolationError:
+                # A concurrent request with the same key committed first: replay it.
+                if not idempotency_key_header:
+                    raise
+        raise Conflict("concurrent requests with the same Idempotency-Key", {})
+
+
+def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Response) -> Any:
+    stored_hash, status_code, body = seen
+    if stored_hash != request_hash:
+        raise Conflict(
+            "Idempotency-Key was already used with a different request body",
+            {"header": "Idempotency-Key"},
+        )
+    response.status_code = status_code
+    response.headers["Idempotent-Replayed"] = "true"
+    return body
+
+
+async def _insert(
+    conn: asyncpg.Connection,
+    request: Request,
+    who: Principal,
+    prepared: dict[str, Any],
+    now: datetime,
+    deps: Deps,
+) -> dict[str, Any]:
+    if await tasks.count_owned(conn, who.agent_id) >= deps.settings.max_tasks_per_agent:
+        raise LimitExceeded(
+            f"an agent may own at most {deps.settings.max_tasks_per_agent} tasks",
+            [{"field": "tasks", "limit": "max_tasks_per_agent"}],
+        )
+    if prepared.get("dedupe_key") and prepared.get("dedupe_window_seconds"):
+        since = now - timedelta(seconds=prepared["dedupe_window_seconds"])
+        dup = await tasks.find_recent_duplicate(conn, who.agent_id, prepared["dedupe_key"], since)
+        if dup is not None:
+            raise Conflict(
+                "a task with this dedupe_key was created inside its dedupe window",
+                {"existing_task_id": str(dup["id"]), "dedupe_key": prepared["dedupe_key"]},
+            )
+    prepared = {**prepared, "status": "active", "snoozed_until": None}
+    row = await tasks.insert_task(
+        conn, task_id=uuid.uuid4(), owner_id=who.agent_id, task=prepared, now=now
+    )
+    await _record(conn, request, who, events.TASK_CREATED, row, now)
+    return _out(row)
+
+
+@router.get("/tasks")
+async def list_tasks(
+    who: Principal = TASK_READ,
+    deps: Deps = Depends(get_deps),
+    status: Literal["active", "paused", "canceled", "completed"] | None = None,
+    schedule_kind: Literal["cron", "rrule", "once", "event", "condition"] | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> dict[str, Any]:
+    pool = await deps.pool()
+    rows, total = await tasks.list_tasks(
+        pool, who.agent_id, status=status, kind=schedule_kind, limit=limit, offset=offset
+    )
+    return page([_out(r) for r in rows], total, limit, offset)
+
+
+@router.get("/tasks/{task_id}")
+async def get_task(
+    task_id: UUID, who: Principal = TASK_READ, deps: Deps = Depends(get_deps)
+) -> dict[str, Any]:
+    pool = await deps.pool()
+    return _out(await tasks.get_task(pool, task_id, who.agent_id))
+
+
+async def _update(
+    request: Request,
+    task_id: UUID,
+    changes: dict[str, Any],
+    who: Principal,
+    deps: Deps,
+) -> dict[str, Any]:
+    now = deps.clock.now()
+    pool = await deps.pool()
+    async with pool.acquire() as conn, conn.transaction():
+        current = await tasks.get_task(conn, task_id, who.agent_id, lock=True)
+        if current["status"] == "canceled":
+            raise InvalidTransition("a canceled task cannot be updated", {"status": "canceled"})
+        merged = {**current, **changes}
+        schedule_changed = any(merged[f] != current[f] for f in SCHEDULE_FIELDS)
+        fields = {k: merged[k] for k in TaskCreate.model_fields}
+        prepared = prepare(
+            fields,
+            now=now,
+            settings=deps.settings,
+            registry=tool_registry(request),
+            stored=None
+            if schedule_changed
+            else stored_schedule(
+                current["schedule_kind"],
+                current["schedule_expr"],
+                current["timezone"],
+                current["dtstart"],
+            ),
+        )
+        task = {**current, **prepared}
+        if schedule_changed:
+            await work.drop_pending(conn, task_id, triggers=["schedule"])
+            if current["status"] == "paused":
+                task["next_run_at"] = None
+            elif task["next_run_at"] is None and prepared["schedule_kind"] in ("cron", "rrule", "once"):
+                task["status"] = "completed"
+            elif current["status"] == "completed":
+                task["status"] = "active"
+        else:
+            task["next_run_at"] = current["next_run_at"]
+            task["dtstart"] = current["dtstart"]
+        row = await tasks.update_task(conn, owner_id=who.agent_id, task=task, now=now)
+        await _record(
+            conn,
+            request,
+            who,
+            events.TASK_UPDATED,
+            row,
+            now,
+            {"fields": sorted(k for k in changes if changes[k] != current.get(k))},
+        )
+    return _out(row)
+
+
+@router.put("/tasks/{task_id}")
+async def replace_task(
+    task_id: UUID,
+    body: TaskCreate,
+    request: Request,
+    who: Principal = TASK_WRITE,
+    deps: Deps = Depends(get_deps),
+) -> dict[str, Any]:
+    return await _update(request, task_id, body.model_dump(mode="json"), who, deps)
+
+
+@router.patch("/tasks/{task_id}")
+async def patch_task(
+    task_id: UUID,
+    body: TaskPatch,
+    request: Request,
+    who: Principal = TASK_WRITE,
+    deps: Deps = Depends(get_deps),
+) -> dict[str, Any]:
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    nulls = [k for k, v in changes.items() if v is None and k not in TaskPatch.nullable()]
+    if nulls:
+        raise ValidationFailed(
+            "these fields cannot be null", [{"field": k, "message": "may not be null"} for k in nulls]
+        )
+    return await _update(request, task_id, changes, who, deps)
+
+
+@router.delete("/tasks/{task_id}", status_code=204)
+async def delete_task(
+    task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
+) -> Response:
+    now = deps.clock.now()
+    pool = await deps.pool()
+    async with pool.acquire() as conn, conn.transaction():
+        current = await tasks.get_task(conn, task_id, who.agent_id, lock=True)
+        await tasks.delete_task(conn, task_id, who.agent_id)
+        await _record(conn, request, who, events.TASK_DELETED, current, now)
+    return Response(status_code=204)
+
+
+async def _transition(
+    request: Request,
+    task_id: UUID,
+    who: Principal,
+    deps: Deps,
+    *,
+    action: str,
+    verb: str,
+    allowed_from: tuple[str, ...],
+    to: str,
+) -> dict[str, Any]:
+    now = deps.clock.now()
+    pool = await deps.pool()
+    async with pool.acquire() as conn, conn.transaction():
+        current = await tasks.get_task(conn, task_id, who.agent_id, lock=True)
+        if current["status"] not in allowed_from:
+            raise InvalidTransition(
+                f"cannot {verb} a task that is {current['status']}",
+                {"status": current["status"], "allowed_from": list(allowed_from)},
+            )
+        task = dict(current, status=to)
+        if to == "paused":
+            task["next_run_at"] = None
+            await work.drop_pending(conn, task_id, triggers=["schedule"])
+        elif to == "canceled":
+            task["next_run_at"] = None
+            await work.cancel_queued(conn, task_id, now=now, reason="task canceled")
+        elif to == "active":
+            schedule = stored_schedule(
+                current["schedule_kind"],
+                current["schedule_expr"],
+                current["timezone"],
+                current["dtstart"],
+            )
+            task["next_run_at"] = first_fire(schedule, now)
+            if task["next_run_at"] is None and schedule.kind in ("cron", "rrule", "once"):
+                task["status"] = "completed"
+        row = await tasks.update_task(conn, owner_id=who.agent_id, task=task, now=now)
+        await _record(conn, request, who, action, row, now)
+    return _out(row)
+
+
+@router.post("/tasks/{task_id}/pause")
+async def pause_task(
+    task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
+) -> dict[str, Any]:
+    return await _transition(
+        request, task_id, who, deps, action=events.TASK_PAUSED, verb="pause", allowed_from=("active",), to="paused"
+    )
+
+
+@router.post("/tasks/{task_id}/resume")
+async def resume_task(
+    task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
+) -> dict[str, Any]:
+    return await _transition(
+        request, task_id, who, deps, action=events.TASK_RESUMED, verb="resume", allowed_from=("paused",), to="active"
+    )
+
+
+@router.post("/tasks/{task_id}/cancel")
+async def cancel_task(
+    task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
+) -> dict[str, Any]:
+    return await _transition(
+        request,
+        task_id,
+        who,
+        deps,
+        action=events.TASK_CANCELED,
+        verb="cancel",
+        allowed_from=("active", "paused", "completed"),
+        to="canceled",
+    )
+
+
+@router.post("/tasks/{task_id}/snooze")
+async def snooze_task(
+    task_id: UUID,
+    body: SnoozeIn,
+    request: Request,
+    who: Principal = TASK_WRITE,
+    deps: Deps = Depends(get_deps),
+) -> dict[str, Any]:
+    """Postpone pending work by ``delay_seconds``; slots due before then start at its end."""
+    now = deps.clock.now()
+    pool = await deps.pool()
+    async with pool.acquire() as conn, conn.transaction():
+        current = await tasks.get_task(conn, task_id, who.agent_id, lock=True)
+        if current["status"] not in ("active", "paused"):
+            raise InvalidTransition(
+                f"cannot snooze a task that is {current['status']}", {"status": current["status"]}
+            )
+        shifted = await work.snooze_queued(conn, task_id, now=now, delay_s=body.delay_seconds)
+        task = dict(current, snoozed_until=now + timedelta(seconds=body.delay_seconds))
+        row = await tasks.update_task(conn, owner_id=who.agent_id, task=task, now=now)
+        await _record(
+            conn,
+            request,
+            who,
+            events.TASK_SNOOZED,
+            row,
+            now,
+            {"delay_seconds": body.delay_seconds, "reason": body.reason, "shifted_runs": shifted},
+        )
+    return _out(row)
+
+
+@router.post("/tasks/{task_id}/run_now", status_code=202)
+async def run_now(
+    task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
+) -> dict[str, Any]:
+    """Queue one run of the task now, whatever its schedule (not for canceled tasks)."""
+    now = deps.clock.now()
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            current = await tasks.get_task(conn, task_id, who.agent_id, lock=True)
+            if current["status"] == "canceled":
+                raise InvalidTransition("a canceled task cannot run", {"status": "canceled"})
+            run_id = uuid.uuid4()
+            slot = f"manual:{run_id}"
+            await work.materialize(
+                conn,
+                [
+                    work.NewSlot(
+                        run_id=run_id,
+                        task_id=task_id,
+                        owner_id=who.agent_id,
+                        slot=slot,
+                        trigger="run_now",
+                        event_id=None,
+                        scheduled_for=now,
+                        run_at=now,
+                        priority=current["priority"],
+                        max_attempts=current["max_retries"] + 1,
+                        concurrency_key=current["concurrency_key"],
+                        buffer_one=current["overlap_policy"] == "buffer_one",
+                        idempotency_key=idempotency_key(task_id, slot),
+                    )
+                ],
+                now=now,
+            )
+            await audit.record(
+                conn,
+                actor_id=who.agent_id,
+                action="task.run_now",
+                subject_type="task",
+                subject_id=task_id,
+                now=now,
+                details={"run_id": str(run_id)},
+                request_id=request_id(request),
+            )
+        await work.notify_work(conn)
+    return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": now.isoformat()}
+
+
+def _window(
+    frm: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime | None]:
+    for name, value in (("from", frm), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed(
+                f"{name} needs a UTC offset", [{"field": name, "message": "add Z or an offset"}]
+            )
+    start = frm or now
+    if until is not None and until <= start:
+        raise ValidationFailed("until must be after from", [{"field": "until", "message": "<= from"}])
+    return start, until
+
+
+@router.get("/tasks/{task_id}/preview")
+async def preview_task(
+    task_id: UUID,
+    who: Principal = TASK_READ,
+    deps: Deps = Depends(get_deps),
+    frm: datetime | None = Query(None, alias="from"),
+    until: datetime | None = None,
+    limit: int = Query(10, ge=1, le=1000),
+) -> dict[str, Any]:
+    """Fire times in UTC from the same code the scheduler uses."""
+    now = deps.clock.now()
+    pool = await deps.pool()
+    task = await tasks.get_task(pool, task_id, who.agent_id)
+    start, end = _window(frm, until, now)
+    if task["schedule_kind"] in ("event", "condition"):
+        return {"fire_times": [], "schedule_kind": task["schedule_kind"]}
+    schedule = stored_schedule(
+        task["schedule_kind"], task["schedule_expr"], task["timezone"], task["dtstart"]
+    )
+    times = schedule.fire_times(start, end, limit)
+    return {"fire_times": [_z(t) for t in times]}
+
+
+def _z(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if not t.microsecond else t.isoformat()
+
+
+@router.post("/schedules/preview")
+async def preview_schedule(
+    body: PreviewIn, who: Principal = TASK_READ, deps: Deps = Depends(get_deps)
+) -> dict[str, Any]:
+    now = deps.clock.now()
+    start, end = _window(body.from_, body.until, now)
+    fields = body.model_dump()
+    from ordinaut.taskdefs import build_schedule
+
+    schedule = build_schedule(fields, now=now, settings=deps.settings, dtstart=None)
+    times = schedule.fire_times(start, end, body.limit)
+    return {"fire_times": [_z(t) for t in times], "timezone": schedule.timezone}
+
+
+@router.post("/tasks/validate")
+async def validate_task(
+    body: ValidateIn, request: Request, who: Principal = TASK_READ, deps: Deps = Depends(get_deps)
+) -> dict[str, Any]:
+    """Validate a whole task or a payload; ``dry_run`` renders each step without running it."""
+    now = deps.clock.now()
+    registry = tool_registry(request)
+    if body.task is None and body.payload is None:
+        raise ValidationFailed(
+            "send a task or a payload", [{"field": "task", "message": "task or payload required"}]
+        )
+    result: dict[str, Any] = {"valid": True}
+    if body.task is not None:
+        prepared = prepare(
+            body.task.model_dump(mode="json"), now=now, settings=deps.settings, registry=registry
+        )
+        payload = prepared["payload"]
+        result["next_run_at"] = prepared["next_run_at"]
+    else:
+        assert body.payload is not None
+        prepared = prepare(
+            {
+                "schedule_kind": "event",
+                "schedule_expr": "validate",
+                "timezone": "UTC",
+                "payload": body.payload.model_dump(mode="json"),
+            },
+            now=now,
+            settings=deps.settings,
+            registry=registry,
+        )
+        payload = prepared["payload"]
+    result["payload"] = payload
+    if body.dry_run:
+        result["steps"] = dry_run(
+            payload,
+            sample_params=body.sample_params or payload.get("params", {}),
+            registry=registry,
+            limits=PipelineLimits.from_settings(deps.settings),
+            now=now,
+        )
+    return jsonable_encoder(result)

@@ -1,0 +1,111 @@
+"""Settings: every environment variable Ordinaut reads, defined once (prefix ``ORDINAUT_``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration. Build with ``load_settings(os.environ)``; never a module global."""
+
+    database_url: str = ""
+    redis_url: str = ""
+    home: str = ".ordinaut"
+    migrations_dir: str = str(REPO_ROOT / "migrations")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    public_url: str = ""
+    log_level: str = "INFO"
+    log_json: bool = True
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    db_command_timeout_s: float = 10.0
+    db_connect_timeout_s: float = 3.0
+    # auth
+    access_token_ttl_s: int = 3600
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    # limits (SYSTEM.md promise 7)
+    max_body_bytes: int = 256 * 1024
+    max_json_depth: int = 32
+    max_steps: int = 50
+    max_string_length: int = 10_000
+    max_expression_length: int = 2_000
+    min_interval_s: int = 60
+    max_retries_limit: int = 100
+    max_step_timeout_s: int = 300
+    max_tasks_per_agent: int = 10_000
+    rate_limit_per_minute: int = 6_000
+    # scheduler
+    tick_interval_s: float = 5.0
+    lookahead_s: float = 90.0
+    misfire_grace_s: float = 60.0
+    catchup_window_s: float = 24 * 3600.0
+    run_all_cap: int = 100
+    tick_batch: int = 5_000
+    scheduler_metrics_port: int = 9101
+    # worker
+    worker_concurrency: int = 16
+    lease_batch: int = 50
+    lease_seconds: float = 30.0
+    heartbeat_s: float = 10.0
+    poll_interval_s: float = 1.0
+    rescue_interval_s: float = 5.0
+    drain_margin_s: float = 5.0
+    worker_metrics_port: int = 9102
+    backoff_base_s: float = 2.0
+    backoff_max_s: float = 3600.0
+    # events
+    stream_maxlen: int = 100_000
+    # http tool egress
+    egress_allowlist: tuple[str, ...] = ()
+    secrets_key: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(raw: str, typ: Any, name: str) -> Any:
+    t = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    try:
+        if t in ("int",):
+            return int(raw)
+        if t in ("float",):
+            return float(raw)
+        if t in ("bool",):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if t.startswith("tuple"):
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+    except ValueError as exc:
+        raise ValueError(f"ORDINAUT_{name.upper()}: cannot read {raw!r} as {t}") from exc
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read ``ORDINAUT_*`` variables from ``environ`` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        key = f"ORDINAUT_{f.name.upper()}"
+        if key in env and env[key] != "":
+            values[f.name] = _coerce(env[key], f.type, f.name)
+    values.update(overrides)
+    return Settings(**values)

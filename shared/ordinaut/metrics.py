@@ -1,0 +1,96 @@
+"""Every Prometheus metric, defined once. Labels are bounded: no ids, ever."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_REQUESTS = Counter(
+    "ordinaut_http_requests_total",
+    "API requests by method, route template and status code.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    "ordinaut_http_request_duration_seconds",
+    "API request latency by method and route template.",
+    ["method", "route"],
+    registry=REGISTRY,
+)
+RUNS = Counter(
+    "ordinaut_runs_total",
+    "Run attempts finished, by outcome (succeeded, failed, retried, dead_letter, skipped, canceled).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+RUN_DURATION = Histogram(
+    "ordinaut_run_duration_seconds",
+    "Wall time of one run attempt's pipeline.",
+    registry=REGISTRY,
+)
+LEASES = Counter(
+    "ordinaut_leases_total", "Due-work rows leased by workers.", registry=REGISTRY
+)
+LEASE_LOST = Counter(
+    "ordinaut_lease_lost_total",
+    "Completions or heartbeats refused because the lease had moved on (fencing).",
+    registry=REGISTRY,
+)
+RESCUES = Counter(
+    "ordinaut_rescues_total",
+    "Expired leases rescued (attempt + 1) or dead-lettered.",
+    registry=REGISTRY,
+)
+RETRIES = Counter(
+    "ordinaut_retries_total", "Failed attempts re-queued with backoff.", registry=REGISTRY
+)
+DEAD_LETTERS = Counter(
+    "ordinaut_dead_letters_total", "Runs dead-lettered after max_retries.", registry=REGISTRY
+)
+START_LAG = Histogram(
+    "ordinaut_run_start_lag_seconds",
+    "Time from a slot's scheduled instant (or retry time) to its run starting.",
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+DUE_WORK_LAG = Gauge(
+    "ordinaut_due_work_lag_seconds",
+    "Age of the oldest due work not yet started (0 when none).",
+    registry=REGISTRY,
+)
+DUE_WORK_QUEUED = Gauge(
+    "ordinaut_due_work_queued", "Due-work rows queued (due or future).", registry=REGISTRY
+)
+TICK_DURATION = Histogram(
+    "ordinaut_tick_duration_seconds",
+    "Duration of one scheduler tick.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+SLOTS_MATERIALIZED = Counter(
+    "ordinaut_slots_materialized_total",
+    "Slots written to due_work by the scheduler, by trigger.",
+    ["trigger"],
+    registry=REGISTRY,
+)
+MISFIRES = Counter(
+    "ordinaut_misfired_slots_total",
+    "Slots missed during downtime, by what the misfire policy did (skipped, coalesced, run).",
+    ["action"],
+    registry=REGISTRY,
+)
+STEP_DURATION = Histogram(
+    "ordinaut_step_duration_seconds",
+    "Pipeline step duration by tool and status.",
+    ["tool", "status"],
+    registry=REGISTRY,
+)
+WORKER_IN_FLIGHT = Gauge(
+    "ordinaut_worker_in_flight", "Runs executing in this worker process.", registry=REGISTRY
+)
+
+
+def serve(port: int, host: str = "127.0.0.1") -> None:
+    """Expose this process's metrics on ``http://host:port/metrics`` (scheduler, worker)."""
+    start_http_server(port, addr=host, registry=REGISTRY)

@@ -1,0 +1,82 @@
+"""What a run hands the engine (``RunContext``) and what the engine hands back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+EmitFn = Callable[[str, dict[str, Any]], None]
+
+
+def iso_utc(instant: datetime) -> str:
+    """Render an instant as ISO 8601 in UTC with a ``Z`` suffix (naive means UTC)."""
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class RunContext:
+    """One attempt of one slot, as the worker sees it.
+
+    ``now`` is the instant the worker read from the one clock for this unit of work; it is
+    what ``${now}`` means. ``emit`` receives ``event.publish`` calls; the worker writes them
+    to the outbox in the run's completing transaction.
+    """
+
+    run_id: str
+    task_id: str
+    task_title: str
+    attempt: int
+    scheduled_for: datetime
+    now: datetime
+    params_override: dict[str, Any] | None = None
+    event: dict[str, Any] | None = None
+    idempotency_key: str = ""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    emit: EmitFn | None = None
+
+    def scope(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The expression context without ``steps`` results and without secrets."""
+        return {
+            "params": params,
+            "steps": {},
+            "event": self.event,
+            "run": {
+                "id": self.run_id,
+                "attempt": self.attempt,
+                "scheduled_for": iso_utc(self.scheduled_for),
+            },
+            "task": {"id": self.task_id, "title": self.task_title},
+            "now": iso_utc(self.now),
+        }
+
+
+@dataclass
+class PipelineResult:
+    """Outcome of ``execute``.
+
+    ``status`` is ``"succeeded"`` or ``"failed"``; ``output`` is the recorded output of the
+    last step that ran; ``steps`` holds one record per step reached, each
+    ``{id, uses, status, input, output, error, duration_ms, attempts}``; ``error`` is
+    ``{step, code, message}`` when the run failed.
+    """
+
+    status: str
+    output: Any
+    steps: list[dict[str, Any]]
+    error: dict[str, Any] | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "output": self.output,
+            "steps": self.steps,
+            "error": self.error,
+        }

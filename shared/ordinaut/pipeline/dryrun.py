@@ -1,0 +1,91 @@
+"""Dry run: render every step with sample params and report what each tool would receive.
+
+No tool runs. Values that depend on earlier steps' outputs cannot be known and are reported
+as ``deferred`` (their template text is shown); secrets render as ``***``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from ordinaut.pipeline.context import RunContext
+from ordinaut.pipeline.expressions import Budget, Expression, ExpressionError, truthy
+from ordinaut.pipeline.limits import PipelineLimits
+from ordinaut.pipeline.records import MASK, record_value
+from ordinaut.pipeline.schema import validate as validate_schema
+from ordinaut.pipeline.templates import Renderer, Template, render_tree
+from ordinaut.pipeline.tools.registry import ToolRegistry
+from ordinaut.pipeline.validate import compile_payload
+
+
+def _needs_steps(*expressions: Expression) -> bool:
+    return any(ref.path[0] == "steps" for e in expressions for ref in e.refs)
+
+
+def _leaf(
+    renderer: Renderer, deferred: list[str], errors: list[dict[str, str]]
+) -> Callable[[Template, str], Any]:
+    def leaf(template: Template, path: str) -> Any:
+        if _needs_steps(*template.expressions):
+            deferred.append(path)
+            return template.source
+        try:
+            return renderer(template, path)
+        except ExpressionError as exc:
+            errors.append({"field": path, "message": exc.message.removeprefix(f"{path}: ")})
+            return template.source
+
+    return leaf
+
+
+def dry_run(
+    payload: object,
+    *,
+    sample_params: dict[str, Any] | None,
+    registry: ToolRegistry,
+    limits: PipelineLimits,
+    now: datetime,
+    event: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One report per step: ``{id, uses, would_run, input, deferred, errors}``.
+
+    ``would_run`` is None when the condition depends on earlier steps. Raises
+    ``InvalidPipeline`` exactly as ``validate_payload`` does.
+    """
+    compiled = compile_payload(payload, registry=registry, limits=limits)
+    ctx = RunContext("dry-run", "dry-run", "", 1, now, now, event=event)
+    scope = ctx.scope({**compiled.params, **(sample_params or {})})
+    scope["secrets"] = {name: MASK for name in compiled.secrets}
+    reports = []
+    for step in compiled.steps:
+        errors: list[dict[str, str]] = []
+        deferred: list[str] = []
+        would_run: bool | None = True
+        if step.condition is not None:
+            would_run = None
+            if not _needs_steps(step.condition):
+                try:
+                    budget = Budget(limits.max_expression_work)
+                    would_run = truthy(step.condition.evaluate(scope, budget=budget))
+                except ExpressionError as exc:
+                    errors.append({"field": "if", "message": exc.message})
+        renderer = Renderer(
+            scope, max_bytes=limits.max_render_bytes, work=limits.max_expression_work
+        )
+        rendered = render_tree(step.args, _leaf(renderer, deferred, errors), "with")
+        if not deferred and not errors:
+            for path, message in validate_schema(rendered, step.tool.input_schema, "with"):
+                errors.append({"field": path, "message": message})
+        reports.append(
+            {
+                "id": step.id,
+                "uses": step.uses,
+                "would_run": would_run,
+                "input": record_value(rendered, [], limits.max_step_output_bytes),
+                "deferred": deferred,
+                "errors": errors,
+            }
+        )
+    return reports

@@ -1,0 +1,55 @@
+"""Every bound the pipeline engine enforces (SYSTEM.md promise 7), in one frozen value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PipelineLimits:
+    """Bounds on pipeline documents, expressions, renders, step results and HTTP egress.
+
+    Build one per process with ``PipelineLimits.from_settings(settings)``; tests construct
+    it directly with smaller numbers.
+    """
+
+    # the document
+    max_steps: int = 50
+    max_string_length: int = 10_000
+    max_expression_length: int = 2_000
+    max_json_depth: int = 32
+    max_payload_bytes: int = 256 * 1024
+    max_id_length: int = 64
+    # execution
+    max_step_timeout_s: float = 300
+    max_retry_attempts: int = 10
+    max_retry_backoff_s: float = 60.0
+    # rendering and evaluation
+    max_render_bytes: int = 256 * 1024
+    max_expression_work: int = 500_000
+    # step records
+    max_step_output_bytes: int = 64 * 1024
+    max_error_message_length: int = 2_000
+    # http egress
+    http_max_response_bytes: int = 1024 * 1024
+    http_timeout_s: float = 30.0
+    http_max_redirects: int = 5
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> PipelineLimits:
+        """Take the limits that ``Settings`` defines; the rest keep their defaults."""
+        values: dict[str, Any] = {}
+        for name in (
+            "max_steps",
+            "max_string_length",
+            "max_expression_length",
+            "max_step_timeout_s",
+            "max_json_depth",
+        ):
+            if hasattr(settings, name):
+                values[name] = getattr(settings, name)
+        if hasattr(settings, "max_body_bytes"):
+            values["max_payload_bytes"] = settings.max_body_bytes
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,138 @@
+"""Step records: make tool values JSON-able, mask secrets, and keep them within size caps.
+
+Everything here is bounded: walks count nodes and stop, sizes are measured with a lazy
+encoder that stops at the cap, so a shared-reference structure that would expand
+exponentially when serialized costs at most the cap.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Iterable
+from datetime import date, datetime, time
+from typing import Any
+
+MASK = "***"
+TRUNCATED_DEPTH = "<nested too deep>"
+_MAX_DEPTH = 64
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+class TooBig(Exception):
+    """A value has more nodes than the walk allows."""
+
+
+def json_size(value: Any, cap: int) -> int:
+    """Length of ``value`` as compact JSON, or any number above ``cap`` once it passes it."""
+    total = 0
+    try:
+        for chunk in _ENCODER.iterencode(value):
+            total += len(chunk.encode("utf-8")) if not chunk.isascii() else len(chunk)
+            if total > cap:
+                return total
+    except (ValueError, RecursionError):
+        return cap + 1
+    return total
+
+
+def json_text(value: Any, cap: int) -> str:
+    """Compact JSON of ``value``, cut after about ``cap`` characters."""
+    parts: list[str] = []
+    size = 0
+    try:
+        for chunk in _ENCODER.iterencode(value):
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= cap:
+                break
+    except (ValueError, RecursionError):
+        parts.append("…")
+    return "".join(parts)[:cap]
+
+
+def to_jsonable(value: Any, *, max_nodes: int = 200_000) -> Any:
+    """A JSON-able copy: tuples become lists, instants ISO strings, NaN null, the rest str.
+
+    Raises ``TooBig`` past ``max_nodes`` nodes.
+    """
+    budget = [max_nodes]
+
+    def walk(v: Any, depth: int) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise TooBig(f"more than {max_nodes} values")
+        if v is None or isinstance(v, (bool, int, str)):
+            return v
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if depth >= _MAX_DEPTH:
+            return TRUNCATED_DEPTH
+        if isinstance(v, dict):
+            return {str(k): walk(item, depth + 1) for k, item in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [walk(item, depth + 1) for item in v]
+        if isinstance(v, (set, frozenset)):
+            return [walk(item, depth + 1) for item in sorted(v, key=repr)]
+        if isinstance(v, (datetime, date, time)):
+            return v.isoformat()
+        if isinstance(v, (bytes, bytearray)):
+            return base64.b64encode(bytes(v)).decode("ascii")
+        return str(v)
+
+    return walk(value, 0)
+
+
+def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:
+    """Replace every occurrence of each secret value inside strings (and keys) with ``***``."""
+    needles = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if not needles:
+        return value
+
+    def mask_text(text: str) -> str:
+        for needle in needles:
+            if needle in text:
+                text = text.replace(needle, MASK)
+        return text
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return mask_text(v)
+        if isinstance(v, dict):
+            return {mask_text(str(k)): walk(item) for k, item in v.items()}
+        if isinstance(v, list):
+            return [walk(item) for item in v]
+        return v
+
+    return walk(value)
+
+
+def cap_value(value: Any, max_bytes: int) -> Any:
+    """``value`` itself when its JSON fits ``max_bytes``, else a marker with a preview."""
+    size = json_size(value, max_bytes)
+    if size <= max_bytes:
+        return value
+    preview_len = max(0, min(max_bytes // 4, 4096))
+    return {
+        "truncated": True,
+        "size_bytes_over": max_bytes,
+        "preview": json_text(value, preview_len),
+    }
+
+
+def record_value(value: Any, secrets: Iterable[str], max_bytes: int) -> Any:
+    """What a step record stores: JSON-able, secrets masked, within ``max_bytes``."""
+    try:
+        plain = to_jsonable(value)
+    except TooBig:
+        return {"truncated": True, "size_bytes_over": max_bytes, "preview": ""}
+    return cap_value(mask_secrets(plain, secrets), max_bytes)
+
+
+def clip_message(message: str, secrets: Iterable[str], max_length: int) -> str:
+    """An error message fit for a record: secrets masked, length bounded."""
+    text = mask_secrets(message, secrets)
+    if len(text) > max_length:
+        text = text[: max_length - 1] + "…"
+    return str(text)

@@ -1,0 +1,307 @@
+"""One pipeline step: each field checked against the rules and the limits, its templates
+and condition parsed, and every reference an expression makes resolved against the steps
+that run before it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ordinaut.errors import InvalidPipeline
+from ordinaut.pipeline.expressions import Expression, ExpressionError, compile_expression
+from ordinaut.pipeline.limits import PipelineLimits
+from ordinaut.pipeline.schema import validate as validate_schema
+from ordinaut.pipeline.templates import (
+    Template,
+    compile_tree,
+    has_template,
+    iter_templates,
+    parse_template,
+)
+from ordinaut.pipeline.templates import join_path as at
+from ordinaut.pipeline.tools.registry import DEFERRED, Tool, ToolRegistry
+
+STEP_KEYS = ("id", "uses", "with", "save_as", "if", "timeout_seconds", "retry", "continue_on_error")
+ROOTS = ("params", "steps", "event", "run", "task", "now")
+FIELDS = {
+    "steps": ("output", "status", "error"),
+    "run": ("id", "attempt", "scheduled_for"),
+    "task": ("id", "title"),
+}
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+MAX_DETAILS = 50
+Bad = Callable[..., None]
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledStep:
+    """One step ready to run: its tool resolved, its templates and condition parsed."""
+
+    id: str
+    uses: str
+    tool: Tool
+    args: Any  # the ``with`` tree, each templated string replaced by a Template
+    condition: Expression | None
+    save_as: str | None
+    timeout_s: float
+    attempts: int
+    backoff_s: float
+    continue_on_error: bool
+    secrets: frozenset[str]
+
+
+class Problems:
+    """Problems found so far, each ``{field, message, step}``; raised together."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, field: str, message: str, step: str | None = None, **extra: Any) -> None:
+        if len(self.items) < MAX_DETAILS:
+            self.items.append({"field": field, "message": message, "step": step, **extra})
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            first = self.items[0]
+            more = f" (and {len(self.items) - 1} more)" if len(self.items) > 1 else ""
+            raise InvalidPipeline(f"{first['field']}: {first['message']}{more}", details=self.items)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def compile_step(
+    index: int,
+    raw: Any,
+    known: set[str],
+    names: set[str],
+    registry: ToolRegistry,
+    limits: PipelineLimits,
+    problems: Problems,
+) -> CompiledStep | None:
+    base = f"payload.pipeline[{index}]"
+    if not isinstance(raw, dict):
+        problems.add(base, "each step must be an object")
+        return None
+    sid = raw.get("id")
+    label = sid if isinstance(sid, str) else None
+    before = len(problems.items)
+
+    def bad(field: str, message: str, **extra: Any) -> None:
+        # ``field`` is already a path relative to the step ("with.url", "[\"odd key\"]")
+        joined = base + field if not field or field.startswith("[") else f"{base}.{field}"
+        problems.add(joined, message, label, **extra)
+
+    for key in raw:
+        if key not in STEP_KEYS:
+            bad(at("", key), f"unknown step field; allowed: {', '.join(STEP_KEYS)}")
+    _check_name(sid, "id", known, limits, bad, required=True)
+    save_as = raw.get("save_as")
+    if save_as is not None and save_as != sid:
+        _check_name(save_as, "save_as", known, limits, bad, required=False)
+    uses = raw.get("uses")
+    tool = registry.get(uses) if isinstance(uses, str) else None
+    if not isinstance(uses, str):
+        bad("uses", "is required: the name of a tool")
+    elif tool is None:
+        bad("uses", f"unknown tool {uses!r}; available: {', '.join(registry.names()[:30])}")
+    timeout = raw.get("timeout_seconds")
+    if timeout is not None and not (
+        _is_number(timeout) and 0 < timeout <= limits.max_step_timeout_s
+    ):
+        bad(
+            "timeout_seconds",
+            f"must be a number in (0, {limits.max_step_timeout_s}] (max_step_timeout_s)",
+            limit="max_step_timeout_s",
+        )
+    attempts, backoff = _check_retry(raw.get("retry"), limits, bad)
+    if not isinstance(raw.get("continue_on_error", False), bool):
+        bad("continue_on_error", "must be true or false")
+    condition = _check_condition(raw.get("if"), known, names, limits, bad)
+    args, secrets = _check_args(raw.get("with"), tool, known, names, limits, bad)
+    for name in (sid, save_as):
+        if isinstance(name, str):
+            known.add(name)
+    if len(problems.items) > before or tool is None:
+        return None
+    assert isinstance(sid, str) and isinstance(uses, str)
+    return CompiledStep(
+        id=sid,
+        uses=uses,
+        tool=tool,
+        args=args,
+        condition=condition,
+        save_as=save_as,
+        timeout_s=float(min(timeout or tool.default_timeout_s, limits.max_step_timeout_s)),
+        attempts=attempts,
+        backoff_s=backoff,
+        continue_on_error=bool(raw.get("continue_on_error", False)),
+        secrets=secrets,
+    )
+
+
+def _check_name(
+    value: Any, field: str, known: set[str], limits: PipelineLimits, bad: Bad, *, required: bool
+) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not NAME.match(value):
+        bad(field, "must be a name like fetch_weather ([A-Za-z_][A-Za-z0-9_-]*)")
+    elif len(value) > limits.max_id_length:
+        bad(field, f"longer than {limits.max_id_length} characters")
+    elif value in known:
+        bad(field, f"duplicate step name {value!r} (ids and save_as names must be unique)")
+
+
+def _check_retry(retry: Any, limits: PipelineLimits, bad: Bad) -> tuple[int, float]:
+    if retry is None:
+        return 1, 0.0
+    if not isinstance(retry, dict):
+        bad("retry", "must be an object {attempts, backoff_seconds}")
+        return 1, 0.0
+    for key in retry:
+        if key not in ("attempts", "backoff_seconds"):
+            bad(at("retry", key), "unknown field; retry has attempts and backoff_seconds")
+    attempts = retry.get("attempts", 1)
+    if (
+        not (isinstance(attempts, int) and not isinstance(attempts, bool))
+        or not 1 <= attempts <= limits.max_retry_attempts
+    ):
+        bad(
+            "retry.attempts",
+            f"must be an integer from 1 to {limits.max_retry_attempts}",
+            limit="max_retry_attempts",
+        )
+        attempts = 1
+    backoff = retry.get("backoff_seconds", 0)
+    if not _is_number(backoff) or not 0 <= backoff <= limits.max_retry_backoff_s:
+        bad(
+            "retry.backoff_seconds",
+            f"must be a number from 0 to {limits.max_retry_backoff_s}",
+            limit="max_retry_backoff_s",
+        )
+        backoff = 0
+    return attempts, float(backoff)
+
+
+def _check_condition(
+    value: Any, known: set[str], names: set[str], limits: PipelineLimits, bad: Bad
+) -> Expression | None:
+    if value is None or value is True:
+        return None
+    if value is False:
+        return compile_expression("`false`")
+    if not isinstance(value, str):
+        bad("if", "must be an expression such as ${steps.check.output.ok}")
+        return None
+    try:
+        parsed = parse_template(value.strip(), max_expression_length=limits.max_expression_length)
+        if isinstance(parsed, str):
+            expression = compile_expression(parsed, max_length=limits.max_expression_length)
+        elif parsed.whole is not None:
+            expression = parsed.whole
+        else:
+            bad("if", "must be one expression, not text around ${...}")
+            return None
+    except ExpressionError as exc:
+        bad(
+            "if",
+            exc.message,
+            **({"limit": "max_expression_length"} if exc.code == "limit_exceeded" else {}),
+        )
+        return None
+    _check_refs(expression, "if", known, names, bad, allow_secrets=False)
+    return expression
+
+
+def _check_args(
+    value: Any,
+    tool: Tool | None,
+    known: set[str],
+    names: set[str],
+    limits: PipelineLimits,
+    bad: Bad,
+) -> tuple[Any, frozenset[str]]:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        bad("with", "must be an object of tool arguments")
+        return {}, frozenset()
+
+    def on_error(path: str, exc: ExpressionError) -> None:
+        bad(
+            path,
+            exc.message,
+            **({"limit": "max_expression_length"} if exc.code == "limit_exceeded" else {}),
+        )
+
+    tree = compile_tree(value, "with", on_error, max_expression_length=limits.max_expression_length)
+    secrets: set[str] = set()
+    for path, template in iter_templates(tree, "with"):
+        for expression in template.expressions:
+            secrets |= _check_refs(expression, path, known, names, bad, allow_secrets=True)
+    if tool is not None:
+        for path, message in validate_schema(tree, tool.input_schema, "with", deferred=_deferred):
+            bad(path, message)
+        if tool.check_args is not None:
+            static = {k: DEFERRED if has_template(v) else v for k, v in tree.items()}
+            for path, message in tool.check_args(static):
+                bad(at("with", path) if path else "with", message)
+    return tree, frozenset(secrets)
+
+
+def _deferred(value: Any) -> str | None:
+    if isinstance(value, Template):
+        return "any" if value.whole is not None else "string"
+    return None
+
+
+def _check_refs(
+    expression: Expression,
+    field: str,
+    known: set[str],
+    names: set[str],
+    bad: Bad,
+    *,
+    allow_secrets: bool,
+) -> set[str]:
+    secrets: set[str] = set()
+    shown = expression.source if len(expression.source) <= 60 else expression.source[:57] + "..."
+    for ref in expression.refs:
+        root, rest = ref.path[0], ref.path[1:]
+        second = rest[0] if rest else None
+        where = f"${{{shown}}}: "
+        if root == "secrets" and allow_secrets:
+            if not isinstance(second, str):
+                bad(field, where + "name the secret: secrets.NAME")
+            else:
+                secrets.add(second)
+        elif root == "secrets":
+            bad(field, where + "secrets can only be used in tool arguments (with)")
+        elif root not in ROOTS:
+            roots = ", ".join(ROOTS + (("secrets",) if allow_secrets else ()))
+            bad(field, where + f"unknown name {root!r}; expressions start from {roots}")
+        elif root == "steps" and not isinstance(second, str):
+            bad(field, where + "name a step: steps.<id or save_as>")
+        elif root == "steps" and second not in known:
+            later = second in names
+            bad(
+                field,
+                where
+                + (
+                    f"step {second!r} does not run before this one"
+                    if later
+                    else f"no earlier step {second!r}"
+                ),
+            )
+        elif root == "now" and rest:
+            bad(field, where + "now is an ISO 8601 string and has no fields")
+        elif root in FIELDS and len(ref.path) > (2 if root == "steps" else 1):
+            allowed = FIELDS[root]
+            field_name = ref.path[2] if root == "steps" else second
+            if field_name not in allowed:
+                bad(field, where + f"{root} has only {', '.join(allowed)}")
+    return secrets

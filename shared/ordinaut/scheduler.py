@@ -1,0 +1,197 @@
+"""The scheduler: ``tick()`` is one idempotent pass; loops, Lambda and tests all call it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from ordinaut import metrics
+from ordinaut.clock import Clock, DatabaseClock
+from ordinaut.config import Settings
+from ordinaut.errors import InvalidSchedule
+from ordinaut.slots import Policy, idempotency_key, plan_slots, slot_key, stored_schedule
+from ordinaut.store import db, heartbeats, tasks, work
+
+log = logging.getLogger("ordinaut.scheduler")
+
+
+@dataclass
+class TickResult:
+    materialized: int = 0
+    tasks_advanced: int = 0
+    completed: int = 0
+    skipped_misfires: int = 0
+    rescued: int = 0
+    duration_ms: float = 0.0
+    lag_s: float = 0.0
+
+
+async def tick(
+    pool: asyncpg.Pool, settings: Settings, clock: Clock, *, name: str = "scheduler"
+) -> TickResult:
+    """Materialize every slot due within the lookahead, for every active task.
+
+    Safe to run concurrently and to retry: tasks are claimed with SKIP LOCKED and the unique
+    (task, slot) key makes a second insert of a slot a no-op.
+    """
+    started = time.perf_counter()
+    now = clock.now()
+    horizon = now + timedelta(seconds=settings.lookahead_s)
+    policy_base = (settings.misfire_grace_s, settings.catchup_window_s, settings.run_all_cap)
+    result = TickResult()
+    deadline = started + max(5.0, settings.tick_interval_s)
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            due = await tasks.lock_due_tasks(conn, horizon=horizon, limit=settings.tick_batch)
+            if not due:
+                break
+            slots: list[work.NewSlot] = []
+            ids, nexts, statuses = [], [], []
+            for row in due:
+                try:
+                    schedule = stored_schedule(
+                        row["schedule_kind"], row["schedule_expr"], row["timezone"], row["dtstart"]
+                    )
+                except InvalidSchedule as exc:
+                    # Validated on write, so only a rule change can bring us here: stop the task
+                    # loudly instead of retrying it every tick.
+                    log.error(
+                        "stored schedule no longer parses; pausing task",
+                        extra={"task_id": str(row["id"]), "error": exc.message},
+                    )
+                    ids.append(row["id"])
+                    nexts.append(None)
+                    statuses.append("paused")
+                    continue
+                policy = Policy(row["misfire_policy"], *policy_base)
+                plan = plan_slots(
+                    schedule,
+                    row["next_run_at"],
+                    now=now,
+                    horizon=horizon,
+                    policy=policy,
+                    snoozed_until=row["snoozed_until"],
+                )
+                for scheduled_for, run_at in plan.slots:
+                    key = slot_key(scheduled_for)
+                    slots.append(
+                        work.NewSlot(
+                            run_id=uuid.uuid4(),
+                            task_id=row["id"],
+                            owner_id=row["created_by"],
+                            slot=key,
+                            trigger="schedule",
+                            event_id=None,
+                            scheduled_for=scheduled_for,
+                            run_at=run_at,
+                            priority=row["priority"],
+                            max_attempts=row["max_retries"] + 1,
+                            concurrency_key=row["concurrency_key"],
+                            buffer_one=row["overlap_policy"] == "buffer_one",
+                            idempotency_key=idempotency_key(row["id"], key),
+                        )
+                    )
+                if plan.skipped:
+                    metrics.MISFIRES.labels("skipped").inc(plan.skipped)
+                if plan.coalesced:
+                    metrics.MISFIRES.labels("coalesced").inc(plan.coalesced)
+                if plan.caught_up:
+                    metrics.MISFIRES.labels("run").inc(plan.caught_up)
+                result.skipped_misfires += plan.skipped
+                ids.append(row["id"])
+                nexts.append(plan.next_run_at)
+                finished = plan.next_run_at is None
+                statuses.append("completed" if finished else "active")
+                result.completed += int(finished)
+            created = await work.materialize(conn, slots, now=now)
+            await tasks.advance_tasks(conn, ids, nexts, statuses, now=now)
+            result.materialized += len(created)
+            result.tasks_advanced += len(ids)
+        if len(due) < settings.tick_batch or time.perf_counter() > deadline:
+            break
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            rescued = await work.rescue_expired(conn, now=now)
+        result.rescued = len(rescued)
+        if result.materialized or rescued:
+            await work.notify_work(conn)
+        stats = await work.queue_stats(conn, now)
+        result.lag_s = stats["lag_s"]
+        result.duration_ms = (time.perf_counter() - started) * 1000.0
+        await heartbeats.record_tick(
+            conn,
+            name=name,
+            now=now,
+            duration_ms=result.duration_ms,
+            materialized=result.materialized,
+        )
+    metrics.TICK_DURATION.observe(result.duration_ms / 1000.0)
+    metrics.SLOTS_MATERIALIZED.labels("schedule").inc(result.materialized)
+    metrics.RESCUES.inc(result.rescued)
+    metrics.DUE_WORK_LAG.set(result.lag_s)
+    metrics.DUE_WORK_QUEUED.set(stats["queued"])
+    return result
+
+
+def _log_result(result: TickResult) -> None:
+    if result.materialized or result.rescued or result.completed:
+        log.info(
+            "tick",
+            extra={
+                "materialized": result.materialized,
+                "rescued": result.rescued,
+                "completed": result.completed,
+                "duration_ms": round(result.duration_ms, 2),
+                "lag_s": round(result.lag_s, 3),
+            },
+        )
+
+
+async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
+    """The long-running scheduler: APScheduler drives ``tick()`` every ``tick_interval_s``."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    pool = await db.create_pool(settings, min_size=1, max_size=3)
+    clock = DatabaseClock()
+    await db.sync_clock(pool, clock)
+    name = f"scheduler@{socket.gethostname()}"
+
+    async def job() -> None:
+        try:
+            await db.sync_clock(pool, clock)
+            _log_result(await tick(pool, settings, clock, name=name))
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            # The database is the clock and the store: a failed tick is retried next interval.
+            log.warning("tick failed", extra={"error": repr(exc)})
+
+    aps = AsyncIOScheduler(timezone="UTC")
+    aps.add_job(
+        job,
+        "interval",
+        seconds=settings.tick_interval_s,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        id="tick",
+    )
+    aps.start()
+    log.info("scheduler started", extra={"tick_interval_s": settings.tick_interval_s})
+    try:
+        await job()
+        await stop.wait()
+    finally:
+        aps.shutdown(wait=False)
+        await pool.close()
+        log.info("scheduler stopped")
+
+
+def describe(result: TickResult) -> dict[str, Any]:
+    return dict(result.__dict__)

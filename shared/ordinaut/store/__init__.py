@@ -1,0 +1,1 @@
+"""The only place SQL text lives: one module per table or aggregate."""

@@ -1,0 +1,123 @@
+"""Connection pools, JSON codecs and forward-only migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+from ordinaut.clock import DatabaseClock
+from ordinaut.config import Settings
+
+log = logging.getLogger("ordinaut.db")
+
+MIGRATION_LOCK_ID = 0x4F52_4449  # "ORDI": one advisory lock serializes concurrent migrators
+
+CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     text PRIMARY KEY,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT clock_timestamp()
+)
+"""
+SELECT_APPLIED = "SELECT version, checksum FROM schema_migrations"
+INSERT_APPLIED = "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)"
+SELECT_DB_NOW = "SELECT clock_timestamp()"
+
+
+def json_text(value: Any) -> str | None:
+    """JSON text for a ``text[]`` parameter cast to jsonb in SQL (None stays SQL NULL)."""
+    return None if value is None else _dumps(value)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("jsonb", "json"):
+        await conn.set_type_codec(
+            typ, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog", format="text"
+        )
+
+
+async def connect(settings: Settings) -> asyncpg.Connection:
+    """One connection with Ordinaut's codecs (CLI commands, LISTEN)."""
+    conn = await asyncpg.connect(
+        settings.database_url,
+        timeout=settings.db_connect_timeout_s,
+        command_timeout=settings.db_command_timeout_s,
+    )
+    await _init_connection(conn)
+    return conn
+
+
+async def create_pool(
+    settings: Settings, *, min_size: int | None = None, max_size: int | None = None
+) -> asyncpg.Pool:
+    """A pool with JSON codecs; fails fast (connect timeout) when the database is down."""
+    if not settings.database_url:
+        raise RuntimeError("ORDINAUT_DATABASE_URL is not set (ordinaut dev sets it for you)")
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=settings.db_pool_min if min_size is None else min_size,
+        max_size=settings.db_pool_max if max_size is None else max_size,
+        timeout=settings.db_connect_timeout_s,
+        command_timeout=settings.db_command_timeout_s,
+        init=_init_connection,
+        max_inactive_connection_lifetime=300.0,
+    )
+    assert pool is not None
+    return pool
+
+
+async def sync_clock(conn: asyncpg.Connection | asyncpg.Pool, clock: DatabaseClock) -> None:
+    """Measure the database clock so ``clock.now()`` follows it without I/O."""
+    sent = time.monotonic()
+    db_now = await conn.fetchval(SELECT_DB_NOW)
+    clock.sync(db_now, sent, time.monotonic())
+
+
+def migration_files(directory: str | Path) -> list[Path]:
+    """``NNNN_name.sql`` files in version order."""
+    files = sorted(p for p in Path(directory).glob("*.sql") if p.name[:4].isdigit())
+    return files
+
+
+async def migrate(conn: asyncpg.Connection, directory: str | Path) -> list[str]:
+    """Apply pending migrations in order under an advisory lock; returns the versions applied.
+
+    Running it twice is a no-op. An applied file whose text changed is an error: migrations are
+    forward-only, so a fix is a new file.
+    """
+    files = migration_files(directory)
+    if not files:
+        raise RuntimeError(f"no migrations found in {directory}")
+    applied_now: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_ID)
+    try:
+        await conn.execute(CREATE_MIGRATIONS_TABLE)
+        applied = {r["version"]: r["checksum"] for r in await conn.fetch(SELECT_APPLIED)}
+        for path in files:
+            version = path.stem
+            text = path.read_text()
+            checksum = hashlib.sha256(text.encode()).hexdigest()
+            if version in applied:
+                if applied[version] != checksum:
+                    raise RuntimeError(
+                        f"migration {version} changed after it was applied; add a new file instead"
+                    )
+                continue
+            async with conn.transaction():
+                await conn.execute(text)
+                await conn.execute(INSERT_APPLIED, version, checksum)
+            log.info("applied migration", extra={"version": version})
+            applied_now.append(version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
+    return applied_now

@@ -1,0 +1,55 @@
+"""Liveness rows: worker heartbeats and scheduler tick freshness."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+UPSERT_WORKER = """
+INSERT INTO worker_heartbeats (worker_id, hostname, pid, started_at, last_seen, in_flight)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (worker_id) DO UPDATE SET last_seen = excluded.last_seen,
+    in_flight = excluded.in_flight
+"""
+DELETE_WORKER = "DELETE FROM worker_heartbeats WHERE worker_id = $1"
+PRUNE_WORKERS = "DELETE FROM worker_heartbeats WHERE last_seen < $1"
+UPSERT_TICK = """
+INSERT INTO scheduler_state (name, last_tick_at, last_duration_ms, last_materialized)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (name) DO UPDATE SET last_tick_at = greatest(scheduler_state.last_tick_at,
+    excluded.last_tick_at), last_duration_ms = excluded.last_duration_ms,
+    last_materialized = excluded.last_materialized
+"""
+
+
+async def beat(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    worker_id: str,
+    hostname: str,
+    pid: int,
+    started_at: datetime,
+    now: datetime,
+    in_flight: int,
+) -> None:
+    await conn.execute(UPSERT_WORKER, worker_id, hostname, pid, started_at, now, in_flight)
+
+
+async def forget_worker(conn: asyncpg.Connection | asyncpg.Pool, worker_id: str) -> None:
+    await conn.execute(DELETE_WORKER, worker_id)
+
+
+async def prune_workers(conn: asyncpg.Connection | asyncpg.Pool, *, before: datetime) -> None:
+    await conn.execute(PRUNE_WORKERS, before)
+
+
+async def record_tick(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    name: str,
+    now: datetime,
+    duration_ms: float,
+    materialized: int,
+) -> None:
+    await conn.execute(UPSERT_TICK, name, now, duration_ms, materialized)

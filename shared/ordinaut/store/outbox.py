@@ -1,0 +1,77 @@
+"""Transactional outbox: lifecycle events written beside the change they describe."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from ordinaut.store.db import json_text
+
+INSERT_EVENTS = """
+INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+SELECT e.event_id, e.event_type, e.tenant_id, e.subject_id, e.payload::jsonb, $6
+FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[])
+    AS e(event_id, event_type, tenant_id, subject_id, payload)
+"""
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    event_type: str
+    tenant_id: UUID | None
+    subject_id: UUID | None
+    payload: dict[str, Any]
+    event_id: UUID = field(default_factory=uuid.uuid4)
+
+
+async def append(
+    conn: asyncpg.Connection, events: Sequence[OutboxEvent], *, now: datetime
+) -> None:
+    """Write events in one statement (call inside the change's transaction)."""
+    if not events:
+        return
+    await conn.execute(
+        INSERT_EVENTS,
+        [e.event_id for e in events],
+        [e.event_type for e in events],
+        [e.tenant_id for e in events],
+        [e.subject_id for e in events],
+        [json_text(e.payload) for e in events],
+        now,
+    )
+
+
+RELAY_LOCK_ID = 0x4F52_4452  # one relay publishes at a time, so stream order = outbox order
+
+TRY_RELAY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
+PENDING = """
+SELECT seq, event_id, event_type, tenant_id, subject_id, payload, created_at
+FROM outbox WHERE relayed_at IS NULL
+ORDER BY seq
+LIMIT $1
+"""
+MARK_RELAYED = "UPDATE outbox SET relayed_at = $2 WHERE seq = ANY($1::bigint[])"
+BACKLOG = "SELECT count(*) FROM outbox WHERE relayed_at IS NULL"
+
+
+async def try_relay_lock(conn: asyncpg.Connection) -> bool:
+    """Inside a transaction: True when this relay may publish now."""
+    return bool(await conn.fetchval(TRY_RELAY_LOCK, RELAY_LOCK_ID))
+
+
+async def pending(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(PENDING, limit)
+
+
+async def mark_relayed(conn: asyncpg.Connection, seqs: list[int], now: datetime) -> None:
+    await conn.execute(MARK_RELAYED, seqs, now)
+
+
+async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    return int(await conn.fetchval(BACKLOG))

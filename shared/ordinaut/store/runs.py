@@ -1,0 +1,230 @@
+"""Runs, the read side and the operator actions: list, get, stats, retry, cancel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from ordinaut.errors import InvalidTransition, NotFound
+
+RUN_COLUMNS = (
+    "id, task_id, scheduled_for, status::text AS status, attempt, trigger, event_id, started_at, "
+    "finished_at, duration_ms, output, error, created_at, updated_at"
+)
+
+LIST_RUNS = f"""
+SELECT {RUN_COLUMNS}, count(*) OVER () AS total_count
+FROM runs
+WHERE owner_id = $1
+  AND ($2::uuid IS NULL OR task_id = $2)
+  AND ($3::run_status IS NULL OR status = $3)
+  AND ($4::boolean IS NULL
+       OR ($4 AND status = 'succeeded')
+       OR (NOT $4 AND status IN ('failed', 'dead_letter')))
+  AND ($5::timestamptz IS NULL OR scheduled_for >= $5)
+  AND ($6::timestamptz IS NULL OR scheduled_for < $6)
+ORDER BY scheduled_for DESC, id
+LIMIT $7 OFFSET $8
+"""  # noqa: S608 - column list is a module constant
+COUNT_RUNS = """
+SELECT count(*) FROM runs
+WHERE owner_id = $1
+  AND ($2::uuid IS NULL OR task_id = $2)
+  AND ($3::run_status IS NULL OR status = $3)
+  AND ($4::boolean IS NULL
+       OR ($4 AND status = 'succeeded')
+       OR (NOT $4 AND status IN ('failed', 'dead_letter')))
+  AND ($5::timestamptz IS NULL OR scheduled_for >= $5)
+  AND ($6::timestamptz IS NULL OR scheduled_for < $6)
+"""
+GET_RUN = f"SELECT {RUN_COLUMNS}, step_results FROM runs WHERE id = $1 AND owner_id = $2"  # noqa: S608
+LATEST_RUN = f"""
+SELECT {RUN_COLUMNS}, step_results FROM runs
+WHERE task_id = $1 AND owner_id = $2
+ORDER BY scheduled_for DESC, created_at DESC LIMIT 1
+"""  # noqa: S608
+TASK_STATS = """
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'dead_letter') AS dead_letter,
+       count(*) FILTER (WHERE status = 'queued') AS queued,
+       count(*) FILTER (WHERE status = 'running') AS running,
+       count(*) FILTER (WHERE status = 'skipped') AS skipped,
+       count(*) FILTER (WHERE status = 'canceled') AS canceled,
+       avg(duration_ms) FILTER (WHERE duration_ms IS NOT NULL) AS avg_duration_ms,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50_duration_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_duration_ms,
+       max(started_at) AS last_started_at,
+       max(finished_at) FILTER (WHERE status = 'succeeded') AS last_success_at,
+       max(finished_at) FILTER (WHERE status IN ('failed', 'dead_letter')) AS last_failure_at
+FROM runs WHERE task_id = $1 AND owner_id = $2
+"""
+SUMMARY = """
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+       count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'dead_letter') AS dead_letter,
+       count(*) FILTER (WHERE status = 'queued') AS queued,
+       count(*) FILTER (WHERE status = 'running') AS running,
+       count(*) FILTER (WHERE status = 'skipped') AS skipped,
+       count(*) FILTER (WHERE status = 'canceled') AS canceled,
+       count(*) FILTER (WHERE created_at >= $2) AS last_24h,
+       count(*) FILTER (WHERE created_at >= $2 AND status = 'succeeded') AS succeeded_24h,
+       count(*) FILTER (WHERE created_at >= $2 AND status IN ('failed', 'dead_letter'))
+           AS failed_24h,
+       avg(duration_ms) FILTER (WHERE duration_ms IS NOT NULL) AS avg_duration_ms
+FROM runs WHERE owner_id = $1
+"""
+TASK_COUNTS = """
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE status = 'active') AS active,
+       count(*) FILTER (WHERE status = 'paused') AS paused
+FROM tasks WHERE created_by = $1
+"""
+
+
+def _row(r: asyncpg.Record) -> dict[str, Any]:
+    d = dict(r)
+    d.pop("total_count", None)
+    status = d["status"]
+    d["success"] = (
+        True if status == "succeeded" else False if status in ("failed", "dead_letter") else None
+    )
+    return d
+
+
+async def list_runs(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    owner_id: UUID,
+    *,
+    task_id: UUID | None,
+    status: str | None,
+    success: bool | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    args = (owner_id, task_id, status, success, start, end)
+    rows = await conn.fetch(LIST_RUNS, *args, limit, offset)
+    total = int(rows[0]["total_count"]) if rows else int(await conn.fetchval(COUNT_RUNS, *args))
+    return [_row(r) for r in rows], total
+
+
+async def get_run(
+    conn: asyncpg.Connection | asyncpg.Pool, run_id: UUID, owner_id: UUID
+) -> dict[str, Any]:
+    row = await conn.fetchrow(GET_RUN, run_id, owner_id)
+    if row is None:
+        raise NotFound(f"run {run_id} not found", {"run_id": str(run_id)})
+    return _row(row)
+
+
+async def latest_run(
+    conn: asyncpg.Connection | asyncpg.Pool, task_id: UUID, owner_id: UUID
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(LATEST_RUN, task_id, owner_id)
+    return _row(row) if row else None
+
+
+def _numbers(row: asyncpg.Record) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in dict(row).items():
+        out[k] = float(v) if k.endswith("_ms") and v is not None else v
+    return out
+
+
+async def task_stats(
+    conn: asyncpg.Connection | asyncpg.Pool, task_id: UUID, owner_id: UUID
+) -> dict[str, Any]:
+    stats = _numbers(await conn.fetchrow(TASK_STATS, task_id, owner_id))
+    finished = stats["succeeded"] + stats["failed"] + stats["dead_letter"]
+    stats["success_rate"] = (stats["succeeded"] / finished) if finished else None
+    return stats
+
+
+async def summary(
+    conn: asyncpg.Connection | asyncpg.Pool, owner_id: UUID, *, since: datetime
+) -> dict[str, Any]:
+    runs = _numbers(await conn.fetchrow(SUMMARY, owner_id, since))
+    finished = runs["succeeded"] + runs["failed"] + runs["dead_letter"]
+    runs["success_rate"] = (runs["succeeded"] / finished) if finished else None
+    tasks = dict(await conn.fetchrow(TASK_COUNTS, owner_id))
+    return {"runs": runs, "tasks": tasks}
+
+
+# Retry gives a failed or dead-lettered slot a fresh retry budget from the next attempt on.
+RETRY_RUN = """
+WITH r AS (
+    UPDATE runs SET status = 'queued', attempt = runs.attempt + 1, finished_at = NULL,
+        started_at = NULL, duration_ms = NULL, updated_at = $3
+    FROM tasks t
+    WHERE runs.id = $1 AND runs.owner_id = $2 AND t.id = runs.task_id
+      AND runs.status IN ('failed', 'dead_letter')
+    RETURNING runs.id, runs.task_id, runs.attempt, t.priority, t.max_retries, t.concurrency_key,
+              t.overlap_policy, runs.owner_id
+), o AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT gen_random_uuid(), 'run.retried', r.owner_id, r.id,
+           jsonb_build_object('run_id', r.id, 'task_id', r.task_id, 'attempt', r.attempt,
+                              'reason', 'manual'), $3
+    FROM r
+)
+INSERT INTO due_work (run_id, task_id, run_at, priority, attempt, max_attempts, concurrency_key,
+                      buffer_one)
+SELECT id, task_id, $3, priority, attempt, attempt + max_retries, concurrency_key,
+       overlap_policy = 'buffer_one'
+FROM r
+RETURNING run_id
+"""
+RUN_STATUS = "SELECT status::text FROM runs WHERE id = $1 AND owner_id = $2"
+
+CANCEL_RUN = """
+WITH d AS (
+    DELETE FROM due_work WHERE run_id = $1 RETURNING run_id
+), r AS (
+    UPDATE runs SET status = 'canceled', finished_at = $3, updated_at = $3,
+        error = jsonb_build_object('code', 'canceled', 'message', 'canceled through the API')
+    WHERE id = $1 AND owner_id = $2 AND status IN ('queued', 'running')
+    RETURNING id, task_id, owner_id
+), o AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT gen_random_uuid(), 'run.canceled', r.owner_id, r.id,
+           jsonb_build_object('run_id', r.id, 'task_id', r.task_id), $3
+    FROM r
+)
+SELECT id FROM r
+"""
+
+
+async def _status_or_404(conn: asyncpg.Connection, run_id: UUID, owner_id: UUID) -> str:
+    status: str | None = await conn.fetchval(RUN_STATUS, run_id, owner_id)
+    if status is None:
+        raise NotFound(f"run {run_id} not found", {"run_id": str(run_id)})
+    return status
+
+
+async def retry_run(conn: asyncpg.Connection, run_id: UUID, owner_id: UUID, now: datetime) -> None:
+    """Requeue a failed or dead-lettered run now (409 from any other state)."""
+    status = await _status_or_404(conn, run_id, owner_id)
+    if await conn.fetchval(RETRY_RUN, run_id, owner_id, now) is None:
+        raise InvalidTransition(
+            f"only failed or dead-lettered runs can be retried; this run is {status}",
+            {"status": status},
+        )
+
+
+async def cancel_run(conn: asyncpg.Connection, run_id: UUID, owner_id: UUID, now: datetime) -> None:
+    """Cancel a queued or running run; a running attempt loses its lease and is discarded."""
+    status = await _status_or_404(conn, run_id, owner_id)
+    if status not in ("queued", "running"):
+        raise InvalidTransition(
+            f"only queued or running runs can be canceled; this run is {status}",
+            {"status": status},
+        )
+    if await conn.fetchval(CANCEL_RUN, run_id, owner_id, now) is None:
+        raise InvalidTransition("the run finished before it could be canceled", {})

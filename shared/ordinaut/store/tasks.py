@@ -1,0 +1,194 @@
+"""Tasks: the durable definition of a schedule plus a pipeline, owned by one agent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from ordinaut.errors import NotFound
+
+TASK_COLUMNS = (
+    "id, created_by, title, description, schedule_kind, schedule_expr, timezone, dtstart, "
+    "payload, status, priority, max_retries, backoff_strategy, dedupe_key, "
+    "dedupe_window_seconds, concurrency_key, misfire_policy, overlap_policy, next_run_at, "
+    "snoozed_until, created_at, updated_at"
+)
+# Columns a create or an update writes, in this order ($2..$19 below).
+WRITABLE = (
+    "title",
+    "description",
+    "schedule_kind",
+    "schedule_expr",
+    "timezone",
+    "dtstart",
+    "payload",
+    "status",
+    "priority",
+    "max_retries",
+    "backoff_strategy",
+    "dedupe_key",
+    "dedupe_window_seconds",
+    "concurrency_key",
+    "misfire_policy",
+    "overlap_policy",
+    "next_run_at",
+    "snoozed_until",
+)
+
+INSERT_TASK = f"""
+INSERT INTO tasks (id, created_by, {", ".join(WRITABLE)}, created_at, updated_at)
+VALUES ($1, $20, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $21, $21)
+RETURNING {TASK_COLUMNS}
+"""  # noqa: S608 - column lists are module constants, values are bound
+
+UPDATE_TASK = f"""
+UPDATE tasks SET title = $2, description = $3, schedule_kind = $4, schedule_expr = $5,
+    timezone = $6, dtstart = $7, payload = $8, status = $9, priority = $10, max_retries = $11,
+    backoff_strategy = $12, dedupe_key = $13, dedupe_window_seconds = $14,
+    concurrency_key = $15, misfire_policy = $16, overlap_policy = $17, next_run_at = $18,
+    snoozed_until = $19, updated_at = $21
+WHERE id = $1 AND created_by = $20
+RETURNING {TASK_COLUMNS}
+"""  # noqa: S608
+
+SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND created_by = $2"  # noqa: S608
+SELECT_TASK_FOR_UPDATE = SELECT_TASK + " FOR UPDATE"
+SELECT_TASK_ANY_OWNER = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"  # noqa: S608
+
+LIST_TASKS = f"""
+SELECT {TASK_COLUMNS}, count(*) OVER () AS total_count
+FROM tasks
+WHERE created_by = $1
+  AND ($2::task_status IS NULL OR status = $2)
+  AND ($3::text IS NULL OR schedule_kind = $3)
+ORDER BY created_at DESC, id
+LIMIT $4 OFFSET $5
+"""  # noqa: S608
+COUNT_TASKS = """
+SELECT count(*) FROM tasks
+WHERE created_by = $1 AND ($2::task_status IS NULL OR status = $2)
+  AND ($3::text IS NULL OR schedule_kind = $3)
+"""
+COUNT_OWNED = "SELECT count(*) FROM tasks WHERE created_by = $1 AND status <> 'canceled'"
+DELETE_TASK = "DELETE FROM tasks WHERE id = $1 AND created_by = $2 RETURNING id"
+FIND_DEDUPE = f"""
+SELECT {TASK_COLUMNS} FROM tasks
+WHERE created_by = $1 AND dedupe_key = $2 AND created_at >= $3
+ORDER BY created_at DESC LIMIT 1
+"""  # noqa: S608
+
+
+def task_values(task: dict[str, Any]) -> list[Any]:
+    return [task.get(col) for col in WRITABLE]
+
+
+async def insert_task(
+    conn: asyncpg.Connection, *, task_id: UUID, owner_id: UUID, task: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """Insert a validated task; returns the stored row."""
+    row = await conn.fetchrow(INSERT_TASK, task_id, *task_values(task), owner_id, now)
+    return dict(row)
+
+
+async def get_task(
+    conn: asyncpg.Connection | asyncpg.Pool, task_id: UUID, owner_id: UUID, *, lock: bool = False
+) -> dict[str, Any]:
+    """The caller's task; another agent's task is NotFound exactly like a missing one."""
+    row = await conn.fetchrow(SELECT_TASK_FOR_UPDATE if lock else SELECT_TASK, task_id, owner_id)
+    if row is None:
+        raise NotFound(f"task {task_id} not found", {"task_id": str(task_id)})
+    return dict(row)
+
+
+async def update_task(
+    conn: asyncpg.Connection, *, owner_id: UUID, task: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """Write every writable column of ``task`` (read it with ``lock=True`` first)."""
+    row = await conn.fetchrow(UPDATE_TASK, task["id"], *task_values(task), owner_id, now)
+    if row is None:
+        raise NotFound(f"task {task['id']} not found", {"task_id": str(task["id"])})
+    return dict(row)
+
+
+async def list_tasks(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    owner_id: UUID,
+    *,
+    status: str | None,
+    kind: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the caller's tasks, newest first, and the total matching."""
+    rows = await conn.fetch(LIST_TASKS, owner_id, status, kind, limit, offset)
+    if rows:
+        total = int(rows[0]["total_count"])
+    else:
+        total = int(await conn.fetchval(COUNT_TASKS, owner_id, status, kind))
+    items = []
+    for r in rows:
+        d = dict(r)
+        d.pop("total_count", None)
+        items.append(d)
+    return items, total
+
+
+async def count_owned(conn: asyncpg.Connection, owner_id: UUID) -> int:
+    return int(await conn.fetchval(COUNT_OWNED, owner_id))
+
+
+async def delete_task(conn: asyncpg.Connection, task_id: UUID, owner_id: UUID) -> None:
+    """Delete the task; its runs and pending work go with it (ON DELETE CASCADE)."""
+    if await conn.fetchval(DELETE_TASK, task_id, owner_id) is None:
+        raise NotFound(f"task {task_id} not found", {"task_id": str(task_id)})
+
+
+async def find_recent_duplicate(
+    conn: asyncpg.Connection, owner_id: UUID, dedupe_key: str, since: datetime
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(FIND_DEDUPE, owner_id, dedupe_key, since)
+    return dict(row) if row else None
+
+
+# The tick's read: only active tasks whose next slot falls inside the lookahead (tasks_due
+# index). SKIP LOCKED lets concurrent schedulers split the work instead of waiting.
+LOCK_DUE_TASKS = """
+SELECT id, created_by, schedule_kind, schedule_expr, timezone, dtstart, next_run_at, priority,
+       max_retries, misfire_policy, overlap_policy, concurrency_key, snoozed_until
+FROM tasks
+WHERE status = 'active' AND next_run_at IS NOT NULL AND next_run_at <= $1
+ORDER BY next_run_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED
+"""
+
+
+async def lock_due_tasks(
+    conn: asyncpg.Connection, *, horizon: datetime, limit: int
+) -> list[asyncpg.Record]:
+    """Lock (inside the caller's transaction) the active tasks due by ``horizon``."""
+    return await conn.fetch(LOCK_DUE_TASKS, horizon, limit)
+
+
+ADVANCE_TASKS = """
+UPDATE tasks t SET next_run_at = a.next_run_at, status = a.status::task_status, updated_at = $4
+FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS a(id, next_run_at, status)
+WHERE t.id = a.id
+"""
+
+
+async def advance_tasks(
+    conn: asyncpg.Connection,
+    ids: list[UUID],
+    next_run_ats: list[datetime | None],
+    statuses: list[str],
+    *,
+    now: datetime,
+) -> None:
+    """Move each task's cursor past what the tick materialized (one statement)."""
+    if ids:
+        await conn.execute(ADVANCE_TASKS, ids, next_run_ats, statuses, now)

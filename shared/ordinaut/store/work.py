@@ -1,0 +1,443 @@
+"""The hot path: materialize slots, lease with SKIP LOCKED, heartbeat, finish, rescue.
+
+A slot is one ``runs`` row (unique per (task, slot)) plus, while it is queued or running, one
+``due_work`` row. Every state change after a lease is fenced on (run_id, attempt, lease_token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from ordinaut.store.db import json_text
+
+WAKE_CHANNEL = "ordinaut_work"
+
+
+@dataclass(frozen=True)
+class NewSlot:
+    run_id: UUID
+    task_id: UUID
+    owner_id: UUID
+    slot: str
+    trigger: str
+    event_id: str | None
+    scheduled_for: datetime
+    run_at: datetime
+    priority: int
+    max_attempts: int
+    concurrency_key: str | None
+    buffer_one: bool
+    idempotency_key: str
+
+
+# Runs first (the unique key decides which slots are new), then due_work for those only.
+MATERIALIZE = """
+WITH s AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
+                         $7::timestamptz[], $8::timestamptz[], $9::int[], $10::int[], $11::text[],
+                         $12::bool[], $13::text[])
+        AS s(run_id, task_id, owner_id, slot, trigger, event_id, scheduled_for, run_at, priority,
+             max_attempts, concurrency_key, buffer_one, idempotency_key)
+), r AS (
+    INSERT INTO runs (id, task_id, owner_id, slot, trigger, event_id, scheduled_for, status,
+                      attempt, idempotency_key, created_at, updated_at)
+    SELECT run_id, task_id, owner_id, slot, trigger, event_id, scheduled_for, 'queued', 1,
+           idempotency_key, $14, $14
+    FROM s
+    ON CONFLICT (task_id, slot) DO NOTHING
+    RETURNING id, task_id, owner_id, trigger, scheduled_for
+), o AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT gen_random_uuid(), 'run.queued', r.owner_id, r.id,
+           jsonb_build_object('run_id', r.id, 'task_id', r.task_id, 'trigger', r.trigger,
+                              'scheduled_for', r.scheduled_for),
+           $14
+    FROM r
+)
+INSERT INTO due_work (run_id, task_id, run_at, priority, max_attempts, concurrency_key,
+                      buffer_one)
+SELECT s.run_id, s.task_id, s.run_at, s.priority, s.max_attempts, s.concurrency_key,
+       s.buffer_one
+FROM s JOIN r ON r.id = s.run_id
+RETURNING run_id, task_id
+"""
+
+
+async def materialize(
+    conn: asyncpg.Connection, slots: Sequence[NewSlot], *, now: datetime
+) -> list[tuple[UUID, UUID]]:
+    """Insert slots in one statement; a slot that exists already is skipped. Returns new ids."""
+    if not slots:
+        return []
+    rows = await conn.fetch(
+        MATERIALIZE,
+        [s.run_id for s in slots],
+        [s.task_id for s in slots],
+        [s.owner_id for s in slots],
+        [s.slot for s in slots],
+        [s.trigger for s in slots],
+        [s.event_id for s in slots],
+        [s.scheduled_for for s in slots],
+        [s.run_at for s in slots],
+        [s.priority for s in slots],
+        [s.max_attempts for s in slots],
+        [s.concurrency_key for s in slots],
+        [s.buffer_one for s in slots],
+        [s.idempotency_key for s in slots],
+        now,
+    )
+    return [(r["run_id"], r["task_id"]) for r in rows]
+
+
+LEASE = """
+WITH c AS (
+    SELECT w.run_id FROM due_work w
+    WHERE w.state = 'queued' AND w.run_at <= $1
+      AND (NOT w.buffer_one OR NOT EXISTS (
+            SELECT 1 FROM due_work x WHERE x.task_id = w.task_id AND x.state = 'running'))
+      AND (w.concurrency_key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM due_work y
+            WHERE y.concurrency_key = w.concurrency_key AND y.state = 'running'))
+    ORDER BY w.run_at, w.priority DESC
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), l AS (
+    UPDATE due_work d
+    SET state = 'running', lease_token = gen_random_uuid(),
+        leased_until = $1 + make_interval(secs => $3), leased_by = $4
+    FROM c WHERE d.run_id = c.run_id
+    RETURNING d.run_id, d.task_id, d.attempt, d.max_attempts, d.lease_token, d.run_at
+), r AS (
+    UPDATE runs SET status = 'running', started_at = $1, attempt = l.attempt, worker_id = $4,
+        updated_at = $1
+    FROM l WHERE runs.id = l.run_id
+    RETURNING runs.id, runs.task_id, runs.owner_id, runs.scheduled_for, runs.trigger,
+              runs.event_id, runs.idempotency_key, runs.attempt
+), o AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT gen_random_uuid(), 'run.started', r.owner_id, r.id,
+           jsonb_build_object('run_id', r.id, 'task_id', r.task_id, 'attempt', r.attempt,
+                              'worker_id', $4::text),
+           $1
+    FROM r
+)
+SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
+       r.owner_id, r.scheduled_for, r.trigger, r.event_id, r.idempotency_key,
+       t.title, t.payload, t.overlap_policy, t.backoff_strategy,
+       EXISTS (SELECT 1 FROM due_work s
+               WHERE s.task_id = l.task_id AND s.state = 'running' AND s.run_id <> l.run_id)
+           AS sibling_running
+FROM l JOIN r ON r.id = l.run_id JOIN tasks t ON t.id = l.task_id
+ORDER BY l.run_at
+"""
+
+
+async def lease(
+    conn: asyncpg.Connection, *, now: datetime, limit: int, lease_s: float, worker_id: str
+) -> list[asyncpg.Record]:
+    """Lease up to ``limit`` due rows (due time, then priority); marks their runs running."""
+    return await conn.fetch(LEASE, now, limit, lease_s, worker_id)
+
+
+NEXT_DUE = "SELECT min(run_at) FROM due_work WHERE state = 'queued'"
+
+
+async def next_due_at(conn: asyncpg.Connection | asyncpg.Pool) -> datetime | None:
+    """Earliest queued run_at (may be in the past when blocked by overlap/concurrency)."""
+    value: datetime | None = await conn.fetchval(NEXT_DUE)
+    return value
+
+
+# Terminal outcomes (succeeded, failed, dead_letter, skipped, canceled) for a batch.
+FINISH = """
+WITH f AS (
+    -- JSON arrives as text[]: a jsonb[] parameter would read a JSON list as an array dimension
+    SELECT run_id, token, attempt, status, output::jsonb AS output, error::jsonb AS error,
+           steps::jsonb AS steps, finished_at, duration_ms
+    FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::run_status[], $5::text[], $6::text[],
+                $7::text[], $8::timestamptz[], $9::int[])
+        AS f(run_id, token, attempt, status, output, error, steps, finished_at, duration_ms)
+), d AS (
+    DELETE FROM due_work w USING f
+    WHERE w.run_id = f.run_id AND w.lease_token = f.token AND w.attempt = f.attempt
+    RETURNING w.run_id
+), u AS (
+    UPDATE runs r SET status = f.status, output = f.output, error = f.error,
+        step_results = f.steps, finished_at = f.finished_at, duration_ms = f.duration_ms,
+        updated_at = f.finished_at
+    FROM f JOIN d ON d.run_id = f.run_id
+    WHERE r.id = f.run_id
+    RETURNING r.id, r.task_id, r.owner_id, r.status::text AS status, r.attempt, r.finished_at
+), o AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT gen_random_uuid(),
+           CASE u.status WHEN 'dead_letter' THEN 'run.dead_lettered' ELSE 'run.' || u.status END,
+           u.owner_id, u.id,
+           jsonb_build_object('run_id', u.id, 'task_id', u.task_id, 'attempt', u.attempt,
+                              'status', u.status),
+           u.finished_at
+    FROM u
+)
+SELECT id, task_id, owner_id, status, attempt FROM u
+"""
+
+# A failed attempt with retries left: back to queued at its backoff instant.
+REQUEUE = """
+WITH f AS (
+    SELECT run_id, token, attempt, run_at, error::jsonb AS error, steps::jsonb AS steps, now
+    FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::timestamptz[], $5::text[], $6::text[],
+                $7::timestamptz[])
+        AS f(run_id, token, attempt, run_at, error, steps, now)
+), w AS (
+    UPDATE due_work d SET state = 'queued', attempt = d.attempt + 1, run_at = f.run_at,
+        lease_token = NULL, leased_until = NULL, leased_by = NULL
+    FROM f
+    WHERE d.run_id = f.run_id AND d.lease_token = f.token AND d.attempt = f.attempt
+    RETURNING d.run_id, d.attempt
+), u AS (
+    UPDATE runs r SET status = 'queued', attempt = w.attempt, error = f.error,
+        step_results = f.steps, updated_at = f.now
+    FROM f JOIN w ON w.run_id = f.run_id
+    WHERE r.id = f.run_id
+    RETURNING r.id, r.task_id, r.owner_id, r.attempt, f.now, f.run_at
+), o AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT gen_random_uuid(), 'run.retried', u.owner_id, u.id,
+           jsonb_build_object('run_id', u.id, 'task_id', u.task_id, 'attempt', u.attempt,
+                              'run_at', u.run_at),
+           u.now
+    FROM u
+)
+SELECT id, task_id, owner_id, attempt FROM u
+"""
+
+
+@dataclass
+class Outcome:
+    """What a worker learned from one leased attempt."""
+
+    run_id: UUID
+    token: UUID
+    attempt: int
+    status: str  # succeeded | failed | dead_letter | skipped | canceled | retry
+    finished_at: datetime
+    duration_ms: int = 0
+    output: Any = None
+    error: Any = None
+    steps: list[dict[str, Any]] | None = None
+    retry_at: datetime | None = None
+
+
+async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> list[asyncpg.Record]:
+    """Record terminal outcomes, fenced; rows whose lease moved on are not returned."""
+    if not outcomes:
+        return []
+    return await conn.fetch(
+        FINISH,
+        [o.run_id for o in outcomes],
+        [o.token for o in outcomes],
+        [o.attempt for o in outcomes],
+        [o.status for o in outcomes],
+        [json_text(o.output) for o in outcomes],
+        [json_text(o.error) for o in outcomes],
+        [json_text(o.steps or []) for o in outcomes],
+        [o.finished_at for o in outcomes],
+        [o.duration_ms for o in outcomes],
+    )
+
+
+async def requeue(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> list[asyncpg.Record]:
+    """Re-queue failed attempts at their retry instants, fenced."""
+    if not outcomes:
+        return []
+    return await conn.fetch(
+        REQUEUE,
+        [o.run_id for o in outcomes],
+        [o.token for o in outcomes],
+        [o.attempt for o in outcomes],
+        [o.retry_at for o in outcomes],
+        [json_text(o.error) for o in outcomes],
+        [json_text(o.steps or []) for o in outcomes],
+        [o.finished_at for o in outcomes],
+    )
+
+
+EXTEND = """
+UPDATE due_work d SET leased_until = $3::timestamptz + make_interval(secs => $4::float8)
+FROM unnest($1::uuid[], $2::uuid[]) AS h(run_id, token)
+WHERE d.run_id = h.run_id AND d.lease_token = h.token AND d.state = 'running'
+RETURNING d.run_id
+"""
+
+
+async def extend_leases(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    leases: Sequence[tuple[UUID, UUID]],
+    *,
+    now: datetime,
+    lease_s: float,
+) -> set[UUID]:
+    """Heartbeat: extend the leases still held; returns the run ids still ours."""
+    if not leases:
+        return set()
+    rows = await conn.fetch(
+        EXTEND, [r for r, _ in leases], [t for _, t in leases], now, lease_s
+    )
+    return {r["run_id"] for r in rows}
+
+
+RESCUE = """
+WITH expired AS (
+    SELECT run_id, attempt, max_attempts FROM due_work
+    WHERE state = 'running' AND leased_until < $1
+    ORDER BY leased_until
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), requeued AS (
+    UPDATE due_work d SET state = 'queued', attempt = d.attempt + 1, run_at = $1,
+        lease_token = NULL, leased_until = NULL, leased_by = NULL
+    FROM expired e
+    WHERE d.run_id = e.run_id AND e.attempt < e.max_attempts
+    RETURNING d.run_id, d.attempt
+), dead AS (
+    DELETE FROM due_work d USING expired e
+    WHERE d.run_id = e.run_id AND e.attempt >= e.max_attempts
+    RETURNING d.run_id
+), r1 AS (
+    UPDATE runs SET status = 'queued', attempt = q.attempt, updated_at = $1,
+        error = jsonb_build_object('code', 'lease_expired',
+            'message', 'the worker running this attempt stopped heartbeating')
+    FROM requeued q WHERE runs.id = q.run_id
+    RETURNING runs.id, runs.task_id, runs.owner_id, 'requeued'::text AS action
+), r2 AS (
+    UPDATE runs SET status = 'dead_letter', finished_at = $1, updated_at = $1,
+        error = jsonb_build_object('code', 'lease_expired',
+            'message', 'the worker running the last attempt stopped heartbeating')
+    FROM dead x WHERE runs.id = x.run_id
+    RETURNING runs.id, runs.task_id, runs.owner_id, 'dead_letter'::text AS action
+), x AS (SELECT * FROM r1 UNION ALL SELECT * FROM r2
+), o AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT gen_random_uuid(),
+           CASE x.action WHEN 'dead_letter' THEN 'run.dead_lettered' ELSE 'run.retried' END,
+           x.owner_id, x.id,
+           jsonb_build_object('run_id', x.id, 'task_id', x.task_id, 'reason', 'lease_expired'),
+           $1
+    FROM x
+)
+SELECT * FROM x
+"""
+
+
+async def rescue_expired(
+    conn: asyncpg.Connection, *, now: datetime, limit: int = 500
+) -> list[asyncpg.Record]:
+    """Expired leases: attempt + 1 and queued now, or dead-lettered past max attempts."""
+    return await conn.fetch(RESCUE, now, limit)
+
+
+# Pending, never-started scheduled slots of a task: dropped when its schedule changes,
+# it is paused, or canceled; their runs rows go too, so the slot may be materialized again.
+DROP_PENDING = """
+WITH d AS (
+    DELETE FROM due_work w USING runs r
+    WHERE w.task_id = $1 AND w.state = 'queued' AND r.id = w.run_id
+      AND r.started_at IS NULL AND r.trigger = ANY($2::text[])
+    RETURNING w.run_id
+)
+DELETE FROM runs WHERE id IN (SELECT run_id FROM d) RETURNING id
+"""
+
+
+async def drop_pending(
+    conn: asyncpg.Connection, task_id: UUID, *, triggers: Sequence[str]
+) -> int:
+    """Remove queued slots that never started (by trigger); returns how many."""
+    rows = await conn.fetch(DROP_PENDING, task_id, list(triggers))
+    return len(rows)
+
+
+CANCEL_QUEUED = """
+WITH d AS (
+    DELETE FROM due_work w WHERE w.task_id = $1 AND w.state = 'queued' RETURNING w.run_id
+)
+UPDATE runs SET status = 'canceled', finished_at = $2, updated_at = $2,
+    error = jsonb_build_object('code', 'canceled', 'message', $3::text)
+WHERE id IN (SELECT run_id FROM d)
+RETURNING id
+"""
+
+
+async def cancel_queued(
+    conn: asyncpg.Connection, task_id: UUID, *, now: datetime, reason: str
+) -> int:
+    """Cancel every queued slot of a task (records stay, status canceled)."""
+    return len(await conn.fetch(CANCEL_QUEUED, task_id, now, reason))
+
+
+SNOOZE = """
+UPDATE due_work SET run_at = greatest(run_at, $2) + make_interval(secs => $3)
+WHERE task_id = $1 AND state = 'queued'
+RETURNING run_id
+"""
+
+
+async def snooze_queued(
+    conn: asyncpg.Connection, task_id: UUID, *, now: datetime, delay_s: float
+) -> int:
+    return len(await conn.fetch(SNOOZE, task_id, now, delay_s))
+
+
+RELEASE = """
+WITH f AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS f(run_id, token)
+), w AS (
+    UPDATE due_work d SET state = 'queued', run_at = $3, lease_token = NULL,
+        leased_until = NULL, leased_by = NULL
+    FROM f WHERE d.run_id = f.run_id AND d.lease_token = f.token
+    RETURNING d.run_id
+)
+UPDATE runs SET status = 'queued', started_at = NULL, worker_id = NULL, updated_at = $3
+WHERE id IN (SELECT run_id FROM w)
+RETURNING id
+"""
+
+
+async def release(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    leases: Sequence[tuple[UUID, UUID]],
+    *,
+    now: datetime,
+) -> int:
+    """Give leased rows back untouched (graceful shutdown): same attempt, due now."""
+    if not leases:
+        return 0
+    rows = await conn.fetch(RELEASE, [r for r, _ in leases], [t for _, t in leases], now)
+    return len(rows)
+
+
+async def notify_work(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    """One debounced wake-up for idle workers (call at most once per tick or request)."""
+    await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
+
+
+QUEUE_STATS = """
+SELECT count(*) FILTER (WHERE state = 'queued') AS queued,
+       min(run_at) FILTER (WHERE state = 'queued' AND run_at <= $1) AS oldest_due
+FROM due_work
+"""
+
+
+async def queue_stats(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> dict[str, Any]:
+    row = await conn.fetchrow(QUEUE_STATS, now)
+    oldest = row["oldest_due"]
+    return {
+        "queued": int(row["queued"]),
+        "lag_s": max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+    }

@@ -1,0 +1,97 @@
+"""Pure task preparation: validate schedule and pipeline, anchor RRULEs, first fire time.
+
+Create, update and ``POST /tasks/validate`` all go through ``prepare`` so they can never
+disagree; the scheduler evaluates the stored result with the same schedule code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from ordinaut.config import Settings
+from ordinaut.errors import InvalidPipeline, InvalidSchedule, ValidationFailed
+from ordinaut.pipeline import PipelineLimits, validate_payload
+from ordinaut.pipeline.tools import ToolRegistry
+from ordinaut.schedules import TIME_KINDS, Schedule, parse_schedule
+
+SCHEDULE_FIELDS = ("schedule_kind", "schedule_expr", "timezone")
+
+
+def build_schedule(
+    fields: dict[str, Any], *, now: datetime, settings: Settings, dtstart: datetime | None
+) -> Schedule:
+    """Parse the task's schedule with the documented limits (422 naming the field)."""
+    if fields["schedule_kind"] == "condition":
+        raise InvalidSchedule(
+            "schedule_kind 'condition' is not available yet; use cron, rrule, once or event",
+            [{"field": "schedule_kind", "message": "condition tasks are not supported yet"}],
+        )
+    return parse_schedule(
+        fields["schedule_kind"],
+        fields["schedule_expr"],
+        fields.get("timezone") or "UTC",
+        now=now,
+        dtstart=dtstart,
+        min_interval_s=settings.min_interval_s,
+        max_expr_length=settings.max_expression_length,
+    )
+
+
+def first_fire(schedule: Schedule, now: datetime) -> datetime | None:
+    """The cursor a new or rescheduled task starts from: its first fire time from now on."""
+    if schedule.kind not in TIME_KINDS:
+        return None
+    if schedule.kind == "once":
+        # A one-shot a few seconds in the past (accepted by validation) still fires once.
+        return schedule.next_after(now - timedelta(days=1))
+    return schedule.next_after(now - timedelta(microseconds=1))
+
+
+def prepare(
+    fields: dict[str, Any],
+    *,
+    now: datetime,
+    settings: Settings,
+    registry: ToolRegistry,
+    stored: Schedule | None = None,
+) -> dict[str, Any]:
+    """Validate a full set of task fields; returns them normalized with dtstart, next_run_at.
+
+    ``stored`` is the task's unchanged, already validated schedule on an update (a one-shot
+    that has fired stays editable). Collects schedule and pipeline problems into one 422 so a
+    client fixes both at once.
+    """
+    problems: list[dict[str, Any]] = []
+    schedule: Schedule | None = stored
+    if schedule is None:
+        try:
+            schedule = build_schedule(fields, now=now, settings=settings, dtstart=None)
+        except InvalidSchedule as exc:
+            problems.extend(exc.details or [{"field": "schedule_expr", "message": exc.message}])
+    payload = fields["payload"]
+    try:
+        payload = validate_payload(
+            payload, registry=registry, limits=PipelineLimits.from_settings(settings)
+        )
+    except InvalidPipeline as exc:
+        problems.extend(exc.details or [{"field": "payload", "message": exc.message}])
+    if fields.get("dedupe_window_seconds") and not fields.get("dedupe_key"):
+        problems.append(
+            {"field": "dedupe_key", "message": "dedupe_window_seconds needs a dedupe_key"}
+        )
+    if problems:
+        kinds = {p.get("field", "").split(".")[0].split("[")[0] for p in problems}
+        if kinds <= {"schedule_expr", "timezone", "schedule_kind"}:
+            raise InvalidSchedule(problems[0]["message"], problems)
+        if kinds <= {"payload"}:
+            raise InvalidPipeline(problems[0]["message"], problems)
+        raise ValidationFailed("the task is not valid", problems)
+    assert schedule is not None
+    out = dict(fields)
+    out["payload"] = payload
+    out["schedule_expr"] = schedule.expr
+    out["timezone"] = schedule.timezone
+    out["dtstart"] = schedule.dtstart if schedule.kind == "rrule" else None
+    out["next_run_at"] = first_fire(schedule, now)
+    return out

@@ -1,0 +1,442 @@
+"""Workers: lease due work with SKIP LOCKED, run pipelines, record outcomes, fenced on the lease.
+
+``run_once`` (one lease + run + record), ``drain`` (until idle or out of time, for Lambda) and
+``run_worker`` (the long-running process) share one ``Worker``; only the driver differs.
+No database transaction is open while a pipeline runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ordinaut import events, logs, metrics
+from ordinaut.clock import Clock, DatabaseClock
+from ordinaut.config import Settings
+from ordinaut.pipeline import PipelineLimits, RunContext, default_registry, execute
+from ordinaut.pipeline.tools import ToolRegistry
+from ordinaut.retries import next_attempt_at
+from ordinaut.store import db, heartbeats, outbox, work
+
+log = logging.getLogger("ordinaut.worker")
+
+
+class Worker:
+    """One process's worker state: pool, clock, tools and the runs in flight."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        clock: Clock,
+        *,
+        worker_id: str | None = None,
+        registry: ToolRegistry | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.clock = clock
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.registry = registry or default_registry(settings)
+        self.limits = PipelineLimits.from_settings(settings)
+        self.rng = rng or random.Random()
+        # run_id -> (lease_token, asyncio task)
+        self.in_flight: dict[uuid.UUID, tuple[uuid.UUID, asyncio.Task[None]]] = {}
+        self.started_at = clock.now()
+        self.slot_freed = asyncio.Event()
+
+    # -- leasing -------------------------------------------------------------------------
+
+    async def lease(self, limit: int) -> list[asyncpg.Record]:
+        now = self.clock.now()
+        async with self.pool.acquire() as conn:
+            rows = await work.lease(
+                conn,
+                now=now,
+                limit=limit,
+                lease_s=self.settings.lease_seconds,
+                worker_id=self.worker_id,
+            )
+        if rows:
+            metrics.LEASES.inc(len(rows))
+            for r in rows:
+                metrics.START_LAG.observe(max(0.0, (now - r["run_at"]).total_seconds()))
+        return rows
+
+    def start(self, rows: list[asyncpg.Record]) -> list[asyncio.Task[None]]:
+        """Start leased rows; rows of one task that must not overlap run one after another."""
+        groups: dict[uuid.UUID, list[asyncpg.Record]] = defaultdict(list)
+        started: list[asyncio.Task[None]] = []
+        for row in rows:
+            if row["overlap_policy"] == "allow":
+                started.append(self._spawn([row]))
+            else:
+                groups[row["task_id"]].append(row)
+        for group in groups.values():
+            started.append(self._spawn(group))
+        return started
+
+    def _spawn(self, rows: list[asyncpg.Record]) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._run_group(rows))
+        for row in rows:
+            self.in_flight[row["run_id"]] = (row["lease_token"], task)
+        metrics.WORKER_IN_FLIGHT.set(len(self.in_flight))
+        return task
+
+    async def _run_group(self, rows: list[asyncpg.Record]) -> None:
+        try:
+            for row in rows:
+                try:
+                    outcome, events = await self._execute(row)
+                    await self.record(outcome, events)
+                finally:
+                    self.in_flight.pop(row["run_id"], None)
+                    metrics.WORKER_IN_FLIGHT.set(len(self.in_flight))
+                    self.slot_freed.set()
+        except asyncio.CancelledError:
+            for row in rows:
+                self.in_flight.pop(row["run_id"], None)
+            raise
+
+    # -- running -------------------------------------------------------------------------
+
+    async def _execute(
+        self, row: asyncpg.Record
+    ) -> tuple[work.Outcome, list[outbox.OutboxEvent]]:
+        run_id, attempt, token = row["run_id"], row["attempt"], row["lease_token"]
+        ctx_token = logs.bind(task_id=str(row["task_id"]), run_id=str(run_id), attempt=attempt)
+        try:
+            if row["overlap_policy"] == "skip" and row["sibling_running"]:
+                now = self.clock.now()
+                metrics.RUNS.labels("skipped").inc()
+                return (
+                    work.Outcome(
+                        run_id,
+                        token,
+                        attempt,
+                        "skipped",
+                        now,
+                        error={
+                            "code": "overlap_skipped",
+                            "message": "the previous run of this task was still running",
+                        },
+                    ),
+                    [],
+                )
+            events: list[outbox.OutboxEvent] = []
+
+            def emit(topic: str, payload: dict[str, Any]) -> None:
+                events.append(
+                    outbox.OutboxEvent(
+                        event_type=f"custom.{topic}",
+                        tenant_id=row["owner_id"],
+                        subject_id=run_id,
+                        payload={"topic": topic, "payload": payload, "run_id": str(run_id)},
+                    )
+                )
+
+            ctx = RunContext(
+                run_id=str(run_id),
+                task_id=str(row["task_id"]),
+                task_title=row["title"],
+                attempt=attempt,
+                scheduled_for=row["scheduled_for"],
+                now=self.clock.now(),
+                event=None,
+                idempotency_key=row["idempotency_key"],
+                emit=emit,
+            )
+            t0 = time.perf_counter()
+            result = await execute(row["payload"], ctx, registry=self.registry, limits=self.limits)
+            elapsed = time.perf_counter() - t0
+            metrics.RUN_DURATION.observe(elapsed)
+            for step in result.steps:
+                metrics.STEP_DURATION.labels(step.get("uses", "?"), step.get("status", "?")).observe(
+                    (step.get("duration_ms") or 0) / 1000.0
+                )
+            now = self.clock.now()
+            duration_ms = int(elapsed * 1000)
+            if result.status == "succeeded":
+                metrics.RUNS.labels("succeeded").inc()
+                return (
+                    work.Outcome(
+                        run_id,
+                        token,
+                        attempt,
+                        "succeeded",
+                        now,
+                        duration_ms,
+                        output=result.output,
+                        steps=result.steps,
+                    ),
+                    events,
+                )
+            if attempt < row["max_attempts"]:
+                metrics.RUNS.labels("retried").inc()
+                metrics.RETRIES.inc()
+                retry_at = next_attempt_at(
+                    row["backoff_strategy"],
+                    attempt,
+                    now,
+                    base_s=self.settings.backoff_base_s,
+                    max_s=self.settings.backoff_max_s,
+                    rng=self.rng,
+                )
+                status = "retry"
+            else:
+                retry_at = None
+                status = "dead_letter" if row["max_attempts"] > 1 else "failed"
+                metrics.RUNS.labels(status).inc()
+                if status == "dead_letter":
+                    metrics.DEAD_LETTERS.inc()
+            log.warning("run attempt failed", extra={"error": result.error, "outcome": status})
+            # Events a failed attempt emitted are dropped with it: the retry emits them again.
+            return (
+                work.Outcome(
+                    run_id,
+                    token,
+                    attempt,
+                    status,
+                    now,
+                    duration_ms,
+                    error=result.error,
+                    steps=result.steps,
+                    retry_at=retry_at,
+                ),
+                [],
+            )
+        finally:
+            logs.reset(ctx_token)
+
+    async def record(self, outcome: work.Outcome, events: list[outbox.OutboxEvent]) -> bool:
+        """Write one outcome fenced on its lease; False when the lease had moved on."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if outcome.status == "retry":
+                done = await work.requeue(conn, [outcome])
+            else:
+                done = await work.finish(conn, [outcome])
+            if done:
+                await outbox.append(conn, events, now=outcome.finished_at)
+        if not done:
+            metrics.LEASE_LOST.inc()
+            log.warning(
+                "lease lost before completion; result discarded",
+                extra={"run_id": str(outcome.run_id), "attempt": outcome.attempt},
+            )
+            return False
+        return True
+
+    # -- single passes -------------------------------------------------------------------
+
+    async def run_once(self, limit: int | None = None) -> int:
+        """Lease one batch, run it to the end; returns how many rows were leased."""
+        rows = await self.lease(limit or self.settings.lease_batch)
+        tasks = self.start(rows)
+        if tasks:
+            await asyncio.gather(*tasks)
+        return len(rows)
+
+    async def heartbeat(self) -> None:
+        """Extend our leases; cancel runs whose lease another worker now owns."""
+        now = self.clock.now()
+        held = [(run_id, token) for run_id, (token, _) in self.in_flight.items()]
+        kept = await work.extend_leases(
+            self.pool, held, now=now, lease_s=self.settings.lease_seconds
+        )
+        for run_id, _ in held:
+            if run_id not in kept and run_id in self.in_flight:
+                metrics.LEASE_LOST.inc()
+                log.warning("lease lost; cancelling run", extra={"run_id": str(run_id)})
+                self.in_flight[run_id][1].cancel()
+        await heartbeats.beat(
+            self.pool,
+            worker_id=self.worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self.started_at,
+            now=now,
+            in_flight=len(self.in_flight),
+        )
+
+    async def rescue(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await work.rescue_expired(conn, now=self.clock.now())
+        if rows:
+            metrics.RESCUES.inc(len(rows))
+            log.warning("rescued expired leases", extra={"count": len(rows)})
+        return len(rows)
+
+    async def drain(self, budget_s: float) -> int:
+        """Lease and run until nothing is due or the budget is spent; returns rows run.
+
+        Rows still running at the deadline keep their lease only until it expires, so another
+        worker rescues them: a run is never left ``running`` for ever.
+        """
+        deadline = time.monotonic() + budget_s
+        total = 0
+        while time.monotonic() < deadline:
+            free = self.settings.worker_concurrency - len(self.in_flight)
+            rows = await self.lease(max(1, min(free, self.settings.lease_batch)))
+            if not rows:
+                if not self.in_flight:
+                    break
+                await self._wait_for_slot(0.05)
+                continue
+            total += len(rows)
+            self.start(rows)
+        remaining = deadline - time.monotonic()
+        pending = {t for _, t in self.in_flight.values()}
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.0, remaining))
+        await self.shutdown(grace_s=0.0)
+        return total
+
+    async def _wait_for_slot(self, timeout: float) -> None:
+        self.slot_freed.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.slot_freed.wait(), timeout)
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stop: wait up to ``grace_s`` for runs in flight, then release what is left."""
+        pending = {t for _, t in self.in_flight.values()}
+        if pending and grace_s > 0:
+            await asyncio.wait(pending, timeout=grace_s)
+        leftovers = [(run_id, token) for run_id, (token, _) in self.in_flight.items()]
+        for _, task in list(self.in_flight.values()):
+            task.cancel()
+        if leftovers:
+            released = await work.release(self.pool, leftovers, now=self.clock.now())
+            log.info("released in-flight runs at shutdown", extra={"count": released})
+        self.in_flight.clear()
+
+
+async def _periodic(
+    stop: asyncio.Event, interval: float, fn: Callable[[], Awaitable[Any]], what: str
+) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
+        try:
+            await fn()
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            log.warning(f"{what} failed", extra={"error": repr(exc)})
+
+
+async def run_worker(
+    settings: Settings, stop: asyncio.Event, *, worker_id: str | None = None
+) -> None:
+    """The long-running worker: sleeps until the next due instant or a wake-up, then leases."""
+    pool = await db.create_pool(
+        settings, min_size=2, max_size=max(4, min(settings.worker_concurrency, 10))
+    )
+    clock = DatabaseClock()
+    await db.sync_clock(pool, clock)
+    worker = Worker(pool, settings, clock, worker_id=worker_id)
+    logs.bind(worker_id=worker.worker_id)
+    wake = asyncio.Event()
+    listener = await db.connect(settings)
+
+    def on_notify(*_: object) -> None:
+        wake.set()
+
+    await listener.add_listener(work.WAKE_CHANNEL, on_notify)
+
+    async def beat_and_sync() -> None:
+        await db.sync_clock(pool, clock)
+        await worker.heartbeat()
+
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+
+    async def relay() -> None:
+        # The outbox relay lives in the worker process; while Redis is down the outbox grows
+        # and /health says degraded, and this catches up in order when it returns.
+        if redis is None:
+            return
+        try:
+            while await events.relay_once(
+                pool, redis, now=clock.now(), maxlen=settings.stream_maxlen
+            ):
+                pass
+        except RedisError as exc:
+            log.warning("event relay paused: redis unavailable", extra={"error": repr(exc)})
+
+    background = [
+        asyncio.create_task(_periodic(stop, settings.heartbeat_s, beat_and_sync, "heartbeat")),
+        asyncio.create_task(_periodic(stop, settings.rescue_interval_s, worker.rescue, "rescue")),
+        asyncio.create_task(_periodic(stop, 0.5, relay, "event relay")),
+    ]
+    await worker.heartbeat()
+    log.info("worker started", extra={"concurrency": settings.worker_concurrency})
+    try:
+        while not stop.is_set():
+            free = settings.worker_concurrency - len(worker.in_flight)
+            if free > 0:
+                try:
+                    rows = await worker.lease(min(free, settings.lease_batch))
+                except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                    log.warning("lease failed", extra={"error": repr(exc)})
+                    rows = []
+                    await asyncio.sleep(settings.poll_interval_s)
+                worker.start(list(rows))
+                if len(rows) == min(free, settings.lease_batch) and rows:
+                    continue
+                timeout = await _until_next_due(worker, clock, settings)
+            else:
+                timeout = settings.poll_interval_s
+            wake.clear()
+            worker.slot_freed.clear()
+            waiters = [
+                asyncio.create_task(wake.wait()),
+                asyncio.create_task(stop.wait()),
+                asyncio.create_task(worker.slot_freed.wait()),
+            ]
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+    finally:
+        log.info("worker stopping", extra={"in_flight": len(worker.in_flight)})
+        for t in background:
+            t.cancel()
+        await worker.shutdown(grace_s=settings.lease_seconds)
+        with contextlib.suppress(Exception):
+            await heartbeats.forget_worker(pool, worker.worker_id)
+        await listener.close()
+        if redis is not None:
+            await redis.aclose()
+        await pool.close()
+        log.info("worker stopped")
+
+
+async def _until_next_due(worker: Worker, clock: Clock, settings: Settings) -> float:
+    """Seconds to sleep: until the earliest queued instant, capped by the poll interval."""
+    try:
+        next_at: datetime | None = await work.next_due_at(worker.pool)
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        return settings.poll_interval_s
+    if next_at is None:
+        return settings.poll_interval_s
+    delta = (next_at - clock.now()).total_seconds()
+    if delta <= 0:
+        # Due but blocked (overlap, concurrency key): poll instead of spinning.
+        return min(settings.poll_interval_s, 0.25)
+    return min(settings.poll_interval_s, delta + 0.0005)
+
+

@@ -1,0 +1,190 @@
+"""Tasks over HTTP: create, validation errors, tenancy, lifecycle, preview, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from samples import CRON_TASK
+
+from ordinaut.clock import FrozenClock
+
+
+async def test_create_get_list_and_next_run(
+    client: httpx.AsyncClient, make_agent: Any, clock: FrozenClock
+) -> None:
+    agent = await make_agent(["tasks:read", "tasks:write"])
+    r = await client.post("/tasks", json=CRON_TASK, headers=agent["headers"])
+    assert r.status_code == 201, r.text
+    task = r.json()
+    assert task["status"] == "active"
+    assert task["created_by"] == str(agent["agent_id"])
+    # Monday 2026-03-02 12:00Z: next 08:00 Chisinau (UTC+2) is Tuesday 06:00Z.
+    assert task["next_run_at"] == "2026-03-03T06:00:00Z"
+    got = await client.get(f"/tasks/{task['id']}", headers=agent["headers"])
+    assert got.json() == task
+    listing = (await client.get("/tasks/", headers=agent["headers"])).json()
+    assert listing["total"] == 1 and listing["has_more"] is False
+    assert listing["items"][0]["id"] == task["id"]
+
+
+async def test_validation_errors_name_the_field(client: httpx.AsyncClient, make_agent: Any) -> None:
+    agent = await make_agent(["tasks:read", "tasks:write"])
+    cases = [
+        ({"schedule_expr": "61 * * * *"}, "schedule_expr"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"schedule_expr": "0 0 30 2 *"}, "schedule_expr"),
+        ({"schedule_kind": "rrule", "schedule_expr": "FREQ=SECONDLY"}, "schedule_expr"),
+        (
+            {"payload": {"params": {}, "pipeline": [{"id": "a", "uses": "nope.tool", "with": {}}]}},
+            "payload",
+        ),
+        ({"priority": 10}, "priority"),
+    ]
+    for change, field in cases:
+        r = await client.post("/tasks", json={**CRON_TASK, **change}, headers=agent["headers"])
+        assert r.status_code == 422, (change, r.text)
+        body = r.json()
+        assert body["request_id"]
+        fields = " ".join(str(d.get("field", d.get("loc", ""))) for d in body["error"]["details"])
+        assert field in fields, (change, body)
+
+
+async def test_tenancy_other_agents_task_is_404(client: httpx.AsyncClient, make_agent: Any) -> None:
+    alice = await make_agent(["tasks:read", "tasks:write", "runs:read"])
+    bob = await make_agent(["tasks:read", "tasks:write", "runs:read"])
+    task = (await client.post("/tasks", json=CRON_TASK, headers=alice["headers"])).json()
+    for method, path in [
+        ("GET", f"/tasks/{task['id']}"),
+        ("PATCH", f"/tasks/{task['id']}"),
+        ("DELETE", f"/tasks/{task['id']}"),
+        ("POST", f"/tasks/{task['id']}/pause"),
+        ("POST", f"/tasks/{task['id']}/run_now"),
+        ("GET", f"/tasks/{task['id']}/preview"),
+        ("GET", f"/runs/task/{task['id']}/stats"),
+    ]:
+        kw: dict[str, Any] = {"json": {"title": "x"}} if method == "PATCH" else {}
+        r = await client.request(method, path, headers=bob["headers"], **kw)
+        assert r.status_code == 404, (method, path, r.text)
+        assert r.json()["error"]["code"] == "not_found"
+    assert (await client.get("/tasks", headers=bob["headers"])).json()["total"] == 0
+
+
+async def test_scopes_are_enforced(client: httpx.AsyncClient, make_agent: Any) -> None:
+    reader = await make_agent(["tasks:read"])
+    r = await client.post("/tasks", json=CRON_TASK, headers=reader["headers"])
+    assert r.status_code == 403
+    assert (await client.get("/runs", headers=reader["headers"])).status_code == 403
+    assert (await client.get("/tasks")).status_code == 401
+
+
+async def test_lifecycle_pause_resume_cancel(client: httpx.AsyncClient, make_agent: Any) -> None:
+    agent = await make_agent(["tasks:read", "tasks:write"])
+    h = agent["headers"]
+    task = (await client.post("/tasks", json=CRON_TASK, headers=h)).json()
+    tid = task["id"]
+    paused = (await client.post(f"/tasks/{tid}/pause", headers=h)).json()
+    assert paused["status"] == "paused" and paused["next_run_at"] is None
+    again = await client.post(f"/tasks/{tid}/pause", headers=h)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
+    resumed = (await client.post(f"/tasks/{tid}/resume", headers=h)).json()
+    assert resumed["status"] == "active" and resumed["next_run_at"] == task["next_run_at"]
+    snoozed = await client.post(f"/tasks/{tid}/snooze", json={"delay_seconds": 600}, headers=h)
+    assert snoozed.status_code == 200 and snoozed.json()["snoozed_until"]
+    canceled = (await client.post(f"/tasks/{tid}/cancel", headers=h)).json()
+    assert canceled["status"] == "canceled"
+    assert (await client.patch(f"/tasks/{tid}", json={"title": "x"}, headers=h)).status_code == 409
+    assert (await client.delete(f"/tasks/{tid}", headers=h)).status_code == 204
+    assert (await client.get(f"/tasks/{tid}", headers=h)).status_code == 404
+
+
+async def test_update_revalidates_and_moves_the_cursor(
+    client: httpx.AsyncClient, make_agent: Any
+) -> None:
+    agent = await make_agent(["tasks:read", "tasks:write"])
+    h = agent["headers"]
+    tid = (await client.post("/tasks", json=CRON_TASK, headers=h)).json()["id"]
+    bad = await client.patch(f"/tasks/{tid}", json={"schedule_expr": "nonsense"}, headers=h)
+    assert bad.status_code == 422
+    ok = await client.patch(
+        f"/tasks/{tid}", json={"schedule_expr": "30 13 * * *", "timezone": "UTC"}, headers=h
+    )
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["next_run_at"] == "2026-03-02T13:30:00Z"
+    put = await client.put(f"/tasks/{tid}", json={**CRON_TASK, "title": "renamed"}, headers=h)
+    assert put.json()["title"] == "renamed"
+    assert put.json()["next_run_at"] == "2026-03-03T06:00:00Z"
+
+
+async def test_preview_routes_share_the_scheduler_code(
+    client: httpx.AsyncClient, make_agent: Any
+) -> None:
+    agent = await make_agent(["tasks:read", "tasks:write"])
+    h = agent["headers"]
+    body = {
+        "schedule_kind": "cron",
+        "schedule_expr": "30 2 * * *",
+        "timezone": "America/New_York",
+        "from": "2026-03-06T00:00:00Z",
+        "limit": 3,
+    }
+    r = await client.post("/schedules/preview", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    # 2026-03-08 02:30 does not exist in New York: shifted forward by the gap to 03:30 EDT.
+    assert r.json()["fire_times"] == [
+        "2026-03-06T07:30:00Z",
+        "2026-03-07T07:30:00Z",
+        "2026-03-08T07:30:00Z",
+    ]
+    tid = (await client.post("/tasks", json=CRON_TASK, headers=h)).json()["id"]
+    p = await client.get(
+        f"/tasks/{tid}/preview", params={"from": "2026-03-27T00:00:00Z", "limit": 2}, headers=h
+    )
+    # Chisinau moves to summer time on 2026-03-29: 08:00 is 06:00Z before, 05:00Z after.
+    assert p.json()["fire_times"] == ["2026-03-27T06:00:00Z", "2026-03-30T05:00:00Z"]
+    bad = await client.post(
+        "/schedules/preview", json={**body, "schedule_expr": "* * *"}, headers=h
+    )
+    assert bad.status_code == 422
+
+
+async def test_idempotency_key_and_dedupe(client: httpx.AsyncClient, make_agent: Any) -> None:
+    agent = await make_agent(["tasks:read", "tasks:write"])
+    h = {**agent["headers"], "Idempotency-Key": "create-1"}
+    first, second = await asyncio.gather(
+        client.post("/tasks", json=CRON_TASK, headers=h),
+        client.post("/tasks", json=CRON_TASK, headers=h),
+    )
+    assert {first.status_code, second.status_code} == {201}
+    assert first.json()["id"] == second.json()["id"]
+    other = await client.post("/tasks", json={**CRON_TASK, "title": "other"}, headers=h)
+    assert other.status_code == 409
+    assert (await client.get("/tasks", headers=agent["headers"])).json()["total"] == 1
+    d = {**CRON_TASK, "dedupe_key": "brief", "dedupe_window_seconds": 3600}
+    assert (await client.post("/tasks", json=d, headers=agent["headers"])).status_code == 201
+    dup = await client.post("/tasks", json=d, headers=agent["headers"])
+    assert dup.status_code == 409 and "existing_task_id" in dup.json()["error"]["details"]
+
+
+async def test_validate_with_dry_run(client: httpx.AsyncClient, make_agent: Any) -> None:
+    agent = await make_agent(["tasks:read"])
+    r = await client.post(
+        "/tasks/validate",
+        json={"task": CRON_TASK, "dry_run": True, "sample_params": {"city": "Paris"}},
+        headers=agent["headers"],
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["valid"] is True
+    assert "Paris" in str(body["steps"][0])
+    bad = await client.post(
+        "/tasks/validate",
+        json={
+            "payload": {
+                "pipeline": [{"id": "a", "uses": "echo", "with": {"x": "${steps.b.output}"}}]
+            }
+        },
+        headers=agent["headers"],
+    )
+    assert bad.status_code == 422

@@ -1,0 +1,141 @@
+"""The container image: Dockerfile shape, build context, and the entrypoint's dispatch.
+
+No Docker engine here: the Dockerfile is read as text, and the entrypoint script runs under
+/bin/sh with stand-ins for `python` and `ordinaut` that print what they were asked to run.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+ENTRYPOINT = REPO / "local" / "docker-entrypoint.sh"
+HANDLER = re.compile(r"functions\.[a-z_][a-z0-9_]*\.handler\.handler")
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    text = re.sub(r"\\\n", " ", text)  # join continuation lines
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def _final_stage() -> list[tuple[str, str]]:
+    instructions = _instructions()
+    last_from = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
+    return instructions[last_from:]
+
+
+def test_multi_stage_slim_python_311() -> None:
+    instructions = _instructions()
+    args = dict(rest.split("=", 1) for word, rest in instructions if word == "ARG" and "=" in rest)
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", args["PYTHON_IMAGE"])
+    stages = [rest for word, rest in instructions if word == "FROM"]
+    assert len(stages) >= 2
+    assert all(stage.startswith("${PYTHON_IMAGE}") for stage in stages)
+
+
+def test_runs_as_non_root() -> None:
+    users = [rest for word, rest in _final_stage() if word == "USER"]
+    assert users, "final stage sets no USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+
+
+def test_installs_the_package_and_the_lambda_runtime() -> None:
+    runs = " ".join(rest for word, rest in _instructions() if word == "RUN")
+    assert re.search(r"pip install [^&]*\s\.\s", runs), "pip install . missing"
+    assert "awslambdaric" in runs
+    copies = " ".join(rest for word, rest in _instructions() if word == "COPY")
+    for path in ("pyproject.toml", "README.md", "shared/", "functions/", "migrations/"):
+        assert path in copies, f"{path} not copied"
+    final_copies = " ".join(rest for word, rest in _final_stage() if word == "COPY")
+    assert "local/docker-entrypoint.sh" in final_copies
+    assert "--from=build" in final_copies
+
+
+def test_entrypoint_and_default_command() -> None:
+    final = _final_stage()
+    entrypoint = [rest for word, rest in final if word == "ENTRYPOINT"]
+    assert entrypoint == ['["/usr/local/bin/docker-entrypoint.sh"]']
+    assert [rest for word, rest in final if word == "CMD"] == ['["api"]']
+    env = " ".join(rest for word, rest in final if word == "ENV")
+    assert "ORDINAUT_MIGRATIONS_DIR=/app/migrations" in env
+    assert "ORDINAUT_API_HOST=0.0.0.0" in env
+
+
+def test_build_context_keeps_what_the_image_needs_and_nothing_else() -> None:
+    lines = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*", "the context is an allow-list"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    needed = {"pyproject.toml", "README.md", "shared", "functions", "migrations"}
+    assert needed | {"local/docker-entrypoint.sh"} <= allowed
+    assert not any(a.startswith((".venv", ".git", ".ordinaut", "tests")) for a in allowed)
+
+
+@pytest.fixture
+def fake_bin(tmp_path: Path) -> Path:
+    """`python` and `ordinaut` that print their argv instead of running anything."""
+    for name in ("python", "ordinaut"):
+        tool = tmp_path / name
+        tool.write_text(f'#!/bin/sh\necho {name} "$@"\n', encoding="utf-8")
+        tool.chmod(0o755)
+    return tmp_path
+
+
+def _run_entrypoint(fake_bin: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["/bin/sh", str(ENTRYPOINT), *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{fake_bin}:/usr/bin:/bin"},
+        timeout=10,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("args", "runs"),
+    [
+        ((), "ordinaut api"),
+        (("api",), "ordinaut api"),
+        (("worker",), "ordinaut worker"),
+        (("scheduler",), "ordinaut scheduler"),
+        (("migrate",), "ordinaut migrate"),
+        (("ordinaut", "agents", "create", "--admin"), "ordinaut agents create --admin"),
+        (
+            ("functions.api.handler.handler",),
+            "python -m awslambdaric functions.api.handler.handler",
+        ),
+        (
+            ("functions.worker.handler.handler",),
+            "python -m awslambdaric functions.worker.handler.handler",
+        ),
+    ],
+)
+def test_entrypoint_dispatch(fake_bin: Path, args: tuple[str, ...], runs: str) -> None:
+    assert _run_entrypoint(fake_bin, *args) == runs
+
+
+def test_every_terraform_handler_goes_to_the_lambda_runtime(fake_bin: Path) -> None:
+    text = " ".join(p.read_text(encoding="utf-8") for p in (REPO / "infra").rglob("*.tf"))
+    handlers = sorted(set(HANDLER.findall(text)))
+    assert handlers
+    for handler in handlers:
+        assert _run_entrypoint(fake_bin, handler) == f"python -m awslambdaric {handler}"

@@ -1,0 +1,665 @@
+"""Static checks of infra/terraform: parsed with python-hcl2, no providers, no cloud, no network.
+
+What `terraform validate` cannot tell without providers, and what DEPLOY.md promises: every
+handler Terraform names exists in functions/, every queue has a DLQ, the tick runs every minute
+without retries, nothing secret is a variable or an output, every function and DLQ is alarmed,
+the API uses the $default stage, and the layout is the one DEPLOY.md describes.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TF = REPO / "infra" / "terraform"
+MODULES = TF / "modules"
+ENVS = ("dev", "prod")
+MODULE_NAMES = ("network", "data", "api", "scheduler", "workers", "observability")
+# Every function the AWS deployment runs, by the directory of its handler under functions/.
+EXPECTED_FUNCTIONS = {"api", "scheduler", "worker", "events", "migrate"}
+HANDLER = re.compile(r"\bfunctions\.([a-z_][a-z0-9_]*)\.handler\.handler\b")
+SECRETISH = re.compile(r"password|secret|token|credential", re.IGNORECASE)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _clean(node: Any) -> Any:
+    """Drop python-hcl2's __markers__ and literal quotes, whatever its version does with them."""
+    if isinstance(node, dict):
+        return {
+            _unquote(k): _clean(v)
+            for k, v in node.items()
+            if not (k.startswith("__") and k.endswith("__"))
+        }
+    if isinstance(node, list):
+        return [_clean(v) for v in node]
+    if isinstance(node, str):
+        return _unquote(node)
+    return node
+
+
+def _load(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as f:
+        options_type = getattr(hcl2, "SerializationOptions", None)
+        if options_type is None:  # python-hcl2 < 7 already strips quotes and has no options
+            return _clean(hcl2.load(f))
+        options = options_type(strip_string_quotes=True, with_comments=False)
+        return _clean(hcl2.load(f, serialization_options=options))
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: str  # resource, data, module, variable, output, terraform, provider, locals
+    type: str  # resource/data type or provider name; "" otherwise
+    name: str
+    body: dict[str, Any]
+    path: Path
+
+    @property
+    def dir(self) -> Path:
+        return self.path.parent
+
+    def where(self) -> str:
+        label = ".".join(p for p in (self.type, self.name) if p)
+        return f"{self.path.relative_to(REPO)}: {self.kind} {label}"
+
+
+@functools.cache
+def blocks() -> tuple[Block, ...]:
+    found: list[Block] = []
+    for path in sorted(TF.rglob("*.tf")):
+        if ".terraform" in path.parts:
+            continue
+        doc = _load(path)
+        for kind in ("resource", "data"):
+            for entry in doc.get(kind, []):
+                for rtype, named in entry.items():
+                    for name, body in named.items():
+                        found.append(Block(kind, rtype, name, body, path))
+        for kind in ("module", "variable", "output"):
+            for entry in doc.get(kind, []):
+                for name, body in entry.items():
+                    found.append(Block(kind, "", name, body, path))
+        for entry in doc.get("provider", []):
+            for name, body in entry.items():
+                found.append(Block("provider", name, "", body, path))
+        for kind in ("terraform", "locals"):
+            for body in doc.get(kind, []):
+                found.append(Block(kind, "", "", body, path))
+    return tuple(found)
+
+
+def select(kind: str, type_: str | None = None, where: Path | None = None) -> list[Block]:
+    return [
+        b
+        for b in blocks()
+        if b.kind == kind
+        and (type_ is None or b.type == type_)
+        and (where is None or b.dir == where)
+    ]
+
+
+def one(kind: str, type_: str, name: str, where: Path) -> Block:
+    matches = [b for b in select(kind, type_ or None, where) if b.name == name]
+    assert len(matches) == 1, f"expected one {kind} {type_} {name} in {where.relative_to(REPO)}"
+    return matches[0]
+
+
+def nested(body: dict[str, Any], *keys: str) -> Any:
+    """Follow nested blocks (lists of one dict) and attributes down `keys`."""
+    node: Any = body
+    for key in keys:
+        assert isinstance(node, dict) and key in node, f"missing {'.'.join(keys)}"
+        node = node[key]
+        if isinstance(node, list) and len(node) == 1 and isinstance(node[0], dict):
+            node = node[0]
+    return node
+
+
+def strings(node: Any, skip: frozenset[str] = frozenset({"description"})) -> Iterator[str]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k not in skip:
+                yield from strings(v, skip)
+    elif isinstance(node, list):
+        for v in node:
+            yield from strings(v, skip)
+    elif isinstance(node, str):
+        yield node
+
+
+def function_calls() -> list[Block]:
+    """Every instance of modules/function: one per Lambda function."""
+    return [b for b in select("module") if b.body.get("source") == "../function"]
+
+
+def handler_names() -> list[str]:
+    names = {m.group(1) for b in blocks() for s in strings(b.body) for m in HANDLER.finditer(s)}
+    return sorted(names)
+
+
+def module_dir(call: Block) -> Path:
+    return (call.dir / call.body["source"]).resolve()
+
+
+# --- layout ----------------------------------------------------------------------------------
+
+
+def test_layout_matches_deploy_md() -> None:
+    for name in MODULE_NAMES:
+        for file in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
+            assert (MODULES / name / file).is_file(), f"modules/{name}/{file}"
+    for env in ENVS:
+        for file in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "backend.hcl.example"):
+            assert (TF / "envs" / env / file).is_file(), f"envs/{env}/{file}"
+    assert (TF / "gcp" / "main.tf").is_file()
+
+
+def test_env_roots_are_thin() -> None:
+    """Roots only wire modules: no resources of their own."""
+    for env in ENVS:
+        root = TF / "envs" / env
+        assert select("resource", where=root) == []
+        calls = {b.name for b in select("module", where=root)}
+        assert calls == set(MODULE_NAMES), f"envs/{env} calls {sorted(calls)}"
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+
+def test_terraform_names_every_function() -> None:
+    assert set(handler_names()) == EXPECTED_FUNCTIONS
+
+
+def test_every_function_runs_a_handler_string() -> None:
+    for call in function_calls():
+        command = call.body["command"]
+        assert isinstance(command, list) and len(command) == 1, call.where()
+        assert HANDLER.fullmatch(command[0]), f"{call.where()}: command {command}"
+
+
+def _handler_defined(tree: ast.Module) -> bool:
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "handler":
+            return True
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "handler" for t in node.targets
+        ):
+            return True  # handler = Mangum(app, lifespan="off")
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == "handler"
+        ):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("name", handler_names())
+def test_handler_named_in_terraform_exists(name: str) -> None:
+    path = REPO / "functions" / name / "handler.py"
+    assert path.is_file(), (
+        f"Terraform runs functions.{name}.handler.handler but {path.relative_to(REPO)} is missing"
+    )
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    assert _handler_defined(tree), f"{path.relative_to(REPO)} defines no top-level `handler`"
+
+
+# --- queues ----------------------------------------------------------------------------------
+
+
+def _is_dlq(queue: Block) -> bool:
+    return queue.name.endswith("dlq") or str(queue.body.get("name", "")).endswith("-dlq")
+
+
+def test_every_queue_has_a_dead_letter_queue() -> None:
+    queues = select("resource", "aws_sqs_queue")
+    assert queues, "no SQS queues found"
+    for queue in queues:
+        if _is_dlq(queue):
+            continue
+        policy = queue.body.get("redrive_policy")
+        assert policy, f"{queue.where()} has no redrive_policy"
+        target = re.search(r"aws_sqs_queue\.(\w+)\.arn", policy)
+        assert target, f"{queue.where()}: redrive_policy names no queue"
+        dlq = one("resource", "aws_sqs_queue", target.group(1), queue.dir)
+        assert _is_dlq(dlq), f"{queue.where()} redrives to {dlq.name}, not a DLQ"
+        assert "maxReceiveCount" in policy
+        assert dlq.body["message_retention_seconds"] >= queue.body["message_retention_seconds"]
+
+
+def test_every_dead_letter_queue_is_wired() -> None:
+    for dlq in (q for q in select("resource", "aws_sqs_queue") if _is_dlq(q)):
+        ref = f"aws_sqs_queue.{dlq.name}.arn"
+        users = [
+            b
+            for b in select("resource", where=dlq.dir) + select("module", where=dlq.dir)
+            if b is not dlq and any(ref in s for s in strings(b.body))
+        ]
+        assert users, f"{dlq.where()} receives from nothing"
+
+
+def test_queues_are_encrypted() -> None:
+    for queue in select("resource", "aws_sqs_queue"):
+        assert queue.body.get("sqs_managed_sse_enabled") is True or queue.body.get(
+            "kms_master_key_id"
+        ), queue.where()
+
+
+# --- the tick --------------------------------------------------------------------------------
+
+
+def test_tick_runs_every_minute_on_time_without_retries() -> None:
+    schedules = select("resource", "aws_scheduler_schedule")
+    assert len(schedules) == 1
+    tick = schedules[0].body
+    assert tick["schedule_expression"] == "rate(1 minute)"
+    assert nested(tick, "flexible_time_window", "mode") == "OFF"
+    assert nested(tick, "target", "retry_policy", "maximum_retry_attempts") == 0
+    assert "aws_sqs_queue." in nested(tick, "target", "dead_letter_config", "arn")
+    assert nested(tick, "target", "arn") == "${module.function.arn}"
+
+
+def test_tick_function_has_concurrency_one_and_no_lambda_retries() -> None:
+    where = MODULES / "scheduler"
+    function = one("module", "", "function", where).body
+    assert function["command"] == ["functions.scheduler.handler.handler"]
+    assert function["reserved_concurrency"] == 1
+    assert "dead_letter_queue_arn" in function
+    invoke = select("resource", "aws_lambda_function_event_invoke_config", where)
+    assert len(invoke) == 1
+    assert invoke[0].body["maximum_retry_attempts"] == 0
+    assert function["timeout"] == "${var.timeout}"
+    timeout = one("variable", "", "timeout", where).body
+    assert timeout["default"] < 60
+
+
+# --- workers and events ----------------------------------------------------------------------
+
+
+def test_worker_is_fed_by_sqs_with_a_concurrency_cap() -> None:
+    where = MODULES / "workers"
+    worker = one("module", "", "worker", where).body
+    assert worker["command"] == ["functions.worker.handler.handler"]
+    mapping = one("resource", "aws_lambda_event_source_mapping", "work", where).body
+    assert mapping["event_source_arn"] == "${aws_sqs_queue.work.arn}"
+    cap = nested(mapping, "scaling_config", "maximum_concurrency")
+    assert cap == worker["reserved_concurrency"] == "${var.worker_max_concurrency}"
+
+
+def test_events_report_partial_batch_failures_and_take_eventbridge() -> None:
+    where = MODULES / "workers"
+    events = one("module", "", "events", where).body
+    assert events["command"] == ["functions.events.handler.handler"]
+    mapping = one("resource", "aws_lambda_event_source_mapping", "events", where).body
+    assert mapping["event_source_arn"] == "${aws_sqs_queue.events.arn}"
+    assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
+    assert "maximum_concurrency" in nested(mapping, "scaling_config")
+    target = one("resource", "aws_cloudwatch_event_target", "ingress", where).body
+    assert target["arn"] == "${module.events.arn}"
+    assert "dead_letter_config" in target
+    assert select("resource", "aws_cloudwatch_event_rule", where)
+
+
+# --- API -------------------------------------------------------------------------------------
+
+
+def test_api_uses_default_stage_and_catch_all_route() -> None:
+    where = MODULES / "api"
+    assert one("resource", "aws_apigatewayv2_api", "this", where).body["protocol_type"] == "HTTP"
+    stages = select("resource", "aws_apigatewayv2_stage")
+    assert [s.body["name"] for s in stages] == ["$default"]
+    assert stages[0].body["auto_deploy"] is True
+    routes = {r.name: r.body for r in select("resource", "aws_apigatewayv2_route")}
+    assert routes["default"]["route_key"] == "$default"
+    assert "authorization_type" not in routes["default"]  # the app authenticates
+    # /metrics is kept off the public host: IAM-only routes in front of it.
+    assert '"ANY /metrics"' in routes["metrics"]["for_each"]
+    assert routes["metrics"]["authorization_type"] == "AWS_IAM"
+    integration = one("resource", "aws_apigatewayv2_integration", "api", where).body
+    assert integration["integration_type"] == "AWS_PROXY"
+    assert integration["payload_format_version"] == "2.0"
+    function = one("module", "", "function", where).body
+    assert function["command"] == ["functions.api.handler.handler"]
+    assert one("variable", "", "timeout", where).body["default"] <= 30
+
+
+# --- variables and outputs -------------------------------------------------------------------
+
+
+def _variables() -> list[Block]:
+    return select("variable")
+
+
+@pytest.mark.parametrize("variable", _variables(), ids=lambda b: b.where())
+def test_every_variable_is_typed_and_described(variable: Block) -> None:
+    assert "type" in variable.body, f"{variable.where()} has no type"
+    description = variable.body.get("description", "")
+    assert isinstance(description, str) and len(description.strip()) >= 10, (
+        f"{variable.where()} has no useful description"
+    )
+
+
+def _carries_only_references(name: str) -> bool:
+    return name.endswith(("_arn", "_arns", "_secret_id"))
+
+
+def test_no_variable_takes_a_secret_value() -> None:
+    for variable in _variables():
+        if variable.body.get("type") in ("${number}", "number", "${bool}", "bool"):
+            continue  # a count or a switch cannot carry a secret
+        if SECRETISH.search(variable.name) and not _carries_only_references(variable.name):
+            assert variable.body.get("sensitive") is True, (
+                f"{variable.where()} looks like a secret value: make it an ARN or sensitive"
+            )
+
+
+def test_no_output_returns_a_secret_value() -> None:
+    leaks = re.compile(r"random_password|random_bytes|\.auth_string|secret_string|secret_data")
+    for output in select("output"):
+        value = " ".join(strings(output.body.get("value", "")))
+        assert not leaks.search(value), f"{output.where()} returns a secret value: {value}"
+        if SECRETISH.search(output.name) and not _carries_only_references(output.name):
+            assert output.body.get("sensitive") is True, f"{output.where()} looks secret"
+        if output.name.endswith(("_arn", "_arns")):
+            assert ".arn" in value or "_arn" in value, f"{output.where()}: {value}"
+
+
+def test_function_environments_hold_no_secret_values() -> None:
+    for call in function_calls():
+        env = call.body.get("environment", {})
+        text = " ".join(strings(env))
+        assert "random_password" not in text and "auth_string" not in text, call.where()
+        variables = " ".join(env) if isinstance(env, dict) else text
+        assert "ORDINAUT_DATABASE_URL" not in variables, call.where()
+
+
+def test_generated_credentials_live_in_secrets_manager() -> None:
+    where = MODULES / "data"
+    assert select("resource", "random_password", where)
+    secrets = {b.name for b in select("resource", "aws_secretsmanager_secret", where)}
+    assert {"database", "redis", "secrets_key"} <= secrets
+    for name in secrets:
+        assert one("resource", "aws_secretsmanager_secret", name, where).body["kms_key_id"]
+
+
+# --- alarms ----------------------------------------------------------------------------------
+
+
+def _alarms() -> list[Block]:
+    return select("resource", "aws_cloudwatch_metric_alarm", MODULES / "observability")
+
+
+def _alarm(metric: str) -> Block:
+    found = [a for a in _alarms() if a.body["metric_name"] == metric]
+    assert len(found) == 1, f"one alarm on {metric} expected"
+    return found[0]
+
+
+def test_alarm_kinds() -> None:
+    assert _alarm("Errors").body["for_each"] == "${var.functions}"
+    assert _alarm("Throttles").body["for_each"] == "${var.functions}"
+    dlq = _alarm("ApproximateNumberOfMessagesVisible").body
+    assert dlq["for_each"] == "${var.dead_letter_queues}"
+    assert dlq["namespace"] == "AWS/SQS"
+    lag = _alarm("DueWorkLagSeconds").body
+    assert lag["namespace"] == "Ordinaut"
+    assert lag["treat_missing_data"] == "breaching"
+    api = _alarm("5xx").body
+    assert api["namespace"] == "AWS/ApiGateway"
+    for alarm in _alarms():
+        assert alarm.body["alarm_actions"], alarm.where()
+
+
+def _resolve_output(env_root: Path, reference: str) -> tuple[Path, str]:
+    """`${module.api.function_name}` in a root -> (module dir, what the output points at)."""
+    match = re.fullmatch(r"\$\{module\.(\w+)\.(\w+)\}", reference)
+    assert match, f"not a module output reference: {reference}"
+    call = one("module", "", match.group(1), env_root)
+    target = module_dir(call)
+    output = one("output", "", match.group(2), target)
+    return target, output.body["value"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_function_has_alarms(env: str) -> None:
+    root = TF / "envs" / env
+    functions = one("module", "", "observability", root).body["functions"]
+    covered = set()
+    for reference in functions.values():
+        where, value = _resolve_output(root, reference)
+        match = re.fullmatch(r"\$\{module\.(\w+)\.function_name\}", value)
+        assert match, f"{reference} -> {value} is not a function name"
+        covered.add((where, match.group(1)))
+    every = {(call.dir.resolve(), call.name) for call in function_calls()}
+    assert covered == every, f"functions without alarms: {every - covered}"
+    assert set(functions) == EXPECTED_FUNCTIONS
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_dead_letter_queue_has_an_alarm(env: str) -> None:
+    root = TF / "envs" / env
+    queues = one("module", "", "observability", root).body["dead_letter_queues"]
+    covered = set()
+    for reference in queues.values():
+        where, value = _resolve_output(root, reference)
+        match = re.fullmatch(r"\$\{aws_sqs_queue\.(\w+)\.name\}", value)
+        assert match, f"{reference} -> {value} is not a queue name"
+        covered.add((where, match.group(1)))
+    every = {(q.dir.resolve(), q.name) for q in select("resource", "aws_sqs_queue") if _is_dlq(q)}
+    assert covered == every, f"DLQs without alarms: {every - covered}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_lag_alarm_watches_the_scheduler_metric(env: str) -> None:
+    root = TF / "envs" / env
+    dimensions = one("module", "", "observability", root).body["lag_metric_dimensions"]
+    scheduler = one("module", "", "scheduler", root).body
+    assert scheduler["name"] == "${local.name}"
+    emitted = one("module", "", "function", MODULES / "scheduler").body["environment"]
+    service = emitted["POWERTOOLS_SERVICE_NAME"].replace("var.name", "local.name")
+    assert dimensions == {"service": service}
+    assert emitted["POWERTOOLS_METRICS_NAMESPACE"] == "Ordinaut"
+
+
+# --- IAM, logs -------------------------------------------------------------------------------
+
+
+def test_one_role_per_function_from_policy_documents() -> None:
+    where = MODULES / "function"
+    assert len(select("resource", "aws_iam_role", where)) == 1
+    policies = select("resource", "aws_iam_role_policy", where)
+    assert len(policies) == 1
+    assert policies[0].body["policy"].startswith("${data.aws_iam_policy_document.")
+    assert select("resource", "aws_iam_role_policy_attachment", where) == []
+    assert len(function_calls()) == len(EXPECTED_FUNCTIONS)
+
+
+def test_policy_documents_grant_no_wildcard_actions() -> None:
+    for doc in select("data", "aws_iam_policy_document"):
+        if doc.name == "kms":  # a key policy: the account administers its key through IAM
+            continue
+        for statement in doc.body.get("statement", []):
+            for action in statement.get("actions", []):
+                assert "*" not in action, f"{doc.where()} grants {action}"
+
+
+def test_log_groups_are_encrypted_and_expire() -> None:
+    groups = select("resource", "aws_cloudwatch_log_group")
+    assert groups
+    for group in groups:
+        assert group.body.get("kms_key_id"), group.where()
+        assert group.body.get("retention_in_days"), group.where()
+
+
+# --- data tier -------------------------------------------------------------------------------
+
+
+def test_postgres_behind_proxy_with_tls_backups_and_insights() -> None:
+    where = MODULES / "data"
+    db = one("resource", "aws_db_instance", "this", where).body
+    assert db["engine"] == "postgres"
+    assert one("variable", "", "postgres_engine_version", where).body["default"].startswith("16")
+    assert db["storage_encrypted"] is True and db["kms_key_id"]
+    assert db["performance_insights_enabled"] is True
+    assert db["publicly_accessible"] is False
+    assert db["backup_retention_period"] == "${var.db_backup_retention_days}"
+    assert db["deletion_protection"] == "${var.deletion_protection}"
+    params = {
+        p["name"]: p["value"]
+        for p in one("resource", "aws_db_parameter_group", "this", where).body["parameter"]
+    }
+    assert params["rds.force_ssl"] == "1"
+    proxy = one("resource", "aws_db_proxy", "this", where).body
+    assert proxy["require_tls"] is True
+    assert proxy["engine_family"] == "POSTGRESQL"
+    assert nested(proxy, "auth", "secret_arn") == "${aws_secretsmanager_secret.database.arn}"
+    assert select("resource", "aws_db_proxy_target", where)
+
+
+def test_redis_noeviction_cluster_mode_off_tls_auth() -> None:
+    where = MODULES / "data"
+    params = {
+        p["name"]: p["value"]
+        for p in one("resource", "aws_elasticache_parameter_group", "this", where).body["parameter"]
+    }
+    assert params["maxmemory-policy"] == "noeviction"
+    assert params.get("cluster-enabled", "no") == "no"
+    group = one("resource", "aws_elasticache_replication_group", "this", where).body
+    assert group["transit_encryption_enabled"] is True
+    assert group["at_rest_encryption_enabled"] is True
+    assert group["auth_token"] == "${random_password.redis.result}"
+    assert "num_node_groups" not in group  # cluster mode off
+
+
+def test_prod_protects_its_data() -> None:
+    """Backs the checkov skips on the database and Redis: prod turns the protections on."""
+    prod = one("module", "", "data", TF / "envs" / "prod").body
+    assert prod["deletion_protection"] is True
+    assert prod["db_multi_az"] is True
+    assert prod["db_backup_retention_days"] >= 7
+    assert prod["redis_replicas"] >= 1
+    assert prod["secret_recovery_window_days"] >= 7
+
+
+def test_migration_runs_on_deploy_before_functions_update() -> None:
+    where = MODULES / "data"
+    invocation = one("resource", "aws_lambda_invocation", "migrate", where).body
+    assert invocation["function_name"] == "${module.migrate.function_name}"
+    assert "migrate" in invocation["input"]
+    assert invocation["triggers"]["image_uri"] == "${var.image_uri}"
+    for env in ENVS:
+        root = TF / "envs" / env
+        for name in ("api", "scheduler", "workers"):
+            call = one("module", "", name, root).body
+            assert call["migration_marker"] == "${module.data.migration_marker}"
+
+
+# --- network ---------------------------------------------------------------------------------
+
+
+def test_private_subnets_and_endpoints() -> None:
+    where = MODULES / "network"
+    endpoints = one("variable", "", "interface_endpoints", where).body["default"]
+    assert set(endpoints) >= {"secretsmanager", "sqs", "logs", "ecr.api", "ecr.dkr"}
+    s3 = one("resource", "aws_vpc_endpoint", "s3", where).body
+    assert s3["vpc_endpoint_type"] == "Gateway"
+    for call in function_calls():
+        assert call.body["subnet_ids"], call.where()
+    public = one("resource", "aws_subnet", "public", where).body
+    assert public["map_public_ip_on_launch"] is False
+    flow = select("resource", "aws_flow_log")
+    assert len(flow) == 1 and flow[0].body["traffic_type"] == "ALL"
+
+
+# --- backend, providers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_s3_backend_with_native_locking_and_partial_config(env: str) -> None:
+    root = TF / "envs" / env
+    settings = [b for b in select("terraform", where=root) if "backend" in b.body]
+    assert len(settings) == 1
+    backend = settings[0].body["backend"][0]["s3"]
+    assert backend["use_lockfile"] is True
+    assert "bucket" not in backend and "key" not in backend  # partial: from backend.hcl
+    example = (root / "backend.hcl.example").read_text(encoding="utf-8")
+    for key in ("bucket", "key", "region"):
+        assert re.search(rf"^{key}\s*=", example, re.MULTILINE), f"{key} in backend.hcl.example"
+    provider = select("provider", "aws", root)
+    assert len(provider) == 1
+    assert nested(provider[0].body, "default_tags", "tags")
+
+
+# --- Cloud Run variant -----------------------------------------------------------------------
+
+
+def test_gcp_variant() -> None:
+    where = TF / "gcp"
+    services = {b.name for b in select("resource", "google_cloud_run_v2_service", where)}
+    assert {"api", "worker"} <= services
+    jobs = one("resource", "google_cloud_run_v2_job", "this", where).body["for_each"]
+    assert jobs["tick"]["args"] == ["scheduler", "--once"]
+    assert jobs["migrate"]["args"] == ["migrate"]
+    tick = one("resource", "google_cloud_scheduler_job", "tick", where).body
+    assert tick["schedule"] == "* * * * *"
+    assert nested(tick, "retry_config", "retry_count") == 0
+    assert nested(tick, "http_target", "oauth_token", "service_account_email")
+    sql = one("resource", "google_sql_database_instance", "this", where).body
+    assert sql["database_version"] == "POSTGRES_16"
+    assert nested(sql, "settings", "ip_configuration", "ipv4_enabled") is False
+    redis = one("resource", "google_redis_instance", "this", where).body
+    assert redis["redis_configs"]["maxmemory-policy"] == "noeviction"
+    assert redis["auth_enabled"] is True
+    assert redis["transit_encryption_mode"] == "SERVER_AUTHENTICATION"
+    assert select("resource", "google_secret_manager_secret", where)
+    backend = [b for b in select("terraform", where=where) if "backend" in b.body]
+    assert "gcs" in backend[0].body["backend"][0]
+
+
+# --- formatting and checkov skips ------------------------------------------------------------
+
+
+def test_every_checkov_skip_has_a_reason() -> None:
+    skip = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
+    for path in sorted(TF.rglob("*.tf")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            match = skip.search(line)
+            if match:
+                reason = (match.group(2) or "").strip()
+                assert len(reason) >= 20, f"{path.relative_to(REPO)}:{number} skip without reason"
+
+
+def test_terraform_fmt() -> None:
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("no terraform binary on PATH: `terraform fmt -check` not run")
+    env = {**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "CHECKPOINT_DISABLE": "1"}
+    result = subprocess.run(
+        [terraform, "fmt", "-check", "-recursive", "-diff", str(TF)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"terraform fmt would change:\n{result.stdout}{result.stderr}"

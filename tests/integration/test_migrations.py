@@ -1,0 +1,197 @@
+"""Forward-only migrations: applied in order under a lock, recorded, and a no-op the second time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from ordinaut.config import Settings
+from ordinaut.store import db
+
+REPO = Path(__file__).resolve().parents[2]
+VERSIONS = [p.stem for p in db.migration_files(REPO / "migrations")]
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointed at another database (works for host and unix-socket URLs)."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@pytest.fixture
+async def fresh(base_settings: Settings) -> AsyncIterator[Settings]:
+    """Settings for a brand-new, empty database on the session's server, dropped afterwards."""
+    name = f"migrations_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(base_settings.database_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield base_settings.replace(database_url=with_database(base_settings.database_url, name))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def applied_versions(settings: Settings) -> list[str]:
+    conn = await db.connect(settings)
+    try:
+        rows = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+    finally:
+        await conn.close()
+    return [r["version"] for r in rows]
+
+
+def test_there_are_migrations_in_order() -> None:
+    assert VERSIONS
+    assert VERSIONS == sorted(VERSIONS)
+    assert all(v[:4].isdigit() and v[4] == "_" for v in VERSIONS)
+
+
+async def test_migrate_applies_everything_once_then_nothing(fresh: Settings) -> None:
+    conn = await db.connect(fresh)
+    try:
+        assert await db.migrate(conn, fresh.migrations_dir) == VERSIONS
+        assert await db.migrate(conn, fresh.migrations_dir) == []
+        tables = {
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+    finally:
+        await conn.close()
+    assert await applied_versions(fresh) == VERSIONS
+    assert {"agents", "tasks", "runs", "due_work", "schema_migrations"} <= tables
+
+
+async def test_concurrent_migrators_apply_each_file_once(fresh: Settings) -> None:
+    conns = [await db.connect(fresh) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(db.migrate(c, fresh.migrations_dir) for c in conns))
+    finally:
+        for c in conns:
+            await c.close()
+    # The advisory lock serializes them: exactly one applies everything, the others nothing.
+    assert sorted(results, key=len) == [[], [], VERSIONS]
+    assert await applied_versions(fresh) == VERSIONS
+
+
+async def test_a_migration_edited_after_it_was_applied_is_refused(
+    fresh: Settings, tmp_path: Path
+) -> None:
+    migrations = tmp_path / "migrations"
+    shutil.copytree(REPO / "migrations", migrations)
+    conn = await db.connect(fresh)
+    try:
+        await db.migrate(conn, migrations)
+        first = db.migration_files(migrations)[0]
+        first.write_text(first.read_text() + "\n-- edited\n")
+        with pytest.raises(RuntimeError, match=f"migration {first.stem} changed"):
+            await db.migrate(conn, migrations)
+    finally:
+        await conn.close()
+
+
+async def test_a_new_file_is_applied_after_the_old_ones(fresh: Settings, tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    shutil.copytree(REPO / "migrations", migrations)
+    conn = await db.connect(fresh)
+    try:
+        await db.migrate(conn, migrations)
+        (migrations / "9999_extra.sql").write_text("CREATE TABLE extra_table (id int);\n")
+        assert await db.migrate(conn, migrations) == ["9999_extra"]
+        assert await conn.fetchval("SELECT to_regclass('extra_table') IS NOT NULL")
+    finally:
+        await conn.close()
+
+
+async def test_a_failing_migration_leaves_nothing_behind(fresh: Settings, tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    shutil.copytree(REPO / "migrations", migrations)
+    (migrations / "9999_broken.sql").write_text(
+        "CREATE TABLE half_done (id int);\nSELECT no_such_function();\n"
+    )
+    conn = await db.connect(fresh)
+    try:
+        with pytest.raises(asyncpg.UndefinedFunctionError):
+            await db.migrate(conn, migrations)
+        assert not await conn.fetchval("SELECT to_regclass('half_done') IS NOT NULL")
+    finally:
+        await conn.close()
+    assert await applied_versions(fresh) == VERSIONS
+
+
+async def test_an_empty_directory_is_an_error(fresh: Settings, tmp_path: Path) -> None:
+    conn = await db.connect(fresh)
+    try:
+        with pytest.raises(RuntimeError, match="no migrations"):
+            await db.migrate(conn, tmp_path)
+    finally:
+        await conn.close()
+
+
+def ordinaut(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+    env["ORDINAUT_DATABASE_URL"] = settings.database_url
+    return subprocess.run(
+        [sys.executable, "-m", "ordinaut.cli", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_ordinaut_migrate_twice_is_a_no_op(fresh: Settings) -> None:
+    first = await asyncio.to_thread(ordinaut, fresh, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [f"applied {v}" for v in VERSIONS]
+    second = await asyncio.to_thread(ordinaut, fresh, "migrate")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == "database is up to date\n"
+    assert await applied_versions(fresh) == VERSIONS
+
+
+async def test_ordinaut_migrate_reports_an_edited_file_in_one_line(
+    fresh: Settings, tmp_path: Path
+) -> None:
+    migrations = tmp_path / "migrations"
+    shutil.copytree(REPO / "migrations", migrations)
+    args = ("migrate", "--migrations-dir", str(migrations))
+    assert (await asyncio.to_thread(ordinaut, fresh, *args)).returncode == 0
+    first = db.migration_files(migrations)[0]
+    first.write_text(first.read_text() + "\n-- edited\n")
+    result = await asyncio.to_thread(ordinaut, fresh, *args)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"ordinaut: error: migration {first.stem} changed")
+    assert "Traceback" not in result.stderr
+
+
+async def test_ordinaut_agents_create_prints_a_secret_that_verifies(fresh: Settings) -> None:
+    import json
+
+    from ordinaut.auth import SCOPES, verify_secret
+
+    assert (await asyncio.to_thread(ordinaut, fresh, "migrate")).returncode == 0
+    result = await asyncio.to_thread(
+        ordinaut, fresh, "agents", "create", "ops", "--admin", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert created["name"] == "ops"
+    assert created["scopes"] == list(SCOPES)
+    conn = await db.connect(fresh)
+    try:
+        stored = await conn.fetchval(
+            "SELECT secret_hash FROM agents WHERE id = $1", uuid.UUID(created["agent_id"])
+        )
+    finally:
+        await conn.close()
+    assert stored != created["agent_secret"]
+    assert verify_secret(created["agent_secret"], stored)
