@@ -315,6 +315,8 @@ resource "google_cloud_run_v2_service" "api" {
   name     = "${local.name}-api"
   location = var.region
   ingress  = "INGRESS_TRAFFIC_ALL"
+  # Stateless: protection only guards against deleting production by mistake.
+  deletion_protection = var.deletion_protection
 
   template {
     service_account                  = google_service_account.workload["api"].email
@@ -432,6 +434,8 @@ resource "google_cloud_run_v2_service" "worker" {
   name     = "${local.name}-worker"
   location = var.region
   ingress  = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  # Stateless: protection only guards against deleting production by mistake.
+  deletion_protection = var.deletion_protection
 
   template {
     service_account       = google_service_account.workload["worker"].email
@@ -531,6 +535,8 @@ resource "google_cloud_run_v2_job" "this" {
   }
   name     = "${local.name}-${each.key}"
   location = var.region
+  # Stateless: protection only guards against deleting production by mistake.
+  deletion_protection = var.deletion_protection
 
   template {
     task_count  = 1

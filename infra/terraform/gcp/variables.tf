@@ -82,7 +82,7 @@ variable "db_backup_retention_count" {
 
 variable "deletion_protection" {
   type        = bool
-  description = "Protect Cloud SQL from deletion (Terraform and API)."
+  description = "Protect Cloud SQL, the Cloud Run services and jobs from deletion (set false, apply, then destroy)."
   default     = true
 }
 
