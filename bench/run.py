@@ -31,10 +31,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "shared"))
 
+from ordinaut.clock import FrozenClock  # noqa: E402
 from ordinaut.config import Settings, load_settings  # noqa: E402
 from ordinaut.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from ordinaut.scheduler import tick  # noqa: E402
-from ordinaut.clock import FrozenClock  # noqa: E402
 from ordinaut.store import agents, db  # noqa: E402
 
 NOOP = {"params": {}, "pipeline": [{"id": "noop", "uses": "echo", "with": {"ok": True}}]}
@@ -166,7 +166,12 @@ async def bench_start_lag(
         )
     ]
     q = statistics.quantiles(lags, n=100)
-    return {"p50": round(q[49], 2), "p95": round(q[94], 2), "p99": round(q[98], 2), "runs": len(lags)}
+    return {
+        "p50": round(q[49], 2),
+        "p95": round(q[94], 2),
+        "p99": round(q[98], 2),
+        "runs": len(lags),
+    }
 
 
 async def bench_tick(pool: asyncpg.Pool, settings: Settings, n_tasks: int) -> dict[str, float]:
@@ -184,7 +189,11 @@ async def bench_tick(pool: asyncpg.Pool, settings: Settings, n_tasks: int) -> di
     for chunk in range(0, n_tasks, 20_000):
         ids = [uuid.uuid4() for _ in range(len(exprs[chunk : chunk + 20_000]))]
         await pool.execute(
-            INSERT_TASKS, ids, agent_id, NOOP, exprs[chunk : chunk + 20_000],
+            INSERT_TASKS,
+            ids,
+            agent_id,
+            NOOP,
+            exprs[chunk : chunk + 20_000],
             nexts[chunk : chunk + 20_000],
         )
     await pool.execute("VACUUM ANALYZE tasks")
@@ -201,7 +210,9 @@ async def bench_tick(pool: asyncpg.Pool, settings: Settings, n_tasks: int) -> di
 
 async def bench_api(settings: Settings, seconds: float) -> dict[str, float]:
     port = free_port()
-    env = child_env(settings, ORDINAUT_API_PORT=str(port), ORDINAUT_RATE_LIMIT_PER_MINUTE="100000000")
+    env = child_env(
+        settings, ORDINAUT_API_PORT=str(port), ORDINAUT_RATE_LIMIT_PER_MINUTE="100000000"
+    )
     api = subprocess.Popen(
         [sys.executable, "-m", "ordinaut.cli", "api", "--port", str(port)],
         env=env,
@@ -280,7 +291,10 @@ async def main() -> None:
     pg, redis = EmbeddedPostgres(base / "pg"), EmbeddedRedis(base / "redis")
     try:
         settings = load_settings(
-            {}, database_url=pg.start(), redis_url=redis.start(), migrations_dir=str(ROOT / "migrations")
+            {},
+            database_url=pg.start(),
+            redis_url=redis.start(),
+            migrations_dir=str(ROOT / "migrations"),
         )
         conn = await db.connect(settings)
         await db.migrate(conn, settings.migrations_dir)

@@ -13,15 +13,12 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from ordinaut import __version__
 from ordinaut.auth import ADMIN, SCOPES
 from ordinaut.config import Settings, load_settings
-
-if TYPE_CHECKING:
-    import asyncpg
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -87,6 +84,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def prepare(args: argparse.Namespace) -> Settings:
+    """What every command that touches the database does first: settings, URL check, logging."""
+    settings = settings_from(args)
+    require_database(settings)
+    configure_logging(settings)
+    return settings
+
+
 def configure_logging(settings: Settings) -> None:
     from ordinaut import logs
 
@@ -125,12 +130,6 @@ def database_errors(settings: Settings) -> Iterator[None]:
         ) from None
     except asyncpg.PostgresError as exc:
         raise CommandError(f"database error: {exc}") from None
-
-
-async def connect(settings: Settings) -> asyncpg.Connection:
-    from ordinaut.store import db
-
-    return await db.connect(settings)
 
 
 # --- long-running processes --------------------------------------------------------------------
@@ -175,9 +174,7 @@ def serve_metrics(port: int) -> None:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    require_database(settings)
-    configure_logging(settings)
+    settings = prepare(args)
     import uvicorn
 
     from ordinaut.api.app import create_app
@@ -205,38 +202,36 @@ def cmd_api(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_loop(
+    settings: Settings, metrics_port: int, body: Callable[[asyncio.Event], Awaitable[None]]
+) -> int:
+    """Drive a long-running loop (scheduler, worker) with metrics until a signal stops it."""
+
+    async def main() -> None:
+        serve_metrics(metrics_port)
+        await run_until_signalled(body)
+
+    with database_errors(settings):
+        asyncio.run(main())
+    return EXIT_OK
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    require_database(settings)
-    configure_logging(settings)
+    settings = prepare(args)
     from ordinaut.scheduler import run_scheduler
 
     port = settings.scheduler_metrics_port if args.metrics_port is None else args.metrics_port
-
-    async def main() -> None:
-        serve_metrics(port)
-        await run_until_signalled(lambda stop: run_scheduler(settings, stop))
-
-    with database_errors(settings):
-        asyncio.run(main())
-    return EXIT_OK
+    return run_loop(settings, port, lambda stop: run_scheduler(settings, stop))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    require_database(settings)
-    configure_logging(settings)
+    settings = prepare(args)
     from ordinaut.worker import run_worker
 
     port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
-
-    async def main() -> None:
-        serve_metrics(port)
-        await run_until_signalled(lambda stop: run_worker(settings, stop, worker_id=args.worker_id))
-
-    with database_errors(settings):
-        asyncio.run(main())
-    return EXIT_OK
+    return run_loop(
+        settings, port, lambda stop: run_worker(settings, stop, worker_id=args.worker_id)
+    )
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -251,7 +246,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 async def apply_migrations(settings: Settings) -> list[str]:
     from ordinaut.store import db
 
-    conn = await connect(settings)
+    conn = await db.connect(settings)
     try:
         return await db.migrate(conn, settings.migrations_dir)
     finally:
@@ -298,7 +293,7 @@ async def create_agent(settings: Settings, name: str, scopes: list[str]) -> dict
     from ordinaut.clock import DatabaseClock
     from ordinaut.store import agents, db
 
-    conn = await connect(settings)
+    conn = await db.connect(settings)
     try:
         clock = DatabaseClock()  # one clock: the database's (SYSTEM.md promise 2)
         await db.sync_clock(conn, clock)
@@ -342,24 +337,24 @@ def cmd_agents_create(args: argparse.Namespace) -> int:
 # --- the parser --------------------------------------------------------------------------------
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {value}")
-    return value
+def _int_in(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], else a usage error naming the flag's kind."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {what}: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be {low}..{high}: {value}")
+        return value
+
+    return parse
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
+_port = _int_in(0, 65535, "port number")
+_positive = _int_in(1, 10_000, "count")
+_processes = _int_in(1, 64, "process count")
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -414,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_port, metavar="PORT", help="API port (default: ORDINAUT_API_PORT or 8080)"
     )
     p.add_argument(
-        "--workers", type=_positive, default=1, metavar="N", help="worker processes (default: 1)"
+        "--workers", type=_processes, default=1, metavar="N", help="worker processes (default: 1)"
     )
     p.add_argument("--no-scheduler", action="store_true", help="do not start the scheduler process")
     p.set_defaults(func=cmd_dev)

@@ -11,10 +11,12 @@ from typing import Any
 import orjson
 
 CONTEXT_FIELDS = ("request_id", "task_id", "run_id", "attempt", "worker_id")
+_EMPTY: dict[str, Any] = {}  # never mutated: bind() always sets a new dict
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
-    "ordinaut_log_context", default={}
+    "ordinaut_log_context", default=_EMPTY
 )
-_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# uvicorn adds color_message (ANSI codes) to its records: never worth a field
+_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 
 
 def bind(**fields: Any) -> contextvars.Token[dict[str, Any]]:
@@ -74,3 +76,5 @@ def configure(level: str = "INFO", *, json_output: bool = True) -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # APScheduler logs every job execution at INFO; the tick logs what matters itself
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

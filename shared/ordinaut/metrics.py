@@ -29,9 +29,7 @@ RUN_DURATION = Histogram(
     "Wall time of one run attempt's pipeline.",
     registry=REGISTRY,
 )
-LEASES = Counter(
-    "ordinaut_leases_total", "Due-work rows leased by workers.", registry=REGISTRY
-)
+LEASES = Counter("ordinaut_leases_total", "Due-work rows leased by workers.", registry=REGISTRY)
 LEASE_LOST = Counter(
     "ordinaut_lease_lost_total",
     "Completions or heartbeats refused because the lease had moved on (fencing).",

@@ -13,7 +13,9 @@ Backoff = Literal["exponential_jitter", "linear", "fixed"]
 Misfire = Literal["skip", "run_once", "run_all"]
 Overlap = Literal["skip", "allow", "buffer_one"]
 TaskStatus = Literal["active", "paused", "canceled", "completed"]
-RunStatus = Literal["queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped"]
+RunStatus = Literal[
+    "queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped"
+]
 
 
 class Strict(BaseModel):

@@ -8,7 +8,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -54,7 +54,9 @@ async def tick(
             if not due:
                 break
             slots: list[work.NewSlot] = []
-            ids, nexts, statuses = [], [], []
+            ids: list[uuid.UUID] = []
+            nexts: list[datetime | None] = []
+            statuses: list[str] = []
             for row in due:
                 try:
                     schedule = stored_schedule(
@@ -168,7 +170,7 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
         try:
             await db.sync_clock(pool, clock)
             _log_result(await tick(pool, settings, clock, name=name))
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             # The database is the clock and the store: a failed tick is retried next interval.
             log.warning("tick failed", extra={"error": repr(exc)})
 

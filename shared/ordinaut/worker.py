@@ -15,20 +15,27 @@ import random
 import socket
 import time
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ordinaut import events, logs, metrics
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
-from ordinaut.pipeline import PipelineLimits, RunContext, default_registry, execute
+from ordinaut.errors import InvalidPipeline
+from ordinaut.pipeline import (
+    CompiledPipeline,
+    PipelineLimits,
+    RunContext,
+    compile_payload,
+    default_registry,
+    execute,
+)
 from ordinaut.pipeline.tools import ToolRegistry
 from ordinaut.retries import next_attempt_at
 from ordinaut.store import db, heartbeats, outbox, work
@@ -60,6 +67,25 @@ class Worker:
         self.in_flight: dict[uuid.UUID, tuple[uuid.UUID, asyncio.Task[None]]] = {}
         self.started_at = clock.now()
         self.slot_freed = asyncio.Event()
+        self.recorder = Recorder(pool)
+        # (task_id, task updated_at) -> compiled pipeline: an edit changes the key.
+        self._compiled: OrderedDict[tuple[uuid.UUID, datetime], CompiledPipeline] = OrderedDict()
+
+    def compiled(self, row: asyncpg.Record) -> CompiledPipeline | dict[str, Any]:
+        """The task's pipeline compiled once per version; the raw payload if it is invalid."""
+        key = (row["task_id"], row["task_version"])
+        hit = self._compiled.get(key)
+        if hit is not None:
+            self._compiled.move_to_end(key)
+            return hit
+        try:
+            compiled = compile_payload(row["payload"], registry=self.registry, limits=self.limits)
+        except InvalidPipeline:
+            return dict(row["payload"])  # execute() turns it into a failed attempt
+        self._compiled[key] = compiled
+        if len(self._compiled) > 1024:
+            self._compiled.popitem(last=False)
+        return compiled
 
     # -- leasing -------------------------------------------------------------------------
 
@@ -116,9 +142,7 @@ class Worker:
 
     # -- running -------------------------------------------------------------------------
 
-    async def _execute(
-        self, row: asyncpg.Record
-    ) -> tuple[work.Outcome, list[outbox.OutboxEvent]]:
+    async def _execute(self, row: asyncpg.Record) -> tuple[work.Outcome, list[outbox.OutboxEvent]]:
         run_id, attempt, token = row["run_id"], row["attempt"], row["lease_token"]
         ctx_token = logs.bind(task_id=str(row["task_id"]), run_id=str(run_id), attempt=attempt)
         try:
@@ -163,13 +187,15 @@ class Worker:
                 emit=emit,
             )
             t0 = time.perf_counter()
-            result = await execute(row["payload"], ctx, registry=self.registry, limits=self.limits)
+            result = await execute(
+                self.compiled(row), ctx, registry=self.registry, limits=self.limits
+            )
             elapsed = time.perf_counter() - t0
             metrics.RUN_DURATION.observe(elapsed)
             for step in result.steps:
-                metrics.STEP_DURATION.labels(step.get("uses", "?"), step.get("status", "?")).observe(
-                    (step.get("duration_ms") or 0) / 1000.0
-                )
+                metrics.STEP_DURATION.labels(
+                    step.get("uses", "?"), step.get("status", "?")
+                ).observe((step.get("duration_ms") or 0) / 1000.0)
             now = self.clock.now()
             duration_ms = int(elapsed * 1000)
             if result.status == "succeeded":
@@ -226,13 +252,7 @@ class Worker:
 
     async def record(self, outcome: work.Outcome, events: list[outbox.OutboxEvent]) -> bool:
         """Write one outcome fenced on its lease; False when the lease had moved on."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            if outcome.status == "retry":
-                done = await work.requeue(conn, [outcome])
-            else:
-                done = await work.finish(conn, [outcome])
-            if done:
-                await outbox.append(conn, events, now=outcome.finished_at)
+        done = await self.recorder.record(outcome, events)
         if not done:
             metrics.LEASE_LOST.inc()
             log.warning(
@@ -291,8 +311,11 @@ class Worker:
         deadline = time.monotonic() + budget_s
         total = 0
         while time.monotonic() < deadline:
-            free = self.settings.worker_concurrency - len(self.in_flight)
-            rows = await self.lease(max(1, min(free, self.settings.lease_batch)))
+            want = self.lease_size()
+            if not want:
+                await self._wait_for_slot(0.05)
+                continue
+            rows = await self.lease(want)
             if not rows:
                 if not self.in_flight:
                     break
@@ -307,10 +330,22 @@ class Worker:
         await self.shutdown(grace_s=0.0)
         return total
 
-    async def _wait_for_slot(self, timeout: float) -> None:
+    def lease_size(self) -> int:
+        """How many rows to lease now: 0 while most slots are busy, so leases stay batched.
+
+        Leasing a row or two each time one run finishes would cost a commit per run; waiting
+        until half the slots are free keeps ~batch-size leases under load (PERFORMANCE.md 1).
+        """
+        free = self.settings.worker_concurrency - len(self.in_flight)
+        batch = min(self.settings.lease_batch, self.settings.worker_concurrency)
+        if not self.in_flight:
+            return max(1, min(free, batch))
+        return min(free, batch) if free >= max(1, batch // 2) else 0
+
+    async def _wait_for_slot(self, within_s: float) -> None:
         self.slot_freed.clear()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self.slot_freed.wait(), timeout)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.slot_freed.wait(), within_s)
 
     async def shutdown(self, grace_s: float) -> None:
         """Stop: wait up to ``grace_s`` for runs in flight, then release what is left."""
@@ -326,6 +361,57 @@ class Worker:
         self.in_flight.clear()
 
 
+class Recorder:
+    """Batches completions: outcomes that finish together share one transaction.
+
+    Commits are the cost (PERFORMANCE.md): under load, every flush writes everything that
+    finished while the previous flush was committing. Each caller still awaits its own result.
+    """
+
+    MAX_BATCH = 500
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.queue: list[tuple[work.Outcome, list[outbox.OutboxEvent], asyncio.Future[bool]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+    async def record(self, outcome: work.Outcome, events: list[outbox.OutboxEvent]) -> bool:
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.queue.append((outcome, events, fut))
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        while self.queue:
+            batch, self.queue = self.queue[: self.MAX_BATCH], self.queue[self.MAX_BATCH :]
+            try:
+                done = await self._write(batch)
+            except BaseException as exc:
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for outcome, _, fut in batch:
+                if not fut.done():
+                    fut.set_result(outcome.run_id in done)
+
+    async def _write(
+        self, batch: list[tuple[work.Outcome, list[outbox.OutboxEvent], asyncio.Future[bool]]]
+    ) -> set[uuid.UUID]:
+        retries = [o for o, _, _ in batch if o.status == "retry"]
+        terminal = [o for o, _, _ in batch if o.status != "retry"]
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = {r["id"] for r in await work.finish(conn, terminal)}
+            done |= {r["id"] for r in await work.requeue(conn, retries)}
+            events = [e for o, evs, _ in batch if o.run_id in done for e in evs]
+            if events:
+                await outbox.append(conn, events, now=batch[-1][0].finished_at)
+        return done
+
+
 async def _periodic(
     stop: asyncio.Event, interval: float, fn: Callable[[], Awaitable[Any]], what: str
 ) -> None:
@@ -336,7 +422,7 @@ async def _periodic(
             return
         try:
             await fn()
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             log.warning(f"{what} failed", extra={"error": repr(exc)})
 
 
@@ -387,16 +473,16 @@ async def run_worker(
     log.info("worker started", extra={"concurrency": settings.worker_concurrency})
     try:
         while not stop.is_set():
-            free = settings.worker_concurrency - len(worker.in_flight)
-            if free > 0:
+            want = worker.lease_size()
+            if want:
                 try:
-                    rows = await worker.lease(min(free, settings.lease_batch))
-                except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                    rows = await worker.lease(want)
+                except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                     log.warning("lease failed", extra={"error": repr(exc)})
                     rows = []
                     await asyncio.sleep(settings.poll_interval_s)
                 worker.start(list(rows))
-                if len(rows) == min(free, settings.lease_batch) and rows:
+                if rows and len(rows) == want:
                     continue
                 timeout = await _until_next_due(worker, clock, settings)
             else:
@@ -429,7 +515,7 @@ async def _until_next_due(worker: Worker, clock: Clock, settings: Settings) -> f
     """Seconds to sleep: until the earliest queued instant, capped by the poll interval."""
     try:
         next_at: datetime | None = await work.next_due_at(worker.pool)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return settings.poll_interval_s
     if next_at is None:
         return settings.poll_interval_s
@@ -438,5 +524,3 @@ async def _until_next_due(worker: Worker, clock: Clock, settings: Settings) -> f
         # Due but blocked (overlap, concurrency key): poll instead of spinning.
         return min(settings.poll_interval_s, 0.25)
     return min(settings.poll_interval_s, delta + 0.0005)
-
-

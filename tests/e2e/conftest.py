@@ -83,9 +83,7 @@ async def e2e_database(servers: dict[str, str], migrated: str) -> str:
 
 
 @pytest.fixture
-def processes(
-    e2e_database: str, servers: dict[str, str], tmp_path: Path
-) -> Iterator[Processes]:
+def processes(e2e_database: str, servers: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
     env = dict(os.environ)
     env.update(
         ORDINAUT_DATABASE_URL=e2e_database,

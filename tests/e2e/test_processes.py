@@ -17,9 +17,9 @@ pytestmark = pytest.mark.e2e
 
 
 async def eventually(
-    check: Callable[[], Awaitable[Any]], timeout: float, what: str, logs: Callable[[], str]
+    check: Callable[[], Awaitable[Any]], within_s: float, what: str, logs: Callable[[], str]
 ) -> Any:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         value = await check()
         if value:

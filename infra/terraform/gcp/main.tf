@@ -431,10 +431,9 @@ resource "google_cloud_run_v2_service_iam_member" "api_public" {
 # --- Cloud Run: workers --------------------------------------------------------------------
 
 resource "google_cloud_run_v2_service" "worker" {
-  name     = "${local.name}-worker"
-  location = var.region
-  ingress  = "INGRESS_TRAFFIC_INTERNAL_ONLY"
-  # Stateless: protection only guards against deleting production by mistake.
+  name                = "${local.name}-worker"
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
   deletion_protection = var.deletion_protection
 
   template {
@@ -533,9 +532,8 @@ resource "google_cloud_run_v2_job" "this" {
     tick    = { args = ["scheduler", "--once"], timeout = "55s", retries = 0 }
     migrate = { args = ["migrate"], timeout = "600s", retries = 1 }
   }
-  name     = "${local.name}-${each.key}"
-  location = var.region
-  # Stateless: protection only guards against deleting production by mistake.
+  name                = "${local.name}-${each.key}"
+  location            = var.region
   deletion_protection = var.deletion_protection
 
   template {

@@ -38,38 +38,15 @@ MAX_PAGE = 500
 MAX_OFFSET = 1_000_000
 
 
-class _FastFailPool(asyncpg.Pool):
-    """A pool whose ``acquire`` (and so ``fetch``/``execute``) gives up after a few seconds
-    when every connection is busy, so a saturated or dead database is a quick 503."""
-
-    acquire_timeout: float = POOL_ACQUIRE_TIMEOUT_S
-
-    def acquire(self, *, timeout: float | None = None) -> Any:
-        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
-
-
 async def _create_pool(settings: Settings) -> asyncpg.Pool:
     if not settings.database_url:
         raise Unavailable("ORDINAUT_DATABASE_URL is not set")
-    pool = _FastFailPool(
-        settings.database_url,
+    return await db.create_pool(
+        settings,
         min_size=1,
         max_size=max(1, settings.db_pool_max),
-        max_queries=50_000,
-        max_inactive_connection_lifetime=300.0,
-        init=db._init_connection,
-        loop=None,
-        connection_class=asyncpg.Connection,
-        record_class=asyncpg.Record,
-        timeout=settings.db_connect_timeout_s,
-        command_timeout=settings.db_command_timeout_s,
+        acquire_timeout=POOL_ACQUIRE_TIMEOUT_S,
     )
-    try:
-        await pool
-    except BaseException:
-        pool.terminate()
-        raise
-    return pool
 
 
 def _create_redis(settings: Settings) -> Redis:

@@ -29,14 +29,30 @@ from ordinaut.pipeline.validate import CompiledPipeline, CompiledStep, compile_p
 
 
 async def execute(
-    payload: dict[str, Any], ctx: RunContext, *, registry: ToolRegistry, limits: PipelineLimits
+    payload: dict[str, Any] | CompiledPipeline,
+    ctx: RunContext,
+    *,
+    registry: ToolRegistry,
+    limits: PipelineLimits,
 ) -> PipelineResult:
-    """Run ``payload`` for one attempt; a failing step fails the run unless it may continue."""
-    try:
-        compiled = compile_payload(payload, registry=registry, limits=limits)
-    except InvalidPipeline as exc:
-        error = {"step": None, "code": exc.code, "message": exc.message, "details": exc.details}
-        return PipelineResult("failed", None, [], error)
+    """Run ``payload`` for one attempt; a failing step fails the run unless it may continue.
+
+    A worker may pass a ``CompiledPipeline`` it compiled (and cached) for the same registry
+    and limits, so a task that runs often is not re-validated on every attempt.
+    """
+    if isinstance(payload, CompiledPipeline):
+        compiled = payload
+    else:
+        try:
+            compiled = compile_payload(payload, registry=registry, limits=limits)
+        except InvalidPipeline as exc:
+            error = {
+                "step": None,
+                "code": exc.code,
+                "message": exc.message,
+                "details": exc.details,
+            }
+            return PipelineResult("failed", None, [], error)
     run = _Run(compiled, ctx, limits)
     records: list[dict[str, Any]] = []
     output: Any = None
@@ -154,7 +170,9 @@ class _Run:
         for attempt in range(1, step.attempts + 1):
             record["attempts"] = attempt
             try:
-                return await asyncio.wait_for(step.tool.run(args, self.ctx), step.timeout_s)
+                # asyncio.timeout cancels a hung tool like wait_for, without a task per step
+                async with asyncio.timeout(step.timeout_s):
+                    return await step.tool.run(args, self.ctx)
             except TimeoutError:
                 failure = ToolError(
                     "timeout", f"step timed out after {step.timeout_s:g}s", retryable=True

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from datetime import date, datetime, time
 from typing import Any
 
+import orjson
+
 MASK = "***"
 TRUNCATED_DEPTH = "<nested too deep>"
 _MAX_DEPTH = 64
@@ -26,6 +28,12 @@ class TooBig(Exception):
 
 def json_size(value: Any, cap: int) -> int:
     """Length of ``value`` as compact JSON, or any number above ``cap`` once it passes it."""
+    try:
+        # Fast path for plain JSON values (the common case on the hot path); anything orjson
+        # refuses goes through the bounded lazy encoder below.
+        return len(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        pass
     total = 0
     try:
         for chunk in _ENCODER.iterencode(value):

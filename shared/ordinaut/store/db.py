@@ -57,22 +57,54 @@ async def connect(settings: Settings) -> asyncpg.Connection:
     return conn
 
 
+class FastFailPool(asyncpg.Pool):
+    """A pool whose ``acquire`` gives up after ``acquire_timeout`` seconds when every
+    connection is busy or the server is gone, so callers answer 503 quickly instead of hanging."""
+
+    acquire_timeout: float | None = None
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    # asyncpg's default reset costs a round trip per release (UNLISTEN *, RESET ALL, ...).
+    # Pool connections never change session state here (LISTEN and advisory locks use their
+    # own connections), so only an abandoned transaction needs undoing.
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(
-    settings: Settings, *, min_size: int | None = None, max_size: int | None = None
+    settings: Settings,
+    *,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    acquire_timeout: float | None = None,
 ) -> asyncpg.Pool:
     """A pool with JSON codecs; fails fast (connect timeout) when the database is down."""
     if not settings.database_url:
         raise RuntimeError("ORDINAUT_DATABASE_URL is not set (ordinaut dev sets it for you)")
-    pool = await asyncpg.create_pool(
+    pool = FastFailPool(
         settings.database_url,
         min_size=settings.db_pool_min if min_size is None else min_size,
         max_size=settings.db_pool_max if max_size is None else max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        init=_init_connection,
+        reset=_reset_connection,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         timeout=settings.db_connect_timeout_s,
         command_timeout=settings.db_command_timeout_s,
-        init=_init_connection,
-        max_inactive_connection_lifetime=300.0,
     )
-    assert pool is not None
+    pool.acquire_timeout = acquire_timeout
+    try:
+        await pool
+    except BaseException:
+        pool.terminate()
+        raise
     return pool
 
 

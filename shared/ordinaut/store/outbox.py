@@ -30,9 +30,7 @@ class OutboxEvent:
     event_id: UUID = field(default_factory=uuid.uuid4)
 
 
-async def append(
-    conn: asyncpg.Connection, events: Sequence[OutboxEvent], *, now: datetime
-) -> None:
+async def append(conn: asyncpg.Connection, events: Sequence[OutboxEvent], *, now: datetime) -> None:
     """Write events in one statement (call inside the change's transaction)."""
     if not events:
         return

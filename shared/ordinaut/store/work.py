@@ -129,7 +129,7 @@ WITH c AS (
 )
 SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
        r.owner_id, r.scheduled_for, r.trigger, r.event_id, r.idempotency_key,
-       t.title, t.payload, t.overlap_policy, t.backoff_strategy,
+       t.title, t.payload, t.updated_at AS task_version, t.overlap_policy, t.backoff_strategy,
        EXISTS (SELECT 1 FROM due_work s
                WHERE s.task_id = l.task_id AND s.state = 'running' AND s.run_id <> l.run_id)
            AS sibling_running
@@ -286,9 +286,7 @@ async def extend_leases(
     """Heartbeat: extend the leases still held; returns the run ids still ours."""
     if not leases:
         return set()
-    rows = await conn.fetch(
-        EXTEND, [r for r, _ in leases], [t for _, t in leases], now, lease_s
-    )
+    rows = await conn.fetch(EXTEND, [r for r, _ in leases], [t for _, t in leases], now, lease_s)
     return {r["run_id"] for r in rows}
 
 
@@ -355,9 +353,7 @@ DELETE FROM runs WHERE id IN (SELECT run_id FROM d) RETURNING id
 """
 
 
-async def drop_pending(
-    conn: asyncpg.Connection, task_id: UUID, *, triggers: Sequence[str]
-) -> int:
+async def drop_pending(conn: asyncpg.Connection, task_id: UUID, *, triggers: Sequence[str]) -> int:
     """Remove queued slots that never started (by trigger); returns how many."""
     rows = await conn.fetch(DROP_PENDING, task_id, list(triggers))
     return len(rows)

@@ -65,7 +65,9 @@ async def list_runs(
 
 
 @router.get("/runs/stats/summary")
-async def runs_summary(who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)) -> dict[str, Any]:
+async def runs_summary(
+    who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
+) -> dict[str, Any]:
     now = deps.clock.now()
     pool = await deps.pool()
     return await runs.summary(pool, who.agent_id, since=now - timedelta(hours=24))

@@ -222,7 +222,11 @@ async def _update(
             await work.drop_pending(conn, task_id, triggers=["schedule"])
             if current["status"] == "paused":
                 task["next_run_at"] = None
-            elif task["next_run_at"] is None and prepared["schedule_kind"] in ("cron", "rrule", "once"):
+            elif task["next_run_at"] is None and prepared["schedule_kind"] in (
+                "cron",
+                "rrule",
+                "once",
+            ):
                 task["status"] = "completed"
             elif current["status"] == "completed":
                 task["status"] = "active"
@@ -265,7 +269,8 @@ async def patch_task(
     nulls = [k for k, v in changes.items() if v is None and k not in TaskPatch.nullable()]
     if nulls:
         raise ValidationFailed(
-            "these fields cannot be null", [{"field": k, "message": "may not be null"} for k in nulls]
+            "these fields cannot be null",
+            [{"field": k, "message": "may not be null"} for k in nulls],
         )
     return await _update(request, task_id, changes, who, deps)
 
@@ -330,7 +335,14 @@ async def pause_task(
     task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
     return await _transition(
-        request, task_id, who, deps, action=events.TASK_PAUSED, verb="pause", allowed_from=("active",), to="paused"
+        request,
+        task_id,
+        who,
+        deps,
+        action=events.TASK_PAUSED,
+        verb="pause",
+        allowed_from=("active",),
+        to="paused",
     )
 
 
@@ -339,7 +351,14 @@ async def resume_task(
     task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
     return await _transition(
-        request, task_id, who, deps, action=events.TASK_RESUMED, verb="resume", allowed_from=("paused",), to="active"
+        request,
+        task_id,
+        who,
+        deps,
+        action=events.TASK_RESUMED,
+        verb="resume",
+        allowed_from=("paused",),
+        to="active",
     )
 
 
@@ -450,7 +469,9 @@ def _window(
             )
     start = frm or now
     if until is not None and until <= start:
-        raise ValidationFailed("until must be after from", [{"field": "until", "message": "<= from"}])
+        raise ValidationFailed(
+            "until must be after from", [{"field": "until", "message": "<= from"}]
+        )
     return start, until
 
 
