@@ -19,7 +19,7 @@ from ordinaut.store import db
 
 REPO = Path(__file__).resolve().parents[1]
 MUTABLE_TABLES = (
-    "idempotency_keys, scheduler_state, worker_heartbeats, audit_log, outbox, due_work, runs, "
+    "events, idempotency_keys, scheduler_state, worker_heartbeats, audit_log, outbox, due_work, runs, "
     "tasks, agent_tokens, agents"
 )
 

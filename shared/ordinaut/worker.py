@@ -182,7 +182,15 @@ class Worker:
                 attempt=attempt,
                 scheduled_for=row["scheduled_for"],
                 now=self.clock.now(),
-                event=None,
+                event=(
+                    {
+                        "id": row["event_key"],
+                        "topic": row["event_topic"],
+                        "payload": row["event_payload"],
+                    }
+                    if row["event_key"] is not None
+                    else None
+                ),
                 idempotency_key=row["idempotency_key"],
                 emit=emit,
             )

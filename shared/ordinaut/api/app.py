@@ -24,23 +24,13 @@ from ordinaut.config import Settings
 log = logging.getLogger("ordinaut.api")
 
 ROUTES_PACKAGE = "ordinaut.api.routes"
-ROUTE_MODULES = ["agents", "health", "tasks", "runs", "schedules"]
-# TODO(lead): drop this tolerance once tasks, runs and schedules exist.
-OPTIONAL_ROUTE_MODULES = frozenset({"tasks", "runs", "schedules"})
+ROUTE_MODULES = ["agents", "health", "tasks", "runs", "events", "tools"]
 
 
 def _routers() -> list[APIRouter]:
     routers = []
     for name in ROUTE_MODULES:
-        module_name = f"{ROUTES_PACKAGE}.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # Only the module itself may be missing; an import error inside it is a bug.
-            if exc.name != module_name or name not in OPTIONAL_ROUTE_MODULES:
-                raise
-            log.warning("route module %s not present yet; its routes are not served", name)
-            continue
+        module = importlib.import_module(f"{ROUTES_PACKAGE}.{name}")
         routers.append(module.router)
     return routers
 

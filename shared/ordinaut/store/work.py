@@ -132,8 +132,11 @@ SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
        t.title, t.payload, t.updated_at AS task_version, t.overlap_policy, t.backoff_strategy,
        EXISTS (SELECT 1 FROM due_work s
                WHERE s.task_id = l.task_id AND s.state = 'running' AND s.run_id <> l.run_id)
-           AS sibling_running
+           AS sibling_running,
+       e.event_id AS event_key, e.topic AS event_topic, e.payload AS event_payload
 FROM l JOIN r ON r.id = l.run_id JOIN tasks t ON t.id = l.task_id
+LEFT JOIN events e ON r.event_id IS NOT NULL AND e.tenant_id = r.owner_id
+                  AND e.event_id = r.event_id
 ORDER BY l.run_at
 """
 

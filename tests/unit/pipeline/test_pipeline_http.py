@@ -4,6 +4,7 @@ connections pinned to the checked address, the idempotency key sent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -201,11 +202,11 @@ async def test_response_size_is_capped(port: int) -> None:
 
 async def test_total_time_is_capped(port: int) -> None:
     client = HttpEgress(PipelineLimits(http_timeout_s=0.2), Allowlist.parse([f"127.0.0.1:{port}"]))
-    started = time.monotonic()
     with pytest.raises(ToolError) as info:
-        await client.request("GET", f"http://127.0.0.1:{port}/slow")
+        # the server sleeps far longer than the cap: only the cap can end this in time
+        async with asyncio.timeout(30):
+            await client.request("GET", f"http://127.0.0.1:{port}/slow")
     assert info.value.code == "timeout" and info.value.retryable
-    assert time.monotonic() - started < 0.9
 
 
 async def test_only_http_and_https(port: int) -> None:
