@@ -127,6 +127,13 @@ class Worker:
 
     async def _run_group(self, rows: list[asyncpg.Record]) -> None:
         try:
+            if len(rows) > 1 and rows[0]["overlap_policy"] == "buffer_one":
+                # Slots that were all due together: the oldest runs, the rest were buffered
+                # beyond the one that buffer_one keeps.
+                rows, extra = rows[:1], rows[1:]
+                for row in extra:
+                    await self.record(self._skipped(row, "buffer_one keeps one waiting slot"), [])
+                    self.in_flight.pop(row["run_id"], None)
             for row in rows:
                 try:
                     outcome, events = await self._execute(row)
@@ -147,22 +154,13 @@ class Worker:
         ctx_token = logs.bind(task_id=str(row["task_id"]), run_id=str(run_id), attempt=attempt)
         try:
             if row["overlap_policy"] == "skip" and row["sibling_running"]:
-                now = self.clock.now()
-                metrics.RUNS.labels("skipped").inc()
-                return (
-                    work.Outcome(
-                        run_id,
-                        token,
-                        attempt,
-                        "skipped",
-                        now,
-                        error={
-                            "code": "overlap_skipped",
-                            "message": "the previous run of this task was still running",
-                        },
-                    ),
-                    [],
+                return self._skipped(row, "the previous run of this task was still running"), []
+            if row["overlap_policy"] == "buffer_one":
+                skipped = await work.skip_buffered(
+                    self.pool, row["task_id"], run_id, now=self.clock.now()
                 )
+                if skipped:
+                    metrics.RUNS.labels("skipped").inc(skipped)
             events: list[outbox.OutboxEvent] = []
 
             def emit(topic: str, payload: dict[str, Any]) -> None:
@@ -257,6 +255,17 @@ class Worker:
             )
         finally:
             logs.reset(ctx_token)
+
+    def _skipped(self, row: asyncpg.Record, why: str) -> work.Outcome:
+        metrics.RUNS.labels("skipped").inc()
+        return work.Outcome(
+            row["run_id"],
+            row["lease_token"],
+            row["attempt"],
+            "skipped",
+            self.clock.now(),
+            error={"code": "overlap_skipped", "message": why},
+        )
 
     async def record(self, outcome: work.Outcome, events: list[outbox.OutboxEvent]) -> bool:
         """Write one outcome fenced on its lease; False when the lease had moved on."""
@@ -382,6 +391,17 @@ class Recorder:
         self.pool = pool
         self.queue: list[tuple[work.Outcome, list[outbox.OutboxEvent], asyncio.Future[bool]]] = []
         self.flusher: asyncio.Task[None] | None = None
+
+    def _skipped(self, row: asyncpg.Record, why: str) -> work.Outcome:
+        metrics.RUNS.labels("skipped").inc()
+        return work.Outcome(
+            row["run_id"],
+            row["lease_token"],
+            row["attempt"],
+            "skipped",
+            self.clock.now(),
+            error={"code": "overlap_skipped", "message": why},
+        )
 
     async def record(self, outcome: work.Outcome, events: list[outbox.OutboxEvent]) -> bool:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

@@ -170,3 +170,33 @@ async def test_overlap_skip_and_shutdown_release(
         "SELECT state, attempt FROM due_work WHERE run_id = $1", rows[0]["run_id"]
     )
     assert (row["state"], row["attempt"]) == ("queued", 1)
+
+
+async def test_buffer_one_keeps_one_waiting_slot(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any
+) -> None:
+    task = await make_task(
+        overlap_policy="buffer_one",
+        payload={"params": {}, "pipeline": [{"id": "w", "uses": "wait", "with": {"seconds": 5}}]},
+    )
+    (first,) = await _run_now(pool, task, clock)
+    w1 = _worker(pool, settings, clock, "w1")
+    running = await w1.lease(10)
+    assert [r["run_id"] for r in running] == [first]
+    w1.start(list(running))
+    await asyncio.sleep(0.05)
+    waiting = await _run_now(pool, task, clock, n=3)
+    w2 = _worker(pool, settings, clock, "w2")
+    assert await w2.lease(10) == []  # all three wait while the first runs
+    await w1.shutdown(grace_s=0.0)
+    await pool.execute("DELETE FROM due_work WHERE run_id = $1", first)  # first is done
+    rows = await w2.lease(10)
+    assert {r["run_id"] for r in rows} == set(waiting)
+    payload = {"params": {}, "pipeline": [{"id": "e", "uses": "echo", "with": {}}]}
+    await pool.execute("UPDATE tasks SET payload = $2 WHERE id = $1", task["id"], payload)
+    await asyncio.gather(*w2.start(list(rows)))
+    statuses = sorted(
+        r["status"]
+        for r in await pool.fetch("SELECT status::text FROM runs WHERE id = ANY($1)", waiting)
+    )
+    assert statuses == ["skipped", "skipped", "succeeded"]

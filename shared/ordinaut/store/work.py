@@ -393,6 +393,36 @@ async def snooze_queued(
     return len(await conn.fetch(SNOOZE, task_id, now, delay_s))
 
 
+# buffer_one: while a run was going, at most one more slot waits; when the waiting one is
+# leased, any other slot of the task that became due meanwhile is recorded as skipped.
+SKIP_BUFFERED = """
+WITH d AS (
+    DELETE FROM due_work w
+    WHERE w.task_id = $1 AND w.state = 'queued' AND w.run_at <= $3 AND w.run_id <> $2
+    RETURNING w.run_id
+), r AS (
+    UPDATE runs SET status = 'skipped', finished_at = $3, updated_at = $3,
+        error = jsonb_build_object('code', 'overlap_skipped',
+            'message', 'buffer_one keeps one waiting slot while a run is going')
+    WHERE id IN (SELECT run_id FROM d)
+    RETURNING id, task_id, owner_id
+), o AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT gen_random_uuid(), 'run.skipped', r.owner_id, r.id,
+           jsonb_build_object('run_id', r.id, 'task_id', r.task_id, 'reason', 'buffer_one'), $3
+    FROM r
+)
+SELECT count(*) FROM r
+"""
+
+
+async def skip_buffered(
+    conn: asyncpg.Connection | asyncpg.Pool, task_id: UUID, keep_run_id: UUID, *, now: datetime
+) -> int:
+    """Skip every other due slot of a buffer_one task but the one just leased."""
+    return int(await conn.fetchval(SKIP_BUFFERED, task_id, keep_run_id, now))
+
+
 RELEASE = """
 WITH f AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS f(run_id, token)

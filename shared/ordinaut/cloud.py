@@ -1,0 +1,186 @@
+"""Ordinaut on AWS Lambda: settings whose credentials live in Secrets Manager, worker wake-ups.
+
+``settings_from_environment(os.environ)`` is ``load_settings`` plus the three secrets the
+deployment names by ARN (``ORDINAUT_DATABASE_SECRET_ARN``, ``ORDINAUT_REDIS_SECRET_ARN``,
+``ORDINAUT_SECRETS_KEY_ARN``). Each secret is fetched once per container and kept in this
+module; nothing here logs or formats a secret value. boto3 is imported on first use: it ships
+with the Lambda image, not with the package.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from ordinaut.config import Settings, load_settings
+
+log = logging.getLogger("ordinaut.cloud")
+
+DATABASE_SECRET_ENV = "ORDINAUT_DATABASE_SECRET_ARN"
+REDIS_SECRET_ENV = "ORDINAUT_REDIS_SECRET_ARN"
+SECRETS_KEY_ENV = "ORDINAUT_SECRETS_KEY_ARN"
+WORK_QUEUE_ENV = "ORDINAUT_WORK_QUEUE_URL"
+FANOUT_MAX_ENV = "ORDINAUT_WORKER_FANOUT_MAX"
+DEFAULT_FANOUT_MAX = 4
+# A Lambda container serves one invocation at a time: two connections are plenty, and the
+# database (or RDS Proxy) sees (functions x concurrency x 2) at most.
+SERVERLESS_POOL = {"db_pool_min": 1, "db_pool_max": 2}
+SQS_MAX_DELAY_S = 900
+SQS_BATCH = 10
+
+# Container-lifetime caches (one Lambda container = one process). reset() empties them.
+_secrets: dict[str, dict[str, Any]] = {}
+_clients: dict[str, Any] = {}
+
+
+class SecretError(RuntimeError):
+    """A secret named in the environment is unusable; the message names the variable, never
+    the value."""
+
+
+def reset() -> None:
+    """Forget fetched secrets and AWS clients (tests; a process that rotates credentials)."""
+    _secrets.clear()
+    _clients.clear()
+
+
+def aws_client(service: str) -> Any:
+    """A boto3 client for ``service``, created on first use and kept for the container."""
+    client = _clients.get(service)
+    if client is None:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}
+        )
+        client = boto3.client(service, config=config)
+        _clients[service] = client
+    return client
+
+
+def secret_json(environ: Mapping[str, str], env_name: str) -> dict[str, Any] | None:
+    """The JSON object in the secret whose ARN is ``environ[env_name]`` (None when unset)."""
+    arn = environ.get(env_name, "")
+    if not arn:
+        return None
+    cached = _secrets.get(arn)
+    if cached is not None:
+        return cached
+    response = aws_client("secretsmanager").get_secret_value(SecretId=arn)
+    text = response.get("SecretString")
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        # `from None`: the decoder's exception carries the secret text as its .doc
+        raise SecretError(f"{env_name}: the secret is not JSON") from None
+    if not isinstance(value, dict):
+        raise SecretError(f"{env_name}: the secret must be a JSON object")
+    _secrets[arn] = value
+    log.info("secret loaded", extra={"secret_env": env_name})
+    return value
+
+
+def _field(secret: Mapping[str, Any], key: str, env_name: str, default: Any = None) -> Any:
+    value = secret.get(key, default)
+    if value is None or value == "":
+        raise SecretError(f"{env_name}: the secret has no {key!r} field")
+    return value
+
+
+def database_url(secret: Mapping[str, Any], env_name: str = DATABASE_SECRET_ENV) -> str:
+    """``url`` when the secret has one, else postgresql://user:password@host:port/db?sslmode."""
+    if secret.get("url"):
+        return str(secret["url"])
+    user = quote(str(_field(secret, "username", env_name)), safe="")
+    password = quote(str(_field(secret, "password", env_name)), safe="")
+    host = _field(secret, "host", env_name)
+    port = int(_field(secret, "port", env_name, 5432))
+    dbname = quote(str(_field(secret, "dbname", env_name)), safe="")
+    sslmode = quote(str(_field(secret, "sslmode", env_name, "require")), safe="")
+    return f"postgresql://{user}:{password}@{host}:{port}/{dbname}?sslmode={sslmode}"
+
+
+def redis_url(secret: Mapping[str, Any], env_name: str = REDIS_SECRET_ENV) -> str:
+    """``url`` when the secret has one, else redis[s]://:auth_token@host:port/0."""
+    if secret.get("url"):
+        return str(secret["url"])
+    host = _field(secret, "host", env_name)
+    port = int(_field(secret, "port", env_name, 6379))
+    tls = str(secret.get("tls", True)).lower() in ("1", "true", "yes")
+    scheme = "rediss" if tls else "redis"
+    token = secret.get("auth_token")
+    auth = f":{quote(str(token), safe='')}@" if token else ""
+    return f"{scheme}://{auth}{host}:{port}/0"
+
+
+def settings_from_environment(environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """``load_settings(environ)`` with credentials from the Secrets Manager ARNs it names.
+
+    A secret ARN wins over the plain ``ORDINAUT_DATABASE_URL`` / ``ORDINAUT_REDIS_URL`` /
+    ``ORDINAUT_SECRETS_KEY``; without ARNs this is ``load_settings`` with a small pool.
+    """
+    values: dict[str, Any] = {
+        name: value
+        for name, value in SERVERLESS_POOL.items()
+        if not environ.get(f"ORDINAUT_{name.upper()}")
+    }
+    database = secret_json(environ, DATABASE_SECRET_ENV)
+    if database is not None:
+        values["database_url"] = database_url(database)
+    redis = secret_json(environ, REDIS_SECRET_ENV)
+    if redis is not None:
+        values["redis_url"] = redis_url(redis)
+    key = secret_json(environ, SECRETS_KEY_ENV)
+    if key is not None:
+        values["secrets_key"] = str(_field(key, "secrets_key", SECRETS_KEY_ENV))
+    values.update(overrides)
+    return load_settings(environ, **values)
+
+
+# --- worker wake-ups ---------------------------------------------------------------------------
+
+
+def fanout_max(environ: Mapping[str, str]) -> int:
+    """``ORDINAUT_WORKER_FANOUT_MAX`` (default 4): most wake-ups one tick sends."""
+    raw = environ.get(FANOUT_MAX_ENV, "")
+    try:
+        value = int(raw) if raw else DEFAULT_FANOUT_MAX
+    except ValueError:
+        raise ValueError(f"{FANOUT_MAX_ENV}: cannot read {raw!r} as int") from None
+    return max(0, value)
+
+
+def wakeups_needed(queued: int, batch: int, most: int) -> int:
+    """Workers to wake for ``queued`` rows when one worker takes ``batch`` at a time: at least
+    one while anything is queued, never more than ``most``."""
+    if queued <= 0 or most <= 0:
+        return 0
+    return max(1, min(most, math.ceil(queued / max(1, batch))))
+
+
+def send_wakeups(queue_url: str, count: int, *, delay_s: int = 0) -> int:
+    """Put ``count`` wake-up messages on the work queue (visible after ``delay_s``); returns
+    how many SQS accepted. The body is informational: a worker drains whatever is due."""
+    delay = max(0, min(SQS_MAX_DELAY_S, int(delay_s)))
+    body = json.dumps({"source": "ordinaut.tick", "sent_at": time.time()})
+    sqs = aws_client("sqs")
+    sent = 0
+    for start in range(0, count, SQS_BATCH):
+        entries = [
+            {"Id": str(i), "MessageBody": body, "DelaySeconds": delay}
+            for i in range(start, min(count, start + SQS_BATCH))
+        ]
+        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        sent += len(response.get("Successful", []))
+        for failure in response.get("Failed", []):
+            log.warning(
+                "wake-up message rejected",
+                extra={"code": failure.get("Code"), "error": failure.get("Message")},
+            )
+    return sent
