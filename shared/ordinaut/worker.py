@@ -68,6 +68,7 @@ class Worker:
         self.started_at = clock.now()
         self.slot_freed = asyncio.Event()
         self.recorder = Recorder(pool)
+        self.last_lease_at = self.started_at
         # (task_id, task updated_at) -> compiled pipeline: an edit changes the key.
         self._compiled: OrderedDict[tuple[uuid.UUID, datetime], CompiledPipeline] = OrderedDict()
 
@@ -90,7 +91,7 @@ class Worker:
     # -- leasing -------------------------------------------------------------------------
 
     async def lease(self, limit: int) -> list[asyncpg.Record]:
-        now = self.clock.now()
+        now = self.last_lease_at = self.clock.now()
         async with self.pool.acquire() as conn:
             rows = await work.lease(
                 conn,
@@ -547,8 +548,10 @@ async def _until_next_due(worker: Worker, clock: Clock, settings: Settings) -> f
         return settings.poll_interval_s
     if next_at is None:
         return settings.poll_interval_s
-    delta = (next_at - clock.now()).total_seconds()
-    if delta <= 0:
-        # Due but blocked (overlap, concurrency key): poll instead of spinning.
+    if next_at <= worker.last_lease_at:
+        # It was due when we leased and we did not get it: blocked by overlap or a
+        # concurrency key (or another worker is about to take it). Poll instead of spinning.
         return min(settings.poll_interval_s, 0.25)
-    return min(settings.poll_interval_s, delta + 0.0005)
+    # Otherwise sleep until its instant; 0 when it became due since our lease.
+    delta = (next_at - clock.now()).total_seconds()
+    return min(settings.poll_interval_s, max(0.0, delta + 0.0005))

@@ -1,0 +1,15 @@
+"""API Lambda: ``create_app`` through Mangum, lifespan off (it would run on every invocation).
+
+The app's Deps open their asyncpg pool on the first request and keep it, on the container's
+event loop, for the warm invocations that follow.
+"""
+
+from __future__ import annotations
+
+from mangum import Mangum
+
+from functions._runtime import Container
+from ordinaut.api import create_app
+
+container = Container.from_environment()
+handler = container.entry_point(Mangum(create_app(container.settings), lifespan="off"))

@@ -1,0 +1,1 @@
+"""Events function: external events from SQS and EventBridge into ``ordinaut.ingest``."""

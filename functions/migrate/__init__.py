@@ -1,0 +1,1 @@
+"""Migrate function: applies migrations on deploy; creates the first admin agent."""

@@ -1,0 +1,97 @@
+"""Migrate invocations: apply ``migrations/`` (on every deploy) or create an admin agent.
+
+Terraform invokes ``{"action": "migrate"}`` right after RDS Proxy is created, when it may still
+refuse connections for a while: connecting is retried for up to ``CONNECT_WITHIN_S``.
+``create-admin`` returns the agent's one-time secret and logs only its id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import asyncpg
+
+from functions._runtime import CONNECTION_ERRORS
+from ordinaut.auth import SCOPES
+from ordinaut.clock import DatabaseClock
+from ordinaut.config import Settings
+from ordinaut.store import agents, db
+
+log = logging.getLogger("ordinaut.migrate")
+
+CONNECT_WITHIN_S = 90.0
+# A proxy that has just been created may also reject logins until it can read its secret.
+RETRYABLE = (*CONNECTION_ERRORS, asyncpg.InvalidAuthorizationSpecificationError)
+MAX_NAME = 200
+
+
+class UnknownAction(ValueError):
+    """The event asks for something this function does not do."""
+
+
+async def connect(settings: Settings, *, within_s: float = CONNECT_WITHIN_S) -> asyncpg.Connection:
+    """A connection, retrying with backoff while the database is not reachable yet."""
+    deadline = time.monotonic() + within_s
+    pause = 1.0
+    while True:
+        try:
+            return await db.connect(settings)
+        except RETRYABLE as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            log.warning(
+                "database not reachable yet; retrying",
+                extra={"error": repr(exc), "retry_in_s": round(min(pause, left), 1)},
+            )
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 10.0)
+
+
+async def run_action(
+    settings: Settings, event: Any, *, within_s: float = CONNECT_WITHIN_S
+) -> dict[str, Any]:
+    """Do what ``event["action"]`` asks; raises UnknownAction for anything else."""
+    action = event.get("action") if isinstance(event, dict) else None
+    if action == "migrate":
+        return await migrate(settings, within_s=within_s)
+    if action == "create-admin":
+        return await create_admin(settings, event.get("name"), within_s=within_s)
+    raise UnknownAction(f"unknown action {action!r}: expected 'migrate' or 'create-admin'")
+
+
+async def migrate(settings: Settings, *, within_s: float) -> dict[str, Any]:
+    """Apply pending migrations; returns the versions applied and the schema version."""
+    conn = await connect(settings, within_s=within_s)
+    try:
+        applied = await db.migrate(conn, settings.migrations_dir)
+    finally:
+        await conn.close()
+    version = db.migration_files(settings.migrations_dir)[-1].stem
+    log.info("migrations applied", extra={"applied": applied, "schema_version": version})
+    return {"action": "migrate", "applied": applied, "schema_version": version}
+
+
+async def create_admin(settings: Settings, name: Any, *, within_s: float) -> dict[str, Any]:
+    """A new agent with every scope; returns its id and one-time secret."""
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME:
+        raise ValueError(f"create-admin needs a name of 1 to {MAX_NAME} characters")
+    conn = await connect(settings, within_s=within_s)
+    try:
+        clock = DatabaseClock()  # one clock: the database's (SYSTEM.md promise 2)
+        await db.sync_clock(conn, clock)
+        agent, secret = await agents.create_agent(
+            conn, name=name, scopes=list(SCOPES), now=clock.now()
+        )
+    finally:
+        await conn.close()
+    log.info("admin agent created", extra={"agent_id": str(agent.id)})
+    return {
+        "agent_id": str(agent.id),
+        "agent_secret": secret,
+        "name": agent.name,
+        "scopes": list(agent.scopes),
+    }

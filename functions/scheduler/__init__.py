@@ -1,0 +1,1 @@
+"""Scheduler function: one tick per EventBridge Scheduler invocation, then worker wake-ups."""
