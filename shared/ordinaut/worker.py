@@ -393,17 +393,6 @@ class Recorder:
         self.queue: list[tuple[work.Outcome, list[outbox.OutboxEvent], asyncio.Future[bool]]] = []
         self.flusher: asyncio.Task[None] | None = None
 
-    def _skipped(self, row: asyncpg.Record, why: str) -> work.Outcome:
-        metrics.RUNS.labels("skipped").inc()
-        return work.Outcome(
-            row["run_id"],
-            row["lease_token"],
-            row["attempt"],
-            "skipped",
-            self.clock.now(),
-            error={"code": "overlap_skipped", "message": why},
-        )
-
     async def record(self, outcome: work.Outcome, events: list[outbox.OutboxEvent]) -> bool:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.queue.append((outcome, events, fut))

@@ -53,3 +53,26 @@ async def record_tick(
     materialized: int,
 ) -> None:
     await conn.execute(UPSERT_TICK, name, now, duration_ms, materialized)
+
+
+SELECT_ONE = "SELECT 1"
+LIVENESS = """
+SELECT
+    (SELECT max(last_tick_at) FROM scheduler_state) AS last_tick_at,
+    (SELECT count(*) FROM worker_heartbeats WHERE last_seen >= $1) AS live_workers,
+    (SELECT count(*) FROM (
+        SELECT 1 FROM outbox WHERE relayed_at IS NULL LIMIT $2
+    ) AS pending) AS outbox_backlog
+"""
+
+
+async def ping(conn: asyncpg.Connection) -> None:
+    await conn.fetchval(SELECT_ONE)
+
+
+async def liveness(
+    conn: asyncpg.Connection, *, since: datetime, backlog_cap: int
+) -> asyncpg.Record:
+    """Last tick, workers seen since ``since``, and the outbox backlog (counted up to a cap)."""
+    row: asyncpg.Record = await conn.fetchrow(LIVENESS, since, backlog_cap)
+    return row

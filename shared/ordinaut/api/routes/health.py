@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ordinaut.api.deps import Deps, get_deps, request_id, request_now
 from ordinaut.metrics import REGISTRY
+from ordinaut.store import heartbeats
 
 router = APIRouter(tags=["operations"])
 
@@ -27,17 +28,6 @@ DB_TIMEOUT_S = 2.0
 REDIS_TIMEOUT_S = 1.0
 OUTBOX_BACKLOG_CAP = 100_000
 HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
-
-# Read-only probes. They belong to no table's module, so they sit beside their only caller.
-SELECT_ONE = "SELECT 1"
-SELECT_STATE = """
-SELECT
-    (SELECT max(last_tick_at) FROM scheduler_state) AS last_tick_at,
-    (SELECT count(*) FROM worker_heartbeats WHERE last_seen >= $1) AS live_workers,
-    (SELECT count(*) FROM (
-        SELECT 1 FROM outbox WHERE relayed_at IS NULL LIMIT $2
-    ) AS pending) AS outbox_backlog
-"""
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:
@@ -72,10 +62,10 @@ async def _database(deps: Deps, now: datetime) -> dict[str, Any]:
         async with asyncio.timeout(DB_TIMEOUT_S):
             pool = await deps.pool()
             async with pool.acquire(timeout=DB_TIMEOUT_S) as conn:
-                await conn.fetchval(SELECT_ONE)
+                await heartbeats.ping(conn)
                 latency = _ms(started)
-                row = await conn.fetchrow(
-                    SELECT_STATE, now - timedelta(seconds=window), OUTBOX_BACKLOG_CAP
+                row = await heartbeats.liveness(
+                    conn, since=now - timedelta(seconds=window), backlog_cap=OUTBOX_BACKLOG_CAP
                 )
     except Exception as exc:  # any failure to answer is the finding, not a 500
         return {"status": UNHEALTHY, "latency_ms": _ms(started), "error": type(exc).__name__}
