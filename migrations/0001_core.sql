@@ -101,10 +101,11 @@ CREATE TABLE runs (
         CHECK ((status IN ('queued', 'running')) = (finished_at IS NULL)),
     CONSTRAINT runs_running_has_start CHECK (status <> 'running' OR started_at IS NOT NULL),
     CONSTRAINT runs_event_slot_has_event_id CHECK (trigger <> 'event' OR event_id IS NOT NULL)
-);
+) WITH (fillfactor = 85);
+-- No index may cover a column a run's lifecycle changes (status, times, output): then every
+-- queued -> running -> finished update can be HOT, touching no index at all.
 CREATE INDEX runs_task_time ON runs (task_id, scheduled_for DESC);
 CREATE INDEX runs_owner_time ON runs (owner_id, created_at DESC, id);
-CREATE INDEX runs_owner_status ON runs (owner_id, status);
 
 -- The hot queue: only queued or running slots live here; a finished slot's row is deleted,
 -- so the lease index never carries history.
@@ -138,7 +139,7 @@ CREATE INDEX due_work_task ON due_work (task_id);
 -- Transactional outbox: written in the same transaction as the change it describes.
 CREATE TABLE outbox (
     seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    event_id     uuid NOT NULL UNIQUE,
+    event_id     uuid NOT NULL,  -- v4, generated once: consumers dedupe on it
     event_type   text NOT NULL,
     tenant_id    uuid,
     subject_id   uuid,

@@ -441,6 +441,13 @@ def _parse_rrule(
             raise _bad(f"rrule: unsupported or malformed part {name}={value[:40]}")
     if count is not None and until is not None:
         raise _bad("rrule: COUNT and UNTIL cannot both be given")
+    # dateutil walks every hour or minute when BYSETPOS matches nothing (no day-level skip),
+    # and indexes past its masks for ordinals beyond the 5th weekday of a month.
+    if "bysetpos" in kwargs and freq > du.DAILY:
+        raise _bad("rrule: BYSETPOS needs FREQ=DAILY or coarser")
+    in_month = freq == du.MONTHLY or "bymonth" in kwargs
+    if any(abs(d.n or 0) > 5 for d in kwargs.get("byweekday", ()) if in_month):
+        raise _bad("rrule: a BYDAY ordinal within a month must be within -5..5")
     if until is not None and until < anchor:
         raise _bad("rrule: UNTIL is before DTSTART, so it never fires")
 

@@ -421,6 +421,10 @@ class Recorder:
     ) -> set[uuid.UUID]:
         retries = [o for o, _, _ in batch if o.status == "retry"]
         terminal = [o for o, _, _ in batch if o.status != "retry"]
+        if not retries and not any(evs for _, evs, _ in batch):
+            # One statement is atomic on its own: skip BEGIN/COMMIT round trips (hot path).
+            async with self.pool.acquire() as conn:
+                return {r["id"] for r in await work.finish(conn, terminal)}
         async with self.pool.acquire() as conn, conn.transaction():
             done = {r["id"] for r in await work.finish(conn, terminal)}
             done |= {r["id"] for r in await work.requeue(conn, retries)}
