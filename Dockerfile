@@ -58,6 +58,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     LAMBDA_TASK_ROOT=/app \
     ORDINAUT_API_HOST=0.0.0.0 \
+    ORDINAUT_METRICS_HOST=0.0.0.0 \
     ORDINAUT_API_PORT=8080 \
     ORDINAUT_MIGRATIONS_DIR=/app/migrations \
     ORDINAUT_HOME=/tmp/ordinaut

@@ -15,11 +15,12 @@ import pytest
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings, load_settings
 from ordinaut.embedded import EmbeddedPostgres, EmbeddedRedis
+from ordinaut.secrets import new_key
 from ordinaut.store import db
 
 REPO = Path(__file__).resolve().parents[1]
 MUTABLE_TABLES = (
-    "events, idempotency_keys, scheduler_state, worker_heartbeats, audit_log, outbox, due_work, runs, "
+    "agent_secrets, events, idempotency_keys, scheduler_state, worker_heartbeats, audit_log, outbox, due_work, runs, "
     "tasks, agent_tokens, agents"
 )
 
@@ -55,6 +56,7 @@ def base_settings(servers: dict[str, str], tmp_path_factory: pytest.TempPathFact
         home=str(tmp_path_factory.mktemp("home")),
         migrations_dir=str(REPO / "migrations"),
         log_json=False,
+        secrets_key=new_key(),
     )
 
 

@@ -159,16 +159,16 @@ async def run_until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) 
             loop.remove_signal_handler(sig)
 
 
-def serve_metrics(port: int) -> None:
+def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
     if port == 0:
         return
     from ordinaut import metrics
 
     try:
-        metrics.serve(port)
+        metrics.serve(port, host)
     except OSError as exc:
         raise CommandError(
-            f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror or exc}; "
+            f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}; "
             "choose another --metrics-port, or 0 to disable"
         ) from None
 
@@ -208,7 +208,7 @@ def run_loop(
     """Drive a long-running loop (scheduler, worker) with metrics until a signal stops it."""
 
     async def main() -> None:
-        serve_metrics(metrics_port)
+        serve_metrics(metrics_port, settings.metrics_host)
         await run_until_signalled(body)
 
     with database_errors(settings):

@@ -51,6 +51,8 @@ class Settings:
     run_all_cap: int = 100
     tick_batch: int = 5_000
     scheduler_metrics_port: int = 9101
+    # scheduler/worker metrics listen here; containers set 0.0.0.0 so Prometheus can scrape
+    metrics_host: str = "127.0.0.1"
     # worker
     worker_concurrency: int = 16
     lease_batch: int = 50

@@ -203,6 +203,7 @@ class DevStack:
             "ORDINAUT_HOME": str(self.home),
             "ORDINAUT_API_PORT": str(s.api_port),
             "ORDINAUT_LOG_JSON": "true" if s.log_json else "false",
+            "ORDINAUT_SECRETS_KEY": s.secrets_key or dev_secrets_key(self.home),
             "PYTHONUNBUFFERED": "1",
         }
         width = max(len(c.name) for c in self.children)
@@ -488,3 +489,16 @@ A token for the admin agent (valid {ttl_min} min; rerun dev or POST /agents/auth
 
 Press Ctrl-C to stop.
 """
+
+
+def dev_secrets_key(home: Path) -> str:
+    """The key that encrypts agents' secrets in dev mode, made once and kept under home."""
+    from ordinaut.secrets import new_key
+
+    path = home / "secrets.key"
+    if path.exists():
+        return path.read_text().strip()
+    key = new_key()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key

@@ -47,7 +47,7 @@ _CHECK_SPAN = timedelta(days=731)  # ...or two years of them, whichever ends fir
 _OFFSET_PROBE = timedelta(hours=36)  # wider than any real UTC-offset jump (Samoa 2011: 24 h)
 _CRON_HORIZON_YEARS = 10  # the sparsest satisfiable cron (29 Feb) fires at least every 8 years
 _RRULE_HORIZON_YEARS = 30  # an RRULE silent this long is finished (29 Feb on a Monday: 28)
-_MAX_COUNT = 10_000  # COUNT is resolved once by iterating from DTSTART: keep that bounded
+_MAX_COUNT = 1000  # COUNT is resolved once by iterating from DTSTART: keep that bounded
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
 _TOPIC = re.compile(r"[A-Za-z0-9._:*-]{1,200}")
 
@@ -268,21 +268,27 @@ _INT = re.compile(r"[+-]?[0-9]{1,6}")
 
 
 @functools.lru_cache(maxsize=512)
-def _calendar_shift(first_year: int, last_year: int) -> int:
+def _calendar_shift(first_year: int) -> int:
     """Years D such that years first_year-1 .. 10000-D look exactly like first_year-1+D .. 10000.
 
     dateutil only gives up after year 9999, so a rule that never matches would spin for
     millennia. Iterating a copy moved D years later, where weekdays and leap years are the same,
-    makes dateutil stop by itself soon after `last_year`. A multiple of 400 always qualifies; a
-    nearer one usually exists and keeps the window short.
+    makes dateutil stop by itself at real year 9999-D: the longest such window of at most
+    _RRULE_HORIZON_YEARS, else the shortest longer one (about a century when it spans 2100).
     """
-    top, base = 9999 - last_year, max(first_year - 1, 1)
-    for shift in range(top, max(top - 400, 0), -1):
-        if date(base + shift, 1, 1).weekday() == date(base, 1, 1).weekday() and all(
-            calendar.isleap(y) == calendar.isleap(y + shift) for y in range(base, 10001 - shift)
-        ):
-            return shift
-    return 0
+    base = max(first_year - 1, 1)
+
+    def same(end: int) -> bool:  # do real years base..end+1 match translated ..10000?
+        shift = 9999 - end
+        return date(base + shift, 1, 1).weekday() == date(base, 1, 1).weekday() and all(
+            calendar.isleap(y) == calendar.isleap(y + shift) for y in range(base, end + 2)
+        )
+
+    ends = [
+        *range(first_year + _RRULE_HORIZON_YEARS, first_year, -1),
+        *range(first_year + _RRULE_HORIZON_YEARS + 1, first_year + _RRULE_HORIZON_YEARS + 401),
+    ]
+    return next((9999 - end for end in ends if end <= 9999 and same(end)), 0)
 
 
 @dataclass(frozen=True)
@@ -313,37 +319,37 @@ class _RRule:
             start = first + unit * i * k
         return start if k > 0 else a
 
-    def _chunk(self, cursor: datetime) -> Iterator[datetime]:
-        # Starting from a later period yields the same matches (the BYxxx defaults are explicit)
-        # and makes the cost independent of how long ago DTSTART was.
-        start = self._period_start(cursor)
-        shift = _calendar_shift(start.year, start.year + _RRULE_HORIZON_YEARS)
-        produced = iter(
-            du.rrule(self.freq, dtstart=start.replace(year=start.year + shift), **self.kwargs)
-        )
-        while True:
-            try:
-                wall = next(produced)
-            except StopIteration:
-                return
-            except (ValueError, OverflowError):
-                return  # dateutil's last period ran past 9999-12-31: the end of this window
-            wall = wall.replace(year=wall.year - shift)
-            if wall >= cursor:
-                yield wall
-
     def walls_from(self, start: datetime) -> Iterator[datetime]:
-        cursor = start
-        while True:
-            last = None
-            for wall in self._chunk(cursor):
+        cursor = heard = start
+        while cursor.year - heard.year <= _RRULE_HORIZON_YEARS:  # else silent too long: done
+            # Starting from a later period yields the same matches (the BYxxx defaults are
+            # explicit) and makes the cost independent of how long ago DTSTART was.
+            first = self._period_start(cursor)
+            shift = _calendar_shift(first.year)
+            produced = iter(
+                du.rrule(self.freq, dtstart=first.replace(year=first.year + shift), **self.kwargs)
+            )
+            resume = datetime(10000 - shift, 1, 1) if shift else None  # where this window ends
+            while True:
+                try:
+                    wall = next(produced)
+                except StopIteration:
+                    break
+                except (ValueError, OverflowError):
+                    # A week straddling 9999-12-31 made dateutil build a date past it before
+                    # yielding: scan that week again in the next window.
+                    resume = resume and resume - timedelta(weeks=1)
+                    break
+                wall = wall.replace(year=wall.year - shift)
+                if wall < cursor:
+                    continue
                 if self.until is not None and wall > self.until:
                     return
                 yield wall
-                last = wall
-            if last is None:
-                return  # a whole horizon without a match: finished
-            cursor = last + _SECOND
+                heard = cursor = wall + _SECOND
+            if resume is None:
+                return
+            cursor = max(cursor, resume)
 
     def stream(self, after: datetime) -> Iterator[datetime]:
         return _stream(self.zone, self.walls_from, False, after)

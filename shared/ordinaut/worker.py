@@ -27,10 +27,11 @@ from redis.exceptions import RedisError
 from ordinaut import events, logs, metrics
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
-from ordinaut.errors import InvalidPipeline
+from ordinaut.errors import InvalidPipeline, Unavailable
 from ordinaut.pipeline import (
     CompiledPipeline,
     PipelineLimits,
+    PipelineResult,
     RunContext,
     compile_payload,
     default_registry,
@@ -38,7 +39,9 @@ from ordinaut.pipeline import (
 )
 from ordinaut.pipeline.tools import ToolRegistry
 from ordinaut.retries import next_attempt_at
+from ordinaut.secrets import SecretBox
 from ordinaut.store import db, heartbeats, outbox, work
+from ordinaut.store import secrets as secrets_store
 
 log = logging.getLogger("ordinaut.worker")
 
@@ -69,6 +72,7 @@ class Worker:
         self.slot_freed = asyncio.Event()
         self.recorder = Recorder(pool)
         self.last_lease_at = self.started_at
+        self._box: SecretBox | None = None
         # (task_id, task updated_at) -> compiled pipeline: an edit changes the key.
         self._compiled: OrderedDict[tuple[uuid.UUID, datetime], CompiledPipeline] = OrderedDict()
 
@@ -174,29 +178,17 @@ class Worker:
                     )
                 )
 
-            ctx = RunContext(
-                run_id=str(run_id),
-                task_id=str(row["task_id"]),
-                task_title=row["title"],
-                attempt=attempt,
-                scheduled_for=row["scheduled_for"],
-                now=self.clock.now(),
-                event=(
-                    {
-                        "id": row["event_key"],
-                        "topic": row["event_topic"],
-                        "payload": row["event_payload"],
-                    }
-                    if row["event_key"] is not None
-                    else None
-                ),
-                idempotency_key=row["idempotency_key"],
-                emit=emit,
-            )
+            compiled = self.compiled(row)
             t0 = time.perf_counter()
-            result = await execute(
-                self.compiled(row), ctx, registry=self.registry, limits=self.limits
-            )
+            try:
+                secret_values = await self._secrets(row["owner_id"], compiled)
+            except Unavailable as exc:
+                secret_values = None
+                result = PipelineResult(
+                    "failed", None, [], {"step": None, "code": exc.code, "message": exc.message}
+                )
+            if secret_values is not None:
+                result = await self._pipeline(row, compiled, secret_values, emit)
             elapsed = time.perf_counter() - t0
             metrics.RUN_DURATION.observe(elapsed)
             for step in result.steps:
@@ -267,6 +259,51 @@ class Worker:
             self.clock.now(),
             error={"code": "overlap_skipped", "message": why},
         )
+
+    async def _pipeline(
+        self,
+        row: asyncpg.Record,
+        compiled: CompiledPipeline | dict[str, Any],
+        secret_values: dict[str, str],
+        emit: Callable[[str, dict[str, Any]], None],
+    ) -> PipelineResult:
+        """Run the task's pipeline for one leased attempt."""
+        run_id, attempt = row["run_id"], row["attempt"]
+        ctx = RunContext(
+            run_id=str(run_id),
+            task_id=str(row["task_id"]),
+            task_title=row["title"],
+            attempt=attempt,
+            scheduled_for=row["scheduled_for"],
+            now=self.clock.now(),
+            event=(
+                {
+                    "id": row["event_key"],
+                    "topic": row["event_topic"],
+                    "payload": row["event_payload"],
+                }
+                if row["event_key"] is not None
+                else None
+            ),
+            idempotency_key=row["idempotency_key"],
+            secrets=secret_values,
+            emit=emit,
+        )
+        return await execute(compiled, ctx, registry=self.registry, limits=self.limits)
+
+    async def _secrets(
+        self, owner_id: uuid.UUID, compiled: CompiledPipeline | dict[str, Any]
+    ) -> dict[str, str]:
+        """The owner's secrets this pipeline names, decrypted for this attempt only.
+
+        A missing one is simply absent: the step that reads it fails naming the path.
+        """
+        if not isinstance(compiled, CompiledPipeline) or not compiled.secrets:
+            return {}
+        if self._box is None:
+            self._box = SecretBox(self.settings.secrets_key)  # Unavailable when unconfigured
+        sealed = await secrets_store.fetch(self.pool, owner_id, compiled.secrets)
+        return {name: self._box.open(value) for name, value in sealed.items()}
 
     async def record(self, outcome: work.Outcome, events: list[outbox.OutboxEvent]) -> bool:
         """Write one outcome fenced on its lease; False when the lease had moved on."""
