@@ -68,6 +68,8 @@ class Settings:
     stream_maxlen: int = 100_000
     # http tool egress
     egress_allowlist: tuple[str, ...] = ()
+    # operator-declared HTTP tools (JSON or YAML); entry points "ordinaut.tools" load always
+    http_tools_file: str = ""
     secrets_key: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -34,7 +34,6 @@ from ordinaut.pipeline import (
     PipelineResult,
     RunContext,
     compile_payload,
-    default_registry,
     execute,
 )
 from ordinaut.pipeline.tools import ToolRegistry
@@ -42,6 +41,7 @@ from ordinaut.retries import next_attempt_at
 from ordinaut.secrets import SecretBox
 from ordinaut.store import db, heartbeats, outbox, work
 from ordinaut.store import secrets as secrets_store
+from ordinaut.toolbox import build_registry
 
 log = logging.getLogger("ordinaut.worker")
 
@@ -63,7 +63,7 @@ class Worker:
         self.settings = settings
         self.clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.registry = registry or default_registry(settings)
+        self.registry = registry or build_registry(settings)
         self.limits = PipelineLimits.from_settings(settings)
         self.rng = rng or random.Random()
         # run_id -> (lease_token, asyncio task)

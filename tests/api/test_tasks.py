@@ -188,3 +188,23 @@ async def test_validate_with_dry_run(client: httpx.AsyncClient, make_agent: Any)
         headers=agent["headers"],
     )
     assert bad.status_code == 422
+
+
+async def test_tool_scopes_are_enforced_on_create(
+    client: httpx.AsyncClient, make_agent: Any
+) -> None:
+    publishes = {
+        **CRON_TASK,
+        "payload": {
+            "params": {},
+            "pipeline": [
+                {"id": "p", "uses": "event.publish", "with": {"topic": "t.x", "payload": {}}}
+            ],
+        },
+    }
+    plain = await make_agent(["tasks:read", "tasks:write"])
+    r = await client.post("/tasks", json=publishes, headers=plain["headers"])
+    assert r.status_code == 403
+    assert r.json()["error"]["details"] == {"required_scopes": ["events:publish"]}
+    able = await make_agent(["tasks:read", "tasks:write", "events:publish"])
+    assert (await client.post("/tasks", json=publishes, headers=able["headers"])).status_code == 201

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from ordinaut.pipeline import default_registry
 from ordinaut.pipeline.tools import ToolRegistry
+from ordinaut.toolbox import build_registry
 
 
 def tool_registry(request: Request) -> ToolRegistry:
     state = request.app.state
     registry: ToolRegistry | None = getattr(state, "tool_registry", None)
     if registry is None:
-        registry = default_registry(state.deps.settings)
+        registry = build_registry(state.deps.settings)
         state.tool_registry = registry
     return registry

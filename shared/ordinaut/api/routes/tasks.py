@@ -16,7 +16,13 @@ from fastapi.encoders import jsonable_encoder
 from ordinaut import events
 from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
 from ordinaut.api.tooling import tool_registry
-from ordinaut.errors import Conflict, InvalidTransition, LimitExceeded, ValidationFailed
+from ordinaut.errors import (
+    Conflict,
+    Forbidden,
+    InvalidTransition,
+    LimitExceeded,
+    ValidationFailed,
+)
 from ordinaut.models import (
     PreviewIn,
     SnoozeIn,
@@ -26,7 +32,7 @@ from ordinaut.models import (
     ValidateIn,
     page,
 )
-from ordinaut.pipeline import PipelineLimits, dry_run
+from ordinaut.pipeline import PipelineLimits, compile_payload, dry_run
 from ordinaut.slots import idempotency_key, stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
@@ -35,6 +41,23 @@ router = APIRouter(tags=["tasks"])
 
 TASK_READ = Depends(require("tasks:read"))
 TASK_WRITE = Depends(require("tasks:write"))
+
+
+def _check_tool_scopes(
+    payload: dict[str, Any], who: Principal, request: Request, deps: Deps
+) -> None:
+    """403 when the pipeline uses a tool needing a scope the caller lacks (event.publish...)."""
+    compiled = compile_payload(
+        payload,
+        registry=tool_registry(request),
+        limits=PipelineLimits.from_settings(deps.settings),
+    )
+    missing = sorted(scope for scope in compiled.scopes if not who.has(scope))
+    if missing:
+        raise Forbidden(
+            f"the pipeline uses tools that need scopes this agent lacks: {', '.join(missing)}",
+            {"required_scopes": missing},
+        )
 
 
 def _out(row: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +117,7 @@ async def create_task(
         )
     request_hash = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
     prepared = prepare(fields, now=now, settings=deps.settings, registry=tool_registry(request))
+    _check_tool_scopes(prepared["payload"], who, request, deps)
     pool = await deps.pool()
     async with pool.acquire() as conn:
         for _ in range(2):
@@ -217,6 +241,7 @@ async def _update(
                 current["dtstart"],
             ),
         )
+        _check_tool_scopes(prepared["payload"], who, request, deps)
         task = {**current, **prepared}
         if schedule_changed:
             await work.drop_pending(conn, task_id, triggers=["schedule"])
