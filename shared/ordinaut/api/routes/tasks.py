@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -481,7 +481,7 @@ async def run_now(
                 request_id=request_id(request),
             )
         await work.notify_work(conn)
-    return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": now.isoformat()}
+    return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": _z(now)}
 
 
 def _window(
@@ -524,7 +524,9 @@ async def preview_task(
 
 
 def _z(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ") if not t.microsecond else t.isoformat()
+    """UTC instant as ISO 8601 with Z, like every other response."""
+    text = t.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")
 
 
 @router.post("/schedules/preview")
