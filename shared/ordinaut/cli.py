@@ -229,7 +229,13 @@ def run_async(coro: Coroutine[Any, Any, None]) -> None:
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
     settings = prepare(args)
-    from ordinaut.scheduler import run_scheduler
+    from ordinaut.scheduler import run_scheduler, tick_once
+
+    if args.once:
+        with database_errors(settings):
+            result = asyncio.run(tick_once(settings))
+        print(json.dumps(result.__dict__))
+        return EXIT_OK
 
     port = settings.scheduler_metrics_port if args.metrics_port is None else args.metrics_port
     return run_loop(settings, port, lambda stop: run_scheduler(settings, stop))
@@ -448,13 +454,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Run the scheduler: every tick it materializes the slots due soon for every active\n"
         "task. Several schedulers may run at once; no slot is ever created twice. Serves\n"
         "Prometheus metrics on 127.0.0.1:ORDINAUT_SCHEDULER_METRICS_PORT (default 9101).",
-        "  ordinaut scheduler\n  ordinaut scheduler --metrics-port 0",
+        "  ordinaut scheduler\n  ordinaut scheduler --metrics-port 0\n"
+        "  ordinaut scheduler --once      one tick, then exit (Cloud Scheduler / cron jobs)",
     )
     p.add_argument(
         "--metrics-port",
         type=_port,
         metavar="PORT",
         help="metrics port on 127.0.0.1 (0 disables; default 9101)",
+    )
+    p.add_argument(
+        "--once", action="store_true", help="run one tick, print its summary as JSON, exit"
     )
     p.set_defaults(func=cmd_scheduler)
 
@@ -523,6 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=cmd_agents_create)
+
+    from ordinaut import cli_tasks  # login, tasks, runs, events, mcp: REST clients
+
+    cli_tasks.register(sub, _subparser)
     return parser
 
 

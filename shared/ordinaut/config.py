@@ -65,7 +65,20 @@ class Settings:
     backoff_base_s: float = 2.0
     backoff_max_s: float = 3600.0
     # events
-    stream_maxlen: int = 100_000
+    stream_maxlen: int = 100_000  # XADD MAXLEN ~ for the lifecycle and dead streams
+    relay_interval_s: float = 0.5
+    relay_batch: int = 500
+    # ingest stream consumer group: entries idle this long are reclaimed (longer than the
+    # slowest ingest, which is one short transaction); parked after this many deliveries
+    ingest_claim_idle_s: float = 60.0
+    ingest_max_deliveries: int = 5
+    ingest_batch: int = 100
+    ingest_block_ms: int = 1_000
+    # GET /events/stream (Server-Sent Events), per API process
+    sse_max_connections: int = 100
+    sse_max_seconds: float = 300.0
+    sse_keepalive_s: float = 15.0
+    sse_poll_s: float = 0.5
     # http tool egress
     egress_allowlist: tuple[str, ...] = ()
     # operator-declared HTTP tools (JSON or YAML); entry points "ordinaut.tools" load always

@@ -1,19 +1,38 @@
-"""Stream names and event types, defined once."""
+"""Stream names and event types, defined once; the outbox relay (outbox -> Redis Streams).
+
+The relay runs inside every worker process (``run_worker``) and alone as ``ordinaut relay``.
+Order: one relay publishes at a time (advisory lock) in outbox ``seq`` order. Events about one
+subject (a task, a run) are written by transactions that lock that subject's row, so their
+``seq`` order is their commit order and the stream keeps it. Across subjects a transaction
+that commits late may be published after a higher ``seq``; nothing is skipped, because the
+relay selects by ``relayed_at IS NULL``, not by a cursor.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from datetime import datetime
 
 import asyncpg
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from ordinaut.config import Settings
 from ordinaut.store import outbox
+
+log = logging.getLogger("ordinaut.events")
 
 STREAM_PREFIX = "ordinaut"
 LIFECYCLE_STREAM = f"{STREAM_PREFIX}:events"
 INGEST_STREAM = f"{STREAM_PREFIX}:ingest"
+INGEST_GROUP = f"{STREAM_PREFIX}:ingest-consumers"
 DEAD_STREAM = f"{STREAM_PREFIX}:ingest:dead"
+# entry id -> the last error an ingest attempt raised, so whoever parks the entry can say why
+INGEST_ERRORS = f"{STREAM_PREFIX}:ingest:errors"
 
 TASK_CREATED = "task.created"
 TASK_UPDATED = "task.updated"
@@ -30,6 +49,24 @@ RUN_RETRIED = "run.retried"
 RUN_DEAD_LETTERED = "run.dead_lettered"
 RUN_CANCELED = "run.canceled"
 RUN_SKIPPED = "run.skipped"
+EVENT_RECEIVED = "event.received"
+CUSTOM_PREFIX = "custom."  # event.publish from a pipeline: "custom.<topic>"
+
+REDIS_CONNECT_TIMEOUT_S = 2.0
+REDIS_SOCKET_TIMEOUT_S = 10.0
+
+
+def connect_redis(settings: Settings) -> Redis:
+    """A client for the relay and the consumer: bounded waits, so a hung Redis never holds
+    the relay's transaction (and its advisory lock) open for long."""
+    client: Redis = Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+        # above the consumer's XREADGROUP BLOCK, which keeps the socket quiet that long
+        socket_timeout=REDIS_SOCKET_TIMEOUT_S + settings.ingest_block_ms / 1000.0,
+        health_check_interval=30,
+    )
+    return client
 
 
 async def relay_once(
@@ -51,6 +88,7 @@ async def relay_once(
         for r in rows:
             fields = {
                 "event_id": str(r["event_id"]),
+                "seq": str(r["seq"]),
                 "type": r["event_type"],
                 "time": r["created_at"].isoformat(),
                 "tenant_id": str(r["tenant_id"] or ""),
@@ -61,3 +99,47 @@ async def relay_once(
         await pipe.execute()
         await outbox.mark_relayed(conn, [r["seq"] for r in rows], now)
         return len(rows)
+
+
+async def relay_pending(
+    pool: asyncpg.Pool, redis: Redis, now: Callable[[], datetime], settings: Settings
+) -> int:
+    """Relay until the outbox is empty (or another relay holds the lock); returns how many.
+
+    A Redis failure ends the pass quietly: the rows stay in the outbox, /health reports the
+    backlog, and the next pass publishes them in order.
+    """
+    total = 0
+    try:
+        while n := await relay_once(
+            pool, redis, now=now(), batch=settings.relay_batch, maxlen=settings.stream_maxlen
+        ):
+            total += n
+    except RedisError as exc:
+        log.warning("event relay paused: redis unavailable", extra={"error": repr(exc)})
+    return total
+
+
+async def run_relay(settings: Settings, stop: asyncio.Event) -> None:
+    """The relay on its own (``ordinaut relay``): a pass every ``relay_interval_s``."""
+    from ordinaut.clock import DatabaseClock
+    from ordinaut.store import db
+
+    pool = await db.create_pool(settings, min_size=1, max_size=2)
+    clock = DatabaseClock()
+    await db.sync_clock(pool, clock)
+    redis = connect_redis(settings)
+    log.info("event relay started", extra={"stream": LIFECYCLE_STREAM})
+    try:
+        while not stop.is_set():
+            try:
+                await db.sync_clock(pool, clock)
+                await relay_pending(pool, redis, clock.now, settings)
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                log.warning("event relay failed", extra={"error": repr(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.relay_interval_s)
+    finally:
+        await redis.aclose()
+        await pool.close()
+        log.info("event relay stopped")

@@ -26,6 +26,12 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid")
     params: dict[str, Any] = Field(default_factory=dict)
     pipeline: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
+    # trigger fields, checked by ordinaut.conditions: event tasks' filter; condition tasks'
+    # check (steps), condition (expression) and cooldown_seconds
+    filter: str | None = Field(default=None, max_length=2_000)
+    check: list[dict[str, Any]] | None = Field(default=None, max_length=200)
+    condition: str | None = Field(default=None, max_length=2_000)
+    cooldown_seconds: float | None = Field(default=None, ge=0, le=366 * 24 * 3600)
 
 
 class TaskFields(Strict):

@@ -82,6 +82,8 @@ async def tick(
                     policy=policy,
                     snoozed_until=row["snoozed_until"],
                 )
+                # a condition task's poll runs its check first (ordinaut.conditions)
+                trigger = "condition" if row["schedule_kind"] == "condition" else "schedule"
                 for scheduled_for, run_at in plan.slots:
                     key = slot_key(scheduled_for)
                     slots.append(
@@ -90,7 +92,7 @@ async def tick(
                             task_id=row["id"],
                             owner_id=row["created_by"],
                             slot=key,
-                            trigger="schedule",
+                            trigger=trigger,
                             event_id=None,
                             scheduled_for=scheduled_for,
                             run_at=run_at,
@@ -141,6 +143,19 @@ async def tick(
     metrics.DUE_WORK_LAG.set(result.lag_s)
     metrics.DUE_WORK_QUEUED.set(stats["queued"])
     return result
+
+
+async def tick_once(settings: Settings) -> TickResult:
+    """One tick with a short-lived pool on the database clock (cron jobs, Cloud Run jobs)."""
+    pool = await db.create_pool(settings, min_size=1, max_size=2)
+    try:
+        clock = DatabaseClock()
+        await db.sync_clock(pool, clock)
+        result = await tick(pool, settings, clock)
+        _log_result(result)
+        return result
+    finally:
+        await pool.close()
 
 
 def _log_result(result: TickResult) -> None:

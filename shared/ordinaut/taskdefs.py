@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from ordinaut.conditions import main_payload, validate_extras
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidPipeline, InvalidSchedule, ValidationFailed
 from ordinaut.pipeline import PipelineLimits, validate_payload
@@ -16,16 +17,23 @@ from ordinaut.pipeline.tools import ToolRegistry
 from ordinaut.schedules import TIME_KINDS, Schedule, parse_schedule
 
 SCHEDULE_FIELDS = ("schedule_kind", "schedule_expr", "timezone")
+SHARED_PREFIX = "shared:"  # an event task's pattern across tenants (store/events.py)
 
 
 def build_schedule(
     fields: dict[str, Any], *, now: datetime, settings: Settings, dtstart: datetime | None
 ) -> Schedule:
-    """Parse the task's schedule with the documented limits (422 naming the field)."""
-    if fields["schedule_kind"] == "condition":
+    """Parse the task's schedule with the documented limits (422 naming the field).
+
+    A condition task's ``schedule_expr`` is the cron it is polled on; an event task's is its
+    topic pattern, where a ``shared:`` prefix (``SHARED_PREFIX``) subscribes to topics an admin
+    declared shared, published by any tenant.
+    """
+    expr = fields["schedule_expr"]
+    if fields["schedule_kind"] == "event" and isinstance(expr, str) and expr.strip() == "shared:":
         raise InvalidSchedule(
-            "schedule_kind 'condition' is not available yet; use cron, rrule, once or event",
-            [{"field": "schedule_kind", "message": "condition tasks are not supported yet"}],
+            "shared: needs a topic pattern after it",
+            [{"field": "schedule_expr", "message": "shared: needs a topic pattern"}],
         )
     return parse_schedule(
         fields["schedule_kind"],
@@ -40,7 +48,7 @@ def build_schedule(
 
 def first_fire(schedule: Schedule, now: datetime) -> datetime | None:
     """The cursor a new or rescheduled task starts from: its first fire time from now on."""
-    if schedule.kind not in TIME_KINDS:
+    if schedule.kind not in TIME_KINDS and schedule.kind != "condition":
         return None
     if schedule.kind == "once":
         # A one-shot a few seconds in the past (accepted by validation) still fires once.
@@ -70,10 +78,17 @@ def prepare(
         except InvalidSchedule as exc:
             problems.extend(exc.details or [{"field": "schedule_expr", "message": exc.message}])
     payload = fields["payload"]
-    try:
-        payload = validate_payload(
-            payload, registry=registry, limits=PipelineLimits.from_settings(settings)
+    limits = PipelineLimits.from_settings(settings)
+    extras: dict[str, Any] = {}
+    if isinstance(payload, dict):
+        # filter (event tasks), check / condition / cooldown_seconds (condition tasks)
+        extras, found = validate_extras(
+            fields["schedule_kind"], payload, registry=registry, limits=limits
         )
+        problems.extend(found)
+        payload = main_payload(payload)
+    try:
+        payload = {**validate_payload(payload, registry=registry, limits=limits), **extras}
     except InvalidPipeline as exc:
         problems.extend(exc.details or [{"field": "payload", "message": exc.message}])
     if fields.get("dedupe_window_seconds") and not fields.get("dedupe_key"):

@@ -21,10 +21,8 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from ordinaut import events, logs, metrics
+from ordinaut import conditions, consumer, events, logs, metrics
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidPipeline, Unavailable
@@ -75,6 +73,7 @@ class Worker:
         self._box: SecretBox | None = None
         # (task_id, task updated_at) -> compiled pipeline: an edit changes the key.
         self._compiled: OrderedDict[tuple[uuid.UUID, datetime], CompiledPipeline] = OrderedDict()
+        self.conditions = conditions.ConditionRunner(pool, self.registry, self.limits, self._secrets)
 
     def compiled(self, row: asyncpg.Record) -> CompiledPipeline | dict[str, Any]:
         """The task's pipeline compiled once per version; the raw payload if it is invalid."""
@@ -83,10 +82,11 @@ class Worker:
         if hit is not None:
             self._compiled.move_to_end(key)
             return hit
+        payload = conditions.main_payload(row["payload"])  # without filter, check, condition
         try:
-            compiled = compile_payload(row["payload"], registry=self.registry, limits=self.limits)
+            compiled = compile_payload(payload, registry=self.registry, limits=self.limits)
         except InvalidPipeline:
-            return dict(row["payload"])  # execute() turns it into a failed attempt
+            return payload  # execute() turns it into a failed attempt
         self._compiled[key] = compiled
         if len(self._compiled) > 1024:
             self._compiled.popitem(last=False)
@@ -197,6 +197,21 @@ class Worker:
                 ).observe((step.get("duration_ms") or 0) / 1000.0)
             now = self.clock.now()
             duration_ms = int(elapsed * 1000)
+            if result.status == "skipped":  # a condition poll that did not fire
+                metrics.RUNS.labels("skipped").inc()
+                return (
+                    work.Outcome(
+                        run_id,
+                        token,
+                        attempt,
+                        "skipped",
+                        now,
+                        duration_ms,
+                        output=result.output,
+                        steps=result.steps,
+                    ),
+                    [],
+                )
             if result.status == "succeeded":
                 metrics.RUNS.labels("succeeded").inc()
                 return (
@@ -289,6 +304,8 @@ class Worker:
             secrets=secret_values,
             emit=emit,
         )
+        if row["trigger"] == "condition":
+            return await self.conditions.run(row, compiled, ctx)
         return await execute(compiled, ctx, registry=self.registry, limits=self.limits)
 
     async def _secrets(
@@ -307,7 +324,10 @@ class Worker:
 
     async def record(self, outcome: work.Outcome, events: list[outbox.OutboxEvent]) -> bool:
         """Write one outcome fenced on its lease; False when the lease had moved on."""
-        done = await self.recorder.record(outcome, events)
+        effect = self.conditions.take(outcome.run_id)  # a retry re-evaluates: no state yet
+        done = await self.recorder.record(
+            outcome, events, effect if outcome.status != "retry" else None
+        )
         if not done:
             metrics.LEASE_LOST.inc()
             log.warning(
@@ -416,6 +436,11 @@ class Worker:
         self.in_flight.clear()
 
 
+_Pending = tuple[
+    work.Outcome, list[outbox.OutboxEvent], conditions.Effect | None, asyncio.Future[bool]
+]
+
+
 class Recorder:
     """Batches completions: outcomes that finish together share one transaction.
 
@@ -427,12 +452,18 @@ class Recorder:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-        self.queue: list[tuple[work.Outcome, list[outbox.OutboxEvent], asyncio.Future[bool]]] = []
+        self.queue: list[_Pending] = []
         self.flusher: asyncio.Task[None] | None = None
 
-    async def record(self, outcome: work.Outcome, events: list[outbox.OutboxEvent]) -> bool:
+    async def record(
+        self,
+        outcome: work.Outcome,
+        events: list[outbox.OutboxEvent],
+        effect: conditions.Effect | None = None,
+    ) -> bool:
+        """``effect`` runs in the same transaction when a terminal outcome is written."""
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.queue.append((outcome, events, fut))
+        self.queue.append((outcome, events, effect, fut))
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.create_task(self._flush())
         return await fut
@@ -443,29 +474,30 @@ class Recorder:
             try:
                 done = await self._write(batch)
             except BaseException as exc:
-                for _, _, fut in batch:
+                for _, _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            for outcome, _, fut in batch:
+            for outcome, _, _, fut in batch:
                 if not fut.done():
                     fut.set_result(outcome.run_id in done)
 
-    async def _write(
-        self, batch: list[tuple[work.Outcome, list[outbox.OutboxEvent], asyncio.Future[bool]]]
-    ) -> set[uuid.UUID]:
-        retries = [o for o, _, _ in batch if o.status == "retry"]
-        terminal = [o for o, _, _ in batch if o.status != "retry"]
-        if not retries and not any(evs for _, evs, _ in batch):
+    async def _write(self, batch: list[_Pending]) -> set[uuid.UUID]:
+        retries = [o for o, _, _, _ in batch if o.status == "retry"]
+        terminal = [o for o, _, _, _ in batch if o.status != "retry"]
+        if not retries and not any(evs or fx for _, evs, fx, _ in batch):
             # One statement is atomic on its own: skip BEGIN/COMMIT round trips (hot path).
             async with self.pool.acquire() as conn:
                 return {r["id"] for r in await work.finish(conn, terminal)}
         async with self.pool.acquire() as conn, conn.transaction():
             done = {r["id"] for r in await work.finish(conn, terminal)}
+            for o, _, fx, _ in batch:
+                if fx is not None and o.run_id in done:
+                    await fx(conn)
             done |= {r["id"] for r in await work.requeue(conn, retries)}
-            events = [e for o, evs, _ in batch if o.run_id in done for e in evs]
+            events = [e for o, evs, _, _ in batch if o.run_id in done for e in evs]
             if events:
                 await outbox.append(conn, events, now=batch[-1][0].finished_at)
         return done
@@ -508,26 +540,27 @@ async def run_worker(
         await db.sync_clock(pool, clock)
         await worker.heartbeat()
 
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = events.connect_redis(settings) if settings.redis_url else None
 
     async def relay() -> None:
         # The outbox relay lives in the worker process; while Redis is down the outbox grows
         # and /health says degraded, and this catches up in order when it returns.
         if redis is None:
             return
-        try:
-            while await events.relay_once(
-                pool, redis, now=clock.now(), maxlen=settings.stream_maxlen
-            ):
-                pass
-        except RedisError as exc:
-            log.warning("event relay paused: redis unavailable", extra={"error": repr(exc)})
+        await events.relay_pending(pool, redis, clock.now, settings)
 
     background = [
         asyncio.create_task(_periodic(stop, settings.heartbeat_s, beat_and_sync, "heartbeat")),
         asyncio.create_task(_periodic(stop, settings.rescue_interval_s, worker.rescue, "rescue")),
-        asyncio.create_task(_periodic(stop, 0.5, relay, "event relay")),
+        asyncio.create_task(_periodic(stop, settings.relay_interval_s, relay, "event relay")),
     ]
+    if redis is not None:
+        # the ingest stream's consumer group feeds event tasks (ordinaut.consumer)
+        background.append(
+            asyncio.create_task(
+                consumer.run_consumer(pool, redis, settings, clock, stop, name=worker.worker_id)
+            )
+        )
     await worker.heartbeat()
     log.info("worker started", extra={"concurrency": settings.worker_concurrency})
     try:

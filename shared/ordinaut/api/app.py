@@ -24,7 +24,7 @@ from ordinaut.config import Settings
 log = logging.getLogger("ordinaut.api")
 
 ROUTES_PACKAGE = "ordinaut.api.routes"
-ROUTE_MODULES = ["agents", "health", "tasks", "runs", "events", "tools", "secrets"]
+ROUTE_MODULES = ["agents", "health", "tasks", "runs", "events", "tools", "secrets", "ui"]
 
 
 def _routers() -> list[APIRouter]:

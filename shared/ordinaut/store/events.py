@@ -20,13 +20,40 @@ SELECT event_id, topic, payload, source, received_at, tasks_matched
 FROM events WHERE tenant_id = $1 AND event_id = $2
 """
 # A task's pattern is its topic, exact or with * wildcards ("orders.*"); LIKE special
-# characters in the pattern are escaped so only * is a wildcard.
-MATCH_TASKS = r"""
-SELECT id, priority, max_retries, concurrency_key, overlap_policy
+# characters in the pattern are escaped so only * is a wildcard. A pattern prefixed "shared:"
+# is a subscription across tenants: it only matches topics an admin declared shared.
+MATCH_OWN = r"""
+SELECT id, created_by, priority, max_retries, concurrency_key, overlap_policy,
+       payload -> 'filter' AS filter, payload -> 'params' AS params
 FROM tasks
 WHERE created_by = $1 AND schedule_kind = 'event' AND status = 'active'
+  AND schedule_expr NOT LIKE 'shared:%'
   AND $2 LIKE replace(replace(replace(replace(schedule_expr, '\', '\\'), '%', '\%'), '_', '\_'),
                       '*', '%')
+ORDER BY id
+"""
+MATCH_SHARED = r"""
+SELECT id, created_by, priority, max_retries, concurrency_key, overlap_policy,
+       payload -> 'filter' AS filter, payload -> 'params' AS params
+FROM tasks
+WHERE schedule_kind = 'event' AND status = 'active' AND schedule_expr LIKE 'shared:%'
+  AND $1 LIKE replace(replace(replace(replace(substr(schedule_expr, 8), '\', '\\'), '%', '\%'),
+                      '_', '\_'), '*', '%')
+ORDER BY created_by, id
+"""
+IS_SHARED = r"""
+SELECT EXISTS (
+    SELECT 1 FROM shared_topics
+    WHERE $1 LIKE replace(replace(replace(replace(pattern, '\', '\\'), '%', '\%'), '_', '\_'),
+                          '*', '%')
+)
+"""
+INSERT_COPY = """
+INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, tasks_matched,
+                    origin_tenant, origin_event_id)
+VALUES ($1, $2, $3, $4, 'shared', $5, $6, $7, $8)
+ON CONFLICT (tenant_id, event_id) DO NOTHING
+RETURNING seq
 """
 RECENT = """
 SELECT event_id, topic, payload, source, received_at, tasks_matched
@@ -72,7 +99,45 @@ async def get_event(
 async def matching_tasks(
     conn: asyncpg.Connection, tenant_id: UUID, topic: str
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(MATCH_TASKS, tenant_id, topic)
+    """The tenant's own active event tasks whose pattern matches ``topic``."""
+    return await conn.fetch(MATCH_OWN, tenant_id, topic)
+
+
+async def shared_subscribers(conn: asyncpg.Connection, topic: str) -> list[asyncpg.Record]:
+    """Every tenant's active ``shared:`` subscriptions matching ``topic``, by owner."""
+    return await conn.fetch(MATCH_SHARED, topic)
+
+
+async def is_shared(conn: asyncpg.Connection, topic: str) -> bool:
+    """Whether an admin declared a shared-topic pattern that matches ``topic``."""
+    return bool(await conn.fetchval(IS_SHARED, topic))
+
+
+async def insert_copy(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: UUID,
+    event_id: str,
+    topic: str,
+    payload: Any,
+    now: datetime,
+    tasks_matched: int,
+    origin_tenant: UUID,
+    origin_event_id: str,
+) -> bool:
+    """Store a shared event in a subscriber's tenant; False when it was stored before."""
+    seq = await conn.fetchval(
+        INSERT_COPY,
+        tenant_id,
+        event_id,
+        topic,
+        payload,
+        now,
+        tasks_matched,
+        origin_tenant,
+        origin_event_id,
+    )
+    return seq is not None
 
 
 async def recent(
@@ -83,3 +148,53 @@ async def recent(
 
 async def topics(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(TOPICS, tenant_id)]
+
+
+# Shared topics: declared by an admin, readable by every agent.
+INSERT_SHARED = """
+INSERT INTO shared_topics (pattern, created_by, created_at) VALUES ($1, $2, $3)
+ON CONFLICT (pattern) DO NOTHING
+RETURNING pattern, created_by, created_at
+"""
+GET_SHARED = "SELECT pattern, created_by, created_at FROM shared_topics WHERE pattern = $1"
+LIST_SHARED = "SELECT pattern, created_by, created_at FROM shared_topics ORDER BY pattern"
+DELETE_SHARED = "DELETE FROM shared_topics WHERE pattern = $1 RETURNING pattern"
+
+
+async def declare_shared(
+    conn: asyncpg.Connection | asyncpg.Pool, pattern: str, admin_id: UUID, now: datetime
+) -> tuple[dict[str, Any], bool]:
+    """Declare a shared-topic pattern; returns it and whether it is new (idempotent)."""
+    row = await conn.fetchrow(INSERT_SHARED, pattern, admin_id, now)
+    if row is not None:
+        return dict(row), True
+    existing = await conn.fetchrow(GET_SHARED, pattern)
+    return dict(existing), False
+
+
+async def list_shared(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(LIST_SHARED)]
+
+
+async def delete_shared(conn: asyncpg.Connection | asyncpg.Pool, pattern: str) -> bool:
+    """Remove a shared-topic pattern; False when there was none."""
+    return await conn.fetchval(DELETE_SHARED, pattern) is not None
+
+
+# The ingest consumer accepts entries only for an active agent allowed to publish.
+PUBLISHER = """
+SELECT is_active, scopes && ARRAY['events:publish', 'admin']::text[] AS may_publish
+FROM agents WHERE id = $1
+"""
+
+
+async def publisher(conn: asyncpg.Connection | asyncpg.Pool, agent_id: UUID) -> str | None:
+    """None when ``agent_id`` may publish events, else why not."""
+    row = await conn.fetchrow(PUBLISHER, agent_id)
+    if row is None:
+        return "unknown tenant"
+    if not row["is_active"]:
+        return "tenant is deactivated"
+    if not row["may_publish"]:
+        return "tenant lacks the events:publish scope"
+    return None

@@ -73,3 +73,44 @@ async def mark_relayed(conn: asyncpg.Connection, seqs: list[int], now: datetime)
 
 async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> int:
     return int(await conn.fetchval(BACKLOG))
+
+
+# The live stream (SSE) reads one tenant's events after a cursor in seq order. The primary key
+# bounds the scan to rows after the cursor, so no extra index slows the hot path's inserts.
+# Patterns use * as the only wildcard (LIKE's own wildcards are escaped).
+TENANT_AFTER = r"""
+SELECT seq, event_id, event_type, tenant_id, subject_id, payload, created_at
+FROM outbox
+WHERE seq > $2 AND tenant_id = $1
+  AND ($3::text IS NULL
+       OR event_type LIKE replace(replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_'),
+                                  '*', '%'))
+  AND ($4::text IS NULL
+       OR payload ->> 'topic' LIKE replace(replace(replace(replace($4, '\', '\\'), '%', '\%'),
+                                                   '_', '\_'), '*', '%'))
+  AND ($5::uuid IS NULL OR subject_id = $5 OR payload ->> 'task_id' = $5::text)
+ORDER BY seq
+LIMIT $6
+"""
+LATEST_SEQ = "SELECT coalesce(max(seq), 0) FROM outbox"
+
+
+async def tenant_after(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    tenant_id: UUID,
+    after: int,
+    *,
+    type_pattern: str | None,
+    topic_pattern: str | None,
+    task_id: UUID | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """One tenant's events with ``seq > after``, oldest first, filtered."""
+    return await conn.fetch(
+        TENANT_AFTER, tenant_id, after, type_pattern, topic_pattern, task_id, limit
+    )
+
+
+async def latest_seq(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """The highest seq written so far (0 for an empty outbox): where a live stream starts."""
+    return int(await conn.fetchval(LATEST_SEQ))

@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from ordinaut import events
 from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
 from ordinaut.api.tooling import tool_registry
+from ordinaut.conditions import pipeline_parts
 from ordinaut.errors import (
     Conflict,
     Forbidden,
@@ -47,12 +48,15 @@ def _check_tool_scopes(
     payload: dict[str, Any], who: Principal, request: Request, deps: Deps
 ) -> None:
     """403 when the pipeline uses a tool needing a scope the caller lacks (event.publish...)."""
-    compiled = compile_payload(
-        payload,
-        registry=tool_registry(request),
-        limits=PipelineLimits.from_settings(deps.settings),
-    )
-    missing = sorted(scope for scope in compiled.scopes if not who.has(scope))
+    scopes: set[str] = set()
+    for part in pipeline_parts(payload):  # the pipeline, and a condition task's check
+        compiled = compile_payload(
+            part,
+            registry=tool_registry(request),
+            limits=PipelineLimits.from_settings(deps.settings),
+        )
+        scopes |= compiled.scopes
+    missing = sorted(scope for scope in scopes if not who.has(scope))
     if missing:
         raise Forbidden(
             f"the pipeline uses tools that need scopes this agent lacks: {', '.join(missing)}",
@@ -244,7 +248,7 @@ async def _update(
         _check_tool_scopes(prepared["payload"], who, request, deps)
         task = {**current, **prepared}
         if schedule_changed:
-            await work.drop_pending(conn, task_id, triggers=["schedule"])
+            await work.drop_pending(conn, task_id, triggers=["schedule", "condition"])
             if current["status"] == "paused":
                 task["next_run_at"] = None
             elif task["next_run_at"] is None and prepared["schedule_kind"] in (
@@ -336,7 +340,7 @@ async def _transition(
         task = dict(current, status=to)
         if to == "paused":
             task["next_run_at"] = None
-            await work.drop_pending(conn, task_id, triggers=["schedule"])
+            await work.drop_pending(conn, task_id, triggers=["schedule", "condition"])
         elif to == "canceled":
             task["next_run_at"] = None
             await work.cancel_queued(conn, task_id, now=now, reason="task canceled")

@@ -1,0 +1,640 @@
+// Ordinaut status page: plain JavaScript over the public REST API, no dependencies.
+//
+// Every value that comes from the API reaches the page as text (textContent, Node.append of
+// strings, attribute values of fixed attribute names); nothing is parsed as HTML. The page's
+// Content-Security-Policy requires Trusted Types, so handing a string of markup to an HTML
+// sink would throw instead of rendering.
+"use strict";
+
+(() => {
+  const BASE = (document.querySelector('meta[name="ordinaut-base"]') || {}).content || "";
+  const TOKEN_KEY = "ordinaut.token";
+  const WHO_KEY = "ordinaut.who";
+  const AUTO_KEY = "ordinaut.auto";
+  const AUTO_REFRESH_MS = 5000;
+  const TASK_LIMIT = 200;
+  const RUN_LIMIT = 50;
+  const DEAD_LIMIT = 100;
+  const PREVIEW_COUNT = 3;
+  const TEXT_CAP = 4000;
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    tasks: new Map(),
+    taskId: null,
+    runId: null,
+    timer: null,
+    loading: false,
+    again: false,
+  };
+
+  // --- the API --------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, code, message, requestId, details) {
+      super(message);
+      this.status = status;
+      this.code = code;
+      this.requestId = requestId;
+      this.details = details;
+    }
+  }
+
+  async function api(method, path, body, { auth = true } = {}) {
+    const headers = { Accept: "application/json" };
+    if (auth) {
+      const token = sessionStorage.getItem(TOKEN_KEY);
+      if (!token) throw new ApiError(401, "unauthorized", "not signed in", null, null);
+      headers.Authorization = "Bearer " + token;
+    }
+    const init = { method, headers, cache: "no-store", credentials: "omit" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(BASE + path, init);
+    } catch (exc) {
+      throw new ApiError(0, "network_error", "cannot reach the API (" + exc.message + ")");
+    }
+    const text = await response.text();
+    let doc = null;
+    if (text) {
+      try {
+        doc = JSON.parse(text);
+      } catch (_) {
+        doc = null;
+      }
+    }
+    if (!response.ok) {
+      const err = (doc && typeof doc.error === "object" && doc.error) || {};
+      throw new ApiError(
+        response.status,
+        typeof err.code === "string" ? err.code : "http_" + response.status,
+        typeof err.message === "string" ? err.message : response.statusText || "request failed",
+        (doc && doc.request_id) || response.headers.get("X-Request-ID"),
+        err.details === undefined ? null : err.details,
+      );
+    }
+    return doc;
+  }
+
+  const q = (params) => {
+    const s = new URLSearchParams();
+    for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) s.set(k, v);
+    return s.toString();
+  };
+  const seg = (id) => encodeURIComponent(String(id));
+
+  // --- DOM helpers (text only) ----------------------------------------------------------
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  const clear = (node) => node.replaceChildren();
+
+  function capped(text) {
+    return text.length > TEXT_CAP ? text.slice(0, TEXT_CAP) + " … (cut)" : text;
+  }
+
+  function json(value) {
+    if (value === null || value === undefined) return "";
+    if (typeof value === "string") return capped(value);
+    try {
+      return capped(JSON.stringify(value, null, 2));
+    } catch (_) {
+      return String(value);
+    }
+  }
+
+  function describe(error) {
+    if (!(error instanceof ApiError)) return String((error && error.message) || error);
+    const head = (error.status ? error.status + " " : "") + error.code + ": " + error.message;
+    const parts = [head];
+    if (Array.isArray(error.details)) {
+      for (const d of error.details.slice(0, 10)) {
+        if (d && typeof d === "object" && d.message) {
+          parts.push((d.field ? d.field + ": " : "") + d.message);
+        }
+      }
+    }
+    if (error.requestId) parts.push("request id " + error.requestId);
+    return parts.join(" — ");
+  }
+
+  function show(node, message) {
+    node.textContent = message || "";
+    node.hidden = !message;
+  }
+
+  function notify(message) {
+    show($("notice"), message);
+  }
+
+  function fail(box, error) {
+    if (error instanceof ApiError && error.status === 401) {
+      signOut("Your session ended (" + describe(error) + "). Sign in again.");
+      return;
+    }
+    show(box, describe(error));
+  }
+
+  // A run's error as one line: "step fetch · egress_refused: refused to connect ...".
+  function errorLine(error) {
+    if (!error || typeof error !== "object" || Array.isArray(error)) return json(error);
+    const where = [error.step ? "step " + error.step : null, error.code || null].filter(Boolean);
+    const message = error.message === undefined ? json(error) : String(error.message);
+    return (where.length ? where.join(" · ") + ": " : "") + message;
+  }
+
+  function pad(n) {
+    return String(n).padStart(2, "0");
+  }
+
+  function utc(iso) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    return (
+      d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds()) + " UTC"
+    );
+  }
+
+  function relative(iso) {
+    const ms = new Date(iso).getTime() - Date.now();
+    if (Number.isNaN(ms)) return "";
+    const abs = Math.abs(ms);
+    const [n, unit] =
+      abs < 60e3 ? [Math.round(abs / 1e3), "s"]
+      : abs < 3600e3 ? [Math.round(abs / 60e3), "min"]
+      : abs < 48 * 3600e3 ? [Math.round(abs / 3600e3), "h"]
+      : [Math.round(abs / 86400e3), "d"];
+    return ms >= 0 ? "in " + n + " " + unit : n + " " + unit + " ago";
+  }
+
+  function time(iso) {
+    if (!iso) return el("span", { class: "muted" }, "—");
+    const local = new Date(iso).toLocaleString();
+    return el("time", { datetime: iso, title: local + " (" + relative(iso) + ")" }, utc(iso));
+  }
+
+  function badge(status) {
+    const s = String(status || "unknown");
+    return el("span", { class: "badge status-" + s.replace(/[^a-z_]/g, "") }, s);
+  }
+
+  function duration(ms) {
+    if (ms === null || ms === undefined) return "—";
+    return ms < 1000 ? ms + " ms" : (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + " s";
+  }
+
+  function taskLabel(taskId) {
+    const task = state.tasks.get(taskId);
+    return task ? task.title : taskId;
+  }
+
+  // --- where we are (kept in the address fragment: #task=ID&run=ID) ---------------------
+
+  function readHash() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    const task = params.get("task");
+    const run = params.get("run");
+    state.taskId = task && UUID.test(task) ? task : null;
+    state.runId = run && UUID.test(run) ? run : null;
+  }
+
+  function writeHash() {
+    const fragment = q({ task: state.taskId, run: state.runId });
+    history.replaceState(null, "", fragment ? "#" + fragment : location.pathname);
+  }
+
+  // --- signing in and out ---------------------------------------------------------------
+
+  function signedIn() {
+    return Boolean(sessionStorage.getItem(TOKEN_KEY));
+  }
+
+  function enter(token, who) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+    sessionStorage.setItem(WHO_KEY, who);
+    $("agent-secret").value = "";
+    $("token").value = "";
+    show($("error"), "");
+    render();
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(WHO_KEY);
+    stopAuto();
+    state.tasks.clear();
+    render();
+    notify("");
+    show($("error"), message || "");
+  }
+
+  async function loginWithSecret(event) {
+    event.preventDefault();
+    const agentId = $("agent-id").value.trim();
+    const secret = $("agent-secret").value;
+    show($("error"), "");
+    try {
+      const doc = await api(
+        "POST", "/agents/auth/token", { agent_id: agentId, agent_secret: secret }, { auth: false },
+      );
+      enter(doc.access_token, "agent " + agentId);
+    } catch (error) {
+      show($("error"), "Sign-in failed: " + describe(error));
+    }
+  }
+
+  async function loginWithToken(event) {
+    event.preventDefault();
+    const token = $("token").value.trim();
+    show($("error"), "");
+    sessionStorage.setItem(TOKEN_KEY, token);
+    try {
+      await api("GET", "/tasks?" + q({ limit: 1 }));
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status === 401 || error.status === 0) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        show($("error"), "Sign-in failed: " + describe(error));
+        return;
+      }
+      // 403: a valid token without tasks:read may still read runs; the sections say so.
+    }
+    enter(token, "token …" + token.slice(-6));
+  }
+
+  // --- tasks ----------------------------------------------------------------------------
+
+  function schedule(task) {
+    const zone = task.timezone && task.timezone !== "UTC" ? " · " + task.timezone : " · UTC";
+    return el(
+      "span",
+      {},
+      el("span", { class: "kind" }, task.schedule_kind),
+      " ",
+      el("code", {}, task.schedule_expr),
+      zone,
+    );
+  }
+
+  function fireCell(task) {
+    const cell = el("td", { class: "fires" });
+    if (task.schedule_kind === "event") {
+      cell.append(el("span", { class: "muted" }, "on event " + task.schedule_expr));
+    } else if (task.schedule_kind === "condition") {
+      cell.append(el("span", { class: "muted" }, "when its condition turns true"));
+    } else if (task.status !== "active") {
+      cell.append(el("span", { class: "muted" }, "none while " + task.status));
+    } else {
+      cell.append(el("span", { class: "muted" }, "…"));
+      api("GET", "/tasks/" + seg(task.id) + "/preview?" + q({ limit: PREVIEW_COUNT })).then(
+        (doc) => {
+          const times = (doc && doc.fire_times) || [];
+          cell.replaceChildren(
+            times.length
+              ? el("ul", { class: "plain" }, times.map((t) => el("li", {}, time(t))))
+              : el("span", { class: "muted" }, "no further fire times"),
+          );
+        },
+        (error) => {
+          if (error instanceof ApiError && error.status === 401) return fail($("tasks-error"), error);
+          cell.replaceChildren(el("span", { class: "error-inline" }, describe(error)));
+        },
+      );
+    }
+    return cell;
+  }
+
+  async function loadTasks() {
+    const box = $("tasks-error");
+    try {
+      const doc = await api("GET", "/tasks?" + q({ limit: TASK_LIMIT }));
+      show(box, "");
+      state.tasks = new Map(doc.items.map((t) => [t.id, t]));
+      const body = $("tasks").tBodies[0];
+      clear(body);
+      for (const task of doc.items) {
+        const open = () => selectTask(task.id);
+        body.append(
+          el(
+            "tr",
+            { "data-task-id": task.id, class: task.id === state.taskId ? "selected" : null },
+            el(
+              "td",
+              {},
+              el("button", { type: "button", class: "link task-title", onclick: open }, task.title),
+              task.description ? el("div", { class: "muted small" }, task.description) : null,
+            ),
+            el("td", {}, schedule(task)),
+            el("td", {}, badge(task.status)),
+            fireCell(task),
+            el("td", {}, el("button", { type: "button", onclick: open }, "Runs")),
+          ),
+        );
+      }
+      $("tasks-meta").textContent =
+        doc.total === 0
+          ? "No tasks yet."
+          : doc.total > doc.items.length
+            ? "Showing the newest " + doc.items.length + " of " + doc.total + " tasks."
+            : doc.total + (doc.total === 1 ? " task." : " tasks.");
+    } catch (error) {
+      fail(box, error);
+    }
+  }
+
+  // --- the run timeline of one task -----------------------------------------------------
+
+  function selectTask(taskId) {
+    state.taskId = taskId;
+    state.runId = null;
+    writeHash();
+    for (const row of $("tasks").tBodies[0].rows) {
+      row.classList.toggle("selected", row.dataset.taskId === taskId);
+    }
+    $("run-section").hidden = true;
+    loadRuns();
+  }
+
+  async function loadRuns() {
+    const section = $("runs-section");
+    if (!state.taskId) {
+      section.hidden = true;
+      return;
+    }
+    section.hidden = false;
+    $("runs-task").textContent = taskLabel(state.taskId);
+    const box = $("runs-error");
+    try {
+      const doc = await api("GET", "/runs?" + q({ task_id: state.taskId, limit: RUN_LIMIT }));
+      show(box, "");
+      const list = $("timeline");
+      const strip = $("strip");
+      clear(list);
+      clear(strip);
+      for (const run of doc.items.slice().reverse()) {
+        strip.append(el("span", { class: "tick status-" + run.status, title: run.status }));
+      }
+      for (const run of doc.items) {
+        list.append(
+          el(
+            "li",
+            {
+              "data-run-id": run.id,
+              "data-status": run.status,
+              class: run.id === state.runId ? "selected" : null,
+            },
+            badge(run.status),
+            " ",
+            time(run.scheduled_for),
+            el(
+              "span",
+              { class: "muted" },
+              " · attempt " + run.attempt + " · " + run.trigger + " · " + duration(run.duration_ms),
+            ),
+            " ",
+            el("button", { type: "button", class: "link", onclick: () => selectRun(run.id) }, "Open"),
+          ),
+        );
+      }
+      $("runs-meta").textContent =
+        doc.total === 0
+          ? "No runs yet."
+          : "Newest first; " + doc.items.length + " of " + doc.total + " runs.";
+    } catch (error) {
+      fail(box, error);
+    }
+  }
+
+  // --- one run and its step results -----------------------------------------------------
+
+  function selectRun(runId) {
+    state.runId = runId;
+    writeHash();
+    for (const item of $("timeline").children) {
+      item.classList.toggle("selected", item.dataset.runId === runId);
+    }
+    loadRun();
+  }
+
+  function field(list, name, value) {
+    list.append(el("dt", {}, name), el("dd", {}, value));
+  }
+
+  async function loadRun() {
+    const section = $("run-section");
+    if (!state.runId) {
+      section.hidden = true;
+      return;
+    }
+    section.hidden = false;
+    $("run-id").textContent = state.runId;
+    const box = $("run-error");
+    try {
+      const run = await api("GET", "/runs/" + seg(state.runId));
+      show(box, "");
+      const fields = $("run-fields");
+      clear(fields);
+      field(fields, "Status", badge(run.status));
+      field(fields, "Task", taskLabel(run.task_id));
+      field(fields, "Trigger", run.trigger + (run.event_id ? " (event " + run.event_id + ")" : ""));
+      field(fields, "Attempt", String(run.attempt));
+      field(fields, "Scheduled for", time(run.scheduled_for));
+      field(fields, "Started", time(run.started_at));
+      field(fields, "Finished", time(run.finished_at));
+      field(fields, "Duration", duration(run.duration_ms));
+      if (run.error !== null && run.error !== undefined) {
+        field(fields, "Error", el("pre", { class: "error-inline" }, json(run.error)));
+      }
+      if (run.output !== null && run.output !== undefined) {
+        field(fields, "Output", el("pre", {}, json(run.output)));
+      }
+      const actions = $("run-actions");
+      clear(actions);
+      if (run.status === "failed" || run.status === "dead_letter") {
+        actions.append(retryButton(run.id, box));
+      }
+      const body = $("steps").tBodies[0];
+      clear(body);
+      const steps = run.step_results || [];
+      if (!steps.length) {
+        body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No step results.")));
+      }
+      steps.forEach((step, index) => {
+        const failed = step.error !== null && step.error !== undefined;
+        body.append(
+          el(
+            "tr",
+            { "data-step-id": step.id === undefined ? null : String(step.id) },
+            el("td", {}, String(index + 1)),
+            el("td", {}, el("code", {}, step.id === undefined ? "?" : String(step.id))),
+            el("td", {}, step.uses === undefined ? "" : String(step.uses)),
+            el("td", {}, badge(step.status)),
+            el("td", {}, duration(step.duration_ms)),
+            el(
+              "td",
+              {},
+              el("pre", { class: failed ? "error-inline" : null }, json(failed ? step.error : step.output)),
+            ),
+          ),
+        );
+      });
+    } catch (error) {
+      fail(box, error);
+    }
+  }
+
+  // --- dead letters and retry -----------------------------------------------------------
+
+  function retryButton(runId, box) {
+    const button = el("button", { type: "button", class: "retry", "data-run-id": runId }, "Retry");
+    button.addEventListener("click", () => retry(runId, button, box));
+    return button;
+  }
+
+  async function retry(runId, button, box) {
+    button.disabled = true;
+    try {
+      const run = await api("POST", "/runs/" + seg(runId) + "/retry");
+      show(box, "");
+      notify(
+        "Run " + run.id + " of " + taskLabel(run.task_id) + " requeued: status " + run.status +
+          ", attempt " + run.attempt + ".",
+      );
+      await refresh();
+    } catch (error) {
+      button.disabled = false;
+      fail(box, error);
+    }
+  }
+
+  async function loadDead() {
+    const box = $("dead-error");
+    try {
+      const doc = await api("GET", "/runs?" + q({ status: "dead_letter", limit: DEAD_LIMIT }));
+      show(box, "");
+      const body = $("dead").tBodies[0];
+      clear(body);
+      for (const run of doc.items) {
+        const message = errorLine(run.error);
+        body.append(
+          el(
+            "tr",
+            { "data-run-id": run.id },
+            el("td", {}, taskLabel(run.task_id)),
+            el("td", {}, time(run.scheduled_for)),
+            el("td", {}, String(run.attempt)),
+            el("td", {}, time(run.finished_at)),
+            el("td", { class: "error-inline" }, capped(message)),
+            el(
+              "td",
+              { class: "actions" },
+              el(
+                "button",
+                {
+                  type: "button",
+                  class: "link",
+                  onclick: () => {
+                    selectTask(run.task_id);
+                    selectRun(run.id);
+                  },
+                },
+                "Open",
+              ),
+              " ",
+              retryButton(run.id, box),
+            ),
+          ),
+        );
+      }
+      $("dead-meta").textContent =
+        doc.total === 0
+          ? "No dead letters."
+          : doc.total +
+            (doc.total === 1 ? " run" : " runs") +
+            " used up every retry; Retry requeues one now with a fresh retry budget.";
+    } catch (error) {
+      fail(box, error);
+    }
+  }
+
+  // --- the whole page -------------------------------------------------------------------
+
+  async function refresh() {
+    if (!signedIn()) return;
+    if (state.loading) {
+      state.again = true; // one more pass once this one ends, never two at once
+      return;
+    }
+    state.loading = true;
+    try {
+      do {
+        state.again = false;
+        await loadTasks();
+        await Promise.all([loadRuns(), loadRun(), loadDead()]);
+      } while (state.again && signedIn());
+    } finally {
+      state.loading = false;
+    }
+  }
+
+  function stopAuto() {
+    if (state.timer !== null) clearInterval(state.timer);
+    state.timer = null;
+  }
+
+  function setAuto(on) {
+    stopAuto();
+    sessionStorage.setItem(AUTO_KEY, on ? "1" : "0");
+    $("auto-refresh").checked = on;
+    if (on && signedIn()) state.timer = setInterval(refresh, AUTO_REFRESH_MS);
+  }
+
+  function render() {
+    const inside = signedIn();
+    $("login").hidden = inside;
+    $("dashboard").hidden = !inside;
+    $("session").hidden = !inside;
+    $("who").textContent = inside ? "signed in as " + (sessionStorage.getItem(WHO_KEY) || "?") : "";
+    if (inside) {
+      setAuto(sessionStorage.getItem(AUTO_KEY) === "1");
+      refresh();
+    }
+  }
+
+  function start() {
+    readHash();
+    $("login-agent").addEventListener("submit", loginWithSecret);
+    $("login-token").addEventListener("submit", loginWithToken);
+    $("logout").addEventListener("click", () => signOut(""));
+    $("refresh").addEventListener("click", () => {
+      notify("");
+      refresh();
+    });
+    $("auto-refresh").addEventListener("change", (e) => setAuto(e.target.checked));
+    window.addEventListener("hashchange", () => {
+      readHash();
+      refresh();
+    });
+    render();
+  }
+
+  start();
+})();
