@@ -62,7 +62,7 @@ _HINTS = (
 
 def _argument(field: str) -> str:
     """The API's field path in terms of create_task's arguments."""
-    field = re.sub(r"^body\.", "", field)
+    field = re.sub(r"^(body|path|query)\.", "", field)
     return re.sub(r"^(task\.)?payload\.", "", field)
 
 

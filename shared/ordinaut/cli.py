@@ -251,6 +251,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_relay(args: argparse.Namespace) -> int:
+    settings = prepare(args)
+    require_redis(settings)
+    from ordinaut.events import run_relay
+
+    return run_loop(settings, 0, lambda stop: run_relay(settings, stop))
+
+
+def cmd_events_consumer(args: argparse.Namespace) -> int:
+    settings = prepare(args)
+    require_redis(settings)
+    from ordinaut.consumer import run_consumer_process
+
+    return run_loop(settings, 0, lambda stop: run_consumer_process(settings, stop))
+
+
+def require_redis(settings: Settings) -> None:
+    if not settings.redis_url:
+        raise CommandError("ORDINAUT_REDIS_URL is not set; export it (redis://...)", EXIT_USAGE)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from ordinaut import dev
 
@@ -497,6 +518,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _subparser(
         sub,
+        "relay",
+        "relay the outbox to Redis Streams on its own (workers also do it)",
+        "Publish lifecycle events from the outbox table to the Redis stream ordinaut:events,\n"
+        "in order; several relays may run (one publishes at a time). Every worker runs one\n"
+        "too: use this where workers do not run long (Lambda).",
+        "  ordinaut relay",
+    )
+    p.set_defaults(func=cmd_relay)
+
+    p = _subparser(
+        sub,
+        "events-consumer",
+        "consume the ingest stream on its own (workers also do it)",
+        "Read external events that producers XADD to ordinaut:ingest (consumer group),\n"
+        "store them like POST /events and acknowledge them; reclaim entries a crashed\n"
+        "consumer left pending; park entries that keep failing in ordinaut:ingest:dead.",
+        "  ordinaut events-consumer",
+    )
+    p.set_defaults(func=cmd_events_consumer)
+
+    p = _subparser(
+        sub,
         "migrate",
         "apply pending database migrations (running it twice is a no-op)",
         "Apply the SQL files in migrations/ that the database has not seen, in order, under an\n"
@@ -534,9 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=cmd_agents_create)
 
-    from ordinaut import cli_tasks  # login, tasks, runs, events, mcp: REST clients
+    from ordinaut import cli_tasks_parser  # login, tasks, runs, events, mcp: REST clients
 
-    cli_tasks.register(sub, _subparser)
+    cli_tasks_parser.register(sub, _subparser)
     return parser
 
 

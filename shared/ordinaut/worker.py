@@ -73,7 +73,9 @@ class Worker:
         self._box: SecretBox | None = None
         # (task_id, task updated_at) -> compiled pipeline: an edit changes the key.
         self._compiled: OrderedDict[tuple[uuid.UUID, datetime], CompiledPipeline] = OrderedDict()
-        self.conditions = conditions.ConditionRunner(pool, self.registry, self.limits, self._secrets)
+        self.conditions = conditions.ConditionRunner(
+            pool, self.registry, self.limits, self._secrets
+        )
 
     def compiled(self, row: asyncpg.Record) -> CompiledPipeline | dict[str, Any]:
         """The task's pipeline compiled once per version; the raw payload if it is invalid."""
@@ -125,6 +127,7 @@ class Worker:
 
     def _spawn(self, rows: list[asyncpg.Record]) -> asyncio.Task[None]:
         task = asyncio.create_task(self._run_group(rows))
+        task.add_done_callback(_report_crash)
         for row in rows:
             self.in_flight[row["run_id"]] = (row["lease_token"], task)
         metrics.WORKER_IN_FLIGHT.set(len(self.in_flight))
@@ -439,6 +442,13 @@ class Worker:
 _Pending = tuple[
     work.Outcome, list[outbox.OutboxEvent], conditions.Effect | None, asyncio.Future[bool]
 ]
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A run group that could not record its outcome (database gone): its lease expires and
+    the slot is rescued by any worker; say so instead of a "never retrieved" warning."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("could not record a run; its lease will expire and be rescued", exc_info=exc)
 
 
 class Recorder:

@@ -1,0 +1,127 @@
+"""How the task commands print: tables for people, JSON for scripts, progress on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from ordinaut.client import Run, Task
+from ordinaut.client.words import describe_schedule, local_time
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns, two spaces apart."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = [headers, *rows]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines
+    )
+
+
+def clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def utc(value: Any) -> str:
+    if value is None:
+        return "-"
+    return value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def duration(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
+
+
+def task_row(task: Task) -> list[str]:
+    nxt = local_time(task.next_run_at, task.timezone) if task.next_run_at else "-"
+    words = describe_schedule(task.schedule_kind, task.schedule_expr, task.timezone)
+    return [task.id, clip(task.title, 30), task.status, clip(words, 50), nxt]
+
+
+def run_row(run: Run) -> list[str]:
+    return [
+        run.id,
+        run.task_id,
+        run.status,
+        str(run.attempt),
+        run.trigger,
+        utc(run.scheduled_for),
+        duration(run.duration_ms),
+    ]
+
+
+RUN_HEADERS = ["ID", "TASK", "STATUS", "ATTEMPT", "TRIGGER", "SCHEDULED FOR", "DURATION"]
+
+
+def short(value: Any, width: int = 60) -> str:
+    if value is None:
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return clip(text.replace("\n", " "), width)
+
+
+def render_run(run: Run) -> str:
+    lines = [
+        f"run {run.id}  {run.status}  (task {run.task_id})",
+        f"  trigger        {run.trigger}" + (f" (event {run.event_id})" if run.event_id else ""),
+        f"  attempt        {run.attempt}",
+        f"  scheduled for  {utc(run.scheduled_for)}",
+        f"  started        {utc(run.started_at)}",
+        f"  finished       {utc(run.finished_at)}  ({duration(run.duration_ms)})",
+    ]
+    if run.output is not None:
+        lines.append(f"  output         {short(run.output, 200)}")
+    if run.error:
+        lines.append(f"  error          {short(run.error, 200)}")
+    steps = run.step_results or []
+    if steps:
+        rows = []
+        for step in steps:
+            result = step.get("error") if step.get("error") else step.get("output")
+            rows.append(
+                [
+                    str(step.get("id", "?")),
+                    str(step.get("uses", "?")),
+                    str(step.get("status", "?")),
+                    duration(step.get("duration_ms")),
+                    short(result),
+                ]
+            )
+        lines += [
+            "",
+            "steps",
+            table(["STEP", "TOOL", "STATUS", "DURATION", "OUTPUT / ERROR"], rows),
+        ]
+    return "\n".join(lines)
+
+
+class Progress:
+    """Status changes of a followed run on stderr; on a terminal, a live elapsed-time line."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.started = time.monotonic()
+        self.last: tuple[str, int] | None = None
+        self.live = sys.stderr.isatty()
+
+    def __call__(self, run: Run) -> None:
+        state = (run.status, run.attempt)
+        elapsed = time.monotonic() - self.started
+        if state != self.last:
+            self.last = state
+            end = "\n" if not self.live or run.finished else ""
+            text = f"{elapsed:6.1f}s  run {self.run_id}: {run.status} (attempt {run.attempt})"
+            print(("\r" if self.live else "") + text, end=end, file=sys.stderr, flush=True)
+        elif self.live:
+            text = f"{elapsed:6.1f}s  run {self.run_id}: {run.status} (attempt {run.attempt})"
+            print("\r" + text, end="", file=sys.stderr, flush=True)

@@ -1,0 +1,272 @@
+"""Parsers of login, tasks, runs, events and mcp, and their exit codes.
+
+Only argparse here: the commands (``cli_tasks``, with httpx and pydantic) are imported when one
+runs, so ``ordinaut --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+
+from ordinaut.cli import EXIT_USAGE
+
+# The API's task and run statuses (ordinaut.client.models has them too, behind pydantic).
+TASK_STATUSES = ("active", "paused", "canceled", "completed")
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped")
+
+EXIT_NOT_FOUND = 3
+EXIT_AUTH = 4
+EXIT_CONFLICT = 5
+EXIT_RUN_FAILED = 6
+EXIT_TIMEOUT = 7
+
+EXIT_CODES = """\
+exit codes:
+  0  done (for --follow: the run succeeded)
+  1  the API failed or could not be reached (5xx, 429 after retries, connection refused)
+  2  bad usage or input: unknown flag, unreadable file, a task or field the API rejected (400/422)
+  3  not found: no such task or run, or it belongs to another agent (404)
+  4  not authenticated or not allowed: no or expired token, missing scope (401/403)
+  5  conflict: the task's state forbids it, e.g. pausing a paused task (409)
+  6  the followed run ended without success (failed, dead_letter, canceled, skipped)
+  7  --follow gave up: the run was still going when --timeout passed
+"""
+
+SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
+Factory = Callable[..., argparse.ArgumentParser]
+
+
+def lazy(name: str) -> Callable[[argparse.Namespace], int]:
+    """The command ``cli_tasks.<name>``, imported when it runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        command: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module("ordinaut.cli_tasks"), name
+        )
+        return command(args)
+
+    return run
+
+
+# --- the parsers ---------------------------------------------------------------------------
+
+
+def _connection_flags(p: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    p.add_argument(
+        "--url", metavar="URL", help="API base URL (default: $ORDINAUT_URL, the saved login)"
+    )
+    p.add_argument("--token", metavar="TOKEN", help="bearer token (default: $ORDINAUT_TOKEN)")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def _follow_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--timeout", type=float, default=None, metavar="S", help="give up after S seconds (exit 7)"
+    )
+    p.add_argument(
+        "--interval", type=float, default=0.5, metavar="S", help="poll every S seconds (0.5)"
+    )
+
+
+def _group(
+    sub: SubParsers[argparse.ArgumentParser], factory: Factory, name: str, summary: str, ex: str
+) -> SubParsers[argparse.ArgumentParser]:
+    parser = factory(sub, name, summary, summary[0].upper() + summary[1:] + ".", ex)
+    parser.epilog = f"{parser.epilog}\n\n{EXIT_CODES}"
+    inner = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", title="commands")
+
+    def missing(_: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+
+    parser.set_defaults(func=missing)
+    return inner
+
+
+def _leaf(
+    sub: SubParsers[argparse.ArgumentParser],
+    factory: Factory,
+    name: str,
+    summary: str,
+    ex: str,
+    func: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    parser = factory(sub, name, summary, summary[0].upper() + summary[1:] + ".", ex)
+    parser.epilog = f"{parser.epilog}\n\n{EXIT_CODES}"
+    parser.set_defaults(func=func)
+    return parser
+
+
+def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None:
+    """Add login, tasks, runs, events and mcp to the ``ordinaut`` parser."""
+    p = _leaf(
+        sub,
+        factory,
+        "login",
+        "save a credential for an Ordinaut server",
+        "  ordinaut login --url http://127.0.0.1:8080 --agent-id ID --secret SECRET\n"
+        '  echo "$SECRET" | ordinaut login --url https://ordinaut.example --agent-id ID --secret -\n'
+        "  ordinaut login --url http://127.0.0.1:8080 --token TOKEN",
+        lazy("cmd_login"),
+    )
+    _connection_flags(p)
+    p.add_argument("--agent-id", metavar="ID", help="agent id (exchanged for a token)")
+    p.add_argument("--secret", metavar="SECRET", help="agent secret ('-' reads it from stdin)")
+    p.description = (
+        "Check a credential against the server and save it, per server URL, in\n"
+        "$ORDINAUT_HOME/credentials.json or ~/.config/ordinaut/credentials.json (mode 0600).\n"
+        "With an agent id and secret the token is renewed by itself when it expires."
+    )
+
+    tasks = _group(
+        sub,
+        factory,
+        "tasks",
+        "create, list, show and control tasks",
+        "  ordinaut tasks create -f task.yaml\n  ordinaut tasks list --status active\n"
+        "  ordinaut tasks show ID\n  ordinaut tasks run-now ID --follow",
+    )
+    p = _leaf(
+        tasks,
+        factory,
+        "create",
+        "create a task from a YAML or JSON file",
+        "  ordinaut tasks create -f task.yaml\n  ordinaut tasks create -f - --json < task.json\n"
+        "  ordinaut tasks create -f task.yaml --dry-run",
+        lazy("cmd_tasks_create"),
+    )
+    p.add_argument("-f", "--file", required=True, metavar="FILE", help="task file ('-' = stdin)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="validate and render every step, create nothing"
+    )
+    _connection_flags(p)
+    p = _leaf(
+        tasks,
+        factory,
+        "list",
+        "list your tasks with their next run",
+        "  ordinaut tasks list\n  ordinaut tasks list --status paused --json",
+        lazy("cmd_tasks_list"),
+    )
+    p.add_argument("--status", choices=TASK_STATUSES, help="only tasks in this status")
+    p.add_argument("--kind", choices=("cron", "rrule", "once", "event", "condition"))
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
+    p.add_argument("--all", action="store_true", help="every task, walking all pages")
+    _connection_flags(p)
+    p = _leaf(
+        tasks,
+        factory,
+        "show",
+        "show a task, its next fire times and recent runs",
+        "  ordinaut tasks show ID\n  ordinaut tasks show ID --next 10 --runs 20",
+        lazy("cmd_tasks_show"),
+    )
+    p.add_argument("id", help="task id")
+    p.add_argument("--next", type=int, default=5, metavar="N", help="fire times to show (5)")
+    p.add_argument("--runs", type=int, default=5, metavar="N", help="recent runs to show (5)")
+    _connection_flags(p)
+    for action, summary in (
+        ("pause", "pause a task: no new runs until resumed"),
+        ("resume", "resume a paused task from its next fire time"),
+        ("cancel", "cancel a task for good; queued runs are canceled"),
+    ):
+        p = _leaf(
+            tasks,
+            factory,
+            action,
+            summary,
+            f"  ordinaut tasks {action} ID",
+            lazy(f"cmd_tasks_{action}"),
+        )
+        p.add_argument("id", help="task id")
+        _connection_flags(p)
+    p = _leaf(
+        tasks,
+        factory,
+        "run-now",
+        "queue one run of a task now",
+        "  ordinaut tasks run-now ID\n  ordinaut tasks run-now ID --follow --timeout 60",
+        lazy("cmd_tasks_run_now"),
+    )
+    p.add_argument("id", help="task id")
+    p.add_argument("--follow", action="store_true", help="wait for the run and show it")
+    _follow_flags(p)
+    _connection_flags(p)
+
+    runs = _group(
+        sub,
+        factory,
+        "runs",
+        "list runs and show one with its step results",
+        "  ordinaut runs list --task ID\n  ordinaut runs show RUN_ID --follow",
+    )
+    p = _leaf(
+        runs,
+        factory,
+        "list",
+        "list runs, newest first",
+        "  ordinaut runs list\n  ordinaut runs list --task ID --status failed --json",
+        lazy("cmd_runs_list"),
+    )
+    p.add_argument("--task", metavar="ID", help="only runs of this task")
+    p.add_argument("--status", choices=RUN_STATUSES, help="only runs in this status")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (default 20)")
+    _connection_flags(p)
+    p = _leaf(
+        runs,
+        factory,
+        "show",
+        "show a run with its step results",
+        "  ordinaut runs show RUN_ID\n  ordinaut runs show RUN_ID --follow --timeout 120",
+        lazy("cmd_runs_show"),
+    )
+    p.add_argument("id", help="run id")
+    p.add_argument(
+        "--follow", action="store_true", help="stream its status until it ends (exit 6 unless ok)"
+    )
+    _follow_flags(p)
+    _connection_flags(p)
+
+    events = _group(
+        sub,
+        factory,
+        "events",
+        "publish events to event-triggered tasks",
+        "  ordinaut events publish orders.created --data '{\"id\": 7}'",
+    )
+    p = _leaf(
+        events,
+        factory,
+        "publish",
+        "publish an event; matching event tasks run",
+        "  ordinaut events publish orders.created --data '{\"id\": 7}'\n"
+        "  ordinaut events publish deploy.done --event-id deploy-42",
+        lazy("cmd_events_publish"),
+    )
+    p.add_argument("topic", help="topic, e.g. orders.created")
+    p.add_argument("--data", metavar="JSON", help="payload as JSON (default {})")
+    p.add_argument("--event-id", metavar="ID", help="idempotency id: the API accepts it once")
+    _connection_flags(p)
+
+    p = _leaf(
+        sub,
+        factory,
+        "mcp",
+        "run an MCP server that gives an assistant Ordinaut's tools",
+        "  ordinaut mcp                                   stdio, for a desktop assistant\n"
+        "  ordinaut mcp --transport http --port 8765      streamable HTTP on 127.0.0.1",
+        lazy("cmd_mcp"),
+    )
+    p.description = (
+        "Serve Ordinaut's tools (create_task, preview_schedule, list_tasks, get_run, ...) over\n"
+        "the Model Context Protocol. The server calls the REST API at ORDINAUT_URL with\n"
+        "ORDINAUT_TOKEN, or with the credential saved by `ordinaut login`."
+    )
+    p.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP interface (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    _connection_flags(p, json_flag=False)

@@ -1,0 +1,220 @@
+"""`ordinaut login / tasks / runs / events` against the API served on a loopback port.
+
+The commands are blocking (the sync client), so each runs on a thread while the test's event
+loop serves the API; the in-process worker runs what they queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import yaml
+from samples import CRON_TASK, FAILING_PAYLOAD
+
+from ordinaut import cli
+
+Worker = Callable[[], Awaitable[int]]
+
+
+class Cli:
+    """Runs ``ordinaut ARGS`` in-process on a thread; returns (exit code, stdout, stderr)."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], url: str) -> None:
+        self.capsys = capsys
+        self.url = url
+
+    async def __call__(self, *argv: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(self.main, list(argv))
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    @staticmethod
+    def main(argv: list[str]) -> int:
+        try:
+            return cli.main(argv)
+        except SystemExit as exc:  # argparse's own exits
+            return int(exc.code or 0)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in list(os.environ):
+        if key.startswith("ORDINAUT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("ORDINAUT_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], live_url: str, home: Path) -> Cli:
+    return Cli(capsys, live_url)
+
+
+async def test_login_then_create_list_show_and_control_a_task(
+    run: Cli, agent: dict[str, Any], home: Path
+) -> None:
+    code, out, _ = await run(
+        "login", "--url", run.url, "--agent-id", agent["agent_id"], "--secret", agent["secret"]
+    )
+    assert code == 0 and "logged in" in out
+    saved = home / "credentials.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    entry = json.loads(saved.read_text())["servers"][run.url]
+    assert entry["agent_id"] == agent["agent_id"] and entry["token"]
+
+    task_file = home / "task.yaml"
+    task_file.write_text(yaml.safe_dump(CRON_TASK))
+    code, out, err = await run("tasks", "create", "-f", str(task_file))
+    assert code == 0, err
+    assert "every weekday at 08:00 Europe/Chisinau" in out
+    assert "next  Tue 2026-03-03 08:00 EET  (2026-03-03 06:00:00Z)" in out
+    json_file = home / "task.json"
+    json_file.write_text(json.dumps({**CRON_TASK, "title": "Second"}))
+    code, out, _ = await run("tasks", "create", "-f", str(json_file), "--json")
+    second = json.loads(out)
+    assert code == 0 and second["title"] == "Second"
+
+    code, out, _ = await run("tasks", "list")
+    assert code == 0
+    assert out.splitlines()[0].split() == ["ID", "TITLE", "STATUS", "SCHEDULE", "NEXT", "RUN"]
+    assert "Morning briefing" in out and "Tue 2026-03-03 08:00 EET" in out
+    code, out, _ = await run("tasks", "list", "--json", "--limit", "1")
+    listed = json.loads(out)
+    assert (len(listed["items"]), listed["total"]) == (1, 2)
+
+    code, out, _ = await run("tasks", "show", second["id"])
+    assert code == 0 and "next runs" in out and "no runs yet" in out
+    assert out.count("EET  (2026-03-") == 5
+    code, out, _ = await run("tasks", "pause", second["id"])
+    assert (code, out.strip()) == (0, f"task {second['id']} is paused")
+    code, _, err = await run("tasks", "pause", second["id"])
+    assert code == 5 and "cannot pause a task that is paused" in err
+    code, out, _ = await run("tasks", "resume", second["id"], "--json")
+    assert code == 0 and json.loads(out)["status"] == "active"
+    code, _, _ = await run("tasks", "cancel", second["id"])
+    assert code == 0
+    code, _, err = await run("tasks", "show", "00000000-0000-0000-0000-000000000000")
+    assert code == 3 and "not_found" in err
+
+
+async def test_invalid_input_names_the_field_and_exits_2(
+    run: Cli, agent: dict[str, Any], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDINAUT_URL", run.url)
+    monkeypatch.setenv("ORDINAUT_TOKEN", agent["token"])
+    bad = home / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**CRON_TASK, "schedule_expr": "0 8 * * 9"}))
+    code, out, err = await run("tasks", "create", "-f", str(bad))
+    assert code == 2 and out == ""
+    assert "invalid_schedule" in err and "\n  schedule_expr: " in err
+    code, _, err = await run("tasks", "create", "-f", str(home / "missing.yaml"))
+    assert code == 2 and "cannot read" in err
+    bad.write_text("- just\n- a list\n")
+    code, _, err = await run("tasks", "create", "-f", str(bad))
+    assert code == 2 and "mapping" in err
+    good = home / "good.json"
+    good.write_text(json.dumps(CRON_TASK))
+    code, out, _ = await run("tasks", "create", "-f", str(good), "--dry-run")
+    assert code == 0 and out.startswith("valid; first run 2026-03-03 06:00:00Z")
+    code, out, _ = await run("tasks", "list")
+    assert out.strip() == "no tasks"  # the dry run created nothing
+    code, _, err = await run("events", "publish", "t", "--data", "{not json")
+    assert code == 2 and "--data is not JSON" in err
+    code, _, _ = await run("tasks", "create")
+    assert code == 2  # argparse: -f is required
+
+
+async def test_run_now_follow_runs_list_and_events(
+    run: Cli,
+    agent: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    run_worker: Worker,
+    pool: asyncpg.Pool,
+) -> None:
+    monkeypatch.setenv("ORDINAUT_URL", run.url)
+    monkeypatch.setenv("ORDINAUT_TOKEN", agent["token"])
+    (home := Path(os.environ["ORDINAUT_HOME"])).joinpath("ok.json").write_text(
+        json.dumps(CRON_TASK)
+    )
+    code, out, _ = await run("tasks", "create", "-f", str(home / "ok.json"), "--json")
+    task_id = json.loads(out)["id"]
+
+    # --follow polls while the run is queued, then the worker runs it.
+    follow = asyncio.create_task(
+        run("tasks", "run-now", task_id, "--follow", "--interval", "0.05", "--timeout", "20")
+    )
+    for _ in range(200):
+        if await pool.fetchval("SELECT count(*) FROM runs"):
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)  # a few polls see it queued
+    assert await run_worker() == 1
+    code, out, err = await follow
+    assert code == 0, err
+    assert ": queued (attempt 1)" in err and ": succeeded (attempt 1)" in err
+    assert "steps" in out and "say   echo  succeeded" in out
+    assert '{"text": "weather in Chisinau"}' in out
+
+    code, out, _ = await run("runs", "list", "--task", task_id, "--json")
+    (listed,) = json.loads(out)["items"]
+    assert listed["status"] == "succeeded"
+    code, out, _ = await run("runs", "show", listed["id"])
+    assert code == 0 and out.startswith(f"run {listed['id']}  succeeded")
+    code, out, _ = await run("runs", "list")
+    assert "succeeded" in out and "run_now" in out
+
+    home.joinpath("bad.json").write_text(
+        json.dumps({**CRON_TASK, "payload": FAILING_PAYLOAD, "max_retries": 0})
+    )
+    code, out, _ = await run("tasks", "create", "-f", str(home / "bad.json"), "--json")
+    bad_id = json.loads(out)["id"]
+    code, out, _ = await run("tasks", "run-now", bad_id, "--json")
+    run_id = json.loads(out)["run_id"]
+    code, _, err = await run("runs", "show", run_id, "--follow", "--timeout", "0.1")
+    assert code == 7 and "still queued" in err
+    assert await run_worker() == 1
+    code, out, _ = await run("runs", "show", run_id, "--follow", "--json")
+    assert code == 6 and json.loads(out)["status"] == "failed"
+
+    code, out, _ = await run("events", "publish", "orders.created", "--data", '{"id": 7}')
+    assert code == 0 and "0 task(s) matched" in out
+    code, out, _ = await run("events", "publish", "x", "--event-id", "e1", "--json")
+    assert json.loads(out)["event_id"] == "e1"
+    code, out, _ = await run("events", "publish", "x", "--event-id", "e1")
+    assert "duplicate" in out
+
+
+async def test_credentials_come_from_env_dev_file_or_nowhere(
+    run: Cli, agent: dict[str, Any], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = await run("tasks", "list", "--url", run.url)
+    assert code == 4 and "ordinaut login" in err
+    code, _, err = await run("tasks", "list", "--url", run.url, "--token", "nope")
+    assert code == 4
+    # `ordinaut dev`'s credential file, for its own URL, is used when nothing else is given.
+    dev = {"url": run.url, "agent_id": agent["agent_id"], "agent_secret": agent["secret"]}
+    (home / "credentials.json").write_text(json.dumps({**dev, "token": "stale"}))
+    code, out, err = await run("tasks", "list")
+    assert (code, out.strip()) == (0, "no tasks"), err
+    monkeypatch.setattr(time, "sleep", lambda _: None)  # the client's retries, not the test's
+    code, _, err = await run("tasks", "list", "--url", "http://127.0.0.1:9")
+    assert code == 1 and "cannot reach" in err
+
+
+def test_help_documents_exit_codes_and_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["tasks", "--help"], ["runs", "show", "--help"], ["login", "--help"]):
+        assert Cli.main(argv) == 0
+        out = capsys.readouterr().out
+        assert "examples:" in out and "exit codes:" in out
+        assert "\n  4  not authenticated" in out
+    assert Cli.main(["tasks"]) == 2
+    assert "create" in capsys.readouterr().err
