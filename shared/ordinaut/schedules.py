@@ -17,6 +17,12 @@ increasing order; each is mapped to instants with PEP 495 ``fold``:
 Near a transition a later wall time can map to an earlier instant (02:30 in the gap lands after
 03:00), so :func:`_stream` holds each instant back until no wall time still to come can precede
 it; between transitions that look-ahead is a single wall time.
+
+Bounded work. Cron skips by field. RRULEs use dateutil, which iterates from DTSTART and only
+gives up at year 9999; so each query restarts it at the rule's latest period before the
+cursor (cost independent of the rule's age), inside a calendar-identical window that ends about
+_RRULE_HORIZON_YEARS later (see :func:`_calendar_shift`). A rule silent that long is finished.
+COUNT is resolved once into an inclusive UNTIL; compiled schedules are cached per process.
 """
 
 from __future__ import annotations
@@ -46,7 +52,8 @@ _CHECK_FIRES = 500  # the min-interval check looks at this many fires...
 _CHECK_SPAN = timedelta(days=731)  # ...or two years of them, whichever ends first
 _OFFSET_PROBE = timedelta(hours=36)  # wider than any real UTC-offset jump (Samoa 2011: 24 h)
 _CRON_HORIZON_YEARS = 10  # the sparsest satisfiable cron (29 Feb) fires at least every 8 years
-_RRULE_HORIZON_YEARS = 30  # an RRULE silent this long is finished (29 Feb on a Monday: 28)
+_RRULE_HORIZON_YEARS = 30  # an RRULE silent this long is finished (29 Feb on a Monday: 28)...
+_SUBDAILY_HORIZON_YEARS = 8  # ...or this long for HOURLY/MINUTELY, whose skipped days cost more
 _MAX_COUNT = 1000  # COUNT is resolved once by iterating from DTSTART: keep that bounded
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
 _TOPIC = re.compile(r"[A-Za-z0-9._:*-]{1,200}")
@@ -255,28 +262,25 @@ _INT_PARTS = {  # RFC 5545 part: (lowest, highest); 0 is invalid when lowest < 0
     "BYHOUR": (0, 23), "BYMONTHDAY": (-31, 31), "BYYEARDAY": (-366, 366), "BYWEEKNO": (-53, 53),
     "BYMONTH": (1, 12), "BYSETPOS": (-366, 366)}
 _DTSTART = re.compile(r"DTSTART(?:;TZID=([^:;]+))?(?:;VALUE=DATE-TIME)?:([0-9]{8}T[0-9]{6})(Z?)", re.I)
+_UNITS = {du.WEEKLY: timedelta(weeks=1), du.DAILY: timedelta(days=1),
+          du.HOURLY: timedelta(hours=1), du.MINUTELY: _MINUTE}
 # fmt: on
-_UNITS = {
-    du.WEEKLY: timedelta(weeks=1),
-    du.DAILY: timedelta(days=1),
-    du.HOURLY: timedelta(hours=1),
-    du.MINUTELY: _MINUTE,
-}
 _BYDAY = re.compile(r"([+-]?[0-9]{1,2})?(MO|TU|WE|TH|FR|SA|SU)")
 _UNTIL = re.compile(r"([0-9]{8})(?:T([0-9]{6})(Z?))?")
 _INT = re.compile(r"[+-]?[0-9]{1,6}")
 
 
 @functools.lru_cache(maxsize=512)
-def _calendar_shift(first_year: int) -> int:
+def _calendar_shift(first_year: int, cursor_year: int, horizon: int) -> int:
     """Years D such that years first_year-1 .. 10000-D look exactly like first_year-1+D .. 10000.
 
     dateutil only gives up after year 9999, so a rule that never matches would spin for
     millennia. Iterating a copy moved D years later, where weekdays and leap years are the same,
-    makes dateutil stop by itself at real year 9999-D: the longest such window of at most
-    _RRULE_HORIZON_YEARS, else the shortest longer one (about a century when it spans 2100).
+    makes dateutil stop by itself at real year 9999-D, which is after cursor_year: as close to
+    `horizon` years after it as possible, and later only if it must (near 2100).
     """
-    base = max(first_year - 1, 1)
+    cursor_year = max(cursor_year, first_year)  # DTSTART may lie ahead of the cursor
+    base, target = max(first_year - 1, 1), cursor_year + horizon
 
     def same(end: int) -> bool:  # do real years base..end+1 match translated ..10000?
         shift = 9999 - end
@@ -284,10 +288,7 @@ def _calendar_shift(first_year: int) -> int:
             calendar.isleap(y) == calendar.isleap(y + shift) for y in range(base, end + 2)
         )
 
-    ends = [
-        *range(first_year + _RRULE_HORIZON_YEARS, first_year, -1),
-        *range(first_year + _RRULE_HORIZON_YEARS + 1, first_year + _RRULE_HORIZON_YEARS + 401),
-    ]
+    ends = [*range(target, cursor_year, -1), *range(target + 1, target + 401)]
     return next((9999 - end for end in ends if end <= 9999 and same(end)), 0)
 
 
@@ -321,11 +322,12 @@ class _RRule:
 
     def walls_from(self, start: datetime) -> Iterator[datetime]:
         cursor = heard = start
-        while cursor.year - heard.year <= _RRULE_HORIZON_YEARS:  # else silent too long: done
+        horizon = self.horizon
+        while cursor.year - heard.year <= horizon:  # else silent for too long: finished
             # Starting from a later period yields the same matches (the BYxxx defaults are
             # explicit) and makes the cost independent of how long ago DTSTART was.
             first = self._period_start(cursor)
-            shift = _calendar_shift(first.year)
+            shift = _calendar_shift(first.year, cursor.year, horizon)
             produced = iter(
                 du.rrule(self.freq, dtstart=first.replace(year=first.year + shift), **self.kwargs)
             )
@@ -337,7 +339,7 @@ class _RRule:
                     break
                 except (ValueError, OverflowError):
                     # A week straddling 9999-12-31 made dateutil build a date past it before
-                    # yielding: scan that week again in the next window.
+                    # yielding: scan that week again in the next window (still after cursor).
                     resume = resume and resume - timedelta(weeks=1)
                     break
                 wall = wall.replace(year=wall.year - shift)
@@ -354,10 +356,20 @@ class _RRule:
     def stream(self, after: datetime) -> Iterator[datetime]:
         return _stream(self.zone, self.walls_from, False, after)
 
+    @property
+    def horizon(self) -> int:
+        return _RRULE_HORIZON_YEARS if self.freq <= du.DAILY else _SUBDAILY_HORIZON_YEARS
+
     def limited_to(self, count: int) -> _RRule:
-        """The same rule ending at its `count`-th wall time: COUNT as an inclusive UNTIL."""
-        last = self.anchor - _SECOND
-        for n, wall in enumerate(self.walls_from(self.anchor), start=1):
+        """The rule ending at its `count`-th wall time (COUNT as an inclusive UNTIL).
+
+        Counting walks from DTSTART, so it stops a century later (16 years for HOURLY/MINUTELY,
+        whose skipped days cost more): occurrences past that are dropped. Otherwise COUNT=1000
+        of a leap-day rule would walk four millennia.
+        """
+        span = 100 if self.freq <= du.DAILY else 2 * self.horizon
+        last, stop = self.anchor - _SECOND, datetime(self.anchor.year + span, 1, 1)
+        for n, wall in enumerate(replace(self, until=stop).walls_from(self.anchor), start=1):
             last = wall
             if n == count:
                 break
@@ -457,19 +469,37 @@ def _parse_rrule(
     if until is not None and until < anchor:
         raise _bad("rrule: UNTIL is before DTSTART, so it never fires")
 
+    if len(set(kwargs.get("bysecond", ()))) > 1:  # two seconds of a minute: under a minute apart
+        raise _bad("rrule: BYSECOND takes one value: fires are at least a minute apart")
     # dateutil derives missing BYxxx from dtstart; pin them to the anchor so rebasing keeps them.
     if freq <= du.DAILY:
-        kwargs.setdefault("byhour", anchor.hour)
+        kwargs.setdefault("byhour", [anchor.hour])
     if freq <= du.HOURLY:
-        kwargs.setdefault("byminute", anchor.minute)
-    kwargs.setdefault("bysecond", anchor.second)
+        kwargs.setdefault("byminute", [anchor.minute])
+    kwargs.setdefault("bysecond", [anchor.second])
     if not {"byweekno", "byyearday", "bymonthday", "byweekday"} & kwargs.keys():
         if freq == du.YEARLY:
-            kwargs.setdefault("bymonth", anchor.month)
+            kwargs.setdefault("bymonth", [anchor.month])
         if freq in (du.YEARLY, du.MONTHLY):
-            kwargs["bymonthday"] = anchor.day
+            kwargs["bymonthday"] = [anchor.day]
         elif freq == du.WEEKLY:
-            kwargs["byweekday"] = anchor.weekday()
+            kwargs["byweekday"] = [anchor.weekday()]
+    # On every day its filters skip, dateutil rebuilds HOURLY times and walks MINUTELY towards
+    # BYHOUR a minute at a time; said as DAILY (same wall times) a skipped day costs one check.
+    step = kwargs["interval"]
+    if freq == du.HOURLY and 24 % step == 0:
+        kwargs["byhour"] = [
+            h for h in kwargs.get("byhour", range(24)) if (h - anchor.hour) % step == 0
+        ]
+        freq, kwargs["interval"] = du.DAILY, 1
+    elif freq == du.MINUTELY and "byhour" in kwargs:
+        if 60 % step:
+            raise _bad("rrule: FREQ=MINUTELY with BYHOUR needs an INTERVAL that divides 60")
+        minutes = kwargs.get("byminute", range(60))
+        kwargs["byminute"] = [m for m in minutes if (m - anchor.minute) % step == 0]
+        freq, kwargs["interval"] = du.DAILY, 1
+    elif freq == du.HOURLY and len(kwargs["byminute"]) > 10:  # the rest rebuild per skipped day
+        raise _bad("rrule: FREQ=HOURLY with an INTERVAL not dividing 24 takes at most 10 BYMINUTE")
     try:
         du.rrule(freq, dtstart=anchor, **kwargs)
     except (ValueError, TypeError) as exc:
@@ -569,12 +599,34 @@ def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None
     if isinstance(plan, _Cron) and (gap := plan.min_daily_gap_s()) is not None:
         if gap < min_interval_s:
             raise _bad(f"cron fires {gap} s apart; the minimum interval is {min_interval_s} s")
-    # BYSECOND can go below a minute, and the scheduler ticks once a minute: hold RRULE to that.
+    # The scheduler ticks once a minute: hold RRULE (which can name seconds) to that at least.
     floor = max(min_interval_s, 60) if schedule.kind == "rrule" else min_interval_s
+    start = now - _PAST_GRACE
+    if isinstance(plan, _Cron):
+        # The grid gap above is exact away from DST; only offset changes can bring two cron
+        # fires closer, so look at a couple of days around each one in the sample span
+        # instead of walking hundreds of fires (this runs on every task write).
+        if next(plan.stream(start), None) is None:
+            raise _bad(f"{schedule.kind} schedule never fires after now")
+        for change in _offset_changes(plan.zone, start, start + _CHECK_SPAN):
+            _check_gaps(plan.stream(change - _AROUND_CHANGE), floor, 1_000, change + _AROUND_CHANGE)
+        return
+    first = _check_gaps(plan.stream(start), floor, _CHECK_FIRES, None)
+    if first is None:
+        raise _bad(f"{schedule.kind} schedule never fires after now")
+
+
+_AROUND_CHANGE = timedelta(days=2)
+
+
+def _check_gaps(
+    instants: Iterator[datetime], floor: float, max_fires: int, until: datetime | None
+) -> datetime | None:
+    """Raise when two consecutive fires are closer than ``floor`` s; returns the first fire."""
     first = previous = None
-    for n, instant in enumerate(plan.stream(now - _PAST_GRACE)):
+    for n, instant in enumerate(instants):
         first = first or instant
-        if n > _CHECK_FIRES or instant - first > _CHECK_SPAN:
+        if n > max_fires or instant - first > _CHECK_SPAN or (until and instant > until):
             break
         if previous is not None and (instant - previous).total_seconds() < floor:
             raise _bad(
@@ -582,8 +634,30 @@ def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None
                 f" than the minimum interval of {floor} s"
             )
         previous = instant
-    if first is None:
-        raise _bad(f"{schedule.kind} schedule never fires after now")
+    return first
+
+
+def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    """Instants (to the hour) where ``zone``'s UTC offset changes in [start, end)."""
+    changes: list[datetime] = []
+    step = timedelta(days=1)
+    t = start
+    before = t.astimezone(zone).utcoffset()
+    while t < end:
+        nxt = t + step
+        after = nxt.astimezone(zone).utcoffset()
+        if after != before:
+            lo, hi = t, nxt  # bisect to the hour: enough to centre the window on it
+            while hi - lo > timedelta(hours=1):
+                mid = lo + (hi - lo) / 2
+                if mid.astimezone(zone).utcoffset() == before:
+                    lo = mid
+                else:
+                    hi = mid
+            changes.append(hi)
+            before = after
+        t = nxt
+    return changes
 
 
 def parse_schedule(

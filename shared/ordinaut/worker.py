@@ -161,7 +161,13 @@ class Worker:
         run_id, attempt, token = row["run_id"], row["attempt"], row["lease_token"]
         ctx_token = logs.bind(task_id=str(row["task_id"]), run_id=str(run_id), attempt=attempt)
         try:
-            if row["overlap_policy"] == "skip" and row["sibling_running"]:
+            # overlap "skip" drops a *scheduled* slot that finds its predecessor still running;
+            # an event or a run_now is a request somebody made, so it runs instead of vanishing.
+            if (
+                row["overlap_policy"] == "skip"
+                and row["sibling_running"]
+                and row["trigger"] == "schedule"
+            ):
                 return self._skipped(row, "the previous run of this task was still running"), []
             if row["overlap_policy"] == "buffer_one":
                 skipped = await work.skip_buffered(

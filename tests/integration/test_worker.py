@@ -19,7 +19,7 @@ from ordinaut.worker import Worker
 
 
 async def _run_now(
-    pool: asyncpg.Pool, task: dict, clock: FrozenClock, n: int = 1
+    pool: asyncpg.Pool, task: dict, clock: FrozenClock, n: int = 1, trigger: str = "run_now"
 ) -> list[uuid.UUID]:
     slots = []
     for _ in range(n):
@@ -30,7 +30,7 @@ async def _run_now(
                 task_id=task["id"],
                 owner_id=task["created_by"],
                 slot=f"manual:{run_id}",
-                trigger="run_now",
+                trigger=trigger,
                 event_id=None,
                 scheduled_for=clock.now(),
                 run_at=clock.now(),
@@ -154,7 +154,7 @@ async def test_overlap_skip_and_shutdown_release(
         overlap_policy="skip",
         payload={"params": {}, "pipeline": [{"id": "w", "uses": "wait", "with": {"seconds": 5}}]},
     )
-    first, second = await _run_now(pool, task, clock, n=2)
+    first, second = await _run_now(pool, task, clock, n=2, trigger="schedule")
     w1 = _worker(pool, settings, clock, "w1")
     rows = await w1.lease(1)
     w1.start(list(rows))

@@ -6,6 +6,7 @@ Every instant is pinned and aware. DST facts used below are asserted against zon
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -263,6 +264,12 @@ def test_rrule_normalized_text_round_trips() -> None:
     assert schedule.expr == DAILY_5PM
     assert parse("rrule", schedule.expr, CHISINAU) == schedule
     assert Schedule("rrule", schedule.expr, CHISINAU, schedule.dtstart) == schedule
+    assert dataclasses.asdict(schedule) == {
+        "kind": "rrule",
+        "expr": DAILY_5PM,
+        "timezone": CHISINAU,
+        "dtstart": utc(2026, 1, 30, 15),
+    }
 
 
 def test_rrule_utc_dtstart_keeps_local_wall_time_across_dst() -> None:
@@ -349,6 +356,8 @@ def test_long_running_rrule_is_exact() -> None:
         "FREQ=DAILY;INTERVAL=9",
         "FREQ=HOURLY;INTERVAL=5;BYHOUR=1,6,11,16,21",
         "FREQ=MINUTELY;INTERVAL=997",
+        "FREQ=HOURLY;INTERVAL=6;BYMINUTE=5,50",  # evaluated as DAILY
+        "FREQ=MINUTELY;INTERVAL=15;BYHOUR=9,17",  # evaluated as DAILY
     ],
 )
 def test_rrule_matches_dateutil_after_years_of_running(rule: str) -> None:
@@ -366,6 +375,11 @@ def test_rrule_matches_dateutil_after_years_of_running(rule: str) -> None:
     [
         "FREQ=SECONDLY",
         "FREQ=MINUTELY;BYSECOND=0,30",  # sub-minute
+        "FREQ=DAILY;BYSECOND=0,30",
+        "FREQ=HOURLY;BYSETPOS=1",  # dateutil would walk every hour when it matches nothing
+        "FREQ=MINUTELY;INTERVAL=7;BYHOUR=9",  # ... or every minute towards 09:00
+        "FREQ=HOURLY;INTERVAL=5;BYMINUTE=0,5,10,15,20,25,30,35,40,45,50,55",
+        "FREQ=MONTHLY;BYDAY=6MO",
         "FREQ=FORTNIGHTLY",
         "FREQ=DAILY;BYHOUR=25",
         "FREQ=DAILY;BYMONTHDAY=0",
@@ -517,7 +531,14 @@ def test_describe() -> None:
             + ",".join(map(str, range(60))),
             False,
         ),
-        ("rrule", "FREQ=MINUTELY;COUNT=10000", True),
+        ("rrule", "FREQ=MINUTELY;COUNT=1000", True),
+        ("rrule", "FREQ=YEARLY;COUNT=1000", True),
+        ("rrule", "FREQ=DAILY;COUNT=1001", False),
+        ("rrule", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;COUNT=1000", True),
+        ("rrule", "FREQ=WEEKLY;BYWEEKNO=-1;BYYEARDAY=366;COUNT=196", True),
+        ("rrule", "FREQ=MINUTELY;BYHOUR=20;BYMONTH=8,10;BYYEARDAY=60", False),
+        ("rrule", "FREQ=HOURLY;INTERVAL=5;BYMINUTE=0,30;BYMONTH=2;BYMONTHDAY=30", False),
+        ("rrule", "FREQ=DAILY;BYSETPOS=-60", False),
         ("rrule", "FREQ=MINUTELY;INTERVAL=10000;BYHOUR=3;BYMINUTE=7", False),
     ],
 )
@@ -580,3 +601,13 @@ def test_fire_times_strictly_increase_and_agree_with_next_after(
     assert all(a < b for a, b in itertools.pairwise([start, *times]))
     if times:
         assert schedule.next_after(start) == times[0]
+
+
+def test_min_interval_sees_dst_closing_a_cron_gap() -> None:
+    # 01:59 EST and 03:00 EDT are one minute apart on 2026-03-08 in New York, though the
+    # wall-clock grid never puts two fires closer than 59 minutes.
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    with pytest.raises(InvalidSchedule) as info:
+        parse_schedule("cron", "0,59 1,3 * * *", "America/New_York", now=now, min_interval_s=120)
+    assert "2026-03-08T06:59:00" in info.value.message
+    parse_schedule("cron", "0,59 1,3 * * *", "UTC", now=now, min_interval_s=120)
