@@ -461,7 +461,7 @@
       field(fields, "Finished", time(run.finished_at));
       field(fields, "Duration", duration(run.duration_ms));
       if (run.error !== null && run.error !== undefined) {
-        field(fields, "Error", el("pre", { class: "error-inline" }, json(run.error)));
+        field(fields, "Error", el("span", { class: "error-inline" }, capped(errorLine(run.error))));
       }
       if (run.output !== null && run.output !== undefined) {
         field(fields, "Output", el("pre", {}, json(run.output)));
@@ -492,6 +492,9 @@
               "td",
               {},
               el("pre", { class: failed ? "error-inline" : null }, json(failed ? step.error : step.output)),
+              step.input === null || step.input === undefined
+                ? null
+                : el("details", {}, el("summary", {}, "input"), el("pre", {}, json(step.input))),
             ),
           ),
         );

@@ -1,0 +1,260 @@
+"""Each example in examples/, run as a user runs it (one command) against real `ordinaut api`,
+`scheduler` and `worker` processes; the stub services listen on 127.0.0.1 only.
+
+The worker gets ``ORDINAUT_EGRESS_ALLOWLIST`` for the stub ports, as the examples tell the
+operator to set; on any other port the morning briefing must fail and say exactly that.
+
+One set of processes serves the whole module. The condition example waits for its task's
+first poll on the minute, so it starts in the background as soon as the processes are up and
+the other examples run meanwhile; its test, last in the file, collects the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import yaml
+
+from ordinaut.config import load_settings
+from ordinaut.store import agents, db
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+SCRIPT_TIMEOUT_S = 60
+# The condition example's first poll comes at the next full minute.
+CONDITION_TIMEOUT_S = 80
+
+
+def _e2e_fixtures() -> ModuleType:
+    """tests/e2e/conftest.py (real-process helpers), loaded once under a name of its own."""
+    name = "ordinaut_tests_e2e_fixtures"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests/e2e/conftest.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_e2e = _e2e_fixtures()
+free_port = _e2e.free_port
+
+
+@dataclass
+class Stack:
+    base: str
+    admin: dict[str, str]  # Authorization header
+    credentials: Path  # shaped like the file `make dev` saves
+    stub_ports: tuple[int, int]  # allowlisted: the briefing's, the condition example's
+    processes: Any
+    condition: asyncio.Task[tuple[int, str, str]] | None = None
+    condition_unavailable: str = ""
+
+
+async def run_example(
+    name: str, *args: str, timeout_s: float = SCRIPT_TIMEOUT_S
+) -> tuple[int, str, str]:
+    """``python examples/<name>/run.py ARGS``: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / name / "run.py"),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=str(EXAMPLES),  # no .ordinaut/ here: the credentials come from the arguments
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    finally:
+        if proc.returncode is None:  # timed out or cancelled
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.fixture(scope="module")
+async def examples_database(servers: dict[str, str], migrated: str) -> str:
+    conn = await asyncpg.connect(servers["database_url"])
+    try:
+        await conn.execute("DROP DATABASE IF EXISTS ordinaut_examples WITH (FORCE)")
+        await conn.execute("CREATE DATABASE ordinaut_examples")
+    finally:
+        await conn.close()
+    url = servers["database_url"].replace("/postgres?", "/ordinaut_examples?")
+    settings = load_settings({}, database_url=url, migrations_dir=str(REPO / "migrations"))
+    c = await db.connect(settings)
+    try:
+        await db.migrate(c, settings.migrations_dir)
+    finally:
+        await c.close()
+    return url
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    examples_database: str, servers: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    """API, scheduler and worker (the tests/e2e settings), an agent for the examples with a
+    credentials file whose saved token is stale (so the examples exchange the secret, as
+    documented), and the condition example already running in the background."""
+    home = tmp_path_factory.mktemp("examples")
+    env = {
+        **os.environ,
+        "ORDINAUT_DATABASE_URL": examples_database,
+        "ORDINAUT_REDIS_URL": servers["redis_url"],
+        "ORDINAUT_LOG_JSON": "true",
+        "ORDINAUT_TICK_INTERVAL_S": "1",
+        "ORDINAUT_LOOKAHEAD_S": "5",
+        "ORDINAUT_HEARTBEAT_S": "0.5",
+        "ORDINAUT_LEASE_SECONDS": "3",
+        "ORDINAUT_RESCUE_INTERVAL_S": "0.5",
+        "ORDINAUT_POLL_INTERVAL_S": "0.5",
+        "ORDINAUT_BACKOFF_BASE_S": "0.1",
+    }
+    processes = _e2e.Processes(env, home)
+    stub_ports = (free_port(), free_port())
+    allow = ",".join(f"127.0.0.1:{p}" for p in stub_ports)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    found: Stack | None = None
+    try:
+        processes.start("api", "--port", str(port))
+        processes.start("scheduler", "--metrics-port", "0")
+        processes.start("worker", "--metrics-port", "0", ORDINAUT_EGRESS_ALLOWLIST=allow)
+        conn = await db.connect(load_settings({}, database_url=examples_database))
+        try:
+            now = datetime.now(UTC)
+            admin, admin_secret = await agents.create_agent(
+                conn, name="admin", scopes=["admin"], now=now
+            )
+            scopes = ["tasks:read", "tasks:write", "runs:read", "events:publish"]
+            agent, secret = await agents.create_agent(conn, name="examples", scopes=scopes, now=now)
+        finally:
+            await conn.close()
+        credentials = home / "credentials.json"
+        credentials.write_text(
+            json.dumps(
+                {
+                    "url": base,
+                    "agent_id": str(agent.id),
+                    "agent_secret": secret,
+                    "token": "ord_at_long-expired",
+                }
+            )
+        )
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if (await http.get("/health/live")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "API did not start:\n" + processes.logs()
+                await asyncio.sleep(0.1)
+            r = await http.post(
+                "/agents/auth/token",
+                json={"agent_id": str(admin.id), "agent_secret": admin_secret},
+            )
+            admin_headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            body = yaml.safe_load((EXAMPLES / "condition/task.yaml").read_text())
+            probe = await http.post("/tasks/validate", headers=admin_headers, json={"task": body})
+        found = Stack(base, admin_headers, credentials, stub_ports, processes)
+        if probe.status_code == 422:
+            error = probe.json()["error"]
+            problems = "; ".join(
+                f"{d.get('field')}: {d.get('message')}" for d in error.get("details") or []
+            )
+            found.condition_unavailable = f"422 {error['code']}: {problems}"
+        else:
+            assert probe.status_code == 200, probe.text
+            # Start below the threshold so that the first poll fires (a task never checked
+            # counts as false) instead of waiting a further minute for a second one.
+            found.condition = asyncio.create_task(
+                run_example(
+                    "condition",
+                    *("--credentials", str(credentials), "--stub-port", str(stub_ports[1])),
+                    *("--start-price", "95", "--timeout", str(CONDITION_TIMEOUT_S - 5)),
+                    timeout_s=CONDITION_TIMEOUT_S,
+                )
+            )
+        yield found
+    finally:
+        if found is not None and found.condition is not None and not found.condition.done():
+            found.condition.cancel()
+            await asyncio.gather(found.condition, return_exceptions=True)
+        processes.stop_all()
+
+
+async def test_morning_briefing_delivers_the_summary_through_the_stubs(stack: Stack) -> None:
+    common = ["--credentials", str(stack.credentials), "--timeout", "20"]
+
+    # Stubs on a port the operator did not allow: the run fails and the script says what to set.
+    refused = free_port()
+    code, out, err = await run_example("morning_briefing", *common, "--stub-port", str(refused))
+    assert code == 1, out + err + stack.processes.logs()
+    assert "egress_refused" in out
+    assert f"ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:{refused} make dev" in err
+
+    allowed = str(stack.stub_ports[0])
+    code, out, err = await run_example("morning_briefing", *common, "--stub-port", allowed)
+    assert code == 0, out + err + stack.processes.logs()
+    assert "cron '0 8 * * 1-5' in Europe/Chisinau; next:" in out
+    for step in ("calendar [http.request]", "weather [http.request]", "summary [transform]"):
+        assert f"step {step}: succeeded" in out
+    assert "to ana@example.com: Your morning briefing" in out
+    assert (
+        "Good morning, Ana! 3 events today: 09:30 Stand-up; 12:00 Lunch with Dan; 16:00 Dentist. "
+        "Weather in Chisinau: light rain, 7-14 C. Take an umbrella."
+    ) in out
+    assert "deleted task" in out
+
+
+async def test_webhook_events_run_the_task_once_each(stack: Stack) -> None:
+    code, out, err = await run_example("webhook", "--credentials", str(stack.credentials))
+    assert code == 0, out + err + stack.processes.logs()
+    lines = [line for line in out.splitlines() if line.startswith("POST /events")]
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "duplicate=False, runs queued=1",
+        "duplicate=False, runs queued=1",
+        "duplicate=True, runs queued=0",  # a redelivered webhook runs nothing
+    ]
+    assert "announced: billing 2.4.1 to production: succeeded (by ana)" in out
+    assert "step page_oncall [echo]: skipped" in out  # only the failed deploy pages
+    assert (
+        "paged dan@example.com: Deploy failed: search 1.9.0 to production: failed (by dan)" in out
+    )
+    assert out.count("succeeded (attempt 1") == 2
+
+
+async def test_condition_task_alerts_once_the_price_drops(stack: Stack) -> None:
+    if stack.condition is None:
+        pytest.skip(
+            "condition tasks are not available in this server yet (POST /tasks/validate "
+            f"answered {stack.condition_unavailable})"
+        )
+    code, out, err = await stack.condition
+    assert code == 0, out + err + stack.processes.logs()
+    assert "step quote [http.request]: succeeded" in out
+    assert "step alert [http.request]: succeeded" in out
+    assert '"fired": true' in out
+    assert "The inbox received: ACME is below 100: ACME trades at 95.0." in out
+    assert "deleted task" in out

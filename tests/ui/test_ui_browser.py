@@ -1,0 +1,320 @@
+"""The status page in a real headless Chromium over real `ordinaut api` and `worker` processes.
+
+Sign in with an agent id and secret (a wrong secret first), see the caller's tasks with their
+next fire times and nothing of another agent's, open a task's run timeline and a run's step
+results, retry a dead letter and see it requeued, sign out and back in with a token. Debian's
+``chromium`` is driven by Playwright's Python package with ``executable_path``; no browser is
+downloaded. Without /usr/bin/chromium or the package, the module skips and says which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from ordinaut.config import load_settings
+from ordinaut.store import db
+
+CHROMIUM = os.environ.get("ORDINAUT_TEST_CHROMIUM", "/usr/bin/chromium")
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        f"no Chromium at {CHROMIUM}: install Debian's (apt-get install -y chromium) "
+        "or point ORDINAUT_TEST_CHROMIUM at one",
+        allow_module_level=True,
+    )
+pw = pytest.importorskip(
+    "playwright.async_api", reason="the playwright package is missing: pip install -e '.[dev]'"
+)
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+# Without the networking flags Chromium keeps dialling Google's hosts, which this sandbox
+# refuses; the tests reach only 127.0.0.1.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+WAIT_MS = 15_000
+
+
+def _e2e_fixtures() -> ModuleType:
+    """tests/e2e/conftest.py (the real-process fixtures), loaded once under a name of its own."""
+    name = "ordinaut_tests_e2e_fixtures"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests/e2e/conftest.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_e2e = _e2e_fixtures()
+processes = _e2e.processes
+api = _e2e.api
+
+
+@pytest.fixture(scope="session")
+async def e2e_database(servers: dict[str, str], migrated: str) -> str:
+    """A database of this module's own for the processes (the e2e fixtures use this name)."""
+    conn = await asyncpg.connect(servers["database_url"])
+    try:
+        await conn.execute("DROP DATABASE IF EXISTS ordinaut_ui WITH (FORCE)")
+        await conn.execute("CREATE DATABASE ordinaut_ui")
+    finally:
+        await conn.close()
+    url = servers["database_url"].replace("/postgres?", "/ordinaut_ui?")
+    settings = load_settings({}, database_url=url, migrations_dir=str(REPO / "migrations"))
+    c = await db.connect(settings)
+    try:
+        await db.migrate(c, settings.migrations_dir)
+    finally:
+        await c.close()
+    return url
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with pw.async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], within_s: float, what: str, logs: Callable[[], str]
+) -> Any:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}\n{logs()}")
+
+
+def _utc(instant: str) -> str:
+    """How the page prints an instant: ``2026-03-09 05:30:00 UTC``."""
+    return instant.replace("T", " ").replace("Z", "")[:19] + " UTC"
+
+
+XSS_TITLE = '<img src=x onerror="window.__pwned=1">Broken feed'
+
+
+async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
+    api: dict[str, Any], processes: Any, browser: Any
+) -> None:
+    # A short fixed backoff: the failing task's two attempts are over in well under a second.
+    processes.start("worker", "--metrics-port", "0", ORDINAUT_BACKOFF_BASE_S="0.2")
+    expect = pw.expect
+    async with httpx.AsyncClient(base_url=api["base"], timeout=10) as http:
+        scopes = ["tasks:read", "tasks:write", "runs:read"]
+        r = await http.post(
+            "/agents", headers=api["headers"], json={"name": "ui-viewer", "scopes": scopes}
+        )
+        assert r.status_code == 201, r.text
+        agent_id, secret = r.json()["id"], r.json()["agent_secret"]
+        r = await http.post(
+            "/agents/auth/token", json={"agent_id": agent_id, "agent_secret": secret}
+        )
+        token = r.json()["access_token"]
+        h = {"Authorization": f"Bearer {token}"}
+
+        async def create(body: dict[str, Any], headers: dict[str, str] = h) -> str:
+            r = await http.post("/tasks", headers=headers, json=body)
+            assert r.status_code == 201, r.text
+            return str(r.json()["id"])
+
+        briefing = await create(
+            {
+                "title": "Morning briefing",
+                "schedule_kind": "cron",
+                "schedule_expr": "30 7 * * 1-5",
+                "timezone": "Europe/Chisinau",
+                "payload": {
+                    "params": {"who": "Ana"},
+                    "pipeline": [{"id": "greet", "uses": "echo", "with": {"hi": "${params.who}"}}],
+                },
+            }
+        )
+        # Loopback is refused by the egress policy: every attempt fails, and with one retry
+        # allowed the second failure dead-letters the run.
+        broken = await create(
+            {
+                "title": XSS_TITLE,
+                "schedule_kind": "cron",
+                "schedule_expr": "0 9 * * *",
+                "max_retries": 1,
+                "backoff_strategy": "fixed",
+                "payload": {
+                    "pipeline": [
+                        {
+                            "id": "fetch",
+                            "uses": "http.request",
+                            "with": {"url": "http://127.0.0.1:9/"},
+                        }
+                    ]
+                },
+            }
+        )
+        await create(
+            {
+                "title": "Admin's own task",
+                "schedule_kind": "event",
+                "schedule_expr": "admin.things",
+                "payload": {"pipeline": [{"id": "a", "uses": "echo", "with": {}}]},
+            },
+            headers=api["headers"],
+        )
+        ok_run = (await http.post(f"/tasks/{briefing}/run_now", headers=h)).json()["run_id"]
+        dead_run = (await http.post(f"/tasks/{broken}/run_now", headers=h)).json()["run_id"]
+
+        async def status_of(run_id: str) -> str:
+            return str((await http.get(f"/runs/{run_id}", headers=h)).json()["status"])
+
+        async def settled() -> bool:
+            return (await status_of(ok_run), await status_of(dead_run)) == (
+                "succeeded",
+                "dead_letter",
+            )
+
+        await eventually(settled, 20, "one run succeeded and one dead-lettered", processes.logs)
+        fires = (await http.get(f"/tasks/{briefing}/preview?limit=3", headers=h)).json()
+        assert len(fires["fire_times"]) == 3
+
+        page = await browser.new_page()
+        page.set_default_timeout(WAIT_MS)
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        # Chromium logs every non-2xx fetch as a console error; the 401s below are expected.
+        page.on(
+            "console",
+            lambda msg: (
+                problems.append(f"console: {msg.text}")
+                if msg.type == "error" and "Failed to load resource" not in msg.text
+                else None
+            ),
+        )
+
+        response = await page.goto(api["base"] + "/ui")
+        assert response is not None and response.status == 200
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+
+        # A wrong secret: the API's error envelope is shown, the page stays on the form.
+        await page.fill("#agent-id", agent_id)
+        await page.fill("#agent-secret", "not-the-secret")
+        await page.click("#login-agent button[type=submit]")
+        await expect(page.locator("#error")).to_contain_text(
+            "Sign-in failed: 401 invalid_credentials"
+        )
+        await expect(page.locator("#error")).to_contain_text("request id")
+        await expect(page.locator("#dashboard")).to_be_hidden()
+
+        await page.fill("#agent-secret", secret)
+        await page.click("#login-agent button[type=submit]")
+        await expect(page.locator("#dashboard")).to_be_visible()
+        await expect(page.locator("#error")).to_be_hidden()
+        await expect(page.locator("#who")).to_contain_text(agent_id)
+        stored = await page.evaluate("() => JSON.stringify(Object.entries(sessionStorage))")
+        assert secret not in stored  # the secret was used once, never kept
+        assert await page.evaluate("() => localStorage.length") == 0
+        assert await page.evaluate("() => sessionStorage.getItem('ordinaut.token')")
+
+        # The caller's tasks, their status and next fire times; nothing of the admin's.
+        rows = page.locator("#tasks tbody tr")
+        await expect(rows).to_have_count(2)
+        good_row = page.locator(f'#tasks tr[data-task-id="{briefing}"]')
+        await expect(good_row).to_contain_text("Morning briefing")
+        await expect(good_row).to_contain_text("30 7 * * 1-5")
+        await expect(good_row).to_contain_text("Europe/Chisinau")
+        await expect(good_row).to_contain_text("active")
+        for instant in fires["fire_times"]:
+            await expect(good_row.locator(".fires")).to_contain_text(_utc(instant))
+        await expect(page.locator("#tasks")).not_to_contain_text("Admin's own task")
+        # A title full of markup is shown as text, and nothing in it ran.
+        bad_row = page.locator(f'#tasks tr[data-task-id="{broken}"]')
+        await expect(bad_row.locator(".task-title")).to_have_text(XSS_TITLE)
+        assert await page.locator("img").count() == 0
+        assert await page.evaluate("() => window.__pwned") is None
+
+        # The broken task's timeline: its dead-lettered run; then the run's step results.
+        await bad_row.locator(".task-title").click()
+        await expect(page.locator("#runs-section")).to_be_visible()
+        await expect(page.locator("#runs-task")).to_have_text(XSS_TITLE)
+        item = page.locator(f'#timeline li[data-run-id="{dead_run}"]')
+        await expect(item).to_have_attribute("data-status", "dead_letter")
+        await expect(item).to_contain_text("attempt 2")
+        await item.get_by_role("button", name="Open").click()
+        await expect(page.locator("#run-section")).to_be_visible()
+        await expect(page.locator("#run-id")).to_have_text(dead_run)
+        await expect(page.locator("#run-fields")).to_contain_text("dead_letter")
+        step = page.locator('#steps tr[data-step-id="fetch"]')
+        await expect(step).to_contain_text("http.request")
+        await expect(step).to_contain_text("egress_refused")
+        assert f"run={dead_run}" in page.url
+        # The address keeps the place: a reload (same tab, same session) reopens the run.
+        await page.reload()
+        await expect(page.locator("#run-id")).to_have_text(dead_run)
+        await expect(page.locator('#steps tr[data-step-id="fetch"]')).to_contain_text("egress")
+
+        # The good task's run: its step output.
+        await good_row.locator(".task-title").click()
+        ok_item = page.locator(f'#timeline li[data-run-id="{ok_run}"]')
+        await expect(ok_item).to_have_attribute("data-status", "succeeded")
+        await ok_item.get_by_role("button", name="Open").click()
+        greet = page.locator('#steps tr[data-step-id="greet"]')
+        await expect(greet).to_contain_text("succeeded")
+        await expect(greet).to_contain_text('"hi": "Ana"')
+
+        # Dead letters: retry one; the page says it was requeued, and the worker runs it again.
+        dead_row = page.locator(f'#dead tr[data-run-id="{dead_run}"]')
+        await expect(dead_row).to_contain_text(
+            "step fetch · egress_refused: refused to connect to 127.0.0.1: loopback address"
+        )
+        await dead_row.get_by_role("button", name="Retry").click()
+        await expect(page.locator("#notice")).to_contain_text(f"Run {dead_run} of")
+        await expect(page.locator("#notice")).to_contain_text("requeued: status queued")
+
+        async def retried() -> bool:
+            run = (await http.get(f"/runs/{dead_run}", headers=h)).json()
+            return bool(run["attempt"] > 2)
+
+        await eventually(retried, 20, "the requeued run's next attempt", processes.logs)
+
+        # Sign out; a bad token is refused with the API's message; a good one signs in.
+        await page.click("#logout")
+        await expect(page.locator("#login")).to_be_visible()
+        assert await page.evaluate("() => sessionStorage.getItem('ordinaut.token')") is None
+        await page.fill("#token", "not-a-token")
+        await page.click("#login-token button[type=submit]")
+        await expect(page.locator("#error")).to_contain_text(
+            "401 invalid_token: invalid, expired or revoked token"
+        )
+        await page.fill("#token", token)
+        await page.click("#login-token button[type=submit]")
+        await expect(page.locator("#tasks tbody tr")).to_have_count(2)
+
+        assert problems == []
+        await page.close()
