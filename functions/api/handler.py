@@ -12,4 +12,5 @@ from functions._runtime import Container
 from ordinaut.api import create_app
 
 container = Container.from_environment()
-handler = container.entry_point(Mangum(create_app(container.settings), lifespan="off"))
+app = create_app(container.settings)
+handler = container.entry_point(Mangum(app, lifespan="off"))

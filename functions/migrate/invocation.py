@@ -23,6 +23,8 @@ from ordinaut.store import agents, db
 log = logging.getLogger("ordinaut.migrate")
 
 CONNECT_WITHIN_S = 90.0
+FIRST_PAUSE_S = 1.0  # doubled after every failed attempt, up to MAX_PAUSE_S
+MAX_PAUSE_S = 10.0
 # A proxy that has just been created may also reject logins until it can read its secret.
 RETRYABLE = (*CONNECTION_ERRORS, asyncpg.InvalidAuthorizationSpecificationError)
 MAX_NAME = 200
@@ -35,7 +37,7 @@ class UnknownAction(ValueError):
 async def connect(settings: Settings, *, within_s: float = CONNECT_WITHIN_S) -> asyncpg.Connection:
     """A connection, retrying with backoff while the database is not reachable yet."""
     deadline = time.monotonic() + within_s
-    pause = 1.0
+    pause = FIRST_PAUSE_S
     while True:
         try:
             return await db.connect(settings)
@@ -48,7 +50,7 @@ async def connect(settings: Settings, *, within_s: float = CONNECT_WITHIN_S) -> 
                 extra={"error": repr(exc), "retry_in_s": round(min(pause, left), 1)},
             )
             await asyncio.sleep(min(pause, left))
-            pause = min(pause * 2, 10.0)
+            pause = min(pause * 2, MAX_PAUSE_S)
 
 
 async def run_action(

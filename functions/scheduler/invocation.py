@@ -38,11 +38,11 @@ async def tick_and_wake(
         record(metrics, result)
         now = container.clock.now()
         queued, count, delay_s = await _wakeups(pool, settings, now, environ)
+        queue_url = environ.get(cloud.WORK_QUEUE_ENV, "")
+        sent = 0
+        if queue_url and count:  # first: workers start while the relay runs
+            sent = await asyncio.to_thread(cloud.send_wakeups, queue_url, count, delay_s=delay_s)
         relayed = await container.relay_outbox(pool, within_s=RELAY_WITHIN_S)
-    queue_url = environ.get(cloud.WORK_QUEUE_ENV, "")
-    sent = 0
-    if queue_url and count:
-        sent = await asyncio.to_thread(cloud.send_wakeups, queue_url, count, delay_s=delay_s)
     return {
         "materialized": result.materialized,
         "rescued": result.rescued,

@@ -1,0 +1,106 @@
+"""The API Lambda: API Gateway HTTP API (payload 2.0, $default stage) events through Mangum."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import asyncpg
+import pytest
+from conftest import HandlerLoader
+from fn_support import FakeContext, call
+
+
+def http_event(method: str, path: str, *, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """An API Gateway HTTP API v2 event as the $default stage and route deliver it."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"host": "abc123.execute-api.eu-west-1.amazonaws.com", **(headers or {})},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "curl/8",
+            },
+            "requestId": "req-1",
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "02/Mar/2026:12:00:00 +0000",
+            "timeEpoch": 1772452800000,
+        },
+        "isBase64Encoded": False,
+    }
+
+
+def body(response: dict[str, Any]) -> Any:
+    raw = response["body"]
+    if response.get("isBase64Encoded"):
+        raw = base64.b64decode(raw).decode()
+    return json.loads(raw)
+
+
+async def test_live_on_the_default_stage(load_handler: HandlerLoader) -> None:
+    api = await load_handler("api")
+    response = await call(api.handler, http_event("GET", "/health/live"), FakeContext())
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"].startswith("application/json")
+    assert response["headers"]["x-request-id"]
+
+
+async def test_unknown_path_is_a_json_404(load_handler: HandlerLoader) -> None:
+    api = await load_handler("api")
+    response = await call(api.handler, http_event("GET", "/no/such/thing"), FakeContext())
+    assert response["statusCode"] == 404
+    doc = body(response)
+    assert doc["error"]["code"] == "not_found"
+    assert doc["request_id"] == response["headers"]["x-request-id"]
+
+
+async def test_unauthenticated_request_is_a_json_401(load_handler: HandlerLoader) -> None:
+    api = await load_handler("api")
+    response = await call(api.handler, http_event("GET", "/tasks"), FakeContext())
+    assert response["statusCode"] == 401
+    assert body(response)["error"]["code"] == "unauthorized"
+
+
+async def test_warm_invocations_reuse_one_pool(
+    load_handler: HandlerLoader, pool: asyncpg.Pool
+) -> None:
+    api = await load_handler("api")
+    deps = api.app.state.deps
+    first = await call(api.handler, http_event("GET", "/health/ready"), FakeContext())
+    assert first["statusCode"] == 200, first["body"]
+    created = deps._pool
+    assert created is not None
+    second = await call(api.handler, http_event("GET", "/health/ready"), FakeContext())
+    assert second["statusCode"] == 200
+    assert deps._pool is created
+    assert not created.is_closing()
+
+
+async def test_lambda_access_log_is_one_json_line_with_both_request_ids(
+    load_handler: HandlerLoader,
+    lambda_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lambda_env.setenv("AWS_LAMBDA_FUNCTION_NAME", "ordinaut-test-api")
+    api = await load_handler("api")
+    context = FakeContext()
+    event = http_event("GET", "/health/live", headers={"x-request-id": "client-rid-1"})
+    response = await call(api.handler, event, context)
+    assert response["statusCode"] == 200
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    (access,) = [line for line in lines if line.get("status") == 200]
+    assert access["message"] == "GET /health/live 200"
+    assert access["function_request_id"] == context.aws_request_id
+    assert access["request_id"] == "client-rid-1"  # the API's own id, as X-Request-ID says

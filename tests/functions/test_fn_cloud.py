@@ -1,0 +1,147 @@
+"""ordinaut.cloud under moto: secrets fetched once per container, URLs built, wake-ups sent."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ordinaut import cloud
+
+DB_SECRET = {
+    "engine": "postgres",
+    "username": "ordinaut",
+    "password": "p@ss/w:rd?#%",
+    "host": "proxy.example.internal",
+    "port": 5432,
+    "dbname": "ordinaut",
+    "sslmode": "require",
+}
+REDIS_SECRET = {"host": "redis.example.internal", "port": 6379, "auth_token": "t0k/en", "tls": True}
+KEY_SECRET = {"secrets_key": "a" * 43 + "="}
+
+
+@pytest.fixture
+def aws(lambda_env: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    for name in ("ORDINAUT_DATABASE_URL", "ORDINAUT_REDIS_URL"):
+        lambda_env.delenv(name, raising=False)
+    with mock_aws():
+        yield lambda_env
+
+
+def put_secret(name: str, value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    arn: str = boto3.client("secretsmanager").create_secret(Name=name, SecretString=text)["ARN"]
+    return arn
+
+
+def count_fetches() -> list[str]:
+    """SecretIds of every GetSecretValue the container's client sends from now on."""
+    seen: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        seen.append(params["SecretId"])
+
+    client = cloud.aws_client("secretsmanager")
+    client.meta.events.register("provide-client-params.secrets-manager.GetSecretValue", record)
+    return seen
+
+
+def test_secrets_are_fetched_once_and_become_urls(aws: pytest.MonkeyPatch) -> None:
+    arns = {
+        cloud.DATABASE_SECRET_ENV: put_secret("ordinaut/database", DB_SECRET),
+        cloud.REDIS_SECRET_ENV: put_secret("ordinaut/redis", REDIS_SECRET),
+        cloud.SECRETS_KEY_ENV: put_secret("ordinaut/secrets-key", KEY_SECRET),
+    }
+    for name, arn in arns.items():
+        aws.setenv(name, arn)
+    fetched = count_fetches()
+    settings = cloud.settings_from_environment(os.environ)
+    again = cloud.settings_from_environment(os.environ)
+    assert sorted(fetched) == sorted(arns.values())  # three calls for two builds
+    assert settings == again
+    assert settings.database_url == (
+        "postgresql://ordinaut:p%40ss%2Fw%3Ard%3F%23%25@proxy.example.internal:5432/ordinaut"
+        "?sslmode=require"
+    )
+    assert settings.redis_url == "rediss://:t0k%2Fen@redis.example.internal:6379/0"
+    assert settings.secrets_key == KEY_SECRET["secrets_key"]
+    assert (settings.db_pool_min, settings.db_pool_max) == (1, 2)
+
+
+def test_a_url_in_the_secret_wins(aws: pytest.MonkeyPatch) -> None:
+    url = "postgresql://u:p@db.internal:5432/x?sslmode=verify-full"
+    aws.setenv(cloud.DATABASE_SECRET_ENV, put_secret("db", {**DB_SECRET, "url": url}))
+    redis = "rediss://:abc@cache.internal:6379/0"
+    aws.setenv(cloud.REDIS_SECRET_ENV, put_secret("redis", {"url": redis}))
+    settings = cloud.settings_from_environment(os.environ)
+    assert (settings.database_url, settings.redis_url) == (url, redis)
+
+
+def test_defaults_fill_port_sslmode_and_plain_redis(aws: pytest.MonkeyPatch) -> None:
+    db = {k: v for k, v in DB_SECRET.items() if k not in ("port", "sslmode")}
+    aws.setenv(cloud.DATABASE_SECRET_ENV, put_secret("db", db))
+    aws.setenv(cloud.REDIS_SECRET_ENV, put_secret("redis", {"host": "r", "tls": False}))
+    settings = cloud.settings_from_environment(os.environ)
+    assert settings.database_url.endswith("@proxy.example.internal:5432/ordinaut?sslmode=require")
+    assert settings.redis_url == "redis://r:6379/0"
+
+
+@pytest.mark.parametrize("missing", ["username", "password", "host", "dbname"])
+def test_a_missing_field_names_the_variable_not_the_value(
+    aws: pytest.MonkeyPatch, missing: str
+) -> None:
+    secret = {k: v for k, v in DB_SECRET.items() if k != missing}
+    aws.setenv(cloud.DATABASE_SECRET_ENV, put_secret("db", secret))
+    with pytest.raises(cloud.SecretError) as raised:
+        cloud.settings_from_environment(os.environ)
+    message = str(raised.value)
+    assert cloud.DATABASE_SECRET_ENV in message and repr(missing) in message
+    assert DB_SECRET["password"] not in message
+
+
+def test_a_secret_that_is_not_json_is_reported_without_its_text(aws: pytest.MonkeyPatch) -> None:
+    aws.setenv(cloud.SECRETS_KEY_ENV, put_secret("key", "s3cr3t-not-json"))
+    with pytest.raises(cloud.SecretError, match=cloud.SECRETS_KEY_ENV) as raised:
+        cloud.settings_from_environment(os.environ)
+    assert "s3cr3t" not in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    aws.setenv(cloud.SECRETS_KEY_ENV, put_secret("key2", {"other": 1}))
+    with pytest.raises(cloud.SecretError, match="'secrets_key'"):
+        cloud.settings_from_environment(os.environ)
+
+
+def test_without_arns_it_is_load_settings_with_a_small_pool(
+    lambda_env: pytest.MonkeyPatch,
+) -> None:
+    env = {"ORDINAUT_DATABASE_URL": "postgresql://x@h/db", "ORDINAUT_DB_POOL_MAX": "5"}
+    settings = cloud.settings_from_environment(env)
+    assert settings.database_url == "postgresql://x@h/db"
+    assert (settings.db_pool_min, settings.db_pool_max) == (1, 5)
+
+
+def test_wakeups_land_in_the_queue_in_batches_of_ten(aws: pytest.MonkeyPatch) -> None:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="work")["QueueUrl"]
+    assert cloud.send_wakeups(url, 12) == 12
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessages"] == "12"
+    assert cloud.send_wakeups(url, 2, delay_s=30) == 2
+    delayed = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    assert delayed["ApproximateNumberOfMessagesDelayed"] == "2"
+
+
+def test_fanout_max_from_the_environment() -> None:
+    assert cloud.fanout_max({}) == cloud.DEFAULT_FANOUT_MAX
+    assert cloud.fanout_max({cloud.FANOUT_MAX_ENV: "7"}) == 7
+    with pytest.raises(ValueError, match=cloud.FANOUT_MAX_ENV):
+        cloud.fanout_max({cloud.FANOUT_MAX_ENV: "many"})

@@ -1,0 +1,110 @@
+"""The migrate Lambda: migrations on deploy (retrying while the proxy warms up), first admin."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from conftest import HandlerLoader
+from fn_support import FakeContext, call
+
+from functions.migrate import invocation
+from functions.migrate.invocation import UnknownAction
+from ordinaut import auth
+from ordinaut.config import Settings
+from ordinaut.store import db
+
+
+@pytest.fixture
+async def empty_database(
+    pool: asyncpg.Pool, servers: dict[str, str], lambda_env: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
+    """A new, empty database on the test server, as ORDINAUT_DATABASE_URL."""
+    name = f"fn_migrate_{uuid.uuid4().hex[:12]}"
+    await pool.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(servers["database_url"])._replace(path=f"/{name}"))
+    lambda_env.setenv("ORDINAUT_DATABASE_URL", url)
+    yield url
+    await pool.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def test_migrate_applies_every_migration_once(
+    load_handler: HandlerLoader, empty_database: str, settings: Settings
+) -> None:
+    versions = [p.stem for p in db.migration_files(settings.migrations_dir)]
+    migrate = await load_handler("migrate")
+    first = await call(migrate.handler, {"action": "migrate"}, FakeContext())
+    assert first == {"action": "migrate", "applied": versions, "schema_version": versions[-1]}
+    again = await call(migrate.handler, {"action": "migrate"}, FakeContext())
+    assert again == {"action": "migrate", "applied": [], "schema_version": versions[-1]}
+
+
+async def test_create_admin_returns_a_working_secret_and_never_logs_it(
+    load_handler: HandlerLoader,
+    pool: asyncpg.Pool,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    migrate = await load_handler("migrate")
+    with caplog.at_level(logging.DEBUG):
+        created = await call(
+            migrate.handler, {"action": "create-admin", "name": "admin"}, FakeContext()
+        )
+    secret = created["agent_secret"]
+    assert set(created) == {"agent_id", "agent_secret", "name", "scopes"}
+    assert created["scopes"] == list(auth.SCOPES)
+    row = await pool.fetchrow(
+        "SELECT name, scopes, secret_hash FROM agents WHERE id = $1", uuid.UUID(created["agent_id"])
+    )
+    assert row["name"] == "admin" and "admin" in row["scopes"]
+    assert auth.verify_secret(secret, row["secret_hash"])
+    records = [json.dumps(vars(r), default=str) for r in caplog.records]
+    assert any(created["agent_id"] in r for r in records)
+    assert not any(secret in r for r in records)
+    printed = capsys.readouterr()
+    assert secret not in printed.out + printed.err
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{"action": "drop-everything"}, {}, ["migrate"], {"action": "create-admin", "name": ""}],
+)
+async def test_anything_else_is_an_error(load_handler: HandlerLoader, event: Any) -> None:
+    migrate = await load_handler("migrate")
+    with pytest.raises(ValueError) as raised:
+        await call(migrate.handler, event, FakeContext())
+    if isinstance(raised.value, UnknownAction):
+        assert "expected 'migrate' or 'create-admin'" in str(raised.value)
+
+
+async def test_connect_retries_while_the_database_warms_up(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, migrated: str
+) -> None:
+    real_connect = db.connect
+    attempts: list[int] = []
+
+    async def flaky(s: Settings) -> asyncpg.Connection:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionRefusedError("proxy not ready")
+        return await real_connect(s)
+
+    monkeypatch.setattr(invocation.db, "connect", flaky)
+    monkeypatch.setattr(invocation, "FIRST_PAUSE_S", 0.01)
+    conn = await invocation.connect(settings, within_s=60)
+    await conn.close()
+    assert len(attempts) == 3
+
+
+async def test_connect_gives_up_after_its_window() -> None:
+    settings = Settings(
+        database_url="postgresql://u:p@127.0.0.1:1/ordinaut", db_connect_timeout_s=1.0
+    )
+    with pytest.raises(OSError):
+        await invocation.connect(settings, within_s=0.2)
