@@ -389,8 +389,9 @@ class Worker:
     async def drain(self, budget_s: float) -> int:
         """Lease and run until nothing is due or the budget is spent; returns rows run.
 
-        Rows still running at the deadline keep their lease only until it expires, so another
-        worker rescues them: a run is never left ``running`` for ever.
+        Runs still going at the deadline are cancelled and released (same attempt, due now)
+        so another worker takes them at once; if even the release cannot be written, the lease
+        expires and they are rescued. A run is never left ``running`` for ever.
         """
         deadline = time.monotonic() + budget_s
         total = 0

@@ -34,6 +34,7 @@ from ordinaut.store import agents, db
 POOL_ACQUIRE_TIMEOUT_S = 2.5
 POOL_RETRY_AFTER_FAILURE_S = 1.0
 CLOCK_RESYNC_S = 60.0
+IDLE_EXPIRE_S = 120.0
 MAX_PAGE = 500
 MAX_OFFSET = 1_000_000
 
@@ -78,20 +79,26 @@ class Deps:
     _lock_loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
     _pool_failed_at: float = field(default=float("-inf"), init=False, repr=False)
     _clock_synced_at: float = field(default=float("-inf"), init=False, repr=False)
+    _last_used: float = field(default_factory=time.monotonic, init=False, repr=False)
     _redis: Redis | None = field(default=None, init=False, repr=False)
     _redis_loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
 
     async def pool(self) -> asyncpg.Pool:
         """The asyncpg pool (created on first use; Unavailable fast while the DB is down)."""
         pool = self.external_pool
+        idle = time.monotonic() - self._last_used
+        self._last_used = time.monotonic()
         if pool is None:
             loop = asyncio.get_running_loop()
             pool = self._pool
             if pool is None or self._pool_loop is not loop or pool.is_closing():
                 pool = await self._new_pool(loop)
-        if (
-            isinstance(self.clock, DatabaseClock)
-            and time.monotonic() - self._clock_synced_at > CLOCK_RESYNC_S
+            elif idle > IDLE_EXPIRE_S:
+                # After a long quiet spell (a frozen Lambda container, RDS Proxy's idle
+                # timeout) pooled sockets may be dead: reconnect instead of answering 503.
+                await pool.expire_connections()
+        if isinstance(self.clock, DatabaseClock) and (
+            time.monotonic() - self._clock_synced_at > CLOCK_RESYNC_S or idle > IDLE_EXPIRE_S
         ):
             await db.sync_clock(pool, self.clock)
             self._clock_synced_at = time.monotonic()
