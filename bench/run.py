@@ -123,7 +123,7 @@ async def bench_throughput(pool: asyncpg.Pool, settings: Settings, n: int) -> fl
     ids = [uuid.uuid4() for _ in range(n)]
     await pool.execute(INSERT_RUNS, ids, task_id, [now] * n, agent_id)
     await pool.execute("VACUUM ANALYZE due_work")
-    workers = start_workers(settings, 2, ORDINAUT_WORKER_CONCURRENCY="64")
+    workers = start_workers(settings, 2, ORDINAUT_WORKER_CONCURRENCY="128")
     try:
         t0 = time.perf_counter()
         while True:

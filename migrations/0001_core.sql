@@ -131,10 +131,11 @@ CREATE TABLE due_work (
 CREATE INDEX due_work_lease ON due_work (run_at, priority DESC) WHERE state = 'queued';
 -- Matches the rescue query: WHERE state = 'running' AND leased_until < $now.
 CREATE INDEX due_work_expired ON due_work (leased_until) WHERE state = 'running';
-CREATE INDEX due_work_running_task ON due_work (task_id) WHERE state = 'running';
 CREATE INDEX due_work_running_ckey ON due_work (concurrency_key)
     WHERE state = 'running' AND concurrency_key IS NOT NULL;
-CREATE INDEX due_work_task ON due_work (task_id);
+-- One index for per-task work (sibling-running checks, pause/cancel/snooze, the FK cascade):
+-- every lease writes a new row version into each index, so fewer is faster.
+CREATE INDEX due_work_task_state ON due_work (task_id, state);
 
 -- Transactional outbox: written in the same transaction as the change it describes.
 CREATE TABLE outbox (

@@ -69,6 +69,7 @@ class Worker:
         self.started_at = clock.now()
         self.slot_freed = asyncio.Event()
         self.recorder = Recorder(pool)
+        self.recording: set[uuid.UUID] = set()
         self.last_lease_at = self.started_at
         self._box: SecretBox | None = None
         # (task_id, task updated_at) -> compiled pipeline: an edit changes the key.
@@ -145,8 +146,12 @@ class Worker:
             for row in rows:
                 try:
                     outcome, events = await self._execute(row)
+                    # From here the row's fate is being written (fenced): a heartbeat must
+                    # neither extend nor "lose" a lease the completion is deleting.
+                    self.recording.add(row["run_id"])
                     await self.record(outcome, events)
                 finally:
+                    self.recording.discard(row["run_id"])
                     self.in_flight.pop(row["run_id"], None)
                     metrics.WORKER_IN_FLIGHT.set(len(self.in_flight))
                     self.slot_freed.set()
@@ -359,12 +364,16 @@ class Worker:
     async def heartbeat(self) -> None:
         """Extend our leases; cancel runs whose lease another worker now owns."""
         now = self.clock.now()
-        held = [(run_id, token) for run_id, (token, _) in self.in_flight.items()]
+        held = [
+            (run_id, token)
+            for run_id, (token, _) in self.in_flight.items()
+            if run_id not in self.recording
+        ]
         kept = await work.extend_leases(
             self.pool, held, now=now, lease_s=self.settings.lease_seconds
         )
         for run_id, _ in held:
-            if run_id not in kept and run_id in self.in_flight:
+            if run_id not in kept and run_id in self.in_flight and run_id not in self.recording:
                 metrics.LEASE_LOST.inc()
                 log.warning("lease lost; cancelling run", extra={"run_id": str(run_id)})
                 self.in_flight[run_id][1].cancel()

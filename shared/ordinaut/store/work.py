@@ -111,7 +111,9 @@ WITH c AS (
     UPDATE due_work d
     SET state = 'running', lease_token = gen_random_uuid(),
         leased_until = $1 + make_interval(secs => $3), leased_by = $4
-    FROM c WHERE d.run_id = c.run_id
+    -- = ANY(ARRAY(...)) keeps this on the primary key; a join with c can plan as a scan
+    -- of the whole queue.
+    WHERE d.run_id = ANY (ARRAY(SELECT run_id FROM c))
     RETURNING d.run_id, d.task_id, d.attempt, d.max_attempts, d.lease_token, d.run_at
 ), r AS (
     UPDATE runs SET status = 'running', started_at = $1, attempt = l.attempt, worker_id = $4,
