@@ -73,7 +73,12 @@ def main_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
 def check_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The check as a pipeline ending in one step whose ``if`` is the condition, so the
     engine validates the condition's references and evaluates it under its own budgets."""
-    gate = {"id": CONDITION_STEP, "uses": "echo", "if": payload.get("condition"), "with": {}}
+    gate: dict[str, Any] = {
+        "id": CONDITION_STEP,
+        "uses": "echo",
+        "if": payload.get("condition"),
+        "with": {},
+    }
     return {
         "params": payload.get("params") or {},
         "pipeline": [*(payload.get("check") or []), gate],
@@ -287,9 +292,15 @@ class ConditionRunner:
         """One evaluation; ``skipped`` when the main pipeline does not run."""
         run_id, task_id = row["run_id"], row["task_id"]
         state = await store.load(self.pool, task_id)
-        if state is None or state["status"] != "active":
-            status = state["status"] if state else "deleted"
-            return PipelineResult("skipped", {"fired": False, "reason": f"task is {status}"}, [])
+        if state is None or state["status"] != "active" or state["schedule_kind"] != "condition":
+            why = "task is " + (
+                "deleted"
+                if state is None
+                else state["status"]
+                if state["status"] != "active"
+                else "no longer a condition task"
+            )
+            return PipelineResult("skipped", {"fired": False, "reason": why}, [])
         check = self._check(row)
         try:
             check_secrets = await self.secrets(row["owner_id"], check)

@@ -73,12 +73,14 @@ class Settings:
     ingest_claim_idle_s: float = 60.0
     ingest_max_deliveries: int = 5
     ingest_batch: int = 100
+    ingest_concurrency: int = 4  # entries ingested at once per consumer (one connection each)
     ingest_block_ms: int = 1_000
     # GET /events/stream (Server-Sent Events), per API process
     sse_max_connections: int = 100
     sse_max_seconds: float = 300.0
     sse_keepalive_s: float = 15.0
     sse_poll_s: float = 0.5
+    sse_settle_s: float = 2.0  # how late a commit may land behind a streamed higher seq
     # http tool egress
     egress_allowlist: tuple[str, ...] = ()
     # operator-declared HTTP tools (JSON or YAML); entry points "ordinaut.tools" load always

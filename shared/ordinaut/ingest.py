@@ -3,28 +3,60 @@
 The event is stored and one slot per subscribed task is materialized in the same
 transaction, before the caller is told "accepted": a crash after that loses nothing, and the
 unique (task, 'event:<id>') slot means a replayed event never runs a task twice.
+
+Events belong to the publishing agent's tenant and trigger that tenant's event tasks. A topic
+matching a pattern an admin declared shared (``POST /events/shared-topics``) also reaches other
+tenants' tasks that subscribe with a ``shared:`` prefix (``shared:prices.*``): the event is
+copied into each such tenant as ``<publisher id>#<event id>`` (``#`` is outside the client
+alphabet, so no client id collides with a copy) and their runs read the copy. A task's
+``payload.filter`` (``ordinaut.conditions``) must also let the event through. The publisher's
+answer counts only its own tenant's tasks.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from ordinaut.conditions import filter_passes
 from ordinaut.errors import ValidationFailed
+from ordinaut.events import EVENT_RECEIVED
+from ordinaut.pipeline import PipelineLimits
+from ordinaut.pipeline.context import iso_utc
 from ordinaut.slots import idempotency_key
 from ordinaut.store import events, outbox, work
+from ordinaut.taskdefs import SHARED_PREFIX
 
 TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:@/-]{1,200}$")
+FILTER_LIMITS = PipelineLimits()
+MAX_PAYLOAD_NODES = 100_000
 
 
-def check_event(topic: Any, event_id: Any) -> None:
-    """Reject topics and event ids outside the documented alphabet (422 naming the field)."""
+def _strings(value: Any, budget: list[int]) -> Iterator[str]:
+    budget[0] -= 1
+    if budget[0] < 0:
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _strings(v, budget)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v, budget)
+
+
+def check_event(topic: Any, event_id: Any, payload: Any = None) -> None:
+    """Reject topics, event ids and payloads PostgreSQL could not store (422 naming it)."""
     problems = []
     if not isinstance(topic, str) or not TOPIC_RE.match(topic):
         problems.append(
@@ -33,12 +65,60 @@ def check_event(topic: Any, event_id: Any) -> None:
                 "message": "1-200 characters: letters, digits and . _ : - (no wildcards)",
             }
         )
+    elif topic.startswith(SHARED_PREFIX):
+        problems.append(
+            {"field": "topic", "message": "shared: is a subscription prefix, not part of a topic"}
+        )
     if event_id is not None and (not isinstance(event_id, str) or not EVENT_ID_RE.match(event_id)):
         problems.append(
             {"field": "event_id", "message": "1-200 characters: letters, digits and . _ : @ / -"}
         )
+    if any("\x00" in s for s in _strings(payload, [MAX_PAYLOAD_NODES])):
+        problems.append({"field": "payload", "message": "strings may not contain \\u0000"})
     if problems:
         raise ValidationFailed(problems[0]["message"], problems)
+
+
+def _slot(task: asyncpg.Record, owner: UUID, event_id: str, now: datetime) -> work.NewSlot:
+    slot = f"event:{event_id}"
+    return work.NewSlot(
+        run_id=uuid.uuid4(),
+        task_id=task["id"],
+        owner_id=owner,
+        slot=slot,
+        trigger="event",
+        event_id=event_id,
+        scheduled_for=now,
+        run_at=now,
+        priority=task["priority"],
+        max_attempts=task["max_retries"] + 1,
+        concurrency_key=task["concurrency_key"],
+        buffer_one=task["overlap_policy"] == "buffer_one",
+        idempotency_key=idempotency_key(task["id"], slot),
+    )
+
+
+def _passing(
+    tasks: list[asyncpg.Record], event: dict[str, Any], now: datetime
+) -> list[asyncpg.Record]:
+    when = iso_utc(now)
+    return [
+        t
+        for t in tasks
+        if t["filter"] is None
+        or filter_passes(
+            t["filter"], event=event, params=t["params"], now=when, limits=FILTER_LIMITS
+        )
+    ]
+
+
+def _received(tenant: UUID, event_id: str, topic: str, matched: int) -> outbox.OutboxEvent:
+    return outbox.OutboxEvent(
+        event_type=EVENT_RECEIVED,
+        tenant_id=tenant,
+        subject_id=None,
+        payload={"event_id": event_id, "topic": topic, "tasks": matched},
+    )
 
 
 async def ingest_event(
@@ -52,7 +132,7 @@ async def ingest_event(
     source: str = "api",
 ) -> dict[str, Any]:
     """Store an event once and queue one run per matching event task; returns a summary."""
-    check_event(topic, event_id)
+    check_event(topic, event_id, payload)
     event_id = event_id or str(uuid.uuid4())
     async with pool.acquire() as conn:
         async with conn.transaction():
@@ -75,44 +155,24 @@ async def ingest_event(
                     "runs_queued": 0,
                     "tasks_matched": stored["tasks_matched"],
                 }
-            tasks = await events.matching_tasks(conn, tenant_id, topic)
-            slot = f"event:{event_id}"
+            event = {"id": event_id, "topic": topic, "payload": payload}
+            own = await events.matching_tasks(conn, tenant_id, topic)
+            if await events.is_shared(conn, topic):
+                own += [
+                    t
+                    for t in await events.shared_subscribers(conn, topic)
+                    if t["created_by"] == tenant_id
+                ]
+                others = await _deliver_shared(conn, tenant_id, topic, payload, event_id, now)
+            else:
+                others = 0
+            tasks = _passing(own, event, now)
             created = await work.materialize(
-                conn,
-                [
-                    work.NewSlot(
-                        run_id=uuid.uuid4(),
-                        task_id=t["id"],
-                        owner_id=tenant_id,
-                        slot=slot,
-                        trigger="event",
-                        event_id=event_id,
-                        scheduled_for=now,
-                        run_at=now,
-                        priority=t["priority"],
-                        max_attempts=t["max_retries"] + 1,
-                        concurrency_key=t["concurrency_key"],
-                        buffer_one=t["overlap_policy"] == "buffer_one",
-                        idempotency_key=idempotency_key(t["id"], slot),
-                    )
-                    for t in tasks
-                ],
-                now=now,
+                conn, [_slot(t, tenant_id, event_id, now) for t in tasks], now=now
             )
             await events.set_matched(conn, seq, len(tasks))
-            await outbox.append(
-                conn,
-                [
-                    outbox.OutboxEvent(
-                        event_type="event.received",
-                        tenant_id=tenant_id,
-                        subject_id=None,
-                        payload={"event_id": event_id, "topic": topic, "tasks": len(tasks)},
-                    )
-                ],
-                now=now,
-            )
-        if created:
+            await outbox.append(conn, [_received(tenant_id, event_id, topic, len(tasks))], now=now)
+        if created or others:
             await work.notify_work(conn)
     return {
         "event_id": event_id,
@@ -121,3 +181,43 @@ async def ingest_event(
         "runs_queued": len(created),
         "tasks_matched": len(tasks),
     }
+
+
+async def _deliver_shared(
+    conn: asyncpg.Connection,
+    publisher: UUID,
+    topic: str,
+    payload: Any,
+    event_id: str,
+    now: datetime,
+) -> int:
+    """Copy a shared event into every other tenant with matching ``shared:`` tasks and queue
+    their runs; returns how many runs were queued."""
+    subscribers = [
+        t for t in await events.shared_subscribers(conn, topic) if t["created_by"] != publisher
+    ]
+    copy_id = f"{publisher}#{event_id}"
+    event = {"id": copy_id, "topic": topic, "payload": payload}
+    slots: list[work.NewSlot] = []
+    received: list[outbox.OutboxEvent] = []
+    for owner, group in groupby(subscribers, key=lambda t: t["created_by"]):
+        tasks = _passing(list(group), event, now)
+        if not tasks:
+            continue
+        new = await events.insert_copy(
+            conn,
+            tenant_id=owner,
+            event_id=copy_id,
+            topic=topic,
+            payload=payload,
+            now=now,
+            tasks_matched=len(tasks),
+            origin_tenant=publisher,
+            origin_event_id=event_id,
+        )
+        if new:
+            slots.extend(_slot(t, owner, copy_id, now) for t in tasks)
+            received.append(_received(owner, copy_id, topic, len(tasks)))
+    created = await work.materialize(conn, slots, now=now)
+    await outbox.append(conn, received, now=now)
+    return len(created)

@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 LOAD = """
-SELECT t.status::text AS status, s.value, s.fired_at, s.evaluated_for, s.evaluated_at
+SELECT t.status::text AS status, t.schedule_kind, s.value, s.fired_at, s.evaluated_for, s.evaluated_at
 FROM tasks t LEFT JOIN condition_state s ON s.task_id = t.id
 WHERE t.id = $1
 """

@@ -1,18 +1,35 @@
-"""Events: publish (stored before 202, fan-out to subscribed tasks), topics, recent events."""
+"""Events: publish (stored before 202, fan-out to subscribed tasks), topics, recent events,
+shared topics (admin) and the live stream of lifecycle events (Server-Sent Events)."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import AsyncIterator
 from typing import Any
+from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+import asyncpg
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from ordinaut.api.deps import Deps, Principal, get_deps, require
+from ordinaut.api.deps import Deps, PagingDep, Principal, get_deps, require
+from ordinaut.api.errors import is_unavailable
+from ordinaut.errors import NotFound, Unavailable, ValidationFailed
 from ordinaut.ingest import ingest_event
-from ordinaut.store import events
+from ordinaut.pipeline.context import iso_utc
+from ordinaut.store import events, outbox
+from ordinaut.taskdefs import SHARED_PREFIX
 
 router = APIRouter(tags=["events"])
+
+PATTERN = r"^[A-Za-z0-9._:*-]{1,200}$"
+PATTERN_RE = re.compile(PATTERN)
+SSE_BATCH = 200
 
 
 class EventIn(BaseModel):
@@ -20,6 +37,15 @@ class EventIn(BaseModel):
     topic: str = Field(min_length=1, max_length=200)
     payload: Any = Field(default_factory=dict)
     event_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class SharedTopicIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pattern: str = Field(
+        min_length=1,
+        max_length=200,
+        description="a topic or a * pattern (`prices.*`); tasks subscribe with `shared:prices.*`",
+    )
 
 
 @router.post("/events", status_code=202)
@@ -60,3 +86,243 @@ async def recent_events(
     pool = await deps.pool()
     items = await events.recent(pool, who.agent_id, topic=topic, limit=limit)
     return jsonable_encoder({"items": items})
+
+
+# --- shared topics -----------------------------------------------------------------------------
+
+
+def _check_pattern(pattern: str, field: str) -> str:
+    if not PATTERN_RE.match(pattern) or pattern.startswith(SHARED_PREFIX):
+        message = "1-200 characters: letters, digits, . _ : - and * (not starting with shared:)"
+        raise ValidationFailed(message, [{"field": field, "message": message}])
+    return pattern
+
+
+@router.post("/events/shared-topics", status_code=201)
+async def declare_shared_topic(
+    body: SharedTopicIn,
+    response: Response,
+    who: Principal = Depends(require("admin")),
+    deps: Deps = Depends(get_deps),
+) -> dict[str, Any]:
+    """Declare a topic pattern shared: events on it reach every tenant's ``shared:`` tasks.
+    201 when new, 200 when it was declared already."""
+    pattern = _check_pattern(body.pattern, "pattern")
+    pool = await deps.pool()
+    row, new = await events.declare_shared(pool, pattern, who.agent_id, deps.clock.now())
+    if not new:
+        response.status_code = 200
+    return jsonable_encoder(row)
+
+
+@router.get("/events/shared-topics")
+async def list_shared_topics(
+    paging: PagingDep,
+    who: Principal = Depends(require("tasks:read")),
+    deps: Deps = Depends(get_deps),
+) -> dict[str, Any]:
+    """Every shared-topic pattern (readable by all agents: it is what they may subscribe to)."""
+    pool = await deps.pool()
+    rows = await events.list_shared(pool)
+    items = rows[paging.offset : paging.offset + paging.limit]
+    return jsonable_encoder(paging.page(items, len(rows)))
+
+
+@router.delete("/events/shared-topics/{pattern}", status_code=204)
+async def delete_shared_topic(
+    pattern: str, who: Principal = Depends(require("admin")), deps: Deps = Depends(get_deps)
+) -> Response:
+    """Stop sharing a pattern; subscriptions stay and simply stop matching."""
+    pool = await deps.pool()
+    if not await events.delete_shared(pool, pattern):
+        raise NotFound(f"shared topic {pattern!r} not found", {"pattern": pattern})
+    return Response(status_code=204)
+
+
+# --- the live stream ---------------------------------------------------------------------------
+
+
+class Tail:
+    """Which rows of a tenant's outbox to send next.
+
+    Rows are read after ``floor`` and deduplicated against what was sent; the floor moves
+    only past rows first seen ``settle_s`` ago. A row whose transaction commits after a
+    higher seq was streamed, but within ``settle_s``, is still sent (out of seq order); one
+    later than that reaches the relay and Redis but not this stream.
+    """
+
+    def __init__(self, cursor: int, settle_s: float) -> None:
+        self.floor = cursor
+        self.settle_s = settle_s
+        self.seen: dict[int, float] = {}
+
+    def fresh(self, rows: list[asyncpg.Record], now: float) -> list[asyncpg.Record]:
+        out = [r for r in rows if r["seq"] not in self.seen]
+        for r in out:
+            self.seen[r["seq"]] = now
+        return out
+
+    def settle(self, now: float) -> None:
+        settled = [s for s, t in self.seen.items() if now - t >= self.settle_s]
+        if settled:
+            self.floor = max(self.floor, *settled)
+            self.seen = {s: t for s, t in self.seen.items() if s > self.floor}
+
+
+def _frame(row: asyncpg.Record) -> bytes:
+    data = {
+        "seq": row["seq"],
+        "event_id": str(row["event_id"]),
+        "type": row["event_type"],
+        "time": iso_utc(row["created_at"]),
+        "tenant_id": str(row["tenant_id"]),
+        "subject_id": str(row["subject_id"]) if row["subject_id"] else None,
+        "payload": row["payload"],
+    }
+    return (
+        f"id: {row['seq']}\nevent: {row['event_type']}\ndata: ".encode()
+        + orjson.dumps(data)
+        + b"\n\n"
+    )
+
+
+class _Slots:
+    """Live streams open in this process (``sse_max_connections``)."""
+
+    def __init__(self) -> None:
+        self.open = 0
+
+
+class _Stream(StreamingResponse):
+    """Frees its connection slot however the response ends (finished, client gone)."""
+
+    def __init__(self, body: AsyncIterator[bytes], slots: _Slots) -> None:
+        super().__init__(
+            body,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self.slots = slots
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.slots.open -= 1
+
+
+def _cursor(header: str | None, query: int | None) -> int | None:
+    if header is None:
+        return query
+    if not header.isdigit() or len(header) > 19:
+        raise ValidationFailed(
+            "Last-Event-ID must be an event's seq (a whole number)",
+            [{"field": "header.Last-Event-ID", "message": "a whole number"}],
+        )
+    return int(header)
+
+
+@router.get(
+    "/events/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_events(
+    request: Request,
+    who: Principal = Depends(require("tasks:read")),
+    deps: Deps = Depends(get_deps),
+    type_: str | None = Query(None, alias="type", max_length=200, pattern=PATTERN),
+    topic: str | None = Query(None, max_length=200, pattern=PATTERN),
+    task_id: UUID | None = None,
+    last_event_id: int | None = Query(None, ge=0, le=2**62),
+    last_event_header: str | None = Header(None, alias="Last-Event-ID"),
+) -> StreamingResponse:
+    """The caller's lifecycle events as Server-Sent Events, read from the outbox.
+
+    Each event is ``id: <outbox seq>``, ``event: <type>``, ``data: {seq, event_id, type,
+    time, tenant_id, subject_id, payload}``. Filters: ``type`` (``run.*``), ``topic`` (the
+    topic of ``event.received`` and ``custom.*`` events) and ``task_id``. Without
+    ``Last-Event-ID`` (header, or ``last_event_id`` for the first connection) the stream starts
+    now; with it, right after that event. Comments keep idle connections open; each stream
+    ends after ``sse_max_seconds`` (reconnect with ``Last-Event-ID``); at most
+    ``sse_max_connections`` are open per process (else 503).
+
+    Read from PostgreSQL rather than Redis: it works while Redis is down (the outbox is written
+    in the same transaction as each change), ``seq`` makes resuming exact, and the tenant is a
+    column, so no other tenant's event is ever read into the response.
+    """
+    settings = deps.settings
+    cursor = _cursor(last_event_header, last_event_id)
+    slots: _Slots = getattr(request.app.state, "sse_slots", None) or _Slots()
+    request.app.state.sse_slots = slots
+    if slots.open >= settings.sse_max_connections:
+        raise Unavailable(
+            f"too many live event streams (sse_max_connections={settings.sse_max_connections})",
+            {"limit": "sse_max_connections", "retry_after_s": 5},
+        )
+    pool = await deps.pool()
+    if cursor is None:
+        cursor = await outbox.latest_seq(pool)
+    slots.open += 1
+    try:
+        body = _events(
+            deps,
+            who.agent_id,
+            Tail(cursor, settings.sse_settle_s),
+            type_pattern=type_,
+            topic_pattern=topic,
+            task_id=task_id,
+        )
+        return _Stream(body, slots)
+    except BaseException:
+        slots.open -= 1
+        raise
+
+
+async def _events(
+    deps: Deps,
+    tenant_id: UUID,
+    tail: Tail,
+    *,
+    type_pattern: str | None,
+    topic_pattern: str | None,
+    task_id: UUID | None,
+) -> AsyncIterator[bytes]:
+    settings = deps.settings
+    loop = asyncio.get_running_loop()
+    started = last_write = loop.time()
+    yield b"retry: 2000\n: connected\n\n"
+    while True:
+        after = tail.floor
+        try:
+            pool = await deps.pool()
+            while True:
+                rows = await outbox.tenant_after(
+                    pool,
+                    tenant_id,
+                    after,
+                    type_pattern=type_pattern,
+                    topic_pattern=topic_pattern,
+                    task_id=task_id,
+                    limit=SSE_BATCH,
+                )
+                for row in tail.fresh(rows, loop.time()):
+                    yield _frame(row)
+                    last_write = loop.time()
+                if len(rows) < SSE_BATCH:
+                    break
+                after = rows[-1]["seq"]
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            yield b": database unavailable; retrying\n\n"
+            last_write = loop.time()
+        now = loop.time()
+        tail.settle(now)
+        if now - started >= settings.sse_max_seconds:
+            yield b'event: end\ndata: {"reason": "sse_max_seconds"}\n\n'
+            return
+        if now - last_write >= settings.sse_keepalive_s:
+            yield b": keep-alive\n\n"
+            last_write = now
+        await asyncio.sleep(settings.sse_poll_s)

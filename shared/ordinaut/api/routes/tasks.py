@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from ordinaut import events
 from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
 from ordinaut.api.tooling import tool_registry
-from ordinaut.conditions import pipeline_parts
+from ordinaut.conditions import main_payload, pipeline_parts
 from ordinaut.errors import (
     Conflict,
     Forbidden,
@@ -582,7 +582,7 @@ async def validate_task(
     result["payload"] = payload
     if body.dry_run:
         result["steps"] = dry_run(
-            payload,
+            main_payload(payload),  # the pipeline without trigger fields (filter, check...)
             sample_params=body.sample_params or payload.get("params", {}),
             registry=registry,
             limits=PipelineLimits.from_settings(deps.settings),

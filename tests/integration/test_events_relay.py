@@ -1,0 +1,106 @@
+"""The outbox relay: trimming, order, two relays at once (real PostgreSQL and Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from ordinaut import events
+from ordinaut.clock import FrozenClock
+from ordinaut.config import Settings
+from ordinaut.store import outbox
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = events.connect_redis(settings)
+    await client.delete(events.LIFECYCLE_STREAM)
+    yield client
+    await client.delete(events.LIFECYCLE_STREAM)
+    await client.aclose()
+
+
+async def _append(pool: asyncpg.Pool, clock: FrozenClock, n: int, subjects: int = 7) -> None:
+    ids = [uuid.uuid4() for _ in range(subjects)]
+    async with pool.acquire() as conn:
+        await outbox.append(
+            conn,
+            [
+                outbox.OutboxEvent("run.started", uuid.uuid4(), ids[i % subjects], {"i": i, "n": n})
+                for i in range(n)
+            ],
+            now=clock.now(),
+        )
+
+
+async def _stream(redis: Redis) -> list[dict[str, str]]:
+    entries = await redis.xrange(events.LIFECYCLE_STREAM)
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
+async def test_relay_trims_the_stream_to_about_maxlen(
+    pool: asyncpg.Pool, redis: Redis, clock: FrozenClock
+) -> None:
+    await _append(pool, clock, 1_200)
+    relayed = 0
+    while n := await events.relay_once(pool, redis, now=clock.now(), batch=300, maxlen=50):
+        relayed += n
+    assert relayed == 1_200
+    length = await redis.xlen(events.LIFECYCLE_STREAM)
+    # MAXLEN ~ trims whole radix-tree nodes (100 entries by default): about maxlen remain
+    assert 50 <= length <= 250
+    assert await outbox.backlog(pool) == 0
+
+
+async def test_two_relays_at_once_publish_each_event_once_in_seq_order(
+    pool: asyncpg.Pool, redis: Redis, clock: FrozenClock, settings: Settings
+) -> None:
+    other = events.connect_redis(settings)
+    produced = asyncio.Event()
+
+    async def produce() -> None:
+        for _ in range(20):
+            await _append(pool, clock, 40)
+            await asyncio.sleep(0)
+        produced.set()
+
+    async def relay(client: Redis) -> int:
+        total = 0
+        while not produced.is_set() or await outbox.backlog(pool):
+            total += await events.relay_pending(pool, client, clock.now, settings)
+            await asyncio.sleep(0)
+        return total
+
+    try:
+        async with asyncio.timeout(60):
+            _, a, b = await asyncio.gather(produce(), relay(redis), relay(other))
+    finally:
+        await other.aclose()
+    assert a + b == 800
+    stream = await _stream(redis)
+    assert len({e["event_id"] for e in stream}) == len(stream) == 800
+    seqs = [int(e["seq"]) for e in stream]
+    assert seqs == sorted(seqs)
+    # order per subject: each subject's events arrive in the order they were written
+    rows = await pool.fetch("SELECT event_id, subject_id FROM outbox ORDER BY seq")
+    for subject in {r["subject_id"] for r in rows}:
+        written = [str(r["event_id"]) for r in rows if r["subject_id"] == subject]
+        published = [e["event_id"] for e in stream if e["subject_id"] == str(subject)]
+        assert published == written
+
+
+async def test_a_failed_publish_leaves_the_batch_pending(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings
+) -> None:
+    await _append(pool, clock, 5)
+    gone = events.connect_redis(settings.replace(redis_url="unix:///nonexistent/redis.sock"))
+    try:
+        assert await events.relay_pending(pool, gone, clock.now, settings) == 0
+    finally:
+        await gone.aclose()
+    assert await outbox.backlog(pool) == 5
