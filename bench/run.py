@@ -37,6 +37,10 @@ from ordinaut.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from ordinaut.scheduler import tick  # noqa: E402
 from ordinaut.store import agents, db  # noqa: E402
 
+# The no-op throughput run drains a backlog: wide leases amortize commits (PERFORMANCE.md 1).
+# The start-lag run uses the defaults (ORDINAUT_WORKER_CONCURRENCY=16, ORDINAUT_LEASE_BATCH=50).
+THROUGHPUT_WORKER_ENV = {"ORDINAUT_WORKER_CONCURRENCY": "256", "ORDINAUT_LEASE_BATCH": "100"}
+
 NOOP = {"params": {}, "pipeline": [{"id": "noop", "uses": "echo", "with": {"ok": True}}]}
 
 INSERT_AGENT = """
@@ -123,7 +127,7 @@ async def bench_throughput(pool: asyncpg.Pool, settings: Settings, n: int) -> fl
     ids = [uuid.uuid4() for _ in range(n)]
     await pool.execute(INSERT_RUNS, ids, task_id, [now] * n, agent_id)
     await pool.execute("VACUUM ANALYZE due_work")
-    workers = start_workers(settings, 2, ORDINAUT_WORKER_CONCURRENCY="128")
+    workers = start_workers(settings, 2, **THROUGHPUT_WORKER_ENV)
     try:
         t0 = time.perf_counter()
         while True:
@@ -304,6 +308,7 @@ async def main() -> None:
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": "make bench" + (" (--quick)" if args.quick else ""),
+            "throughput_workers": {"processes": 2, **THROUGHPUT_WORKER_ENV},
         }
         n = 3000 if args.quick else 30_000
         results["noop_runs_per_s"] = round(await bench_throughput(pool, settings, n), 1)

@@ -43,6 +43,12 @@ from ordinaut.toolbox import build_registry
 
 log = logging.getLogger("ordinaut.worker")
 
+# Label children resolved once: labels() costs a lock and a dict lookup on every call.
+OUTCOMES = {
+    name: metrics.RUNS.labels(name)
+    for name in ("succeeded", "failed", "retried", "dead_letter", "skipped")
+}
+
 
 class Worker:
     """One process's worker state: pool, clock, tools and the runs in flight."""
@@ -70,6 +76,7 @@ class Worker:
         self.slot_freed = asyncio.Event()
         self.recorder = Recorder(pool)
         self.recording: set[uuid.UUID] = set()
+        self._step_metrics: dict[tuple[str, str], Any] = {}
         self.last_lease_at = self.started_at
         self._box: SecretBox | None = None
         # (task_id, task updated_at) -> compiled pipeline: an edit changes the key.
@@ -179,7 +186,7 @@ class Worker:
                     self.pool, row["task_id"], run_id, now=self.clock.now()
                 )
                 if skipped:
-                    metrics.RUNS.labels("skipped").inc(skipped)
+                    OUTCOMES["skipped"].inc(skipped)
             events: list[outbox.OutboxEvent] = []
 
             def emit(topic: str, payload: dict[str, Any]) -> None:
@@ -206,13 +213,15 @@ class Worker:
             elapsed = time.perf_counter() - t0
             metrics.RUN_DURATION.observe(elapsed)
             for step in result.steps:
-                metrics.STEP_DURATION.labels(
-                    step.get("uses", "?"), step.get("status", "?")
-                ).observe((step.get("duration_ms") or 0) / 1000.0)
+                key = (step.get("uses", "?"), step.get("status", "?"))
+                child = self._step_metrics.get(key)
+                if child is None:
+                    child = self._step_metrics[key] = metrics.STEP_DURATION.labels(*key)
+                child.observe((step.get("duration_ms") or 0) / 1000.0)
             now = self.clock.now()
             duration_ms = int(elapsed * 1000)
             if result.status == "skipped":  # a condition poll that did not fire
-                metrics.RUNS.labels("skipped").inc()
+                OUTCOMES["skipped"].inc()
                 return (
                     work.Outcome(
                         run_id,
@@ -227,7 +236,7 @@ class Worker:
                     [],
                 )
             if result.status == "succeeded":
-                metrics.RUNS.labels("succeeded").inc()
+                OUTCOMES["succeeded"].inc()
                 return (
                     work.Outcome(
                         run_id,
@@ -242,7 +251,7 @@ class Worker:
                     events,
                 )
             if attempt < row["max_attempts"]:
-                metrics.RUNS.labels("retried").inc()
+                OUTCOMES["retried"].inc()
                 metrics.RETRIES.inc()
                 retry_at = next_attempt_at(
                     row["backoff_strategy"],
@@ -256,7 +265,7 @@ class Worker:
             else:
                 retry_at = None
                 status = "dead_letter" if row["max_attempts"] > 1 else "failed"
-                metrics.RUNS.labels(status).inc()
+                OUTCOMES[status].inc()
                 if status == "dead_letter":
                     metrics.DEAD_LETTERS.inc()
             log.warning("run attempt failed", extra={"error": result.error, "outcome": status})
@@ -279,7 +288,7 @@ class Worker:
             logs.reset(ctx_token)
 
     def _skipped(self, row: asyncpg.Record, why: str) -> work.Outcome:
-        metrics.RUNS.labels("skipped").inc()
+        OUTCOMES["skipped"].inc()
         return work.Outcome(
             row["run_id"],
             row["lease_token"],

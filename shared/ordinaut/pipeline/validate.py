@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import copy
 from dataclasses import dataclass
 from typing import Any
@@ -24,11 +26,12 @@ class CompiledPipeline:
     steps: tuple[CompiledStep, ...]
     normalized: dict[str, Any]
 
-    @property
+    @functools.cached_property
     def secrets(self) -> frozenset[str]:
+        """Secret names the steps read (computed once: a worker asks on every run)."""
         return frozenset().union(*(s.secrets for s in self.steps))
 
-    @property
+    @functools.cached_property
     def scopes(self) -> frozenset[str]:
         """Scopes the tools of this pipeline need."""
         return frozenset(scope for s in self.steps for scope in s.tool.scopes)
