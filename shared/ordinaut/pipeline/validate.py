@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import functools
-
 import copy
+import functools
 from dataclasses import dataclass
 from typing import Any
 

@@ -48,8 +48,13 @@ async def append(conn: asyncpg.Connection, events: Sequence[OutboxEvent], *, now
 RELAY_LOCK_ID = 0x4F52_4452  # one relay publishes at a time, so stream order = outbox order
 
 TRY_RELAY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
-PENDING = """
-SELECT seq, event_id, event_type, tenant_id, subject_id, payload, created_at
+# The same rows already rendered as the stream entry's text fields: formatting in SQL keeps
+# the relay's Python work per event to building one command.
+PENDING_FIELDS = """
+SELECT seq, seq::text AS seq_text, event_id::text AS event_id, event_type AS type,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00' AS time,
+       coalesce(tenant_id::text, '') AS tenant_id, coalesce(subject_id::text, '') AS subject_id,
+       payload::text AS payload
 FROM outbox WHERE relayed_at IS NULL
 ORDER BY seq
 LIMIT $1
@@ -63,8 +68,9 @@ async def try_relay_lock(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval(TRY_RELAY_LOCK, RELAY_LOCK_ID))
 
 
-async def pending(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    return await conn.fetch(PENDING, limit)
+async def pending_fields(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Pending events in seq order, as the stream's text fields."""
+    return await conn.fetch(PENDING_FIELDS, limit)
 
 
 async def mark_relayed(conn: asyncpg.Connection, seqs: list[int], now: datetime) -> None:
