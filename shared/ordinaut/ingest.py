@@ -133,53 +133,77 @@ async def ingest_event(
 ) -> dict[str, Any]:
     """Store an event once and queue one run per matching event task; returns a summary."""
     check_event(topic, event_id, payload)
-    event_id = event_id or str(uuid.uuid4())
     async with pool.acquire() as conn:
         async with conn.transaction():
-            seq = await events.insert_event(
+            summary = await ingest_on(
                 conn,
                 tenant_id=tenant_id,
-                event_id=event_id,
                 topic=topic,
                 payload=payload,
-                source=source,
+                event_id=event_id,
                 now=now,
+                source=source,
             )
-            if seq is None:
-                stored = await events.get_event(conn, tenant_id, event_id)
-                assert stored is not None
-                return {
-                    "event_id": event_id,
-                    "topic": stored["topic"],
-                    "duplicate": True,
-                    "runs_queued": 0,
-                    "tasks_matched": stored["tasks_matched"],
-                }
-            event = {"id": event_id, "topic": topic, "payload": payload}
-            own = await events.matching_tasks(conn, tenant_id, topic)
-            if await events.is_shared(conn, topic):
-                own += [
-                    t
-                    for t in await events.shared_subscribers(conn, topic)
-                    if t["created_by"] == tenant_id
-                ]
-                others = await _deliver_shared(conn, tenant_id, topic, payload, event_id, now)
-            else:
-                others = 0
-            tasks = _passing(own, event, now)
-            created = await work.materialize(
-                conn, [_slot(t, tenant_id, event_id, now) for t in tasks], now=now
-            )
-            await events.set_matched(conn, seq, len(tasks))
-            await outbox.append(conn, [_received(tenant_id, event_id, topic, len(tasks))], now=now)
-        if created or others:
+        if summary.pop("_wake", False):
             await work.notify_work(conn)
+    return summary
+
+
+async def ingest_on(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: UUID,
+    topic: str,
+    payload: Any,
+    event_id: str | None,
+    now: datetime,
+    source: str,
+) -> dict[str, Any]:
+    """``ingest_event`` inside the caller's transaction (a run's completion publishing the
+    events its pipeline emitted). ``_wake`` in the result says runs were queued."""
+    check_event(topic, event_id, payload)
+    event_id = event_id or str(uuid.uuid4())
+    seq = await events.insert_event(
+        conn,
+        tenant_id=tenant_id,
+        event_id=event_id,
+        topic=topic,
+        payload=payload,
+        source=source,
+        now=now,
+    )
+    if seq is None:
+        stored = await events.get_event(conn, tenant_id, event_id)
+        assert stored is not None
+        return {
+            "event_id": event_id,
+            "topic": stored["topic"],
+            "duplicate": True,
+            "runs_queued": 0,
+            "tasks_matched": stored["tasks_matched"],
+        }
+    event = {"id": event_id, "topic": topic, "payload": payload}
+    own = await events.matching_tasks(conn, tenant_id, topic)
+    if await events.is_shared(conn, topic):
+        own += [
+            t for t in await events.shared_subscribers(conn, topic) if t["created_by"] == tenant_id
+        ]
+        others = await _deliver_shared(conn, tenant_id, topic, payload, event_id, now)
+    else:
+        others = 0
+    tasks = _passing(own, event, now)
+    created = await work.materialize(
+        conn, [_slot(t, tenant_id, event_id, now) for t in tasks], now=now
+    )
+    await events.set_matched(conn, seq, len(tasks))
+    await outbox.append(conn, [_received(tenant_id, event_id, topic, len(tasks))], now=now)
     return {
         "event_id": event_id,
         "topic": topic,
         "duplicate": False,
         "runs_queued": len(created),
         "tasks_matched": len(tasks),
+        "_wake": bool(created or others),
     }
 
 

@@ -25,7 +25,8 @@ import asyncpg
 from ordinaut import conditions, consumer, events, logs, metrics
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
-from ordinaut.errors import InvalidPipeline, Unavailable
+from ordinaut.errors import InvalidPipeline, Unavailable, ValidationFailed
+from ordinaut.ingest import ingest_on
 from ordinaut.pipeline import (
     CompiledPipeline,
     PipelineLimits,
@@ -526,16 +527,57 @@ class Recorder:
             # One statement is atomic on its own: skip BEGIN/COMMIT round trips (hot path).
             async with self.pool.acquire() as conn:
                 return {r["id"] for r in await work.finish(conn, terminal)}
-        async with self.pool.acquire() as conn, conn.transaction():
-            done = {r["id"] for r in await work.finish(conn, terminal)}
-            for o, _, fx, _ in batch:
-                if fx is not None and o.run_id in done:
-                    await fx(conn)
-            done |= {r["id"] for r in await work.requeue(conn, retries)}
-            events = [e for o, evs, _, _ in batch if o.run_id in done for e in evs]
-            if events:
-                await outbox.append(conn, events, now=batch[-1][0].finished_at)
+        wake = False
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                done = {r["id"] for r in await work.finish(conn, terminal)}
+                for o, _, fx, _ in batch:
+                    if fx is not None and o.run_id in done:
+                        await fx(conn)
+                done |= {r["id"] for r in await work.requeue(conn, retries)}
+                events = [e for o, evs, _, _ in batch if o.run_id in done for e in evs]
+                if events:
+                    await outbox.append(conn, events, now=batch[-1][0].finished_at)
+                for o, evs, _, _ in batch:
+                    if o.run_id in done and evs:
+                        wake |= await _publish_emitted(conn, o, evs)
+            if wake:
+                await work.notify_work(conn)
         return done
+
+
+async def _publish_emitted(
+    conn: asyncpg.Connection, outcome: work.Outcome, emitted: list[outbox.OutboxEvent]
+) -> bool:
+    """Events a successful run published (``event.publish``) enter the events-in path in the
+    run's completing transaction: subscribed tasks get their slots, or nothing happens at all.
+
+    The event id is the slot's run id plus the position, so a slot that somehow succeeds twice
+    publishes each event once. Returns True when runs were queued.
+    """
+    wake = False
+    for i, event in enumerate(emitted):
+        body = event.payload
+        if event.tenant_id is None or not event.event_type.startswith("custom."):
+            continue
+        try:
+            summary = await ingest_on(
+                conn,
+                tenant_id=event.tenant_id,
+                topic=body["topic"],
+                payload=body["payload"],
+                event_id=f"run-{outcome.run_id}.{i}",
+                now=outcome.finished_at,
+                source="pipeline",
+            )
+        except ValidationFailed as exc:  # checked before any SQL: the transaction is intact
+            log.warning(
+                "event.publish topic not accepted by the event system; published out only",
+                extra={"run_id": str(outcome.run_id), "error": exc.message},
+            )
+            continue
+        wake |= bool(summary.get("_wake"))
+    return wake
 
 
 async def _periodic(

@@ -81,3 +81,40 @@ async def test_tools_are_listed_with_schemas(client: httpx.AsyncClient, make_age
     names = {t["name"] for t in tools}
     assert {"echo", "wait", "log", "transform", "http.request", "event.publish"} <= names
     assert all("input_schema" in t and "output_schema" in t for t in tools)
+
+
+async def test_event_publish_in_a_pipeline_triggers_subscribed_tasks(
+    client: httpx.AsyncClient,
+    make_agent: Any,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    clock: FrozenClock,
+) -> None:
+    agent = await make_agent(["tasks:read", "tasks:write", "runs:read", "events:publish"])
+    h = agent["headers"]
+    producer = {
+        "title": "producer",
+        "schedule_kind": "event",
+        "schedule_expr": "manual.start",
+        "payload": {
+            "params": {},
+            "pipeline": [
+                {
+                    "id": "pub",
+                    "uses": "event.publish",
+                    "with": {"topic": "orders.created", "payload": {"order_id": 7}},
+                }
+            ],
+        },
+    }
+    pid = (await client.post("/tasks", json=producer, headers=h)).json()["id"]
+    cid = (await client.post("/tasks", json=event_task("orders.*"), headers=h)).json()["id"]
+    await client.post(f"/tasks/{pid}/run_now", headers=h)
+    worker = Worker(pool, settings, clock, worker_id="w", rng=random.Random(0))
+    assert await worker.run_once() == 1  # the producer; its event queues the consumer's run
+    assert await worker.run_once() == 1
+    latest = (await client.get(f"/runs/task/{cid}/latest", headers=h)).json()
+    assert latest["status"] == "succeeded" and latest["trigger"] == "event"
+    assert latest["output"] == {"order": 7}
+    stored = await pool.fetchrow("SELECT source, topic FROM events WHERE topic = 'orders.created'")
+    assert dict(stored) == {"source": "pipeline", "topic": "orders.created"}
