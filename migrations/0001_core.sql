@@ -138,17 +138,28 @@ CREATE INDEX due_work_running_ckey ON due_work (concurrency_key)
 CREATE INDEX due_work_task_state ON due_work (task_id, state);
 
 -- Transactional outbox: written in the same transaction as the change it describes.
+-- The relay publishes in (tx, seq) order up to the oldest transaction still running, and keeps
+-- one cursor row (relay_cursor) instead of updating every row it publishes: rows of a
+-- transaction older than every running one are final, so nothing behind the cursor can appear
+-- later, and no per-row bookkeeping write doubles the outbox's cost.
 CREATE TABLE outbox (
     seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tx           xid8 NOT NULL DEFAULT pg_current_xact_id(),
     event_id     uuid NOT NULL,  -- v4, generated once: consumers dedupe on it
     event_type   text NOT NULL,
     tenant_id    uuid,
     subject_id   uuid,
     payload      jsonb NOT NULL,
-    created_at   timestamptz NOT NULL,
-    relayed_at   timestamptz
+    created_at   timestamptz NOT NULL
 );
-CREATE INDEX outbox_pending ON outbox (seq) WHERE relayed_at IS NULL;
+CREATE INDEX outbox_relay_order ON outbox (tx, seq);
+
+CREATE TABLE relay_cursor (
+    name      text PRIMARY KEY,
+    last_tx   xid8 NOT NULL,
+    last_seq  bigint NOT NULL
+);
+INSERT INTO relay_cursor (name, last_tx, last_seq) VALUES ('lifecycle', '0'::xid8, 0);
 
 CREATE TABLE audit_log (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -1,11 +1,13 @@
 """Stream names and event types, defined once; the outbox relay (outbox -> Redis Streams).
 
 The relay runs inside every worker process (``run_worker``) and alone as ``ordinaut relay``.
-Order: one relay publishes at a time (advisory lock) in outbox ``seq`` order. Events about one
-subject (a task, a run) are written by transactions that lock that subject's row, so their
-``seq`` order is their commit order and the stream keeps it. Across subjects a transaction
-that commits late may be published after a higher ``seq``; nothing is skipped, because the
-relay selects by ``relayed_at IS NULL``, not by a cursor.
+Order: one relay publishes at a time (advisory lock) in outbox ``(tx, seq)`` order, and only
+rows whose transaction is older than every transaction still running
+(``pg_snapshot_xmin``): such rows are final, so the relay keeps a single cursor row and
+nothing can ever commit behind it. Events about one subject (a task, a run) come from
+transactions that lock that subject's row first, so a later change has a later transaction id
+and the stream keeps their order. A long-running transaction delays the relay; it never makes
+it skip an event.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ async def relay_once(
                 "payload", r["payload"],
             )  # fmt: skip
         await pipe.execute()
-        await outbox.mark_relayed(conn, [r["seq"] for r in rows], now)
+        await outbox.advance_cursor(conn, rows[-1])
         return len(rows)
 
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import HandlerLoader, TaskFactory
 from fn_support import FakeContext, call, db_now, queue_now
 
-from ordinaut.store import work
+from ordinaut.store import outbox, work
 
 
 def wakeup(body: str = '{"source": "ordinaut.tick"}') -> dict[str, Any]:
@@ -57,7 +57,7 @@ async def test_wakeup_runs_queued_work_to_success(
     assert leased_by == 0  # the invocation's worker row is gone with it
     # the run's lifecycle events went out through the outbox to Redis
     assert result["relayed"] >= 1
-    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE relayed_at IS NULL") == 0
+    assert await outbox.backlog(pool) == 0
 
 
 async def test_no_time_left_returns_at_once(

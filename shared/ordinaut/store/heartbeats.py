@@ -61,7 +61,9 @@ SELECT
     (SELECT max(last_tick_at) FROM scheduler_state) AS last_tick_at,
     (SELECT count(*) FROM worker_heartbeats WHERE last_seen >= $1) AS live_workers,
     (SELECT count(*) FROM (
-        SELECT 1 FROM outbox WHERE relayed_at IS NULL LIMIT $2
+        SELECT 1 FROM outbox o, relay_cursor c
+        WHERE c.name = 'lifecycle' AND (o.tx, o.seq) > (c.last_tx, c.last_seq)
+        LIMIT $2
     ) AS pending) AS outbox_backlog
 """
 

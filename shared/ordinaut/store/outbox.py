@@ -48,19 +48,29 @@ async def append(conn: asyncpg.Connection, events: Sequence[OutboxEvent], *, now
 RELAY_LOCK_ID = 0x4F52_4452  # one relay publishes at a time, so stream order = outbox order
 
 TRY_RELAY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
-# The same rows already rendered as the stream entry's text fields: formatting in SQL keeps
-# the relay's Python work per event to building one command.
+CURSOR = "SELECT last_tx, last_seq FROM relay_cursor WHERE name = 'lifecycle'"
+# The next events after the cursor whose transactions are older than every transaction still
+# running (so none can commit behind the cursor), already rendered as the stream entry's text
+# fields: formatting in SQL keeps the relay's Python work per event to building one command.
 PENDING_FIELDS = """
-SELECT seq, seq::text AS seq_text, event_id::text AS event_id, event_type AS type,
+SELECT tx, seq, seq::text AS seq_text, event_id::text AS event_id, event_type AS type,
        to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00' AS time,
        coalesce(tenant_id::text, '') AS tenant_id, coalesce(subject_id::text, '') AS subject_id,
        payload::text AS payload
-FROM outbox WHERE relayed_at IS NULL
-ORDER BY seq
-LIMIT $1
+FROM outbox
+WHERE (tx, seq) > ($1::xid8, $2::bigint) AND tx < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY tx, seq
+LIMIT $3
 """
-MARK_RELAYED = "UPDATE outbox SET relayed_at = $2 WHERE seq = ANY($1::bigint[])"
-BACKLOG = "SELECT count(*) FROM outbox WHERE relayed_at IS NULL"
+ADVANCE = "UPDATE relay_cursor SET last_tx = $1, last_seq = $2 WHERE name = 'lifecycle'"
+# Everything after the cursor, settled or not (a bounded count for /health).
+BACKLOG = """
+SELECT count(*) FROM (
+    SELECT 1 FROM outbox o, relay_cursor c
+    WHERE c.name = 'lifecycle' AND (o.tx, o.seq) > (c.last_tx, c.last_seq)
+    LIMIT $1
+) AS pending
+"""
 
 
 async def try_relay_lock(conn: asyncpg.Connection) -> bool:
@@ -69,16 +79,19 @@ async def try_relay_lock(conn: asyncpg.Connection) -> bool:
 
 
 async def pending_fields(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """Pending events in seq order, as the stream's text fields."""
-    return await conn.fetch(PENDING_FIELDS, limit)
+    """Settled events after the relay cursor in (tx, seq) order, as the stream's text fields."""
+    cursor = await conn.fetchrow(CURSOR)
+    return await conn.fetch(PENDING_FIELDS, cursor["last_tx"], cursor["last_seq"], limit)
 
 
-async def mark_relayed(conn: asyncpg.Connection, seqs: list[int], now: datetime) -> None:
-    await conn.execute(MARK_RELAYED, seqs, now)
+async def advance_cursor(conn: asyncpg.Connection, last: asyncpg.Record) -> None:
+    """Move the relay cursor past ``last`` (the final row of a published batch)."""
+    await conn.execute(ADVANCE, last["tx"], last["seq"])
 
 
-async def backlog(conn: asyncpg.Connection | asyncpg.Pool) -> int:
-    return int(await conn.fetchval(BACKLOG))
+async def backlog(conn: asyncpg.Connection | asyncpg.Pool, cap: int = 1_000_000) -> int:
+    """Events not yet relayed (counted up to ``cap``)."""
+    return int(await conn.fetchval(BACKLOG, cap))
 
 
 # The live stream (SSE) reads one tenant's events after a cursor in seq order. The primary key
