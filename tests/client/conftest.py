@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import random
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
@@ -23,30 +19,18 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from support import load_fixtures
 
 from ordinaut.client import AsyncOrdinaut
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
 from ordinaut.worker import Worker
 
-TESTS = Path(__file__).resolve().parents[1]
 USER_SCOPES = ["tasks:read", "tasks:write", "runs:read", "events:publish"]
 
 
-def load_fixtures(path: Path) -> ModuleType:
-    """Import a conftest file once under its own name, to re-export its fixtures."""
-    name = f"_fixtures_{path.parent.name}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_api = load_fixtures(TESTS / "api" / "conftest.py")
-_e2e = load_fixtures(TESTS / "e2e" / "conftest.py")
+_api = load_fixtures("api")
+_e2e = load_fixtures("e2e")
 app, make_agent, admin = _api.app, _api.make_agent, _api.admin
 e2e_database, processes, api = _e2e.e2e_database, _e2e.processes, _e2e.api
 free_port = _e2e.free_port

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
+from support import fresh_database
 
 from ordinaut.config import load_settings
 from ordinaut.store import agents, db
@@ -66,20 +66,7 @@ class Processes:
 @pytest.fixture(scope="session")
 async def e2e_database(servers: dict[str, str], migrated: str) -> str:
     """A separate database so the processes never race the truncating fixtures."""
-    conn = await asyncpg.connect(servers["database_url"])
-    try:
-        await conn.execute("DROP DATABASE IF EXISTS ordinaut_e2e WITH (FORCE)")
-        await conn.execute("CREATE DATABASE ordinaut_e2e")
-    finally:
-        await conn.close()
-    url = servers["database_url"].replace("/postgres?", "/ordinaut_e2e?")
-    settings = load_settings({}, database_url=url, migrations_dir=str(REPO / "migrations"))
-    c = await db.connect(settings)
-    try:
-        await db.migrate(c, settings.migrations_dir)
-    finally:
-        await c.close()
-    return url
+    return await fresh_database(servers["database_url"], "ordinaut_e2e")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ the other examples run meanwhile; its test, last in the file, collects the resul
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import sys
@@ -21,13 +20,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import yaml
+from support import e2e_fixtures, fresh_database
 
 from ordinaut.config import load_settings
 from ordinaut.store import agents, db
@@ -41,19 +39,7 @@ SCRIPT_TIMEOUT_S = 60
 CONDITION_TIMEOUT_S = 80
 
 
-def _e2e_fixtures() -> ModuleType:
-    """tests/e2e/conftest.py (real-process helpers), loaded once under a name of its own."""
-    name = "ordinaut_tests_e2e_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests/e2e/conftest.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_e2e = _e2e_fixtures()
+_e2e = e2e_fixtures()
 free_port = _e2e.free_port
 
 
@@ -92,20 +78,7 @@ async def run_example(
 
 @pytest.fixture(scope="module")
 async def examples_database(servers: dict[str, str], migrated: str) -> str:
-    conn = await asyncpg.connect(servers["database_url"])
-    try:
-        await conn.execute("DROP DATABASE IF EXISTS ordinaut_examples WITH (FORCE)")
-        await conn.execute("CREATE DATABASE ordinaut_examples")
-    finally:
-        await conn.close()
-    url = servers["database_url"].replace("/postgres?", "/ordinaut_examples?")
-    settings = load_settings({}, database_url=url, migrations_dir=str(REPO / "migrations"))
-    c = await db.connect(settings)
-    try:
-        await db.migrate(c, settings.migrations_dir)
-    finally:
-        await c.close()
-    return url
+    return await fresh_database(servers["database_url"], "ordinaut_examples")
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,15 @@ downloaded. Without /usr/bin/chromium or the package, the module skips and says 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-
-from ordinaut.config import load_settings
-from ordinaut.store import db
+from support import e2e_fixtures, fresh_database
 
 CHROMIUM = os.environ.get("ORDINAUT_TEST_CHROMIUM", "/usr/bin/chromium")
 if not Path(CHROMIUM).exists():
@@ -55,19 +49,7 @@ CHROMIUM_ARGS = [
 WAIT_MS = 15_000
 
 
-def _e2e_fixtures() -> ModuleType:
-    """tests/e2e/conftest.py (the real-process fixtures), loaded once under a name of its own."""
-    name = "ordinaut_tests_e2e_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests/e2e/conftest.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-_e2e = _e2e_fixtures()
+_e2e = e2e_fixtures()
 processes = _e2e.processes
 api = _e2e.api
 
@@ -75,20 +57,7 @@ api = _e2e.api
 @pytest.fixture(scope="session")
 async def e2e_database(servers: dict[str, str], migrated: str) -> str:
     """A database of this module's own for the processes (the e2e fixtures use this name)."""
-    conn = await asyncpg.connect(servers["database_url"])
-    try:
-        await conn.execute("DROP DATABASE IF EXISTS ordinaut_ui WITH (FORCE)")
-        await conn.execute("CREATE DATABASE ordinaut_ui")
-    finally:
-        await conn.close()
-    url = servers["database_url"].replace("/postgres?", "/ordinaut_ui?")
-    settings = load_settings({}, database_url=url, migrations_dir=str(REPO / "migrations"))
-    c = await db.connect(settings)
-    try:
-        await db.migrate(c, settings.migrations_dir)
-    finally:
-        await c.close()
-    return url
+    return await fresh_database(servers["database_url"], "ordinaut_ui")
 
 
 @pytest.fixture

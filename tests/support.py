@@ -1,0 +1,55 @@
+"""Helpers shared by test folders that start real `ordinaut` processes."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import asyncpg
+
+from ordinaut.config import load_settings
+from ordinaut.store import db
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_fixtures(folder: str) -> ModuleType:
+    """``tests/<folder>/conftest.py`` imported once under a name of its own, so other folders
+    re-export its fixtures instead of keeping a second copy."""
+    name = f"_fixtures_{folder}"
+    if name not in sys.modules:
+        path = REPO / "tests" / folder / "conftest.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def e2e_fixtures() -> ModuleType:
+    """The real-process fixtures of tests/e2e."""
+    return load_fixtures("e2e")
+
+
+async def fresh_database(server_url: str, name: str) -> str:
+    """A new, migrated database ``name`` on the test server; returns its URL.
+
+    Real processes get a database of their own so they never race the truncating fixtures.
+    """
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = server_url.replace("/postgres?", f"/{name}?")
+    settings = load_settings({}, database_url=url, migrations_dir=str(REPO / "migrations"))
+    c = await db.connect(settings)
+    try:
+        await db.migrate(c, settings.migrations_dir)
+    finally:
+        await c.close()
+    return url
