@@ -20,6 +20,7 @@ from ordinaut.api.middleware import (
 )
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
+from ordinaut.toolbox import build_registry
 
 log = logging.getLogger("ordinaut.api")
 
@@ -67,6 +68,9 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.deps = deps
+    # Tool extensions are loaded and checked when the app is built (a broken one is logged
+    # and left out), not on the first request that validates a pipeline.
+    app.state.tool_registry = build_registry(settings)
     errors.install(app)
     # add_middleware prepends: the last one added runs first.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
