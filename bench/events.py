@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,10 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "shared"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from run import child_env as shared_child_env  # noqa: E402
+from run import free_port  # noqa: E402
 
 from ordinaut import events  # noqa: E402
 from ordinaut.config import Settings, load_settings  # noqa: E402
@@ -50,23 +53,9 @@ TASK = {
 CLEAN = "TRUNCATE events, outbox, due_work, runs CASCADE"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def child_env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        ORDINAUT_DATABASE_URL=settings.database_url,
-        ORDINAUT_REDIS_URL=settings.redis_url,
-        ORDINAUT_LOG_LEVEL="WARNING",
-        ORDINAUT_RATE_LIMIT_PER_MINUTE="100000000",
-        PYTHONPATH=str(ROOT / "shared"),
-    )
-    env.update(extra)
-    return env
+    """bench/run.py's process environment, without the API's per-client rate limit."""
+    return shared_child_env(settings, ORDINAUT_RATE_LIMIT_PER_MINUTE="100000000", **extra)
 
 
 def start(settings: Settings, *args: str, **extra: str) -> subprocess.Popen[bytes]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import asyncpg
 
@@ -53,3 +57,16 @@ async def fresh_database(server_url: str, name: str) -> str:
     finally:
         await c.close()
     return url
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], within_s: float, what: str, logs: Callable[[], str]
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with the processes' logs."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}\n{logs()}")

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from support import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], within_s: float, what: str, logs: Callable[[], str]
-) -> Any:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{logs()}")
 
 
 async def test_one_shot_task_runs_at_its_instant(api: dict[str, Any], processes: Any) -> None:

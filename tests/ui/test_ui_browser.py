@@ -9,16 +9,14 @@ downloaded. Without /usr/bin/chromium or the package, the module skips and says 
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from support import e2e_fixtures, fresh_database
+from support import e2e_fixtures, eventually, fresh_database
 
 CHROMIUM = os.environ.get("ORDINAUT_TEST_CHROMIUM", "/usr/bin/chromium")
 if not Path(CHROMIUM).exists():
@@ -70,18 +68,6 @@ async def browser() -> AsyncIterator[Any]:
             yield chromium
         finally:
             await chromium.close()
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], within_s: float, what: str, logs: Callable[[], str]
-) -> Any:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{logs()}")
 
 
 def _utc(instant: str) -> str:
