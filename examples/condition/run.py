@@ -111,7 +111,13 @@ def price_alert(api: Api, stubs: StubServices, args: argparse.Namespace) -> int:
             time.sleep(0.2)
         alerts = stubs.delivered()
         # Each check is a run: "skipped" when the alert did not fire, else the alert's outcome.
-        polls = api.call("GET", "/runs", params={"task_id": task["id"], "limit": 10})["items"]
+        # The alert reaches the inbox a moment before its run is recorded: wait for the record.
+        while True:
+            polls = api.call("GET", "/runs", params={"task_id": task["id"], "limit": 10})["items"]
+            fired = [p for p in polls if p["status"] in TERMINAL and p["status"] != "skipped"]
+            if fired or not alerts or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         for poll in reversed([p for p in polls if p["status"] in TERMINAL]):
             run = api.call("GET", f"/runs/{poll['id']}")
             show_run(run)
