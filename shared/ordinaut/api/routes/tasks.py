@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -34,6 +34,7 @@ from ordinaut.models import (
     page,
 )
 from ordinaut.pipeline import PipelineLimits, compile_payload, dry_run
+from ordinaut.pipeline.context import iso_utc
 from ordinaut.slots import idempotency_key, stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
@@ -485,7 +486,7 @@ async def run_now(
                 request_id=request_id(request),
             )
         await work.notify_work(conn)
-    return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": _z(now)}
+    return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": iso_utc(now)}
 
 
 def _window(
@@ -524,13 +525,7 @@ async def preview_task(
         task["schedule_kind"], task["schedule_expr"], task["timezone"], task["dtstart"]
     )
     times = schedule.fire_times(start, end, limit)
-    return {"fire_times": [_z(t) for t in times]}
-
-
-def _z(t: datetime) -> str:
-    """UTC instant as ISO 8601 with Z, like every other response."""
-    text = t.astimezone(UTC).isoformat()
-    return text.replace("+00:00", "Z")
+    return {"fire_times": [iso_utc(t) for t in times]}
 
 
 @router.post("/schedules/preview")
@@ -544,7 +539,7 @@ async def preview_schedule(
 
     schedule = build_schedule(fields, now=now, settings=deps.settings, dtstart=None)
     times = schedule.fire_times(start, end, body.limit)
-    return {"fire_times": [_z(t) for t in times], "timezone": schedule.timezone}
+    return {"fire_times": [iso_utc(t) for t in times], "timezone": schedule.timezone}
 
 
 @router.post("/tasks/validate")
