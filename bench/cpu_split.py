@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,8 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import run as bench
 
-from ordinaut.config import load_settings
-from ordinaut.embedded import EmbeddedPostgres, EmbeddedRedis
 from ordinaut.store import db
 
 
@@ -56,19 +52,7 @@ def redis_ticks(base: Path) -> int:
 
 
 async def main() -> None:
-    base = Path(tempfile.mkdtemp(prefix="ordinaut-cpu-"))
-    base.chmod(0o755)
-    pg, redis = EmbeddedPostgres(base / "pg"), EmbeddedRedis(base / "redis")
-    try:
-        settings = load_settings(
-            {},
-            database_url=pg.start(),
-            redis_url=redis.start(),
-            migrations_dir=str(bench.ROOT / "migrations"),
-        )
-        conn = await db.connect(settings)
-        await db.migrate(conn, settings.migrations_dir)
-        await conn.close()
+    async with bench.private_stack("ordinaut-cpu-") as (settings, base):
         pool = await db.create_pool(settings, min_size=2, max_size=4)
         seen: dict[str, int] = {}
         real_stop = bench.stop
@@ -92,10 +76,6 @@ async def main() -> None:
                 flush=True,
             )
         await pool.close()
-    finally:
-        redis.stop()
-        pg.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,10 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -35,11 +33,10 @@ sys.path.insert(0, str(ROOT / "shared"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from run import child_env as shared_child_env  # noqa: E402
-from run import free_port  # noqa: E402
+from run import free_port, private_stack  # noqa: E402
 
 from ordinaut import events  # noqa: E402
-from ordinaut.config import Settings, load_settings  # noqa: E402
-from ordinaut.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
+from ordinaut.config import Settings  # noqa: E402
 from ordinaut.store import agents, db  # noqa: E402
 
 TASK = {
@@ -268,55 +265,41 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--out", default=str(ROOT / "bench" / "events-results.json"))
     args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="ordinaut-bench-events-"))
-    base.chmod(0o755)
-    pg, redis = EmbeddedPostgres(base / "pg"), EmbeddedRedis(base / "redis")
     api: Api | None = None
-    try:
-        settings = load_settings(
-            {},
-            database_url=pg.start(),
-            redis_url=redis.start(),
-            migrations_dir=str(ROOT / "migrations"),
-        )
-        conn = await db.connect(settings)
-        await db.migrate(conn, settings.migrations_dir)
-        await conn.close()
-        pool = await db.create_pool(settings, min_size=1, max_size=4)
-        api = Api(settings)
-        await api.ready(pool)
-        results: dict[str, Any] = {
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": "python bench/events.py" + (" --quick" if args.quick else ""),
-            "note": "each event matches one event task, so each accepted event queues one run",
-        }
-        seconds = 3.0 if args.quick else 10.0
-        results["post_events_per_s"] = round(await bench_post(api, pool, seconds, 16), 1)
-        print("POST /events accepted/s", results["post_events_per_s"], flush=True)
-        results["health_live_per_s"] = round(await bench_baseline(api, seconds, 16), 1)
-        print("GET /health/live (ceiling of the API process)", results["health_live_per_s"])
-        n = 2_000 if args.quick else 20_000
-        results["ingest_stream_per_s"] = {
-            f"{c}_consumer{'s' if c > 1 else ''}": round(
-                await bench_stream(settings, api, pool, n, c), 1
+    async with private_stack("ordinaut-bench-events-") as (settings, _):
+        try:
+            pool = await db.create_pool(settings, min_size=1, max_size=4)
+            api = Api(settings)
+            await api.ready(pool)
+            results: dict[str, Any] = {
+                "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "command": "python bench/events.py" + (" --quick" if args.quick else ""),
+                "note": "each event matches one event task, so each accepted event queues one run",
+            }
+            seconds = 3.0 if args.quick else 10.0
+            results["post_events_per_s"] = round(await bench_post(api, pool, seconds, 16), 1)
+            print("POST /events accepted/s", results["post_events_per_s"], flush=True)
+            results["health_live_per_s"] = round(await bench_baseline(api, seconds, 16), 1)
+            print("GET /health/live (ceiling of the API process)", results["health_live_per_s"])
+            n = 2_000 if args.quick else 20_000
+            results["ingest_stream_per_s"] = {
+                f"{c}_consumer{'s' if c > 1 else ''}": round(
+                    await bench_stream(settings, api, pool, n, c), 1
+                )
+                for c in (1, 2)
+            }
+            print("ingest stream stored/s", results["ingest_stream_per_s"], flush=True)
+            results["event_to_run_start"] = await bench_latency(
+                settings, api, pool, 100.0, 3.0 if args.quick else 10.0
             )
-            for c in (1, 2)
-        }
-        print("ingest stream stored/s", results["ingest_stream_per_s"], flush=True)
-        results["event_to_run_start"] = await bench_latency(
-            settings, api, pool, 100.0, 3.0 if args.quick else 10.0
-        )
-        print("event -> run start", results["event_to_run_start"], flush=True)
-        await pool.close()
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.out}")
-    finally:
-        if api is not None:
-            api.close()
-        redis.stop()
-        pg.stop()
-        shutil.rmtree(base, ignore_errors=True)
+            print("event -> run start", results["event_to_run_start"], flush=True)
+            await pool.close()
+            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+            print(f"wrote {args.out}")
+        finally:
+            if api is not None:
+                api.close()
 
 
 if __name__ == "__main__":

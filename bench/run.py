@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -285,12 +287,10 @@ async def bench_api(settings: Settings, seconds: float) -> dict[str, float]:
         api.wait(timeout=30)
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
-    args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="ordinaut-bench-"))
+@contextlib.asynccontextmanager
+async def private_stack(prefix: str) -> AsyncIterator[tuple[Settings, Path]]:
+    """A private PostgreSQL and Redis under a temp dir, migrated; stopped and removed after."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     base.chmod(0o755)
     pg, redis = EmbeddedPostgres(base / "pg"), EmbeddedRedis(base / "redis")
     try:
@@ -303,6 +303,19 @@ async def main() -> None:
         conn = await db.connect(settings)
         await db.migrate(conn, settings.migrations_dir)
         await conn.close()
+        yield settings, base
+    finally:
+        redis.stop()
+        pg.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    args = parser.parse_args()
+    async with private_stack("ordinaut-bench-") as (settings, _):
         pool = await db.create_pool(settings, min_size=2, max_size=4)
         results: dict[str, Any] = {
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
@@ -331,10 +344,6 @@ async def main() -> None:
         print("api rps", results["api_rps"], flush=True)
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.out}")
-    finally:
-        redis.stop()
-        pg.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
