@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import signal
 import sys
@@ -209,11 +210,26 @@ def run_loop(
 
     async def main() -> None:
         serve_metrics(metrics_port, settings.metrics_host)
+        tune_gc()
         await run_until_signalled(body)
 
     with database_errors(settings):
         run_async(main())
     return EXIT_OK
+
+
+def tune_gc() -> None:
+    """Collect cyclic garbage less eagerly in a long-running loop.
+
+    A worker allocates many short-lived objects per run (records, step results, futures);
+    with the default thresholds the collector kept re-scanning everything that survived
+    start-up (modules, the tool registry, compiled pipelines) and took ~9 % of a worker's CPU
+    under load. Start-up objects are frozen out of collection, and the young generation is
+    collected every 50,000 allocations instead of 700: cycles are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def run_async(coro: Coroutine[Any, Any, None]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -104,3 +105,33 @@ async def test_a_failed_publish_leaves_the_batch_pending(
     finally:
         await gone.aclose()
     assert await outbox.backlog(pool) == 5
+
+
+async def test_a_redis_error_reply_leaves_the_batch_pending_and_the_connection_usable(
+    pool: asyncpg.Pool, redis: Redis, clock: FrozenClock, settings: Settings
+) -> None:
+    await _append(pool, clock, 5)
+    await redis.set(events.LIFECYCLE_STREAM, "not a stream")  # every XADD answers WRONGTYPE
+    assert await events.relay_pending(pool, redis, clock.now, settings) == 0
+    assert await outbox.backlog(pool) == 5
+    await redis.delete(events.LIFECYCLE_STREAM)
+    assert await redis.ping()
+    assert await events.relay_pending(pool, redis, clock.now, settings) == 5
+    stream = await _stream(redis)
+    assert [json.loads(e["payload"])["i"] for e in stream] == [0, 1, 2, 3, 4]
+    assert {e["type"] for e in stream} == {"run.started"}
+
+
+async def test_unicode_payloads_reach_the_stream_intact(
+    pool: asyncpg.Pool, redis: Redis, clock: FrozenClock
+) -> None:
+    async with pool.acquire() as conn:
+        await outbox.append(
+            conn,
+            [outbox.OutboxEvent("custom.greeting", None, None, {"text": "héllo ☃ 日本\r\n$3"})],
+            now=clock.now(),
+        )
+    assert await events.relay_once(pool, redis, now=clock.now()) == 1
+    [entry] = await _stream(redis)
+    assert json.loads(entry["payload"]) == {"text": "héllo ☃ 日本\r\n$3"}
+    assert entry["tenant_id"] == entry["subject_id"] == ""

@@ -132,9 +132,12 @@ WITH c AS (
 SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
        r.owner_id, r.scheduled_for, r.trigger, r.event_id, r.idempotency_key,
        t.title, t.payload, t.updated_at AS task_version, t.overlap_policy, t.backoff_strategy,
-       EXISTS (SELECT 1 FROM due_work s
-               WHERE s.task_id = l.task_id AND s.state = 'running' AND s.run_id <> l.run_id)
-           AS sibling_running,
+       -- only overlap "skip" of a scheduled slot asks (worker.py); CASE keeps everything else
+       -- from probing the task's index entries, dead ones included, once per leased row
+       CASE WHEN t.overlap_policy = 'skip' AND r.trigger = 'schedule' THEN
+           EXISTS (SELECT 1 FROM due_work s
+                   WHERE s.task_id = l.task_id AND s.state = 'running' AND s.run_id <> l.run_id)
+       ELSE false END AS sibling_running,
        e.event_id AS event_key, e.topic AS event_topic, e.payload AS event_payload
 FROM l JOIN r ON r.id = l.run_id JOIN tasks t ON t.id = l.task_id
 LEFT JOIN events e ON r.event_id IS NOT NULL AND e.tenant_id = r.owner_id
