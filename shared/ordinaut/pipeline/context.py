@@ -12,9 +12,9 @@ EmitFn = Callable[[str, dict[str, Any]], None]
 
 def iso_utc(instant: datetime) -> str:
     """Render an instant as ISO 8601 in UTC with a ``Z`` suffix (naive means UTC)."""
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=UTC)
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if instant.tzinfo is not UTC:  # asyncpg and the clocks hand out UTC already
+        instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+    return instant.isoformat().replace("+00:00", "Z")
 
 
 @dataclass

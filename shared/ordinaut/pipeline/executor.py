@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from ordinaut.errors import InvalidPipeline
@@ -78,11 +79,18 @@ class _Run:
     def __init__(self, compiled: CompiledPipeline, ctx: RunContext, limits: PipelineLimits) -> None:
         self.ctx = ctx
         self.limits = limits
-        self.scope = ctx.scope({**compiled.params, **(ctx.params_override or {})})
+        params = (
+            {**compiled.params, **ctx.params_override} if ctx.params_override else compiled.params
+        )
+        self.scope = ctx.scope(params)
         # the same ``steps`` dict is shared by every scope, so later steps see earlier results
-        self.with_secrets = {**self.scope, "secrets": dict(ctx.secrets)}
-        self.masked = {**self.scope, "secrets": {name: MASK for name in ctx.secrets}}
-        self.secret_values = [v for k, v in ctx.secrets.items() if k in compiled.secrets and v]
+        if ctx.secrets:
+            self.with_secrets = {**self.scope, "secrets": dict(ctx.secrets)}
+            self.masked = {**self.scope, "secrets": {name: MASK for name in ctx.secrets}}
+            self.secret_values = [v for k, v in ctx.secrets.items() if k in compiled.secrets and v]
+        else:  # no secrets: nothing to mask, one scope serves both renders
+            self.with_secrets = self.masked = {**self.scope, "secrets": {}}
+            self.secret_values = []
 
     def _error(self, code: str, message: str) -> dict[str, str]:
         text = clip_message(message, self.secret_values, self.limits.max_error_message_length)
@@ -108,16 +116,18 @@ class _Run:
                 return record, None
             args = self._render(step, self.with_secrets)
             record["input"] = self._recorded_input(step, args)
-            problems = validate_schema(args, step.tool.input_schema, "with")
-            if problems:
-                raise ToolError("invalid_arguments", "; ".join(f"{p}: {m}" for p, m in problems))
+            if not step.static_args:
+                problems = validate_schema(args, step.tool.input_schema, "with")
+                if problems:
+                    message = "; ".join(f"{p}: {m}" for p, m in problems)
+                    raise ToolError("invalid_arguments", message)
             value = await self._attempts(step, args, record)
             try:
                 value = to_jsonable(value)
             except TooBig as exc:
                 raise ToolError("output_too_large", f"output has {exc}") from None
             record["output"] = record_value(
-                value, self.secret_values, self.limits.max_step_output_bytes
+                value, self.secret_values, self.limits.max_step_output_bytes, jsonable=True
             )
         except ExpressionError as exc:
             record.update(status="failed", error=self._error(exc.code, exc.message))
@@ -170,6 +180,8 @@ class _Run:
         for attempt in range(1, step.attempts + 1):
             record["attempts"] = attempt
             try:
+                if not step.tool.suspends:
+                    return _run_inline(step.tool.run(args, self.ctx))
                 # asyncio.timeout cancels a hung tool like wait_for, without a task per step
                 async with asyncio.timeout(step.timeout_s):
                     return await step.tool.run(args, self.ctx)
@@ -186,6 +198,16 @@ class _Run:
             if step.backoff_s:
                 await asyncio.sleep(step.backoff_s)
         raise AssertionError("a step always makes at least one attempt")
+
+
+def _run_inline(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a tool that does not suspend to its end now; a timer would be pure overhead."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise ToolError("internal_error", "a tool declared as not suspending awaited something")
 
 
 def _derived(real: Any, masked: Any, max_length: int) -> list[str]:

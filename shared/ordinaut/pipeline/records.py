@@ -94,6 +94,8 @@ def to_jsonable(value: Any, *, max_nodes: int = 200_000) -> Any:
 
 def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:
     """Replace every occurrence of each secret value inside strings (and keys) with ``***``."""
+    if isinstance(secrets, (list, tuple)) and not secrets:
+        return value  # the common case: a run without secrets
     needles = sorted({s for s in secrets if s}, key=len, reverse=True)
     if not needles:
         return value
@@ -129,12 +131,20 @@ def cap_value(value: Any, max_bytes: int) -> Any:
     }
 
 
-def record_value(value: Any, secrets: Iterable[str], max_bytes: int) -> Any:
-    """What a step record stores: JSON-able, secrets masked, within ``max_bytes``."""
-    try:
-        plain = to_jsonable(value)
-    except TooBig:
-        return {"truncated": True, "size_bytes_over": max_bytes, "preview": ""}
+def record_value(
+    value: Any, secrets: Iterable[str], max_bytes: int, *, jsonable: bool = False
+) -> Any:
+    """What a step record stores: JSON-able, secrets masked, within ``max_bytes``.
+
+    ``jsonable=True`` says ``value`` came out of ``to_jsonable`` already (no second walk).
+    """
+    if jsonable:
+        plain = value
+    else:
+        try:
+            plain = to_jsonable(value)
+        except TooBig:
+            return {"truncated": True, "size_bytes_over": max_bytes, "preview": ""}
     return cap_value(mask_secrets(plain, secrets), max_bytes)
 
 

@@ -50,6 +50,9 @@ class CompiledStep:
     backoff_s: float
     continue_on_error: bool
     secrets: frozenset[str]
+    # ``with`` holds no template: it was checked against the tool's schema in full when the
+    # pipeline was compiled, so a run need not check the same value again
+    static_args: bool = False
 
 
 class Problems:
@@ -140,6 +143,7 @@ def compile_step(
         backoff_s=backoff,
         continue_on_error=bool(raw.get("continue_on_error", False)),
         secrets=secrets,
+        static_args=not has_template(args),
     )
 
 

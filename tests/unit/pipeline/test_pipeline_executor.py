@@ -50,6 +50,18 @@ async def _big(args: dict[str, Any], ctx: RunContext) -> Any:
     return {"blob": "x" * args["size"]}
 
 
+async def _liar(args: dict[str, Any], ctx: RunContext) -> Any:
+    CALLS["liar"] = CALLS.get("liar", 0) + 1
+    await asyncio.sleep(0)  # declared as never suspending, and yet it does
+    return {"never": "returned"}
+
+
+async def _inline(args: dict[str, Any], ctx: RunContext) -> Any:
+    if args.get("fail"):
+        raise ToolError("inline_failed", "asked to fail")
+    return {"got": args}
+
+
 def _registry() -> Any:
     registry = default_registry(Settings(), limits=LIMITS)
     for name, fn in (
@@ -59,6 +71,16 @@ def _registry() -> Any:
         ("test.big", _big),
     ):
         registry.register(Tool(name=name, description=name, input_schema={"type": "object"}, fn=fn))
+    for name, fn in (("test.liar", _liar), ("test.inline", _inline)):
+        registry.register(
+            Tool(
+                name=name,
+                description=name,
+                input_schema={"type": "object"},
+                fn=fn,
+                suspends=False,
+            )
+        )
     return registry
 
 
@@ -263,6 +285,29 @@ async def test_timeout_cancels_a_hung_tool() -> None:
     assert CALLS["hang_cancelled"] == 2
 
 
+async def test_tools_that_do_not_suspend_run_inline_with_their_errors_and_results() -> None:
+    result = await run(
+        [
+            {"id": "a", "uses": "test.inline", "with": {"n": "${params.n}"}},
+            {"id": "b", "uses": "test.inline", "with": {"fail": True}, "continue_on_error": True},
+            {"id": "c", "uses": "echo", "with": {"a": "${steps.a.output.got.n}"}},
+        ],
+        params={"n": 3},
+    )
+    assert result.status == "succeeded"
+    assert [s["status"] for s in result.steps] == ["succeeded", "failed", "succeeded"]
+    assert result.steps[1]["error"] == {"code": "inline_failed", "message": "asked to fail"}
+    assert result.output == {"a": 3}
+
+
+async def test_a_tool_that_says_it_does_not_suspend_and_awaits_fails_its_step() -> None:
+    result = await run([{"id": "x", "uses": "test.liar"}])
+    assert result.status == "failed"
+    assert result.error is not None and result.error["code"] == "internal_error"
+    assert "declared as not suspending" in result.error["message"]
+    assert CALLS["liar"] == 1  # run once, not retried, and closed (no "never awaited" warning)
+
+
 async def test_wait_tool_sleeps_for_real_within_its_timeout() -> None:
     ok = await run([{"id": "w", "uses": "wait", "with": {"seconds": 0.01}}])
     assert ok.output == {"waited": 0.01}
@@ -428,3 +473,14 @@ def test_dry_run_renders_with_sample_params_and_defers_step_outputs() -> None:
     ]
     with pytest.raises(InvalidPipeline):
         dry_run({"pipeline": []}, sample_params={}, registry=REGISTRY, limits=LIMITS, now=NOW)
+
+
+def test_instants_render_in_utc_with_z_whatever_zone_they_carry() -> None:
+    from zoneinfo import ZoneInfo
+
+    from ordinaut.pipeline.context import iso_utc
+
+    assert iso_utc(datetime(2026, 3, 8, 7, 30, tzinfo=UTC)) == "2026-03-08T07:30:00Z"
+    assert iso_utc(datetime(2026, 3, 8, 7, 30)) == "2026-03-08T07:30:00Z"  # naive means UTC
+    chisinau = datetime(2026, 3, 29, 4, 30, 0, 250, tzinfo=ZoneInfo("Europe/Chisinau"))
+    assert iso_utc(chisinau) == "2026-03-29T01:30:00.000250Z"

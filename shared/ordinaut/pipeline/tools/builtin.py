@@ -109,6 +109,7 @@ def _transform_tool(limits: PipelineLimits) -> Tool:
         output_schema={},
         fn=transform,
         default_timeout_s=10.0,
+        suspends=False,
         check_args=check,
     )
 
@@ -131,6 +132,7 @@ def builtin_tools(limits: PipelineLimits) -> list[Tool]:
             output_schema={"type": "object"},
             fn=_echo,
             default_timeout_s=5.0,
+            suspends=False,
         ),
         Tool(
             name="log",
@@ -147,6 +149,7 @@ def builtin_tools(limits: PipelineLimits) -> list[Tool]:
             output_schema={"type": "object", "properties": {"logged": {}}},
             fn=_log,
             default_timeout_s=5.0,
+            suspends=False,
         ),
         _wait_tool(limits),
         _transform_tool(limits),
@@ -173,6 +176,7 @@ def builtin_tools(limits: PipelineLimits) -> list[Tool]:
             },
             fn=_publish,
             default_timeout_s=10.0,
+            suspends=False,
             scopes=("events:publish",),
         ),
     ]

@@ -48,6 +48,10 @@ class Tool:
     default_timeout_s: float = 30.0
     scopes: tuple[str, ...] = ()
     check_args: ArgsCheck | None = None
+    # False for a tool that finishes without awaiting anything (bounded, in-process work):
+    # the engine runs it inline, with no timer, since no timeout could interrupt it anyway.
+    # A tool that says so and then awaits fails the step (internal_error).
+    suspends: bool = True
 
     async def run(self, args: dict[str, Any], ctx: RunContext) -> Any:
         """Do the tool's work with rendered, schema-valid ``args``."""
@@ -84,6 +88,8 @@ def check_tool(tool: Any) -> list[str]:
         problems.append("default_timeout_s must be a positive number")
     if not all(isinstance(s, str) for s in tool.scopes):
         problems.append("scopes must be strings")
+    if not isinstance(tool.suspends, bool):
+        problems.append("suspends must be true or false")
     return problems
 
 
