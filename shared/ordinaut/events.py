@@ -83,30 +83,26 @@ for i = 2, #ARGV, 7 do
 end
 return n
 """
-RELAY_FIELDS = ("event_id", "seq_text", "type", "time", "tenant_id", "subject_id", "payload")
 
 
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
 
 
-def pack_xadd_batch(rows: list[asyncpg.Record], maxlen: int) -> bytes:
-    """``EVAL XADD_BATCH 1 <stream> <maxlen> <7 fields per row>`` in the RESP wire format."""
-    head = [b"EVAL", XADD_BATCH, b"1", LIFECYCLE_STREAM.encode(), str(maxlen).encode()]
-    parts = [b"*%d\r\n" % (len(head) + len(RELAY_FIELDS) * len(rows))]
-    parts.extend(_bulk(h) for h in head)
-    for r in rows:
-        for name in RELAY_FIELDS:
-            parts.append(_bulk(r[name].encode()))
-    return b"".join(parts)
+async def publish_batch(redis: Redis, count: int, fields: bytes, maxlen: int) -> None:
+    """Append ``count`` events to the lifecycle stream with one EVAL.
 
-
-async def publish_batch(redis: Redis, rows: list[asyncpg.Record], maxlen: int) -> None:
-    """Append ``rows`` (outbox rows rendered as stream fields) to the lifecycle stream."""
+    ``fields`` is their seven fields each (``outbox.RELAY_FIELDS`` order), already in the
+    wire format: only the command's header is built here.
+    """
+    head = (b"EVAL", XADD_BATCH, b"1", LIFECYCLE_STREAM.encode(), str(maxlen).encode())
+    command = b"".join(
+        (b"*%d\r\n" % (len(head) + len(outbox.RELAY_FIELDS) * count), *map(_bulk, head), fields)
+    )
     pool = redis.connection_pool
     conn = await pool.get_connection()
     try:
-        await conn.send_packed_command(pack_xadd_batch(rows, maxlen), check_health=True)
+        await conn.send_packed_command(command, check_health=True)
         reply = await conn.read_response()
     except BaseException:
         # a half-read reply must never be read by the connection's next user
@@ -116,8 +112,8 @@ async def publish_batch(redis: Redis, rows: list[asyncpg.Record], maxlen: int) -
         await pool.release(conn)
     if isinstance(reply, Exception):  # a script error comes back as the reply
         raise reply
-    if reply != len(rows):
-        raise ResponseError(f"XADD batch appended {reply} of {len(rows)} events")
+    if reply != count:
+        raise ResponseError(f"XADD batch appended {reply} of {count} events")
 
 
 async def relay_once(
@@ -132,12 +128,13 @@ async def relay_once(
     async with pool.acquire() as conn, conn.transaction():
         if not await outbox.try_relay_lock(conn):
             return 0
-        rows = await outbox.pending_fields(conn, batch)
-        if not rows:
+        pending = await outbox.pending_batch(conn, batch)
+        count = int(pending["n"])
+        if not count:
             return 0
-        await publish_batch(redis, rows, maxlen)
-        await outbox.advance_cursor(conn, rows[-1])
-        return len(rows)
+        await publish_batch(redis, count, pending["body"].encode(), maxlen)
+        await outbox.advance_cursor(conn, pending["last_tx"], pending["last_seq"])
+        return count
 
 
 async def relay_pending(

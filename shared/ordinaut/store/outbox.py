@@ -50,18 +50,38 @@ RELAY_LOCK_ID = 0x4F52_4452  # one relay publishes at a time, so stream order = 
 TRY_RELAY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
 CURSOR = "SELECT last_tx, last_seq FROM relay_cursor WHERE name = 'lifecycle'"
 # The next events after the cursor whose transactions are older than every transaction still
-# running (so none can commit behind the cursor), already rendered as the stream entry's text
-# fields: formatting in SQL keeps the relay's Python work per event to building one command.
-PENDING_FIELDS = """
-SELECT tx, seq, seq::text AS seq_text, event_id::text AS event_id, event_type AS type,
-       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00' AS time,
-       coalesce(tenant_id::text, '') AS tenant_id, coalesce(subject_id::text, '') AS subject_id,
-       payload::text AS payload
-FROM outbox
-WHERE (tx, seq) > ($1::xid8, $2::bigint) AND tx < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY tx, seq
-LIMIT $3
-"""
+# running (so none can commit behind it), in (tx, seq) order, as the stream entry's seven text
+# fields, and the whole batch as one value: each field already in the Redis wire format
+# ("$<bytes>\r\n<value>\r\n"). The database builds it in C; the relay only prepends a header, so
+# its Python work per event is nothing at all (it was ~20 µs with a row per event).
+RELAY_FIELDS = ("event_id", "seq_text", "type", "time", "tenant_id", "subject_id", "payload")
+
+
+def _resp_bulk(column: str) -> str:
+    """SQL for ``column`` as a RESP bulk string: its UTF-8 length, CRLF, itself, CRLF."""
+    size = f"octet_length(convert_to({column}, 'UTF8'))"
+    return f"'$' || {size} || E'\\r\\n' || {column} || E'\\r\\n'"
+
+
+PENDING_BATCH = f"""
+WITH p AS (
+    SELECT tx, seq, seq::text AS seq_text, event_id::text AS event_id, event_type AS type,
+           to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '+00:00'
+               AS time,
+           coalesce(tenant_id::text, '') AS tenant_id,
+           coalesce(subject_id::text, '') AS subject_id, payload::text AS payload
+    FROM outbox
+    WHERE (tx, seq) > ($1::xid8, $2::bigint) AND tx < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY tx, seq
+    LIMIT $3
+)
+SELECT count(*) AS n,
+       (array_agg(tx ORDER BY tx DESC, seq DESC))[1] AS last_tx,
+       (array_agg(seq ORDER BY tx DESC, seq DESC))[1] AS last_seq,
+       string_agg({" || ".join(_resp_bulk(c) for c in RELAY_FIELDS)}, '' ORDER BY tx, seq)
+           AS body
+FROM p
+"""  # noqa: S608 - built from the constant field names above
 ADVANCE = "UPDATE relay_cursor SET last_tx = $1, last_seq = $2 WHERE name = 'lifecycle'"
 # Everything after the cursor, settled or not (a bounded count for /health).
 BACKLOG = """
@@ -78,15 +98,19 @@ async def try_relay_lock(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval(TRY_RELAY_LOCK, RELAY_LOCK_ID))
 
 
-async def pending_fields(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """Settled events after the relay cursor in (tx, seq) order, as the stream's text fields."""
+async def pending_batch(conn: asyncpg.Connection, limit: int) -> asyncpg.Record:
+    """Settled events after the relay cursor: ``n``, ``last_tx``/``last_seq`` (where the cursor
+    moves once they are published) and ``body`` (their stream fields in the wire format)."""
     cursor = await conn.fetchrow(CURSOR)
-    return await conn.fetch(PENDING_FIELDS, cursor["last_tx"], cursor["last_seq"], limit)
+    row: asyncpg.Record = await conn.fetchrow(
+        PENDING_BATCH, cursor["last_tx"], cursor["last_seq"], limit
+    )
+    return row
 
 
-async def advance_cursor(conn: asyncpg.Connection, last: asyncpg.Record) -> None:
-    """Move the relay cursor past ``last`` (the final row of a published batch)."""
-    await conn.execute(ADVANCE, last["tx"], last["seq"])
+async def advance_cursor(conn: asyncpg.Connection, last_tx: Any, last_seq: int) -> None:
+    """Move the relay cursor past the last event of a published batch."""
+    await conn.execute(ADVANCE, last_tx, last_seq)
 
 
 async def backlog(conn: asyncpg.Connection | asyncpg.Pool, cap: int = 1_000_000) -> int:
