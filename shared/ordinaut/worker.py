@@ -80,28 +80,52 @@ class Worker:
         self._step_metrics: dict[tuple[str, str], Any] = {}
         self.last_lease_at = self.started_at
         self._box: SecretBox | None = None
-        # (task_id, task updated_at) -> compiled pipeline: an edit changes the key.
-        self._compiled: OrderedDict[tuple[uuid.UUID, datetime], CompiledPipeline] = OrderedDict()
+        # (task_id, task updated_at) -> its payload and compiled pipeline: an edit changes the key
+        self._pipelines: OrderedDict[tuple[uuid.UUID, datetime], _Pipeline] = OrderedDict()
+        self._pipelines_max = max(1024, 2 * settings.lease_batch)
         self.conditions = conditions.ConditionRunner(
             pool, self.registry, self.limits, self._secrets
         )
 
-    def compiled(self, row: asyncpg.Record) -> CompiledPipeline | dict[str, Any]:
-        """The task's pipeline compiled once per version; the raw payload if it is invalid."""
-        key = (row["task_id"], row["task_version"])
-        hit = self._compiled.get(key)
-        if hit is not None:
-            self._compiled.move_to_end(key)
-            return hit
-        payload = conditions.main_payload(row["payload"])  # without filter, check, condition
+    def _remember(self, key: tuple[uuid.UUID, datetime], payload: dict[str, Any]) -> _Pipeline:
+        main = conditions.main_payload(payload)  # without filter, check, condition
         try:
-            compiled = compile_payload(payload, registry=self.registry, limits=self.limits)
+            compiled: CompiledPipeline | dict[str, Any] = compile_payload(
+                main, registry=self.registry, limits=self.limits
+            )
         except InvalidPipeline:
-            return payload  # execute() turns it into a failed attempt
-        self._compiled[key] = compiled
-        if len(self._compiled) > 1024:
-            self._compiled.popitem(last=False)
-        return compiled
+            compiled = main  # execute() turns it into a failed attempt naming the problem
+        entry = self._pipelines[key] = (payload, compiled)
+        while len(self._pipelines) > self._pipelines_max:
+            self._pipelines.popitem(last=False)
+        return entry
+
+    async def load_pipelines(self, rows: list[asyncpg.Record]) -> None:
+        """Read and compile the payloads of task versions this worker has not seen yet."""
+        missing = {
+            r["task_id"] for r in rows if (r["task_id"], r["task_version"]) not in self._pipelines
+        }
+        if not missing:
+            return
+        latest: dict[uuid.UUID, _Pipeline] = {}
+        for t in await work.task_payloads(self.pool, list(missing)):
+            latest[t["id"]] = self._remember((t["id"], t["updated_at"]), t["payload"])
+        for r in rows:
+            key = (r["task_id"], r["task_version"])
+            if key not in self._pipelines and r["task_id"] in latest:
+                # edited between the lease and this read: the run gets the version read now
+                self._pipelines[key] = latest[r["task_id"]]
+
+    async def pipeline(self, row: asyncpg.Record) -> _Pipeline | None:
+        """The row's task payload and compiled pipeline; None when the task is gone."""
+        key = (row["task_id"], row["task_version"])
+        hit = self._pipelines.get(key)
+        if hit is None:
+            await self.load_pipelines([row])
+            hit = self._pipelines.get(key)
+        else:
+            self._pipelines.move_to_end(key)
+        return hit
 
     # -- leasing -------------------------------------------------------------------------
 
@@ -119,6 +143,11 @@ class Worker:
             metrics.LEASES.inc(len(rows))
             for r in rows:
                 metrics.START_LAG.observe(max(0.0, (now - r["run_at"]).total_seconds()))
+            try:
+                await self.load_pipelines(rows)  # one read for every new task version
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+                # the rows are ours now: each run retries its own read before it starts
+                log.warning("could not read task pipelines", extra={"error": repr(exc)})
         return rows
 
     def start(self, rows: list[asyncpg.Record]) -> list[asyncio.Task[None]]:
@@ -200,17 +229,27 @@ class Worker:
                     )
                 )
 
-            compiled = self.compiled(row)
             t0 = time.perf_counter()
-            try:
-                secret_values = await self._secrets(row["owner_id"], compiled)
-            except Unavailable as exc:
-                secret_values = None
+            pipeline = await self.pipeline(row)
+            secret_values: dict[str, str] | None = None
+            if pipeline is None:
+                # deleted after the lease: the delete removed the slot too, so this outcome
+                # is fenced out when recorded; it only has to be an outcome
                 result = PipelineResult(
-                    "failed", None, [], {"step": None, "code": exc.code, "message": exc.message}
+                    "failed",
+                    None,
+                    [],
+                    {"step": None, "code": "task_gone", "message": "the task was deleted"},
                 )
-            if secret_values is not None:
-                result = await self._pipeline(row, compiled, secret_values, emit)
+            else:
+                try:
+                    secret_values = await self._secrets(row["owner_id"], pipeline[1])
+                except Unavailable as exc:
+                    result = PipelineResult(
+                        "failed", None, [], {"step": None, "code": exc.code, "message": exc.message}
+                    )
+            if pipeline is not None and secret_values is not None:
+                result = await self._pipeline(row, pipeline, secret_values, emit)
             elapsed = time.perf_counter() - t0
             metrics.RUN_DURATION.observe(elapsed)
             for step in result.steps:
@@ -302,11 +341,12 @@ class Worker:
     async def _pipeline(
         self,
         row: asyncpg.Record,
-        compiled: CompiledPipeline | dict[str, Any],
+        pipeline: _Pipeline,
         secret_values: dict[str, str],
         emit: Callable[[str, dict[str, Any]], None],
     ) -> PipelineResult:
         """Run the task's pipeline for one leased attempt."""
+        payload, compiled = pipeline
         run_id, attempt = row["run_id"], row["attempt"]
         ctx = RunContext(
             run_id=str(run_id),
@@ -329,7 +369,7 @@ class Worker:
             emit=emit,
         )
         if row["trigger"] == "condition":
-            return await self.conditions.run(row, compiled, ctx)
+            return await self.conditions.run(dict(row.items(), payload=payload), compiled, ctx)
         return await execute(compiled, ctx, registry=self.registry, limits=self.limits)
 
     async def _secrets(
@@ -464,6 +504,9 @@ class Worker:
             log.info("released in-flight runs at shutdown", extra={"count": released})
         self.in_flight.clear()
 
+
+# a task version's payload, and its compiled main pipeline (the payload itself when invalid)
+_Pipeline = tuple[dict[str, Any], CompiledPipeline | dict[str, Any]]
 
 _Pending = tuple[
     work.Outcome, list[outbox.OutboxEvent], conditions.Effect | None, asyncio.Future[bool]

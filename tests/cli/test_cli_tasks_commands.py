@@ -62,10 +62,10 @@ def run(capsys: pytest.CaptureFixture[str], live_url: str, home: Path) -> Cli:
 async def test_login_then_create_list_show_and_control_a_task(
     run: Cli, agent: dict[str, Any], home: Path
 ) -> None:
-    code, out, _ = await run(
+    code, out, err = await run(
         "login", "--url", run.url, "--agent-id", agent["agent_id"], "--secret", agent["secret"]
     )
-    assert code == 0 and "logged in" in out
+    assert code == 0 and "logged in" in out, err
     saved = home / "credentials.json"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     entry = json.loads(saved.read_text())["servers"][run.url]

@@ -200,3 +200,81 @@ async def test_buffer_one_keeps_one_waiting_slot(
         for r in await pool.fetch("SELECT status::text FROM runs WHERE id = ANY($1)", waiting)
     )
     assert statuses == ["skipped", "skipped", "succeeded"]
+
+
+def _echo(msg: str) -> dict[str, Any]:
+    return {"params": {}, "pipeline": [{"id": "say", "uses": "echo", "with": {"msg": msg}}]}
+
+
+async def test_payloads_are_read_once_per_task_version_and_an_edit_is_picked_up(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any, monkeypatch: Any
+) -> None:
+    task = await make_task(payload=_echo("v1"))
+    worker = _worker(pool, settings, clock, "w1")
+    reads: list[int] = []
+    real = work.task_payloads
+
+    async def counting(conn: Any, task_ids: Any) -> Any:
+        reads.append(len(task_ids))
+        return await real(conn, task_ids)
+
+    monkeypatch.setattr(work, "task_payloads", counting)
+    await _run_now(pool, task, clock, n=3)
+    assert await worker.run_once() == 3
+    await _run_now(pool, task, clock, n=2)
+    assert await worker.run_once() == 2
+    assert reads == [1]  # one read for the first batch, none for the second
+    clock.advance(1)
+    await pool.execute(
+        "UPDATE tasks SET payload = $2, updated_at = $3 WHERE id = $1",
+        task["id"],
+        _echo("v2"),
+        clock.now(),
+    )
+    await _run_now(pool, task, clock)
+    assert await worker.run_once() == 1
+    assert reads == [1, 1]
+    outputs = [
+        r["output"]["msg"]
+        for r in await pool.fetch(
+            "SELECT output FROM runs WHERE task_id = $1 ORDER BY created_at, finished_at",
+            task["id"],
+        )
+    ]
+    assert sorted(outputs) == ["v1"] * 5 + ["v2"]
+
+
+async def test_an_edit_between_lease_and_read_runs_the_version_read(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any
+) -> None:
+    task = await make_task(payload=_echo("old"))
+    (run_id,) = await _run_now(pool, task, clock)
+    worker = _worker(pool, settings, clock, "w1")
+    async with pool.acquire() as conn:
+        (row,) = await work.lease(conn, now=clock.now(), limit=1, lease_s=60, worker_id="w1")
+    await pool.execute(
+        "UPDATE tasks SET payload = $2, updated_at = $3 WHERE id = $1",
+        task["id"],
+        _echo("new"),
+        clock.now() + timedelta(seconds=1),
+    )
+    worker.start([row])
+    for t in [t for _, t in worker.in_flight.values()]:
+        await t
+    run = await pool.fetchrow("SELECT status, output FROM runs WHERE id = $1", run_id)
+    assert (run["status"], run["output"]) == ("succeeded", {"msg": "new"})
+
+
+async def test_a_task_deleted_after_the_lease_leaves_no_run_behind(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any
+) -> None:
+    task = await make_task()
+    await _run_now(pool, task, clock)
+    worker = _worker(pool, settings, clock, "w1")
+    async with pool.acquire() as conn:
+        (row,) = await work.lease(conn, now=clock.now(), limit=1, lease_s=60, worker_id="w1")
+    await pool.execute("DELETE FROM tasks WHERE id = $1", task["id"])
+    outcome, events = await worker._execute(row)
+    assert outcome.error["code"] == "task_gone"
+    assert await worker.record(outcome, events) is False  # fenced: the slot went with the task
+    assert await pool.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", task["id"]) == 0
