@@ -68,6 +68,9 @@ class Settings:
     stream_maxlen: int = 100_000  # XADD MAXLEN ~ for the lifecycle and dead streams
     relay_interval_s: float = 0.5
     relay_batch: int = 500
+    # outbox rows (lifecycle events) older than this are deleted by the scheduler's tick once
+    # the relay has published them; also how far back GET /events/stream can resume. 0 keeps all
+    outbox_retention_s: float = 86_400.0
     # ingest stream consumer group: entries idle this long are reclaimed (longer than the
     # slowest ingest, which is one short transaction); parked after this many deliveries
     ingest_claim_idle_s: float = 60.0

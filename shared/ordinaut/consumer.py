@@ -37,6 +37,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from ordinaut import metrics
 from ordinaut.clock import Clock
 from ordinaut.config import Settings
 from ordinaut.errors import Unavailable, ValidationFailed
@@ -265,6 +266,15 @@ async def consume_once(
     result.duplicates = outcomes.count("duplicate")
     result.parked = outcomes.count("parked")
     result.failed = outcomes.count("failed")
+    for label, n in (
+        ("ingested", result.ingested - result.duplicates),
+        ("duplicate", result.duplicates),
+        ("parked", result.parked),
+        ("failed", result.failed),
+        ("reclaimed", result.claimed),
+    ):
+        if n:
+            metrics.INGEST_ENTRIES.labels(label).inc(n)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome

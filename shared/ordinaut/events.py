@@ -22,6 +22,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from ordinaut import metrics
 from ordinaut.config import Settings
 from ordinaut.store import outbox
 
@@ -134,7 +135,8 @@ async def relay_once(
             return 0
         await publish_batch(redis, count, pending["body"].encode(), maxlen)
         await outbox.advance_cursor(conn, pending["last_tx"], pending["last_seq"])
-        return count
+    metrics.EVENTS_RELAYED.inc(count)
+    return count
 
 
 async def relay_pending(

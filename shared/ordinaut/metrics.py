@@ -92,3 +92,22 @@ WORKER_IN_FLIGHT = Gauge(
 def serve(port: int, host: str = "127.0.0.1") -> None:
     """Expose this process's metrics on ``http://host:port/metrics`` (scheduler, worker)."""
     start_http_server(port, addr=host, registry=REGISTRY)
+
+
+OUTBOX_PRUNED = Counter(
+    "ordinaut_outbox_pruned_total",
+    "Lifecycle events deleted from the outbox after outbox_retention_s.",
+    registry=REGISTRY,
+)
+EVENTS_RELAYED = Counter(
+    "ordinaut_events_relayed_total",
+    "Lifecycle events the outbox relay published to the Redis stream.",
+    registry=REGISTRY,
+)
+INGEST_ENTRIES = Counter(
+    "ordinaut_ingest_entries_total",
+    "Ingest stream entries handled by this consumer, by outcome "
+    "(ingested, duplicate, failed: left pending for a retry, parked, reclaimed).",
+    ["outcome"],
+    registry=REGISTRY,
+)

@@ -18,7 +18,7 @@ from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidSchedule
 from ordinaut.slots import Policy, idempotency_key, plan_slots, slot_key, stored_schedule
-from ordinaut.store import db, heartbeats, tasks, work
+from ordinaut.store import db, heartbeats, outbox, tasks, work
 
 log = logging.getLogger("ordinaut.scheduler")
 
@@ -30,6 +30,7 @@ class TickResult:
     completed: int = 0
     skipped_misfires: int = 0
     rescued: int = 0
+    pruned_events: int = 0
     duration_ms: float = 0.0
     lag_s: float = 0.0
 
@@ -127,6 +128,7 @@ async def tick(
         result.rescued = len(rescued)
         if result.materialized or rescued:
             await work.notify_work(conn)
+        result.pruned_events = await prune_history(conn, settings, now)
         stats = await work.queue_stats(conn, now)
         result.lag_s = stats["lag_s"]
         result.duration_ms = (time.perf_counter() - started) * 1000.0
@@ -145,6 +147,27 @@ async def tick(
     return result
 
 
+# a worker that has not beaten for this long is not coming back under that id (kill -9, a
+# lost host): its heartbeat row goes, so the table holds live and recently stopped workers
+STALE_WORKER_S = 86_400.0
+
+
+async def prune_history(conn: asyncpg.Connection, settings: Settings, now: datetime) -> int:
+    """Housekeeping each tick: events past ``outbox_retention_s`` (relayed ones, when a relay
+    runs) and heartbeats of long-gone workers. Returns the events deleted."""
+    await heartbeats.prune_workers(conn, before=now - timedelta(seconds=STALE_WORKER_S))
+    if settings.outbox_retention_s <= 0:
+        return 0
+    pruned = await outbox.prune(
+        conn,
+        before=now - timedelta(seconds=settings.outbox_retention_s),
+        relayed_only=bool(settings.redis_url),
+    )
+    if pruned:
+        metrics.OUTBOX_PRUNED.inc(pruned)
+    return pruned
+
+
 async def tick_once(settings: Settings) -> TickResult:
     """One tick with a short-lived pool on the database clock (cron jobs, Cloud Run jobs)."""
     pool = await db.create_pool(settings, min_size=1, max_size=2)
@@ -159,13 +182,14 @@ async def tick_once(settings: Settings) -> TickResult:
 
 
 def _log_result(result: TickResult) -> None:
-    if result.materialized or result.rescued or result.completed:
+    if result.materialized or result.rescued or result.completed or result.pruned_events:
         log.info(
             "tick",
             extra={
                 "materialized": result.materialized,
                 "rescued": result.rescued,
                 "completed": result.completed,
+                "pruned_events": result.pruned_events,
                 "duration_ms": round(result.duration_ms, 2),
                 "lag_s": round(result.lag_s, 3),
             },

@@ -113,6 +113,41 @@ async def advance_cursor(conn: asyncpg.Connection, last_tx: Any, last_seq: int) 
     await conn.execute(ADVANCE, last_tx, last_seq)
 
 
+# Old events leave from the head of the outbox (seq order follows time closely): a pass looks
+# at the first rows only, so it costs the same with a million rows kept as with none to prune.
+# With a relay, only rows behind its cursor may go.
+PRUNE = """
+WITH head AS (
+    SELECT seq FROM outbox ORDER BY seq LIMIT $2
+), gone AS (
+    DELETE FROM outbox o USING head h, relay_cursor c
+    WHERE o.seq = h.seq AND o.created_at < $1 AND c.name = 'lifecycle'
+      AND (NOT $3::bool OR (o.tx, o.seq) <= (c.last_tx, c.last_seq))
+    RETURNING 1
+)
+SELECT count(*) FROM gone
+"""
+
+
+async def prune(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    before: datetime,
+    relayed_only: bool,
+    batch: int = 5_000,
+    max_batches: int = 20,
+) -> int:
+    """Delete events created before ``before`` (and, with ``relayed_only``, already relayed)
+    from the head of the outbox; returns how many. Bounded: at most ``max_batches`` batches."""
+    total = 0
+    for _ in range(max_batches):
+        n = int(await conn.fetchval(PRUNE, before, batch, relayed_only))
+        total += n
+        if n < batch:
+            break
+    return total
+
+
 async def backlog(conn: asyncpg.Connection | asyncpg.Pool, cap: int = 1_000_000) -> int:
     """Events not yet relayed (counted up to ``cap``)."""
     return int(await conn.fetchval(BACKLOG, cap))

@@ -1,0 +1,86 @@
+"""Housekeeping in the tick: old outbox events and long-gone workers' heartbeats go."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import asyncpg
+
+from ordinaut import events
+from ordinaut.clock import FrozenClock
+from ordinaut.config import Settings
+from ordinaut.scheduler import tick
+from ordinaut.store import heartbeats, outbox
+
+
+async def _append(pool: asyncpg.Pool, n: int, at: object) -> None:
+    async with pool.acquire() as conn:
+        await outbox.append(
+            conn,
+            [outbox.OutboxEvent("run.started", None, uuid.uuid4(), {"i": i}) for i in range(n)],
+            now=at,  # type: ignore[arg-type]
+        )
+
+
+async def test_old_events_go_only_once_relayed_and_new_ones_stay(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings
+) -> None:
+    old = clock.now() - timedelta(days=3)
+    await _append(pool, 30, old)
+    cutoff = clock.now() - timedelta(days=1)
+    # a relay runs but has published nothing yet: nothing may go
+    assert await outbox.prune(pool, before=cutoff, relayed_only=True, batch=7) == 0
+    redis = events.connect_redis(settings)
+    try:
+        await redis.delete(events.LIFECYCLE_STREAM)
+        assert await events.relay_once(pool, redis, now=clock.now(), batch=20) == 20
+        await _append(pool, 5, clock.now())  # recent: kept whatever happens
+        assert await outbox.prune(pool, before=cutoff, relayed_only=True, batch=7) == 20
+        left = await pool.fetch("SELECT created_at FROM outbox ORDER BY seq")
+        assert len(left) == 15 and sum(r["created_at"] == old for r in left) == 10
+        assert await events.relay_pending(pool, redis, clock.now, settings) == 15
+        assert await outbox.prune(pool, before=cutoff, relayed_only=True, batch=7) == 10
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 5
+        await redis.delete(events.LIFECYCLE_STREAM)
+    finally:
+        await redis.aclose()
+
+
+async def test_without_a_relay_age_alone_decides_and_a_pass_is_bounded(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    await _append(pool, 50, clock.now() - timedelta(days=3))
+    cutoff = clock.now() - timedelta(days=1)
+    assert (
+        await outbox.prune(pool, before=cutoff, relayed_only=False, batch=10, max_batches=2) == 20
+    )
+    assert await outbox.prune(pool, before=cutoff, relayed_only=False, batch=10) == 30
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_the_tick_prunes_events_and_forgets_long_gone_workers(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings
+) -> None:
+    no_relay = settings.replace(redis_url="", outbox_retention_s=3600)
+    await _append(pool, 4, clock.now() - timedelta(hours=2))
+    await _append(pool, 3, clock.now() - timedelta(minutes=10))
+    for name, seen in (("gone", timedelta(days=2)), ("alive", timedelta(seconds=5))):
+        await heartbeats.beat(
+            pool,
+            worker_id=name,
+            hostname="h",
+            pid=1,
+            started_at=clock.now() - seen,
+            now=clock.now() - seen,
+            in_flight=0,
+        )
+    result = await tick(pool, no_relay, clock)
+    assert result.pruned_events == 4
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 3
+    workers = [r["worker_id"] for r in await pool.fetch("SELECT worker_id FROM worker_heartbeats")]
+    assert workers == ["alive"]
+    keep_all = no_relay.replace(outbox_retention_s=0)
+    clock.advance(7 * 86_400)
+    assert (await tick(pool, keep_all, clock)).pruned_events == 0
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 3
