@@ -227,3 +227,31 @@ async def test_lazy_pool_is_created_once_and_syncs_the_database_clock(
     db_now = await pool.fetchval("SELECT clock_timestamp()")
     assert abs((deps.clock.now() - db_now).total_seconds()) < 1.0
     await deps.close()
+
+
+async def test_health_shows_the_ingest_stream_waiting_pending_and_parked(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    from ordinaut import consumer, events
+
+    redis = events.connect_redis(settings)
+    streams = (events.INGEST_STREAM, events.DEAD_STREAM)
+    try:
+        await redis.delete(*streams)
+        doc = (await client.get("/health")).json()
+        assert doc["components"]["redis"]["ingest"] == {
+            "stream_length": 0,
+            "pending": 0,
+            "consumers": 0,
+            "parked": 0,
+        }
+        for i in range(3):
+            await redis.xadd(events.INGEST_STREAM, {"topic": "t", "n": str(i)})
+        await consumer.ensure_group(redis)
+        await redis.xreadgroup(events.INGEST_GROUP, "c1", {events.INGEST_STREAM: ">"}, count=2)
+        await redis.xadd(events.DEAD_STREAM, {"entry_id": "1-1", "error": "bad"})
+        ingest = (await client.get("/health")).json()["components"]["redis"]["ingest"]
+        assert ingest == {"stream_length": 3, "pending": 2, "consumers": 1, "parked": 1}
+    finally:
+        await redis.delete(*streams)
+        await redis.aclose()

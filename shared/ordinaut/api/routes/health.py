@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ordinaut.api.deps import Deps, get_deps, request_id, request_now
+from ordinaut.events import DEAD_STREAM, INGEST_GROUP, INGEST_STREAM
 from ordinaut.metrics import REGISTRY
 from ordinaut.store import heartbeats
 
@@ -85,9 +86,34 @@ async def _redis(deps: Deps) -> dict[str, Any]:
         async with asyncio.timeout(REDIS_TIMEOUT_S):
             client = await deps.redis()
             await client.ping()
+            latency = _ms(started)
+            ingest = await _ingest(client)
     except Exception as exc:  # Redis down is a degraded state, never an error response
         return {"status": DEGRADED, "latency_ms": _ms(started), "error": type(exc).__name__}
-    return {"status": HEALTHY, "latency_ms": _ms(started)}
+    return {"status": HEALTHY, "latency_ms": latency, "ingest": ingest}
+
+
+async def _ingest(client: Any) -> dict[str, Any]:
+    """The ingest stream as an operator watches it: entries waiting, entries handed to a
+    consumer and not yet acknowledged, entries parked in the dead stream."""
+    pipe = client.pipeline(transaction=False)
+    pipe.xlen(INGEST_STREAM)
+    pipe.xinfo_groups(INGEST_STREAM)
+    pipe.xlen(DEAD_STREAM)
+    length, groups, parked = await pipe.execute(raise_on_error=False)
+    if isinstance(groups, Exception):  # no stream yet: nothing was ever published
+        groups = []
+    group = next((g for g in groups if _text(g.get("name")) == INGEST_GROUP), None)
+    return {
+        "stream_length": length if isinstance(length, int) else 0,
+        "pending": int(group["pending"]) if group else 0,
+        "consumers": int(group["consumers"]) if group else 0,
+        "parked": parked if isinstance(parked, int) else 0,
+    }
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _scheduler(deps: Deps, now: datetime, last_tick_at: datetime | None) -> dict[str, Any]:
