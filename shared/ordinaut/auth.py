@@ -50,8 +50,15 @@ class InvalidToken(Unauthorized):
 
 
 def new_secret() -> str:
-    """A fresh agent secret: 32 random bytes, URL-safe base64 (43 characters)."""
-    return secrets.token_urlsafe(32)
+    """A fresh agent secret: 32 random bytes, URL-safe base64 (43 characters).
+
+    Never starting with "-": command lines (``ordinaut login --secret S``, curl, shells) would
+    read it as an option. Redrawing the 1 in 64 that do keeps the secret uniformly random
+    among the rest.
+    """
+    while (secret := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return secret
 
 
 def _b64(raw: bytes) -> str:

@@ -115,7 +115,11 @@ def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None
     )
     _connection_flags(p)
     p.add_argument("--agent-id", metavar="ID", help="agent id (exchanged for a token)")
-    p.add_argument("--secret", metavar="SECRET", help="agent secret ('-' reads it from stdin)")
+    p.add_argument(
+        "--secret",
+        metavar="SECRET",
+        help="agent secret ('-' reads it from stdin; write --secret=S for one that starts with '-')",
+    )
     p.description = (
         "Check a credential against the server and save it, per server URL, in\n"
         "$ORDINAUT_HOME/credentials.json or ~/.config/ordinaut/credentials.json (mode 0600).\n"
