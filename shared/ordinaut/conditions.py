@@ -266,7 +266,7 @@ class ConditionRunner:
         self.limits = limits
         self.secrets = secrets
         self.pending: dict[UUID, Effect] = {}
-        self._compiled: OrderedDict[tuple[UUID, datetime], CompiledPipeline] = OrderedDict()
+        self._compiled: OrderedDict[tuple[UUID, int], CompiledPipeline] = OrderedDict()
 
     def _check(self, row: Mapping[str, Any]) -> CompiledPipeline | dict[str, Any]:
         key = (row["task_id"], row["task_version"])

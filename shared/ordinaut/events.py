@@ -105,14 +105,14 @@ async def publish_batch(redis: Redis, count: int, fields: bytes, maxlen: int) ->
     try:
         await conn.send_packed_command(command, check_health=True)
         reply = await conn.read_response()
+    except ResponseError:
+        raise  # the script's error is its whole reply: the connection is in step
     except BaseException:
         # a half-read reply must never be read by the connection's next user
         await conn.disconnect()
         raise
     finally:
         await pool.release(conn)
-    if isinstance(reply, Exception):  # a script error comes back as the reply
-        raise reply
     if reply != count:
         raise ResponseError(f"XADD batch appended {reply} of {count} events")
 

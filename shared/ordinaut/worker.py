@@ -80,14 +80,14 @@ class Worker:
         self._step_metrics: dict[tuple[str, str], Any] = {}
         self.last_lease_at = self.started_at
         self._box: SecretBox | None = None
-        # (task_id, task updated_at) -> its payload and compiled pipeline: an edit changes the key
-        self._pipelines: OrderedDict[tuple[uuid.UUID, datetime], _Pipeline] = OrderedDict()
+        # (task_id, payload version) -> its payload and compiled pipeline: an edit changes the key
+        self._pipelines: OrderedDict[tuple[uuid.UUID, int], _Pipeline] = OrderedDict()
         self._pipelines_max = max(1024, 2 * settings.lease_batch)
         self.conditions = conditions.ConditionRunner(
             pool, self.registry, self.limits, self._secrets
         )
 
-    def _remember(self, key: tuple[uuid.UUID, datetime], payload: dict[str, Any]) -> _Pipeline:
+    def _remember(self, key: tuple[uuid.UUID, int], payload: dict[str, Any]) -> _Pipeline:
         main = conditions.main_payload(payload)  # without filter, check, condition
         try:
             compiled: CompiledPipeline | dict[str, Any] = compile_payload(
@@ -109,7 +109,7 @@ class Worker:
             return
         latest: dict[uuid.UUID, _Pipeline] = {}
         for t in await work.task_payloads(self.pool, list(missing)):
-            latest[t["id"]] = self._remember((t["id"], t["updated_at"]), t["payload"])
+            latest[t["id"]] = self._remember((t["id"], t["payload_version"]), t["payload"])
         for r in rows:
             key = (r["task_id"], r["task_version"])
             if key not in self._pipelines and r["task_id"] in latest:
@@ -230,26 +230,7 @@ class Worker:
                 )
 
             t0 = time.perf_counter()
-            pipeline = await self.pipeline(row)
-            secret_values: dict[str, str] | None = None
-            if pipeline is None:
-                # deleted after the lease: the delete removed the slot too, so this outcome
-                # is fenced out when recorded; it only has to be an outcome
-                result = PipelineResult(
-                    "failed",
-                    None,
-                    [],
-                    {"step": None, "code": "task_gone", "message": "the task was deleted"},
-                )
-            else:
-                try:
-                    secret_values = await self._secrets(row["owner_id"], pipeline[1])
-                except Unavailable as exc:
-                    result = PipelineResult(
-                        "failed", None, [], {"step": None, "code": exc.code, "message": exc.message}
-                    )
-            if pipeline is not None and secret_values is not None:
-                result = await self._pipeline(row, pipeline, secret_values, emit)
+            result = await self._attempt(row, emit)
             elapsed = time.perf_counter() - t0
             metrics.RUN_DURATION.observe(elapsed)
             for step in result.steps:
@@ -326,6 +307,26 @@ class Worker:
             )
         finally:
             logs.reset(ctx_token)
+
+    async def _attempt(
+        self, row: asyncpg.Record, emit: Callable[[str, dict[str, Any]], None]
+    ) -> PipelineResult:
+        """Read the pipeline and the secrets it names, then run it; every failure on the way
+        is a failed attempt (retried by the task's policy), never an exception."""
+        try:
+            pipeline = await self.pipeline(row)
+        except Exception as exc:
+            log.warning("could not read the task's pipeline", extra={"error": repr(exc)})
+            return _failed("unavailable", "could not read the task's pipeline; retried")
+        if pipeline is None:
+            # deleted after the lease: the delete removed the slot too, so this outcome is
+            # fenced out when recorded; it only has to be an outcome
+            return _failed("task_gone", "the task was deleted")
+        try:
+            secret_values = await self._secrets(row["owner_id"], pipeline[1])
+        except Unavailable as exc:
+            return _failed(exc.code, exc.message)
+        return await self._pipeline(row, pipeline, secret_values, emit)
 
     def _skipped(self, row: asyncpg.Record, why: str) -> work.Outcome:
         OUTCOMES["skipped"].inc()
@@ -503,6 +504,10 @@ class Worker:
             released = await work.release(self.pool, leftovers, now=self.clock.now())
             log.info("released in-flight runs at shutdown", extra={"count": released})
         self.in_flight.clear()
+
+
+def _failed(code: str, message: str) -> PipelineResult:
+    return PipelineResult("failed", None, [], {"step": None, "code": code, "message": message})
 
 
 # a task version's payload, and its compiled main pipeline (the payload itself when invalid)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 from samples import CRON_TASK
 
@@ -100,7 +102,7 @@ async def test_lifecycle_pause_resume_cancel(client: httpx.AsyncClient, make_age
 
 
 async def test_update_revalidates_and_moves_the_cursor(
-    client: httpx.AsyncClient, make_agent: Any
+    client: httpx.AsyncClient, make_agent: Any, pool: asyncpg.Pool
 ) -> None:
     agent = await make_agent(["tasks:read", "tasks:write"])
     h = agent["headers"]
@@ -115,6 +117,14 @@ async def test_update_revalidates_and_moves_the_cursor(
     put = await client.put(f"/tasks/{tid}", json={**CRON_TASK, "title": "renamed"}, headers=h)
     assert put.json()["title"] == "renamed"
     assert put.json()["next_run_at"] == "2026-03-03T06:00:00Z"
+    # workers cache compiled pipelines per payload version: only a payload change bumps it
+    version = "SELECT payload_version FROM tasks WHERE id = $1"
+    assert await pool.fetchval(version, uuid.UUID(tid)) == 1
+    steps = [{"id": "other", "uses": "echo", "with": {"x": 1}}]
+    payload = {**CRON_TASK["payload"], "pipeline": steps}
+    r = await client.patch(f"/tasks/{tid}", json={"payload": payload}, headers=h)
+    assert r.status_code == 200, r.text
+    assert await pool.fetchval(version, uuid.UUID(tid)) == 2
 
 
 async def test_preview_routes_share_the_scheduler_code(

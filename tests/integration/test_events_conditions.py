@@ -49,7 +49,8 @@ class Poller:
     async def poll(self, price: int) -> asyncpg.Record:
         await self.pool.execute(
             "UPDATE tasks SET payload = jsonb_set(payload, '{params,price}', $2::jsonb),"
-            " updated_at = clock_timestamp() WHERE id = $1",
+            " payload_version = payload_version + 1, updated_at = clock_timestamp()"
+            " WHERE id = $1",
             self.task_id,
             price,  # the jsonb codec encodes it
         )

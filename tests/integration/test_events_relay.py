@@ -135,3 +135,28 @@ async def test_unicode_payloads_reach_the_stream_intact(
     [entry] = await _stream(redis)
     assert json.loads(entry["payload"]) == {"text": "héllo ☃ 日本\r\n$3"}
     assert entry["tenant_id"] == entry["subject_id"] == ""
+
+
+async def test_a_batch_stops_at_its_byte_budget_and_an_oversized_event_still_goes(
+    pool: asyncpg.Pool, redis: Redis, clock: FrozenClock
+) -> None:
+    async with pool.acquire() as conn:
+        await outbox.append(
+            conn,
+            [
+                outbox.OutboxEvent("custom.big", None, None, {"blob": "x" * size})
+                for size in (5_000, 300, 300, 300)
+            ],
+            now=clock.now(),
+        )
+        async with conn.transaction():
+            first = await outbox.pending_batch(conn, 100, max_bytes=1_000)
+            assert first["n"] == 1  # bigger than the budget alone: it goes, by itself
+            rest = await outbox.pending_batch(conn, 100, max_bytes=10_000)
+            assert rest["n"] == 4
+    sizes = []
+    while n := await events.relay_once(pool, redis, now=clock.now()):
+        sizes.append(n)
+    assert sum(sizes) == 4
+    stream = await _stream(redis)
+    assert [len(json.loads(e["payload"])["blob"]) for e in stream] == [5_000, 300, 300, 300]

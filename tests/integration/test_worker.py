@@ -226,10 +226,9 @@ async def test_payloads_are_read_once_per_task_version_and_an_edit_is_picked_up(
     assert reads == [1]  # one read for the first batch, none for the second
     clock.advance(1)
     await pool.execute(
-        "UPDATE tasks SET payload = $2, updated_at = $3 WHERE id = $1",
+        "UPDATE tasks SET payload = $2, payload_version = payload_version + 1 WHERE id = $1",
         task["id"],
         _echo("v2"),
-        clock.now(),
     )
     await _run_now(pool, task, clock)
     assert await worker.run_once() == 1
@@ -244,6 +243,28 @@ async def test_payloads_are_read_once_per_task_version_and_an_edit_is_picked_up(
     assert sorted(outputs) == ["v1"] * 5 + ["v2"]
 
 
+async def test_scheduled_slots_of_a_task_reuse_its_compiled_pipeline_across_ticks(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any, monkeypatch: Any
+) -> None:
+    task = await make_task(schedule_expr="* * * * *")
+    worker = _worker(pool, settings, clock, "w1")
+    reads: list[int] = []
+    real = work.task_payloads
+
+    async def counting(conn: Any, task_ids: Any) -> Any:
+        reads.append(len(task_ids))
+        return await real(conn, task_ids)
+
+    monkeypatch.setattr(work, "task_payloads", counting)
+    for _ in range(3):  # each tick advances the task (next_run_at, updated_at)
+        await tick(pool, settings.replace(lookahead_s=30), clock)
+        clock.advance(60)
+        assert await worker.run_once() == 1
+    assert reads == [1]
+    statuses = await pool.fetch("SELECT status FROM runs WHERE task_id = $1", task["id"])
+    assert [r["status"] for r in statuses] == ["succeeded"] * 3
+
+
 async def test_an_edit_between_lease_and_read_runs_the_version_read(
     pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any
 ) -> None:
@@ -253,10 +274,9 @@ async def test_an_edit_between_lease_and_read_runs_the_version_read(
     async with pool.acquire() as conn:
         (row,) = await work.lease(conn, now=clock.now(), limit=1, lease_s=60, worker_id="w1")
     await pool.execute(
-        "UPDATE tasks SET payload = $2, updated_at = $3 WHERE id = $1",
+        "UPDATE tasks SET payload = $2, payload_version = payload_version + 1 WHERE id = $1",
         task["id"],
         _echo("new"),
-        clock.now() + timedelta(seconds=1),
     )
     worker.start([row])
     for t in [t for _, t in worker.in_flight.values()]:

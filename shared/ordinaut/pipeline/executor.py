@@ -79,10 +79,8 @@ class _Run:
     def __init__(self, compiled: CompiledPipeline, ctx: RunContext, limits: PipelineLimits) -> None:
         self.ctx = ctx
         self.limits = limits
-        params = (
-            {**compiled.params, **ctx.params_override} if ctx.params_override else compiled.params
-        )
-        self.scope = ctx.scope(params)
+        # a copy per run: a tool that changes its arguments must not change the cached pipeline
+        self.scope = ctx.scope({**compiled.params, **(ctx.params_override or {})})
         # the same ``steps`` dict is shared by every scope, so later steps see earlier results
         if ctx.secrets:
             self.with_secrets = {**self.scope, "secrets": dict(ctx.secrets)}
@@ -126,8 +124,9 @@ class _Run:
                 value = to_jsonable(value)
             except TooBig as exc:
                 raise ToolError("output_too_large", f"output has {exc}") from None
+            # the record gets its own copy: later steps may be handed ``value`` itself
             record["output"] = record_value(
-                value, self.secret_values, self.limits.max_step_output_bytes, jsonable=True
+                value, self.secret_values, self.limits.max_step_output_bytes
             )
         except ExpressionError as exc:
             record.update(status="failed", error=self._error(exc.code, exc.message))

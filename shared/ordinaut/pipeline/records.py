@@ -131,20 +131,12 @@ def cap_value(value: Any, max_bytes: int) -> Any:
     }
 
 
-def record_value(
-    value: Any, secrets: Iterable[str], max_bytes: int, *, jsonable: bool = False
-) -> Any:
-    """What a step record stores: JSON-able, secrets masked, within ``max_bytes``.
-
-    ``jsonable=True`` says ``value`` came out of ``to_jsonable`` already (no second walk).
-    """
-    if jsonable:
-        plain = value
-    else:
-        try:
-            plain = to_jsonable(value)
-        except TooBig:
-            return {"truncated": True, "size_bytes_over": max_bytes, "preview": ""}
+def record_value(value: Any, secrets: Iterable[str], max_bytes: int) -> Any:
+    """What a step record stores: a JSON-able copy, secrets masked, within ``max_bytes``."""
+    try:
+        plain = to_jsonable(value)
+    except TooBig:
+        return {"truncated": True, "size_bytes_over": max_bytes, "preview": ""}
     return cap_value(mask_secrets(plain, secrets), max_bytes)
 
 

@@ -74,13 +74,19 @@ WITH p AS (
     WHERE (tx, seq) > ($1::xid8, $2::bigint) AND tx < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY tx, seq
     LIMIT $3
+), sized AS (
+    SELECT p.*, sum(octet_length(payload)) OVER (ORDER BY tx, seq) AS upto,
+           octet_length(payload) AS size
+    FROM p
+), b AS (  -- at most $4 bytes of payloads (the first event always goes)
+    SELECT * FROM sized WHERE upto - size < $4
 )
 SELECT count(*) AS n,
        (array_agg(tx ORDER BY tx DESC, seq DESC))[1] AS last_tx,
        (array_agg(seq ORDER BY tx DESC, seq DESC))[1] AS last_seq,
        string_agg({" || ".join(_resp_bulk(c) for c in RELAY_FIELDS)}, '' ORDER BY tx, seq)
            AS body
-FROM p
+FROM b
 """  # noqa: S608 - built from the constant field names above
 ADVANCE = "UPDATE relay_cursor SET last_tx = $1, last_seq = $2 WHERE name = 'lifecycle'"
 # Everything after the cursor, settled or not (a bounded count for /health).
@@ -98,12 +104,19 @@ async def try_relay_lock(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval(TRY_RELAY_LOCK, RELAY_LOCK_ID))
 
 
-async def pending_batch(conn: asyncpg.Connection, limit: int) -> asyncpg.Record:
-    """Settled events after the relay cursor: ``n``, ``last_tx``/``last_seq`` (where the cursor
-    moves once they are published) and ``body`` (their stream fields in the wire format)."""
+# a relay batch holds at most this much payload in memory (a few copies of it while sending)
+RELAY_MAX_BYTES = 4 << 20
+
+
+async def pending_batch(
+    conn: asyncpg.Connection, limit: int, max_bytes: int = RELAY_MAX_BYTES
+) -> asyncpg.Record:
+    """Settled events after the relay cursor (at most ``limit``, and at most ``max_bytes`` of
+    payloads unless the first alone is bigger): ``n``, ``last_tx``/``last_seq`` (where the
+    cursor moves once they are published) and ``body`` (their fields in the wire format)."""
     cursor = await conn.fetchrow(CURSOR)
     row: asyncpg.Record = await conn.fetchrow(
-        PENDING_BATCH, cursor["last_tx"], cursor["last_seq"], limit
+        PENDING_BATCH, cursor["last_tx"], cursor["last_seq"], limit, max_bytes
     )
     return row
 
@@ -129,6 +142,9 @@ SELECT count(*) FROM gone
 """
 
 
+OLDEST = "SELECT created_at FROM outbox ORDER BY seq LIMIT 1"
+
+
 async def prune(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,
@@ -139,6 +155,9 @@ async def prune(
 ) -> int:
     """Delete events created before ``before`` (and, with ``relayed_only``, already relayed)
     from the head of the outbox; returns how many. Bounded: at most ``max_batches`` batches."""
+    oldest = await conn.fetchval(OLDEST)
+    if oldest is None or oldest >= before:
+        return 0  # the usual case: one index probe, nothing to scan
     total = 0
     for _ in range(max_batches):
         n = int(await conn.fetchval(PRUNE, before, batch, relayed_only))

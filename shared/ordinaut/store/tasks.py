@@ -50,7 +50,8 @@ UPDATE tasks SET title = $2, description = $3, schedule_kind = $4, schedule_expr
     timezone = $6, dtstart = $7, payload = $8, status = $9, priority = $10, max_retries = $11,
     backoff_strategy = $12, dedupe_key = $13, dedupe_window_seconds = $14,
     concurrency_key = $15, misfire_policy = $16, overlap_policy = $17, next_run_at = $18,
-    snoozed_until = $19, updated_at = $21
+    snoozed_until = $19, updated_at = $21,
+    payload_version = payload_version + (payload IS DISTINCT FROM $8::jsonb)::int
 WHERE id = $1 AND created_by = $20
 RETURNING {TASK_COLUMNS}
 """  # noqa: S608

@@ -131,7 +131,7 @@ WITH c AS (
 )
 SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
        r.owner_id, r.scheduled_for, r.trigger, r.event_id, r.idempotency_key,
-       t.title, t.updated_at AS task_version, t.overlap_policy, t.backoff_strategy,
+       t.title, t.payload_version AS task_version, t.overlap_policy, t.backoff_strategy,
        -- only overlap "skip" of a scheduled slot asks (worker.py); CASE keeps everything else
        -- from probing the task's index entries, dead ones included, once per leased row
        CASE WHEN t.overlap_policy = 'skip' AND r.trigger = 'schedule' THEN
@@ -153,10 +153,10 @@ async def lease(
     return await conn.fetch(LEASE, now, limit, lease_s, worker_id)
 
 
-# A leased row names its task's version (updated_at); workers keep compiled pipelines per
-# version and read the payload only for versions they have not seen (decoding it with every
-# leased row cost more than the rest of the row).
-TASK_PAYLOADS = "SELECT id, updated_at, payload FROM tasks WHERE id = ANY($1::uuid[])"
+# A leased row names its task's payload version; workers keep compiled pipelines per version
+# and read the payload only for versions they have not seen (decoding it with every leased row
+# cost more than the rest of the row).
+TASK_PAYLOADS = "SELECT id, payload_version, payload FROM tasks WHERE id = ANY($1::uuid[])"
 
 
 async def task_payloads(

@@ -56,6 +56,11 @@ async def _liar(args: dict[str, Any], ctx: RunContext) -> Any:
     return {"never": "returned"}
 
 
+async def _mutator(args: dict[str, Any], ctx: RunContext) -> Any:
+    args["d"]["count"] = args["d"].get("count", 0) + 1  # a rude tool: changes its arguments
+    return {"ok": True}
+
+
 async def _inline(args: dict[str, Any], ctx: RunContext) -> Any:
     if args.get("fail"):
         raise ToolError("inline_failed", "asked to fail")
@@ -69,6 +74,7 @@ def _registry() -> Any:
         ("test.boom", _boom),
         ("test.hang", _hang),
         ("test.big", _big),
+        ("test.mutator", _mutator),
     ):
         registry.register(Tool(name=name, description=name, input_schema={"type": "object"}, fn=fn))
     for name, fn in (("test.liar", _liar), ("test.inline", _inline)):
@@ -484,3 +490,22 @@ def test_instants_render_in_utc_with_z_whatever_zone_they_carry() -> None:
     assert iso_utc(datetime(2026, 3, 8, 7, 30)) == "2026-03-08T07:30:00Z"  # naive means UTC
     chisinau = datetime(2026, 3, 29, 4, 30, 0, 250, tzinfo=ZoneInfo("Europe/Chisinau"))
     assert iso_utc(chisinau) == "2026-03-29T01:30:00.000250Z"
+
+
+async def test_a_tool_changing_its_arguments_changes_neither_the_pipeline_nor_records() -> None:
+    from ordinaut.pipeline import compile_payload
+
+    payload = {
+        "params": {"a": 1},
+        "pipeline": [
+            {"id": "e", "uses": "echo", "with": {"x": "${params.a}"}},
+            {"id": "m", "uses": "test.mutator", "with": {"d": "${params}"}},
+            {"id": "m2", "uses": "test.mutator", "with": {"d": "${steps.e.output}"}},
+        ],
+    }
+    compiled = compile_payload(payload, registry=REGISTRY, limits=LIMITS)
+    for _ in range(3):  # a worker runs one compiled pipeline again and again
+        result = await execute(compiled, ctx(), registry=REGISTRY, limits=LIMITS)
+        assert result.status == "succeeded"
+        assert result.steps[0]["output"] == {"x": 1}
+    assert compiled.params == {"a": 1}
