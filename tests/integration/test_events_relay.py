@@ -28,15 +28,19 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 async def _append(pool: asyncpg.Pool, clock: FrozenClock, n: int, subjects: int = 7) -> None:
     ids = [uuid.uuid4() for _ in range(subjects)]
+    await _write(
+        pool,
+        clock,
+        [
+            outbox.OutboxEvent("run.started", uuid.uuid4(), ids[i % subjects], {"i": i, "n": n})
+            for i in range(n)
+        ],
+    )
+
+
+async def _write(pool: asyncpg.Pool, clock: FrozenClock, evs: list[outbox.OutboxEvent]) -> None:
     async with pool.acquire() as conn:
-        await outbox.append(
-            conn,
-            [
-                outbox.OutboxEvent("run.started", uuid.uuid4(), ids[i % subjects], {"i": i, "n": n})
-                for i in range(n)
-            ],
-            now=clock.now(),
-        )
+        await outbox.append(conn, evs, now=clock.now())
 
 
 async def _stream(redis: Redis) -> list[dict[str, str]]:
@@ -125,12 +129,8 @@ async def test_a_redis_error_reply_leaves_the_batch_pending_and_the_connection_u
 async def test_unicode_payloads_reach_the_stream_intact(
     pool: asyncpg.Pool, redis: Redis, clock: FrozenClock
 ) -> None:
-    async with pool.acquire() as conn:
-        await outbox.append(
-            conn,
-            [outbox.OutboxEvent("custom.greeting", None, None, {"text": "héllo ☃ 日本\r\n$3"})],
-            now=clock.now(),
-        )
+    text = "héllo ☃ 日本\r\n$3"
+    await _write(pool, clock, [outbox.OutboxEvent("custom.greeting", None, None, {"text": text})])
     assert await events.relay_once(pool, redis, now=clock.now()) == 1
     [entry] = await _stream(redis)
     assert json.loads(entry["payload"]) == {"text": "héllo ☃ 日本\r\n$3"}
@@ -140,23 +140,17 @@ async def test_unicode_payloads_reach_the_stream_intact(
 async def test_a_batch_stops_at_its_byte_budget_and_an_oversized_event_still_goes(
     pool: asyncpg.Pool, redis: Redis, clock: FrozenClock
 ) -> None:
-    async with pool.acquire() as conn:
-        await outbox.append(
-            conn,
-            [
-                outbox.OutboxEvent("custom.big", None, None, {"blob": "x" * size})
-                for size in (5_000, 300, 300, 300)
-            ],
-            now=clock.now(),
-        )
-        async with conn.transaction():
-            first = await outbox.pending_batch(conn, 100, max_bytes=1_000)
-            assert first["n"] == 1  # bigger than the budget alone: it goes, by itself
-            rest = await outbox.pending_batch(conn, 100, max_bytes=10_000)
-            assert rest["n"] == 4
-    sizes = []
+    sizes = (5_000, 300, 300, 300)
+    blobs = [outbox.OutboxEvent("custom.big", None, None, {"blob": "x" * n}) for n in sizes]
+    await _write(pool, clock, blobs)
+    async with pool.acquire() as conn, conn.transaction():
+        first = await outbox.pending_batch(conn, 100, max_bytes=1_000)
+        assert first["n"] == 1  # bigger than the budget alone: it goes, by itself
+        rest = await outbox.pending_batch(conn, 100, max_bytes=10_000)
+        assert rest["n"] == 4
+    batches = []
     while n := await events.relay_once(pool, redis, now=clock.now()):
-        sizes.append(n)
-    assert sum(sizes) == 4
+        batches.append(n)
+    assert sum(batches) == 4
     stream = await _stream(redis)
-    assert [len(json.loads(e["payload"])["blob"]) for e in stream] == [5_000, 300, 300, 300]
+    assert [len(json.loads(e["payload"])["blob"]) for e in stream] == list(sizes)

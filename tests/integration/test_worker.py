@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from samples import FAILING_PAYLOAD as FAILING
 
 from ordinaut.clock import FrozenClock
@@ -206,19 +207,25 @@ def _echo(msg: str) -> dict[str, Any]:
     return {"params": {}, "pipeline": [{"id": "say", "uses": "echo", "with": {"msg": msg}}]}
 
 
-async def test_payloads_are_read_once_per_task_version_and_an_edit_is_picked_up(
-    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any, monkeypatch: Any
-) -> None:
-    task = await make_task(payload=_echo("v1"))
-    worker = _worker(pool, settings, clock, "w1")
-    reads: list[int] = []
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many tasks each payload read of the workers asked for."""
+    seen: list[int] = []
     real = work.task_payloads
 
     async def counting(conn: Any, task_ids: Any) -> Any:
-        reads.append(len(task_ids))
+        seen.append(len(task_ids))
         return await real(conn, task_ids)
 
     monkeypatch.setattr(work, "task_payloads", counting)
+    return seen
+
+
+async def test_payloads_are_read_once_per_task_version_and_an_edit_is_picked_up(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any, reads: list[int]
+) -> None:
+    task = await make_task(payload=_echo("v1"))
+    worker = _worker(pool, settings, clock, "w1")
     await _run_now(pool, task, clock, n=3)
     assert await worker.run_once() == 3
     await _run_now(pool, task, clock, n=2)
@@ -244,18 +251,10 @@ async def test_payloads_are_read_once_per_task_version_and_an_edit_is_picked_up(
 
 
 async def test_scheduled_slots_of_a_task_reuse_its_compiled_pipeline_across_ticks(
-    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any, monkeypatch: Any
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any, reads: list[int]
 ) -> None:
     task = await make_task(schedule_expr="* * * * *")
     worker = _worker(pool, settings, clock, "w1")
-    reads: list[int] = []
-    real = work.task_payloads
-
-    async def counting(conn: Any, task_ids: Any) -> Any:
-        reads.append(len(task_ids))
-        return await real(conn, task_ids)
-
-    monkeypatch.setattr(work, "task_payloads", counting)
     for _ in range(3):  # each tick advances the task (next_run_at, updated_at)
         await tick(pool, settings.replace(lookahead_s=30), clock)
         clock.advance(60)
