@@ -145,8 +145,9 @@ class Worker:
                 metrics.START_LAG.observe(max(0.0, (now - r["run_at"]).total_seconds()))
             try:
                 await self.load_pipelines(rows)  # one read for every new task version
-            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-                # the rows are ours now: each run retries its own read before it starts
+            except Exception as exc:
+                # the rows are ours now and must start: each run retries its own read, and
+                # one that cannot is a failed attempt (Worker._attempt)
                 log.warning("could not read task pipelines", extra={"error": repr(exc)})
         return rows
 

@@ -297,3 +297,28 @@ async def test_a_task_deleted_after_the_lease_leaves_no_run_behind(
     assert outcome.error["code"] == "task_gone"
     assert await worker.record(outcome, events) is False  # fenced: the slot went with the task
     assert await pool.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", task["id"]) == 0
+
+
+async def test_leased_rows_start_even_when_their_pipelines_cannot_be_read(
+    pool: asyncpg.Pool,
+    clock: FrozenClock,
+    settings: Settings,
+    make_task: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    task = await make_task(max_retries=1)
+    (run_id,) = await _run_now(pool, task, clock)
+    worker = _worker(pool, settings, clock, "w1")
+
+    async def broken(conn: Any, task_ids: Any) -> Any:
+        raise asyncpg.InterfaceError("pool is closing")
+
+    monkeypatch.setattr(work, "task_payloads", broken)
+    assert await worker.run_once() == 1  # not an exception that strands the leased row
+    assert worker.in_flight == {}
+    run = await pool.fetchrow("SELECT status, error FROM runs WHERE id = $1", run_id)
+    assert (run["status"], run["error"]["code"]) == ("queued", "unavailable")  # retried
+    monkeypatch.undo()
+    clock.advance(60)
+    assert await worker.run_once() == 1
+    assert await pool.fetchval("SELECT status::text FROM runs WHERE id = $1", run_id) == "succeeded"
