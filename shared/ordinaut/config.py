@@ -71,6 +71,9 @@ class Settings:
     # outbox rows (lifecycle events) older than this are deleted by the scheduler's tick once
     # the relay has published them; also how far back GET /events/stream can resume. 0 keeps all
     outbox_retention_s: float = 86_400.0
+    # finished runs (with their step results) older than this are deleted by the scheduler's
+    # tick; 0 keeps them all. Queued and running runs are never touched.
+    run_retention_s: float = 0.0
     # ingest stream consumer group: entries idle this long are reclaimed (longer than the
     # slowest ingest, which is one short transaction); parked after this many deliveries
     ingest_claim_idle_s: float = 60.0

@@ -99,6 +99,11 @@ OUTBOX_PRUNED = Counter(
     "Lifecycle events deleted from the outbox after outbox_retention_s.",
     registry=REGISTRY,
 )
+RUNS_PRUNED = Counter(
+    "ordinaut_runs_pruned_total",
+    "Finished runs deleted after run_retention_s.",
+    registry=REGISTRY,
+)
 EVENTS_RELAYED = Counter(
     "ordinaut_events_relayed_total",
     "Lifecycle events the outbox relay published to the Redis stream.",

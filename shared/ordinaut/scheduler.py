@@ -18,7 +18,7 @@ from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidSchedule
 from ordinaut.slots import Policy, idempotency_key, plan_slots, slot_key, stored_schedule
-from ordinaut.store import db, heartbeats, outbox, tasks, work
+from ordinaut.store import db, heartbeats, outbox, runs, tasks, work
 
 log = logging.getLogger("ordinaut.scheduler")
 
@@ -31,6 +31,7 @@ class TickResult:
     skipped_misfires: int = 0
     rescued: int = 0
     pruned_events: int = 0
+    pruned_runs: int = 0
     duration_ms: float = 0.0
     lag_s: float = 0.0
 
@@ -140,6 +141,7 @@ async def tick(
         )
         try:
             result.pruned_events = await prune_history(conn, settings, now)
+            result.pruned_runs = await prune_runs(conn, settings, now)
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             # housekeeping may wait for the next tick; the tick itself is done and recorded
             log.warning("housekeeping failed", extra={"error": repr(exc)})
@@ -160,15 +162,27 @@ async def prune_history(conn: asyncpg.Connection, settings: Settings, now: datet
     """Housekeeping each tick: events past ``outbox_retention_s`` (relayed ones, when a relay
     runs) and heartbeats of long-gone workers. Returns the events deleted."""
     await heartbeats.prune_workers(conn, before=now - timedelta(seconds=STALE_WORKER_S))
-    if settings.outbox_retention_s <= 0:
+    pruned = 0
+    if settings.outbox_retention_s > 0:
+        pruned = await outbox.prune(
+            conn,
+            before=now - timedelta(seconds=settings.outbox_retention_s),
+            relayed_only=bool(settings.redis_url),
+        )
+        if pruned:
+            metrics.OUTBOX_PRUNED.inc(pruned)
+    return pruned
+
+
+async def prune_runs(conn: asyncpg.Connection, settings: Settings, now: datetime) -> int:
+    """Finished runs past ``run_retention_s`` (0: none)."""
+    if settings.run_retention_s <= 0:
         return 0
-    pruned = await outbox.prune(
-        conn,
-        before=now - timedelta(seconds=settings.outbox_retention_s),
-        relayed_only=bool(settings.redis_url),
+    pruned = await runs.prune_finished(
+        conn, before=now - timedelta(seconds=settings.run_retention_s)
     )
     if pruned:
-        metrics.OUTBOX_PRUNED.inc(pruned)
+        metrics.RUNS_PRUNED.inc(pruned)
     return pruned
 
 
@@ -186,7 +200,13 @@ async def tick_once(settings: Settings) -> TickResult:
 
 
 def _log_result(result: TickResult) -> None:
-    if result.materialized or result.rescued or result.completed or result.pruned_events:
+    if (
+        result.materialized
+        or result.rescued
+        or result.completed
+        or result.pruned_events
+        or (result.pruned_runs)
+    ):
         log.info(
             "tick",
             extra={
@@ -194,6 +214,7 @@ def _log_result(result: TickResult) -> None:
                 "rescued": result.rescued,
                 "completed": result.completed,
                 "pruned_events": result.pruned_events,
+                "pruned_runs": result.pruned_runs,
                 "duration_ms": round(result.duration_ms, 2),
                 "lag_s": round(result.lag_s, 3),
             },

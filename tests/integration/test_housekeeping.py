@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 
@@ -84,3 +85,39 @@ async def test_the_tick_prunes_events_and_forgets_long_gone_workers(
     clock.advance(7 * 86_400)
     assert (await tick(pool, keep_all, clock)).pruned_events == 0
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 3
+
+
+async def test_finished_runs_past_their_retention_go_and_pending_ones_never(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any
+) -> None:
+    from test_worker import _run_now
+
+    from ordinaut.store import runs
+    from ordinaut.worker import Worker
+
+    task = await make_task()
+    old_ids = await _run_now(pool, task, clock, n=5)
+    worker = Worker(pool, settings, clock, worker_id="w1")
+    assert await worker.run_once() == 5  # finished, created now
+    (stuck,) = await _run_now(pool, task, clock)  # queued: never pruned, whatever its age
+    clock.advance(10 * 86_400)
+    (recent,) = await _run_now(pool, task, clock)
+    assert await worker.run_once() == 2
+    keep = settings.replace(redis_url="", run_retention_s=0)
+    assert (await tick(pool, keep, clock)).pruned_runs == 0
+    await pool.execute("UPDATE due_work SET run_at = $2 WHERE run_id = $1", stuck, clock.now())
+    await pool.execute(
+        "UPDATE runs SET status = 'queued', started_at = NULL, finished_at = NULL,"
+        " created_at = $2 WHERE id = $1",
+        stuck,
+        clock.now() - timedelta(days=20),
+    )
+    week = settings.replace(redis_url="", run_retention_s=7 * 86_400)
+    result = await tick(pool, week, clock)
+    assert result.pruned_runs == 5
+    mine = {stuck, recent, *old_ids}  # (the ticks also queued the task's own cron slots)
+    left = {r["id"] for r in await pool.fetch("SELECT id FROM runs")} & mine
+    assert left == {stuck, recent}
+    soon = clock.now() + timedelta(seconds=1)
+    assert await runs.prune_finished(pool, before=soon) == 1  # recent: the cron slots wait
+    assert await pool.fetchval("SELECT count(*) FROM runs WHERE id = $1", recent) == 0

@@ -228,3 +228,31 @@ async def cancel_run(conn: asyncpg.Connection, run_id: UUID, owner_id: UUID, now
         )
     if await conn.fetchval(CANCEL_RUN, run_id, owner_id, now) is None:
         raise InvalidTransition("the run finished before it could be canceled", {})
+
+
+# Finished runs (finished_at is set exactly for the finished states) created before the
+# cutoff, a bounded batch at a time; the BRIN index on created_at finds them.
+PRUNE_FINISHED = """
+WITH old AS (
+    SELECT id FROM runs WHERE created_at < $1 AND finished_at IS NOT NULL LIMIT $2
+)
+DELETE FROM runs r USING old WHERE r.id = old.id
+"""
+
+
+async def prune_finished(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    before: datetime,
+    batch: int = 5_000,
+    max_batches: int = 20,
+) -> int:
+    """Delete finished runs created before ``before``; returns how many (bounded per call)."""
+    total = 0
+    for _ in range(max_batches):
+        status = await conn.execute(PRUNE_FINISHED, before, batch)
+        n = int(status.split()[-1])
+        total += n
+        if n < batch:
+            break
+    return total
