@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT / "shared"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from run import child_env as shared_child_env  # noqa: E402
-from run import free_port, private_stack  # noqa: E402
+from run import free_port, private_stack, stop  # noqa: E402
 
 from ordinaut import events  # noqa: E402
 from ordinaut.config import Settings  # noqa: E402
@@ -61,16 +60,6 @@ def start(settings: Settings, *args: str, **extra: str) -> subprocess.Popen[byte
         env=child_env(settings, **extra),
         stdout=subprocess.DEVNULL,
     )
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
 
 
 def quantiles(values: list[float]) -> dict[str, float]:
