@@ -18,7 +18,7 @@ from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidSchedule
 from ordinaut.slots import Policy, idempotency_key, plan_slots, slot_key, stored_schedule
-from ordinaut.store import db, heartbeats, outbox, runs, tasks, work
+from ordinaut.store import db, heartbeats, idempotency, outbox, runs, tasks, work
 
 log = logging.getLogger("ordinaut.scheduler")
 
@@ -160,8 +160,12 @@ STALE_WORKER_S = 86_400.0
 
 async def prune_history(conn: asyncpg.Connection, settings: Settings, now: datetime) -> int:
     """Housekeeping each tick: events past ``outbox_retention_s`` (relayed ones, when a relay
-    runs) and heartbeats of long-gone workers. Returns the events deleted."""
+    runs), expired idempotency keys and heartbeats of long-gone workers. Returns the events
+    deleted."""
     await heartbeats.prune_workers(conn, before=now - timedelta(seconds=STALE_WORKER_S))
+    await idempotency.prune(
+        conn, expired_before=now - timedelta(seconds=settings.idempotency_ttl_s)
+    )
     pruned = 0
     if settings.outbox_retention_s > 0:
         pruned = await outbox.prune(

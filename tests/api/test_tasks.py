@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -11,6 +12,8 @@ import httpx
 from samples import CRON_TASK
 
 from ordinaut.clock import FrozenClock
+from ordinaut.config import Settings
+from ordinaut.store import agents, idempotency
 
 
 async def test_create_get_list_and_next_run(
@@ -175,6 +178,38 @@ async def test_idempotency_key_and_dedupe(client: httpx.AsyncClient, make_agent:
     assert (await client.post("/tasks", json=d, headers=agent["headers"])).status_code == 201
     dup = await client.post("/tasks", json=d, headers=agent["headers"])
     assert dup.status_code == 409 and "existing_task_id" in dup.json()["error"]["details"]
+
+
+async def test_an_idempotency_key_is_remembered_for_its_ttl_then_forgotten(
+    client: httpx.AsyncClient,
+    make_agent: Any,
+    clock: FrozenClock,
+    settings: Settings,
+    pool: asyncpg.Pool,
+) -> None:
+    agent = await make_agent(["tasks:read", "tasks:write"])
+
+    async def post(body: dict[str, Any]) -> httpx.Response:
+        async with pool.acquire() as conn:  # a fresh token: a day passes in this test
+            pair = await agents.issue_tokens(
+                conn, uuid.UUID(agent["agent_id"]), clock.now(), settings
+            )
+        headers = {"Authorization": f"Bearer {pair.access_token}", "Idempotency-Key": "daily"}
+        return await client.post("/tasks", json=body, headers=headers)
+
+    first = await post(CRON_TASK)
+    assert first.status_code == 201
+    clock.advance(settings.idempotency_ttl_s - 1)
+    replay = await post(CRON_TASK)
+    assert replay.headers.get("idempotent-replayed") == "true"
+    assert replay.json()["id"] == first.json()["id"]
+    clock.advance(2)  # past the TTL: the same key with another body creates a new task
+    again = await post({**CRON_TASK, "title": "tomorrow"})
+    assert again.status_code == 201 and again.json()["id"] != first.json()["id"]
+    assert (await post({**CRON_TASK, "title": "tomorrow"})).json()["id"] == again.json()["id"]
+    clock.advance(settings.idempotency_ttl_s + 1)
+    assert await idempotency.prune(pool, expired_before=clock.now() - timedelta(hours=1)) == 1
+    assert await pool.fetchval("SELECT count(*) FROM idempotency_keys") == 0
 
 
 async def test_validate_with_dry_run(client: httpx.AsyncClient, make_agent: Any) -> None:

@@ -10,7 +10,16 @@ import asyncpg
 
 SELECT_KEY = """
 SELECT request_hash, status_code, response FROM idempotency_keys
-WHERE agent_id = $1 AND key = $2
+WHERE agent_id = $1 AND key = $2 AND created_at > $3
+"""
+# an expired key makes way for the new request (a live one stays: its twin conflicts on insert)
+FORGET_EXPIRED_KEY = """
+DELETE FROM idempotency_keys WHERE agent_id = $1 AND key = $2 AND created_at <= $3
+"""
+PRUNE_KEYS = """
+DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM idempotency_keys WHERE created_at <= $1 LIMIT $2
+))
 """
 INSERT_KEY = """
 INSERT INTO idempotency_keys (agent_id, key, request_hash, status_code, response, created_at)
@@ -19,9 +28,10 @@ VALUES ($1, $2, $3, $4, $5, $6)
 
 
 async def lookup(
-    conn: asyncpg.Connection, agent_id: UUID, key: str
+    conn: asyncpg.Connection, agent_id: UUID, key: str, *, expired_before: datetime
 ) -> tuple[bytes, int, Any] | None:
-    row = await conn.fetchrow(SELECT_KEY, agent_id, key)
+    """The stored response of a key used after ``expired_before`` (None: new or expired)."""
+    row = await conn.fetchrow(SELECT_KEY, agent_id, key, expired_before)
     if row is None:
         return None
     return bytes(row["request_hash"]), int(row["status_code"]), row["response"]
@@ -36,6 +46,25 @@ async def remember(
     status_code: int,
     response: Any,
     now: datetime,
+    expired_before: datetime,
 ) -> None:
     """Store the response in the creating transaction; a concurrent twin hits the key."""
+    await conn.execute(FORGET_EXPIRED_KEY, agent_id, key, expired_before)
     await conn.execute(INSERT_KEY, agent_id, key, request_hash, status_code, response, now)
+
+
+async def prune(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    expired_before: datetime,
+    batch: int = 5_000,
+    max_batches: int = 20,
+) -> int:
+    """Delete keys used before ``expired_before``; returns how many (bounded per call)."""
+    total = 0
+    for _ in range(max_batches):
+        n = int((await conn.execute(PRUNE_KEYS, expired_before, batch)).split()[-1])
+        total += n
+        if n < batch:
+            break
+    return total

@@ -123,13 +123,16 @@ async def create_task(
     request_hash = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
     prepared = prepare(fields, now=now, settings=deps.settings, registry=tool_registry(request))
     _check_tool_scopes(prepared["payload"], who, request, deps)
+    expired = now - timedelta(seconds=deps.settings.idempotency_ttl_s)
     pool = await deps.pool()
     async with pool.acquire() as conn:
         for _ in range(2):
             try:
                 async with conn.transaction():
                     if idempotency_key_header:
-                        seen = await idempotency.lookup(conn, who.agent_id, idempotency_key_header)
+                        seen = await idempotency.lookup(
+                            conn, who.agent_id, idempotency_key_header, expired_before=expired
+                        )
                         if seen is not None:
                             return _replay(seen, request_hash, response)
                     out = await _insert(conn, request, who, prepared, now, deps)
@@ -142,6 +145,7 @@ async def create_task(
                             status_code=201,
                             response=out,
                             now=now,
+                            expired_before=expired,
                         )
                     return out
             except asyncpg.UniqueViolationError:
