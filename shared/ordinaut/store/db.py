@@ -30,6 +30,21 @@ INSERT_APPLIED = "INSERT INTO schema_migrations (version, checksum) VALUES ($1, 
 SELECT_DB_NOW = "SELECT clock_timestamp()"
 
 
+async def delete_in_batches(
+    conn: asyncpg.Connection | asyncpg.Pool, sql: str, *args: Any, batch: int, max_batches: int
+) -> int:
+    """Run ``sql``, a DELETE of at most ``batch`` rows (its last parameter), until a pass
+    removes fewer or ``max_batches`` passes ran; returns how many rows went (housekeeping:
+    short transactions, bounded work per call)."""
+    total = 0
+    for _ in range(max_batches):
+        removed = int((await conn.execute(sql, *args, batch)).split()[-1])
+        total += removed
+        if removed < batch:
+            break
+    return total
+
+
 def json_text(value: Any) -> str | None:
     """JSON text for a ``text[]`` parameter cast to jsonb in SQL (None stays SQL NULL)."""
     return None if value is None else _dumps(value)

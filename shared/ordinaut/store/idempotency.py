@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from ordinaut.store.db import delete_in_batches
+
 SELECT_KEY = """
 SELECT request_hash, status_code, response FROM idempotency_keys
 WHERE agent_id = $1 AND key = $2 AND created_at > $3
@@ -61,10 +63,6 @@ async def prune(
     max_batches: int = 20,
 ) -> int:
     """Delete keys used before ``expired_before``; returns how many (bounded per call)."""
-    total = 0
-    for _ in range(max_batches):
-        n = int((await conn.execute(PRUNE_KEYS, expired_before, batch)).split()[-1])
-        total += n
-        if n < batch:
-            break
-    return total
+    return await delete_in_batches(
+        conn, PRUNE_KEYS, expired_before, batch=batch, max_batches=max_batches
+    )

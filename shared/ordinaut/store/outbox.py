@@ -11,7 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut.store.db import json_text
+from ordinaut.store.db import delete_in_batches, json_text
 
 INSERT_EVENTS = """
 INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
@@ -131,14 +131,11 @@ async def advance_cursor(conn: asyncpg.Connection, last_tx: Any, last_seq: int) 
 # With a relay, only rows behind its cursor may go.
 PRUNE = """
 WITH head AS (
-    SELECT seq FROM outbox ORDER BY seq LIMIT $2
-), gone AS (
-    DELETE FROM outbox o USING head h, relay_cursor c
-    WHERE o.seq = h.seq AND o.created_at < $1 AND c.name = 'lifecycle'
-      AND (NOT $3::bool OR (o.tx, o.seq) <= (c.last_tx, c.last_seq))
-    RETURNING 1
+    SELECT seq FROM outbox ORDER BY seq LIMIT $3
 )
-SELECT count(*) FROM gone
+DELETE FROM outbox o USING head h, relay_cursor c
+WHERE o.seq = h.seq AND o.created_at < $1 AND c.name = 'lifecycle'
+  AND (NOT $2::bool OR (o.tx, o.seq) <= (c.last_tx, c.last_seq))
 """
 
 
@@ -158,13 +155,9 @@ async def prune(
     oldest = await conn.fetchval(OLDEST)
     if oldest is None or oldest >= before:
         return 0  # the usual case: one index probe, nothing to scan
-    total = 0
-    for _ in range(max_batches):
-        n = int(await conn.fetchval(PRUNE, before, batch, relayed_only))
-        total += n
-        if n < batch:
-            break
-    return total
+    return await delete_in_batches(
+        conn, PRUNE, before, relayed_only, batch=batch, max_batches=max_batches
+    )
 
 
 async def backlog(conn: asyncpg.Connection | asyncpg.Pool, cap: int = 1_000_000) -> int:

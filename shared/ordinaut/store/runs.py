@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from ordinaut.errors import InvalidTransition, NotFound
+from ordinaut.store.db import delete_in_batches
 
 RUN_COLUMNS = (
     "id, task_id, scheduled_for, status::text AS status, attempt, trigger, event_id, started_at, "
@@ -248,11 +249,6 @@ async def prune_finished(
     max_batches: int = 20,
 ) -> int:
     """Delete finished runs created before ``before``; returns how many (bounded per call)."""
-    total = 0
-    for _ in range(max_batches):
-        status = await conn.execute(PRUNE_FINISHED, before, batch)
-        n = int(status.split()[-1])
-        total += n
-        if n < batch:
-            break
-    return total
+    return await delete_in_batches(
+        conn, PRUNE_FINISHED, before, batch=batch, max_batches=max_batches
+    )
