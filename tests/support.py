@@ -6,7 +6,9 @@ import asyncio
 import importlib.util
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from ordinaut.config import load_settings
-from ordinaut.store import db
+from ordinaut.store import db, work
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,3 +72,37 @@ async def eventually(
             return value
         await asyncio.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}\n{logs()}")
+
+
+async def queue_runs(
+    pool: asyncpg.Pool,
+    task: dict[str, Any],
+    *,
+    at: datetime,
+    n: int = 1,
+    trigger: str = "run_now",
+) -> list[uuid.UUID]:
+    """``n`` runs of ``task`` due at ``at`` (as "run now" queues them); returns their ids."""
+    slots = []
+    for _ in range(n):
+        run_id = uuid.uuid4()
+        slots.append(
+            work.NewSlot(
+                run_id=run_id,
+                task_id=task["id"],
+                owner_id=task["created_by"],
+                slot=f"manual:{run_id}",
+                trigger=trigger,
+                event_id=None,
+                scheduled_for=at,
+                run_at=at,
+                priority=task["priority"],
+                max_attempts=task["max_retries"] + 1,
+                concurrency_key=task["concurrency_key"],
+                buffer_one=task["overlap_policy"] == "buffer_one",
+                idempotency_key=f"k-{run_id}",
+            )
+        )
+    async with pool.acquire() as conn:
+        await work.materialize(conn, slots, now=at)
+    return [s.run_id for s in slots]

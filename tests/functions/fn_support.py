@@ -10,8 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-
-from ordinaut.store import work
+from support import queue_runs
 
 ECHO = {"pipeline": [{"id": "hello", "uses": "echo", "with": {"msg": "hello"}}]}
 
@@ -45,27 +44,4 @@ async def db_now(pool: asyncpg.Pool) -> datetime:
 
 async def queue_now(pool: asyncpg.Pool, task: dict[str, Any], n: int = 1) -> list[uuid.UUID]:
     """``n`` runs of ``task`` due now (as "run now" would queue them)."""
-    now = await db_now(pool)
-    slots = []
-    for _ in range(n):
-        run_id = uuid.uuid4()
-        slots.append(
-            work.NewSlot(
-                run_id=run_id,
-                task_id=task["id"],
-                owner_id=task["created_by"],
-                slot=f"manual:{run_id}",
-                trigger="run_now",
-                event_id=None,
-                scheduled_for=now,
-                run_at=now,
-                priority=task["priority"],
-                max_attempts=task["max_retries"] + 1,
-                concurrency_key=task["concurrency_key"],
-                buffer_one=False,
-                idempotency_key=f"k-{run_id}",
-            )
-        )
-    async with pool.acquire() as conn:
-        await work.materialize(conn, slots, now=now)
-    return [s.run_id for s in slots]
+    return await queue_runs(pool, task, at=await db_now(pool), n=n)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+from support import queue_runs
 
 from ordinaut import events
 from ordinaut.clock import FrozenClock
@@ -90,18 +91,18 @@ async def test_the_tick_prunes_events_and_forgets_long_gone_workers(
 async def test_finished_runs_past_their_retention_go_and_pending_ones_never(
     pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any
 ) -> None:
-    from test_worker import _run_now
-
     from ordinaut.store import runs
     from ordinaut.worker import Worker
 
     task = await make_task()
-    old_ids = await _run_now(pool, task, clock, n=5)
+    old_ids = await queue_runs(pool, task, at=clock.now(), n=5)
     worker = Worker(pool, settings, clock, worker_id="w1")
     assert await worker.run_once() == 5  # finished, created now
-    (stuck,) = await _run_now(pool, task, clock)  # queued: never pruned, whatever its age
+    (stuck,) = await queue_runs(
+        pool, task, at=clock.now()
+    )  # queued: never pruned, whatever its age
     clock.advance(10 * 86_400)
-    (recent,) = await _run_now(pool, task, clock)
+    (recent,) = await queue_runs(pool, task, at=clock.now())
     assert await worker.run_once() == 2
     keep = settings.replace(redis_url="", run_retention_s=0)
     assert (await tick(pool, keep, clock)).pruned_runs == 0

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 from samples import FAILING_PAYLOAD as FAILING
+from support import queue_runs
 
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
@@ -22,29 +23,7 @@ from ordinaut.worker import Worker
 async def _run_now(
     pool: asyncpg.Pool, task: dict, clock: FrozenClock, n: int = 1, trigger: str = "run_now"
 ) -> list[uuid.UUID]:
-    slots = []
-    for _ in range(n):
-        run_id = uuid.uuid4()
-        slots.append(
-            work.NewSlot(
-                run_id=run_id,
-                task_id=task["id"],
-                owner_id=task["created_by"],
-                slot=f"manual:{run_id}",
-                trigger=trigger,
-                event_id=None,
-                scheduled_for=clock.now(),
-                run_at=clock.now(),
-                priority=task["priority"],
-                max_attempts=task["max_retries"] + 1,
-                concurrency_key=task["concurrency_key"],
-                buffer_one=task["overlap_policy"] == "buffer_one",
-                idempotency_key=f"k-{run_id}",
-            )
-        )
-    async with pool.acquire() as conn:
-        await work.materialize(conn, slots, now=clock.now())
-    return [s.run_id for s in slots]
+    return await queue_runs(pool, task, at=clock.now(), n=n, trigger=trigger)
 
 
 def _worker(pool: asyncpg.Pool, settings: Settings, clock: FrozenClock, name: str) -> Worker:
