@@ -305,9 +305,7 @@ class ConditionRunner:
         try:
             check_secrets = await self.secrets(row["owner_id"], check)
         except Unavailable as exc:
-            return PipelineResult(
-                "failed", None, [], {"step": None, "code": exc.code, "message": exc.message}
-            )
+            return PipelineResult.failure(exc.code, exc.message)
         check_ctx = dataclasses.replace(
             ctx, secrets={**ctx.secrets, **check_secrets}, emit=None, event=None
         )

@@ -318,15 +318,17 @@ class Worker:
             pipeline = await self.pipeline(row)
         except Exception as exc:
             log.warning("could not read the task's pipeline", extra={"error": repr(exc)})
-            return _failed("unavailable", "could not read the task's pipeline; retried")
+            return PipelineResult.failure(
+                "unavailable", "could not read the task's pipeline; retried"
+            )
         if pipeline is None:
             # deleted after the lease: the delete removed the slot too, so this outcome is
             # fenced out when recorded; it only has to be an outcome
-            return _failed("task_gone", "the task was deleted")
+            return PipelineResult.failure("task_gone", "the task was deleted")
         try:
             secret_values = await self._secrets(row["owner_id"], pipeline[1])
         except Unavailable as exc:
-            return _failed(exc.code, exc.message)
+            return PipelineResult.failure(exc.code, exc.message)
         return await self._pipeline(row, pipeline, secret_values, emit)
 
     def _skipped(self, row: asyncpg.Record, why: str) -> work.Outcome:
@@ -505,10 +507,6 @@ class Worker:
             released = await work.release(self.pool, leftovers, now=self.clock.now())
             log.info("released in-flight runs at shutdown", extra={"count": released})
         self.in_flight.clear()
-
-
-def _failed(code: str, message: str) -> PipelineResult:
-    return PipelineResult("failed", None, [], {"step": None, "code": code, "message": message})
 
 
 # a task version's payload, and its compiled main pipeline (the payload itself when invalid)

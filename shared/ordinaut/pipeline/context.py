@@ -69,6 +69,11 @@ class PipelineResult:
     steps: list[dict[str, Any]]
     error: dict[str, Any] | None = None
 
+    @classmethod
+    def failure(cls, code: str, message: str) -> PipelineResult:
+        """A run that failed before any step ran (pipeline unreadable, secrets unavailable)."""
+        return cls("failed", None, [], {"step": None, "code": code, "message": message})
+
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
