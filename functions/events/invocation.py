@@ -114,6 +114,7 @@ async def _one(container: Container, incoming: Incoming, *, source: str) -> dict
             event_id=incoming.event_id,
             now=container.clock.now(),
             source=source,
+            max_runs_per_minute=container.settings.max_runs_per_minute_per_agent,
         )
 
 

@@ -20,12 +20,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import psutil
 import pytest
 
 from ordinaut import dev
+from ordinaut.config import load_settings
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -179,10 +181,12 @@ def test_dev_starts_everything_saves_a_working_credential_and_stops_cleanly(
     assert stat.S_IMODE((run.home / "credentials.json").stat().st_mode) == 0o600
 
     banner = run.output()
-    for line in (run.url, f"{run.url}/docs", creds["agent_id"], creds["agent_secret"]):
+    for line in (run.url, f"{run.url}/docs", creds["agent_id"], str(run.home / "credentials.json")):
         assert line in banner
-    assert f"export TOKEN={creds['token']}" in banner
     assert "curl " in banner
+    # stdout is a file here, not a terminal: neither the secret nor a token is in any output
+    for credential in (creds["agent_secret"], creds["token"]):
+        assert credential not in banner and credential not in run.logs()
     # Each component is a real process of its own.
     pids = {child_pid(banner, name) for name in ("api", "scheduler", "worker")}
     assert len(pids) == 3 and all(psutil.pid_exists(p) for p in pids)
@@ -319,3 +323,37 @@ def test_dev_refuses_a_port_in_use_before_starting_anything(
         assert run.proc.wait(timeout=60) == 1
     assert "is in use" in run.logs()
     assert not (home / "pg").exists()
+
+
+def _stack(tmp_path: Path) -> SimpleNamespace:
+    return SimpleNamespace(
+        pg=None, redis=None, children=[], settings=load_settings({}), home=tmp_path
+    )
+
+
+CREDS = {
+    "url": "http://127.0.0.1:1",
+    "agent_id": "a-1",
+    "agent_secret": "s3cr3t",
+    "token": "tok-XYZ123",
+}
+
+
+def test_the_banner_names_the_credential_file_and_never_prints_the_token(tmp_path: Path) -> None:
+    text = dev.banner(_stack(tmp_path), CREDS, show_secret=False)  # type: ignore[arg-type]
+    assert str(tmp_path / "credentials.json") in text
+    assert "a-1" in text
+    assert "s3cr3t" not in text and "tok-XYZ123" not in text
+    assert "TOKEN=$(" in text  # read from the file, not pasted into the output
+
+
+def test_the_secret_is_shown_only_once_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = dev.banner(_stack(tmp_path), CREDS, show_secret=True)  # type: ignore[arg-type]
+    assert "s3cr3t" in shown
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert not dev.show_secret(created=True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert dev.show_secret(created=True)
+    assert not dev.show_secret(created=False)

@@ -37,6 +37,9 @@ class RunContext:
     idempotency_key: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict)
     emit: EmitFn | None = None
+    # the owner's scopes now (None: not checked, as in a dry run); a step whose tool needs a
+    # scope outside them fails instead of running
+    scopes: frozenset[str] | None = None
 
     def scope(self, params: dict[str, Any]) -> dict[str, Any]:
         """The expression context without ``steps`` results and without secrets."""

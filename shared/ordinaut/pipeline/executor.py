@@ -112,6 +112,7 @@ class _Run:
             if step.condition is not None and not self._condition(step):
                 record["status"] = "skipped"
                 return record, None
+            self._check_scopes(step)
             args = self._render(step, self.with_secrets)
             record["input"] = self._recorded_input(step, args)
             if not step.static_args:
@@ -140,6 +141,20 @@ class _Run:
         finally:
             record["duration_ms"] = round((time.monotonic() - started) * 1000)
         return record, value
+
+    def _check_scopes(self, step: CompiledStep) -> None:
+        """The task was checked against its owner's scopes when saved; an admin may since
+        have removed one, and the step must not act with it."""
+        held = self.ctx.scopes
+        if held is None or not step.tool.scopes or "admin" in held:
+            return
+        missing = sorted(set(step.tool.scopes) - held)
+        if missing:
+            raise ToolError(
+                "missing_scope",
+                f"{step.uses} needs the {', '.join(missing)} scope, which the task's owner "
+                "no longer holds",
+            )
 
     def _condition(self, step: CompiledStep) -> bool:
         assert step.condition is not None

@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from ordinaut.api.deps import Deps, PagingDep, Principal, get_deps, require
 from ordinaut.api.errors import is_unavailable
-from ordinaut.errors import NotFound, Unavailable, ValidationFailed
+from ordinaut.errors import NotFound, RateLimited, Unavailable, ValidationFailed
 from ordinaut.ingest import ingest_event
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.store import events, outbox
@@ -63,6 +63,7 @@ async def publish_event(
         payload=body.payload,
         event_id=body.event_id,
         now=deps.clock.now(),
+        max_runs_per_minute=deps.settings.max_runs_per_minute_per_agent,
     )
 
 
@@ -187,28 +188,43 @@ def _frame(row: asyncpg.Record) -> bytes:
 
 
 class _Slots:
-    """Live streams open in this process (``sse_max_connections``)."""
+    """Live streams open in this process: in all (``sse_max_connections``) and per agent
+    (``sse_max_per_agent``), so one agent holding streams cannot lock the others out."""
 
     def __init__(self) -> None:
         self.open = 0
+        self.by_agent: dict[UUID, int] = {}
+
+    def take(self, agent: UUID) -> None:
+        self.open += 1
+        self.by_agent[agent] = self.by_agent.get(agent, 0) + 1
+
+    def give_back(self, agent: UUID) -> None:
+        self.open -= 1
+        left = self.by_agent.get(agent, 1) - 1
+        if left > 0:
+            self.by_agent[agent] = left
+        else:
+            self.by_agent.pop(agent, None)
 
 
 class _Stream(StreamingResponse):
     """Frees its connection slot however the response ends (finished, client gone)."""
 
-    def __init__(self, body: AsyncIterator[bytes], slots: _Slots) -> None:
+    def __init__(self, body: AsyncIterator[bytes], slots: _Slots, agent: UUID) -> None:
         super().__init__(
             body,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
         self.slots = slots
+        self.agent = agent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.slots.open -= 1
+            self.slots.give_back(self.agent)
 
 
 def _cursor(header: str | None, query: int | None) -> int | None:
@@ -245,7 +261,8 @@ async def stream_events(
     ``Last-Event-ID`` (header, or ``last_event_id`` for the first connection) the stream starts
     now; with it, right after that event. Comments keep idle connections open; each stream
     ends after ``sse_max_seconds`` (reconnect with ``Last-Event-ID``); at most
-    ``sse_max_connections`` are open per process (else 503).
+    ``sse_max_connections`` are open per process (else 503), and at most
+    ``sse_max_per_agent`` per agent and process (else 429).
 
     Read from PostgreSQL rather than Redis: it works while Redis is down (the outbox is written
     in the same transaction as each change), ``seq`` makes resuming exact, and the tenant is a
@@ -260,10 +277,16 @@ async def stream_events(
             f"too many live event streams (sse_max_connections={settings.sse_max_connections})",
             {"limit": "sse_max_connections", "retry_after_s": 5},
         )
+    per_agent = settings.sse_max_per_agent
+    if per_agent > 0 and slots.by_agent.get(who.agent_id, 0) >= per_agent:
+        raise RateLimited(
+            f"this agent has {per_agent} live event streams open (sse_max_per_agent)",
+            {"limit": "sse_max_per_agent", "max": per_agent, "retry_after_s": 5},
+        )
     pool = await deps.pool()
     if cursor is None:
         cursor = await outbox.latest_seq(pool)
-    slots.open += 1
+    slots.take(who.agent_id)
     try:
         body = _events(
             deps,
@@ -273,9 +296,9 @@ async def stream_events(
             topic_pattern=topic,
             task_id=task_id,
         )
-        return _Stream(body, slots)
+        return _Stream(body, slots, who.agent_id)
     except BaseException:
-        slots.open -= 1
+        slots.give_back(who.agent_id)
         raise
 
 
