@@ -55,13 +55,16 @@ class RunQuota:
         """How many of the runs each agent wants may be queued now; reserves them."""
         if self.limit <= 0:
             return dict(wanted)
-        unread = [a for a in wanted if a not in self._used]
+        unread = [a for a, n in wanted.items() if n > 0 and a not in self._used]
         if unread:
             rows = await conn.fetch(USED, unread, self.window)
             self._used.update(dict.fromkeys(unread, 0))
             self._used.update({r["agent_id"]: r["used"] for r in rows})
         allowed: dict[UUID, int] = {}
         for agent, n in wanted.items():
+            if n <= 0:
+                allowed[agent] = 0
+                continue
             left = self.limit - self._used[agent] - self._pending.get(agent, 0)
             allowed[agent] = max(0, min(n, left))
             if allowed[agent]:
