@@ -13,6 +13,7 @@ import ctypes
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -488,6 +489,8 @@ def banner(stack: DevStack, creds: dict[str, str], *, show_secret: bool = False)
         if show_secret
         else ""
     )
+    script = "import json,sys; print(json.load(open(sys.argv[1]))['token'])"
+    read_token = shlex.join([sys.executable, "-c", script, str(path)])
     pg = "embedded" if stack.pg is not None else "ORDINAUT_DATABASE_URL"
     redis = "embedded" if stack.redis is not None else "ORDINAUT_REDIS_URL"
     procs = ", ".join(f"{c.name} ({c.pid})" for c in stack.children)
@@ -505,7 +508,7 @@ Ordinaut is running.
 A token for the admin agent is in that file (valid {ttl_min} min; rerun dev or
 POST /agents/auth/token for more):
 
-  export TOKEN=$({sys.executable} -c 'import json,sys; print(json.load(open(sys.argv[1]))["token"])' {path})
+  export TOKEN=$({read_token})
   curl -s -H "Authorization: Bearer $TOKEN" {url}/tasks
 
 Press Ctrl-C to stop.

@@ -21,6 +21,7 @@ from ordinaut.api import create_app
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
 from ordinaut.scheduler import tick
+from ordinaut.store import agents
 from ordinaut.worker import Worker
 
 ALL = ["tasks:read", "tasks:write", "runs:read", "events:publish"]
@@ -133,6 +134,32 @@ async def test_runs_created_per_agent_are_rate_limited_across_run_now_and_events
     assert r.status_code == 202
 
 
+async def test_runs_a_pipeline_fans_out_past_the_budget_are_refused_and_reported(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    make_agent: Any,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    clock: FrozenClock,
+) -> None:
+    budget = settings.replace(max_runs_per_minute_per_agent=4, max_event_depth=0)
+    app.state.deps.settings = budget
+    agent = await make_agent(ALL)
+    h = agent["headers"]
+    assert (await client.post("/tasks", json=fork_task(), headers=h)).status_code == 201
+    assert (await client.post("/events", json={"topic": "fork"}, headers=h)).status_code == 202
+    await _drain(_worker(pool, budget, clock))
+    # the outside event's run, then 2 + 1 from the pipelines until the minute's 4 are spent:
+    # events 1 -> 2 -> 4 (3 of their runs refused) -> 2 (both runs refused)
+    assert await pool.fetchval("SELECT count(*) FROM runs") == 4
+    assert await pool.fetchval("SELECT count(*) FROM events") == 1 + 2 + 4 + 2
+    refused = await pool.fetch(
+        "SELECT payload FROM outbox WHERE event_type = 'runs.throttled' ORDER BY seq"
+    )
+    assert sum(r["payload"]["refused"] for r in refused) == 3 + 2  # none lost silently
+    assert await pool.fetchval("SELECT count(*) FROM due_work") == 0
+
+
 # --- 7. deactivated and descoped agents ------------------------------------------------------
 
 
@@ -240,6 +267,32 @@ async def test_junk_tokens_share_the_client_addresss_budget(
             statuses.append((await c.get("/tasks", headers=junk)).status_code)
     assert statuses[:5] == [401] * 5
     assert statuses[5:] == [429] * 3
+    await app.state.deps.close()
+
+
+async def test_a_revoked_token_cannot_spend_its_agents_budget(
+    settings: Settings, pool: asyncpg.Pool, clock: FrozenClock, make_agent: Any
+) -> None:
+    app = create_app(settings.replace(rate_limit_per_minute=6), clock=clock, pool=pool)
+    old = await make_agent(["tasks:read"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        assert (await c.get("/tasks", headers=old["headers"])).status_code == 200
+        r = await c.post(
+            "/agents/auth/revoke", json={"token": old["token"]}, headers=old["headers"]
+        )
+        assert r.status_code == 204
+        # the dead token's requests count against its address from its first 401 on
+        for _ in range(4):
+            assert (await c.get("/tasks", headers=old["headers"])).status_code == 401
+    async with pool.acquire() as conn:
+        pair = await agents.issue_tokens(conn, uuid.UUID(old["agent_id"]), clock.now(), settings)
+    fresh = {"Authorization": f"Bearer {pair.access_token}"}
+    elsewhere = httpx.ASGITransport(app=app, client=("127.0.0.2", 4000))
+    async with httpx.AsyncClient(transport=elsewhere, base_url="http://t") as c:
+        # of the agent's 6, the old token spent 3 (a request, the revoke, its first 401), this
+        # token's first request 1: two are left. Had every 401 counted, none would be.
+        statuses = [(await c.get("/tasks", headers=fresh)).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
     await app.state.deps.close()
 
 

@@ -238,9 +238,24 @@ class RateLimitMiddleware:
             if wait > 0:
                 await self._refuse(scope, send, wait, "rate_limit_per_minute", self.limit)
                 return
-        await self.app(scope, receive, send)
-        if digest and agent is None:
+        if not digest:
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if agent is None:
             await self._learn(scope, digest)
+        elif status == 401:
+            # revoked or expired since: its requests count against the address again, so a
+            # dead token cannot spend its former agent's budget
+            self.known.pop(digest, None)
 
     async def _learn(self, scope: Scope, digest: str) -> None:
         """Remember the agent of a token that authenticated; this first request counts
