@@ -214,6 +214,39 @@ async def bench_tick(pool: asyncpg.Pool, settings: Settings, n_tasks: int) -> di
     return {"ms": round(first, 1), "slots": result.materialized, "idle_ms": round(idle, 2)}
 
 
+async def bench_tick_sparse(
+    pool: asyncpg.Pool, settings: Settings, n_tasks: int, due: int
+) -> dict[str, float]:
+    """One tick over ``n_tasks`` stored tasks of which ``due`` fall inside the lookahead."""
+    agent_id, _ = await fresh_task(pool)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    await pool.execute(
+        """
+        INSERT INTO tasks (id, created_by, title, schedule_kind, schedule_expr, timezone, payload,
+                           status, priority, max_retries, next_run_at, misfire_policy,
+                           overlap_policy, created_at, updated_at)
+        SELECT gen_random_uuid(), $1, 'bench', 'cron', '0 0 1 1 *', 'UTC', $2, 'active', 5, 0,
+               CASE WHEN g <= $4 THEN $3::timestamptz + interval '30 seconds'
+                    ELSE $3::timestamptz + interval '1 day' + g * interval '1 second' END,
+               'run_once', 'allow', now(), now()
+        FROM generate_series(1, $5::int) AS g
+        """,
+        agent_id,
+        NOOP,
+        now,
+        due,
+        n_tasks,
+        timeout=900,
+    )
+    await pool.execute("VACUUM ANALYZE tasks", timeout=900)
+    clock = FrozenClock(now + timedelta(seconds=30))
+    s = settings.replace(lookahead_s=90, tick_batch=5000)
+    t0 = time.perf_counter()
+    result = await tick(pool, s, clock)
+    first = (time.perf_counter() - t0) * 1000
+    return {"tasks": n_tasks, "ms": round(first, 1), "slots": result.materialized}
+
+
 @contextlib.asynccontextmanager
 async def private_stack(prefix: str) -> AsyncIterator[tuple[Settings, Path]]:
     """A private PostgreSQL and Redis under a temp dir, migrated; stopped and removed after."""
@@ -266,6 +299,11 @@ async def main() -> None:
                 break
             results["tick_ms"][label] = await bench_tick(pool, settings, size)
             print("tick", label, results["tick_ms"][label], flush=True)
+        big = 100_000 if args.quick else 1_000_000
+        results["tick_ms"][
+            "1M_1k_due" if not args.quick else "100k_1k_due"
+        ] = await bench_tick_sparse(pool, settings, big, 1_000)
+        print("tick sparse", results["tick_ms"], flush=True)
         await pool.close()
         # API side by side with a bare FastAPI app (bench/api.py; wrk)
         from api import bench as bench_api  # bench/api.py imports this module: import late
