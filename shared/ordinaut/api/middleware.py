@@ -219,6 +219,7 @@ class RateLimitMiddleware:
         self.known: OrderedDict[str, str] = OrderedDict()
         self._redis_down_until = float("-inf")
         self._warned_at = float("-inf")
+        self._script: Any = None  # the bucket script, sent once and then called by its SHA
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
@@ -277,14 +278,13 @@ class RateLimitMiddleware:
             try:
                 deps = scope["app"].state.deps
                 redis = await deps.redis()
+                if self._script is None:
+                    self._script = redis.register_script(TAKE_SCRIPT)
                 async with asyncio.timeout(REDIS_TIMEOUT_S):
-                    raw = await redis.eval(
-                        TAKE_SCRIPT,
-                        1,
-                        f"{self.prefix}:{name}:{key}",
-                        per_minute,
-                        per_minute / 60.0,
-                        time.time(),
+                    raw = await self._script(
+                        keys=[f"{self.prefix}:{name}:{key}"],
+                        args=[per_minute, per_minute / 60.0, time.time()],
+                        client=redis,
                     )
                 return float(raw)
             except Exception as exc:

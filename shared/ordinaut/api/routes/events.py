@@ -54,7 +54,10 @@ async def publish_event(
     who: Principal = Depends(require("events:publish")),
     deps: Deps = Depends(get_deps),
 ) -> dict[str, Any]:
-    """Store the event durably, then queue one run per active event task whose topic matches."""
+    """Store the event durably, then queue one run per active event task whose topic matches.
+
+    Runs past the agent's budget (``max_runs_per_minute_per_agent``) are not queued: the answer
+    counts them in ``runs_refused`` and a ``runs.throttled`` lifecycle event records them."""
     pool = await deps.pool()
     return await ingest_event(
         pool,
