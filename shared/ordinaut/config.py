@@ -96,6 +96,7 @@ class Settings:
     # GET /events/stream (Server-Sent Events), per API process
     sse_max_connections: int = 100
     sse_max_per_agent: int = 10
+    sse_recheck_s: float = 30.0  # an open stream checks its token again this often
     sse_max_seconds: float = 300.0
     sse_keepalive_s: float = 15.0
     sse_poll_s: float = 0.5

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
-from ordinaut.store import outbox
+from ordinaut.store import agents, outbox
 
 CRON = {
     "title": "t",
@@ -256,6 +256,27 @@ async def test_streams_are_bounded_in_number_and_time_and_kept_alive(
     # the slot was given back: a new stream is accepted
     async with live.stream("GET", "/events/stream", headers=h) as again:
         assert again.status_code == 200
+
+
+async def test_a_stream_ends_when_its_agent_is_deactivated(
+    app: FastAPI,
+    live: httpx.AsyncClient,
+    make_agent: Any,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    clock: FrozenClock,
+) -> None:
+    app.state.deps.settings = settings.replace(sse_recheck_s=0.0, sse_max_seconds=10.0)
+    agent = await make_agent(["tasks:read"])
+    async with live.stream("GET", "/events/stream", headers=agent["headers"]) as response:
+        assert response.status_code == 200
+        stream = Events(response)
+        async with pool.acquire() as conn:
+            await agents.update_agent(
+                conn, uuid.UUID(agent["agent_id"]), now=clock.now(), is_active=False
+            )
+        end = await stream.next()
+    assert end["event"] == "end" and end["data"] == {"reason": "unauthorized"}
 
 
 async def test_one_agent_cannot_take_every_live_stream(

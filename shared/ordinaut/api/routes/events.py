@@ -22,7 +22,7 @@ from ordinaut.api.errors import is_unavailable
 from ordinaut.errors import NotFound, RateLimited, Unavailable, ValidationFailed
 from ordinaut.ingest import ingest_event
 from ordinaut.pipeline.context import iso_utc
-from ordinaut.store import events, outbox
+from ordinaut.store import agents, events, outbox
 from ordinaut.taskdefs import SHARED_PREFIX
 
 router = APIRouter(tags=["events"])
@@ -265,7 +265,9 @@ async def stream_events(
     now; with it, right after that event. Comments keep idle connections open; each stream
     ends after ``sse_max_seconds`` (reconnect with ``Last-Event-ID``); at most
     ``sse_max_connections`` are open per process (else 503), and at most
-    ``sse_max_per_agent`` per agent and process (else 429).
+    ``sse_max_per_agent`` per agent and process (else 429). The token is checked again every
+    ``sse_recheck_s``: once it is revoked, its agent deactivated or its scope removed, the
+    stream ends with ``event: end`` (reason ``unauthorized``).
 
     Read from PostgreSQL rather than Redis: it works while Redis is down (the outbox is written
     in the same transaction as each change), ``seq`` makes resuming exact, and the tenant is a
@@ -294,6 +296,7 @@ async def stream_events(
         body = _events(
             deps,
             who.agent_id,
+            _bearer(request),
             Tail(cursor, settings.sse_settle_s),
             type_pattern=type_,
             topic_pattern=topic,
@@ -305,9 +308,23 @@ async def stream_events(
         raise
 
 
+def _bearer(request: Request) -> str:
+    """The request's bearer token (``require`` checked it), so the stream can check it again."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _still_allowed(deps: Deps, token: str) -> bool:
+    """Whether the stream's token still grants ``tasks:read``: revoking it, deactivating its
+    agent or removing the scope ends a stream already open, not only the next request."""
+    grant = await agents.authenticate(await deps.pool(), token, deps.clock.now())
+    return grant is not None and bool(grant.scopes & {"tasks:read", "admin"})
+
+
 async def _events(
     deps: Deps,
     tenant_id: UUID,
+    token: str,
     tail: Tail,
     *,
     type_pattern: str | None,
@@ -316,9 +333,20 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     settings = deps.settings
     loop = asyncio.get_running_loop()
-    started = last_write = loop.time()
+    started = last_write = checked = loop.time()
     yield b"retry: 2000\n: connected\n\n"
     while True:
+        if loop.time() - checked >= settings.sse_recheck_s:
+            checked = loop.time()
+            try:
+                allowed = await _still_allowed(deps, token)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                allowed = True  # the rows below say the database is down; checked again later
+            if not allowed:
+                yield b'event: end\ndata: {"reason": "unauthorized"}\n\n'
+                return
         after = tail.floor
         try:
             pool = await deps.pool()
