@@ -227,8 +227,8 @@ class RateLimitMiddleware:
             return
         address = client_address(scope)
         digest = bearer_digest(scope)
-        agent = self.known.get(digest) if digest else None
-        if agent is not None:
+        agent = None
+        if digest is not None and (agent := self.known.get(digest)) is not None:
             self.known.move_to_end(digest)  # least recently seen tokens are forgotten first
         if self.auth_limit > 0 and scope["path"].startswith("/agents/auth/"):
             wait = await self._take(scope, "auth", address, self.auth_limit, self.auth_buckets)
