@@ -362,6 +362,11 @@ async def test_the_limiter_falls_back_to_memory_when_redis_is_down(
     await dead.aclose()
 
 
+def test_an_unknown_rate_limit_store_is_refused_at_start(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="ORDINAUT_RATE_LIMIT_STORE"):
+        create_app(settings.replace(rate_limit_store="postgres"))
+
+
 # --- 9. canceled tasks count toward the task quota -------------------------------------------
 
 

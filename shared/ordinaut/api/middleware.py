@@ -195,6 +195,17 @@ REDIS_RETRY_S = 5.0  # after a failure, count in process this long before trying
 WARN_EVERY_S = 60.0
 
 
+RATE_LIMIT_STORES = ("memory", "redis")
+
+
+def check_rate_limit_store(settings: Settings) -> None:
+    """A misspelt store must stop the API at start, not leave every process counting alone."""
+    if settings.rate_limit_store not in RATE_LIMIT_STORES:
+        raise ValueError(
+            f"ORDINAUT_RATE_LIMIT_STORE must be memory or redis, not {settings.rate_limit_store!r}"
+        )
+
+
 class RateLimitMiddleware:
     """Token buckets: ``rate_limit_per_minute`` per caller, ``auth_rate_limit_per_minute`` per
     client address on ``/agents/auth/*``; 429 with Retry-After.
@@ -213,6 +224,7 @@ class RateLimitMiddleware:
         self.auth_limit = settings.auth_rate_limit_per_minute
         self.buckets = TokenBuckets(max(1, self.limit))
         self.auth_buckets = TokenBuckets(max(1, self.auth_limit))
+        check_rate_limit_store(settings)
         self.shared = settings.rate_limit_store == "redis"
         self.prefix = settings.rate_limit_prefix
         # token digest -> its agent, learned when the token authenticated (bounded, LRU)
