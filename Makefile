@@ -1,6 +1,7 @@
 # Ordinaut developer commands. Needs GNU make and python3 >= 3.11; nothing else.
 #   make dev      everything locally (embedded PostgreSQL + Redis), http://127.0.0.1:8080
 #   make test     ruff, mypy, pytest: what CI runs (.ci/run)
+#   make cloud-check  the cloud shape alone: terraform validate/test of the AWS roots, Lambda tests
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -30,7 +31,7 @@ else
 TEST_PREREQS := $(STAMP_DEV)
 endif
 
-.PHONY: help dev test lint fmt bench clean clean-data distclean
+.PHONY: help dev test cloud-check lint fmt bench clean clean-data distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -43,6 +44,16 @@ test: $(TEST_PREREQS) ## lint, type-check and run every test (what CI runs)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -x -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# pytest -m cloud: tests/deploy/test_terraform_cli.py (terraform init from the provider mirror,
+# validate, and `terraform test` of envs/dev and envs/prod with a mocked aws provider) and
+# tests/functions (every Lambda handler, and the moto end-to-end test). The last line is
+# `cloud-check: N passed, M failed`; the exit status is pytest's (non-zero when anything failed).
+cloud-check: $(STAMP_DEV) ## Terraform checks and Lambda end-to-end tests only; ends with "cloud-check: N passed, M failed"
+	@report=$$(mktemp); status=0; \
+	$(BIN)/pytest -q -p no:cacheprovider -m cloud --junitxml="$$report" $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python .ci/cloud_check_summary.py "$$report" || { [ $$status -ne 0 ] || status=1; }; \
+	rm -f "$$report"; exit $$status
 
 lint: $(STAMP_DEV) ## ruff and mypy only
 	$(BIN)/ruff check .

@@ -13,6 +13,8 @@ from fn_support import FakeContext, call
 
 from functions.events.invocation import BadEvent, from_eventbridge, from_sqs_body
 
+pytestmark = pytest.mark.cloud
+
 
 def sqs_record(message_id: str, body: Any) -> dict[str, Any]:
     return {

@@ -13,6 +13,8 @@ from fn_support import FakeContext, call, db_now, queue_now
 
 from ordinaut.store import outbox, work
 
+pytestmark = pytest.mark.cloud
+
 
 def wakeup(body: str = '{"source": "ordinaut.tick"}') -> dict[str, Any]:
     return {
