@@ -11,8 +11,10 @@ from __future__ import annotations
 import ast
 import functools
 import os
+import random
 import re
 import shutil
+import string
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from typing import Any
 
 import hcl2
 import pytest
+
+from ordinaut.secrets import SecretBox
 
 REPO = Path(__file__).resolve().parents[2]
 TF = REPO / "infra" / "terraform"
@@ -886,3 +890,20 @@ def test_terraform_fmt() -> None:
         check=False,
     )
     assert result.returncode == 0, f"terraform fmt would change:\n{result.stdout}{result.stderr}"
+
+
+def test_generated_secrets_key_is_a_fernet_key_the_app_accepts() -> None:
+    """Secrets Manager draws `password_length` letters and digits; Terraform appends "=". Every
+    such string must open as the application's Fernet key (43 base64url characters + padding)."""
+    where = MODULES / "data"
+    source = one("data", "aws_secretsmanager_random_password", "secrets_key", where).body
+    assert source["password_length"] == 43
+    assert source["exclude_punctuation"] is True and source["include_space"] is False
+    version = one("resource", "aws_secretsmanager_secret_version", "secrets_key", where).body
+    assert 'secrets_key = "${terraform_data.secrets_key.output}="' in version["secret_string"]
+    alphabet = string.ascii_letters + string.digits
+    draw = random.Random(10)  # deterministic sample of the generator's output space
+    edge = ["A" * 43, "z" * 43, "9" * 43, "Z" * 42 + "9"]
+    for drawn in edge + ["".join(draw.choices(alphabet, k=43)) for _ in range(200)]:
+        box = SecretBox(drawn + "=")
+        assert box.open(box.seal("value")) == "value"
