@@ -166,3 +166,17 @@ def test_terraform_test_plans_and_applies_with_every_assertion(aws_root: Path) -
     assert runs.get("image_must_come_from_ecr") == "pass", output
     assert all(status == "pass" for status in runs.values()), output
     assert int(summary.group(1)) == len(runs) >= 4
+
+
+def test_both_roots_assert_the_same_invariants() -> None:
+    """dev's and prod's test files differ only in the environment's name and the concurrency run
+    at the end, so an invariant added to one is not forgotten in the other."""
+    shared = []
+    for root in AWS_ROOTS:
+        text = (TF / "envs" / root / "deploy.tftest.hcl").read_text(encoding="utf-8")
+        marker = text.index(f"# {root} ")  # the environment-specific run starts here
+        shared.append(
+            text[:marker].replace(f"envs/{root}", "envs/ROOT").replace(f"-{root}:", "-ROOT:")
+        )
+        assert re.search(rf'run "{root}_\w+"', text[marker:]), f"envs/{root}: no run of its own"
+    assert shared[0] == shared[1]
