@@ -118,6 +118,8 @@ class Container:
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._redis: Redis | None = None
         self._redis_loop: asyncio.AbstractEventLoop | None = None
+        # wakes a worker after this container queued work due now (events function)
+        self.waker: cloud.Waker | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Container:

@@ -11,6 +11,8 @@ import pytest
 from conftest import HandlerLoader
 from fn_support import FakeContext, call
 
+pytestmark = pytest.mark.cloud
+
 
 def http_event(method: str, path: str, *, headers: dict[str, str] | None = None) -> dict[str, Any]:
     """An API Gateway HTTP API v2 event as the $default stage and route deliver it."""

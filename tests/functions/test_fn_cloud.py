@@ -13,6 +13,8 @@ from moto import mock_aws
 
 from ordinaut import cloud
 
+pytestmark = pytest.mark.cloud
+
 DB_SECRET = {
     "engine": "postgres",
     "username": "ordinaut",

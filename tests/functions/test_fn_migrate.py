@@ -20,6 +20,8 @@ from ordinaut import auth
 from ordinaut.config import Settings
 from ordinaut.store import db
 
+pytestmark = pytest.mark.cloud
+
 
 @pytest.fixture
 async def empty_database(

@@ -13,6 +13,8 @@ from fn_support import FakeContext, call, db_now, queue_now
 
 from ordinaut.store import outbox, work
 
+pytestmark = pytest.mark.cloud
+
 
 def wakeup(body: str = '{"source": "ordinaut.tick"}') -> dict[str, Any]:
     return {
@@ -128,7 +130,9 @@ async def test_a_run_longer_than_its_lease_keeps_it(
     lambda_env.setenv("ORDINAUT_HEARTBEAT_S", "0.2")
     lambda_env.setenv("ORDINAUT_DRAIN_MARGIN_S", "1")
     slow = {"pipeline": [{"id": "nap", "uses": "wait", "with": {"seconds": 2.5}}]}
-    task = await make_task(schedule_kind="once", schedule_expr="2099-01-01T00:00:00Z", payload=slow)
+    task = await make_task(
+        schedule_kind="once", schedule_expr="2099-01-01T00:00:00Z", payload=slow, max_duration_s=4
+    )
     (run_id,) = await queue_now(pool, task)
     worker = await load_handler("worker")
     running = asyncio.create_task(call(worker.handler, wakeup(), FakeContext(remaining_ms=8_000)))

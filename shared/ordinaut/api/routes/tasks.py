@@ -490,6 +490,7 @@ async def run_now(
                 request_id=request_id(request),
             )
         await work.notify_work(conn)
+    await deps.wake_workers()
     return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": iso_utc(now)}
 
 
