@@ -13,4 +13,6 @@ from ordinaut.api import create_app
 
 container = Container.from_environment()
 app = create_app(container.settings)
+# rotated credentials (Container.refresh) reach the app's pool and Redis client too
+container.on_settings(app.state.deps.use_settings)
 handler = container.entry_point(Mangum(app, lifespan="off"))

@@ -2,9 +2,12 @@
 
 ``settings_from_environment(os.environ)`` is ``load_settings`` plus the three secrets the
 deployment names by ARN (``ORDINAUT_DATABASE_SECRET_ARN``, ``ORDINAUT_REDIS_SECRET_ARN``,
-``ORDINAUT_SECRETS_KEY_ARN``). Each secret is fetched once per container and kept in this
-module; nothing here logs or formats a secret value. boto3 is imported on first use: it ships
-with the Lambda image, not with the package.
+``ORDINAUT_SECRETS_KEY_ARN``). Each secret is kept in this module for
+``ORDINAUT_SECRETS_TTL_S`` (default 300 s) and fetched again after, so a rotated credential
+reaches warm containers (``functions/_runtime.Container.refresh`` rebuilds the settings);
+``reset()`` forgets them at once (a login the database refused). Nothing here logs or formats
+a secret value, and the SDK's loggers stay at WARNING (``ordinaut.logs.QUIET_LOGGERS``). boto3
+is imported on first use: it ships with the Lambda image, not with the package.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ SQS_MAX_DELAY_S = 900
 SQS_BATCH = 10
 
 # Container-lifetime caches (one Lambda container = one process). reset() empties them.
-_secrets: dict[str, dict[str, Any]] = {}
+# arn -> (time.monotonic() when fetched, the secret's JSON object)
+_secrets: dict[str, tuple[float, dict[str, Any]]] = {}
+_monotonic = time.monotonic  # the secrets' TTL clock (tests move it)
 _clients: dict[str, Any] = {}
 
 
@@ -65,14 +70,17 @@ def aws_client(service: str) -> Any:
     return client
 
 
-def secret_json(environ: Mapping[str, str], env_name: str) -> dict[str, Any] | None:
-    """The JSON object in the secret whose ARN is ``environ[env_name]`` (None when unset)."""
+def secret_json(
+    environ: Mapping[str, str], env_name: str, *, ttl_s: float = 300.0
+) -> dict[str, Any] | None:
+    """The JSON object in the secret whose ARN is ``environ[env_name]`` (None when unset),
+    fetched again once the copy kept is ``ttl_s`` old."""
     arn = environ.get(env_name, "")
     if not arn:
         return None
     cached = _secrets.get(arn)
-    if cached is not None:
-        return cached
+    if cached is not None and _monotonic() - cached[0] < ttl_s:
+        return cached[1]
     response = aws_client("secretsmanager").get_secret_value(SecretId=arn)
     text = response.get("SecretString")
     try:
@@ -82,7 +90,9 @@ def secret_json(environ: Mapping[str, str], env_name: str) -> dict[str, Any] | N
         raise SecretError(f"{env_name}: the secret is not JSON") from None
     if not isinstance(value, dict):
         raise SecretError(f"{env_name}: the secret must be a JSON object")
-    _secrets[arn] = value
+    if cached is not None and cached[1] != value:
+        log.info("secret rotated", extra={"secret_env": env_name})
+    _secrets[arn] = (_monotonic(), value)
     log.info("secret loaded", extra={"secret_env": env_name})
     return value
 
@@ -131,13 +141,14 @@ def settings_from_environment(environ: Mapping[str, str], **overrides: Any) -> S
         for name, value in SERVERLESS_POOL.items()
         if not environ.get(f"ORDINAUT_{name.upper()}")
     }
-    database = secret_json(environ, DATABASE_SECRET_ENV)
+    ttl_s = load_settings(environ).secrets_ttl_s
+    database = secret_json(environ, DATABASE_SECRET_ENV, ttl_s=ttl_s)
     if database is not None:
         values["database_url"] = database_url(database)
-    redis = secret_json(environ, REDIS_SECRET_ENV)
+    redis = secret_json(environ, REDIS_SECRET_ENV, ttl_s=ttl_s)
     if redis is not None:
         values["redis_url"] = redis_url(redis)
-    key = secret_json(environ, SECRETS_KEY_ENV)
+    key = secret_json(environ, SECRETS_KEY_ENV, ttl_s=ttl_s)
     if key is not None:
         values["secrets_key"] = str(_field(key, "secrets_key", SECRETS_KEY_ENV))
     values.update(overrides)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from fn_support import FakeContext, call
 from moto import mock_aws
 
 from ordinaut import cloud
@@ -147,3 +149,87 @@ def test_fanout_max_from_the_environment() -> None:
     assert cloud.fanout_max({cloud.FANOUT_MAX_ENV: "7"}) == 7
     with pytest.raises(ValueError, match=cloud.FANOUT_MAX_ENV):
         cloud.fanout_max({cloud.FANOUT_MAX_ENV: "many"})
+
+
+class Ticking:
+    """The secrets' TTL clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_secrets_are_fetched_again_after_their_ttl(aws: pytest.MonkeyPatch) -> None:
+    ticking = Ticking()
+    aws.setattr(cloud, "_monotonic", ticking)
+    aws.setenv("ORDINAUT_SECRETS_TTL_S", "300")
+    arn = put_secret("ordinaut/database", DB_SECRET)
+    aws.setenv(cloud.DATABASE_SECRET_ENV, arn)
+    fetched = count_fetches()
+    first = cloud.settings_from_environment(os.environ)
+    rotated = {**DB_SECRET, "password": "rotated"}
+    boto3.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=json.dumps(rotated))
+    ticking.now += 299
+    assert cloud.settings_from_environment(os.environ) == first  # within the TTL: the copy
+    assert len(fetched) == 1
+    ticking.now += 2
+    after = cloud.settings_from_environment(os.environ)
+    assert len(fetched) == 2
+    assert "ordinaut:rotated@" in after.database_url
+
+
+def test_sdk_loggers_never_log_below_warning(
+    aws: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At LOG_LEVEL=DEBUG botocore would print the GetSecretValue response, secret included."""
+    from ordinaut import logs
+
+    root = logging.getLogger()
+    level = root.level
+    quiet = {name: logging.getLogger(name).level for name in logs.QUIET_LOGGERS}
+    try:
+        for name in logs.QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        logs.configure("DEBUG", json_output=False)
+        aws.setenv(cloud.DATABASE_SECRET_ENV, put_secret("db", DB_SECRET))
+        with caplog.at_level(logging.DEBUG):
+            cloud.settings_from_environment(os.environ)
+        for name in ("botocore", "boto3", "urllib3"):
+            assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING
+        text = "\n".join(r.getMessage() for r in caplog.records)
+        assert DB_SECRET["password"] not in text
+        assert any(r.getMessage() == "secret loaded" for r in caplog.records)
+    finally:
+        for handler in list(root.handlers):
+            if getattr(handler, "_ordinaut", False):
+                root.removeHandler(handler)
+        root.setLevel(level)
+        for name, value in quiet.items():
+            logging.getLogger(name).setLevel(value)
+
+
+async def test_a_rotated_database_secret_reaches_a_warm_container(
+    aws: pytest.MonkeyPatch, servers: dict[str, str], load_handler: Any, pool: Any
+) -> None:
+    """The worker container reconnects with the new credentials once the TTL is over."""
+    ticking = Ticking()
+    aws.setattr(cloud, "_monotonic", ticking)
+    url = servers["database_url"]
+    arn = put_secret("ordinaut/database", {"url": url})
+    aws.setenv(cloud.DATABASE_SECRET_ENV, arn)
+    worker = await load_handler("worker")
+    context = FakeContext(remaining_ms=7_000)
+    aws.setenv("ORDINAUT_DRAIN_MARGIN_S", "6.5")
+    await call(worker.handler, {"Records": []}, context)
+    pool = worker.container.pool
+    assert pool is not None
+    rotated = url + ("&" if "?" in url else "?") + "application_name=rotated"
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"url": rotated})
+    )
+    ticking.now += 301
+    await call(worker.handler, {"Records": []}, context)
+    assert worker.container.settings.database_url == rotated
+    assert worker.container.pool is not None and worker.container.pool is not pool

@@ -144,6 +144,15 @@ class Deps:
             self._redis_loop = loop
         return self._redis
 
+    def use_settings(self, settings: Settings) -> None:
+        """New settings (a Lambda container whose secrets rotated): the pool and the Redis
+        client it created are dropped and made again with them on next use."""
+        self.settings = settings
+        pool, self._pool = self._pool, None
+        self._redis = None  # its connections close when collected
+        if pool is not None:
+            pool.terminate()
+
     async def close(self) -> None:
         """Close what this object created (never what was handed in)."""
         pool, self._pool = self._pool, None
