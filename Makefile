@@ -19,6 +19,8 @@ PYTEST_ARGS ?=
 # dependencies that clash with the project's, hence a venv of its own. CHECKOV=0 skips it.
 CHECKOV ?= 1
 CHECKOV_VENV := .venv-checkov
+# What the image adds to the package (Dockerfile); `make constraints` pins them with it.
+IMAGE_EXTRAS := "awslambdaric>=3" "aws-lambda-powertools>=2.30" "boto3>=1.34"
 
 STAMP_BASE := $(VENV)/.stamp-install
 STAMP_DEV := $(VENV)/.stamp-install-dev
@@ -30,7 +32,7 @@ else
 TEST_PREREQS := $(STAMP_DEV)
 endif
 
-.PHONY: help dev test lint fmt bench clean clean-data distclean
+.PHONY: help dev test lint fmt bench constraints clean clean-data distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -55,6 +57,16 @@ fmt: $(STAMP_DEV) ## format and apply safe lint fixes
 
 bench: $(STAMP_DEV) ## run the benchmarks; writes bench/results.json
 	$(BIN)/python bench/run.py $(ARGS)
+
+constraints: ## pin what the image installs (constraints.txt) from a fresh venv, no embedded extra
+	rm -rf build/constraints-venv
+	$(PYTHON) -m venv build/constraints-venv
+	build/constraints-venv/bin/python -m pip install $(PIP_FLAGS) . $(IMAGE_EXTRAS)
+	{ sed -n '/^#/p' constraints.txt; \
+	  build/constraints-venv/bin/python -m pip freeze --exclude-editable | grep -v '^ordinaut'; \
+	} > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf build/constraints-venv
 
 clean: ## forget install stamps (next make reinstalls) and remove caches and build output
 	rm -f $(STAMP_BASE) $(STAMP_DEV) $(STAMP_CHECKOV)
