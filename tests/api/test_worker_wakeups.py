@@ -6,21 +6,24 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import boto3
 import httpx
 import pytest
-from conftest import BASE_URL, AgentFactory
 from moto import mock_aws
 
 from ordinaut import cloud, metrics
 from ordinaut.api import create_app
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
+from ordinaut.scheduler import tick
 
+AgentFactory = Callable[..., Awaitable[dict[str, Any]]]
+BASE_URL = "http://test"
 ECHO = {"pipeline": [{"id": "hello", "uses": "echo", "with": {"msg": "hi"}}]}
 
 
@@ -100,6 +103,43 @@ async def test_run_now_retry_and_events_wake_a_worker(
         unmatched = await client.post("/events", json={"topic": "nobody.cares"}, headers=h)
         assert unmatched.json()["runs_queued"] == 0
         assert drain_queue(sqs, url) == []
+
+
+async def test_a_one_shot_due_now_is_queued_at_once_and_wakes_a_worker(
+    sqs: Any,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    clock: FrozenClock,
+    make_agent: AgentFactory,
+) -> None:
+    """On Lambda the tick comes once a minute: a task created due now gets its slot at once."""
+    url = sqs.create_queue(QueueName="ordinaut-work")["QueueUrl"]
+    agent = await make_agent(["tasks:read", "tasks:write"])
+    task = {
+        "title": "now",
+        "schedule_kind": "once",
+        "schedule_expr": clock.now().isoformat(),
+        "payload": ECHO,
+    }
+    async for client in woken_client(settings, pool, clock, url):
+        created = await client.post("/tasks", json=task, headers=agent["headers"])
+        assert created.status_code == 201, created.text
+        later = await client.post(
+            "/tasks",
+            json={**task, "schedule_expr": (clock.now() + timedelta(hours=1)).isoformat()},
+            headers=agent["headers"],
+        )
+        assert later.status_code == 201
+    due = await pool.fetch(
+        "SELECT w.run_at, r.trigger FROM due_work w JOIN runs r ON r.id = w.run_id "
+        "WHERE w.task_id = $1::uuid",
+        created.json()["id"],
+    )
+    assert [(d["run_at"], d["trigger"]) for d in due] == [(clock.now(), "schedule")]
+    (message,) = drain_queue(sqs, url)  # the task due in an hour waits for its tick
+    assert message["source"] == "ordinaut.api"
+    # the tick that follows plans nothing twice
+    assert (await tick(pool, settings, clock)).materialized == 0
 
 
 async def test_sqs_failure_never_fails_the_request(

@@ -185,6 +185,23 @@ async def lock_due_tasks(
     return await conn.fetch(LOCK_DUE_TASKS, horizon, limit)
 
 
+LOCK_TASK_IF_DUE = """
+SELECT id, created_by, schedule_kind, schedule_expr, timezone, dtstart, next_run_at, priority,
+       max_retries, misfire_policy, overlap_policy, concurrency_key, snoozed_until
+FROM tasks
+WHERE id = $1 AND status = 'active' AND next_run_at IS NOT NULL AND next_run_at <= $2
+FOR UPDATE SKIP LOCKED
+"""
+
+
+async def lock_task_if_due(
+    conn: asyncpg.Connection, task_id: UUID, *, now: datetime
+) -> list[asyncpg.Record]:
+    """Lock one active task due by ``now`` (inside the caller's transaction); [] when it is
+    not due, or a tick holds it."""
+    return await conn.fetch(LOCK_TASK_IF_DUE, task_id, now)
+
+
 ADVANCE_TASKS = """
 UPDATE tasks t SET next_run_at = a.next_run_at, status = a.status::task_status, updated_at = $4
 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS a(id, next_run_at, status)
