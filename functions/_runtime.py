@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -98,6 +99,16 @@ def configure_logging(settings: Settings, environ: Mapping[str, str]) -> Logger 
 def metrics() -> Metrics:
     """EMF metrics in POWERTOOLS_METRICS_NAMESPACE (default Ordinaut), dimension ``service``."""
     return Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE)
+
+
+def count_now(name: str) -> None:
+    """One EMF document with ``name`` = 1, printed at once (for a function without a metrics
+    flush of its own per invocation, the API's)."""
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=namespace) as one:
+        one.add_dimension(
+            name="service", value=os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE
+        )
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:

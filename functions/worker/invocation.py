@@ -38,23 +38,27 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (*CONNECTION_ERRORS, asyncpg.Post
 async def drain(
     container: Container, budget_s: float, *, worker_id: str, metrics: Metrics | None = None
 ) -> dict[str, Any]:
-    """Run due work for ``budget_s`` seconds; returns a summary (and records ``metrics``)."""
+    """Run due work for ``budget_s`` seconds; returns a summary (and records ``metrics``,
+    also when the database could not be reached)."""
     settings = container.settings
-    async with container.database() as pool:
-        worker = Worker(pool, settings, container.clock, worker_id=worker_id)
-        beating = asyncio.create_task(_heartbeats(worker, settings.heartbeat_s))
-        try:
-            ran = await worker.drain(budget_s)
-        finally:
-            beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beating
-            with contextlib.suppress(*DATABASE_ERRORS):
-                await heartbeats.forget_worker(pool, worker_id)
-            if metrics is not None:
-                record(metrics, worker)
-        within_s = min(RELAY_WITHIN_S, settings.drain_margin_s / 2)
-        relayed = await container.relay_outbox(pool, within_s=within_s)
+    worker: Worker | None = None
+    try:
+        async with container.database() as pool:
+            worker = Worker(pool, settings, container.clock, worker_id=worker_id)
+            beating = asyncio.create_task(_heartbeats(worker, settings.heartbeat_s))
+            try:
+                ran = await worker.drain(budget_s)
+            finally:
+                beating.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beating
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await heartbeats.forget_worker(pool, worker_id)
+            within_s = min(RELAY_WITHIN_S, settings.drain_margin_s / 2)
+            relayed = await container.relay_outbox(pool, within_s=within_s)
+    finally:
+        if metrics is not None:
+            record(metrics, worker)
     return {"ran": ran, "budget_s": round(budget_s, 3), "relayed": relayed}
 
 
@@ -67,8 +71,12 @@ async def _heartbeats(worker: Worker, every_s: float) -> None:
             log.warning("heartbeat failed", extra={"error": repr(exc)})
 
 
-def record(metrics: Metrics, worker: Worker) -> None:
-    """The drain's outcomes as EMF metrics (only the Powertools ``service`` dimension)."""
+def record(metrics: Metrics, worker: Worker | None) -> None:
+    """The drain's outcomes as EMF metrics (only the Powertools ``service`` dimension);
+    ``worker`` None: the database could not be reached (``DrainsFailed``)."""
+    if worker is None:
+        metrics.add_metric(name="DrainsFailed", unit=MetricUnit.Count, value=1)
+        return
     tally = worker.tally
     metrics.add_metric(name="RunsSucceeded", unit=MetricUnit.Count, value=tally["succeeded"])
     metrics.add_metric(

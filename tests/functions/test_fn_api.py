@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 from conftest import HandlerLoader
 from fn_support import FakeContext, call, db_now
+from moto import mock_aws
 
 from ordinaut.config import load_settings
 from ordinaut.store import agents, outbox
@@ -158,3 +159,32 @@ async def test_event_stream_is_bounded_and_resumes_with_last_event_id(
     raw = again["body"]
     text = base64.b64decode(raw).decode() if again.get("isBase64Encoded") else raw
     assert [line for line in text.splitlines() if line.startswith("id: ")] == []
+
+
+async def test_a_refused_wakeup_is_an_emf_metric_not_a_failed_request(
+    load_handler: HandlerLoader,
+    lambda_env: pytest.MonkeyPatch,
+    pool: asyncpg.Pool,
+    make_task: Any,
+    owner: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    task = await make_task(schedule_kind="cron", schedule_expr="0 0 1 1 *")
+    now = await db_now(pool)
+    async with pool.acquire() as conn:
+        token = (
+            await agents.issue_tokens(conn, owner, now, load_settings(os.environ))
+        ).access_token
+    with mock_aws():  # the queue does not exist: SQS refuses the message
+        lambda_env.setenv(
+            "ORDINAUT_WORK_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/123456789012/gone"
+        )
+        api = await load_handler("api")
+        event = http_event(
+            "POST", f"/tasks/{task['id']}/run_now", headers={"authorization": f"Bearer {token}"}
+        )
+        response = await call(api.handler, event, FakeContext())
+    assert response["statusCode"] == 202
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [doc["WakeupsFailed"] for doc in emf] == [[1.0]]
+    assert emf[0]["service"] == "ordinaut-test"
