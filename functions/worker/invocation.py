@@ -2,14 +2,15 @@
 
 Like the long-running worker, this driver heartbeats while runs are in flight: a run that
 lasts longer than a lease keeps it, instead of being rescued and run a second time by another
-worker. What is still running when the budget ends is released (``drain`` does that), and if
-the container dies first, the lease expires and the tick rescues the run: nothing stays
-``running``. Afterwards the outbox is relayed to Redis within what is left of the margin.
+worker. ``drain`` leases only runs whose bound fits the time left; one still running when the
+budget ends is cut off and its attempt counts (``drain`` does that), and if the container dies
+first, the lease expires and the tick rescues the run: nothing stays ``running`` and nothing
+repeats for ever. Afterwards the outbox is relayed to Redis within what is left of the margin.
 
 Metrics (EMF, one document per invocation, dimension ``service``): ``RunsSucceeded``,
 ``RunsFailed`` (attempts that failed: retried, failed for good or dead-lettered, a deadline
-cut included), ``RunsDeadLettered`` and ``StartLagMs`` (the worst start lag of the rows this
-invocation leased, from their due instant).
+cut included), ``RunsDeadLettered``, ``StartLagMs`` (the worst start lag of the rows this
+invocation leased, from their due instant) and ``DrainsFailed`` (the database unreachable).
 """
 
 from __future__ import annotations
