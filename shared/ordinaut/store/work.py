@@ -6,6 +6,7 @@ A slot is one ``runs`` row (unique per (task, slot)) plus, while it is queued or
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -149,9 +150,18 @@ ORDER BY l.run_at
 
 
 # A worker with a deadline (Lambda's drain) leases only rows whose run bound fits the time it
-# has left ($5); a task without a bound counts as the deployment's maximum ($6). Rows that do
-# not fit stay queued, attempt untouched, for a worker with more time.
-BUDGET_FILTER = "AND coalesce((SELECT b.run_bound_s FROM tasks b WHERE b.id = w.task_id), $6) <= $5"
+# has left; a task without a bound counts as the deployment's maximum. Rows that do not fit
+# stay queued, attempt untouched, for a worker with more time. The filter's two parameters
+# come after LEASE's own, whatever their number.
+_LEASE_PARAMS = max(int(n) for n in re.findall(r"\$(\d+)", LEASE))
+BUDGET_FILTER = (
+    (
+        "AND coalesce((SELECT b.run_bound_s FROM tasks b WHERE b.id = w.task_id), $default)"
+        " <= $within"
+    )
+    .replace("$default", f"${_LEASE_PARAMS + 2}")
+    .replace("$within", f"${_LEASE_PARAMS + 1}")
+)
 LEASE_WITHIN = LEASE.replace("-- [budget]", BUDGET_FILTER)
 
 
@@ -170,9 +180,10 @@ async def lease(
     With ``within_s``, only rows whose run bound (``tasks.run_bound_s``, else
     ``default_bound_s``) is at most ``within_s``.
     """
+    args = (now, limit, lease_s, worker_id)
     if within_s is None:
-        return await conn.fetch(LEASE, now, limit, lease_s, worker_id)
-    return await conn.fetch(LEASE_WITHIN, now, limit, lease_s, worker_id, within_s, default_bound_s)
+        return await conn.fetch(LEASE, *args)
+    return await conn.fetch(LEASE_WITHIN, *args, within_s, default_bound_s)
 
 
 # A leased row names its task's payload version; workers keep compiled pipelines per version
