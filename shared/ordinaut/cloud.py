@@ -2,7 +2,9 @@
 
 ``settings_from_environment(os.environ)`` is ``load_settings`` plus the three secrets the
 deployment names by ARN (``ORDINAUT_DATABASE_SECRET_ARN``, ``ORDINAUT_REDIS_SECRET_ARN``,
-``ORDINAUT_SECRETS_KEY_ARN``). Each secret is kept in this module for
+``ORDINAUT_SECRETS_KEY_ARN``). The database secret may be RDS's own managed master secret
+(``{"username", "password"}``, rotated by RDS): the endpoint then comes from
+``ORDINAUT_DATABASE_HOST`` / ``_PORT`` / ``_NAME`` / ``_SSLMODE``. Each secret is kept in this module for
 ``ORDINAUT_SECRETS_TTL_S`` (default 300 s) and fetched again after, so a rotated credential
 reaches warm containers (``functions/_runtime.Container.refresh`` rebuilds the settings);
 ``reset()`` forgets them at once (a login the database refused). Nothing here logs or formats
@@ -30,6 +32,14 @@ REDIS_SECRET_ENV = "ORDINAUT_REDIS_SECRET_ARN"
 SECRETS_KEY_ENV = "ORDINAUT_SECRETS_KEY_ARN"
 WORK_QUEUE_ENV = "ORDINAUT_WORK_QUEUE_URL"
 FANOUT_MAX_ENV = "ORDINAUT_WORKER_FANOUT_MAX"
+# The database endpoint, for a secret that holds only the credential (RDS-managed): secret key
+# -> environment variable.
+DATABASE_ENDPOINT_ENV = {
+    "host": "ORDINAUT_DATABASE_HOST",
+    "port": "ORDINAUT_DATABASE_PORT",
+    "dbname": "ORDINAUT_DATABASE_NAME",
+    "sslmode": "ORDINAUT_DATABASE_SSLMODE",
+}
 DEFAULT_FANOUT_MAX = 4
 # A Lambda container serves one invocation at a time: two connections are plenty, and the
 # database (or RDS Proxy) sees (functions x concurrency x 2) at most.
@@ -104,16 +114,44 @@ def _field(secret: Mapping[str, Any], key: str, env_name: str, default: Any = No
     return value
 
 
-def database_url(secret: Mapping[str, Any], env_name: str = DATABASE_SECRET_ENV) -> str:
-    """``url`` when the secret has one, else postgresql://user:password@host:port/db?sslmode."""
+def database_url(
+    secret: Mapping[str, Any],
+    env_name: str = DATABASE_SECRET_ENV,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """``url`` when the secret has one, else postgresql://user:password@host:port/db?sslmode.
+
+    The credential comes from the secret; the endpoint from the secret too, else from
+    ``DATABASE_ENDPOINT_ENV`` in ``environ``: an RDS-managed master secret holds only
+    ``{"username", "password"}`` (and RDS rotates it). A host that is a path is a unix socket.
+    """
     if secret.get("url"):
         return str(secret["url"])
+    env = environ or {}
+
+    def endpoint(key: str, default: Any = None) -> Any:
+        value = secret.get(key)
+        if value is None or value == "":
+            value = env.get(DATABASE_ENDPOINT_ENV[key]) or default
+        if value is None or value == "":
+            raise SecretError(
+                f"{env_name}: the secret has no {key!r} field and "
+                f"{DATABASE_ENDPOINT_ENV[key]} is not set"
+            )
+        return value
+
     user = quote(str(_field(secret, "username", env_name)), safe="")
     password = quote(str(_field(secret, "password", env_name)), safe="")
-    host = _field(secret, "host", env_name)
-    port = int(_field(secret, "port", env_name, 5432))
-    dbname = quote(str(_field(secret, "dbname", env_name)), safe="")
-    sslmode = quote(str(_field(secret, "sslmode", env_name, "require")), safe="")
+    host = str(endpoint("host"))
+    try:
+        port = int(endpoint("port", 5432))
+    except ValueError:
+        raise SecretError(f"{env_name}: the port is not a number") from None
+    dbname = quote(str(endpoint("dbname")), safe="")
+    sslmode = quote(str(endpoint("sslmode", "require")), safe="")
+    if host.startswith("/"):  # a unix socket directory
+        where = f"/{dbname}?host={quote(host, safe='/')}&port={port}&sslmode={sslmode}"
+        return f"postgresql://{user}:{password}@{where}"
     return f"postgresql://{user}:{password}@{host}:{port}/{dbname}?sslmode={sslmode}"
 
 
@@ -144,7 +182,7 @@ def settings_from_environment(environ: Mapping[str, str], **overrides: Any) -> S
     ttl_s = load_settings(environ).secrets_ttl_s
     database = secret_json(environ, DATABASE_SECRET_ENV, ttl_s=ttl_s)
     if database is not None:
-        values["database_url"] = database_url(database)
+        values["database_url"] = database_url(database, environ=environ)
     redis = secret_json(environ, REDIS_SECRET_ENV, ttl_s=ttl_s)
     if redis is not None:
         values["redis_url"] = redis_url(redis)

@@ -233,3 +233,36 @@ async def test_a_rotated_database_secret_reaches_a_warm_container(
     await call(worker.handler, {"Records": []}, context)
     assert worker.container.settings.database_url == rotated
     assert worker.container.pool is not None and worker.container.pool is not pool
+
+
+def test_an_rds_managed_secret_with_the_endpoint_in_the_environment(
+    aws: pytest.MonkeyPatch,
+) -> None:
+    """RDS's managed master secret is {"username", "password"}: Terraform puts the proxy's
+    endpoint in ORDINAUT_DATABASE_HOST / _PORT / _NAME / _SSLMODE."""
+    managed = {"username": "ordinaut", "password": "r0t/ated?"}
+    aws.setenv(cloud.DATABASE_SECRET_ENV, put_secret("rds!db-1234", managed))
+    with pytest.raises(cloud.SecretError, match="ORDINAUT_DATABASE_HOST") as raised:
+        cloud.settings_from_environment(os.environ)
+    assert managed["password"] not in str(raised.value)
+    aws.setenv("ORDINAUT_DATABASE_HOST", "proxy.example.internal")
+    with pytest.raises(cloud.SecretError, match="ORDINAUT_DATABASE_NAME"):
+        cloud.settings_from_environment(os.environ)
+    aws.setenv("ORDINAUT_DATABASE_NAME", "ordinaut")
+    settings = cloud.settings_from_environment(os.environ)
+    assert settings.database_url == (
+        "postgresql://ordinaut:r0t%2Fated%3F@proxy.example.internal:5432/ordinaut?sslmode=require"
+    )
+    aws.setenv("ORDINAUT_DATABASE_PORT", "6432")
+    aws.setenv("ORDINAUT_DATABASE_SSLMODE", "verify-full")
+    cloud.reset()
+    assert cloud.settings_from_environment(os.environ).database_url.endswith(
+        "@proxy.example.internal:6432/ordinaut?sslmode=verify-full"
+    )
+    # a unix socket directory (the local servers of the end-to-end test)
+    aws.setenv("ORDINAUT_DATABASE_HOST", "/tmp/pg sock")
+    cloud.reset()
+    assert cloud.settings_from_environment(os.environ).database_url == (
+        "postgresql://ordinaut:r0t%2Fated%3F@/ordinaut?host=/tmp/pg%20sock&port=6432"
+        "&sslmode=verify-full"
+    )

@@ -11,8 +11,11 @@ from the ARNs in its environment as Terraform configures it.
 * an EventBridge event, routed by a rule to the ingest queue, reaches the events function and
   creates the run.
 
-The secrets have exactly the JSON fields Terraform writes (infra/terraform/modules/data/main.tf);
-their values point at the local servers (``url`` wins over the other fields).
+The secrets have exactly the JSON fields the deployment writes (infra/terraform/modules/data/
+main.tf): the database's is RDS's managed master secret ``{"username", "password"}`` with the
+endpoint in ``ORDINAUT_DATABASE_HOST`` / ``_PORT`` / ``_NAME`` / ``_SSLMODE`` (here the embedded
+server's unix socket); Redis's ``{host, port, auth_token, tls, url}``; the tool-secrets key's
+``{secrets_key}``.
 """
 
 from __future__ import annotations
@@ -46,19 +49,19 @@ ECHO = {"pipeline": [{"id": "hello", "uses": "echo", "with": {"msg": "${event.to
 
 
 def database_secret(url: str) -> dict[str, Any]:
-    """aws_secretsmanager_secret_version.database: engine, username, password, host, port,
-    dbname, sslmode, url (here over the embedded server's unix socket)."""
+    """RDS's managed master secret (manage_master_user_password): the credential only. The
+    embedded server trusts local connections, so the password is not checked here."""
+    return {"username": urlsplit(url).username or "postgres", "password": "rotated-by-rds"}
+
+
+def database_endpoint(url: str) -> dict[str, str]:
+    """The environment Terraform gives every function for the endpoint (the RDS Proxy's)."""
     parts = urlsplit(url)
-    query = parse_qs(parts.query)
     return {
-        "engine": "postgres",
-        "username": parts.username or "postgres",
-        "password": parts.password or "",
-        "host": query.get("host", [parts.hostname or ""])[0],
-        "port": parts.port or 5432,
-        "dbname": parts.path.lstrip("/") or "postgres",
-        "sslmode": "disable",  # a unix socket; RDS Proxy gets "require"
-        "url": url,
+        "ORDINAUT_DATABASE_HOST": parse_qs(parts.query).get("host", [parts.hostname or ""])[0],
+        "ORDINAUT_DATABASE_PORT": str(parts.port or 5432),
+        "ORDINAUT_DATABASE_NAME": parts.path.lstrip("/") or "postgres",
+        "ORDINAUT_DATABASE_SSLMODE": "disable",  # a unix socket; the proxy gets "require"
     }
 
 
@@ -172,6 +175,8 @@ def account(lambda_env: pytest.MonkeyPatch, settings: Settings) -> Iterator[Clou
         account = Cloud(settings)
         for name, arn in account.arns.items():
             lambda_env.setenv(name, arn)
+        for name, value in database_endpoint(settings.database_url).items():
+            lambda_env.setenv(name, value)
         lambda_env.setenv(cloud.WORK_QUEUE_ENV, account.work_url)
         yield account
 
@@ -218,8 +223,11 @@ async def test_the_lambda_shape_end_to_end(
     api = await load_handler("api")
     events = await load_handler("events")
     assert sorted(set(fetched)) == sorted(account.arns.values())
+    endpoint = database_endpoint(settings.database_url)
     for function in (scheduler, worker, api, events):
-        assert function.container.settings.database_url == settings.database_url
+        url = function.container.settings.database_url
+        assert url.startswith("postgresql://postgres:rotated-by-rds@/")
+        assert f"host={endpoint['ORDINAUT_DATABASE_HOST']}" in url
         assert function.container.settings.redis_url == settings.redis_url
         assert function.container.settings.work_queue_url == account.work_url
     assert "ORDINAUT_DATABASE_URL" not in os.environ
