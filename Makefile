@@ -32,7 +32,7 @@ else
 TEST_PREREQS := $(STAMP_DEV)
 endif
 
-.PHONY: help dev test lint fmt bench constraints clean clean-data distclean
+.PHONY: help dev test lint fmt bench clean clean-data distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -61,6 +61,7 @@ bench: $(STAMP_DEV) ## run the benchmarks; writes bench/results.json
 		|| echo "wrk could not be installed: the API side-by-side is skipped"); } || true
 	$(BIN)/python bench/run.py $(ARGS)
 
+.PHONY: constraints
 constraints: ## pin what the image installs (constraints.txt) from a fresh venv, no embedded extra
 	rm -rf build/constraints-venv
 	$(PYTHON) -m venv build/constraints-venv
