@@ -100,12 +100,12 @@ LEASE = """
 WITH c AS (
     SELECT w.run_id FROM due_work w
     WHERE w.state = 'queued' AND w.run_at <= $1
+      -- [budget]
       AND (NOT w.buffer_one OR NOT EXISTS (
             SELECT 1 FROM due_work x WHERE x.task_id = w.task_id AND x.state = 'running'))
       AND (w.concurrency_key IS NULL OR NOT EXISTS (
             SELECT 1 FROM due_work y
             WHERE y.concurrency_key = w.concurrency_key AND y.state = 'running'))
-      -- [budget]
     ORDER BY w.run_at, w.priority DESC
     LIMIT $2
     FOR UPDATE SKIP LOCKED
