@@ -266,3 +266,18 @@ def test_an_rds_managed_secret_with_the_endpoint_in_the_environment(
         "postgresql://ordinaut:r0t%2Fated%3F@/ordinaut?host=/tmp/pg%20sock&port=6432"
         "&sslmode=verify-full"
     )
+
+
+async def test_lambda_logging_at_debug_keeps_the_sdk_at_warning(
+    load_handler: Any, lambda_env: pytest.MonkeyPatch
+) -> None:
+    from ordinaut import logs
+
+    for name in logs.QUIET_LOGGERS:
+        lambda_env.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    lambda_env.setenv("AWS_LAMBDA_FUNCTION_NAME", "ordinaut-test-worker")
+    lambda_env.setenv("ORDINAUT_LOG_LEVEL", "DEBUG")
+    await load_handler("worker")
+    assert logging.getLogger().level == logging.DEBUG
+    for name in ("botocore", "boto3", "urllib3"):
+        assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING
