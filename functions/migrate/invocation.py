@@ -21,6 +21,8 @@ from ordinaut.auth import SCOPES
 from ordinaut.clock import DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.store import agents, db
+from ordinaut.taskdefs import backfill_run_bounds
+from ordinaut.toolbox import build_registry
 
 log = logging.getLogger("ordinaut.migrate")
 
@@ -79,11 +81,23 @@ async def migrate(settings: Settings, *, within_s: float) -> dict[str, Any]:
     conn = await connect(settings, within_s=within_s)
     try:
         applied = await db.migrate(conn, settings.migrations_dir)
+        # tasks written before run bounds existed: a Lambda worker leases by bound
+        bounded = await backfill_run_bounds(
+            conn, settings=settings, registry=build_registry(settings)
+        )
     finally:
         await conn.close()
     version = db.migration_files(settings.migrations_dir)[-1].stem
-    log.info("migrations applied", extra={"applied": applied, "schema_version": version})
-    return {"action": "migrate", "applied": applied, "schema_version": version}
+    log.info(
+        "migrations applied",
+        extra={"applied": applied, "schema_version": version, "run_bounds_set": bounded},
+    )
+    return {
+        "action": "migrate",
+        "applied": applied,
+        "schema_version": version,
+        "run_bounds_set": bounded,
+    }
 
 
 async def create_admin(settings: Settings, name: Any, *, within_s: float) -> dict[str, Any]:

@@ -42,9 +42,19 @@ async def test_migrate_applies_every_migration_once(
     versions = [p.stem for p in db.migration_files(settings.migrations_dir)]
     migrate = await load_handler("migrate")
     first = await call(migrate.handler, {"action": "migrate"}, FakeContext())
-    assert first == {"action": "migrate", "applied": versions, "schema_version": versions[-1]}
+    assert first == {
+        "action": "migrate",
+        "applied": versions,
+        "schema_version": versions[-1],
+        "run_bounds_set": 0,
+    }
     again = await call(migrate.handler, {"action": "migrate"}, FakeContext())
-    assert again == {"action": "migrate", "applied": [], "schema_version": versions[-1]}
+    assert again == {
+        "action": "migrate",
+        "applied": [],
+        "schema_version": versions[-1],
+        "run_bounds_set": 0,
+    }
 
 
 async def test_create_admin_returns_a_working_secret_and_never_logs_it(
@@ -151,3 +161,22 @@ async def test_a_database_that_never_comes_gives_up_within_the_invocation(
     context = FakeContext(remaining_ms=int((invocation.RESERVE_S + 0.5) * 1000))
     with pytest.raises(OSError):
         await call(migrate.handler, {"action": "migrate"}, context)
+
+
+async def test_migrate_gives_older_tasks_their_run_bound(
+    load_handler: HandlerLoader,
+    lambda_env: pytest.MonkeyPatch,
+    make_task: Any,
+    pool: asyncpg.Pool,
+) -> None:
+    """Tasks written before run bounds existed (NULL) get theirs, at most the deployment's."""
+    lambda_env.setenv("ORDINAUT_MAX_RUN_DURATION_S", "20")
+    echo = await make_task()
+    nap = {"pipeline": [{"id": "n", "uses": "wait", "with": {"seconds": 1}, "timeout_seconds": 30}]}
+    slow = await make_task(payload=nap)
+    await pool.execute("UPDATE tasks SET run_bound_s = NULL")
+    migrate = await load_handler("migrate")
+    result = await call(migrate.handler, {"action": "migrate"}, FakeContext())
+    assert result["run_bounds_set"] == 2
+    bounds = dict(await pool.fetch("SELECT id, run_bound_s FROM tasks"))
+    assert bounds == {echo["id"]: 1.0, slow["id"]: 20.0}
