@@ -218,19 +218,23 @@ async def test_the_lambda_shape_end_to_end(
         "provide-client-params.secrets-manager.GetSecretValue",
         lambda params, **_: fetched.append(params["SecretId"]),
     )
+    migrate = await load_handler("migrate")
     scheduler = await load_handler("scheduler")
     worker = await load_handler("worker")
     api = await load_handler("api")
     events = await load_handler("events")
     assert sorted(set(fetched)) == sorted(account.arns.values())
     endpoint = database_endpoint(settings.database_url)
-    for function in (scheduler, worker, api, events):
+    for function in (migrate, scheduler, worker, api, events):
         url = function.container.settings.database_url
         assert url.startswith("postgresql://postgres:rotated-by-rds@/")
         assert f"host={endpoint['ORDINAUT_DATABASE_HOST']}" in url
         assert function.container.settings.redis_url == settings.redis_url
         assert function.container.settings.work_queue_url == account.work_url
     assert "ORDINAUT_DATABASE_URL" not in os.environ
+    # what Terraform invokes after every deploy (the schema is current here)
+    migrated = await call(migrate.handler, {"action": "migrate"}, FakeContext())
+    assert migrated["applied"] == [] and migrated["action"] == "migrate"
 
     # --- the tick wakes a worker, which runs what fell due -----------------------------------
     now = await db_now(pool)
