@@ -145,7 +145,7 @@ class Container:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Container:
-        """Settings (secrets fetched once) and logging: what a cold start does."""
+        """Settings (secrets fetched and cached) and logging: what a cold start does."""
         env = os.environ if environ is None else environ
         settings = cloud.settings_from_environment(env)
         return cls(settings, configure_logging(settings, env), env)

@@ -281,3 +281,36 @@ async def test_lambda_logging_at_debug_keeps_the_sdk_at_warning(
     assert logging.getLogger().level == logging.DEBUG
     for name in ("botocore", "boto3", "urllib3"):
         assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING
+
+
+async def test_a_refused_login_reads_the_rotated_secret_at_once(
+    aws: pytest.MonkeyPatch, servers: dict[str, str], load_handler: Any, pool: Any
+) -> None:
+    """Within the TTL, a password the database refuses means the secret rotated: read it again
+    now instead of failing until the TTL ends."""
+    import asyncpg
+
+    from functions import _runtime
+
+    url = servers["database_url"]
+    arn = put_secret("ordinaut/database", {"url": url + "&application_name=old"})
+    aws.setenv(cloud.DATABASE_SECRET_ENV, arn)
+    worker = await load_handler("worker")
+    rotated = url + "&application_name=new"
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"url": rotated})
+    )
+    real = _runtime.db.create_pool
+    tried: list[str] = []
+
+    async def create_pool(settings: Any, **kw: Any) -> Any:
+        tried.append(settings.database_url)
+        if settings.database_url.endswith("=old"):  # the proxy refuses the old password
+            raise asyncpg.InvalidPasswordError("password authentication failed")
+        return await real(settings, **kw)
+
+    aws.setattr(_runtime.db, "create_pool", create_pool)
+    aws.setenv("ORDINAUT_DRAIN_MARGIN_S", "6.5")
+    await call(worker.handler, {"Records": []}, FakeContext(remaining_ms=7_000))
+    assert tried == [url + "&application_name=old", rotated]
+    assert worker.container.settings.database_url == rotated
