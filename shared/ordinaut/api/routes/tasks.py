@@ -35,6 +35,7 @@ from ordinaut.models import (
 )
 from ordinaut.pipeline import PipelineLimits, compile_payload, dry_run
 from ordinaut.pipeline.context import iso_utc
+from ordinaut.scheduler import materialize_due_task
 from ordinaut.slots import idempotency_key, stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
@@ -147,12 +148,20 @@ async def create_task(
                             now=now,
                             expired_before=expired,
                         )
-                    return out
+                break
             except asyncpg.UniqueViolationError:
                 # A concurrent request with the same key committed first: replay it.
                 if not idempotency_key_header:
                     raise
-        raise Conflict("concurrent requests with the same Idempotency-Key", {})
+        else:
+            raise Conflict("concurrent requests with the same Idempotency-Key", {})
+    due = prepared["next_run_at"]
+    if deps.waker is not None and due is not None and due <= now:
+        # Lambda: a task due now (a one-shot for now) gets its slot at once and a worker,
+        # instead of waiting up to a minute for the next tick.
+        if await materialize_due_task(pool, deps.settings, deps.clock, uuid.UUID(out["id"])):
+            await deps.wake_workers()
+    return out
 
 
 def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Response) -> Any:
@@ -490,6 +499,7 @@ async def run_now(
                 request_id=request_id(request),
             )
         await work.notify_work(conn)
+    await deps.wake_workers()
     return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": iso_utc(now)}
 
 
