@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -556,16 +557,52 @@ class Recorder:
             batch, self.queue = self.queue[: self.MAX_BATCH], self.queue[self.MAX_BATCH :]
             try:
                 done = await self._write(batch)
+            except Exception as exc:
+                # One outcome the encoder or PostgreSQL refuses must not fail the others that
+                # happened to finish with it (they may belong to other agents): the batch
+                # rolled back as a whole, so write each outcome on its own.
+                if len(batch) > 1:
+                    log.warning(
+                        "batched completion failed; writing each outcome alone",
+                        extra={"error": repr(exc), "count": len(batch)},
+                    )
+                for item in batch:
+                    await self._write_alone(item)
+                continue
             except BaseException as exc:
                 for _, _, _, fut in batch:
                     if not fut.done():
-                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
-                if not isinstance(exc, Exception):
-                    raise
-                continue
+                        fut.set_exception(RuntimeError(f"recorder stopped: {exc!r}"))
+                raise
             for outcome, _, _, fut in batch:
                 if not fut.done():
                     fut.set_result(outcome.run_id in done)
+
+    async def _write_alone(self, item: _Pending) -> None:
+        """Write one outcome; if it cannot be stored, store that the run failed instead.
+
+        An outcome that cannot be written must not be left to its lease expiring: a rescue
+        would run finished work (and its side effects) again. So the run is recorded failed
+        with ``storage_error`` (no output, no step records, no events; a failed attempt with
+        retries left keeps its retry). Only if even that cannot be written (the database is
+        gone) does the caller get the exception.
+        """
+        outcome, _, _, fut = item
+        try:
+            done = await self._write([item])
+        except Exception as exc:
+            log.error(
+                "a run's outcome could not be stored; recording it as failed",
+                extra={"run_id": str(outcome.run_id), "error": repr(exc)},
+            )
+            try:
+                done = await self._write([(_unstorable(outcome, exc), [], None, fut)])
+            except Exception as again:
+                if not fut.done():
+                    fut.set_exception(again)
+                return
+        if not fut.done():
+            fut.set_result(outcome.run_id in done)
 
     async def _write(self, batch: list[_Pending]) -> set[uuid.UUID]:
         retries = [o for o, _, _, _ in batch if o.status == "retry"]
@@ -591,6 +628,22 @@ class Recorder:
             if wake:
                 await work.notify_work(conn)
         return done
+
+
+def _unstorable(outcome: work.Outcome, exc: Exception) -> work.Outcome:
+    """What is recorded for an outcome that could not be stored: a failure naming why."""
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    return dataclasses.replace(
+        outcome,
+        status="retry" if outcome.status == "retry" else "failed",
+        output=None,
+        steps=[],
+        error={
+            "step": None,
+            "code": "storage_error",
+            "message": f"the run's outcome could not be stored ({reason})",
+        },
+    )
 
 
 async def _publish_emitted(

@@ -92,6 +92,55 @@ def to_jsonable(value: Any, *, max_nodes: int = 200_000) -> Any:
     return walk(value, 0)
 
 
+def nesting_depth(value: Any, cap: int) -> int:
+    """Nesting depth of lists and objects in ``value`` (a scalar is 0), or ``cap + 1`` once
+    it passes ``cap``. Iterative and bounded by ``cap``, so any input is safe to measure."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > cap:
+            return cap + 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def storage_problem(value: Any, *, max_depth: int, max_bytes: int, what: str) -> str | None:
+    """Why PostgreSQL (jsonb) could not store ``value`` within the limits, or None.
+
+    Checked where a value that will be stored is produced (an event a pipeline publishes),
+    so a value that cannot be stored fails that step alone instead of the write that would
+    also carry other runs' outcomes.
+    """
+    if nesting_depth(value, max_depth) > max_depth:
+        return f"{what} nested deeper than max_json_depth ({max_depth})"
+    size = json_size(value, max_bytes)
+    if size > max_bytes:
+        return f"{what} larger than max_payload_bytes ({max_bytes} bytes)"
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return f"{what} holds a \\u0000 character, which cannot be stored"
+        elif isinstance(item, dict):
+            stack.extend(str(k) for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return None
+
+
 def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:
     """Replace every occurrence of each secret value inside strings (and keys) with ``***``."""
     if isinstance(secrets, (list, tuple)) and not secrets:

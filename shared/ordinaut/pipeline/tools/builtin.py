@@ -9,7 +9,7 @@ from typing import Any
 from ordinaut.pipeline.context import RunContext
 from ordinaut.pipeline.expressions import Budget, ExpressionError, compile_query
 from ordinaut.pipeline.limits import PipelineLimits
-from ordinaut.pipeline.records import json_text, mask_secrets
+from ordinaut.pipeline.records import json_text, mask_secrets, storage_problem
 from ordinaut.pipeline.tools.registry import Tool, ToolError
 
 logger = logging.getLogger("ordinaut.pipeline.log")
@@ -114,12 +114,26 @@ def _transform_tool(limits: PipelineLimits) -> Tool:
     )
 
 
-async def _publish(args: dict[str, Any], ctx: RunContext) -> Any:
-    if ctx.emit is None:
-        raise ToolError("event_unavailable", "event.publish has no event sink in this run")
-    payload = mask_secrets(args.get("payload", {}), ctx.secrets.values())
-    ctx.emit(args["topic"], payload if isinstance(payload, dict) else {"value": payload})
-    return {"topic": args["topic"], "published": True}
+def _publisher(limits: PipelineLimits) -> Any:
+    async def publish(args: dict[str, Any], ctx: RunContext) -> Any:
+        if ctx.emit is None:
+            raise ToolError("event_unavailable", "event.publish has no event sink in this run")
+        payload = mask_secrets(args.get("payload", {}), ctx.secrets.values())
+        payload = payload if isinstance(payload, dict) else {"value": payload}
+        # The event is stored with the run's outcome, in a write shared with other runs:
+        # one that could not be stored fails this step here, not that write.
+        problem = storage_problem(
+            payload,
+            max_depth=limits.max_json_depth,
+            max_bytes=limits.max_payload_bytes,
+            what="payload",
+        )
+        if problem:
+            raise ToolError("limit_exceeded", problem)
+        ctx.emit(args["topic"], payload)
+        return {"topic": args["topic"], "published": True}
+
+    return publish
 
 
 def builtin_tools(limits: PipelineLimits) -> list[Tool]:
@@ -174,7 +188,7 @@ def builtin_tools(limits: PipelineLimits) -> list[Tool]:
                 "type": "object",
                 "properties": {"topic": {"type": "string"}, "published": {"type": "boolean"}},
             },
-            fn=_publish,
+            fn=_publisher(limits),
             default_timeout_s=10.0,
             suspends=False,
             scopes=("events:publish",),
