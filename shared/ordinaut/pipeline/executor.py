@@ -13,7 +13,7 @@ from typing import Any
 
 from ordinaut.errors import InvalidPipeline
 from ordinaut.pipeline.context import PipelineResult, RunContext
-from ordinaut.pipeline.expressions import Budget, ExpressionError, truthy
+from ordinaut.pipeline.expressions import ExpressionError, truthy
 from ordinaut.pipeline.limits import PipelineLimits
 from ordinaut.pipeline.records import (
     MASK,
@@ -146,17 +146,16 @@ class _Run:
         try:
             result = step.condition.evaluate(
                 self.scope,
-                budget=Budget(self.limits.max_expression_work),
+                budget=self.limits.budget(),
                 max_string=self.limits.max_render_bytes,
+                max_depth=self.limits.max_json_depth,
             )
         except ExpressionError as exc:
             raise ExpressionError(f"if: {exc.message}", code=exc.code) from None
         return truthy(result)
 
     def _render(self, step: CompiledStep, scope: dict[str, Any]) -> Any:
-        renderer = Renderer(
-            scope, max_bytes=self.limits.max_render_bytes, work=self.limits.max_expression_work
-        )
+        renderer = Renderer(scope, limits=self.limits)
         return renderer.render(step.args, "with")
 
     def _recorded_input(self, step: CompiledStep, args: Any) -> Any:

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from ordinaut.pipeline.context import RunContext
-from ordinaut.pipeline.expressions import Budget, ExpressionError, compile_query
+from ordinaut.pipeline.expressions import ExpressionError, compile_query
 from ordinaut.pipeline.limits import PipelineLimits
 from ordinaut.pipeline.records import json_text, mask_secrets, storage_problem
 from ordinaut.pipeline.tools.registry import Tool, ToolError
@@ -83,8 +83,9 @@ def _transform_tool(limits: PipelineLimits) -> Tool:
             query = compile_query(args["expr"], max_length=limits.max_expression_length)
             return query.evaluate(
                 args.get("input"),
-                budget=Budget(limits.max_expression_work),
+                budget=limits.budget(),
                 max_string=limits.max_render_bytes,
+                max_depth=limits.max_json_depth,
             )
         except ExpressionError as exc:
             raise ToolError(exc.code, f"expr: {exc.message}") from None

@@ -1,0 +1,97 @@
+"""Bounded evaluation (issue 17, finding 2): a short expression cannot freeze a process.
+
+Numbers are bounded (``round`` digits clamped, integers past 2**63 become floats, overflow is
+an error naming the limit), work is charged by the size of values, sorts by n log n, and a
+wall-clock deadline stops any evaluation. Peak memory stands in for "did not build a huge
+number": it is deterministic where a duration is not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ordinaut.pipeline import interpreter
+from ordinaut.pipeline.expressions import Budget, ExpressionError, compile_expression
+
+MULTIPLY_CHAIN = "params.n" + " | multiply(@, @)" * 21  # ~340 characters
+
+
+def _peak_bytes(fn: Callable[[], Any]) -> tuple[Any, int]:
+    tracemalloc.start()
+    try:
+        try:
+            result: Any = fn()
+        except ExpressionError as exc:
+            result = exc
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _eval(source: str, data: Any = None, budget: Budget | None = None) -> Any:
+    return compile_expression(source).evaluate(
+        data if data is not None else {"params": {}}, budget=budget or Budget(500_000)
+    )
+
+
+def test_round_with_huge_digits_is_clamped_and_builds_no_huge_number() -> None:
+    assert len(MULTIPLY_CHAIN) >= 340
+    result, peak = _peak_bytes(lambda: _eval("round(`5`, `-10000000`)"))
+    assert result == 0
+    assert peak < 1_000_000  # 10**10000000 alone would take 4 MB
+    assert _eval("round(`1234.5678`, `2`)") == 1234.57
+    assert _eval("round(`1234.5678`, `-2`)") == 1200
+    assert _eval("round(`1234.5678`, `100000000`)") == 1234.5678
+
+
+def test_a_chain_of_multiplications_stops_at_the_number_limit() -> None:
+    result, peak = _peak_bytes(lambda: _eval(MULTIPLY_CHAIN, {"params": {"n": 2}}))
+    assert isinstance(result, ExpressionError)
+    assert result.code == "limit_exceeded"
+    assert "multiply(): number out of range" in result.message and "2**63" in result.message
+    assert peak < 1_000_000
+    # within range the arithmetic is exact; past 2**63 an integer becomes a float
+    assert _eval("multiply(`4294967296`, `2`)") == 8589934592
+    big = _eval("multiply(`4294967296`, `4294967296`)")
+    assert isinstance(big, float) and big == 2.0**64
+
+
+def test_work_is_charged_by_the_size_of_values() -> None:
+    text = "x" * 100_000
+    data = {"params": {"l": [text] * 1_000}}  # one string shared 1000 times: 100 MB to copy
+    with pytest.raises(ExpressionError) as caught:
+        _eval("params.l[*].length(to_json(@))", data)
+    assert caught.value.code == "limit_exceeded"
+    assert "max_expression_work (500000)" in caught.value.message
+    assert _eval("params.l[:3].length(to_json(@))", data) == [100_002] * 3
+
+
+def test_a_sort_is_charged_n_log_n() -> None:
+    data = {"params": {"l": list(range(100_000, 0, -1))}}
+    with pytest.raises(ExpressionError, match="max_expression_work"):
+        _eval("sort(params.l)", data)
+    assert _eval("sort(params.l)[:2]", {"params": {"l": [3, 1, 2]}}) == [1, 2]
+
+
+def test_from_json_refuses_values_nested_past_max_json_depth() -> None:
+    deep = "[" * 40 + "]" * 40
+    with pytest.raises(ExpressionError, match=r"max_json_depth \(32\)"):
+        _eval(f"from_json('{deep}')")
+    assert _eval("from_json('[[1], \"[[[[\"]')") == [[1], "[[[["]
+
+
+def test_the_deadline_stops_an_evaluation_whatever_its_work_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ticks = itertools.count()
+    monkeypatch.setattr(interpreter.time, "monotonic", lambda: float(next(ticks)))  # 1 s a read
+    data = {"params": {"l": list(range(50_000))}}
+    with pytest.raises(ExpressionError) as caught:
+        _eval("params.l[*].[@, @]", data, Budget(10**9, seconds=3))
+    assert caught.value.code == "limit_exceeded"
+    assert "max_expression_ms (3000 ms)" in caught.value.message
