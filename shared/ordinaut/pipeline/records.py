@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import urllib.parse
 from collections.abc import Iterable
 from datetime import date, datetime, time
 from typing import Any
@@ -165,6 +166,45 @@ def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:
         return v
 
     return walk(value)
+
+
+# Encoded forms of a secret shorter than this are not masked: too many innocent strings hold
+# a short run of base64 or URL characters.
+_MIN_ENCODED = 6
+
+
+def encodings(secret: str) -> set[str]:
+    """Forms ``secret`` takes on the way out: URL-encoded (path, query and form styles) and
+    base64 (standard and URL-safe). For base64 also the characters that encode it inside a
+    longer value (``user:secret`` in a Basic header) at each of the three byte alignments."""
+    forms = {
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote(secret),
+        urllib.parse.quote_plus(secret),
+    }
+    raw = secret.encode("utf-8")
+    for offset in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            text = encode(b"\0" * offset + raw).decode("ascii").rstrip("=")
+            # drop the characters shared with the bytes before and after the secret
+            start = -(-offset * 4 // 3)
+            end = ((offset + len(raw)) * 4) // 3
+            core = text[start:end]
+            if offset == 0:
+                forms.add(text)
+                forms.add(encode(raw).decode("ascii"))
+            forms.add(core)
+    return {f for f in forms if len(f) >= _MIN_ENCODED or f == secret}
+
+
+def with_encodings(secrets: Iterable[str]) -> list[str]:
+    """``secrets`` and their encoded forms, for ``mask_secrets``."""
+    out: set[str] = set()
+    for secret in secrets:
+        if secret:
+            out.add(secret)
+            out |= encodings(secret)
+    return sorted(out, key=len, reverse=True)
 
 
 def cap_value(value: Any, max_bytes: int) -> Any:

@@ -28,7 +28,10 @@ async def _echo(args: dict[str, Any], ctx: RunContext) -> Any:
 
 async def _log(args: dict[str, Any], ctx: RunContext) -> Any:
     value = args.get("value", args.get("message"))
-    shown = json_text(mask_secrets(value, ctx.secrets.values()), 1_000)
+    # a value derived from a secret is logged as its shadow (secrets as ***), never itself
+    visible = args if ctx.shown_args is None else ctx.shown_args
+    visible = visible.get("value", visible.get("message"))
+    shown = json_text(mask_secrets(visible, ctx.secrets.values()), 1_000)
     level = _LEVELS[args.get("level", "info")]
     logger.log(
         level, "pipeline log", extra={"run_id": ctx.run_id, "task_id": ctx.task_id, "value": shown}
@@ -111,6 +114,7 @@ def _transform_tool(limits: PipelineLimits) -> Tool:
         fn=transform,
         default_timeout_s=10.0,
         suspends=False,
+        pure=True,
         check_args=check,
     )
 
@@ -119,7 +123,14 @@ def _publisher(limits: PipelineLimits) -> Any:
     async def publish(args: dict[str, Any], ctx: RunContext) -> Any:
         if ctx.emit is None:
             raise ToolError("event_unavailable", "event.publish has no event sink in this run")
-        payload = mask_secrets(args.get("payload", {}), ctx.secrets.values())
+        if ctx.shown_args is not None and ctx.shown_args.get("topic") != args["topic"]:
+            raise ToolError(
+                "secret_in_event", "the topic is derived from a secret; events are not secret"
+            )
+        # Events are read by subscribers, streams and (on shared topics) other agents: a value
+        # derived from a secret is published as its shadow (secrets as ***), never itself.
+        visible = args if ctx.shown_args is None else ctx.shown_args
+        payload = mask_secrets(visible.get("payload", {}), ctx.secrets.values())
         payload = payload if isinstance(payload, dict) else {"value": payload}
         # The event is stored with the run's outcome, in a write shared with other runs:
         # one that could not be stored fails this step here, not that write.
@@ -148,6 +159,7 @@ def builtin_tools(limits: PipelineLimits) -> list[Tool]:
             fn=_echo,
             default_timeout_s=5.0,
             suspends=False,
+            pure=True,
         ),
         Tool(
             name="log",
