@@ -8,17 +8,33 @@ number": it is deterministic where a duration is not.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import tracemalloc
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from ordinaut.pipeline import interpreter
+from ordinaut.config import Settings
+from ordinaut.pipeline import (
+    PipelineLimits,
+    RunContext,
+    default_registry,
+    execute,
+    executor,
+    interpreter,
+)
 from ordinaut.pipeline.expressions import Budget, ExpressionError, compile_expression
 
 MULTIPLY_CHAIN = "params.n" + " | multiply(@, @)" * 21  # ~340 characters
+NOW = datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
+REGISTRY = default_registry(Settings())
+
+
+def _ctx() -> RunContext:
+    return RunContext("run-1", "task-1", "T", 1, NOW, NOW)
 
 
 def _peak_bytes(fn: Callable[[], Any]) -> tuple[Any, int]:
@@ -95,3 +111,36 @@ def test_the_deadline_stops_an_evaluation_whatever_its_work_budget(
         _eval("params.l[*].[@, @]", data, Budget(10**9, seconds=3))
     assert caught.value.code == "limit_exceeded"
     assert "max_expression_ms (3000 ms)" in caught.value.message
+
+
+async def test_a_heavy_expression_fails_its_step_with_the_limit_named() -> None:
+    payload = {
+        "params": {"n": 2},
+        "pipeline": [{"id": "m", "uses": "echo", "with": {"x": "${" + MULTIPLY_CHAIN + "}"}}],
+    }
+    result = await execute(payload, _ctx(), registry=REGISTRY, limits=PipelineLimits())
+    assert result.error is not None
+    assert result.error["step"] == "m" and result.error["code"] == "limit_exceeded"
+    assert "number out of range" in result.error["message"]
+
+
+async def test_a_long_pipeline_of_inline_steps_lets_the_event_loop_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # every step takes "a second" on this clock, so the engine yields between steps; before,
+    # a pipeline of in-process steps ran start to end without letting anything else run
+    ticks = itertools.count()
+    monkeypatch.setattr(executor.time, "monotonic", lambda: float(next(ticks)))
+    steps = [{"id": f"s{i}", "uses": "echo", "with": {"i": i}} for i in range(5)]
+    ran_meanwhile: list[int] = []
+
+    async def other() -> None:
+        for _ in range(3):
+            ran_meanwhile.append(len(ran_meanwhile))
+            await asyncio.sleep(0)
+
+    side = asyncio.ensure_future(other())
+    result = await execute({"pipeline": steps}, _ctx(), registry=REGISTRY, limits=PipelineLimits())
+    assert result.succeeded
+    assert len(ran_meanwhile) == 3  # ran to its end while the pipeline was running
+    await side
