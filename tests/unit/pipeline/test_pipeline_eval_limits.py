@@ -144,3 +144,46 @@ async def test_a_long_pipeline_of_inline_steps_lets_the_event_loop_run(
     assert result.succeeded
     assert len(ran_meanwhile) == 3  # ran to its end while the pipeline was running
     await side
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ('"' * 200_000, "max_payload_bytes"),  # renders in 200 KB, encodes in 400 KB
+        ({"a": "x\x00y"}, "\\u0000"),
+        (_nested(40), "max_json_depth"),
+    ],
+)
+async def test_an_event_that_could_not_be_stored_fails_its_step(value: Any, named: str) -> None:
+    emitted: list[Any] = []
+    payload = {
+        "pipeline": [
+            {
+                "id": "p",
+                "uses": "event.publish",
+                "with": {"topic": "t", "payload": {"v": "${event.payload.v}"}},
+            }
+        ],
+    }
+    # the value arrives with the event that triggered the run (as from another system)
+    context = RunContext(
+        "run-1",
+        "task-1",
+        "T",
+        1,
+        NOW,
+        NOW,
+        event={"id": "e1", "topic": "in", "payload": {"v": value}},
+        emit=lambda *e: emitted.append(e),
+    )
+    result = await execute(payload, context, registry=REGISTRY, limits=PipelineLimits())
+    assert result.error is not None and result.error["code"] == "limit_exceeded"
+    assert named in result.error["message"]
+    assert emitted == []
