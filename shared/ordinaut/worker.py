@@ -76,7 +76,8 @@ class Worker:
         self.in_flight: dict[uuid.UUID, tuple[uuid.UUID, asyncio.Task[None]]] = {}
         self.started_at = clock.now()
         self.slot_freed = asyncio.Event()
-        self.recorder = Recorder(pool)
+        # a write retried past half the lease could no longer land before a rescue
+        self.recorder = Recorder(pool, retry_for_s=settings.lease_seconds / 2)
         self.recording: set[uuid.UUID] = set()
         self._step_metrics: dict[tuple[str, str], Any] = {}
         self.last_lease_at = self.started_at
@@ -525,17 +526,37 @@ def _report_crash(task: asyncio.Task[None]) -> None:
         log.error("could not record a run; its lease will expire and be rescued", exc_info=exc)
 
 
+# Errors after which the same write may succeed if tried again: the connection or the server
+# went away (a restart, a failover) or the transaction lost a conflict.
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,
+)
+
+
 class Recorder:
     """Batches completions: outcomes that finish together share one transaction.
 
     Commits are the cost (PERFORMANCE.md): under load, every flush writes everything that
     finished while the previous flush was committing. Each caller still awaits its own result.
+
+    A batch mixes agents, so one outcome must never fail the others: a write that fails on
+    the data (the encoder or PostgreSQL refusing one outcome) is redone outcome by outcome,
+    and one that fails on the connection is retried for up to ``retry_for_s`` (while the
+    leases are still ours, the fenced write lands; after, it is a no-op). A finished run left
+    unrecorded would expire its lease and be rescued, that is run again.
     """
 
     MAX_BATCH = 500
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, retry_for_s: float = 15.0) -> None:
         self.pool = pool
+        self.retry_for_s = retry_for_s
         self.queue: list[_Pending] = []
         self.flusher: asyncio.Task[None] | None = None
 
@@ -555,8 +576,14 @@ class Recorder:
     async def _flush(self) -> None:
         while self.queue:
             batch, self.queue = self.queue[: self.MAX_BATCH], self.queue[self.MAX_BATCH :]
+            deadline = time.monotonic() + self.retry_for_s
             try:
-                done = await self._write(batch)
+                done = await self._persist(batch, deadline)
+            except _TRANSIENT as exc:
+                for _, _, _, fut in batch:  # the database stays unreachable
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
             except Exception as exc:
                 # One outcome the encoder or PostgreSQL refuses must not fail the others that
                 # happened to finish with it (they may belong to other agents): the batch
@@ -567,7 +594,7 @@ class Recorder:
                         extra={"error": repr(exc), "count": len(batch)},
                     )
                 for item in batch:
-                    await self._write_alone(item)
+                    await self._write_alone(item, deadline)
                 continue
             except BaseException as exc:
                 for _, _, _, fut in batch:
@@ -578,7 +605,23 @@ class Recorder:
                 if not fut.done():
                     fut.set_result(outcome.run_id in done)
 
-    async def _write_alone(self, item: _Pending) -> None:
+    async def _persist(self, batch: list[_Pending], deadline: float) -> set[uuid.UUID]:
+        """``_write``, retried with backoff on connection errors until ``deadline``."""
+        delay = 0.1
+        while True:
+            try:
+                return await self._write(batch)
+            except _TRANSIENT as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "recording outcomes failed; retrying",
+                    extra={"error": repr(exc), "count": len(batch), "retry_in_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _write_alone(self, item: _Pending, deadline: float) -> None:
         """Write one outcome; if it cannot be stored, store that the run failed instead.
 
         An outcome that cannot be written must not be left to its lease expiring: a rescue
@@ -589,14 +632,18 @@ class Recorder:
         """
         outcome, _, _, fut = item
         try:
-            done = await self._write([item])
+            done = await self._persist([item], deadline)
+        except _TRANSIENT as exc:  # the database, not the outcome: nothing to replace
+            if not fut.done():
+                fut.set_exception(exc)
+            return
         except Exception as exc:
             log.error(
                 "a run's outcome could not be stored; recording it as failed",
                 extra={"run_id": str(outcome.run_id), "error": repr(exc)},
             )
             try:
-                done = await self._write([(_unstorable(outcome, exc), [], None, fut)])
+                done = await self._persist([(_unstorable(outcome, exc), [], None, fut)], deadline)
             except Exception as again:
                 if not fut.done():
                     fut.set_exception(again)

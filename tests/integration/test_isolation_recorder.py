@@ -176,3 +176,27 @@ async def test_an_outcome_the_encoder_refuses_is_recorded_failed_alone(
     assert rows[runs[0]]["status"] == "failed"
     assert rows[runs[0]]["error"]["code"] == "storage_error"
     assert [rows[r]["status"] for r in runs[1:]] == ["succeeded", "succeeded"]
+
+
+async def test_a_connection_lost_while_recording_is_retried_not_left_to_a_rescue(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = await _agent(pool, clock, "a")
+    task = await _task(pool, clock, settings, owner, [{"id": "e", "uses": "echo"}])
+    runs = await queue_runs(pool, task, at=clock.now(), n=3)
+    finish = work.finish
+    failures = [asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed")] * 2
+
+    async def flaky(conn: asyncpg.Connection, outcomes: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await finish(conn, outcomes)
+
+    monkeypatch.setattr(work, "finish", flaky)
+    worker = Worker(pool, settings, clock, worker_id="w1", rng=random.Random(1))
+    assert await worker.run_once() == 3
+    assert failures == []
+    rows = await pool.fetch("SELECT status::text, attempt FROM runs WHERE id = ANY($1)", runs)
+    assert sorted((r["status"], r["attempt"]) for r in rows) == [("succeeded", 1)] * 3
+    assert await pool.fetchval("SELECT count(*) FROM due_work") == 0
+    assert await worker.rescue() == 0
