@@ -26,7 +26,7 @@ from ordinaut.pipeline.records import (
     with_encodings,
 )
 from ordinaut.pipeline.schema import validate as validate_schema
-from ordinaut.pipeline.templates import Renderer
+from ordinaut.pipeline.templates import Renderer, Template, render_tree
 from ordinaut.pipeline.tools.registry import ToolError, ToolRegistry
 from ordinaut.pipeline.validate import CompiledPipeline, CompiledStep, compile_payload
 
@@ -230,15 +230,25 @@ class _Run:
                 "evaluation failed on a value derived from a secret (details withheld)",
                 code=exc.code,
             ) from None
-        try:
-            shown = self._render(step, self.shadow)
-        except ExpressionError:
-            shown = mask_secrets(to_jsonable(args), self.masks)
+        shown = self._shadow_render(step)
         if shown == args:
             return args, args
         self.tainted = True
         self._taint(args, shown)
         return args, shown
+
+    def _shadow_render(self, step: CompiledStep) -> Any:
+        """The arguments rendered in the shadow scope; a template that cannot be evaluated
+        there (``abs(to_number("***"))``) shows as ``***``, never as its real value."""
+        renderer = Renderer(self.shadow, limits=self.limits)
+
+        def leaf(template: Template, path: str) -> Any:
+            try:
+                return renderer(template, path)
+            except ExpressionError:
+                return MASK
+
+        return render_tree(step.args, leaf, "with")
 
     def _shown_output(self, step: CompiledStep, shown_args: Any, value: Any) -> Any:
         """What a tainted step's output is recorded as (and what later shadow renders see)."""

@@ -265,3 +265,27 @@ async def test_http_request_never_records_a_secret_query_string(port: int) -> No
     assert result.steps[0]["output"]["body"]["path"].startswith("/echo?key=***")
     assert _leaks(result.to_dict()) == []
     assert result.error["message"].startswith(f"GET {base}/missing answered 404: ")
+
+
+async def test_a_value_the_shadow_cannot_compute_is_recorded_as_masked() -> None:
+    port_secret = "8443"
+    context = RunContext(
+        "run-1", "task-1", "T", 1, NOW, NOW, secrets={"PORT": port_secret}, idempotency_key="k"
+    )
+    result = await execute(
+        {
+            "pipeline": [
+                {
+                    "id": "e",
+                    "uses": "echo",
+                    "with": {"p": "${abs(to_number(secrets.PORT))}", "plain": "${`1`}"},
+                }
+            ]
+        },
+        context,
+        registry=_registry(),
+        limits=LIMITS,
+    )
+    assert result.succeeded, result.error
+    assert result.steps[0]["input"] == {"p": "***", "plain": 1}
+    assert "8443" not in json.dumps(result.to_dict())
