@@ -38,6 +38,8 @@ class Settings:
     max_steps: int = 50
     max_string_length: int = 10_000
     max_expression_length: int = 2_000
+    max_expression_work: int = 500_000
+    max_expression_ms: int = 1_000
     min_interval_s: int = 60
     max_retries_limit: int = 100
     max_step_timeout_s: int = 300

@@ -30,6 +30,7 @@ from ordinaut.errors import ValidationFailed
 from ordinaut.events import EVENT_RECEIVED
 from ordinaut.pipeline import PipelineLimits
 from ordinaut.pipeline.context import iso_utc
+from ordinaut.pipeline.offload import off_loop
 from ordinaut.slots import idempotency_key
 from ordinaut.store import events, outbox, work
 from ordinaut.taskdefs import SHARED_PREFIX
@@ -110,6 +111,16 @@ def _passing(
             t["filter"], event=event, params=t["params"], now=when, limits=FILTER_LIMITS
         )
     ]
+
+
+async def _filtered(
+    tasks: list[asyncpg.Record], event: dict[str, Any], now: datetime
+) -> list[asyncpg.Record]:
+    """``_passing``; filters are subscribers' expressions, so they are evaluated off the
+    event loop (other requests and runs go on meanwhile), each within its budget and deadline."""
+    if all(t["filter"] is None for t in tasks):
+        return tasks
+    return await off_loop(_passing, tasks, event, now)
 
 
 def _received(tenant: UUID, event_id: str, topic: str, matched: int) -> outbox.OutboxEvent:
@@ -198,7 +209,7 @@ async def ingest_on(
         others = await _deliver_shared(conn, tenant_id, topic, payload, event_id, now)
     else:
         others = 0
-    tasks = _passing(own, event, now)
+    tasks = await _filtered(own, event, now)
     created = await work.materialize(
         conn, [_slot(t, tenant_id, event_id, now) for t in tasks], now=now
     )
@@ -232,7 +243,7 @@ async def _deliver_shared(
     slots: list[work.NewSlot] = []
     received: list[outbox.OutboxEvent] = []
     for owner, group in groupby(subscribers, key=lambda t: t["created_by"]):
-        tasks = _passing(list(group), event, now)
+        tasks = await _filtered(list(group), event, now)
         if not tasks:
             continue
         new = await events.insert_copy(

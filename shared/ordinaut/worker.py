@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -77,7 +78,8 @@ class Worker:
         self.in_flight: dict[uuid.UUID, tuple[uuid.UUID, asyncio.Task[None]]] = {}
         self.started_at = clock.now()
         self.slot_freed = asyncio.Event()
-        self.recorder = Recorder(pool)
+        # a write retried past half the lease could no longer land before a rescue
+        self.recorder = Recorder(pool, retry_for_s=settings.lease_seconds / 2)
         self.recording: set[uuid.UUID] = set()
         self._step_metrics: dict[tuple[str, str], Any] = {}
         self.last_lease_at = self.started_at
@@ -606,17 +608,37 @@ def _report_crash(task: asyncio.Task[None]) -> None:
         log.error("could not record a run; its lease will expire and be rescued", exc_info=exc)
 
 
+# Errors after which the same write may succeed if tried again: the connection or the server
+# went away (a restart, a failover) or the transaction lost a conflict.
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,
+)
+
+
 class Recorder:
     """Batches completions: outcomes that finish together share one transaction.
 
     Commits are the cost (PERFORMANCE.md): under load, every flush writes everything that
     finished while the previous flush was committing. Each caller still awaits its own result.
+
+    A batch mixes agents, so one outcome must never fail the others: a write that fails on
+    the data (the encoder or PostgreSQL refusing one outcome) is redone outcome by outcome,
+    and one that fails on the connection is retried for up to ``retry_for_s`` (while the
+    leases are still ours, the fenced write lands; after, it is a no-op). A finished run left
+    unrecorded would expire its lease and be rescued, that is run again.
     """
 
     MAX_BATCH = 500
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, retry_for_s: float = 15.0) -> None:
         self.pool = pool
+        self.retry_for_s = retry_for_s
         self.queue: list[_Pending] = []
         self.flusher: asyncio.Task[None] | None = None
 
@@ -636,18 +658,80 @@ class Recorder:
     async def _flush(self) -> None:
         while self.queue:
             batch, self.queue = self.queue[: self.MAX_BATCH], self.queue[self.MAX_BATCH :]
+            deadline = time.monotonic() + self.retry_for_s
             try:
-                done = await self._write(batch)
+                done = await self._persist(batch, deadline)
+            except _TRANSIENT as exc:
+                for _, _, _, fut in batch:  # the database stays unreachable
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            except Exception as exc:
+                # One outcome the encoder or PostgreSQL refuses must not fail the others that
+                # happened to finish with it (they may belong to other agents): the batch
+                # rolled back as a whole, so write each outcome on its own.
+                if len(batch) > 1:
+                    log.warning(
+                        "batched completion failed; writing each outcome alone",
+                        extra={"error": repr(exc), "count": len(batch)},
+                    )
+                for item in batch:
+                    await self._write_alone(item, deadline)
+                continue
             except BaseException as exc:
                 for _, _, _, fut in batch:
                     if not fut.done():
-                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
-                if not isinstance(exc, Exception):
-                    raise
-                continue
+                        fut.set_exception(RuntimeError(f"recorder stopped: {exc!r}"))
+                raise
             for outcome, _, _, fut in batch:
                 if not fut.done():
                     fut.set_result(outcome.run_id in done)
+
+    async def _persist(self, batch: list[_Pending], deadline: float) -> set[uuid.UUID]:
+        """``_write``, retried with backoff on connection errors until ``deadline``."""
+        delay = 0.1
+        while True:
+            try:
+                return await self._write(batch)
+            except _TRANSIENT as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "recording outcomes failed; retrying",
+                    extra={"error": repr(exc), "count": len(batch), "retry_in_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _write_alone(self, item: _Pending, deadline: float) -> None:
+        """Write one outcome; if it cannot be stored, store that the run failed instead.
+
+        An outcome that cannot be written must not be left to its lease expiring: a rescue
+        would run finished work (and its side effects) again. So the run is recorded failed
+        with ``storage_error`` (no output, no step records, no events; a failed attempt with
+        retries left keeps its retry). Only if even that cannot be written (the database is
+        gone) does the caller get the exception.
+        """
+        outcome, _, _, fut = item
+        try:
+            done = await self._persist([item], deadline)
+        except _TRANSIENT as exc:  # the database, not the outcome: nothing to replace
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        except Exception as exc:
+            log.error(
+                "a run's outcome could not be stored; recording it as failed",
+                extra={"run_id": str(outcome.run_id), "error": repr(exc)},
+            )
+            try:
+                done = await self._persist([(_unstorable(outcome, exc), [], None, fut)], deadline)
+            except Exception as again:
+                if not fut.done():
+                    fut.set_exception(again)
+                return
+        if not fut.done():
+            fut.set_result(outcome.run_id in done)
 
     async def _write(self, batch: list[_Pending]) -> set[uuid.UUID]:
         retries = [o for o, _, _, _ in batch if o.status == "retry"]
@@ -673,6 +757,22 @@ class Recorder:
             if wake:
                 await work.notify_work(conn)
         return done
+
+
+def _unstorable(outcome: work.Outcome, exc: Exception) -> work.Outcome:
+    """What is recorded for an outcome that could not be stored: a failure naming why."""
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    return dataclasses.replace(
+        outcome,
+        status="retry" if outcome.status == "retry" else "failed",
+        output=None,
+        steps=[],
+        error={
+            "step": None,
+            "code": "storage_error",
+            "message": f"the run's outcome could not be stored ({reason})",
+        },
+    )
 
 
 async def _publish_emitted(

@@ -35,6 +35,7 @@ from ordinaut.models import (
 )
 from ordinaut.pipeline import PipelineLimits, compile_payload, dry_run
 from ordinaut.pipeline.context import iso_utc
+from ordinaut.pipeline.offload import off_loop
 from ordinaut.scheduler import materialize_due_task
 from ordinaut.slots import idempotency_key, stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
@@ -590,7 +591,9 @@ async def validate_task(
         payload = prepared["payload"]
     result["payload"] = payload
     if body.dry_run:
-        result["steps"] = dry_run(
+        # evaluated off the event loop: an agent's heavy expression must not stall requests
+        result["steps"] = await off_loop(
+            dry_run,
             main_payload(payload),  # the pipeline without trigger fields (filter, check...)
             sample_params=body.sample_params or payload.get("params", {}),
             registry=registry,
