@@ -35,7 +35,7 @@ SSE_BATCH = 200
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     topic: str = Field(min_length=1, max_length=200)
-    payload: Any = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(default_factory=dict, description="a JSON object")
     event_id: str | None = Field(default=None, min_length=1, max_length=200)
 
 
