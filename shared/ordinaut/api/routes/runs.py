@@ -9,11 +9,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 
 from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
+from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound, ValidationFailed
 from ordinaut.models import RunOut, page
 from ordinaut.store import audit, runs, tasks, work
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=JSONRoute)
 
 RUNS_READ = Depends(require("runs:read"))
 TASKS_WRITE = Depends(require("tasks:write"))
