@@ -21,6 +21,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,7 +30,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from ordinaut.errors import ValidationFailed
+
 MAX_PROBLEMS = 50
+# The instants schedules are computed over (RRULE date-times are held to the same years).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 INT_MIN = -(2**63)  # the integers that round-trip through storage (orjson: i64 and u64)
 INT_MAX = 2**64 - 1
 _INT_DIGITS = len(str(INT_MAX))
@@ -201,3 +207,23 @@ class JSONRoute(APIRoute):
             return await handler(StrictRequest(request.scope, request.receive))
 
         return strict_handler
+
+
+def utc_instant(name: str, value: datetime | None, *, bounded: bool = False) -> datetime | None:
+    """``value`` in UTC, or a 422 naming ``name`` when it has no UTC offset or no UTC time
+    (``0001-01-01T00:00+05:00``); ``bounded``: also outside 1900..9000 (a window a schedule
+    is computed from, where the zone arithmetic around it must not leave datetime's range)."""
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationFailed(
+            f"{name} needs a UTC offset", [{"field": name, "message": "add Z or an offset"}]
+        )
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    if instant is None or (bounded and not EARLIEST <= instant < LATEST):
+        message = "must lie between 1900-01-01 and 9000-01-01 UTC" if bounded else "out of range"
+        raise ValidationFailed(f"{name} {message}", [{"field": name, "message": message}])
+    return instant
