@@ -15,6 +15,7 @@ from fastapi.encoders import jsonable_encoder
 
 from ordinaut import events
 from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
+from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tooling import tool_registry
 from ordinaut.conditions import main_payload, pipeline_parts
 from ordinaut.errors import (
@@ -41,7 +42,7 @@ from ordinaut.slots import idempotency_key, stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
 
-router = APIRouter(tags=["tasks"])
+router = APIRouter(tags=["tasks"], route_class=JSONRoute)
 
 TASK_READ = Depends(require("tasks:read"))
 TASK_WRITE = Depends(require("tasks:write"))
@@ -507,12 +508,8 @@ async def run_now(
 def _window(
     frm: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime | None]:
-    for name, value in (("from", frm), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise ValidationFailed(
-                f"{name} needs a UTC offset", [{"field": name, "message": "add Z or an offset"}]
-            )
-    start = frm or now
+    start = utc_instant("from", frm, bounded=True) or now
+    until = utc_instant("until", until)
     if until is not None and until <= start:
         raise ValidationFailed(
             "until must be after from", [{"field": "until", "message": "<= from"}]
@@ -552,7 +549,11 @@ async def preview_schedule(
     fields = body.model_dump()
     from ordinaut.taskdefs import build_schedule
 
-    schedule = build_schedule(fields, now=now, settings=deps.settings, dtstart=None)
+    # A window that starts in the past previews the schedule as if written at its start: fire
+    # times that all lie before now are listed, not refused as "never fires after now" (which
+    # stays the answer for a window starting now, as for creating the task).
+    as_of = min(start, now)
+    schedule = build_schedule(fields, now=as_of, settings=deps.settings, dtstart=None)
     times = schedule.fire_times(start, end, body.limit)
     return {"fire_times": [iso_utc(t) for t in times], "timezone": schedule.timezone}
 
