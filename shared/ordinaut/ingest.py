@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -26,12 +26,13 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut import metrics
+from ordinaut import metrics, storable
 from ordinaut.conditions import filter_passes
 from ordinaut.errors import ValidationFailed
 from ordinaut.events import EVENT_RECEIVED, RUNS_THROTTLED
 from ordinaut.pipeline import PipelineLimits
 from ordinaut.pipeline.context import iso_utc
+from ordinaut.pipeline.offload import off_loop
 from ordinaut.slots import idempotency_key
 from ordinaut.store import events, outbox, work
 from ordinaut.store.quota import RunQuota
@@ -42,21 +43,6 @@ TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:@/-]{1,200}$")
 FILTER_LIMITS = PipelineLimits()
 MAX_PAYLOAD_NODES = 100_000
-
-
-def _strings(value: Any, budget: list[int]) -> Iterator[str]:
-    budget[0] -= 1
-    if budget[0] < 0:
-        return
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield str(k)
-            yield from _strings(v, budget)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v, budget)
 
 
 def check_event(topic: Any, event_id: Any, payload: Any = None) -> None:
@@ -77,8 +63,10 @@ def check_event(topic: Any, event_id: Any, payload: Any = None) -> None:
         problems.append(
             {"field": "event_id", "message": "1-200 characters: letters, digits and . _ : @ / -"}
         )
-    if any("\x00" in s for s in _strings(payload, [MAX_PAYLOAD_NODES])):
-        problems.append({"field": "payload", "message": "strings may not contain \\u0000"})
+    # Every source (API, stream, SQS, EventBridge, a pipeline): NaN read by a lenient JSON
+    # parser would be stored as null, a NUL or lone surrogate fail in PostgreSQL.
+    for problem in storable.problems(payload, ("payload",), max_nodes=MAX_PAYLOAD_NODES):
+        problems.append({"field": storable.field_name(problem["loc"]), "message": problem["msg"]})
     if problems:
         raise ValidationFailed(problems[0]["message"], problems)
 
@@ -116,6 +104,16 @@ def _passing(
     ]
 
 
+async def _filtered(
+    tasks: list[asyncpg.Record], event: dict[str, Any], now: datetime
+) -> list[asyncpg.Record]:
+    """``_passing``; filters are subscribers' expressions, so they are evaluated off the
+    event loop (other requests and runs go on meanwhile), each within its budget and deadline."""
+    if all(t["filter"] is None for t in tasks):
+        return tasks
+    return await off_loop(_passing, tasks, event, now)
+
+
 def _received(tenant: UUID, event_id: str, topic: str, matched: int) -> outbox.OutboxEvent:
     return outbox.OutboxEvent(
         event_type=EVENT_RECEIVED,
@@ -135,12 +133,15 @@ async def ingest_event(
     now: datetime,
     source: str = "api",
     max_runs_per_minute: int = 0,
+    on_wake: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Store an event once and queue one run per matching event task; returns a summary.
 
     ``max_runs_per_minute`` (``Settings.max_runs_per_minute_per_agent``) bounds the runs each
     agent gets queued per minute; runs past it are refused and reported (``runs_refused``, and
-    a ``runs.throttled`` lifecycle event to the agent that lost them)."""
+    a ``runs.throttled`` lifecycle event to the agent that lost them). ``on_wake`` is awaited
+    after the commit when runs were queued (a Lambda worker wake-up).
+    """
     check_event(topic, event_id, payload)
     async with pool.acquire() as conn:
         async with conn.transaction():
@@ -156,8 +157,11 @@ async def ingest_event(
                 quota=quota,
             )
             await quota.charge(conn)
-        if summary.pop("_wake", False):
+        wake = summary.pop("_wake", False)
+        if wake:
             await work.notify_work(conn)
+    if wake and on_wake is not None:
+        await on_wake()
     return summary
 
 
@@ -210,7 +214,7 @@ async def ingest_on(
             t for t in await events.shared_subscribers(conn, topic) if t["created_by"] == tenant_id
         ]
         copies = await _copy_shared(conn, tenant_id, topic, payload, event_id, now, depth)
-    tasks = _passing(own, event, now)
+    tasks = await _filtered(own, event, now)
     wanted = {tenant_id: [_slot(t, tenant_id, event_id, now) for t in tasks]}
     copy_id = f"{tenant_id}#{event_id}"
     for owner, subscribed in copies:
@@ -280,7 +284,7 @@ async def _copy_shared(
     event = {"id": copy_id, "topic": topic, "payload": payload}
     copies: list[tuple[UUID, list[asyncpg.Record]]] = []
     for owner, group in groupby(subscribers, key=lambda t: t["created_by"]):
-        tasks = _passing(list(group), event, now)
+        tasks = await _filtered(list(group), event, now)
         if not tasks:
             continue
         new = await events.insert_copy(

@@ -49,6 +49,9 @@ class TaskFields(Strict):
     concurrency_key: str | None = Field(default=None, min_length=1, max_length=200)
     misfire_policy: Misfire = "run_once"
     overlap_policy: Overlap = "skip"
+    # the longest one attempt may take; at most the deployment's ORDINAUT_MAX_RUN_DURATION_S
+    # (checked by taskdefs.prepare). Absent: the pipeline's worst case is the bound
+    max_duration_s: float | None = Field(default=None, gt=0, le=24 * 3600)
 
 
 class TaskCreate(TaskFields):
@@ -72,11 +75,14 @@ class TaskPatch(Strict):
     concurrency_key: str | None = Field(default=None, min_length=1, max_length=200)
     misfire_policy: Misfire | None = None
     overlap_policy: Overlap | None = None
+    max_duration_s: float | None = Field(default=None, gt=0, le=24 * 3600)
 
     @staticmethod
     def nullable() -> frozenset[str]:
         """Fields a PATCH may clear by sending null."""
-        return frozenset({"dedupe_key", "dedupe_window_seconds", "concurrency_key"})
+        return frozenset(
+            {"dedupe_key", "dedupe_window_seconds", "concurrency_key", "max_duration_s"}
+        )
 
 
 class TaskOut(BaseModel):
@@ -97,6 +103,7 @@ class TaskOut(BaseModel):
     concurrency_key: str | None
     misfire_policy: str
     overlap_policy: str
+    max_duration_s: float | None = None
     created_by: UUID
     created_at: datetime
     updated_at: datetime

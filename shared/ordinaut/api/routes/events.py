@@ -19,13 +19,14 @@ from starlette.types import Receive, Scope, Send
 
 from ordinaut.api.deps import Deps, PagingDep, Principal, get_deps, require
 from ordinaut.api.errors import is_unavailable
+from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound, RateLimited, Unavailable, ValidationFailed
 from ordinaut.ingest import ingest_event
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.store import agents, events, outbox
 from ordinaut.taskdefs import SHARED_PREFIX
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=JSONRoute)
 
 PATTERN = r"^[A-Za-z0-9._:*-]{1,200}$"
 PATTERN_RE = re.compile(PATTERN)
@@ -35,7 +36,7 @@ SSE_BATCH = 200
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     topic: str = Field(min_length=1, max_length=200)
-    payload: Any = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(default_factory=dict, description="a JSON object")
     event_id: str | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -67,6 +68,7 @@ async def publish_event(
         event_id=body.event_id,
         now=deps.clock.now(),
         max_runs_per_minute=deps.settings.max_runs_per_minute_per_agent,
+        on_wake=deps.wake_workers,
     )
 
 

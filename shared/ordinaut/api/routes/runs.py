@@ -9,11 +9,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 
 from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
-from ordinaut.errors import NotFound, ValidationFailed
+from ordinaut.api.strict import JSONRoute, utc_instant
+from ordinaut.errors import NotFound
 from ordinaut.models import RunOut, page
 from ordinaut.store import audit, runs, tasks, work
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=JSONRoute)
 
 RUNS_READ = Depends(require("runs:read"))
 TASKS_WRITE = Depends(require("tasks:write"))
@@ -24,14 +25,6 @@ def _out(row: dict[str, Any], *, steps: bool) -> dict[str, Any]:
     if not steps:
         data.pop("step_results", None)
     return data
-
-
-def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationFailed(
-            f"{name} needs a UTC offset", [{"field": name, "message": "add Z or an offset"}]
-        )
-    return value
 
 
 @router.get("/runs")
@@ -56,8 +49,8 @@ async def list_runs(
         task_id=task_id,
         status=status,
         success=success,
-        start=_aware("start_time", start_time),
-        end=_aware("end_time", end_time),
+        start=utc_instant("start_time", start_time),
+        end=utc_instant("end_time", end_time),
         limit=limit,
         offset=offset,
     )
@@ -142,4 +135,6 @@ async def _act(
         if action == "run.retry":
             await work.notify_work(conn)
         row = await runs.get_run(conn, run_id, who.agent_id)
+    if action == "run.retry":
+        await deps.wake_workers()
     return _out(row, steps=False)

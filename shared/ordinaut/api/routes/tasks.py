@@ -15,6 +15,7 @@ from fastapi.encoders import jsonable_encoder
 
 from ordinaut import events
 from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
+from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tooling import tool_registry
 from ordinaut.conditions import main_payload, pipeline_parts
 from ordinaut.errors import (
@@ -36,12 +37,14 @@ from ordinaut.models import (
 )
 from ordinaut.pipeline import PipelineLimits, compile_payload, dry_run
 from ordinaut.pipeline.context import iso_utc
+from ordinaut.pipeline.offload import off_loop
+from ordinaut.scheduler import materialize_due_task
 from ordinaut.slots import idempotency_key, stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
 from ordinaut.store.quota import RunQuota
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
 
-router = APIRouter(tags=["tasks"])
+router = APIRouter(tags=["tasks"], route_class=JSONRoute)
 
 TASK_READ = Depends(require("tasks:read"))
 TASK_WRITE = Depends(require("tasks:write"))
@@ -149,12 +152,20 @@ async def create_task(
                             now=now,
                             expired_before=expired,
                         )
-                    return out
+                break
             except asyncpg.UniqueViolationError:
                 # A concurrent request with the same key committed first: replay it.
                 if not idempotency_key_header:
                     raise
-        raise Conflict("concurrent requests with the same Idempotency-Key", {})
+        else:
+            raise Conflict("concurrent requests with the same Idempotency-Key", {})
+    due = prepared["next_run_at"]
+    if deps.waker is not None and due is not None and due <= now:
+        # Lambda: a task due now (a one-shot for now) gets its slot at once and a worker,
+        # instead of waiting up to a minute for the next tick.
+        if await materialize_due_task(pool, deps.settings, deps.clock, uuid.UUID(out["id"])):
+            await deps.wake_workers()
+    return out
 
 
 def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Response) -> Any:
@@ -504,18 +515,15 @@ async def run_now(
             )
             await quota.charge(conn)  # last: see store/quota.py
         await work.notify_work(conn)
+    await deps.wake_workers()
     return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": iso_utc(now)}
 
 
 def _window(
     frm: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime | None]:
-    for name, value in (("from", frm), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise ValidationFailed(
-                f"{name} needs a UTC offset", [{"field": name, "message": "add Z or an offset"}]
-            )
-    start = frm or now
+    start = utc_instant("from", frm, bounded=True) or now
+    until = utc_instant("until", until)
     if until is not None and until <= start:
         raise ValidationFailed(
             "until must be after from", [{"field": "until", "message": "<= from"}]
@@ -555,7 +563,11 @@ async def preview_schedule(
     fields = body.model_dump()
     from ordinaut.taskdefs import build_schedule
 
-    schedule = build_schedule(fields, now=now, settings=deps.settings, dtstart=None)
+    # A window that starts in the past previews the schedule as if written at its start: fire
+    # times that all lie before now are listed, not refused as "never fires after now" (which
+    # stays the answer for a window starting now, as for creating the task).
+    as_of = min(start, now)
+    schedule = build_schedule(fields, now=as_of, settings=deps.settings, dtstart=None)
     times = schedule.fire_times(start, end, body.limit)
     return {"fire_times": [iso_utc(t) for t in times], "timezone": schedule.timezone}
 
@@ -594,7 +606,9 @@ async def validate_task(
         payload = prepared["payload"]
     result["payload"] = payload
     if body.dry_run:
-        result["steps"] = dry_run(
+        # evaluated off the event loop: an agent's heavy expression must not stall requests
+        result["steps"] = await off_loop(
+            dry_run,
             main_payload(payload),  # the pipeline without trigger fields (filter, check...)
             sample_params=body.sample_params or payload.get("params", {}),
             registry=registry,

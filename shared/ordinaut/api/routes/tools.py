@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from ordinaut.api.deps import Principal, require
+from ordinaut.api.strict import JSONRoute
 from ordinaut.api.tooling import tool_registry
 
-router = APIRouter(tags=["tools"])
+router = APIRouter(tags=["tools"], route_class=JSONRoute)
 
 
 @router.get("/tools")
