@@ -472,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
         "an admin credential printed and saved to .ordinaut/credentials.json. Set\n"
         "ORDINAUT_DATABASE_URL / ORDINAUT_REDIS_URL to use external servers instead.\n"
         "Ctrl-C stops everything.",
-        "  ordinaut dev\n  ordinaut dev --port 9000 --workers 2\n  ordinaut dev --no-scheduler",
+        "  ordinaut dev\n  ordinaut dev --port 9000 --workers 2\n  ordinaut dev --no-scheduler\n"
+        "  ordinaut dev --allow-loopback-egress     for examples/ (stub services on 127.0.0.1)",
     )
     p.add_argument(
         "--port", type=_port, metavar="PORT", help="API port (default: ORDINAUT_API_PORT or 8080)"
@@ -481,6 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_processes, default=1, metavar="N", help="worker processes (default: 1)"
     )
     p.add_argument("--no-scheduler", action="store_true", help="do not start the scheduler process")
+    p.add_argument(
+        "--allow-loopback-egress",
+        action="store_true",
+        help="let http.request steps reach 127.0.0.0/8 and ::1 (the examples' stub services); "
+        "other internal addresses stay refused",
+    )
     p.set_defaults(func=cmd_dev)
 
     p = _subparser(
