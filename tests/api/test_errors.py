@@ -223,3 +223,27 @@ async def test_no_redirects_and_no_ids_in_404_routes(client: httpx.AsyncClient) 
     r = await client.get(f"/agents/{uuid.uuid4()}/nothing")
     assert_envelope(r, 404, "not_found")
     assert "location" not in r.headers
+
+
+async def test_an_empty_id_in_the_path_is_a_404_that_names_the_missing_id(
+    client: httpx.AsyncClient, admin: dict[str, Any]
+) -> None:
+    """`curl $ORD/tasks/$TASK/preview` with TASK empty: say which id is missing, not "no such
+    route"."""
+    for method, path, route in (
+        ("GET", "/tasks//preview", "/tasks/{task_id}/preview"),
+        ("POST", "/tasks//run_now", "/tasks/{task_id}/run_now"),
+        ("POST", "/tasks//pause", "/tasks/{task_id}/pause"),
+        ("GET", "/runs/task//latest", "/runs/task/{task_id}/latest"),
+        ("POST", "/runs//retry", "/runs/{run_id}/retry"),
+    ):
+        r = await client.request(method, path, headers=admin["headers"])
+        body = assert_envelope(r, 404, "not_found")
+        missing = route.split("{")[1].split("}")[0]
+        assert body["error"]["message"] == (
+            f"{path} has an empty segment where {route} needs {missing} "
+            "(is the variable that holds it empty?)"
+        )
+        assert body["error"]["details"] == {"path": path, "route": route, "missing": missing}
+    r = await client.get("/nothing//here", headers=admin["headers"])
+    assert assert_envelope(r, 404, "not_found")["error"]["details"] is None

@@ -196,13 +196,44 @@ async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+    details = None
+    if exc.status_code == 404 and "//" in request.url.path:
+        message, details = _empty_segment(request)
     return error_response(
         exc.status_code,
         code,
         message,
+        details,
         request_id=request_id_of(request),
         headers=dict(exc.headers) if exc.headers else None,
     )
+
+
+def _empty_segment(request: Request) -> tuple[str, Any]:
+    """A path with an empty segment (``/tasks//preview``: a shell variable that was empty)
+    names the route it was meant for and the id it lacks, instead of "no such route"."""
+    path = request.url.path
+    segments = path.rstrip("/").split("/")
+    # The routes as the OpenAPI document lists them (built once per app, then cached).
+    for template in request.app.openapi().get("paths", {}):
+        parts = template.split("/")
+        if len(parts) != len(segments):
+            continue
+        missing = None
+        for have, want in zip(segments, parts, strict=True):
+            if want.startswith("{") and want.endswith("}"):
+                if have == "" and missing is None:
+                    missing = want[1:-1]
+            elif have != want:
+                break
+        else:
+            if missing is not None:
+                return (
+                    f"{path} has an empty segment where {template} needs {missing} "
+                    "(is the variable that holds it empty?)",
+                    {"path": path[:MAX_FIELD_CHARS], "route": template, "missing": missing},
+                )
+    return f"no such route: {path[:MAX_FIELD_CHARS]} has an empty segment", None
 
 
 def install(app: FastAPI) -> None:
