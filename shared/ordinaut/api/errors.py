@@ -8,6 +8,8 @@ request middleware, which also logs it.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -22,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import Send
 
 from ordinaut import errors
+from ordinaut.config import Settings
 
 MAX_VALIDATION_ERRORS = 50
 MAX_MESSAGE_CHARS = 300
@@ -69,7 +72,48 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+# Limits an operator sets, by the name errors give them in ``details[].limit``.
+_SETTINGS = frozenset(f.name for f in dataclasses.fields(Settings))
+_LIMIT_ALIASES = {"max_payload_bytes": "max_body_bytes"}  # a pipeline file is a request body
+
+
+def limit_setting(limit: str) -> str | None:
+    """The environment variable that sets ``limit`` (``max_steps`` -> ``ORDINAUT_MAX_STEPS``)."""
+    name = _LIMIT_ALIASES.get(limit, limit)
+    return f"ORDINAUT_{name.upper()}" if name in _SETTINGS else None
+
+
+def _mention(text: str, limit: str, setting: str) -> str:
+    if setting in text:
+        return text
+    named, count = re.subn(rf"\b{re.escape(limit)}\b", setting, text)
+    return named if count else f"{text} ({setting})"
+
+
+def name_settings(message: str, details: Any) -> tuple[str, Any]:
+    """Every limit an error reports names the setting that raises it, in the message and as
+    ``details[].setting``, so whoever reads it knows what an operator would change."""
+    items = details if isinstance(details, list) else [details]
+    settings: dict[str, str] = {}
+    named = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("limit"), str):
+            setting = limit_setting(item["limit"])
+            if setting is not None:
+                item = {**item, "setting": setting}
+                if isinstance(item.get("message"), str):
+                    item["message"] = _mention(item["message"], item["limit"], setting)
+                settings.setdefault(item["limit"], setting)
+        named.append(item)
+    if not settings:
+        return message, details
+    for limit, setting in settings.items():
+        message = _mention(message, limit, setting)
+    return message, named if isinstance(details, list) else named[0]
+
+
 def error_body(code: str, message: str, details: Any, request_id: str) -> bytes:
+    message, details = name_settings(message, details)
     doc = {
         "error": {"code": code, "message": message, "details": details},
         "request_id": request_id,
