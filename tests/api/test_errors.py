@@ -264,7 +264,9 @@ async def test_an_empty_id_in_the_path_is_a_404_that_names_the_missing_id(
 async def test_limits_name_the_setting_that_raises_them(
     settings: Settings, pool: asyncpg.Pool, clock: FrozenClock, make_agent: Any
 ) -> None:
-    limits = settings.replace(max_tasks_per_agent=1, max_steps=2, min_interval_s=120)
+    limits = settings.replace(
+        max_tasks_per_agent=1, max_steps=2, min_interval_s=120, max_retries_limit=5
+    )
     app = create_app(limits, clock=clock, pool=pool)
     agent = await make_agent(["tasks:read", "tasks:write"])
     step = {"id": "a", "uses": "echo", "with": {"x": 1}}
@@ -284,6 +286,16 @@ async def test_limits_name_the_setting_that_raises_them(
         assert problem["setting"] == "ORDINAUT_MAX_STEPS"
         assert problem["message"].endswith("ORDINAUT_MAX_STEPS is 2")
         assert "ORDINAUT_MAX_STEPS" in body["error"]["message"]
+        r = await c.post("/tasks", json={**task, "max_retries": 6}, headers=agent["headers"])
+        body = assert_envelope(r, 422, "validation_error")
+        assert body["error"]["details"] == [
+            {
+                "field": "max_retries",
+                "message": "at most 5 (ORDINAUT_MAX_RETRIES_LIMIT)",
+                "limit": "max_retries_limit",
+                "setting": "ORDINAUT_MAX_RETRIES_LIMIT",
+            }
+        ]
         assert (await c.post("/tasks", json=task, headers=agent["headers"])).status_code == 201
         r = await c.post("/tasks", json=task, headers=agent["headers"])
         body = assert_envelope(r, 422, "limit_exceeded")
