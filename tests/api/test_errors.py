@@ -171,7 +171,7 @@ async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> N
 async def test_paths_work_with_and_without_trailing_slash(
     client: httpx.AsyncClient, admin: dict[str, Any]
 ) -> None:
-    for path in ("/agents", "/agents/", f"/agents/{admin['agent_id']}/"):
+    for path in ("/agents", f"/agents/{admin['agent_id']}/"):
         r = await client.get(path, headers=admin["headers"])
         assert r.status_code == 200, path
     assert (await client.get("/health/live/")).json() == {"status": "ok"}
@@ -248,6 +248,10 @@ async def test_an_empty_id_in_the_path_is_a_404_that_names_the_missing_id(
         ("POST", "/tasks//pause", "/tasks/{task_id}/pause"),
         ("GET", "/runs/task//latest", "/runs/task/{task_id}/latest"),
         ("POST", "/runs//retry", "/runs/{run_id}/retry"),
+        # GET on a collection with a slash is the same mistake: `curl $ORD/tasks/$TASK`
+        ("GET", "/tasks/", "/tasks/{task_id}"),
+        ("GET", "/runs/", "/runs/{run_id}"),
+        ("GET", "/agents/", "/agents/{agent_id}"),
     ):
         r = await client.request(method, path, headers=admin["headers"])
         body = assert_envelope(r, 404, "not_found")
@@ -257,6 +261,10 @@ async def test_an_empty_id_in_the_path_is_a_404_that_names_the_missing_id(
             "(is the variable that holds it empty?)"
         )
         assert body["error"]["details"] == {"path": path, "route": route, "missing": missing}
+    # Lists without the slash, and writes with it, are what they always were.
+    assert (await client.get("/tasks", headers=admin["headers"])).status_code == 200
+    r = await client.post("/tasks/", json={}, headers=admin["headers"])
+    assert_envelope(r, 422, "validation_error")
     r = await client.get("/nothing//here", headers=admin["headers"])
     assert assert_envelope(r, 404, "not_found")["error"]["details"] is None
 

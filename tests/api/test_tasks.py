@@ -29,7 +29,7 @@ async def test_create_get_list_and_next_run(
     assert task["next_run_at"] == "2026-03-03T06:00:00Z"
     got = await client.get(f"/tasks/{task['id']}", headers=agent["headers"])
     assert got.json() == task
-    listing = (await client.get("/tasks/", headers=agent["headers"])).json()
+    listing = (await client.get("/tasks", headers=agent["headers"])).json()
     assert listing["total"] == 1 and listing["has_more"] is False
     assert listing["items"][0]["id"] == task["id"]
 

@@ -241,7 +241,8 @@ async def _http(request: Request, exc: Exception) -> Response:
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
     details = None
-    if exc.status_code == 404 and "//" in request.url.path:
+    path = request.url.path
+    if exc.status_code == 404 and ("//" in path or (len(path) > 1 and path.endswith("/"))):
         message, details = _empty_segment(request)
     return error_response(
         exc.status_code,
@@ -254,10 +255,11 @@ async def _http(request: Request, exc: Exception) -> Response:
 
 
 def _empty_segment(request: Request) -> tuple[str, Any]:
-    """A path with an empty segment (``/tasks//preview``: a shell variable that was empty)
-    names the route it was meant for and the id it lacks, instead of "no such route"."""
+    """A path with an empty segment (``/tasks//preview``, ``GET /tasks/``: a shell variable
+    that was empty) names the route it was meant for and the id it lacks, instead of "no such
+    route"."""
     path = request.url.path
-    segments = path.rstrip("/").split("/")
+    segments = path.split("/")
     # The routes as the OpenAPI document lists them (built once per app, then cached).
     for template in request.app.openapi().get("paths", {}):
         parts = template.split("/")
