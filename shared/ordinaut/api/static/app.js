@@ -16,6 +16,13 @@
   const RUN_LIMIT = 50;
   const DEAD_LIMIT = 100;
   const PREVIEW_COUNT = 3;
+  const ATTENTION_LIMIT = 20;
+  const RECENT_LIMIT = 200; // the newest runs, to find tasks whose last run failed
+  const WINDOWS = [
+    ["last hour", 3600e3],
+    ["last day", 86400e3],
+  ];
+  const COUNTED = ["succeeded", "failed", "dead_letter"];
   const TEXT_CAP = 4000;
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -32,12 +39,13 @@
   // --- the API --------------------------------------------------------------------------
 
   class ApiError extends Error {
-    constructor(status, code, message, requestId, details) {
+    constructor(status, code, message, requestId, details, doc) {
       super(message);
       this.status = status;
       this.code = code;
       this.requestId = requestId;
       this.details = details;
+      this.doc = doc || null; // the whole answer (GET /health answers 503 with its document)
     }
   }
 
@@ -76,6 +84,7 @@
         typeof err.message === "string" ? err.message : response.statusText || "request failed",
         (doc && doc.request_id) || response.headers.get("X-Request-ID"),
         err.details === undefined ? null : err.details,
+        doc,
       );
     }
     return doc;
@@ -192,6 +201,38 @@
     return el("time", { datetime: iso, title: local + " (" + relative(iso) + ")" }, utc(iso));
   }
 
+  // An instant as wall time in a task's zone ("Tue 2026-03-03 08:00 EET"); UTC on hover.
+  function zoned(iso, zone) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    try {
+      const parts = {};
+      const format = new Intl.DateTimeFormat("en-GB", {
+        timeZone: zone || "UTC",
+        weekday: "short",
+        year: "numeric",
+        month: "2-digit",
+        day: "2-digit",
+        hour: "2-digit",
+        minute: "2-digit",
+        hourCycle: "h23",
+        timeZoneName: "short",
+      });
+      for (const part of format.formatToParts(d)) parts[part.type] = part.value;
+      return (
+        parts.weekday + " " + parts.year + "-" + parts.month + "-" + parts.day + " " +
+        parts.hour + ":" + parts.minute + " " + parts.timeZoneName
+      );
+    } catch (_) {
+      return utc(iso); // a zone this browser does not know
+    }
+  }
+
+  function zonedTime(iso, zone) {
+    if (!iso) return el("span", { class: "muted" }, "—");
+    return el("time", { datetime: iso, title: utc(iso) + " (" + relative(iso) + ")" }, zoned(iso, zone));
+  }
+
   function badge(status) {
     const s = String(status || "unknown");
     return el("span", { class: "badge status-" + s.replace(/[^a-z_]/g, "") }, s);
@@ -283,18 +324,26 @@
   // --- tasks ----------------------------------------------------------------------------
 
   function schedule(task) {
-    const zone = task.timezone && task.timezone !== "UTC" ? " · " + task.timezone : " · UTC";
+    // The API's words (the CLI's and MCP's); the expression itself below, for the exact rule.
+    const words = task.schedule_text || task.schedule_kind + " " + task.schedule_expr;
     return el(
       "span",
       {},
-      el("span", { class: "kind" }, task.schedule_kind),
-      " ",
-      el("code", {}, task.schedule_expr),
-      zone,
+      el("span", { class: "words" }, words),
+      el(
+        "div",
+        { class: "muted small" },
+        el("span", { class: "kind" }, task.schedule_kind),
+        " ",
+        el("code", {}, task.schedule_expr),
+        " · " + (task.timezone || "UTC"),
+      ),
     );
   }
 
-  function fireCell(task) {
+  // The next run from the task's own next_run_at: one request for the whole table, never one
+  // per row. A paused or finished task shows none (its schedule stays, nothing will run).
+  function nextCell(task) {
     const cell = el("td", { class: "fires" });
     if (task.schedule_kind === "event") {
       cell.append(el("span", { class: "muted" }, "on event " + task.schedule_expr));
@@ -302,22 +351,10 @@
       cell.append(el("span", { class: "muted" }, "when its condition turns true"));
     } else if (task.status !== "active") {
       cell.append(el("span", { class: "muted" }, "none while " + task.status));
+    } else if (!task.next_run_at) {
+      cell.append(el("span", { class: "muted" }, "no further fire times"));
     } else {
-      cell.append(el("span", { class: "muted" }, "…"));
-      api("GET", "/tasks/" + seg(task.id) + "/preview?" + q({ limit: PREVIEW_COUNT })).then(
-        (doc) => {
-          const times = (doc && doc.fire_times) || [];
-          cell.replaceChildren(
-            times.length
-              ? el("ul", { class: "plain" }, times.map((t) => el("li", {}, time(t))))
-              : el("span", { class: "muted" }, "no further fire times"),
-          );
-        },
-        (error) => {
-          if (error instanceof ApiError && error.status === 401) return fail($("tasks-error"), error);
-          cell.replaceChildren(el("span", { class: "error-inline" }, describe(error)));
-        },
-      );
+      cell.append(zonedTime(task.next_run_at, task.timezone));
     }
     return cell;
   }
@@ -344,7 +381,7 @@
             ),
             el("td", {}, schedule(task)),
             el("td", {}, badge(task.status)),
-            fireCell(task),
+            nextCell(task),
             el("td", {}, el("button", { type: "button", onclick: open }, "Runs")),
           ),
         );
@@ -382,6 +419,7 @@
     section.hidden = false;
     $("runs-task").textContent = taskLabel(state.taskId);
     const box = $("runs-error");
+    loadNext(state.taskId);
     try {
       const doc = await api("GET", "/runs?" + q({ task_id: state.taskId, limit: RUN_LIMIT }));
       show(box, "");
@@ -420,6 +458,36 @@
           : "Newest first; " + doc.items.length + " of " + doc.total + " runs.";
     } catch (error) {
       fail(box, error);
+    }
+  }
+
+  async function loadNext(taskId) {
+    const task = state.tasks.get(taskId);
+    const next = $("runs-next");
+    $("runs-schedule").textContent = task ? task.schedule_text || "" : "";
+    if (!task || task.schedule_kind === "event" || task.schedule_kind === "condition") {
+      clear(next);
+      return;
+    }
+    if (task.status !== "active") {
+      next.replaceChildren(el("span", { class: "muted" }, "No next runs while " + task.status + "."));
+      return;
+    }
+    try {
+      const doc = await api("GET", "/tasks/" + seg(taskId) + "/preview?" + q({ limit: PREVIEW_COUNT }));
+      const times = (doc && doc.fire_times) || [];
+      next.replaceChildren(
+        times.length
+          ? el(
+              "ul",
+              { class: "plain" },
+              times.map((t) => el("li", {}, "next ", time(t), " · ", zoned(t, task.timezone))),
+            )
+          : el("span", { class: "muted" }, "No further fire times."),
+      );
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) return fail($("runs-error"), error);
+      next.replaceChildren(el("span", { class: "error-inline" }, describe(error)));
     }
   }
 
@@ -578,6 +646,177 @@
     }
   }
 
+  // --- the overview: health, counters, what needs attention ------------------------------
+
+  function healthItem(name, status, ...text) {
+    return el(
+      "li",
+      { "data-component": name, class: "status-" + String(status || "unknown").replace(/[^a-z_]/g, "") },
+      el("span", { class: "label" }, name),
+      " ",
+      ...text,
+    );
+  }
+
+  async function loadHealth() {
+    let doc;
+    try {
+      doc = await api("GET", "/health", undefined, { auth: false });
+    } catch (error) {
+      // 503 is still a health document (the database is down); anything else is an error.
+      if (!(error instanceof ApiError) || !error.doc || !error.doc.components) throw error;
+      doc = error.doc;
+    }
+    const c = doc.components || {};
+    const db = c.database || {};
+    const redis = c.redis || {};
+    const scheduler = c.scheduler || {};
+    const workers = c.workers || {};
+    const items = [
+      healthItem("overall", doc.status, String(doc.status)),
+      healthItem(
+        "database",
+        db.status,
+        String(db.status) + (db.latency_ms === undefined ? "" : " · " + db.latency_ms + " ms"),
+      ),
+      healthItem(
+        "Redis",
+        redis.status,
+        String(redis.status),
+        redis.outbox_backlog === null || redis.outbox_backlog === undefined
+          ? ""
+          : " · relay backlog " + redis.outbox_backlog,
+      ),
+      healthItem(
+        "scheduler",
+        scheduler.status,
+        String(scheduler.status),
+        scheduler.last_tick_at ? " · last tick " + relative(scheduler.last_tick_at) : " · no tick yet",
+      ),
+      healthItem(
+        "workers",
+        workers.status,
+        workers.live === undefined ? String(workers.status) : workers.live + " live",
+      ),
+    ];
+    return items;
+  }
+
+  async function countRuns(status, since) {
+    const doc = await api(
+      "GET",
+      "/runs?" + q({ status, start_time: new Date(since).toISOString(), limit: 1 }),
+    );
+    return doc.total;
+  }
+
+  async function loadCounters() {
+    const now = Date.now();
+    const rows = [];
+    for (const [label, span] of WINDOWS) {
+      const counts = await Promise.all(COUNTED.map((status) => countRuns(status, now - span)));
+      rows.push(
+        el(
+          "tr",
+          { "data-window": label },
+          el("th", {}, label),
+          counts.map((n, i) =>
+            el("td", { "data-status": COUNTED[i], class: i > 0 && n > 0 ? "bad" : null }, String(n)),
+          ),
+        ),
+      );
+    }
+    return rows;
+  }
+
+  async function loadAttention() {
+    const [failed, recent] = await Promise.all([
+      api("GET", "/runs?" + q({ success: "false", limit: ATTENTION_LIMIT })),
+      api("GET", "/runs?" + q({ limit: RECENT_LIMIT })),
+    ]);
+    const items = [];
+    // Runs that ended without success: failed and dead_letter are final (a run that will be
+    // retried is queued again, not failed).
+    for (const run of failed.items) {
+      items.push(
+        el(
+          "li",
+          { "data-run-id": run.id, "data-status": run.status },
+          badge(run.status),
+          " ",
+          el("strong", {}, taskLabel(run.task_id)),
+          " · ",
+          time(run.finished_at || run.scheduled_for),
+          " · ",
+          el("span", { class: "error-inline" }, capped(errorLine(run.error))),
+          " ",
+          el(
+            "button",
+            {
+              type: "button",
+              class: "link",
+              onclick: () => {
+                selectTask(run.task_id);
+                selectRun(run.id);
+              },
+            },
+            "Open",
+          ),
+          " ",
+          retryButton(run.id, $("overview-error")),
+        ),
+      );
+    }
+    // Tasks whose newest finished run (among the recent ones) did not succeed.
+    const last = new Map();
+    for (const run of recent.items) {
+      const finished = ["succeeded", "failed", "dead_letter"].includes(run.status);
+      if (finished && !last.has(run.task_id)) last.set(run.task_id, run);
+    }
+    const failing = [...last.values()].filter((r) => r.status !== "succeeded");
+    for (const run of failing) {
+      items.push(
+        el(
+          "li",
+          { "data-task-id": run.task_id },
+          "Task ",
+          el("strong", {}, taskLabel(run.task_id)),
+          ": its last run " + run.status.replace("_", "-") + " ",
+          time(run.finished_at || run.scheduled_for),
+          " ",
+          el("button", { type: "button", class: "link", onclick: () => selectTask(run.task_id) }, "Runs"),
+        ),
+      );
+    }
+    const meta =
+      items.length === 0
+        ? "Nothing: no run ended without success, and no task's last run failed."
+        : failed.total + (failed.total === 1 ? " run" : " runs") +
+          " ended without success, with no retry left" +
+          (failed.total > failed.items.length ? " (newest " + failed.items.length + " shown)" : "") +
+          "; " + failing.length + (failing.length === 1 ? " task's" : " tasks'") +
+          " last run failed (among the newest " + recent.items.length + " runs).";
+    return [items, meta];
+  }
+
+  async function loadOverview() {
+    const box = $("overview-error");
+    try {
+      const [health, counters, [attention, meta]] = await Promise.all([
+        loadHealth(),
+        loadCounters(),
+        loadAttention(),
+      ]);
+      show(box, "");
+      $("health").replaceChildren(...health);
+      $("counters").tBodies[0].replaceChildren(...counters);
+      $("attention").replaceChildren(...attention);
+      $("attention-meta").textContent = meta;
+    } catch (error) {
+      fail(box, error);
+    }
+  }
+
   // --- the whole page -------------------------------------------------------------------
 
   async function refresh() {
@@ -591,7 +830,7 @@
       do {
         state.again = false;
         await loadTasks();
-        await Promise.all([loadRuns(), loadRun(), loadDead()]);
+        await Promise.all([loadOverview(), loadRuns(), loadRun(), loadDead()]);
       } while (state.again && signedIn());
     } finally {
       state.loading = false;
