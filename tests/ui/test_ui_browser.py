@@ -263,6 +263,14 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await good_row.locator(".task-title").click()
         for instant in fires["fire_times"]:
             await expect(page.locator("#runs-next")).to_contain_text(_utc(instant))
+        # Pause and resume from the task's own section; a paused task lists no next runs.
+        await page.locator('#task-actions button[data-action="pause"]').click()
+        await expect(page.locator("#notice")).to_contain_text("Task Morning briefing is paused.")
+        await expect(good_row.locator(".fires")).to_have_text("none while paused")
+        await expect(page.locator("#runs-next")).to_contain_text("No next runs while paused")
+        await page.locator('#task-actions button[data-action="resume"]').click()
+        await expect(page.locator("#notice")).to_contain_text("Task Morning briefing is active.")
+        await expect(page.locator("#runs-next")).to_contain_text(_utc(fires["fire_times"][0]))
         ok_item = page.locator(f'#timeline li[data-run-id="{ok_run}"]')
         await expect(ok_item).to_have_attribute("data-status", "succeeded")
         await ok_item.get_by_role("button", name="Open").click()

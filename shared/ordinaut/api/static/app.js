@@ -397,6 +397,70 @@
     }
   }
 
+  // A queued run whose slot is still ahead is upcoming, not waiting for a worker.
+  function shownStatus(run) {
+    const ahead = new Date(run.scheduled_for).getTime() > Date.now();
+    return run.status === "queued" && ahead ? "upcoming" : run.status;
+  }
+
+  // --- what a person does to a task: pause, resume, run now, cancel, delete ---------------
+
+  const TASK_ACTIONS = [
+    ["pause", "Pause", (t) => t.status === "active"],
+    ["resume", "Resume", (t) => t.status === "paused"],
+    ["run_now", "Run now", (t) => t.status !== "canceled"],
+    ["cancel", "Cancel task", (t) => t.status === "active" || t.status === "paused"],
+    ["delete", "Delete", () => true],
+  ];
+
+  function taskActions(task) {
+    const box = $("task-actions");
+    clear(box);
+    if (!task) return;
+    for (const [action, label, allowed] of TASK_ACTIONS) {
+      if (!allowed(task)) continue;
+      const button = el(
+        "button",
+        { type: "button", "data-action": action, class: action === "delete" ? "danger" : null },
+        label,
+      );
+      button.addEventListener("click", () => taskAction(task, action, button));
+      box.append(button);
+    }
+  }
+
+  async function taskAction(task, action, button) {
+    const box = $("runs-error");
+    if (action === "delete" || action === "cancel") {
+      const what =
+        action === "delete"
+          ? "Delete the task “" + task.title + "” and all its runs? This cannot be undone."
+          : "Cancel the task “" + task.title + "” for good? Its queued runs are canceled.";
+      if (!window.confirm(what)) return;
+    }
+    button.disabled = true;
+    try {
+      if (action === "delete") {
+        await api("DELETE", "/tasks/" + seg(task.id));
+        notify("Deleted task " + task.title + ".");
+        state.taskId = null;
+        state.runId = null;
+        writeHash();
+      } else if (action === "run_now") {
+        const queued = await api("POST", "/tasks/" + seg(task.id) + "/run_now");
+        notify("Queued run " + queued.run_id + " of " + task.title + ".");
+      } else {
+        const changed = await api("POST", "/tasks/" + seg(task.id) + "/" + action);
+        notify("Task " + task.title + " is " + changed.status + ".");
+      }
+      show(box, "");
+      await refresh();
+    } catch (error) {
+      button.disabled = false;
+      fail(box, error);
+    }
+  }
+
   // --- the run timeline of one task -----------------------------------------------------
 
   function selectTask(taskId) {
@@ -419,6 +483,7 @@
     section.hidden = false;
     $("runs-task").textContent = taskLabel(state.taskId);
     const box = $("runs-error");
+    taskActions(state.tasks.get(state.taskId));
     loadNext(state.taskId);
     try {
       const doc = await api("GET", "/runs?" + q({ task_id: state.taskId, limit: RUN_LIMIT }));
@@ -428,7 +493,10 @@
       clear(list);
       clear(strip);
       for (const run of doc.items.slice().reverse()) {
-        strip.append(el("span", { class: "tick status-" + run.status, title: run.status }));
+        const shown = shownStatus(run);
+        strip.append(
+          el("span", { class: "tick status-" + shown, title: shown + " · " + utc(run.scheduled_for) }),
+        );
       }
       for (const run of doc.items) {
         list.append(
@@ -439,7 +507,7 @@
               "data-status": run.status,
               class: run.id === state.runId ? "selected" : null,
             },
-            badge(run.status),
+            badge(shownStatus(run)),
             " ",
             time(run.scheduled_for),
             el(
@@ -596,6 +664,25 @@
     }
   }
 
+  async function retryAll(runIds, button, box) {
+    if (!window.confirm("Requeue " + runIds.length + " dead-lettered run(s) now?")) return;
+    button.disabled = true;
+    let done = 0;
+    const failures = [];
+    for (const runId of runIds) {
+      try {
+        await api("POST", "/runs/" + seg(runId) + "/retry");
+        done += 1;
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) return fail(box, error);
+        failures.push(runId + ": " + describe(error));
+      }
+    }
+    show(box, failures.length ? "Not requeued: " + failures.join("; ") : "");
+    notify("Requeued " + done + " of " + runIds.length + " dead-lettered runs.");
+    await refresh();
+  }
+
   async function loadDead() {
     const box = $("dead-error");
     try {
@@ -635,6 +722,10 @@
           ),
         );
       }
+      const all = $("retry-all");
+      all.hidden = doc.items.length === 0;
+      all.disabled = false;
+      all.onclick = () => retryAll(doc.items.map((r) => r.id), all, box);
       $("dead-meta").textContent =
         doc.total === 0
           ? "No dead letters."
