@@ -12,7 +12,8 @@
   const WHO_KEY = "ordinaut.who";
   const AUTO_KEY = "ordinaut.auto";
   const AUTO_REFRESH_MS = 5000;
-  const TASK_LIMIT = 200;
+  const TASK_LIMIT = 50; // one page of the task table: one request, however many tasks exist
+  const TITLE_LOOKUPS = 50; // tasks fetched one by one for their titles, at most, per view
   const RUN_LIMIT = 50;
   const DEAD_LIMIT = 100;
   const PREVIEW_COUNT = 3;
@@ -28,7 +29,9 @@
 
   const $ = (id) => document.getElementById(id);
   const state = {
-    tasks: new Map(),
+    tasks: new Map(), // the task table's page
+    known: new Map(), // every task seen (for titles elsewhere on the page)
+    filter: { status: "", kind: "", offset: 0 },
     taskId: null,
     runId: null,
     timer: null,
@@ -244,8 +247,27 @@
   }
 
   function taskLabel(taskId) {
-    const task = state.tasks.get(taskId);
+    const task = state.known.get(taskId);
     return task ? task.title : taskId;
+  }
+
+  // Titles of tasks that are not on the table's page (a dead letter of an older task), fetched
+  // once each and kept; a task deleted meanwhile is shown as such.
+  async function ensureTasks(ids) {
+    const missing = [...new Set(ids)].filter((id) => id && !state.known.has(id));
+    await Promise.all(
+      missing.slice(0, TITLE_LOOKUPS).map(async (id) => {
+        try {
+          state.known.set(id, await api("GET", "/tasks/" + seg(id)));
+        } catch (error) {
+          if (error instanceof ApiError && error.status === 404) {
+            state.known.set(id, { id, title: "(deleted task)", status: "deleted" });
+          } else if (error instanceof ApiError && error.status === 401) {
+            throw error;
+          }
+        }
+      }),
+    );
   }
 
   // --- where we are (kept in the address fragment: #task=ID&run=ID) ---------------------
@@ -283,6 +305,7 @@
     sessionStorage.removeItem(WHO_KEY);
     stopAuto();
     state.tasks.clear();
+    state.known.clear();
     render();
     notify("");
     show($("error"), message || "");
@@ -362,9 +385,22 @@
   async function loadTasks() {
     const box = $("tasks-error");
     try {
-      const doc = await api("GET", "/tasks?" + q({ limit: TASK_LIMIT }));
+      const f = state.filter;
+      const doc = await api(
+        "GET",
+        "/tasks?" +
+          q({
+            limit: TASK_LIMIT,
+            offset: f.offset,
+            status: f.status || null,
+            schedule_kind: f.kind || null,
+          }),
+      );
       show(box, "");
       state.tasks = new Map(doc.items.map((t) => [t.id, t]));
+      for (const task of doc.items) state.known.set(task.id, task);
+      $("tasks-prev").disabled = f.offset === 0;
+      $("tasks-next").disabled = !doc.has_more;
       const body = $("tasks").tBodies[0];
       clear(body);
       for (const task of doc.items) {
@@ -386,11 +422,12 @@
           ),
         );
       }
+      const filtered = f.status || f.kind;
       $("tasks-meta").textContent =
         doc.total === 0
-          ? "No tasks yet."
+          ? filtered ? "No tasks match these filters." : "No tasks yet."
           : doc.total > doc.items.length
-            ? "Showing the newest " + doc.items.length + " of " + doc.total + " tasks."
+            ? "Tasks " + (f.offset + 1) + "–" + (f.offset + doc.items.length) + " of " + doc.total + "."
             : doc.total + (doc.total === 1 ? " task." : " tasks.");
     } catch (error) {
       fail(box, error);
@@ -481,9 +518,14 @@
       return;
     }
     section.hidden = false;
-    $("runs-task").textContent = taskLabel(state.taskId);
     const box = $("runs-error");
-    taskActions(state.tasks.get(state.taskId));
+    try {
+      await ensureTasks([state.taskId]);
+    } catch (error) {
+      return fail(box, error);
+    }
+    $("runs-task").textContent = taskLabel(state.taskId);
+    taskActions(state.known.get(state.taskId));
     loadNext(state.taskId);
     try {
       const doc = await api("GET", "/runs?" + q({ task_id: state.taskId, limit: RUN_LIMIT }));
@@ -530,7 +572,7 @@
   }
 
   async function loadNext(taskId) {
-    const task = state.tasks.get(taskId);
+    const task = state.known.get(taskId);
     const next = $("runs-next");
     $("runs-schedule").textContent = task ? task.schedule_text || "" : "";
     if (!task || task.schedule_kind === "event" || task.schedule_kind === "condition") {
@@ -585,6 +627,7 @@
     const box = $("run-error");
     try {
       const run = await api("GET", "/runs/" + seg(state.runId));
+      await ensureTasks([run.task_id]);
       show(box, "");
       const fields = $("run-fields");
       clear(fields);
@@ -687,6 +730,7 @@
     const box = $("dead-error");
     try {
       const doc = await api("GET", "/runs?" + q({ status: "dead_letter", limit: DEAD_LIMIT }));
+      await ensureTasks(doc.items.map((r) => r.task_id));
       show(box, "");
       const body = $("dead").tBodies[0];
       clear(body);
@@ -820,11 +864,23 @@
     return rows;
   }
 
+  // Tasks whose newest finished run (among the recent ones, newest first) did not succeed.
+  function lastRunFailed(runs) {
+    const last = new Map();
+    for (const run of runs) {
+      const finished = ["succeeded", "failed", "dead_letter"].includes(run.status);
+      if (finished && !last.has(run.task_id)) last.set(run.task_id, run);
+    }
+    return [...last.values()].filter((r) => r.status !== "succeeded");
+  }
+
   async function loadAttention() {
     const [failed, recent] = await Promise.all([
       api("GET", "/runs?" + q({ success: "false", limit: ATTENTION_LIMIT })),
       api("GET", "/runs?" + q({ limit: RECENT_LIMIT })),
     ]);
+    const failing = lastRunFailed(recent.items);
+    await ensureTasks([...failed.items, ...failing].map((r) => r.task_id));
     const items = [];
     // Runs that ended without success: failed and dead_letter are final (a run that will be
     // retried is queued again, not failed).
@@ -858,13 +914,6 @@
         ),
       );
     }
-    // Tasks whose newest finished run (among the recent ones) did not succeed.
-    const last = new Map();
-    for (const run of recent.items) {
-      const finished = ["succeeded", "failed", "dead_letter"].includes(run.status);
-      if (finished && !last.has(run.task_id)) last.set(run.task_id, run);
-    }
-    const failing = [...last.values()].filter((r) => r.status !== "succeeded");
     for (const run of failing) {
       items.push(
         el(
@@ -962,6 +1011,20 @@
       refresh();
     });
     $("auto-refresh").addEventListener("change", (e) => setAuto(e.target.checked));
+    const refilter = () => {
+      state.filter = { status: $("filter-status").value, kind: $("filter-kind").value, offset: 0 };
+      refresh();
+    };
+    $("filter-status").addEventListener("change", refilter);
+    $("filter-kind").addEventListener("change", refilter);
+    $("tasks-prev").addEventListener("click", () => {
+      state.filter.offset = Math.max(0, state.filter.offset - TASK_LIMIT);
+      refresh();
+    });
+    $("tasks-next").addEventListener("click", () => {
+      state.filter.offset += TASK_LIMIT;
+      refresh();
+    });
     window.addEventListener("hashchange", () => {
       readHash();
       refresh();
