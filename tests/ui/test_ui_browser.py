@@ -233,6 +233,13 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
             "title", re.compile(re.escape(_utc(first)))
         )
         await expect(page.locator("#tasks")).not_to_contain_text("Admin's own task")
+        # Filters ask the API (one request per view): no event tasks here, then all again.
+        await page.select_option("#filter-kind", "event")
+        await expect(rows).to_have_count(0)
+        await expect(page.locator("#tasks-meta")).to_have_text("No tasks match these filters.")
+        await page.select_option("#filter-kind", "")
+        await expect(rows).to_have_count(2)
+        await expect(page.locator("#tasks-next")).to_be_disabled()
         # A title full of markup is shown as text, and nothing in it ran.
         bad_row = page.locator(f'#tasks tr[data-task-id="{broken}"]')
         await expect(bad_row.locator(".task-title")).to_have_text(XSS_TITLE)
