@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 ScheduleKind = Literal["cron", "rrule", "once", "event", "condition"]
 Backoff = Literal["exponential_jitter", "linear", "fixed"]
@@ -109,6 +109,15 @@ class TaskOut(BaseModel):
     updated_at: datetime
     next_run_at: datetime | None
     snoozed_until: datetime | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def schedule_text(self) -> str:
+        """The schedule in words in the task's zone ("every weekday at 08:00 Europe/Chisinau"),
+        the same words the CLI and the MCP server use; fire times come from the scheduler."""
+        from ordinaut.client.words import describe_schedule
+
+        return describe_schedule(self.schedule_kind, self.schedule_expr, self.timezone)
 
 
 class SnoozeIn(Strict):
