@@ -32,6 +32,21 @@ router = APIRouter(tags=["events"])
 PATTERN = r"^[A-Za-z0-9._:*-]{1,200}$"
 PATTERN_RE = re.compile(PATTERN)
 SSE_BATCH = 200
+# One event of the live stream as a client parses it (comments are not events).
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "id": {"type": "string", "description": "The event's outbox `seq`."},
+        "event": {"type": "string", "description": "The event type (`run.succeeded`...)."},
+        "data": {
+            "type": "string",
+            "description": "JSON: `{seq, event_id, type, time, tenant_id, subject_id, payload}`; "
+            "the last event, `end`, says why the stream ended.",
+        },
+        "retry": {"description": "Reconnection delay in milliseconds."},
+    },
+}
 
 
 class EventIn(BaseModel):
@@ -303,7 +318,7 @@ def _cursor(header: str | None, query: int | None) -> int | None:
         200: {
             "description": "Server-Sent Events (`id`, `event`, `data` lines), until "
             "`sse_max_seconds`.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
         },
         **errors(503),
     },
