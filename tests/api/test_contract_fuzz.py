@@ -112,7 +112,11 @@ def _findings(schema: Any) -> tuple[list[str], dict[str, int]]:
                         continue
                     case = event.recorder.cases[case_id].value
                     interaction = event.recorder.interactions.get(case_id)
-                    status = interaction.response.status_code if interaction and interaction.response else None
+                    status = (
+                        interaction.response.status_code
+                        if interaction and interaction.response
+                        else None
+                    )
                     found.append(
                         f"[{phase}] {check.name}: {case.method} {case.formatted_path} -> {status}: "
                         f"{check.failure_info.failure.title}"

@@ -69,7 +69,7 @@ class EventIn(BaseModel):
         max_length=200,
         description="Tasks whose `schedule_expr` pattern matches it get a run (`orders.*`).",
     )
-    payload: Any = Field(
+    payload: dict[str, Any] = Field(
         default_factory=dict, description="A JSON object; runs read it as `${event.payload}`."
     )
     event_id: str | None = Field(

@@ -614,7 +614,11 @@ async def preview_schedule(
     fields = body.model_dump()
     from ordinaut.taskdefs import build_schedule
 
-    schedule = build_schedule(fields, now=now, settings=deps.settings, dtstart=None)
+    # A window that starts in the past previews the schedule as if written at its start: fire
+    # times that all lie before now are listed, not refused as "never fires after now" (which
+    # stays the answer for a window starting now, as for creating the task).
+    as_of = min(start, now)
+    schedule = build_schedule(fields, now=as_of, settings=deps.settings, dtstart=None)
     times = schedule.fire_times(start, end, body.limit)
     return {"fire_times": [iso_utc(t) for t in times], "timezone": schedule.timezone}
 
