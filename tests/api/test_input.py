@@ -8,6 +8,8 @@ minute of creation.
 
 from __future__ import annotations
 
+import codecs
+import importlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -16,8 +18,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from fastapi.routing import APIRoute
 from samples import CRON_TASK
 
+from ordinaut.api.app import ROUTE_MODULES, ROUTES_PACKAGE
+from ordinaut.api.strict import JSONRoute, UnstorableJSON, loads
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
 from ordinaut.store import agents
@@ -69,6 +74,180 @@ async def send(
 ) -> httpx.Response:
     headers = {**h, "content-type": "application/json"}
     return await client.request(method, url, content=content, headers=headers)
+
+
+# --- numbers JSON cannot carry -------------------------------------------------------------
+
+NON_FINITE = ["NaN", "Infinity", "-Infinity", "1e999999", "-1e999999", "2.5E+400"]
+
+
+@pytest.mark.parametrize("literal", NON_FINITE)
+async def test_non_finite_and_overflowing_numbers_are_422_naming_the_field(
+    client: httpx.AsyncClient, h: dict[str, str], pool: asyncpg.Pool, literal: str
+) -> None:
+    existing = (await client.post("/tasks", json=CRON_TASK, headers=h)).json()
+    cases: list[tuple[str, str, Any, str]] = [
+        ("POST", "/tasks", task_with(params={"x": HOLE}), "body.payload.params.x"),
+        ("POST", "/tasks", task_with(params={"xs": [1, HOLE]}), "body.payload.params.xs.1"),
+        (
+            "POST",
+            "/tasks",
+            task_with(args={"n": {"deep": HOLE}}),
+            "body.payload.pipeline.0.with.n.deep",
+        ),
+        ("POST", "/tasks", {**CRON_TASK, "priority": HOLE}, "body.priority"),
+        (
+            "POST",
+            "/tasks/validate",
+            {"payload": task_with(params={"x": HOLE})["payload"]},
+            "body.payload.params.x",
+        ),
+        (
+            "PATCH",
+            f"/tasks/{existing['id']}",
+            {"payload": task_with(params={"x": HOLE})["payload"]},
+            "body.payload.params.x",
+        ),
+        (
+            "PUT",
+            f"/tasks/{existing['id']}",
+            task_with(params={"x": HOLE}),
+            "body.payload.params.x",
+        ),
+        ("POST", "/events", {"topic": "t", "payload": {"v": HOLE}}, "body.payload.v"),
+        (
+            "POST",
+            "/schedules/preview",
+            {"schedule_kind": "cron", "schedule_expr": "0 8 * * *", "limit": HOLE},
+            "body.limit",
+        ),
+    ]
+    for method, url, doc, field in cases:
+        r = await send(client, method, url, with_hole(doc, literal), h)
+        assert fields_of(r) == [field], (method, url, r.text)
+    # Nothing was stored or changed.
+    tasks = (await client.get("/tasks", headers=h)).json()
+    assert tasks["total"] == 1 and tasks["items"][0] == existing
+    assert await pool.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_numbers_json_can_carry_are_stored_exactly(
+    client: httpx.AsyncClient, h: dict[str, str]
+) -> None:
+    params = {
+        "big": 1e308,
+        "tiny": 5e-324,
+        "u64": 2**64 - 1,
+        "i64": -(2**63),
+        "words": "NaN Infinity -Infinity 1e999999 123456789012345678901234567890",
+        "NaN": [0.1, -2.5e-10],
+    }
+    r = await client.post("/tasks", json=task_with(params=params), headers=h)
+    assert r.status_code == 201, r.text
+    got = (await client.get(f"/tasks/{r.json()['id']}", headers=h)).json()
+    assert got["payload"]["params"] == params
+    event = {"topic": "t", "payload": {"u64": 2**64 - 1, "f": 1.5}}
+    assert (await client.post("/events", json=event, headers=h)).status_code == 202
+    recent = (await client.get("/events/stream/recent", headers=h)).json()["items"]
+    assert recent[0]["payload"] == event["payload"]
+
+
+@pytest.mark.parametrize("literal", [str(2**64), str(-(2**63) - 1), "1" + "0" * 400])
+async def test_integers_beyond_64_bits_are_422_not_rounded(
+    client: httpx.AsyncClient, h: dict[str, str], literal: str
+) -> None:
+    r = await send(client, "POST", "/tasks", with_hole(task_with(params={"n": HOLE}), literal), h)
+    assert fields_of(r) == ["body.payload.params.n"]
+    assert (await client.get("/tasks", headers=h)).json()["total"] == 0
+
+
+# --- characters PostgreSQL cannot store ----------------------------------------------------
+
+BAD_CHARS = {"nul": "\\u0000", "high": "\\ud800", "low": "\\udfff", "reversed": "\\udc00\\ud800"}
+
+
+@pytest.mark.parametrize("char", BAD_CHARS.values(), ids=BAD_CHARS.keys())
+async def test_nul_and_lone_surrogates_in_body_strings_are_422_naming_the_field(
+    client: httpx.AsyncClient,
+    h: dict[str, str],
+    admin: dict[str, Any],
+    pool: asyncpg.Pool,
+    char: str,
+) -> None:
+    existing = (await client.post("/tasks", json=CRON_TASK, headers=h)).json()
+    value = f'"a{char}b"'
+    key_label = f"a{char}b"  # shown escaped, as JSON would write it
+    cases: list[tuple[str, str, Any, str]] = [
+        ("POST", "/agents", {"name": HOLE, "scopes": []}, "body.name"),
+        ("POST", "/tasks", {**CRON_TASK, "title": HOLE}, "body.title"),
+        ("POST", "/tasks", {**CRON_TASK, "description": HOLE}, "body.description"),
+        ("POST", "/tasks", task_with(params={"x": HOLE}), "body.payload.params.x"),
+        ("POST", "/tasks", task_with(args={"text": HOLE}), "body.payload.pipeline.0.with.text"),
+        (
+            "PATCH",
+            f"/tasks/{existing['id']}",
+            {"title": HOLE},
+            "body.title",
+        ),
+        ("POST", "/events", {"topic": "t", "payload": {"v": [HOLE]}}, "body.payload.v.0"),
+        ("POST", "/events", {"topic": "t", "payload": {}, "event_id": HOLE}, "body.event_id"),
+    ]
+    for method, url, doc, field in cases:
+        headers = admin["headers"] if url == "/agents" else h
+        r = await send(client, method, url, with_hole(doc, value), headers)
+        assert fields_of(r) == [field], (method, url, r.text)
+    # Object keys: the field names the key, escaped so the answer is valid JSON.
+    doc = task_with(params={"k": 1})
+    text = json.dumps(doc).replace('"k"', value)
+    r = await send(client, "POST", "/tasks", text.encode(), h)
+    assert fields_of(r) == [f"body.payload.params.{key_label}"]
+    text = json.dumps({"topic": "t", "payload": {"k": 1}}).replace('"k"', value)
+    r = await send(client, "POST", "/events", text.encode(), h)
+    assert fields_of(r) == [f"body.payload.{key_label}"]
+    tasks = (await client.get("/tasks", headers=h)).json()
+    assert tasks["total"] == 1 and tasks["items"][0] == existing
+    assert await pool.fetchval("SELECT count(*) FROM events") == 0
+
+
+async def test_surrogate_pairs_and_escaped_backslashes_are_ordinary_text(
+    client: httpx.AsyncClient, h: dict[str, str]
+) -> None:
+    text = json.dumps(task_with(params={"emoji": "x"})).replace('"x"', '"\\ud83d\\ude00"')
+    text = text.replace('"Morning briefing"', '"not a NUL: \\\\u0000"')
+    r = await send(client, "POST", "/tasks", text.encode(), h)
+    assert r.status_code == 201, r.text
+    assert r.json()["payload"]["params"] == {"emoji": "\U0001f600"}
+    assert r.json()["title"] == "not a NUL: \\u0000"
+
+
+async def test_nul_in_query_strings_path_parameters_and_headers_is_422(
+    client: httpx.AsyncClient, h: dict[str, str], make_agent: Any
+) -> None:
+    admin = (await make_agent(["admin"]))["headers"]
+    cases = [
+        ("GET", "/events/stream/recent?topic=a%00b", h, "query.topic"),
+        ("GET", "/tasks?limit=%00", h, "query.limit"),
+        ("GET", "/tasks?offset=1%00", h, "query.offset"),
+        ("GET", "/runs?status=%00&limit=5", h, "query.status"),
+        ("GET", "/events/shared-topics?offset=%00", h, "query.offset"),
+        ("GET", "/tasks?unknown=%00", h, "query.unknown"),
+        ("GET", f"/tasks/{uuid.uuid4()}%00", h, "path.task_id"),
+        ("DELETE", "/events/shared-topics/a%00b", admin, "path.pattern"),
+        ("PUT", "/secrets/a%00b", h, "path.name"),
+        ("DELETE", "/secrets/a%00b", h, "path.name"),
+    ]
+    for method, url, headers, field in cases:
+        body = {"value": "s"} if method == "PUT" else None
+        r = await client.request(method, url, headers=headers, json=body)
+        assert fields_of(r)[:1] == [field], (method, url, r.text)
+    # Header values (real HTTP servers refuse NUL in them; ASGI and Lambda events may not).
+    nul_key = {**h, "Idempotency-Key": "a\x00b"}
+    r = await client.post("/tasks", json=CRON_TASK, headers=nul_key)
+    assert fields_of(r) == ["header.idempotency-key"]
+    assert (await client.get("/tasks", headers=h)).json()["total"] == 0
+    # Percent-encoded surrogates decode to U+FFFD: ordinary (if odd) text, never a 500.
+    r = await client.get("/events/stream/recent?topic=%ED%A0%80", headers=h)
+    assert r.status_code == 200, r.text
 
 
 # --- http.request URLs ---------------------------------------------------------------------
@@ -324,3 +503,25 @@ async def test_rrule_dtstart_written_by_the_user_is_kept_exactly(
     assert r.status_code == 201, r.text
     assert r.json()["dtstart"] == "2026-03-02T19:39:03Z"
     assert r.json()["next_run_at"] == "2026-03-03T07:00:03Z"
+
+
+def test_every_route_checks_its_input() -> None:
+    routers = [importlib.import_module(f"{ROUTES_PACKAGE}.{m}").router for m in ROUTE_MODULES]
+    routes = [route for router in routers for route in router.routes]
+    assert len(routes) > 30
+    assert all(isinstance(route, JSONRoute) for route in routes if isinstance(route, APIRoute))
+
+
+def test_loads_reads_what_json_reads_and_refuses_the_rest() -> None:
+    doc = {"a": [1, 2.5, "x"], "b": None}
+    text = json.dumps(doc)
+    assert loads(text.encode()) == doc
+    assert loads(codecs.BOM_UTF8 + text.encode()) == doc  # only the stdlib reads these two
+    assert loads(text.encode("utf-16")) == doc
+    assert loads(b'{"n": 12345678901234567890}') == {"n": 12345678901234567890}
+    for broken in (b"{", b'{"a": 1,}', b"\xff\xfe\x00", b'"\xc3\x28"', b"[01]"):
+        with pytest.raises(json.JSONDecodeError):
+            loads(broken)
+    with pytest.raises(UnstorableJSON) as info:
+        loads(b'{"n": [' + b"9" * 5000 + b", 1" + b"0" * 5000 + b".5, NaN]}")
+    assert [e["loc"] for e in info.value.errors] == [("body", "n", i) for i in range(3)]

@@ -20,9 +20,10 @@ from ordinaut.api.deps import (
     RequestId,
     require,
 )
+from ordinaut.api.strict import JSONRoute
 from ordinaut.store import agents as store
 
-router = APIRouter(prefix="/agents", tags=["agents"])
+router = APIRouter(prefix="/agents", tags=["agents"], route_class=JSONRoute)
 
 Scope = Literal["tasks:read", "tasks:write", "runs:read", "events:publish", "admin"]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

@@ -21,13 +21,14 @@ from starlette.types import Receive, Scope, Send
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, Page, PagingDep, Principal, get_deps, require
 from ordinaut.api.errors import is_unavailable
+from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound, Unavailable, ValidationFailed
 from ordinaut.ingest import ingest_event
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.store import events, outbox
 from ordinaut.taskdefs import SHARED_PREFIX
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=JSONRoute)
 
 PATTERN = r"^[A-Za-z0-9._:*-]{1,200}$"
 PATTERN_RE = re.compile(PATTERN)

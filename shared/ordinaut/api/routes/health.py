@@ -21,11 +21,12 @@ from pydantic import BaseModel, Field
 
 from ordinaut.api.contract import ErrorEnvelope
 from ordinaut.api.deps import Deps, get_deps, request_id, request_now
+from ordinaut.api.strict import JSONRoute
 from ordinaut.events import DEAD_STREAM, INGEST_GROUP, INGEST_STREAM
 from ordinaut.metrics import REGISTRY
 from ordinaut.store import heartbeats
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JSONRoute)
 
 DB_TIMEOUT_S = 2.0
 REDIS_TIMEOUT_S = 1.0

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, Page, Principal, get_deps, request_id, require
+from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound, ValidationFailed
 from ordinaut.models import RunOut, RunsOverview, RunSummary, TaskStats, page
 from ordinaut.store import audit, runs, tasks, work
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=JSONRoute)
 
 RUNS_READ = Depends(require("runs:read"))
 TASKS_WRITE = Depends(require("tasks:write"))

@@ -10,11 +10,12 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
 
 from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
+from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound
 from ordinaut.secrets import MAX_VALUE_BYTES, SecretBox, check_secret
 from ordinaut.store import audit, secrets
 
-router = APIRouter(tags=["secrets"])
+router = APIRouter(tags=["secrets"], route_class=JSONRoute)
 WRITE = Depends(require("tasks:write"))
 
 

@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from ordinaut import events
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, Page, Principal, get_deps, request_id, require
+from ordinaut.api.strict import JSONRoute
 from ordinaut.api.tooling import tool_registry
 from ordinaut.conditions import main_payload, pipeline_parts
 from ordinaut.errors import (
@@ -43,7 +44,7 @@ from ordinaut.slots import idempotency_key, stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
 
-router = APIRouter(tags=["tasks"])
+router = APIRouter(tags=["tasks"], route_class=JSONRoute)
 
 TASK_READ = Depends(require("tasks:read"))
 TASK_WRITE = Depends(require("tasks:write"))

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from ordinaut.api.deps import Principal, require
+from ordinaut.api.strict import JSONRoute
 from ordinaut.api.tooling import tool_registry
 
-router = APIRouter(tags=["tools"])
+router = APIRouter(tags=["tools"], route_class=JSONRoute)
 
 
 class ToolInfo(BaseModel):
