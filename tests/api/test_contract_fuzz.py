@@ -98,14 +98,20 @@ def _config(base_url: str, token: str) -> SchemathesisConfig:
     )
 
 
-def _findings(schema: Any) -> tuple[list[str], dict[str, int]]:
-    """Run every phase; the failed checks as readable lines, and how many scenarios ran."""
+def _findings(schema: Any) -> tuple[list[str], dict[str, int], dict[str, set[int]]]:
+    """Run every phase: the failed checks as readable lines, how many scenarios each phase
+    ran, and the statuses each operation answered."""
     found: list[str] = []
     ran: dict[str, int] = {}
+    seen: dict[str, set[int]] = {}
     for event in engine.from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished | events.FuzzScenarioFinished):
             phase = str(getattr(event, "phase", "fuzzing"))
             ran[phase] = ran.get(phase, 0) + 1
+            for interaction in event.recorder.interactions.values():
+                if interaction.response is not None:
+                    label = f"{interaction.request.method} {_template(interaction.request.uri)}"
+                    seen.setdefault(label, set()).add(interaction.response.status_code)
             for case_id, checks in event.recorder.checks.items():
                 for check in checks:
                     if check.failure_info is None:
@@ -125,7 +131,14 @@ def _findings(schema: Any) -> tuple[list[str], dict[str, int]]:
             found.append(f"error in {event.label}: {event.info.title}: {event.info.message}")
         elif isinstance(event, events.FatalError):
             raise event.exception
-    return found, ran
+    return found, ran, seen
+
+
+def _template(uri: str) -> str:
+    """``/tasks/3f2b.../pause?x=1`` as ``/tasks/{id}/pause``."""
+    path = uri.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+    parts = ["{id}" if len(p) == 36 and p.count("-") == 4 else p for p in path.split("/")]
+    return "/" + "/".join(parts)
 
 
 async def test_schemathesis_finds_nothing(
@@ -135,6 +148,17 @@ async def test_schemathesis_finds_nothing(
     async with httpx.AsyncClient() as http:
         document = (await http.get(f"{live}/openapi.json")).json()
     schema = schemathesis.openapi.from_dict(document, config=_config(live, agent["token"]))
-    found, ran = await asyncio.to_thread(_findings, schema)
+    found, ran, seen = await asyncio.to_thread(_findings, schema)
     assert not found, "\n".join(sorted(set(found)))
-    assert ran.get("stateful"), ran  # the links were followed
+    assert ran.get("stateful"), ran
+    # the run reached real work, not only refusals: tasks were created and then read,
+    # changed and run through the links
+    for label, status in [
+        ("POST /tasks", 201),
+        ("GET /tasks/{id}", 200),
+        ("PATCH /tasks/{id}", 200),
+        ("POST /tasks/{id}/run_now", 202),
+        ("GET /runs/{id}", 200),
+        ("POST /events", 202),
+    ]:
+        assert status in seen.get(label, set()), (label, seen.get(label))
