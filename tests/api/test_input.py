@@ -250,6 +250,31 @@ async def test_nul_in_query_strings_path_parameters_and_headers_is_422(
     assert r.status_code == 200, r.text
 
 
+async def test_instants_without_a_utc_time_or_outside_schedules_years_are_422(
+    client: httpx.AsyncClient, h: dict[str, str]
+) -> None:
+    tid = (await client.post("/tasks", json=CRON_TASK, headers=h)).json()["id"]
+    preview = {"schedule_kind": "cron", "schedule_expr": "0 8 * * *"}
+    cases = [
+        ("GET", f"/tasks/{tid}/preview?from=9999-12-31T23:59:59Z", None, "from"),
+        ("GET", f"/tasks/{tid}/preview?from=0001-01-01T00:00:00%2B05:00", None, "from"),
+        ("GET", f"/tasks/{tid}/preview?until=9999-12-31T23:59:59-05:00", None, "until"),
+        ("POST", "/schedules/preview", {**preview, "from": "0001-01-01T00:00:00Z"}, "from"),
+        ("POST", "/schedules/preview", {**preview, "from": "9999-12-31T00:00:00Z"}, "from"),
+        ("GET", "/runs?start_time=0001-01-01T00:00:00%2B05:00", None, "start_time"),
+        ("GET", "/runs?end_time=9999-12-31T23:59:59-05:00", None, "end_time"),
+    ]
+    for method, url, body, field in cases:
+        r = await client.request(method, url, json=body, headers=h)
+        assert fields_of(r) == [field], (url, r.text)
+    r = await client.get(
+        "/runs?start_time=0001-01-01T00:00:00Z&end_time=9999-12-31T23:59Z", headers=h
+    )
+    assert r.status_code == 200, r.text
+    r = await client.get(f"/tasks/{tid}/preview?from=1900-01-01T00:00:00Z&limit=1", headers=h)
+    assert r.json()["fire_times"] == ["1900-01-01T06:05:00Z"]  # 08:00 Chisinau mean time, +1:55
+
+
 # --- http.request URLs ---------------------------------------------------------------------
 
 BAD_URLS = [

@@ -2,9 +2,9 @@
 
 Domain errors (``ordinaut.errors``) carry their own status and code; framework errors (unknown
 route, wrong method, invalid input, malformed JSON, values that would not be stored as sent:
-``ordinaut.api.strict``) are mapped here; a database or Redis that
-cannot be reached is a 503 ``unavailable``; anything else is a 500 (a bug), answered by the
-request middleware, which also logs it.
+``ordinaut.api.strict``) are mapped here; a database or Redis that cannot be reached is a 503
+``unavailable``; anything else is a 500 (a bug), answered by the request middleware, which
+also logs it.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,12 +29,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-MAX_PROBLEMS = 50
-INT_MIN = -(2**63)  # the integers that round-trip through storage (orjson: i64 and u64)
-INT_MAX = 2**64 - 1
+from ordinaut.errors import ValidationFailed
+from ordinaut.storable import (
+    INT_MAX,
+    INT_MIN,
+    INT_TOO_BIG,
+    INT_TOO_BIG_MESSAGE,
+    MAX_PROBLEMS,
+    NOT_FINITE,
+    Refused,
+    label,
+    problems,
+    text_problem,
+)
+
+# The instants schedules are computed over (RRULE date-times are held to the same years).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 _INT_DIGITS = len(str(INT_MAX))
 
-_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")  # a pair is one code point once decoded
 # Digits as "0", other bytes as " ": 19 digits in a row could be an integer beyond i64/u64.
 # (translate and a substring search run in C: several times faster than a regex here.)
 _DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
@@ -42,73 +55,22 @@ _LONG_DIGITS = b"0" * 19
 _NUL_ESCAPE = b"\\u0000"
 
 
-class _Refused:
-    """Stands in for a number JSON text cannot carry, so the walk can name its field."""
-
-    __slots__ = ("message", "kind")
-
-    def __init__(self, message: str, kind: str) -> None:
-        self.message = message
-        self.kind = kind
+def _constant(name: str) -> Refused:
+    return Refused(f"{name} is not a JSON number; send a finite number", NOT_FINITE)
 
 
-def _constant(name: str) -> _Refused:
-    return _Refused(f"{name} is not a JSON number; send a finite number", "number_not_finite")
-
-
-def _float(text: str) -> float | _Refused:
+def _float(text: str) -> float | Refused:
     value = float(text)
-    if math.isfinite(value):
-        return value
-    return _Refused("number overflows a 64-bit float", "number_not_finite")
+    return value if math.isfinite(value) else Refused("number overflows a 64-bit float", NOT_FINITE)
 
 
-def _int(text: str) -> int | _Refused:
+def _int(text: str) -> int | Refused:
+    # Length first: int() refuses more than 4300 digits with a ValueError of its own.
     if len(text.lstrip("-")) <= _INT_DIGITS:
         value = int(text)
         if INT_MIN <= value <= INT_MAX:
             return value
-    return _Refused(f"integer outside {INT_MIN}..{INT_MAX}; send it as a string", "int_too_big")
-
-
-def label(key: str) -> str:
-    """A key as a field name, NUL and lone surrogates escaped (``a\\u0000b``) so the error
-    body can be written."""
-    return _BAD_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", key)
-
-
-def _text_problem(text: str) -> str | None:
-    found = _BAD_TEXT.search(text)
-    if found is None:
-        return None
-    if found.group() == "\x00":
-        return "text may not contain NUL (\\u0000)"
-    return "text may not contain a lone UTF-16 surrogate"
-
-
-def problems(value: Any, root: tuple[str | int, ...] = ("body",)) -> list[dict[str, Any]]:
-    """Every value of a parsed body that would not be stored as sent, in document order (at
-    most ``MAX_PROBLEMS``), as FastAPI validation errors."""
-    found: list[dict[str, Any]] = []
-    stack: list[tuple[tuple[str | int, ...], Any]] = [(root, value)]
-    while stack and len(found) < MAX_PROBLEMS:
-        path, item = stack.pop()
-        if isinstance(item, str):
-            if (message := _text_problem(item)) is not None:
-                found.append({"loc": path, "msg": message, "type": "string_unstorable"})
-        elif isinstance(item, _Refused):
-            found.append({"loc": path, "msg": item.message, "type": item.kind})
-        elif isinstance(item, dict):
-            children: list[tuple[tuple[str | int, ...], Any]] = []
-            for key, child in item.items():
-                if (message := _text_problem(key)) is not None:
-                    message = f"key: {message}"
-                    found.append({"loc": (*path, label(key)), "msg": message, "type": "key"})
-                children.append(((*path, label(key)), child))
-            stack.extend(reversed(children))
-        elif isinstance(item, list):
-            stack.extend(((*path, i), child) for i, child in reversed(list(enumerate(item))))
-    return found
+    return Refused(INT_TOO_BIG_MESSAGE, INT_TOO_BIG)
 
 
 class UnstorableJSON(HTTPException):
@@ -148,7 +110,7 @@ def _loads_checked(body: bytes, fast_error: orjson.JSONDecodeError | None) -> An
         if fast_error is not None:
             raise fast_error from None
         raise json.JSONDecodeError(str(exc), body.decode("utf-8", "replace"), 0) from None
-    found = problems(value)
+    found = problems(value, ("body",))
     if found:
         raise UnstorableJSON(found)
     return value
@@ -171,13 +133,13 @@ def param_problems(request: Request) -> list[dict[str, Any]]:
     """NUL and lone surrogates in path parameters, query parameters and header values."""
     scope = request.scope
     found: list[dict[str, Any]] = []
-    if _BAD_TEXT.search(scope["path"]):
+    if text_problem(scope["path"]) is not None:
         for name, value in request.path_params.items():
-            if isinstance(value, str) and (message := _text_problem(value)):
+            if isinstance(value, str) and (message := text_problem(value)):
                 found.append({"loc": ("path", name), "msg": message, "type": "string_unstorable"})
     if _has_bad_query(scope.get("query_string", b"")):
         for name, value in request.query_params.multi_items():
-            message = _text_problem(name) or _text_problem(value)
+            message = text_problem(name) or text_problem(value)
             if message is not None:
                 loc = ("query", label(name))
                 found.append({"loc": loc, "msg": message, "type": "string_unstorable"})
@@ -201,3 +163,23 @@ class JSONRoute(APIRoute):
             return await handler(StrictRequest(request.scope, request.receive))
 
         return strict_handler
+
+
+def utc_instant(name: str, value: datetime | None, *, bounded: bool = False) -> datetime | None:
+    """``value`` in UTC, or a 422 naming ``name`` when it has no UTC offset or no UTC time
+    (``0001-01-01T00:00+05:00``); ``bounded``: also outside 1900..9000 (a window a schedule
+    is computed from, where the zone arithmetic around it must not leave datetime's range)."""
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationFailed(
+            f"{name} needs a UTC offset", [{"field": name, "message": "add Z or an offset"}]
+        )
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    if instant is None or (bounded and not EARLIEST <= instant < LATEST):
+        message = "must lie between 1900-01-01 and 9000-01-01 UTC" if bounded else "out of range"
+        raise ValidationFailed(f"{name} {message}", [{"field": name, "message": message}])
+    return instant

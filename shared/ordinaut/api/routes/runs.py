@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, Page, Principal, get_deps, request_id, require
-from ordinaut.api.strict import JSONRoute
-from ordinaut.errors import NotFound, ValidationFailed
+from ordinaut.api.strict import JSONRoute, utc_instant
+from ordinaut.errors import NotFound
 from ordinaut.models import RunOut, RunsOverview, RunSummary, TaskStats, page
 from ordinaut.store import audit, runs, tasks, work
 
@@ -28,14 +28,6 @@ def _out(row: dict[str, Any], *, steps: bool) -> dict[str, Any]:
     if not steps:
         data.pop("step_results", None)
     return data
-
-
-def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationFailed(
-            f"{name} needs a UTC offset", [{"field": name, "message": "add Z or an offset"}]
-        )
-    return value
 
 
 @router.get("/runs", response_model=Page[RunSummary])
@@ -69,8 +61,8 @@ async def list_runs(
         task_id=task_id,
         status=status,
         success=success,
-        start=_aware("start_time", start_time),
-        end=_aware("end_time", end_time),
+        start=utc_instant("start_time", start_time),
+        end=utc_instant("end_time", end_time),
         limit=limit,
         offset=offset,
     )

@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from ordinaut import events
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, Page, Principal, get_deps, request_id, require
-from ordinaut.api.strict import JSONRoute
+from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tooling import tool_registry
 from ordinaut.conditions import main_payload, pipeline_parts
 from ordinaut.errors import (
@@ -567,12 +567,8 @@ async def run_now(
 def _window(
     frm: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime | None]:
-    for name, value in (("from", frm), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise ValidationFailed(
-                f"{name} needs a UTC offset", [{"field": name, "message": "add Z or an offset"}]
-            )
-    start = frm or now
+    start = utc_instant("from", frm, bounded=True) or now
+    until = utc_instant("until", until)
     if until is not None and until <= start:
         raise ValidationFailed(
             "until must be after from", [{"field": "until", "message": "<= from"}]
