@@ -13,7 +13,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Quiet, but pip still prints errors and the resolver's complaints.
 PIP_FLAGS ?= --quiet --disable-pip-version-check --no-input
-# Extra arguments: `make dev ARGS="--port 9000 --workers 2"`, `make test PYTEST_ARGS="-k tick"`.
+# Extra arguments: `make dev ARGS="--port 9000 --workers 2"`, `make test PYTEST_ARGS="-k tick"`;
+# `make dev ARGS=--allow-loopback-egress` lets pipelines reach the stub services of examples/.
 ARGS ?=
 PYTEST_ARGS ?=
 # The infrastructure tests scan infra/terraform with checkov when .venv-checkov exists; it has

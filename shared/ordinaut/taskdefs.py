@@ -207,6 +207,15 @@ def prepare(
                 limits=limits,
                 problems=problems,
             )
+    retries = fields.get("max_retries")
+    if isinstance(retries, int) and retries > settings.max_retries_limit:
+        problems.append(
+            {
+                "field": "max_retries",
+                "message": f"at most {settings.max_retries_limit} (max_retries_limit)",
+                "limit": "max_retries_limit",
+            }
+        )
     if fields.get("dedupe_window_seconds") and not fields.get("dedupe_key"):
         problems.append(
             {"field": "dedupe_key", "message": "dedupe_window_seconds needs a dedupe_key"}

@@ -37,7 +37,7 @@ from ordinaut.pipeline import (
     execute,
 )
 from ordinaut.pipeline.tools import ToolError, ToolRegistry
-from ordinaut.retries import next_attempt_at
+from ordinaut.retries import is_retryable, next_attempt_at
 from ordinaut.secrets import SecretBox
 from ordinaut.store import db, heartbeats, outbox, work
 from ordinaut.store import events as event_store
@@ -312,7 +312,11 @@ class Worker:
                     ),
                     events,
                 )
-            if attempt < row["max_attempts"]:
+            # One rule for a run that ends without success: it is dead-lettered (listed with
+            # GET /runs?status=dead_letter, the status page, the CLI and MCP), whether its
+            # retries ran out, it had none (max_retries 0), or no retry could fix its error.
+            retryable = is_retryable(result.error)
+            if attempt < row["max_attempts"] and retryable:
                 OUTCOMES["retried"].inc()
                 metrics.RETRIES.inc()
                 retry_at = next_attempt_at(
@@ -326,10 +330,14 @@ class Worker:
                 status = "retry"
             else:
                 retry_at = None
-                status = "dead_letter" if row["max_attempts"] > 1 else "failed"
+                status = "dead_letter"
                 OUTCOMES[status].inc()
-                if status == "dead_letter":
-                    metrics.DEAD_LETTERS.inc()
+                metrics.DEAD_LETTERS.inc()
+                if not retryable and attempt < row["max_attempts"] and result.error is not None:
+                    result.error["retried"] = False
+                    result.error["why_not_retried"] = (
+                        f"{result.error.get('code')} cannot succeed on a retry; fix the task"
+                    )
             log.warning("run attempt failed", extra={"error": result.error, "outcome": status})
             # Events a failed attempt emitted are dropped with it: the retry emits them again.
             return (
@@ -372,13 +380,32 @@ class Worker:
         bound = self.run_bound_s(row)
         try:
             async with asyncio.timeout(bound):
-                return await self._pipeline(row, pipeline, secret_values, emit)
+                result = await self._pipeline(row, pipeline, secret_values, emit)
         except TimeoutError:
             return PipelineResult.failure(
                 "run_timeout",
                 f"the run took longer than its bound of {bound:g} s "
                 "(max_duration_s, else its steps' timeouts and retries)",
             )
+        compiled = pipeline[1]
+        if not result.succeeded and isinstance(compiled, CompiledPipeline):
+            # A pipeline may read an absent secret with a default (``|| ''``); a step that
+            # failed reading one that is not stored fails again until the secret is stored.
+            message = str((result.error or {}).get("message", ""))
+            missing = sorted(
+                name
+                for name in set(compiled.secrets) - set(secret_values)
+                if f"secrets.{name}" in message
+            )
+            if missing:
+                result.error = {
+                    "step": (result.error or {}).get("step"),
+                    "code": "secret_missing",
+                    "message": f"secret(s) not stored: {', '.join(missing)} "
+                    "(store them with PUT /secrets/NAME)",
+                    "details": {"secrets": missing, "step_error": result.error},
+                }
+        return result
 
     def run_bound_s(self, row: asyncpg.Record) -> float:
         """The longest this row's attempt may run: its task's bound, else the deployment's."""

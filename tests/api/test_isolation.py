@@ -83,7 +83,7 @@ async def test_a_task_publishing_its_own_topic_stops_at_the_event_depth_limit(
     assert await pool.fetchval("SELECT count(*) FROM due_work") == 0
     depths = await pool.fetch("SELECT depth, count(*) AS n FROM events GROUP BY 1 ORDER BY 1")
     assert [(r["depth"], r["n"]) for r in depths] == [(0, 1), (1, 2), (2, 4), (3, 8)]
-    failed = await pool.fetch("SELECT error, step_results FROM runs WHERE status = 'failed'")
+    failed = await pool.fetch("SELECT error, step_results FROM runs WHERE status = 'dead_letter'")
     assert len(failed) == 8
     for run in failed:
         step = run["step_results"][0]
@@ -244,7 +244,7 @@ async def test_a_run_whose_owner_lost_a_scope_cannot_use_it(
     run = await pool.fetchrow(
         "SELECT status, step_results FROM runs WHERE task_id = $1", uuid.UUID(task["id"])
     )
-    assert run["status"] == "failed"
+    assert run["status"] == "dead_letter"
     first, tell = run["step_results"]
     assert first["status"] == "succeeded"
     assert tell["status"] == "failed" and tell["error"]["code"] == "missing_scope"

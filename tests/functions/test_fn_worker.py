@@ -116,7 +116,7 @@ async def test_logs_are_powertools_json_with_request_and_run_ids(
     assert line["request_id"] == context.aws_request_id
     assert line["run_id"] == str(run_id)
     assert line["task_id"] == str(task["id"])
-    assert line["outcome"] == "failed"
+    assert line["outcome"] == "dead_letter"
 
 
 async def test_a_run_longer_than_its_lease_keeps_it(

@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI
 from redis.asyncio import Redis
 
 from ordinaut import cloud
-from ordinaut.api import errors
+from ordinaut.api import contract, docs, errors
 from ordinaut.api.deps import Deps
 from ordinaut.api.middleware import (
     BodyLimitMiddleware,
@@ -74,6 +74,10 @@ def create_app(
         summary="Durable task scheduling for AI assistants.",
         lifespan=lifespan,
         redirect_slashes=False,
+        # Swagger UI and ReDoc are served from this package's dependencies, not a CDN
+        # (api/docs.py), so they work where there is no internet.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.deps = deps
     # Tool extensions are loaded and checked when the app is built (a broken one is logged
@@ -85,5 +89,7 @@ def create_app(
     app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
     for router in _routers():
+        contract.document(router)
         app.include_router(router)
+    docs.install(app)
     return app

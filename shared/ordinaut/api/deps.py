@@ -19,7 +19,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -252,11 +252,11 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     """The list envelope every list route uses."""
 
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
-    has_more: bool
+    items: list[T] = Field(description="This page's items.")
+    total: int = Field(description="Items matching, over every page.")
+    limit: int = Field(description="The page size asked for.")
+    offset: int = Field(description="Items skipped before this page.")
+    has_more: bool = Field(description="True when a later page has items.")
 
 
 @dataclass(frozen=True)
@@ -276,8 +276,8 @@ class Paging:
 
 
 def paging(
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
 ) -> Paging:
     """``limit`` (1..500, default 50) and ``offset`` query parameters."""
     return Paging(limit=limit, offset=offset)

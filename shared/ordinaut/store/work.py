@@ -267,8 +267,13 @@ WITH f AS (
     WHERE w.run_id = f.run_id AND w.lease_token = f.token AND w.attempt = f.attempt
     RETURNING w.run_id
 ), u AS (
+    -- duration_ms is finished_at - started_at, so the three always agree (the worker's own
+    -- stopwatch, f.duration_ms, only stands in for a run that never started)
     UPDATE runs r SET status = f.status, output = f.output, error = f.error,
-        step_results = f.steps, finished_at = f.finished_at, duration_ms = f.duration_ms,
+        step_results = f.steps, finished_at = f.finished_at,
+        duration_ms = CASE WHEN r.started_at IS NULL THEN f.duration_ms ELSE
+            GREATEST(0, round(extract(epoch FROM f.finished_at - r.started_at) * 1000))::int
+        END,
         updated_at = f.finished_at
     FROM f JOIN d ON d.run_id = f.run_id
     WHERE r.id = f.run_id
