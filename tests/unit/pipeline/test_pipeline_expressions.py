@@ -202,6 +202,8 @@ def test_every_added_function_is_exercised_above() -> None:
         ("divide(`1`, `0`)", "division by zero"),
         ("format_time(now, 'Mars/Base', '%H')", "unknown time zone"),
         ("format_time(now, '../../etc/passwd', '%H')", "unknown time zone"),
+        ("format_time(now, 'Factory', '%H')", "unknown time zone"),
+        ("to_zone(now, 'posixrules')", "unknown time zone"),
         ("add_hours('yesterday', `1`)", "not an ISO 8601 time"),
         ("add_duration(now, '3 fortnights')", "not a duration"),
         ("format('{} {}', 'a')", "no argument"),
