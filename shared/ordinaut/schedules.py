@@ -617,7 +617,10 @@ def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None
     plan = schedule._plan
     if isinstance(plan, _Cron) and (gap := plan.min_daily_gap_s()) is not None:
         if gap < min_interval_s:
-            raise _bad(f"cron fires {gap} s apart; the minimum interval is {min_interval_s} s")
+            raise _bad(
+                f"cron fires {gap} s apart; the minimum interval is {min_interval_s} s "
+                "(ORDINAUT_MIN_INTERVAL_S)"
+            )
     # The scheduler ticks once a minute: hold RRULE (which can name seconds) to that at least.
     floor = max(min_interval_s, 60) if schedule.kind == "rrule" else min_interval_s
     start = now - _PAST_GRACE
@@ -650,7 +653,8 @@ def _check_gaps(
         if previous is not None and (instant - previous).total_seconds() < floor:
             raise _bad(
                 f"schedule fires at {previous.isoformat()} and {instant.isoformat()}, closer"
-                f" than the minimum interval of {floor} s"
+                f" than the minimum interval of {floor} s (ORDINAUT_MIN_INTERVAL_S; an RRULE"
+                " fires at most once a minute)"
             )
         previous = instant
     return first
