@@ -85,14 +85,14 @@ async def test_a_task_without_a_bound_counts_as_the_deployment_limit(
 async def test_a_run_past_its_bound_fails_its_attempt(
     pool: asyncpg.Pool, settings: Settings, clock: FrozenClock, make_task: Any
 ) -> None:
-    task = await make_task(payload=nap(20, timeout_s=30), max_duration_s=0.2, max_retries=1)
+    task = await make_task(payload=nap(20, timeout_s=30), max_duration_s=0.2, max_retries=0)
     assert task["run_bound_s"] == 0.2
     (run_id,) = await queue_runs(pool, task, at=clock.now())
     worker = Worker(pool, settings, clock, worker_id="w")  # the long-running worker too
     assert await worker.run_once() == 1
     row = await run_row(pool, run_id)
-    # the attempt failed and counts: queued again for the second (and last) one
-    assert (row["status"], row["attempt"], row["work_attempt"]) == ("queued", 2, 2)
+    # no attempts left: a run that ends without success and is not retried is a dead letter
+    assert row["status"] == "dead_letter"
     assert row["error"]["code"] == "run_timeout"
     assert "0.2 s" in row["error"]["message"]
 
