@@ -132,6 +132,7 @@ class ValidateIn(Strict):
 class RunOut(BaseModel):
     id: UUID
     task_id: UUID
+    owner_id: UUID  # the agent owning the task (admins list across agents)
     scheduled_for: datetime
     status: RunStatus
     attempt: int

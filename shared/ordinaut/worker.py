@@ -445,7 +445,7 @@ class Worker:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await work.rescue_expired(conn, now=self.clock.now())
         if rows:
-            metrics.RESCUES.inc(len(rows))
+            metrics.count_rescued(rows)
             log.warning("rescued expired leases", extra={"count": len(rows)})
         return len(rows)
 

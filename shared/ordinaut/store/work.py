@@ -476,15 +476,20 @@ async def notify_work(conn: asyncpg.Connection | asyncpg.Pool) -> None:
 
 QUEUE_STATS = """
 SELECT count(*) FILTER (WHERE state = 'queued') AS queued,
+       count(*) FILTER (WHERE state = 'queued' AND run_at <= $1) AS due,
+       count(*) FILTER (WHERE state = 'running') AS running,
        min(run_at) FILTER (WHERE state = 'queued' AND run_at <= $1) AS oldest_due
 FROM due_work
 """
 
 
 async def queue_stats(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> dict[str, Any]:
+    """Queue depth (queued, of which due; running) and the age of the oldest due row."""
     row = await conn.fetchrow(QUEUE_STATS, now)
     oldest = row["oldest_due"]
     return {
         "queued": int(row["queued"]),
+        "due": int(row["due"]),
+        "running": int(row["running"]),
         "lag_s": max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
     }

@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 
 from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
+from ordinaut.api.tenancy import OWNER_QUERY, acting_owner, owner_filter
 from ordinaut.errors import NotFound, ValidationFailed
 from ordinaut.models import RunOut, page
 from ordinaut.store import audit, runs, tasks, work
@@ -48,11 +49,15 @@ async def list_runs(
     end_time: datetime | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=1_000_000),
+    owner: str | None = OWNER_QUERY,
 ) -> dict[str, Any]:
+    """The caller's runs; admins read another agent's (``owner=ID``) or every agent's
+    (``owner=*``): ``status=dead_letter&owner=*`` is every dead letter."""
+    owner_id = owner_filter(who, owner)
     pool = await deps.pool()
     rows, total = await runs.list_runs(
         pool,
-        who.agent_id,
+        owner_id,
         task_id=task_id,
         status=status,
         success=success,
@@ -97,17 +102,21 @@ async def task_stats(
 
 @router.get("/runs/{run_id}")
 async def get_run(
-    run_id: UUID, who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
+    run_id: UUID,
+    who: Principal = RUNS_READ,
+    deps: Deps = Depends(get_deps),
+    owner: str | None = OWNER_QUERY,
 ) -> dict[str, Any]:
     pool = await deps.pool()
-    return _out(await runs.get_run(pool, run_id, who.agent_id), steps=True)
+    return _out(await runs.get_run(pool, run_id, owner_filter(who, owner)), steps=True)
 
 
 @router.post("/runs/{run_id}/retry", status_code=202)
 async def retry_run(
     run_id: UUID, request: Request, who: Principal = TASKS_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
-    """Requeue a failed or dead-lettered run now, with a fresh retry budget."""
+    """Requeue a failed or dead-lettered run now, with a fresh retry budget (admins: any
+    agent's run)."""
     return await _act(run_id, request, who, deps, "run.retry")
 
 
@@ -115,7 +124,8 @@ async def retry_run(
 async def cancel_run(
     run_id: UUID, request: Request, who: Principal = TASKS_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
-    """Cancel a queued or running run; a running attempt's result is discarded."""
+    """Cancel a queued or running run; a running attempt's result is discarded (admins: any
+    agent's run)."""
     return await _act(run_id, request, who, deps, "run.cancel")
 
 
@@ -126,10 +136,13 @@ async def _act(
     pool = await deps.pool()
     async with pool.acquire() as conn:
         async with conn.transaction():
+            owner_id = who.agent_id
+            if who.is_admin:
+                owner_id = acting_owner(who, await runs.owner_of(conn, run_id))
             if action == "run.retry":
-                await runs.retry_run(conn, run_id, who.agent_id, now)
+                await runs.retry_run(conn, run_id, owner_id, now)
             else:
-                await runs.cancel_run(conn, run_id, who.agent_id, now)
+                await runs.cancel_run(conn, run_id, owner_id, now)
             await audit.record(
                 conn,
                 actor_id=who.agent_id,
@@ -138,8 +151,9 @@ async def _act(
                 subject_id=run_id,
                 now=now,
                 request_id=request_id(request),
+                owner_id=owner_id,
             )
         if action == "run.retry":
             await work.notify_work(conn)
-        row = await runs.get_run(conn, run_id, who.agent_id)
+        row = await runs.get_run(conn, run_id, owner_id)
     return _out(row, steps=False)

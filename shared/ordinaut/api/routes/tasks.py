@@ -15,6 +15,7 @@ from fastapi.encoders import jsonable_encoder
 
 from ordinaut import events
 from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
+from ordinaut.api.tenancy import OWNER_QUERY, owner_filter
 from ordinaut.api.tooling import tool_registry
 from ordinaut.conditions import main_payload, pipeline_parts
 from ordinaut.errors import (
@@ -204,10 +205,13 @@ async def list_tasks(
     schedule_kind: Literal["cron", "rrule", "once", "event", "condition"] | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=1_000_000),
+    owner: str | None = OWNER_QUERY,
 ) -> dict[str, Any]:
+    """The caller's tasks; admins read another agent's (``owner=ID``) or all (``owner=*``)."""
+    owner_id = owner_filter(who, owner)
     pool = await deps.pool()
     rows, total = await tasks.list_tasks(
-        pool, who.agent_id, status=status, kind=schedule_kind, limit=limit, offset=offset
+        pool, owner_id, status=status, kind=schedule_kind, limit=limit, offset=offset
     )
     return page([_out(r) for r in rows], total, limit, offset)
 
