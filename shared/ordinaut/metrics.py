@@ -166,3 +166,6 @@ INGEST_ENTRIES = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+# Every outcome exported from the start (at 0): increase() then sees the first parked entry.
+for _outcome in ("ingested", "duplicate", "failed", "parked", "reclaimed"):
+    INGEST_ENTRIES.labels(_outcome)
