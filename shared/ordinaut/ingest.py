@@ -25,6 +25,7 @@ from uuid import UUID
 
 import asyncpg
 
+from ordinaut import tracing
 from ordinaut.conditions import filter_passes
 from ordinaut.errors import ValidationFailed
 from ordinaut.events import EVENT_RECEIVED
@@ -95,6 +96,7 @@ def _slot(task: asyncpg.Record, owner: UUID, event_id: str, now: datetime) -> wo
         concurrency_key=task["concurrency_key"],
         buffer_one=task["overlap_policy"] == "buffer_one",
         idempotency_key=idempotency_key(task["id"], slot),
+        trace_context=tracing.current_traceparent(),  # POST /events: the request's trace
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from ordinaut import metrics
+from ordinaut import metrics, tracing
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidSchedule
@@ -51,6 +51,19 @@ async def tick(
     Safe to run concurrently and to retry: tasks are claimed with SKIP LOCKED and the unique
     (task, slot) key makes a second insert of a slot a no-op.
     """
+    with tracing.span("scheduler.tick", attributes={"ordinaut.scheduler": name}) as span:
+        result = await _tick(pool, settings, clock, name=name)
+        span.set_attributes(
+            {
+                "ordinaut.tick.materialized": result.materialized,
+                "ordinaut.tick.rescued": result.rescued,
+                "ordinaut.tick.lag_s": result.lag_s,
+            }
+        )
+        return result
+
+
+async def _tick(pool: asyncpg.Pool, settings: Settings, clock: Clock, *, name: str) -> TickResult:
     started = time.perf_counter()
     now = clock.now()
     horizon = now + timedelta(seconds=settings.lookahead_s)

@@ -13,7 +13,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 
-from ordinaut import events
+from ordinaut import events, tracing
 from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
 from ordinaut.api.tenancy import OWNER_QUERY, owner_filter
 from ordinaut.api.tooling import tool_registry
@@ -479,6 +479,7 @@ async def run_now(
                         concurrency_key=current["concurrency_key"],
                         buffer_one=current["overlap_policy"] == "buffer_one",
                         idempotency_key=idempotency_key(task_id, slot),
+                        trace_context=tracing.current_traceparent(),
                     )
                 ],
                 now=now,
