@@ -18,16 +18,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 
 log = logging.getLogger("ordinaut.tracing")
 
 TRACER = trace.get_tracer("ordinaut")  # a proxy: follows the provider configure() installs
+# Off, no span is even started: a run and its steps then cost the worker nothing extra.
+ENABLED = False
+_OFF: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
 EXPORTERS = ("otlp", "console")
 MAX_TRACEPARENT = 128
 
@@ -71,6 +74,8 @@ def configure(process: str, environ: Mapping[str, str] | None = None) -> bool:
         else:
             log.warning("unknown OTEL_TRACES_EXPORTER ignored", extra={"exporter": name})
     trace.set_tracer_provider(provider)
+    global ENABLED
+    ENABLED = True
     log.info("tracing on", extra={"exporters": names})
     return True
 
@@ -78,6 +83,8 @@ def configure(process: str, environ: Mapping[str, str] | None = None) -> bool:
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, to store with work it causes (None when
     there is no sampled span, e.g. tracing is off)."""
+    if not ENABLED:
+        return None
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent")
@@ -93,6 +100,8 @@ def parent_context(traceparent: str | None) -> otel_context.Context | None:
 def start_server_span(method: str, traceparent: str | None) -> tuple[Span, object]:
     """Start an HTTP request's span as the current one; the caller ends it with
     ``end_server_span`` (pure ASGI middleware has no ``with`` around the whole request)."""
+    if not ENABLED:
+        return INVALID_SPAN, None
     span = TRACER.start_span(
         method,
         context=parent_context(traceparent),
@@ -104,6 +113,8 @@ def start_server_span(method: str, traceparent: str | None) -> tuple[Span, objec
 
 
 def end_server_span(span: Span, token: object, method: str, route: str, status: int) -> None:
+    if token is None:  # tracing off
+        return
     span.update_name(f"{method} {route}")
     span.set_attribute("http.route", route)
     span.set_attribute("http.response.status_code", status)
@@ -113,12 +124,18 @@ def end_server_span(span: Span, token: object, method: str, route: str, status: 
     otel_context.detach(token)  # type: ignore[arg-type]
 
 
-@contextmanager
 def span(
     name: str, *, parent: str | None = None, attributes: Mapping[str, Any] | None = None
-) -> Iterator[Span]:
+) -> AbstractContextManager[Span]:
     """A span around a unit of work (a tick, a lease, a run, a step); ``parent`` is a stored
-    ``traceparent`` to continue, else the current span is the parent."""
+    ``traceparent`` to continue, else the current span is the parent. Off: a no-op span."""
+    if not ENABLED:
+        return _OFF
+    return _span(name, parent, attributes)
+
+
+@contextmanager
+def _span(name: str, parent: str | None, attributes: Mapping[str, Any] | None) -> Iterator[Span]:
     with TRACER.start_as_current_span(
         name, context=parent_context(parent), attributes=dict(attributes or {})
     ) as current:

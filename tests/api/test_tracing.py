@@ -42,6 +42,7 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(tracing, "TRACER", provider.get_tracer("ordinaut"))
+    monkeypatch.setattr(tracing, "ENABLED", True)  # what configure() does with OTEL_* set
     yield exporter
     provider.shutdown()
 
@@ -173,6 +174,9 @@ async def test_without_a_provider_nothing_is_stored_with_the_work(
 def test_tracing_is_off_unless_otel_variables_name_an_exporter() -> None:
     assert tracing.exporters_from({}) == []
     assert tracing.configure("api", {}) is False
+    assert tracing.ENABLED is False
+    with tracing.span("run") as off:
+        assert not off.is_recording()
     assert tracing.exporters_from({"OTEL_SERVICE_NAME": "x"}) == []
     assert tracing.exporters_from({"OTEL_TRACES_EXPORTER": "none"}) == []
     assert tracing.exporters_from({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}) == [
