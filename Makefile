@@ -54,6 +54,9 @@ fmt: $(STAMP_DEV) ## format and apply safe lint fixes
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP_DEV) ## run the benchmarks; writes bench/results.json
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 \
+		|| echo "wrk could not be installed: the API side-by-side is skipped"); } || true
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean: ## forget install stamps (next make reinstalls) and remove caches and build output

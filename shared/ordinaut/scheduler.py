@@ -9,7 +9,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 
@@ -310,7 +309,3 @@ async def run_scheduler(settings: Settings, stop: asyncio.Event) -> None:
         aps.shutdown(wait=False)
         await pool.close()
         log.info("scheduler stopped")
-
-
-def describe(result: TickResult) -> dict[str, Any]:
-    return dict(result.__dict__)

@@ -638,12 +638,25 @@ def _check_gaps(
 
 
 def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
-    """Instants (to the hour) where ``zone``'s UTC offset changes in [start, end)."""
+    """Instants (to the hour) where ``zone``'s UTC offset changes in [start, end).
+
+    The walk starts at the UTC midnight before ``start`` and is cached per (zone, day, days):
+    every task write in a zone checks the same two years, so the day-by-day walk (hundreds of
+    conversions) is done once a day per zone instead of on every write. Starting up to a day
+    early can only add a change to look around, never miss one.
+    """
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = -((day - end) // timedelta(days=1))
+    return list(_offset_changes_walk(zone, day, days))
+
+
+@functools.lru_cache(maxsize=1024)
+def _offset_changes_walk(zone: ZoneInfo, start: datetime, days: int) -> tuple[datetime, ...]:
     changes: list[datetime] = []
     step = timedelta(days=1)
     t = start
     before = t.astimezone(zone).utcoffset()
-    while t < end:
+    for _ in range(days):
         nxt = t + step
         after = nxt.astimezone(zone).utcoffset()
         if after != before:
@@ -657,7 +670,7 @@ def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[date
             changes.append(hi)
             before = after
         t = nxt
-    return changes
+    return tuple(changes)
 
 
 def parse_schedule(

@@ -27,11 +27,11 @@ async def empty_database(
 ) -> AsyncIterator[str]:
     """A new, empty database on the test server, as ORDINAUT_DATABASE_URL."""
     name = f"fn_migrate_{uuid.uuid4().hex[:12]}"
-    await pool.execute(f'CREATE DATABASE "{name}"')
+    await pool.execute(f'CREATE DATABASE "{name}"', timeout=120)
     url = urlunsplit(urlsplit(servers["database_url"])._replace(path=f"/{name}"))
     lambda_env.setenv("ORDINAUT_DATABASE_URL", url)
     yield url
-    await pool.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await pool.execute(f'DROP DATABASE "{name}" WITH (FORCE)', timeout=120)
 
 
 async def test_migrate_applies_every_migration_once(
