@@ -117,7 +117,8 @@ WORKERS_IN_FLIGHT = Gauge(
 )
 OUTBOX_BACKLOG = Gauge(
     "ordinaut_outbox_backlog",
-    "Lifecycle events not yet relayed to Redis (counted up to 100000).",
+    "Lifecycle events not yet relayed to Redis (counted up to 100000; 0 where the scheduler "
+    "has no ORDINAUT_REDIS_URL, as nothing relays there).",
     registry=REGISTRY,
 )
 

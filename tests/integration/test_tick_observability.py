@@ -52,7 +52,8 @@ async def test_the_tick_exports_queue_depth_workers_backlog_and_its_own_time(
         " ON CONFLICT (name) DO UPDATE SET last_tx = '0', last_seq = 0"
     )
     backlog = await pool.fetchval("SELECT count(*) FROM outbox")
-    result = await tick(pool, settings.replace(redis_url=""), clock)
+    assert settings.redis_url  # a relay is expected, so unrelayed events are a backlog
+    result = await tick(pool, settings, clock)
     assert (result.due, result.running, result.live_workers, result.in_flight) == (2, 1, 2, 7)
     assert result.outbox_backlog == backlog > 0
     assert _value("ordinaut_due_work", {"state": "due"}) == 2
@@ -63,6 +64,9 @@ async def test_the_tick_exports_queue_depth_workers_backlog_and_its_own_time(
     assert _value("ordinaut_workers_in_flight") == 7
     assert _value("ordinaut_outbox_backlog") == backlog
     assert _value("ordinaut_scheduler_last_tick_timestamp_seconds") == clock.now().timestamp()
+    # without Redis nothing relays: events only age out, and no backlog is reported
+    assert (await tick(pool, settings.replace(redis_url=""), clock)).outbox_backlog == 0
+    assert _value("ordinaut_outbox_backlog") == 0
 
 
 async def test_a_lease_rescued_past_its_last_attempt_counts_as_a_dead_letter(
