@@ -82,8 +82,7 @@ def _like_escape(text: str) -> str:
 AUDIT_COLUMNS = (
     "id, created_at, actor_id, action, subject_type, subject_id, owner_id, request_id, details"
 )
-AUDIT_WHERE = """
-WHERE ($1::uuid IS NULL OR actor_id = $1 OR owner_id = $1)
+AUDIT_FILTERS = """
   AND ($2::uuid IS NULL OR actor_id = $2)
   AND ($3::text IS NULL OR subject_type = $3)
   AND ($4::uuid IS NULL OR subject_id = $4)
@@ -92,14 +91,24 @@ WHERE ($1::uuid IS NULL OR actor_id = $1 OR owner_id = $1)
   AND ($7::timestamptz IS NULL OR created_at >= $7)
   AND ($8::timestamptz IS NULL OR created_at < $8)
 """
-LIST_AUDIT = f"""
+# An agent's own entries: a plain OR of two indexed columns (audit_log_actor, audit_log_owner),
+# so the planner never has to scan other agents' rows. Admins ($1 is NULL) read every row.
+OWN = "WHERE (actor_id = $1 OR owner_id = $1)"
+EVERY = "WHERE $1::uuid IS NULL"
+LIST_OWN_AUDIT = f"""
 SELECT {AUDIT_COLUMNS}, count(*) OVER () AS total_count
-FROM audit_log
-{AUDIT_WHERE}
+FROM audit_log {OWN} {AUDIT_FILTERS}
 ORDER BY id DESC
 LIMIT $9 OFFSET $10
 """  # noqa: S608 - column list and WHERE are module constants, values are bound
-COUNT_AUDIT = f"SELECT count(*) FROM audit_log {AUDIT_WHERE}"  # noqa: S608
+COUNT_OWN_AUDIT = f"SELECT count(*) FROM audit_log {OWN} {AUDIT_FILTERS}"  # noqa: S608
+LIST_ALL_AUDIT = f"""
+SELECT {AUDIT_COLUMNS}, count(*) OVER () AS total_count
+FROM audit_log {EVERY} {AUDIT_FILTERS}
+ORDER BY id DESC
+LIMIT $9 OFFSET $10
+"""  # noqa: S608
+COUNT_ALL_AUDIT = f"SELECT count(*) FROM audit_log {EVERY} {AUDIT_FILTERS}"  # noqa: S608
 
 
 async def list_entries(
@@ -107,8 +116,12 @@ async def list_entries(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of audit rows, newest first, and how many match."""
     args = where.args()
-    rows = await conn.fetch(LIST_AUDIT, *args, limit, offset)
-    total = int(rows[0]["total_count"]) if rows else int(await conn.fetchval(COUNT_AUDIT, *args))
+    if where.viewer is None:
+        listing, counting = LIST_ALL_AUDIT, COUNT_ALL_AUDIT
+    else:
+        listing, counting = LIST_OWN_AUDIT, COUNT_OWN_AUDIT
+    rows = await conn.fetch(listing, *args, limit, offset)
+    total = int(rows[0]["total_count"]) if rows else int(await conn.fetchval(counting, *args))
     items = []
     for r in rows:
         d = dict(r)
