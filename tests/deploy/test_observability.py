@@ -309,3 +309,11 @@ def test_the_readme_points_at_the_rules_and_the_dashboards() -> None:
     for path in (RULES, RULE_TESTS, DASHBOARDS):
         assert str(path.relative_to(REPO)) in readme, path
     assert "--profile observability" in readme
+
+
+def test_without_promtool_the_checks_skip_and_say_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install prometheus"):
+        _promtool("check", "rules", RULES.name)
