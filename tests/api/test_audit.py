@@ -147,3 +147,19 @@ async def test_audit_rows_are_read_from_the_table_the_mutations_write(
     )
     listed = (await client.get("/audit", headers=agent["headers"])).json()
     assert listed["total"] == rows == 2  # the token issued to it, the task it created
+
+
+async def test_an_agent_sees_what_an_admin_did_to_it(
+    client: httpx.AsyncClient, make_agent: Any, admin: dict[str, Any]
+) -> None:
+    alice = await make_agent(TASK_RW, name="alice")
+    r = await client.put(
+        f"/agents/{alice['agent_id']}", json={"name": "alice2"}, headers=admin["headers"]
+    )
+    assert r.status_code == 200, r.text
+    log = await client.get("/audit", params={"action": "agent.updated"}, headers=alice["headers"])
+    (entry,) = log.json()["items"]
+    assert entry["actor_id"] == admin["agent_id"]
+    assert entry["owner_id"] == alice["agent_id"]
+    assert entry["subject_id"] == alice["agent_id"]
+    assert entry["request_id"] == r.headers["X-Request-ID"]
