@@ -221,3 +221,29 @@ def test_configure_installs_the_sdk_with_the_named_exporter() -> None:
     assert exported["name"] == "run"
     assert exported["attributes"] == {"ordinaut.run_id": "r-1"}
     assert exported["resource"]["attributes"]["service.name"] == "ordinaut-worker"
+
+
+async def test_a_stream_entry_with_a_traceparent_field_continues_the_producers_trace(
+    client: httpx.AsyncClient,
+    make_agent: Any,
+    pool: asyncpg.Pool,
+    clock: FrozenClock,
+    spans: InMemorySpanExporter,
+) -> None:
+    from ordinaut import consumer
+
+    agent = await make_agent(SCOPES)
+    task = {**CRON_TASK, "schedule_kind": "event", "schedule_expr": "orders.*"}
+    assert (await client.post("/tasks", json=task, headers=agent["headers"])).status_code == 201
+    fields = {
+        "tenant_id": agent["agent_id"],
+        "topic": "orders.created",
+        "payload": "{}",
+        "traceparent": TRACEPARENT,
+    }
+    summary = await consumer.ingest_entry(pool, "1-0", fields, clock.now())
+    assert summary["runs_queued"] == 1, summary
+    (ingest,) = _named(spans, "ingest")
+    assert _hex(ingest.context.trace_id, 32) == TRACE_ID
+    stored = await pool.fetchval("SELECT trace_context FROM runs WHERE trigger = 'event'")
+    assert stored == f"00-{TRACE_ID}-{_hex(ingest.context.span_id, 16)}-01"
