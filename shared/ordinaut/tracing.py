@@ -9,8 +9,9 @@ API's no-op tracer stays in place and a span costs next to nothing.
 
 Spans: each HTTP request (parented on an incoming ``traceparent``), each scheduler tick, each
 lease statement, each run and each pipeline step. A request that creates work (``run_now``,
-``POST /events``) stores its W3C ``traceparent`` on the run, and the worker parents the run's
-span on it, so one trace follows the work from the request to its steps.
+``POST /events``, or an ingest stream entry carrying a ``traceparent`` field) stores its W3C
+``traceparent`` on the run, and the worker parents the run's span on it, so one trace follows
+the work from the request to its steps.
 """
 
 from __future__ import annotations
