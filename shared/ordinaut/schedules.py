@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from dateutil import rrule as du
 
@@ -56,6 +56,10 @@ _RRULE_HORIZON_YEARS = 30  # an RRULE silent this long is finished (29 Feb on a 
 _SUBDAILY_HORIZON_YEARS = 8  # ...or this long for HOURLY/MINUTELY, whose skipped days cost more
 _MAX_COUNT = 1000  # COUNT is resolved once by iterating from DTSTART: keep that bounded
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
+# Files of the zone database that load as zones but name no place: "Factory" (no time of its
+# own), "posixrules" (a template for POSIX TZ strings), "localtime" (the host's own zone, where
+# a distribution links it into the database).
+_NOT_PLACES = frozenset({"Factory", "posixrules", "localtime"})
 _TOPIC = re.compile(r"[A-Za-z0-9._:*-]{1,200}")
 
 
@@ -72,9 +76,18 @@ def _require_aware(value: datetime, name: str) -> None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
 
 
+@functools.cache
+def zone_names() -> frozenset[str]:
+    """Every accepted ``timezone``: the IANA zones and their links (``US/Eastern``) that the
+    zone database lists, read once per process."""
+    return frozenset(available_timezones()) - _NOT_PLACES
+
+
 def _zone(name: object) -> ZoneInfo:
     if not isinstance(name, str) or not _ZONE_NAME.fullmatch(name):
         raise _invalid("timezone", "timezone must be an IANA zone name such as 'Europe/Chisinau'")
+    if name not in zone_names():  # no paths, no files that are not places, exact case
+        raise _invalid("timezone", f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -598,7 +611,10 @@ def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None
     plan = schedule._plan
     if isinstance(plan, _Cron) and (gap := plan.min_daily_gap_s()) is not None:
         if gap < min_interval_s:
-            raise _bad(f"cron fires {gap} s apart; the minimum interval is {min_interval_s} s")
+            raise _bad(
+                f"cron fires {gap} s apart; the minimum interval is {min_interval_s} s "
+                "(ORDINAUT_MIN_INTERVAL_S)"
+            )
     # The scheduler ticks once a minute: hold RRULE (which can name seconds) to that at least.
     floor = max(min_interval_s, 60) if schedule.kind == "rrule" else min_interval_s
     start = now - _PAST_GRACE
@@ -631,7 +647,8 @@ def _check_gaps(
         if previous is not None and (instant - previous).total_seconds() < floor:
             raise _bad(
                 f"schedule fires at {previous.isoformat()} and {instant.isoformat()}, closer"
-                f" than the minimum interval of {floor} s"
+                f" than the minimum interval of {floor} s (ORDINAUT_MIN_INTERVAL_S; an RRULE"
+                " fires at most once a minute)"
             )
         previous = instant
     return first
@@ -698,8 +715,11 @@ def parse_schedule(
     if kind in ("cron", "condition"):
         text = _parse_cron(text, zone)[0]
     elif kind == "rrule":
-        # A DTSTART in the text wins; else the persisted anchor; else now (to the second).
-        text, anchor, _, _ = _parse_rrule(text, timezone, zone, dtstart or now)
+        # A DTSTART in the text wins, kept exactly; else the persisted anchor; else the minute
+        # of now: BYSECOND defaults to DTSTART's second, so the request's second would become
+        # every fire's (07:00:03 for BYHOUR=7;BYMINUTE=0).
+        minute = now.replace(second=0, microsecond=0)
+        text, anchor, _, _ = _parse_rrule(text, timezone, zone, dtstart or minute)
     elif kind == "once":
         instant = _parse_once(text, zone)
         if instant < now - _PAST_GRACE:

@@ -1,13 +1,16 @@
 """Every error leaves the API as ``{"error": {"code", "message", "details"}, "request_id"}``.
 
 Domain errors (``ordinaut.errors``) carry their own status and code; framework errors (unknown
-route, wrong method, invalid input, malformed JSON) are mapped here; a database or Redis that
-cannot be reached is a 503 ``unavailable``; anything else is a 500 (a bug), answered by the
-request middleware, which also logs it.
+route, wrong method, invalid input, malformed JSON, values that would not be stored as sent:
+``ordinaut.api.strict``) are mapped here; a database or Redis that cannot be reached is a 503
+``unavailable``; anything else is a 500 (a bug), answered by the request middleware, which
+also logs it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -22,6 +25,8 @@ from starlette.responses import Response
 from starlette.types import Send
 
 from ordinaut import errors
+from ordinaut.api.strict import UnstorableJSON
+from ordinaut.config import Settings
 
 MAX_VALIDATION_ERRORS = 50
 MAX_MESSAGE_CHARS = 300
@@ -69,7 +74,48 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+# Limits an operator sets, by the name errors give them in ``details[].limit``.
+_SETTINGS = frozenset(f.name for f in dataclasses.fields(Settings))
+_LIMIT_ALIASES = {"max_payload_bytes": "max_body_bytes"}  # a pipeline file is a request body
+
+
+def limit_setting(limit: str) -> str | None:
+    """The environment variable that sets ``limit`` (``max_steps`` -> ``ORDINAUT_MAX_STEPS``)."""
+    name = _LIMIT_ALIASES.get(limit, limit)
+    return f"ORDINAUT_{name.upper()}" if name in _SETTINGS else None
+
+
+def _mention(text: str, limit: str, setting: str) -> str:
+    if setting in text:
+        return text
+    named, count = re.subn(rf"\b{re.escape(limit)}\b", setting, text)
+    return named if count else f"{text} ({setting})"
+
+
+def name_settings(message: str, details: Any) -> tuple[str, Any]:
+    """Every limit an error reports names the setting that raises it, in the message and as
+    ``details[].setting``, so whoever reads it knows what an operator would change."""
+    items = details if isinstance(details, list) else [details]
+    settings: dict[str, str] = {}
+    named = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("limit"), str):
+            setting = limit_setting(item["limit"])
+            if setting is not None:
+                item = {**item, "setting": setting}
+                if isinstance(item.get("message"), str):
+                    item["message"] = _mention(item["message"], item["limit"], setting)
+                settings.setdefault(item["limit"], setting)
+        named.append(item)
+    if not settings:
+        return message, details
+    for limit, setting in settings.items():
+        message = _mention(message, limit, setting)
+    return message, named if isinstance(details, list) else named[0]
+
+
 def error_body(code: str, message: str, details: Any, request_id: str) -> bytes:
+    message, details = name_settings(message, details)
     doc = {
         "error": {"code": code, "message": message, "details": details},
         "request_id": request_id,
@@ -180,6 +226,10 @@ async def _validation(request: Request, exc: Exception) -> Response:
             },
             request_id=request_id_of(request),
         )
+    return _invalid_input(request, problems)
+
+
+def _invalid_input(request: Request, problems: Sequence[Any]) -> Response:
     details = validation_details(problems)
     first = details[0]["field"] if details else "request"
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -192,17 +242,55 @@ async def _validation(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _unstorable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UnstorableJSON)
+    return _invalid_input(request, exc.errors)
+
+
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+    details = None
+    path = request.url.path
+    if exc.status_code == 404 and ("//" in path or (len(path) > 1 and path.endswith("/"))):
+        message, details = _empty_segment(request)
     return error_response(
         exc.status_code,
         code,
         message,
+        details,
         request_id=request_id_of(request),
         headers=dict(exc.headers) if exc.headers else None,
     )
+
+
+def _empty_segment(request: Request) -> tuple[str, Any]:
+    """A path with an empty segment (``/tasks//preview``, ``GET /tasks/``: a shell variable
+    that was empty) names the route it was meant for and the id it lacks, instead of "no such
+    route"."""
+    path = request.url.path
+    segments = path.split("/")
+    # The routes as the OpenAPI document lists them (built once per app, then cached).
+    for template in request.app.openapi().get("paths", {}):
+        parts = template.split("/")
+        if len(parts) != len(segments):
+            continue
+        missing = None
+        for have, want in zip(segments, parts, strict=True):
+            if want.startswith("{") and want.endswith("}"):
+                if have == "" and missing is None:
+                    missing = want[1:-1]
+            elif have != want:
+                break
+        else:
+            if missing is not None:
+                return (
+                    f"{path} has an empty segment where {template} needs {missing} "
+                    "(is the variable that holds it empty?)",
+                    {"path": path[:MAX_FIELD_CHARS], "route": template, "missing": missing},
+                )
+    return f"no such route: {path[:MAX_FIELD_CHARS]} has an empty segment", None
 
 
 def install(app: FastAPI) -> None:
@@ -210,4 +298,5 @@ def install(app: FastAPI) -> None:
     (outside Starlette's error middleware, so they keep the request id and metrics)."""
     app.add_exception_handler(errors.OrdinautError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(UnstorableJSON, _unstorable)  # before its base, HTTPException
     app.add_exception_handler(StarletteHTTPException, _http)
