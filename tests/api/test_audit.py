@@ -96,8 +96,8 @@ async def test_bad_filters_are_422_naming_the_field(
 ) -> None:
     h = (await make_agent(TASK_RW))["headers"]
     for params, field in (
-        ({"from": "2026-03-02T12:00:00"}, "query.from"),
-        ({"from": "2026-03-02T12:00:00Z", "until": "2026-03-02T11:00:00Z"}, "query.until"),
+        ({"from": "2026-03-02T12:00:00"}, "from"),
+        ({"from": "2026-03-02T12:00:00Z", "until": "2026-03-02T11:00:00Z"}, "until"),
         ({"actor": "nobody"}, "query.actor"),
         ({"subject_id": "x"}, "query.subject_id"),
         ({"action": "a" * 101}, "query.action"),

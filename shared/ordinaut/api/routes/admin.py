@@ -12,9 +12,10 @@ from fastapi.encoders import jsonable_encoder
 
 from ordinaut import auth
 from ordinaut.api.deps import Deps, Principal, get_deps, require
+from ordinaut.api.strict import JSONRoute
 from ordinaut.store import heartbeats, work
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], route_class=JSONRoute)
 
 ADMIN = Depends(require(auth.ADMIN))
 MAX_WORKERS = 200

@@ -14,36 +14,32 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from ordinaut.api.deps import Deps, Page, Principal, get_deps, require
+from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.errors import ValidationFailed
 from ordinaut.models import page
 from ordinaut.store import audit
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=JSONRoute)
 
 CALLER = Depends(require(None))
 
 
 class AuditEntry(BaseModel):
-    id: int
-    created_at: datetime
-    actor_id: UUID | None = Field(description="the agent that acted (None: the command line)")
-    action: str
-    subject_type: str
-    subject_id: UUID | None
-    owner_id: UUID | None = Field(
-        description="the agent owning the subject, when someone else acted on it"
+    """One mutation: who did what to which object, when, in which request."""
+
+    id: int = Field(description="The entry's number; later entries have larger ones.")
+    created_at: datetime = Field(description="When it happened (UTC).")
+    actor_id: UUID | None = Field(
+        description="The agent that acted (null: the command line, e.g. `ordinaut agents`)."
     )
-    request_id: str | None
-    details: dict[str, Any]
-
-
-def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationFailed(
-            f"{name} needs a UTC offset",
-            [{"field": f"query.{name}", "message": "add Z or an offset"}],
-        )
-    return value
+    action: str = Field(description="What it did: `task.created`, `run.retry`, `agent.updated`...")
+    subject_type: str = Field(description="The kind of object: `task`, `run`, `agent`, `secret`.")
+    subject_id: UUID | None = Field(description="The object (null for secrets, named in details).")
+    owner_id: UUID | None = Field(
+        description="The agent owning the object, when another agent (an admin) acted on it."
+    )
+    request_id: str | None = Field(description="The request's `X-Request-ID` (null: not HTTP).")
+    details: dict[str, Any] = Field(description="What changed (never a secret's value).")
 
 
 @router.get("/audit", response_model=Page[AuditEntry])
@@ -63,16 +59,16 @@ async def list_audit(
     ),
     frm: datetime | None = Query(None, alias="from", description="entries at or after"),
     until: datetime | None = Query(None, description="entries before"),
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=1_000_000),
+    limit: int = Query(50, ge=1, le=500, description="Page size."),
+    offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
 ) -> dict[str, Any]:
     """Audit entries, newest first: ``actor_id`` did ``action`` to ``subject_type``
     ``subject_id`` (owned by ``owner_id`` when that is another agent) at ``created_at``, in
     request ``request_id``."""
-    since, before = _aware("from", frm), _aware("until", until)
+    since, before = utc_instant("from", frm), utc_instant("until", until)
     if since is not None and before is not None and before <= since:
         raise ValidationFailed(
-            "until must be after from", [{"field": "query.until", "message": "<= from"}]
+            "until must be after from", [{"field": "until", "message": "<= from"}]
         )
     where = audit.AuditFilter(
         viewer=None if who.is_admin else who.agent_id,
