@@ -133,7 +133,8 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
                             "id": "fetch",
                             "uses": "http.request",
                             "with": {"url": "http://127.0.0.1:9/"},
-                        }
+                        },
+                        {"id": "after", "uses": "echo", "with": {"x": 1}},
                     ]
                 },
             }
@@ -260,6 +261,10 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         step = page.locator('#steps tr[data-step-id="fetch"]')
         await expect(step).to_contain_text("http.request")
         await expect(step).to_contain_text("egress_refused")
+        # The step after the failed one never ran: it is listed as such, not left out.
+        never = page.locator('#steps tr[data-step-id="after"]')
+        await expect(never).to_contain_text("not run")
+        await expect(never).to_contain_text("never ran in this attempt")
         assert f"run={dead_run}" in page.url
         # The address keeps the place: a reload (same tab, same session) reopens the run.
         await page.reload()

@@ -653,7 +653,8 @@
       const body = $("steps").tBodies[0];
       clear(body);
       const steps = run.step_results || [];
-      if (!steps.length) {
+      const unrun = stepsNeverRun(run, steps);
+      if (!steps.length && !unrun.length) {
         body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No step results.")));
       }
       steps.forEach((step, index) => {
@@ -678,9 +679,41 @@
           ),
         );
       });
+      unrun.forEach((step, index) => {
+        body.append(
+          el(
+            "tr",
+            { "data-step-id": String(step.id), class: "never-ran" },
+            el("td", {}, String(steps.length + index + 1)),
+            el("td", {}, el("code", {}, String(step.id))),
+            el("td", {}, step.uses === undefined ? "" : String(step.uses)),
+            el("td", {}, badge("not run")),
+            el("td", {}, "—"),
+            el(
+              "td",
+              { class: "muted" },
+              run.finished_at
+                ? "never ran in this attempt (the run ended before it)"
+                : "not reached yet",
+            ),
+          ),
+        );
+      });
     } catch (error) {
       fail(box, error);
     }
+  }
+
+  // Steps of the task's (current) pipeline that have no result in this run: the run ended
+  // before them, or has not got there yet. Skipped steps have a result of their own.
+  function stepsNeverRun(run, steps) {
+    const task = state.known.get(run.task_id);
+    const pipeline = task && task.payload && Array.isArray(task.payload.pipeline)
+      ? task.payload.pipeline
+      : [];
+    if (run.status === "skipped" || (run.status === "canceled" && !steps.length)) return [];
+    const seen = new Set(steps.map((s) => String(s.id)));
+    return pipeline.filter((s) => s && s.id !== undefined && !seen.has(String(s.id)));
   }
 
   // --- dead letters and retry -----------------------------------------------------------
