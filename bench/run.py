@@ -1,4 +1,4 @@
-"""Ordinaut benchmarks: no-op run throughput, start lag, tick cost, API requests/s.
+"""Ordinaut benchmarks: no-op run throughput, start lag, tick cost, the API (bench/api.py).
 
     make bench                       # or: .venv/bin/python bench/run.py [--quick]
 
@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "shared"))
@@ -37,7 +36,7 @@ from ordinaut.clock import FrozenClock  # noqa: E402
 from ordinaut.config import Settings, load_settings  # noqa: E402
 from ordinaut.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from ordinaut.scheduler import tick  # noqa: E402
-from ordinaut.store import agents, db  # noqa: E402
+from ordinaut.store import db  # noqa: E402
 
 # The no-op throughput run drains a backlog: wide leases amortize commits (PERFORMANCE.md 1).
 # The start-lag run uses the defaults (ORDINAUT_WORKER_CONCURRENCY=16, ORDINAUT_LEASE_BATCH=50).
@@ -215,77 +214,37 @@ async def bench_tick(pool: asyncpg.Pool, settings: Settings, n_tasks: int) -> di
     return {"ms": round(first, 1), "slots": result.materialized, "idle_ms": round(idle, 2)}
 
 
-async def bench_api(settings: Settings, seconds: float) -> dict[str, float]:
-    port = free_port()
-    env = child_env(
-        settings, ORDINAUT_API_PORT=str(port), ORDINAUT_RATE_LIMIT_PER_MINUTE="100000000"
+async def bench_tick_sparse(
+    pool: asyncpg.Pool, settings: Settings, n_tasks: int, due: int
+) -> dict[str, float]:
+    """One tick over ``n_tasks`` stored tasks of which ``due`` fall inside the lookahead."""
+    agent_id, _ = await fresh_task(pool)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    await pool.execute(
+        """
+        INSERT INTO tasks (id, created_by, title, schedule_kind, schedule_expr, timezone, payload,
+                           status, priority, max_retries, next_run_at, misfire_policy,
+                           overlap_policy, created_at, updated_at)
+        SELECT gen_random_uuid(), $1, 'bench', 'cron', '0 0 1 1 *', 'UTC', $2, 'active', 5, 0,
+               CASE WHEN g <= $4 THEN $3::timestamptz + interval '30 seconds'
+                    ELSE $3::timestamptz + interval '1 day' + g * interval '1 second' END,
+               'run_once', 'allow', now(), now()
+        FROM generate_series(1, $5::int) AS g
+        """,
+        agent_id,
+        NOOP,
+        now,
+        due,
+        n_tasks,
+        timeout=900,
     )
-    api = subprocess.Popen(
-        [sys.executable, "-m", "ordinaut.cli", "api", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        pool = await db.create_pool(settings, min_size=1, max_size=2)
-        async with pool.acquire() as conn:
-            agent, secret = await agents.create_agent(
-                conn, name="bench-api", scopes=["admin"], now=datetime.now(UTC)
-            )
-        await pool.close()
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-            for _ in range(200):
-                try:
-                    if (await client.get("/health/live")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            tok = (
-                await client.post(
-                    "/agents/auth/token", json={"agent_id": str(agent.id), "agent_secret": secret}
-                )
-            ).json()["access_token"]
-            h = {"Authorization": f"Bearer {tok}"}
-            body = {
-                "title": "bench",
-                "schedule_kind": "cron",
-                "schedule_expr": "0 8 * * *",
-                "timezone": "Europe/Chisinau",
-                "payload": {"params": {}, "pipeline": [{"id": "a", "uses": "echo", "with": {}}]},
-            }
-            created: list[str] = []
-
-            async def load(make: Any) -> float:
-                count = 0
-                deadline = time.perf_counter() + seconds
-
-                async def one() -> None:
-                    nonlocal count
-                    while time.perf_counter() < deadline:
-                        r = await make()
-                        assert r.status_code < 300, r.text
-                        count += 1
-
-                t0 = time.perf_counter()
-                await asyncio.gather(*(one() for _ in range(16)))
-                return count / (time.perf_counter() - t0)
-
-            async def create() -> httpx.Response:
-                r = await client.post("/tasks", json=body, headers=h)
-                if r.status_code == 201:
-                    created.append(r.json()["id"])
-                return r
-
-            create_rps = await load(create)
-
-            async def get() -> httpx.Response:
-                return await client.get(f"/tasks/{created[len(created) // 2]}", headers=h)
-
-            get_rps = await load(get)
-        return {"create": round(create_rps, 1), "get": round(get_rps, 1)}
-    finally:
-        api.send_signal(signal.SIGTERM)
-        api.wait(timeout=30)
+    await pool.execute("VACUUM ANALYZE tasks", timeout=900)
+    clock = FrozenClock(now + timedelta(seconds=30))
+    s = settings.replace(lookahead_s=90, tick_batch=5000)
+    t0 = time.perf_counter()
+    result = await tick(pool, s, clock)
+    first = (time.perf_counter() - t0) * 1000
+    return {"tasks": n_tasks, "ms": round(first, 1), "slots": result.materialized}
 
 
 @contextlib.asynccontextmanager
@@ -340,9 +299,16 @@ async def main() -> None:
                 break
             results["tick_ms"][label] = await bench_tick(pool, settings, size)
             print("tick", label, results["tick_ms"][label], flush=True)
+        big = 100_000 if args.quick else 1_000_000
+        results["tick_ms"][
+            "1M_1k_due" if not args.quick else "100k_1k_due"
+        ] = await bench_tick_sparse(pool, settings, big, 1_000)
+        print("tick sparse", results["tick_ms"], flush=True)
         await pool.close()
-        results["api_rps"] = await bench_api(settings, 3.0 if args.quick else 10.0)
-        print("api rps", results["api_rps"], flush=True)
+        # API side by side with a bare FastAPI app (bench/api.py; wrk)
+        from api import bench as bench_api  # bench/api.py imports this module: import late
+
+        results["api"] = await bench_api(settings, 3.0 if args.quick else 10.0, args.quick)
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.out}")
 

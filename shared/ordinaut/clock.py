@@ -18,11 +18,6 @@ class Clock(Protocol):
         ...
 
 
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
 class FrozenClock:
     """A clock that moves only when told to; for tests."""
 

@@ -73,10 +73,3 @@ class RateLimited(OrdinautError):
 class Unavailable(OrdinautError):
     status = 503
     code = "unavailable"
-
-
-class LeaseLost(OrdinautError):
-    """A fenced update found no row: another worker owns the slot now."""
-
-    status = 409
-    code = "lease_lost"

@@ -44,7 +44,10 @@ RETRIES = Counter(
     "ordinaut_retries_total", "Failed attempts re-queued with backoff.", registry=REGISTRY
 )
 DEAD_LETTERS = Counter(
-    "ordinaut_dead_letters_total", "Runs dead-lettered after max_retries.", registry=REGISTRY
+    "ordinaut_dead_letters_total",
+    "Runs that ended without success and are not retried (retries used up or none allowed, "
+    "or an error no retry can fix).",
+    registry=REGISTRY,
 )
 START_LAG = Histogram(
     "ordinaut_run_start_lag_seconds",
@@ -107,6 +110,13 @@ RUNS_PRUNED = Counter(
 EVENTS_RELAYED = Counter(
     "ordinaut_events_relayed_total",
     "Lifecycle events the outbox relay published to the Redis stream.",
+    registry=REGISTRY,
+)
+WAKEUPS = Counter(
+    "ordinaut_worker_wakeups_total",
+    "Wake-up messages for Lambda workers after a request created due work, by result "
+    "(sent, failed: the work waits for the next tick).",
+    ["result"],
     registry=REGISTRY,
 )
 INGEST_ENTRIES = Counter(

@@ -22,86 +22,212 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+TASK_EXAMPLE: dict[str, Any] = {
+    "title": "Morning briefing",
+    "description": "Weather and calendar at 7:00 on weekdays",
+    "schedule_kind": "cron",
+    "schedule_expr": "0 7 * * 1-5",
+    "timezone": "Europe/Paris",
+    "payload": {
+        "params": {"city": "Paris"},
+        "pipeline": [
+            {"id": "greet", "uses": "echo", "with": {"text": "Good morning, ${params.city}!"}}
+        ],
+    },
+    "priority": 5,
+    "max_retries": 3,
+}
+PATCH_EXAMPLE: dict[str, Any] = {"schedule_expr": "30 7 * * 1-5", "priority": 3}
+
+
 class Payload(BaseModel):
+    """What a run does: parameters and the pipeline of tool steps (see `GET /tools`)."""
+
     model_config = ConfigDict(extra="forbid")
-    params: dict[str, Any] = Field(default_factory=dict)
-    pipeline: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Values the pipeline reads as `${params.NAME}`; any JSON object.",
+    )
+    pipeline: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Steps run in order: `{id, uses, with, if, save_as, timeout_s, attempts, "
+        "continue_on_error}`; `uses` names a tool from `GET /tools`.",
+    )
     # trigger fields, checked by ordinaut.conditions: event tasks' filter; condition tasks'
     # check (steps), condition (expression) and cooldown_seconds
-    filter: str | None = Field(default=None, max_length=2_000)
-    check: list[dict[str, Any]] | None = Field(default=None, max_length=200)
-    condition: str | None = Field(default=None, max_length=2_000)
-    cooldown_seconds: float | None = Field(default=None, ge=0, le=366 * 24 * 3600)
+    filter: str | None = Field(
+        default=None,
+        max_length=2_000,
+        description="Event tasks: an expression over `event`; the run is queued only when true.",
+    )
+    check: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=200,
+        description="Condition tasks: steps run on each poll before `condition` is evaluated.",
+    )
+    condition: str | None = Field(
+        default=None,
+        max_length=2_000,
+        description="Condition tasks: the expression that makes the pipeline run when true.",
+    )
+    cooldown_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=366 * 24 * 3600,
+        description="Condition tasks: the least time between two runs the condition starts.",
+    )
 
 
 class TaskFields(Strict):
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=10_000)
-    schedule_kind: ScheduleKind
-    schedule_expr: str = Field(min_length=1, max_length=2_000)
-    timezone: str = Field(default="UTC", min_length=1, max_length=64)
-    payload: Payload
-    priority: int = Field(default=5, ge=1, le=9)
-    max_retries: int = Field(default=3, ge=0, le=100)
-    backoff_strategy: Backoff = "exponential_jitter"
-    dedupe_key: str | None = Field(default=None, min_length=1, max_length=200)
-    dedupe_window_seconds: int | None = Field(default=None, ge=0, le=30 * 24 * 3600)
-    concurrency_key: str | None = Field(default=None, min_length=1, max_length=200)
-    misfire_policy: Misfire = "run_once"
-    overlap_policy: Overlap = "skip"
+    title: str = Field(min_length=1, max_length=200, description="A short name for people.")
+    description: str = Field(default="", max_length=10_000, description="Free text.")
+    schedule_kind: ScheduleKind = Field(
+        description="`cron`, `rrule` (RFC 5545), `once` (an ISO 8601 instant), `event` "
+        "(a topic pattern) or `condition` (polled)."
+    )
+    schedule_expr: str = Field(
+        min_length=1,
+        max_length=2_000,
+        description="The schedule in the syntax of `schedule_kind`: `0 7 * * 1-5`, "
+        "`FREQ=DAILY;BYHOUR=7`, `2026-01-01T08:00:00Z`, `orders.*`, or the poll interval.",
+    )
+    timezone: str = Field(
+        default="UTC",
+        min_length=1,
+        max_length=64,
+        description="IANA time zone the schedule is read in (`Europe/Paris`).",
+    )
+    payload: Payload = Field(description="What each run does.")
+    priority: int = Field(
+        default=5, ge=1, le=9, description="1 (first) to 9 (last) among runs due together."
+    )
+    max_retries: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Retries after a failed attempt; a run that fails with none left, or "
+        "with an error no retry can fix, is dead-lettered.",
+    )
+    backoff_strategy: Backoff = Field(
+        default="exponential_jitter", description="How long a retry waits."
+    )
+    dedupe_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="With `dedupe_window_seconds`: a second create with this key inside the "
+        "window is a 409.",
+    )
+    dedupe_window_seconds: int | None = Field(
+        default=None, ge=0, le=30 * 24 * 3600, description="The window of `dedupe_key`."
+    )
+    concurrency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Runs of tasks sharing this key never run at the same time.",
+    )
+    misfire_policy: Misfire = Field(
+        default="run_once",
+        description="Fire times missed while nothing ran: skip them, run once, or run each.",
+    )
+    overlap_policy: Overlap = Field(
+        default="skip",
+        description="A scheduled run due while the previous one still runs: skip it, run "
+        "it alongside, or keep one waiting.",
+    )
+    max_duration_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=24 * 3600,
+        description="The longest one attempt may take, in seconds; at most the deployment's "
+        "ORDINAUT_MAX_RUN_DURATION_S. Absent: the pipeline's worst case (step timeouts x "
+        "attempts) is the bound. A run past it fails that attempt (`run_timeout`).",
+    )
 
 
 class TaskCreate(TaskFields):
-    pass
+    """A whole task (POST creates, PUT replaces every field)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [TASK_EXAMPLE]})
 
 
 class TaskPatch(Strict):
     """Partial update: only the fields given change (PATCH); PUT requires every field."""
 
-    title: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=10_000)
-    schedule_kind: ScheduleKind | None = None
-    schedule_expr: str | None = Field(default=None, min_length=1, max_length=2_000)
-    timezone: str | None = Field(default=None, min_length=1, max_length=64)
-    payload: Payload | None = None
-    priority: int | None = Field(default=None, ge=1, le=9)
-    max_retries: int | None = Field(default=None, ge=0, le=100)
-    backoff_strategy: Backoff | None = None
-    dedupe_key: str | None = Field(default=None, min_length=1, max_length=200)
-    dedupe_window_seconds: int | None = Field(default=None, ge=0, le=30 * 24 * 3600)
-    concurrency_key: str | None = Field(default=None, min_length=1, max_length=200)
-    misfire_policy: Misfire | None = None
-    overlap_policy: Overlap | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PATCH_EXAMPLE]})
+
+    title: str | None = Field(default=None, min_length=1, max_length=200, description="See create.")
+    description: str | None = Field(default=None, max_length=10_000, description="See create.")
+    schedule_kind: ScheduleKind | None = Field(default=None, description="See create.")
+    schedule_expr: str | None = Field(
+        default=None, min_length=1, max_length=2_000, description="See create."
+    )
+    timezone: str | None = Field(
+        default=None, min_length=1, max_length=64, description="See create."
+    )
+    payload: Payload | None = Field(default=None, description="Replaces the whole payload.")
+    priority: int | None = Field(default=None, ge=1, le=9, description="See create.")
+    max_retries: int | None = Field(default=None, ge=0, le=100, description="See create.")
+    backoff_strategy: Backoff | None = Field(default=None, description="See create.")
+    dedupe_key: str | None = Field(
+        default=None, min_length=1, max_length=200, description="null clears it."
+    )
+    dedupe_window_seconds: int | None = Field(
+        default=None, ge=0, le=30 * 24 * 3600, description="null clears it."
+    )
+    concurrency_key: str | None = Field(
+        default=None, min_length=1, max_length=200, description="null clears it."
+    )
+    misfire_policy: Misfire | None = Field(default=None, description="See create.")
+    overlap_policy: Overlap | None = Field(default=None, description="See create.")
+    max_duration_s: float | None = Field(
+        default=None, gt=0, le=24 * 3600, description="See create; null clears it."
+    )
 
     @staticmethod
     def nullable() -> frozenset[str]:
         """Fields a PATCH may clear by sending null."""
-        return frozenset({"dedupe_key", "dedupe_window_seconds", "concurrency_key"})
+        return frozenset(
+            {"dedupe_key", "dedupe_window_seconds", "concurrency_key", "max_duration_s"}
+        )
 
 
 class TaskOut(BaseModel):
-    id: UUID
-    title: str
-    description: str
-    schedule_kind: str
-    schedule_expr: str
-    timezone: str
-    dtstart: datetime | None
-    payload: dict[str, Any]
-    status: TaskStatus
-    priority: int
-    max_retries: int
-    backoff_strategy: str
-    dedupe_key: str | None
-    dedupe_window_seconds: int | None
-    concurrency_key: str | None
-    misfire_policy: str
-    overlap_policy: str
-    created_by: UUID
-    created_at: datetime
-    updated_at: datetime
-    next_run_at: datetime | None
-    snoozed_until: datetime | None
+    """A task as stored."""
+
+    id: UUID = Field(description="The task's id.")
+    title: str = Field(description="A short name for people.")
+    description: str = Field(description="Free text.")
+    schedule_kind: ScheduleKind = Field(description="The kind of schedule.")
+    schedule_expr: str = Field(description="The schedule in the syntax of its kind.")
+    timezone: str = Field(description="IANA time zone the schedule is read in.")
+    dtstart: datetime | None = Field(
+        description="RRULE schedules: the first occurrence the rule counts from (UTC)."
+    )
+    payload: dict[str, Any] = Field(
+        description="Parameters and pipeline, as sent (see the create body)."
+    )
+    status: TaskStatus = Field(description="`active`, `paused`, `canceled` or `completed`.")
+    priority: int = Field(description="1 (first) to 9 (last).")
+    max_retries: int = Field(description="Retries after a failed attempt.")
+    backoff_strategy: Backoff = Field(description="How long a retry waits.")
+    dedupe_key: str | None = Field(description="The create-dedupe key, if any.")
+    dedupe_window_seconds: int | None = Field(description="The window of `dedupe_key`.")
+    concurrency_key: str | None = Field(description="Runs sharing it never overlap.")
+    misfire_policy: Misfire = Field(description="What happens to missed fire times.")
+    overlap_policy: Overlap = Field(description="What happens to a run due while one runs.")
+    created_by: UUID = Field(description="The agent that owns the task.")
+    created_at: datetime = Field(description="When the task was created (UTC).")
+    updated_at: datetime = Field(description="When the task last changed (UTC).")
+    next_run_at: datetime | None = Field(
+        description="The next fire time (UTC); null when paused, finished or event-driven."
+    )
+    snoozed_until: datetime | None = Field(description="Runs due before this wait until then.")
+    max_duration_s: float | None = Field(
+        default=None, description="The longest one attempt may take, in seconds, if set."
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -114,47 +240,161 @@ class TaskOut(BaseModel):
 
 
 class SnoozeIn(Strict):
-    delay_seconds: int = Field(ge=1, le=365 * 24 * 3600)
-    reason: str | None = Field(default=None, max_length=500)
+    """Postpone the task's pending runs."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"delay_seconds": 3600, "reason": "in a meeting"}]},
+    )
+    delay_seconds: int = Field(ge=1, le=365 * 24 * 3600, description="How long to postpone.")
+    reason: str | None = Field(default=None, max_length=500, description="Kept in the audit log.")
 
 
 class PreviewIn(Strict):
-    schedule_kind: ScheduleKind
-    schedule_expr: str = Field(min_length=1, max_length=2_000)
-    timezone: str = Field(default="UTC", min_length=1, max_length=64)
-    from_: datetime | None = Field(default=None, alias="from")
-    until: datetime | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
+    """A schedule to preview without creating a task."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"schedule_kind": "cron", "schedule_expr": "0 7 * * 1-5", "timezone": "UTC"}
+            ]
+        },
+    )
+    schedule_kind: ScheduleKind = Field(description="As in a task.")
+    schedule_expr: str = Field(min_length=1, max_length=2_000, description="As in a task.")
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, description="As in a task.")
+    from_: datetime | None = Field(
+        default=None,
+        alias="from",
+        description="Fire times strictly after this instant (default: now); needs an offset.",
+    )
+    until: datetime | None = Field(
+        default=None, description="Fire times before this instant; needs an offset."
+    )
+    limit: int = Field(default=10, ge=1, le=1000, description="At most this many fire times.")
 
 
 class ValidateIn(Strict):
     """A whole task, or only a payload (pipeline) to check; ``dry_run`` renders every step."""
 
-    task: TaskCreate | None = None
-    payload: Payload | None = None
-    dry_run: bool = False
-    sample_params: dict[str, Any] | None = None
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"task": TASK_EXAMPLE, "dry_run": True}]},
+    )
+    task: TaskCreate | None = Field(default=None, description="A whole task to check.")
+    payload: Payload | None = Field(default=None, description="Only a payload to check.")
+    dry_run: bool = Field(default=False, description="Render each step without running it.")
+    sample_params: dict[str, Any] | None = Field(
+        default=None, description="`params` for the dry run (default: the payload's own)."
+    )
 
 
-class RunOut(BaseModel):
-    id: UUID
-    task_id: UUID
-    scheduled_for: datetime
-    status: RunStatus
-    attempt: int
-    trigger: str
-    event_id: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_ms: int | None
-    output: Any = None
-    error: Any = None
-    success: bool | None
-    created_at: datetime
-    updated_at: datetime
-    step_results: list[dict[str, Any]] | None = None
+class ValidateOut(BaseModel):
+    valid: bool = Field(description="Always true: an invalid task is a 422.")
+    payload: dict[str, Any] = Field(description="The payload as it would be stored.")
+    next_run_at: datetime | None = Field(
+        default=None, description="For a whole task: its first fire time (UTC)."
+    )
+    steps: list[dict[str, Any]] | None = Field(
+        default=None, description="With `dry_run`: each step's rendered input or why it failed."
+    )
+
+
+class FireTimes(BaseModel):
+    fire_times: list[datetime] = Field(description="Fire times in UTC, earliest first.")
+    schedule_kind: ScheduleKind | None = Field(
+        default=None, description="Set for event and condition tasks, which have no fire times."
+    )
+    timezone: str | None = Field(
+        default=None, description="The time zone the schedule was read in (schedule preview)."
+    )
+
+
+class RunQueued(BaseModel):
+    run_id: UUID = Field(description="The queued run; follow it with `GET /runs/{run_id}`.")
+    task_id: UUID = Field(description="Its task.")
+    scheduled_for: datetime = Field(description="When it was queued for (now, UTC).")
+
+
+class RunSummary(BaseModel):
+    """One run (attempt history is in ``attempt``; step results only on the single-run routes)."""
+
+    id: UUID = Field(description="The run's id.")
+    task_id: UUID = Field(description="Its task.")
+    scheduled_for: datetime = Field(description="The fire time or request time it is for (UTC).")
+    status: RunStatus = Field(
+        description="`queued`, `running`, `succeeded`, `dead_letter` (ended without success "
+        "and will not be retried), `canceled`, `skipped`; `failed` appears only on runs "
+        "recorded by older versions."
+    )
+    attempt: int = Field(description="The current or last attempt, from 1.")
+    trigger: str = Field(description="`schedule`, `event`, `condition` or `run_now`.")
+    event_id: str | None = Field(description="The event that queued it (event tasks).")
+    started_at: datetime | None = Field(description="When the last attempt started (UTC).")
+    finished_at: datetime | None = Field(description="When the run ended (UTC).")
+    duration_ms: int | None = Field(
+        description="`finished_at` - `started_at` of the last attempt, in milliseconds."
+    )
+    output: Any = Field(default=None, description="The last step's output (succeeded runs).")
+    error: Any = Field(
+        default=None, description="`{step, code, message}` of the failure, or why it was skipped."
+    )
+    success: bool | None = Field(description="True succeeded, false failed, null otherwise.")
+    created_at: datetime = Field(description="When the run was queued (UTC).")
+    updated_at: datetime = Field(description="When the run last changed (UTC).")
+
+
+class RunOut(RunSummary):
+    """One run with the record of every step."""
+
+    step_results: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Per step: `{id, uses, status, input, output, error, duration_ms, "
+        "attempts}` (secrets masked).",
+    )
+
+
+class RunCounts(BaseModel):
+    total: int = Field(description="Runs in all.")
+    succeeded: int = Field(description="Runs that succeeded.")
+    failed: int = Field(description="Runs recorded as failed (older versions).")
+    dead_letter: int = Field(description="Runs that ended without success, not retried.")
+    queued: int = Field(description="Runs waiting.")
+    running: int = Field(description="Runs running.")
+    skipped: int = Field(description="Runs skipped.")
+    canceled: int = Field(description="Runs canceled.")
+    avg_duration_ms: float | None = Field(description="Mean duration of finished runs.")
+    success_rate: float | None = Field(
+        description="succeeded / (succeeded + failed + dead_letter); null before any ended."
+    )
+
+
+class TaskStats(RunCounts):
+    task_id: UUID = Field(description="The task.")
+    p50_duration_ms: float | None = Field(description="Median duration.")
+    p95_duration_ms: float | None = Field(description="95th percentile duration.")
+    last_started_at: datetime | None = Field(description="When a run last started.")
+    last_success_at: datetime | None = Field(description="When a run last succeeded.")
+    last_failure_at: datetime | None = Field(description="When a run last ended without success.")
+
+
+class AgentRunCounts(RunCounts):
+    last_24h: int = Field(description="Runs queued in the last 24 hours.")
+    succeeded_24h: int = Field(description="Of those, succeeded.")
+    failed_24h: int = Field(description="Of those, ended without success.")
+
+
+class TaskCounts(BaseModel):
+    total: int = Field(description="Tasks the agent owns.")
+    active: int = Field(description="Active tasks.")
+    paused: int = Field(description="Paused tasks.")
+
+
+class RunsOverview(BaseModel):
+    runs: AgentRunCounts = Field(description="The agent's runs.")
+    tasks: TaskCounts = Field(description="The agent's tasks.")
 
 
 def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:

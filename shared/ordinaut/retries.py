@@ -1,4 +1,5 @@
-"""Retry backoff: how long a failed attempt waits before the next one (SYSTEM.md promise 4).
+"""Retry backoff: how long a failed attempt waits before the next one (SYSTEM.md promise 4),
+and which failures are not retried at all.
 
 Pure: the caller passes `now` (read once from the one clock) and, in tests, a seeded
 ``random.Random``. A worker never sleeps on these delays; it re-queues the slot with
@@ -12,6 +13,26 @@ import random
 from datetime import UTC, datetime, timedelta
 
 BACKOFF_STRATEGIES = ("exponential_jitter", "linear", "fixed")
+
+# Failures that the same run would meet again on every retry: the pipeline or its arguments
+# do not validate, the URL is refused by the egress policy or is not http(s), a secret the
+# pipeline names is not stored. Such a run is dead-lettered at once; waiting cannot fix it.
+NOT_RETRYABLE = frozenset(
+    {
+        "egress_refused",
+        "invalid_url",
+        "invalid_arguments",
+        "invalid_pipeline",
+        "validation_error",
+        "secret_missing",
+    }
+)
+
+
+def is_retryable(error: object) -> bool:
+    """False when a run's ``error`` (``{step, code, message}``) is one no retry can fix."""
+    return not (isinstance(error, dict) and error.get("code") in NOT_RETRYABLE)
+
 
 _RNG = random.Random()  # jitter spreads retries out; it needs no cryptographic strength
 _MAX_DOUBLINGS = 64  # 2**64 * any sane base is past every cap; avoids float overflow

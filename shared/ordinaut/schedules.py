@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from dateutil import rrule as du
 
@@ -56,6 +56,10 @@ _RRULE_HORIZON_YEARS = 30  # an RRULE silent this long is finished (29 Feb on a 
 _SUBDAILY_HORIZON_YEARS = 8  # ...or this long for HOURLY/MINUTELY, whose skipped days cost more
 _MAX_COUNT = 1000  # COUNT is resolved once by iterating from DTSTART: keep that bounded
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-/]{1,64}")
+# Files of the zone database that load as zones but name no place: "Factory" (no time of its
+# own), "posixrules" (a template for POSIX TZ strings), "localtime" (the host's own zone, where
+# a distribution links it into the database).
+_NOT_PLACES = frozenset({"Factory", "posixrules", "localtime"})
 _TOPIC = re.compile(r"[A-Za-z0-9._:*-]{1,200}")
 
 
@@ -72,9 +76,18 @@ def _require_aware(value: datetime, name: str) -> None:
         raise ValueError(f"{name} must be a timezone-aware datetime")
 
 
+@functools.cache
+def zone_names() -> frozenset[str]:
+    """Every accepted ``timezone``: the IANA zones and their links (``US/Eastern``) that the
+    zone database lists, read once per process."""
+    return frozenset(available_timezones()) - _NOT_PLACES
+
+
 def _zone(name: object) -> ZoneInfo:
     if not isinstance(name, str) or not _ZONE_NAME.fullmatch(name):
         raise _invalid("timezone", "timezone must be an IANA zone name such as 'Europe/Chisinau'")
+    if name not in zone_names():  # no paths, no files that are not places, exact case
+        raise _invalid("timezone", f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -642,12 +655,25 @@ def _check_gaps(
 
 
 def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
-    """Instants (to the hour) where ``zone``'s UTC offset changes in [start, end)."""
+    """Instants (to the hour) where ``zone``'s UTC offset changes in [start, end).
+
+    The walk starts at the UTC midnight before ``start`` and is cached per (zone, day, days):
+    every task write in a zone checks the same two years, so the day-by-day walk (hundreds of
+    conversions) is done once a day per zone instead of on every write. Starting up to a day
+    early can only add a change to look around, never miss one.
+    """
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = -((day - end) // timedelta(days=1))
+    return list(_offset_changes_walk(zone, day, days))
+
+
+@functools.lru_cache(maxsize=1024)
+def _offset_changes_walk(zone: ZoneInfo, start: datetime, days: int) -> tuple[datetime, ...]:
     changes: list[datetime] = []
     step = timedelta(days=1)
     t = start
     before = t.astimezone(zone).utcoffset()
-    while t < end:
+    for _ in range(days):
         nxt = t + step
         after = nxt.astimezone(zone).utcoffset()
         if after != before:
@@ -661,7 +687,7 @@ def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[date
             changes.append(hi)
             before = after
         t = nxt
-    return changes
+    return tuple(changes)
 
 
 def parse_schedule(
@@ -689,8 +715,11 @@ def parse_schedule(
     if kind in ("cron", "condition"):
         text = _parse_cron(text, zone)[0]
     elif kind == "rrule":
-        # A DTSTART in the text wins; else the persisted anchor; else now (to the second).
-        text, anchor, _, _ = _parse_rrule(text, timezone, zone, dtstart or now)
+        # A DTSTART in the text wins, kept exactly; else the persisted anchor; else the minute
+        # of now: BYSECOND defaults to DTSTART's second, so the request's second would become
+        # every fire's (07:00:03 for BYHOUR=7;BYMINUTE=0).
+        minute = now.replace(second=0, microsecond=0)
+        text, anchor, _, _ = _parse_rrule(text, timezone, zone, dtstart or minute)
     elif kind == "once":
         instant = _parse_once(text, zone)
         if instant < now - _PAST_GRACE:

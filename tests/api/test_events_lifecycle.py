@@ -77,7 +77,7 @@ async def test_every_task_and_run_change_is_an_outbox_event_relayed_in_order(
     once = {**failing, "max_retries": 0}
     fail_task = (await client.post("/tasks", json=once, headers=h)).json()
     failed_run = (await client.post(f"/tasks/{fail_task['id']}/run_now", headers=h)).json()
-    assert await worker.run_once() == 1
+    assert await worker.run_once() == 1  # no retries allowed: dead-lettered too
 
     assert await _types(pool, tid) == [
         events.TASK_CREATED,
@@ -103,7 +103,7 @@ async def test_every_task_and_run_change_is_an_outbox_event_relayed_in_order(
     assert await _types(pool, failed_run["run_id"]) == [
         events.RUN_QUEUED,
         events.RUN_STARTED,
-        events.RUN_FAILED,
+        events.RUN_DEAD_LETTERED,
     ]
     tenants = {r["tenant_id"] for r in await pool.fetch("SELECT tenant_id FROM outbox")}
     assert {str(t) for t in tenants} == {agent["agent_id"]}

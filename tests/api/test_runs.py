@@ -39,7 +39,7 @@ async def test_run_history_stats_retry_and_cancel(
     assert runs["total"] == 2
     failed = (await client.get("/runs", params={"success": "false"}, headers=h)).json()
     assert [r["task_id"] for r in failed["items"]] == [bad["id"]]
-    assert failed["items"][0]["status"] == "failed"
+    assert failed["items"][0]["status"] == "dead_letter"
     latest = (await client.get(f"/runs/task/{ok['id']}/latest", headers=h)).json()
     assert latest["status"] == "succeeded" and latest["trigger"] == "run_now"
     assert latest["step_results"][0]["output"] == {"text": "weather in Chisinau"}

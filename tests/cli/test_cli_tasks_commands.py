@@ -185,7 +185,7 @@ async def test_run_now_follow_runs_list_and_events(
     assert code == 7 and "still queued" in err
     assert await run_worker() == 1
     code, out, _ = await run("runs", "show", run_id, "--follow", "--json")
-    assert code == 6 and json.loads(out)["status"] == "failed"
+    assert code == 6 and json.loads(out)["status"] == "dead_letter"
 
     code, out, _ = await run("events", "publish", "orders.created", "--data", '{"id": 7}')
     assert code == 0 and "0 task(s) matched" in out

@@ -148,7 +148,7 @@ async def test_a_failing_check_fails_the_poll_and_leaves_the_state_alone(
         schedule_kind="condition", schedule_expr="* * * * *", payload=payload, max_retries=0
     )
     run = await Poller(pool, settings, clock, task["id"]).poll(90)
-    assert run["status"] == "failed"
+    assert run["status"] == "dead_letter"
     assert run["error"]["step"] == "condition" and run["error"]["phase"] == "check"
     assert "missing path" in run["error"]["message"]
     assert await pool.fetchval("SELECT count(*) FROM condition_state") == 0

@@ -179,7 +179,7 @@ async def test_entries_that_can_never_be_ingested_are_parked_at_once_with_the_re
         await _add(redis, tenant_id=publisher, topic="a.b", payload="{oops"): "payload is not JSON",
         await _add(redis, tenant_id=publisher, topic="a.*"): "topic: 1-200 characters",
         await _add(redis, tenant_id=publisher, topic="a.b", payload='{"x": "\\u0000"}'): (
-            "payload: strings may not contain"
+            "payload.x: text may not contain NUL"
         ),
         await _add(redis, tenant_id=reader, topic="a.b"): "tenant lacks the events:publish",
     }

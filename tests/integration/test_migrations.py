@@ -33,10 +33,10 @@ async def fresh(base_settings: Settings) -> AsyncIterator[Settings]:
     name = f"migrations_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(base_settings.database_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"', timeout=120)
         yield base_settings.replace(database_url=with_database(base_settings.database_url, name))
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', timeout=120)
         await admin.close()
 
 

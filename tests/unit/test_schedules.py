@@ -279,11 +279,13 @@ def test_rrule_utc_dtstart_keeps_local_wall_time_across_dst() -> None:
     assert schedule.next_after(utc(2026, 4, 1)) == utc(2026, 4, 1, 16)  # 19:00 EEST
 
 
-def test_rrule_without_dtstart_anchors_at_now_to_the_second() -> None:
+def test_rrule_without_dtstart_anchors_at_the_minute_of_now() -> None:
     now = datetime(2026, 1, 15, 12, 0, 30, 500_000, tzinfo=UTC)
     schedule = parse("rrule", "FREQ=HOURLY", now=now)
-    assert schedule.dtstart == utc(2026, 1, 15, 12, 0, 30)
-    assert schedule.next_after(now) == utc(2026, 1, 15, 13, 0, 30)
+    assert schedule.dtstart == utc(2026, 1, 15, 12, 0)
+    assert schedule.next_after(now) == utc(2026, 1, 15, 13, 0)
+    written = parse("rrule", "DTSTART:20260115T120030Z\nRRULE:FREQ=HOURLY", now=now)
+    assert written.next_after(now) == utc(2026, 1, 15, 13, 0, 30)
 
 
 def test_rrule_uses_the_persisted_anchor() -> None:

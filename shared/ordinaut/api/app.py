@@ -11,7 +11,8 @@ import asyncpg
 from fastapi import APIRouter, FastAPI
 from redis.asyncio import Redis
 
-from ordinaut.api import errors
+from ordinaut import cloud
+from ordinaut.api import contract, docs, errors
 from ordinaut.api.deps import Deps
 from ordinaut.api.middleware import (
     BodyLimitMiddleware,
@@ -51,6 +52,11 @@ def create_app(
         clock=clock if clock is not None else DatabaseClock(),
         external_pool=pool,
         external_redis=redis,
+        waker=(
+            cloud.Waker(settings.work_queue_url, source="ordinaut.api")
+            if settings.work_queue_url
+            else None
+        ),
     )
 
     @asynccontextmanager
@@ -66,6 +72,10 @@ def create_app(
         summary="Durable task scheduling for AI assistants.",
         lifespan=lifespan,
         redirect_slashes=False,
+        # Swagger UI and ReDoc are served from this package's dependencies, not a CDN
+        # (api/docs.py), so they work where there is no internet.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.deps = deps
     # Tool extensions are loaded and checked when the app is built (a broken one is logged
@@ -77,5 +87,7 @@ def create_app(
     app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(RequestContextMiddleware)
     for router in _routers():
+        contract.document(router)
         app.include_router(router)
+    docs.install(app)
     return app

@@ -19,12 +19,12 @@ from uuid import UUID
 import asyncpg
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from ordinaut import auth, logs
+from ordinaut import auth, cloud, logs
 from ordinaut.api.errors import new_request_id
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
@@ -82,6 +82,13 @@ class Deps:
     _last_used: float = field(default_factory=time.monotonic, init=False, repr=False)
     _redis: Redis | None = field(default=None, init=False, repr=False)
     _redis_loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+    # Lambda: wakes a worker after a request queued work due now (None without a work queue)
+    waker: cloud.Waker | None = None
+
+    async def wake_workers(self) -> None:
+        """After the commit of a request that queued work due now; never raises."""
+        if self.waker is not None:
+            await self.waker.wake()
 
     async def pool(self) -> asyncpg.Pool:
         """The asyncpg pool (created on first use; Unavailable fast while the DB is down)."""
@@ -136,6 +143,15 @@ class Deps:
             self._redis = _create_redis(self.settings)
             self._redis_loop = loop
         return self._redis
+
+    def use_settings(self, settings: Settings) -> None:
+        """New settings (a Lambda container whose secrets rotated): the pool and the Redis
+        client it created are dropped and made again with them on next use."""
+        self.settings = settings
+        pool, self._pool = self._pool, None
+        self._redis = None  # its connections close when collected
+        if pool is not None:
+            pool.terminate()
 
     async def close(self) -> None:
         """Close what this object created (never what was handed in)."""
@@ -236,11 +252,11 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     """The list envelope every list route uses."""
 
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
-    has_more: bool
+    items: list[T] = Field(description="This page's items.")
+    total: int = Field(description="Items matching, over every page.")
+    limit: int = Field(description="The page size asked for.")
+    offset: int = Field(description="Items skipped before this page.")
+    has_more: bool = Field(description="True when a later page has items.")
 
 
 @dataclass(frozen=True)
@@ -260,8 +276,8 @@ class Paging:
 
 
 def paging(
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
 ) -> Paging:
     """``limit`` (1..500, default 50) and ``offset`` query parameters."""
     return Paging(limit=limit, offset=offset)

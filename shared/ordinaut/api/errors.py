@@ -1,9 +1,10 @@
 """Every error leaves the API as ``{"error": {"code", "message", "details"}, "request_id"}``.
 
 Domain errors (``ordinaut.errors``) carry their own status and code; framework errors (unknown
-route, wrong method, invalid input, malformed JSON) are mapped here; a database or Redis that
-cannot be reached is a 503 ``unavailable``; anything else is a 500 (a bug), answered by the
-request middleware, which also logs it.
+route, wrong method, invalid input, malformed JSON, values that would not be stored as sent:
+``ordinaut.api.strict``) are mapped here; a database or Redis that cannot be reached is a 503
+``unavailable``; anything else is a 500 (a bug), answered by the request middleware, which
+also logs it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from starlette.responses import Response
 from starlette.types import Send
 
 from ordinaut import errors
+from ordinaut.api.strict import UnstorableJSON
 from ordinaut.config import Settings
 
 MAX_VALIDATION_ERRORS = 50
@@ -224,6 +226,10 @@ async def _validation(request: Request, exc: Exception) -> Response:
             },
             request_id=request_id_of(request),
         )
+    return _invalid_input(request, problems)
+
+
+def _invalid_input(request: Request, problems: Sequence[Any]) -> Response:
     details = validation_details(problems)
     first = details[0]["field"] if details else "request"
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -234,6 +240,11 @@ async def _validation(request: Request, exc: Exception) -> Response:
         details,
         request_id=request_id_of(request),
     )
+
+
+async def _unstorable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UnstorableJSON)
+    return _invalid_input(request, exc.errors)
 
 
 async def _http(request: Request, exc: Exception) -> Response:
@@ -287,4 +298,5 @@ def install(app: FastAPI) -> None:
     (outside Starlette's error middleware, so they keep the request id and metrics)."""
     app.add_exception_handler(errors.OrdinautError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(UnstorableJSON, _unstorable)  # before its base, HTTPException
     app.add_exception_handler(StarletteHTTPException, _http)

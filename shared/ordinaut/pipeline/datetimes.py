@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.pipeline.functions import BoundedFunctions, ExpressionError, signature
+from ordinaut.schedules import zone_names
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(w|d|h|m|s)")
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -38,8 +39,11 @@ def parse_instant(value: Any, fn: str = "time") -> datetime:
 
 
 def _zone(name: Any, fn: str) -> ZoneInfo:
+    # The zones a task's timezone may name (IANA zones and links; no Factory, no paths).
+    if not isinstance(name, str) or name not in zone_names():
+        raise ExpressionError(f"{fn}(): unknown time zone {name!r}")
     try:
-        return ZoneInfo(str(name))
+        return ZoneInfo(name)
     except (ValueError, KeyError, OSError):
         raise ExpressionError(f"{fn}(): unknown time zone {name!r}") from None
 

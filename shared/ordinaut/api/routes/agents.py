@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ordinaut import auth
+from ordinaut.api.contract import errors
 from ordinaut.api.deps import (
     DepsDep,
     Now,
@@ -19,15 +20,17 @@ from ordinaut.api.deps import (
     RequestId,
     require,
 )
+from ordinaut.api.strict import JSONRoute
 from ordinaut.store import agents as store
 
-router = APIRouter(prefix="/agents", tags=["agents"])
+router = APIRouter(prefix="/agents", tags=["agents"], route_class=JSONRoute)
 
 Scope = Literal["tasks:read", "tasks:write", "runs:read", "events:publish", "admin"]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Scopes = Annotated[list[Scope], Field(min_length=1, max_length=len(auth.SCOPES))]
 Admin = Annotated[Principal, Depends(require(auth.ADMIN))]
 Caller = Annotated[Principal, Depends(require(None))]
+AgentId = Annotated[UUID, Path(description="The agent's id.")]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -36,25 +39,40 @@ class Strict(BaseModel):
 
 
 class AgentCreate(Strict):
-    name: Name
-    scopes: Scopes
+    """A new agent."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "assistant", "scopes": ["tasks:read", "tasks:write", "runs:read"]}
+            ]
+        },
+    )
+    name: Name = Field(description="A name for people (1-200 characters).")
+    scopes: Scopes = Field(
+        description="What it may do: `tasks:read`, `tasks:write`, `runs:read`, "
+        "`events:publish`, `admin` (everything)."
+    )
 
 
 class AgentUpdate(Strict):
     """Fields to change; omitted fields keep their value."""
 
-    name: Name | None = None
-    scopes: Scopes | None = None
-    is_active: bool | None = None
+    name: Name | None = Field(default=None, description="A new name.")
+    scopes: Scopes | None = Field(default=None, description="The new set of scopes.")
+    is_active: bool | None = Field(
+        default=None, description="false deactivates the agent and revokes its tokens."
+    )
 
 
 class AgentOut(BaseModel):
-    id: UUID
-    name: str
-    scopes: list[str]
-    is_active: bool
-    created_at: datetime
-    updated_at: datetime
+    id: UUID = Field(description="The agent's id (its `agent_id` for the token exchange).")
+    name: str = Field(description="Its name.")
+    scopes: list[str] = Field(description="What it may do.")
+    is_active: bool = Field(description="False: it cannot obtain or use tokens.")
+    created_at: datetime = Field(description="When it was created (UTC).")
+    updated_at: datetime = Field(description="When it last changed (UTC).")
 
 
 class AgentCreated(AgentOut):
@@ -62,29 +80,36 @@ class AgentCreated(AgentOut):
 
 
 class Credentials(BaseModel):
-    agent_id: UUID
+    agent_id: UUID = Field(description="The agent.")
     agent_secret: str = Field(description="The new secret, shown once. Old tokens are revoked.")
 
 
 class TokenRequest(Strict):
-    agent_id: Annotated[str, Field(max_length=64)]
-    agent_secret: Annotated[str, Field(max_length=auth.MAX_SECRET_LENGTH)]
+    agent_id: Annotated[str, Field(max_length=64, description="The agent's id.")]
+    agent_secret: Annotated[
+        str, Field(max_length=auth.MAX_SECRET_LENGTH, description="Its secret.")
+    ]
 
 
 class RefreshRequest(Strict):
-    refresh_token: Annotated[str, Field(max_length=auth.MAX_TOKEN_LENGTH)]
+    refresh_token: Annotated[
+        str, Field(max_length=auth.MAX_TOKEN_LENGTH, description="The refresh token to rotate.")
+    ]
 
 
 class RevokeRequest(Strict):
-    token: Annotated[str, Field(max_length=auth.MAX_TOKEN_LENGTH)]
+    token: Annotated[
+        str,
+        Field(max_length=auth.MAX_TOKEN_LENGTH, description="An access or a refresh token."),
+    ]
 
 
 class TokenOut(BaseModel):
-    access_token: str
-    refresh_token: str
-    token_type: Literal["bearer"] = "bearer"
-    expires_in: int
-    scope: str
+    access_token: str = Field(description="Send as `Authorization: Bearer <access_token>`.")
+    refresh_token: str = Field(description="Exchange at `/agents/auth/refresh` for a new pair.")
+    token_type: Literal["bearer"] = Field(default="bearer", description="Always `bearer`.")
+    expires_in: int = Field(description="Seconds the access token is valid.")
+    scope: str = Field(description="The granted scopes, space-separated.")
 
 
 def _tokens(pair: store.TokenPair, response: Response) -> TokenOut:
@@ -97,7 +122,7 @@ def _tokens(pair: store.TokenPair, response: Response) -> TokenOut:
     )
 
 
-@router.post("/auth/token", response_model=TokenOut)
+@router.post("/auth/token", response_model=TokenOut, responses=errors(401))
 async def token(
     body: TokenRequest, response: Response, deps: DepsDep, now: Now, rid: RequestId
 ) -> TokenOut:
@@ -108,7 +133,7 @@ async def token(
     return _tokens(pair, response)
 
 
-@router.post("/auth/refresh", response_model=TokenOut)
+@router.post("/auth/refresh", response_model=TokenOut, responses=errors(401))
 async def refresh(
     body: RefreshRequest, response: Response, deps: DepsDep, now: Now, rid: RequestId
 ) -> TokenOut:
@@ -121,7 +146,7 @@ async def refresh(
     return _tokens(pair, response)
 
 
-@router.post("/auth/revoke", status_code=204)
+@router.post("/auth/revoke", status_code=204, response_class=Response)
 async def revoke(
     body: RevokeRequest, caller: Caller, deps: DepsDep, now: Now, rid: RequestId
 ) -> Response:
@@ -169,14 +194,15 @@ async def list_agents(_: Admin, deps: DepsDep, paging: PagingDep) -> dict[str, o
 
 
 @router.get("/{agent_id}", response_model=AgentOut)
-async def get(agent_id: UUID, _: Admin, deps: DepsDep) -> dict[str, object]:
+async def get(agent_id: AgentId, _: Admin, deps: DepsDep) -> dict[str, object]:
+    """One agent."""
     return (await store.get_agent(await deps.pool(), agent_id)).as_dict()
 
 
-@router.put("/{agent_id}", response_model=AgentOut)
+@router.put("/{agent_id}", response_model=AgentOut, responses=errors(409))
 @router.patch("/{agent_id}", response_model=AgentOut, include_in_schema=False)
 async def update(
-    agent_id: UUID, body: AgentUpdate, admin: Admin, deps: DepsDep, now: Now, rid: RequestId
+    agent_id: AgentId, body: AgentUpdate, admin: Admin, deps: DepsDep, now: Now, rid: RequestId
 ) -> dict[str, object]:
     """Change an agent's name, scopes or active flag. Deactivation revokes its tokens."""
     pool = await deps.pool()
@@ -194,8 +220,10 @@ async def update(
     return agent.as_dict()
 
 
-@router.delete("/{agent_id}", status_code=204)
-async def delete(agent_id: UUID, admin: Admin, deps: DepsDep, now: Now, rid: RequestId) -> Response:
+@router.delete("/{agent_id}", status_code=204, response_class=Response, responses=errors(409))
+async def delete(
+    agent_id: AgentId, admin: Admin, deps: DepsDep, now: Now, rid: RequestId
+) -> Response:
     """Delete an agent with its tokens, tasks and runs. An admin cannot delete itself (409)."""
     pool = await deps.pool()
     async with pool.acquire() as conn:
@@ -205,7 +233,7 @@ async def delete(agent_id: UUID, admin: Admin, deps: DepsDep, now: Now, rid: Req
 
 @router.post("/{agent_id}/credentials", response_model=Credentials)
 async def rotate_credentials(
-    agent_id: UUID, admin: Admin, response: Response, deps: DepsDep, now: Now, rid: RequestId
+    agent_id: AgentId, admin: Admin, response: Response, deps: DepsDep, now: Now, rid: RequestId
 ) -> Credentials:
     """Replace the agent's secret (returned once) and revoke all its tokens."""
     pool = await deps.pool()

@@ -6,41 +6,124 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ordinaut.api.deps import Deps, PagingDep, Principal, get_deps, require
+from ordinaut.api.contract import errors
+from ordinaut.api.deps import Deps, Page, PagingDep, Principal, get_deps, require
 from ordinaut.api.errors import is_unavailable
+from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound, Unavailable, ValidationFailed
 from ordinaut.ingest import ingest_event
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.store import events, outbox
 from ordinaut.taskdefs import SHARED_PREFIX
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=JSONRoute)
 
 PATTERN = r"^[A-Za-z0-9._:*-]{1,200}$"
 PATTERN_RE = re.compile(PATTERN)
 SSE_BATCH = 200
+# One event of the live stream as a client parses it (comments are not events).
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "id": {"type": "string", "description": "The event's outbox `seq`."},
+        "event": {"type": "string", "description": "The event type (`run.succeeded`...)."},
+        "data": {
+            "type": "string",
+            "description": "JSON: `{seq, event_id, type, time, tenant_id, subject_id, payload}`; "
+            "the last event, `end`, says why the stream ended.",
+        },
+        "retry": {"description": "Reconnection delay in milliseconds."},
+    },
+}
 
 
 class EventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    topic: str = Field(min_length=1, max_length=200)
-    payload: Any = Field(default_factory=dict)
-    event_id: str | None = Field(default=None, min_length=1, max_length=200)
+    """An event to publish."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "topic": "orders.created",
+                    "payload": {"order_id": "A-1001", "total": 42.5},
+                    "event_id": "order-A-1001-created",
+                }
+            ]
+        },
+    )
+    topic: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Tasks whose `schedule_expr` pattern matches it get a run (`orders.*`).",
+    )
+    payload: dict[str, Any] = Field(
+        default_factory=dict, description="A JSON object; runs read it as `${event.payload}`."
+    )
+    event_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Your id for the event: publishing the same id again is a no-op "
+        "(`duplicate: true`). Default: a new UUID.",
+    )
+
+
+class EventAccepted(BaseModel):
+    event_id: str = Field(description="The event's id (yours, or the one assigned).")
+    topic: str = Field(description="The topic it was published on.")
+    duplicate: bool = Field(description="True when this event id was published before.")
+    runs_queued: int = Field(description="Runs queued for it now (0 for a duplicate).")
+    tasks_matched: int = Field(description="Tasks whose pattern and filter matched.")
+
+
+class TopicCount(BaseModel):
+    topic: str = Field(description="A topic pattern active event tasks subscribe to.")
+    tasks: int = Field(description="How many of the caller's active tasks use it.")
+
+
+class Topics(BaseModel):
+    items: list[TopicCount] = Field(description="Patterns, sorted.")
+
+
+class RecentEvent(BaseModel):
+    event_id: str = Field(description="The event's id.")
+    topic: str = Field(description="Its topic.")
+    payload: Any = Field(description="Its payload.")
+    source: str = Field(description="Where it came from (`api`, `run`, `shared`...).")
+    received_at: datetime = Field(description="When it was stored (UTC).")
+    tasks_matched: int | None = Field(description="Tasks it queued runs for.")
+
+
+class RecentEvents(BaseModel):
+    items: list[RecentEvent] = Field(description="Newest first.")
+
+
+class SharedTopic(BaseModel):
+    pattern: str = Field(description="The shared topic or `*` pattern.")
+    created_by: UUID | None = Field(description="The admin agent that declared it.")
+    created_at: datetime = Field(description="When it was declared (UTC).")
 
 
 class SharedTopicIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A topic pattern to share with every tenant."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"pattern": "prices.*"}]}
+    )
     pattern: str = Field(
         min_length=1,
         max_length=200,
@@ -48,7 +131,7 @@ class SharedTopicIn(BaseModel):
     )
 
 
-@router.post("/events", status_code=202)
+@router.post("/events", status_code=202, response_model=EventAccepted)
 async def publish_event(
     body: EventIn,
     who: Principal = Depends(require("events:publish")),
@@ -63,10 +146,11 @@ async def publish_event(
         payload=body.payload,
         event_id=body.event_id,
         now=deps.clock.now(),
+        on_wake=deps.wake_workers,
     )
 
 
-@router.get("/events/topics")
+@router.get("/events/topics", response_model=Topics)
 async def list_topics(
     who: Principal = Depends(require("tasks:read")), deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
@@ -75,12 +159,12 @@ async def list_topics(
     return {"items": await events.topics(pool, who.agent_id)}
 
 
-@router.get("/events/stream/recent")
+@router.get("/events/stream/recent", response_model=RecentEvents)
 async def recent_events(
     who: Principal = Depends(require("tasks:read")),
     deps: Deps = Depends(get_deps),
-    topic: str | None = Query(None, max_length=200),
-    limit: int = Query(50, ge=1, le=500),
+    topic: str | None = Query(None, max_length=200, description="Only events on this topic."),
+    limit: int = Query(50, ge=1, le=500, description="At most this many."),
 ) -> dict[str, Any]:
     """The caller's most recent events, newest first (bounded)."""
     pool = await deps.pool()
@@ -98,7 +182,12 @@ def _check_pattern(pattern: str, field: str) -> str:
     return pattern
 
 
-@router.post("/events/shared-topics", status_code=201)
+@router.post(
+    "/events/shared-topics",
+    status_code=201,
+    response_model=SharedTopic,
+    responses={200: {"model": SharedTopic, "description": "The pattern was shared already."}},
+)
 async def declare_shared_topic(
     body: SharedTopicIn,
     response: Response,
@@ -115,7 +204,7 @@ async def declare_shared_topic(
     return jsonable_encoder(row)
 
 
-@router.get("/events/shared-topics")
+@router.get("/events/shared-topics", response_model=Page[SharedTopic])
 async def list_shared_topics(
     paging: PagingDep,
     who: Principal = Depends(require("tasks:read")),
@@ -128,9 +217,11 @@ async def list_shared_topics(
     return jsonable_encoder(paging.page(items, len(rows)))
 
 
-@router.delete("/events/shared-topics/{pattern}", status_code=204)
+@router.delete("/events/shared-topics/{pattern}", status_code=204, response_class=Response)
 async def delete_shared_topic(
-    pattern: str, who: Principal = Depends(require("admin")), deps: Deps = Depends(get_deps)
+    pattern: Annotated[str, Path(max_length=200, description="The shared pattern to remove.")],
+    who: Principal = Depends(require("admin")),
+    deps: Deps = Depends(get_deps),
 ) -> Response:
     """Stop sharing a pattern; subscriptions stay and simply stop matching."""
     pool = await deps.pool()
@@ -225,17 +316,36 @@ def _cursor(header: str | None, query: int | None) -> int | None:
 @router.get(
     "/events/stream",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {
+            "description": "Server-Sent Events (`id`, `event`, `data` lines), until "
+            "`sse_max_seconds`.",
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}},
+        },
+        **errors(503),
+    },
 )
 async def stream_events(
     request: Request,
     who: Principal = Depends(require("tasks:read")),
     deps: Deps = Depends(get_deps),
-    type_: str | None = Query(None, alias="type", max_length=200, pattern=PATTERN),
-    topic: str | None = Query(None, max_length=200, pattern=PATTERN),
-    task_id: UUID | None = None,
-    last_event_id: int | None = Query(None, ge=0, le=2**62),
-    last_event_header: str | None = Header(None, alias="Last-Event-ID"),
+    type_: str | None = Query(
+        None,
+        alias="type",
+        max_length=200,
+        pattern=PATTERN,
+        description="Only events of this type or `*` pattern (`run.*`).",
+    ),
+    topic: str | None = Query(
+        None, max_length=200, pattern=PATTERN, description="Only events on this topic pattern."
+    ),
+    task_id: UUID | None = Query(None, description="Only events about this task."),
+    last_event_id: int | None = Query(
+        None, ge=0, le=2**62, description="Start right after this event (first connection)."
+    ),
+    last_event_header: str | None = Header(
+        None, alias="Last-Event-ID", description="Resume right after this event's `seq`."
+    ),
 ) -> StreamingResponse:
     """The caller's lifecycle events as Server-Sent Events, read from the outbox.
 

@@ -17,13 +17,16 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 
+from ordinaut.api.contract import ErrorEnvelope
 from ordinaut.api.deps import Deps, get_deps, request_id, request_now
+from ordinaut.api.strict import JSONRoute
 from ordinaut.events import DEAD_STREAM, INGEST_GROUP, INGEST_STREAM
 from ordinaut.metrics import REGISTRY
 from ordinaut.store import heartbeats
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JSONRoute)
 
 DB_TIMEOUT_S = 2.0
 REDIS_TIMEOUT_S = 1.0
@@ -129,13 +132,52 @@ def _scheduler(deps: Deps, now: datetime, last_tick_at: datetime | None) -> dict
     }
 
 
-@router.get("/health/live")
+class Live(BaseModel):
+    status: str = Field(description="Always `ok`.")
+
+
+class Ready(BaseModel):
+    status: str = Field(description="`ready`.")
+    database_latency_ms: float = Field(description="Round trip of `SELECT 1`.")
+
+
+class Health(BaseModel):
+    status: str = Field(description="`healthy`, `degraded` (200) or `unhealthy` (503).")
+    checked_at: datetime = Field(description="When the check ran (UTC).")
+    components: dict[str, dict[str, Any]] = Field(
+        description="`database`, `redis`, `scheduler` and `workers`, each with its `status` "
+        "and what was measured."
+    )
+
+
+class Unhealthy(ErrorEnvelope):
+    """The health document (``status``, ``components`` or ``database``) and the error
+    envelope in one body."""
+
+    status: str = Field(description="`unhealthy` or `unavailable`.")
+
+
+def _unhealthy(text: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        503: {
+            "model": Unhealthy,
+            "description": text,
+            "headers": {"Retry-After": {"description": "Seconds.", "schema": {"type": "integer"}}},
+        }
+    }
+
+
+@router.get("/health/live", response_model=Live)
 async def live() -> Response:
     """The process is up (no I/O)."""
     return _json({"status": "ok"})
 
 
-@router.get("/health/ready")
+@router.get(
+    "/health/ready",
+    response_model=Ready,
+    responses=_unhealthy("The database did not answer within two seconds."),
+)
 async def ready(request: Request) -> Response:
     """Ready when the database answers ``SELECT 1`` within two seconds."""
     database = await _database(get_deps(request), request_now(request))
@@ -145,7 +187,11 @@ async def ready(request: Request) -> Response:
     return _json({"status": "ready", "database_latency_ms": database["latency_ms"]})
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_model=Health,
+    responses=_unhealthy("Unhealthy: the database cannot be reached."),
+)
 async def health(request: Request) -> Response:
     """Every component; 503 only when unhealthy (the database is unreachable)."""
     deps = get_deps(request)

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
-from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
-from ordinaut.errors import NotFound, ValidationFailed
-from ordinaut.models import RunOut, page
+from ordinaut.api.contract import errors
+from ordinaut.api.deps import Deps, Page, Principal, get_deps, request_id, require
+from ordinaut.api.strict import JSONRoute, utc_instant
+from ordinaut.errors import NotFound
+from ordinaut.models import RunOut, RunsOverview, RunSummary, TaskStats, page
 from ordinaut.store import audit, runs, tasks, work
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=JSONRoute)
 
 RUNS_READ = Depends(require("runs:read"))
 TASKS_WRITE = Depends(require("tasks:write"))
+RunId = Annotated[UUID, Path(description="The run's id.")]
+TaskId = Annotated[UUID, Path(description="The task's id.")]
 
 
 def _out(row: dict[str, Any], *, steps: bool) -> dict[str, Any]:
@@ -26,29 +30,30 @@ def _out(row: dict[str, Any], *, steps: bool) -> dict[str, Any]:
     return data
 
 
-def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationFailed(
-            f"{name} needs a UTC offset", [{"field": name, "message": "add Z or an offset"}]
-        )
-    return value
-
-
-@router.get("/runs")
+@router.get("/runs", response_model=Page[RunSummary])
 async def list_runs(
     who: Principal = RUNS_READ,
     deps: Deps = Depends(get_deps),
-    task_id: UUID | None = None,
+    task_id: UUID | None = Query(None, description="Only runs of this task."),
     status: Literal[
         "queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped"
     ]
-    | None = None,
-    success: bool | None = None,
-    start_time: datetime | None = None,
-    end_time: datetime | None = None,
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=1_000_000),
+    | None = Query(
+        None, description="Only runs in this state (`dead_letter`: the runs to look at)."
+    ),
+    success: bool | None = Query(
+        None, description="true: succeeded runs; false: runs that ended without success."
+    ),
+    start_time: datetime | None = Query(
+        None, description="Runs scheduled at or after this instant (with an offset)."
+    ),
+    end_time: datetime | None = Query(
+        None, description="Runs scheduled before this instant (with an offset)."
+    ),
+    limit: int = Query(50, ge=1, le=500, description="Page size."),
+    offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
 ) -> dict[str, Any]:
+    """The caller's runs, newest first, without step results, in the list envelope."""
     pool = await deps.pool()
     rows, total = await runs.list_runs(
         pool,
@@ -56,27 +61,29 @@ async def list_runs(
         task_id=task_id,
         status=status,
         success=success,
-        start=_aware("start_time", start_time),
-        end=_aware("end_time", end_time),
+        start=utc_instant("start_time", start_time),
+        end=utc_instant("end_time", end_time),
         limit=limit,
         offset=offset,
     )
     return page([_out(r, steps=False) for r in rows], total, limit, offset)
 
 
-@router.get("/runs/stats/summary")
+@router.get("/runs/stats/summary", response_model=RunsOverview)
 async def runs_summary(
     who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
+    """Counts of the caller's runs (all time and the last 24 hours) and tasks."""
     now = deps.clock.now()
     pool = await deps.pool()
     return await runs.summary(pool, who.agent_id, since=now - timedelta(hours=24))
 
 
-@router.get("/runs/task/{task_id}/latest")
+@router.get("/runs/task/{task_id}/latest", response_model=RunOut)
 async def latest_run(
-    task_id: UUID, who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
+    task_id: TaskId, who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
+    """The task's most recent run with its step results (404 before its first run)."""
     pool = await deps.pool()
     await tasks.get_task(pool, task_id, who.agent_id)
     row = await runs.latest_run(pool, task_id, who.agent_id)
@@ -85,37 +92,43 @@ async def latest_run(
     return _out(row, steps=True)
 
 
-@router.get("/runs/task/{task_id}/stats")
+@router.get("/runs/task/{task_id}/stats", response_model=TaskStats)
 async def task_stats(
-    task_id: UUID, who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
+    task_id: TaskId, who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
+    """Counts, durations and success rate of the task's runs."""
     pool = await deps.pool()
     await tasks.get_task(pool, task_id, who.agent_id)
     stats = await runs.task_stats(pool, task_id, who.agent_id)
     return {"task_id": str(task_id), **stats}
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", response_model=RunOut)
 async def get_run(
-    run_id: UUID, who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
+    run_id: RunId, who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
+    """One run with the record of each step (inputs and outputs, secrets masked)."""
     pool = await deps.pool()
     return _out(await runs.get_run(pool, run_id, who.agent_id), steps=True)
 
 
-@router.post("/runs/{run_id}/retry", status_code=202)
+@router.post(
+    "/runs/{run_id}/retry", status_code=202, response_model=RunSummary, responses=errors(409)
+)
 async def retry_run(
-    run_id: UUID, request: Request, who: Principal = TASKS_WRITE, deps: Deps = Depends(get_deps)
+    run_id: RunId, request: Request, who: Principal = TASKS_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
-    """Requeue a failed or dead-lettered run now, with a fresh retry budget."""
+    """Requeue a dead-lettered (or failed) run now, with a fresh retry budget (409 from any
+    other state)."""
     return await _act(run_id, request, who, deps, "run.retry")
 
 
-@router.post("/runs/{run_id}/cancel")
+@router.post("/runs/{run_id}/cancel", response_model=RunSummary, responses=errors(409))
 async def cancel_run(
-    run_id: UUID, request: Request, who: Principal = TASKS_WRITE, deps: Deps = Depends(get_deps)
+    run_id: RunId, request: Request, who: Principal = TASKS_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
-    """Cancel a queued or running run; a running attempt's result is discarded."""
+    """Cancel a queued or running run; a running attempt's result is discarded (409 from any
+    other state)."""
     return await _act(run_id, request, who, deps, "run.cancel")
 
 
@@ -142,4 +155,6 @@ async def _act(
         if action == "run.retry":
             await work.notify_work(conn)
         row = await runs.get_run(conn, run_id, who.agent_id)
+    if action == "run.retry":
+        await deps.wake_workers()
     return _out(row, steps=False)

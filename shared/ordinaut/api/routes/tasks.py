@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 
 from ordinaut import events
-from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
+from ordinaut.api.contract import errors
+from ordinaut.api.deps import Deps, Page, Principal, get_deps, request_id, require
+from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tooling import tool_registry
 from ordinaut.conditions import main_payload, pipeline_parts
 from ordinaut.errors import (
@@ -25,24 +27,57 @@ from ordinaut.errors import (
     ValidationFailed,
 )
 from ordinaut.models import (
+    FireTimes,
     PreviewIn,
+    RunQueued,
     SnoozeIn,
     TaskCreate,
     TaskOut,
     TaskPatch,
     ValidateIn,
+    ValidateOut,
     page,
 )
 from ordinaut.pipeline import PipelineLimits, compile_payload, dry_run
 from ordinaut.pipeline.context import iso_utc
+from ordinaut.pipeline.offload import off_loop
+from ordinaut.scheduler import materialize_due_task
 from ordinaut.slots import idempotency_key, stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
 
-router = APIRouter(tags=["tasks"])
+router = APIRouter(tags=["tasks"], route_class=JSONRoute)
 
 TASK_READ = Depends(require("tasks:read"))
 TASK_WRITE = Depends(require("tasks:write"))
+TaskId = Annotated[UUID, Path(description="The task's id.")]
+# OpenAPI links: what a client (or a stateful test) can do next with the id in the response.
+_TASK_ID = {"task_id": "$response.body#/id"}
+TASK_LINKS = {
+    name: {"operationId": op, "parameters": _TASK_ID, "description": text}
+    for name, op, text in (
+        ("GetTask", "get_task_tasks__task_id__get", "Read the task."),
+        ("PatchTask", "patch_task_tasks__task_id__patch", "Change some fields."),
+        ("PauseTask", "pause_task_tasks__task_id__pause_post", "Pause it."),
+        ("RunTaskNow", "run_now_tasks__task_id__run_now_post", "Queue a run now."),
+        ("PreviewTask", "preview_task_tasks__task_id__preview_get", "Its next fire times."),
+        ("LatestRun", "latest_run_runs_task__task_id__latest_get", "Its latest run."),
+        ("TaskStats", "task_stats_runs_task__task_id__stats_get", "Its run statistics."),
+        ("DeleteTask", "delete_task_tasks__task_id__delete", "Delete it."),
+    )
+}
+RUN_LINKS = {
+    "GetRun": {
+        "operationId": "get_run_runs__run_id__get",
+        "parameters": {"run_id": "$response.body#/run_id"},
+        "description": "Follow the queued run.",
+    },
+    "CancelRun": {
+        "operationId": "cancel_run_runs__run_id__cancel_post",
+        "parameters": {"run_id": "$response.body#/run_id"},
+        "description": "Cancel it.",
+    },
+}
 
 
 def _check_tool_scopes(
@@ -103,16 +138,37 @@ async def _record(
     )
 
 
-@router.post("/tasks", status_code=201)
+@router.post(
+    "/tasks",
+    status_code=201,
+    response_model=TaskOut,
+    responses={
+        **errors(409),
+        201: {"description": "The task, as stored.", "links": TASK_LINKS},
+        200: {
+            "model": TaskOut,
+            "description": "A replay: this Idempotency-Key already created this task "
+            "(`Idempotent-Replayed: true`).",
+        },
+    },
+)
 async def create_task(
     body: TaskCreate,
     request: Request,
     response: Response,
     who: Principal = TASK_WRITE,
     deps: Deps = Depends(get_deps),
-    idempotency_key_header: str | None = Header(default=None, alias="Idempotency-Key"),
-) -> dict[str, Any]:
-    """Create a task; with ``Idempotency-Key`` a retried request returns the first response."""
+    idempotency_key_header: str | None = Header(
+        default=None,
+        alias="Idempotency-Key",
+        description="1-200 characters; a retried request with the same key and body returns "
+        "the first response instead of creating a second task (409 with another body).",
+    ),
+) -> Any:
+    """Create a task; with ``Idempotency-Key`` a retried request returns the first response.
+
+    409 when the key was used with another body, or `dedupe_key` matches a task created
+    inside its `dedupe_window_seconds`; 422 when the agent owns `max_tasks_per_agent` tasks."""
     now = deps.clock.now()
     fields = body.model_dump(mode="json")
     if idempotency_key_header is not None and not 1 <= len(idempotency_key_header) <= 200:
@@ -147,12 +203,20 @@ async def create_task(
                             now=now,
                             expired_before=expired,
                         )
-                    return out
+                break
             except asyncpg.UniqueViolationError:
                 # A concurrent request with the same key committed first: replay it.
                 if not idempotency_key_header:
                     raise
-        raise Conflict("concurrent requests with the same Idempotency-Key", {})
+        else:
+            raise Conflict("concurrent requests with the same Idempotency-Key", {})
+    due = prepared["next_run_at"]
+    if deps.waker is not None and due is not None and due <= now:
+        # Lambda: a task due now (a one-shot for now) gets its slot at once and a worker,
+        # instead of waiting up to a minute for the next tick.
+        if await materialize_due_task(pool, deps.settings, deps.clock, uuid.UUID(out["id"])):
+            await deps.wake_workers()
+    return out
 
 
 def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Response) -> Any:
@@ -196,15 +260,20 @@ async def _insert(
     return _out(row)
 
 
-@router.get("/tasks")
+@router.get("/tasks", response_model=Page[TaskOut])
 async def list_tasks(
     who: Principal = TASK_READ,
     deps: Deps = Depends(get_deps),
-    status: Literal["active", "paused", "canceled", "completed"] | None = None,
-    schedule_kind: Literal["cron", "rrule", "once", "event", "condition"] | None = None,
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0, le=1_000_000),
+    status: Literal["active", "paused", "canceled", "completed"] | None = Query(
+        None, description="Only tasks in this state."
+    ),
+    schedule_kind: Literal["cron", "rrule", "once", "event", "condition"] | None = Query(
+        None, description="Only tasks with this kind of schedule."
+    ),
+    limit: int = Query(50, ge=1, le=500, description="Page size."),
+    offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
 ) -> dict[str, Any]:
+    """The caller's tasks, newest first, in the list envelope."""
     pool = await deps.pool()
     rows, total = await tasks.list_tasks(
         pool, who.agent_id, status=status, kind=schedule_kind, limit=limit, offset=offset
@@ -212,10 +281,11 @@ async def list_tasks(
     return page([_out(r) for r in rows], total, limit, offset)
 
 
-@router.get("/tasks/{task_id}")
+@router.get("/tasks/{task_id}", response_model=TaskOut)
 async def get_task(
-    task_id: UUID, who: Principal = TASK_READ, deps: Deps = Depends(get_deps)
+    task_id: TaskId, who: Principal = TASK_READ, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
+    """One task the caller owns."""
     pool = await deps.pool()
     return _out(await tasks.get_task(pool, task_id, who.agent_id))
 
@@ -280,25 +350,27 @@ async def _update(
     return _out(row)
 
 
-@router.put("/tasks/{task_id}")
+@router.put("/tasks/{task_id}", response_model=TaskOut, responses=errors(409))
 async def replace_task(
-    task_id: UUID,
+    task_id: TaskId,
     body: TaskCreate,
     request: Request,
     who: Principal = TASK_WRITE,
     deps: Deps = Depends(get_deps),
 ) -> dict[str, Any]:
+    """Replace every field; pending runs follow a changed schedule (409 for a canceled task)."""
     return await _update(request, task_id, body.model_dump(mode="json"), who, deps)
 
 
-@router.patch("/tasks/{task_id}")
+@router.patch("/tasks/{task_id}", response_model=TaskOut, responses=errors(409))
 async def patch_task(
-    task_id: UUID,
+    task_id: TaskId,
     body: TaskPatch,
     request: Request,
     who: Principal = TASK_WRITE,
     deps: Deps = Depends(get_deps),
 ) -> dict[str, Any]:
+    """Change only the fields sent (409 for a canceled task)."""
     changes = body.model_dump(mode="json", exclude_unset=True)
     nulls = [k for k, v in changes.items() if v is None and k not in TaskPatch.nullable()]
     if nulls:
@@ -309,10 +381,11 @@ async def patch_task(
     return await _update(request, task_id, changes, who, deps)
 
 
-@router.delete("/tasks/{task_id}", status_code=204)
+@router.delete("/tasks/{task_id}", status_code=204, response_class=Response)
 async def delete_task(
-    task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
+    task_id: TaskId, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
 ) -> Response:
+    """Delete the task with its runs."""
     now = deps.clock.now()
     pool = await deps.pool()
     async with pool.acquire() as conn, conn.transaction():
@@ -364,10 +437,11 @@ async def _transition(
     return _out(row)
 
 
-@router.post("/tasks/{task_id}/pause")
+@router.post("/tasks/{task_id}/pause", response_model=TaskOut, responses=errors(409))
 async def pause_task(
-    task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
+    task_id: TaskId, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
+    """Stop scheduling new runs; queued scheduled runs are dropped (409 unless active)."""
     return await _transition(
         request,
         task_id,
@@ -380,10 +454,11 @@ async def pause_task(
     )
 
 
-@router.post("/tasks/{task_id}/resume")
+@router.post("/tasks/{task_id}/resume", response_model=TaskOut, responses=errors(409))
 async def resume_task(
-    task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
+    task_id: TaskId, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
+    """Schedule again from now on (409 unless paused)."""
     return await _transition(
         request,
         task_id,
@@ -396,10 +471,11 @@ async def resume_task(
     )
 
 
-@router.post("/tasks/{task_id}/cancel")
+@router.post("/tasks/{task_id}/cancel", response_model=TaskOut, responses=errors(409))
 async def cancel_task(
-    task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
+    task_id: TaskId, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
+    """End the task for good; queued runs are canceled (409 when already canceled)."""
     return await _transition(
         request,
         task_id,
@@ -412,9 +488,9 @@ async def cancel_task(
     )
 
 
-@router.post("/tasks/{task_id}/snooze")
+@router.post("/tasks/{task_id}/snooze", response_model=TaskOut, responses=errors(409))
 async def snooze_task(
-    task_id: UUID,
+    task_id: TaskId,
     body: SnoozeIn,
     request: Request,
     who: Principal = TASK_WRITE,
@@ -444,11 +520,16 @@ async def snooze_task(
     return _out(row)
 
 
-@router.post("/tasks/{task_id}/run_now", status_code=202)
+@router.post(
+    "/tasks/{task_id}/run_now",
+    status_code=202,
+    response_model=RunQueued,
+    responses={**errors(409), 202: {"description": "The run is queued.", "links": RUN_LINKS}},
+)
 async def run_now(
-    task_id: UUID, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
+    task_id: TaskId, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
-    """Queue one run of the task now, whatever its schedule (not for canceled tasks)."""
+    """Queue one run of the task now, whatever its schedule (409 for a canceled task)."""
     now = deps.clock.now()
     pool = await deps.pool()
     async with pool.acquire() as conn:
@@ -490,18 +571,15 @@ async def run_now(
                 request_id=request_id(request),
             )
         await work.notify_work(conn)
+    await deps.wake_workers()
     return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": iso_utc(now)}
 
 
 def _window(
     frm: datetime | None, until: datetime | None, now: datetime
 ) -> tuple[datetime, datetime | None]:
-    for name, value in (("from", frm), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise ValidationFailed(
-                f"{name} needs a UTC offset", [{"field": name, "message": "add Z or an offset"}]
-            )
-    start = frm or now
+    start = utc_instant("from", frm, bounded=True) or now
+    until = utc_instant("until", until)
     if until is not None and until <= start:
         raise ValidationFailed(
             "until must be after from", [{"field": "until", "message": "<= from"}]
@@ -509,14 +587,16 @@ def _window(
     return start, until
 
 
-@router.get("/tasks/{task_id}/preview")
+@router.get("/tasks/{task_id}/preview", response_model=FireTimes, response_model_exclude_unset=True)
 async def preview_task(
-    task_id: UUID,
+    task_id: TaskId,
     who: Principal = TASK_READ,
     deps: Deps = Depends(get_deps),
-    frm: datetime | None = Query(None, alias="from"),
-    until: datetime | None = None,
-    limit: int = Query(10, ge=1, le=1000),
+    frm: datetime | None = Query(
+        None, alias="from", description="Fire times strictly after this (default: now)."
+    ),
+    until: datetime | None = Query(None, description="Fire times before this."),
+    limit: int = Query(10, ge=1, le=1000, description="At most this many."),
 ) -> dict[str, Any]:
     """Fire times in UTC from the same code the scheduler uses."""
     now = deps.clock.now()
@@ -532,21 +612,26 @@ async def preview_task(
     return {"fire_times": [iso_utc(t) for t in times]}
 
 
-@router.post("/schedules/preview")
+@router.post("/schedules/preview", response_model=FireTimes, response_model_exclude_unset=True)
 async def preview_schedule(
     body: PreviewIn, who: Principal = TASK_READ, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
+    """Fire times of a schedule that is not a task (yet)."""
     now = deps.clock.now()
     start, end = _window(body.from_, body.until, now)
     fields = body.model_dump()
     from ordinaut.taskdefs import build_schedule
 
-    schedule = build_schedule(fields, now=now, settings=deps.settings, dtstart=None)
+    # A window that starts in the past previews the schedule as if written at its start: fire
+    # times that all lie before now are listed, not refused as "never fires after now" (which
+    # stays the answer for a window starting now, as for creating the task).
+    as_of = min(start, now)
+    schedule = build_schedule(fields, now=as_of, settings=deps.settings, dtstart=None)
     times = schedule.fire_times(start, end, body.limit)
     return {"fire_times": [iso_utc(t) for t in times], "timezone": schedule.timezone}
 
 
-@router.post("/tasks/validate")
+@router.post("/tasks/validate", response_model=ValidateOut, response_model_exclude_unset=True)
 async def validate_task(
     body: ValidateIn, request: Request, who: Principal = TASK_READ, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
@@ -580,7 +665,9 @@ async def validate_task(
         payload = prepared["payload"]
     result["payload"] = payload
     if body.dry_run:
-        result["steps"] = dry_run(
+        # evaluated off the event loop: an agent's heavy expression must not stall requests
+        result["steps"] = await off_loop(
+            dry_run,
             main_payload(payload),  # the pipeline without trigger fields (filter, check...)
             sample_params=body.sample_params or payload.get("params", {}),
             registry=registry,

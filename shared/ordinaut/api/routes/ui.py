@@ -17,9 +17,10 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound
 
-router = APIRouter(tags=["ui"], include_in_schema=False)
+router = APIRouter(tags=["ui"], include_in_schema=False, route_class=JSONRoute)
 
 STATIC_PACKAGE = "ordinaut.api"
 STATIC_DIR = "static"

@@ -202,6 +202,20 @@ class HttpEgress:
         return b"".join(chunks)
 
 
+def static_url_problem(url: str) -> str | None:
+    """Why ``url`` can never be requested (not http/https, no host, unreadable), else None."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        return f"invalid URL: {exc}"
+    if parsed.scheme not in ("http", "https"):
+        shown = f"{parsed.scheme}:" if parsed.scheme else "a URL without a scheme"
+        return f"only http and https URLs can be requested, not {shown}"
+    if not parsed.host:
+        return "the URL has no host"
+    return None
+
+
 def _port(url: httpx.URL) -> int:
     return url.port or (443 if url.scheme == "https" else 80)
 
@@ -233,14 +247,21 @@ def _result(response: httpx.Response, raw: bytes, url: httpx.URL) -> dict[str, A
 def http_request_tool(egress: HttpEgress) -> Tool:
     """The ``http.request`` tool over ``egress``."""
 
-    def check(args: dict[str, Any]) -> list[tuple[str, str]]:
+    def conflict(args: dict[str, Any]) -> list[tuple[str, str]]:
         if "json" in args and "text" in args:
             return [("text", "give `json` or `text`, not both")]
         return []
 
+    def check(args: dict[str, Any]) -> list[tuple[str, str]]:
+        # A URL written out is checked when the task is written; one built from expressions
+        # (DEFERRED here) is checked when it is known, before each request (``_send``).
+        url = args.get("url")
+        problem = static_url_problem(url) if isinstance(url, str) else None
+        return conflict(args) + ([("url", problem)] if problem else [])
+
     async def run(args: dict[str, Any], ctx: RunContext) -> Any:
-        if check(args):
-            raise ToolError("invalid_arguments", check(args)[0][1])
+        if conflict(args):
+            raise ToolError("invalid_arguments", conflict(args)[0][1])
         method = args.get("method", "GET")
         result = await egress.request(
             method,
@@ -251,6 +272,9 @@ def http_request_tool(egress: HttpEgress) -> Tool:
             text=args.get("text"),
             idempotency_key=ctx.idempotency_key,
         )
+        if ctx.shown_args is not None:
+            # the request carried secrets: its query string is never recorded or reported
+            result["url"] = str(httpx.URL(result["url"]).copy_with(query=None, fragment=None))
         status = result["status"]
         if args.get("raise_for_status", True) and status >= 400:
             preview = (

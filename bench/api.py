@@ -1,0 +1,296 @@
+"""API benchmark with wrk: Ordinaut side by side with a bare FastAPI app on the same database.
+
+    .venv/bin/python bench/api.py [--seconds 10] [--quick]     (make bench runs it too)
+
+Starts a private PostgreSQL + Redis (bench/run.py's private_stack), one uvicorn process of
+Ordinaut's API (rate limit off) and one of ``bench/bare_api.py`` (same uvicorn settings, same
+database, the same statements without Ordinaut's validation, outbox and audit), then drives
+each route with wrk (2 threads, 16 connections): ``GET /tasks/{id}``, ``POST /tasks``,
+``GET /runs?task_id=``, ``POST /events``. Reports req/s, p99 and the ratio Ordinaut / bare.
+
+Also measured: the cold import of the API Lambda handler (a fresh interpreter each time), and
+how costs hold as data grows: create rate with 100k tasks owned by the agent against none,
+``GET /tasks`` and ``GET /runs`` first and deep pages with 1M runs stored.
+
+wrk is Debian's package (a C client: the load generator's own CPU stays small). Where it is
+missing the wrk parts are skipped with a message; ``make bench`` installs it when it can.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run import ROOT, child_env, free_port, private_stack
+
+from ordinaut.config import Settings
+from ordinaut.store import agents, db
+
+TASK_BODY = {
+    "title": "bench",
+    "schedule_kind": "cron",
+    "schedule_expr": "0 8 * * *",
+    "timezone": "Europe/Chisinau",
+    "payload": {"params": {"n": 1}, "pipeline": [{"id": "a", "uses": "echo", "with": {}}]},
+}
+EVENT_BODY = {"topic": "bench.ping", "payload": {"n": 1}}
+API_ENV = {
+    "ORDINAUT_RATE_LIMIT_PER_MINUTE": "1000000000",
+    "ORDINAUT_MAX_TASKS_PER_AGENT": "100000000",
+    "ORDINAUT_LOG_LEVEL": "WARNING",
+}
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk_script(method: str, token: str, body: dict[str, Any] | None) -> str:
+    lines = [f'wrk.method = "{method}"', f'wrk.headers["Authorization"] = "Bearer {token}"']
+    if body is not None:
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+        lines.append(f"wrk.body = {json.dumps(json.dumps(body))}")
+    return "\n".join(lines) + "\n"
+
+
+def run_wrk(url: str, script: str, seconds: float, connections: int = 16) -> dict[str, float]:
+    """req/s and p99 (ms) of one wrk run; raises when any response was not 2xx."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", f.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        Path(f.name).unlink()
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        raise RuntimeError(f"{bad.group(1)} non-2xx responses from {url}:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    assert p99, out
+    return {"rps": round(rps, 1), "p99_ms": round(float(p99.group(1)) * UNITS[p99.group(2)], 2)}
+
+
+async def wait_up(base: str, path: str) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=2) as client:
+        for _ in range(300):
+            try:
+                if (await client.get(path)).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{base} did not come up")
+
+
+def start_ordinaut(settings: Settings, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ordinaut.cli", "api", "--port", str(port)],
+        env=child_env(settings, ORDINAUT_API_PORT=str(port), **API_ENV),
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def start_bare(settings: Settings, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "bare_api:app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        env=child_env(settings),
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def token_for(pool: asyncpg.Pool, base: str) -> tuple[uuid.UUID, str]:
+    async with pool.acquire() as conn:
+        agent, secret = await agents.create_agent(
+            conn, name=f"bench-{uuid.uuid4().hex[:6]}", scopes=["admin"], now=datetime.now(UTC)
+        )
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        r = await client.post(
+            "/agents/auth/token", json={"agent_id": str(agent.id), "agent_secret": secret}
+        )
+        r.raise_for_status()
+    return agent.id, str(r.json()["access_token"])
+
+
+async def seed_runs(pool: asyncpg.Pool, task_id: str, owner: uuid.UUID, n: int) -> None:
+    """``n`` finished runs of one task, inserted by PostgreSQL itself in chunks."""
+    for start in range(0, n, 200_000):
+        await pool.execute(
+            """
+            INSERT INTO runs (id, task_id, owner_id, slot, trigger, scheduled_for, status,
+                              attempt, idempotency_key, started_at, finished_at, created_at,
+                              updated_at)
+            SELECT u, $1, $2, 'manual:' || u, 'run_now',
+                   now() - g * interval '1 second', 'succeeded', 1, u::text,
+                   now() - g * interval '1 second', now() - g * interval '1 second',
+                   now() - g * interval '1 second', now() - g * interval '1 second'
+            FROM (SELECT g, gen_random_uuid() AS u
+                  FROM generate_series($3::bigint, $4::bigint) AS g) AS s
+            """,
+            uuid.UUID(task_id),
+            owner,
+            start,
+            min(start + 200_000, n) - 1,
+            timeout=600,
+        )
+    await pool.execute("VACUUM ANALYZE runs", timeout=600)
+
+
+async def seed_tasks(pool: asyncpg.Pool, owner: uuid.UUID, n: int) -> None:
+    await pool.execute(
+        """
+        INSERT INTO tasks (id, created_by, title, schedule_kind, schedule_expr, timezone,
+                           payload, status, created_at, updated_at)
+        SELECT gen_random_uuid(), $1, 'seed', 'cron', '0 8 * * *', 'UTC', '{}'::jsonb,
+               'paused', now(), now()
+        FROM generate_series(1, $2::int)
+        """,
+        owner,
+        n,
+        timeout=600,
+    )
+    await pool.execute("VACUUM ANALYZE tasks", timeout=600)
+
+
+def cold_import_s(reps: int = 5) -> dict[str, float]:
+    """Seconds to import the API Lambda handler in a fresh interpreter (median of ``reps``)."""
+    code = (
+        "import time; t = time.perf_counter(); import functions.api.handler; "
+        "print(time.perf_counter() - t)"
+    )
+    times = []
+    for _ in range(reps):
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**child_env_min(), "PYTHONPATH": f"{ROOT}:{ROOT / 'shared'}"},
+        ).stdout
+        times.append(float(out.strip().splitlines()[-1]))
+    return {"median_s": round(statistics.median(times), 3), "min_s": round(min(times), 3)}
+
+
+def child_env_min() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+
+
+async def side_by_side(settings: Settings, seconds: float, quick: bool) -> dict[str, Any]:
+    port_o, port_b = free_port(), free_port()
+    procs = [start_ordinaut(settings, port_o), start_bare(settings, port_b)]
+    base_o, base_b = f"http://127.0.0.1:{port_o}", f"http://127.0.0.1:{port_b}"
+    pool = await db.create_pool(settings, min_size=1, max_size=4)
+    try:
+        await wait_up(base_o, "/health/live")
+        await wait_up(base_b, "/docs")
+        owner, token = await token_for(pool, base_o)
+        async with httpx.AsyncClient(base_url=base_o, timeout=10) as client:
+            h = {"Authorization": f"Bearer {token}"}
+            r = await client.post("/tasks", json=TASK_BODY, headers=h)
+            r.raise_for_status()
+            task_id = r.json()["id"]
+        await seed_runs(pool, task_id, owner, 200)
+        routes = {
+            "GET /tasks/{id}": ("GET", f"/tasks/{task_id}", None),
+            "POST /tasks": ("POST", "/tasks", TASK_BODY),
+            "GET /runs?task_id=": ("GET", f"/runs?task_id={task_id}", None),
+            "POST /events": ("POST", "/events", EVENT_BODY),
+        }
+        result: dict[str, Any] = {"wrk": "2 threads, 16 connections", "seconds": seconds}
+        for name, (method, path, body) in routes.items():
+            script = wrk_script(method, token, body)
+            ours = run_wrk(base_o + path, script, seconds)
+            bare = run_wrk(base_b + path, script, seconds)
+            result[name] = {
+                "ordinaut": ours,
+                "bare": bare,
+                "ratio": round(ours["rps"] / bare["rps"], 2),
+            }
+            print(f"api {name}: {result[name]}", flush=True)
+
+        # flat costs: the create rate with many tasks owned by the agent
+        n_tasks = 10_000 if quick else 100_000
+        await seed_tasks(pool, owner, n_tasks)
+        with_many = run_wrk(base_o + "/tasks", wrk_script("POST", token, TASK_BODY), seconds)
+        result["create_with_many_tasks"] = {
+            "tasks_owned": n_tasks,
+            "ordinaut": with_many,
+            "vs_few": round(with_many["rps"] / result["POST /tasks"]["ordinaut"]["rps"], 2),
+        }
+        print(f"api create with {n_tasks} tasks: {result['create_with_many_tasks']}", flush=True)
+
+        n_runs = 100_000 if quick else 1_000_000
+        await seed_runs(pool, task_id, owner, n_runs)
+        pages = {
+            "GET /tasks first page": "/tasks?limit=50",
+            "GET /tasks deep page": f"/tasks?limit=50&offset={n_tasks - 100}",
+            "GET /runs first page": f"/runs?task_id={task_id}&limit=50",
+            "GET /runs deep page": f"/runs?task_id={task_id}&limit=50&offset={n_runs - 100}",
+        }
+        result["pages"] = {"runs_stored": n_runs, "tasks_stored": n_tasks}
+        for name, path in pages.items():
+            result["pages"][name] = run_wrk(
+                base_o + path, wrk_script("GET", token, None), min(seconds, 5.0), connections=4
+            )
+            print(f"api {name}: {result['pages'][name]}", flush=True)
+        return result
+    finally:
+        await pool.close()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+async def bench(settings: Settings, seconds: float, quick: bool) -> dict[str, Any]:
+    """Everything this module measures, as the ``api`` entry of bench/results.json."""
+    out: dict[str, Any] = {"cold_import_api_handler": cold_import_s()}
+    print(f"api cold import: {out['cold_import_api_handler']}", flush=True)
+    if shutil.which("wrk") is None:
+        out["skipped"] = "wrk is not installed (apt-get install wrk): wrk measurements skipped"
+        print(out["skipped"], flush=True)
+        return out
+    out.update(await side_by_side(settings, seconds, quick))
+    return out
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per route")
+    parser.add_argument("--quick", action="store_true", help="smaller data, for a smoke run")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    args = parser.parse_args()
+    async with private_stack("ordinaut-bench-api-") as (settings, _):
+        t0 = time.perf_counter()
+        api = await bench(settings, 3.0 if args.quick else args.seconds, args.quick)
+        api["bench_s"] = round(time.perf_counter() - t0, 1)
+    path = Path(args.out)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["api"] = api
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path} (api)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
