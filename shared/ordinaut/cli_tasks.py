@@ -190,10 +190,14 @@ def cmd_tasks_create(args: argparse.Namespace) -> int:
 def cmd_tasks_list(args: argparse.Namespace) -> int:
     with _client(args) as client, api_errors():
         if args.all:
-            tasks = list(client.iter_tasks(status=args.status, schedule_kind=args.kind))
+            tasks = list(
+                client.iter_tasks(status=args.status, schedule_kind=args.kind, search=args.search)
+            )
             total = len(tasks)
         else:
-            page = client.list_tasks(status=args.status, schedule_kind=args.kind, limit=args.limit)
+            page = client.list_tasks(
+                status=args.status, schedule_kind=args.kind, limit=args.limit, search=args.search
+            )
             tasks, total = page.items, page.total
     if args.json:
         print_json({"items": [t.to_json() for t in tasks], "total": total})

@@ -92,6 +92,8 @@ async def test_login_then_create_list_show_and_control_a_task(
     code, out, _ = await run("tasks", "list", "--json", "--limit", "1")
     listed = json.loads(out)
     assert (len(listed["items"]), listed["total"]) == (1, 2)
+    code, out, _ = await run("tasks", "list", "--search", "SECOND")
+    assert code == 0 and "Second" in out and "Morning briefing" not in out
 
     code, out, _ = await run("tasks", "show", second["id"])
     assert code == 0 and "next runs" in out and "no runs yet" in out

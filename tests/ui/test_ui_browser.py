@@ -240,6 +240,11 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await expect(page.locator("#tasks-meta")).to_have_text("No tasks match these filters.")
         await page.select_option("#filter-kind", "")
         await expect(rows).to_have_count(2)
+        await page.fill("#filter-search", "MORNING")
+        await expect(rows).to_have_count(1)
+        await expect(rows).to_contain_text("Morning briefing")
+        await page.fill("#filter-search", "")
+        await expect(rows).to_have_count(2)
         await expect(page.locator("#tasks-next")).to_be_disabled()
         # A title full of markup is shown as text, and nothing in it ran.
         bad_row = page.locator(f'#tasks tr[data-task-id="{broken}"]')

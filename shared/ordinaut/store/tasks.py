@@ -67,6 +67,7 @@ FROM tasks
 WHERE created_by = $1
   AND ($2::task_status IS NULL OR status = $2)
   AND ($3::text IS NULL OR schedule_kind = $3)
+  AND ($6::text IS NULL OR title ILIKE $6 ESCAPE '\\')
 ORDER BY created_at DESC, id
 LIMIT $4 OFFSET $5
 """  # noqa: S608
@@ -74,6 +75,7 @@ COUNT_TASKS = """
 SELECT count(*) FROM tasks
 WHERE created_by = $1 AND ($2::task_status IS NULL OR status = $2)
   AND ($3::text IS NULL OR schedule_kind = $3)
+  AND ($4::text IS NULL OR title ILIKE $4 ESCAPE '\\')
 """
 COUNT_OWNED = "SELECT count(*) FROM tasks WHERE created_by = $1 AND status <> 'canceled'"
 DELETE_TASK = "DELETE FROM tasks WHERE id = $1 AND created_by = $2 RETURNING id"
@@ -133,19 +135,27 @@ async def list_tasks(
     kind: str | None,
     limit: int,
     offset: int,
+    search: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of the caller's tasks, newest first, and the total matching."""
-    rows = await conn.fetch(LIST_TASKS, owner_id, status, kind, limit, offset)
+    """One page of the caller's tasks, newest first, and the total matching; ``search`` keeps
+    the tasks whose title contains it (case-insensitive, taken literally)."""
+    pattern = None if not search else "%" + like_literal(search) + "%"
+    rows = await conn.fetch(LIST_TASKS, owner_id, status, kind, limit, offset, pattern)
     if rows:
         total = int(rows[0]["total_count"])
     else:
-        total = int(await conn.fetchval(COUNT_TASKS, owner_id, status, kind))
+        total = int(await conn.fetchval(COUNT_TASKS, owner_id, status, kind, pattern))
     items = []
     for r in rows:
         d = dict(r)
         d.pop("total_count", None)
         items.append(d)
     return items, total
+
+
+def like_literal(text: str) -> str:
+    """``text`` matched literally by LIKE (its ``%``, ``_`` and ``\\`` escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def count_owned(conn: asyncpg.Connection, owner_id: UUID) -> int:

@@ -272,11 +272,22 @@ async def list_tasks(
     ),
     limit: int = Query(50, ge=1, le=500, description="Page size."),
     offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
+    search: str | None = Query(
+        None,
+        max_length=200,
+        description="Only tasks whose title contains this text (case-insensitive).",
+    ),
 ) -> dict[str, Any]:
     """The caller's tasks, newest first, in the list envelope."""
     pool = await deps.pool()
     rows, total = await tasks.list_tasks(
-        pool, who.agent_id, status=status, kind=schedule_kind, limit=limit, offset=offset
+        pool,
+        who.agent_id,
+        status=status,
+        kind=schedule_kind,
+        limit=limit,
+        offset=offset,
+        search=search,
     )
     return page([_out(r) for r in rows], total, limit, offset)
 

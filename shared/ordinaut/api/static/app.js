@@ -31,7 +31,8 @@
   const state = {
     tasks: new Map(), // the task table's page
     known: new Map(), // every task seen (for titles elsewhere on the page)
-    filter: { status: "", kind: "", offset: 0 },
+    filter: { search: "", status: "", kind: "", offset: 0 },
+    searchTimer: null,
     taskId: null,
     runId: null,
     timer: null,
@@ -394,6 +395,7 @@
             offset: f.offset,
             status: f.status || null,
             schedule_kind: f.kind || null,
+            search: f.search || null,
           }),
       );
       show(box, "");
@@ -422,7 +424,7 @@
           ),
         );
       }
-      const filtered = f.status || f.kind;
+      const filtered = f.status || f.kind || f.search;
       $("tasks-meta").textContent =
         doc.total === 0
           ? filtered ? "No tasks match these filters." : "No tasks yet."
@@ -1045,9 +1047,19 @@
     });
     $("auto-refresh").addEventListener("change", (e) => setAuto(e.target.checked));
     const refilter = () => {
-      state.filter = { status: $("filter-status").value, kind: $("filter-kind").value, offset: 0 };
+      state.filter = {
+        search: $("filter-search").value.trim(),
+        status: $("filter-status").value,
+        kind: $("filter-kind").value,
+        offset: 0,
+      };
       refresh();
     };
+    // Typing searches once it pauses (one request, not one per key).
+    $("filter-search").addEventListener("input", () => {
+      clearTimeout(state.searchTimer);
+      state.searchTimer = setTimeout(refilter, 300);
+    });
     $("filter-status").addEventListener("change", refilter);
     $("filter-kind").addEventListener("change", refilter);
     $("tasks-prev").addEventListener("click", () => {
