@@ -17,6 +17,7 @@ from typing import Any
 from ordinaut.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
 from ordinaut.cli_output import (
     RUN_HEADERS,
+    TASK_HEADERS,
     Progress,
     next_run,
     print_json,
@@ -205,7 +206,7 @@ def cmd_tasks_list(args: argparse.Namespace) -> int:
     if not tasks:
         print("no tasks")
         return EXIT_OK
-    print(table(["ID", "TITLE", "STATUS", "SCHEDULE", "NEXT RUN"], [task_row(t) for t in tasks]))
+    print(table(TASK_HEADERS, [task_row(t) for t in tasks]))
     if total > len(tasks):
         print(f"({len(tasks)} of {total}; --all for every task)")
     return EXIT_OK

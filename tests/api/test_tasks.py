@@ -283,6 +283,12 @@ async def test_list_searches_titles_literally_and_in_any_case(
     assert await found("%") == ["100% uptime"]  # % and _ are text, not wildcards
     assert await found("report_") == ["report_daily"]
     assert await found("nothing like it") == []
+    # a list item says how the task last went; one task read alone does not carry that
+    r = await client.get("/tasks", params={"search": "uptime"}, headers=agent["headers"])
+    (item,) = r.json()["items"]
+    assert (item["last_run_status"], item["last_run_at"], item["failures_24h"]) == (None, None, 0)
+    alone = (await client.get(f"/tasks/{item['id']}", headers=agent["headers"])).json()
+    assert "failures_24h" not in alone
     assert await found("briefing", limit=1, offset=5) == []  # an empty page still has a total
     r = await client.get(
         "/tasks", params={"search": "briefing", "offset": 5}, headers=agent["headers"]

@@ -249,6 +249,9 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         # A title full of markup is shown as text, and nothing in it ran.
         bad_row = page.locator(f'#tasks tr[data-task-id="{broken}"]')
         await expect(bad_row.locator(".task-title")).to_have_text(XSS_TITLE)
+        await expect(bad_row.locator(".last")).to_contain_text("dead_letter")
+        await expect(bad_row.locator(".last")).to_contain_text("1 failed in 24 h")
+        await expect(good_row.locator(".last")).to_contain_text("succeeded")
         assert await page.locator("img").count() == 0
         assert await page.evaluate("() => window.__pwned") is None
 

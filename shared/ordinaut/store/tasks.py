@@ -61,15 +61,33 @@ SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND created_by = 
 SELECT_TASK_FOR_UPDATE = SELECT_TASK + " FOR UPDATE"
 SELECT_TASK_ANY_OWNER = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"  # noqa: S608
 
+# The page first, then each of its tasks' latest finished run and recent failures (index
+# runs_task_time): the per-task lookups cost one page, never every matching task.
 LIST_TASKS = f"""
-SELECT {TASK_COLUMNS}, count(*) OVER () AS total_count
-FROM tasks
-WHERE created_by = $1
-  AND ($2::task_status IS NULL OR status = $2)
-  AND ($3::text IS NULL OR schedule_kind = $3)
-  AND ($6::text IS NULL OR title ILIKE $6 ESCAPE '\\')
-ORDER BY created_at DESC, id
-LIMIT $4 OFFSET $5
+WITH page AS (
+    SELECT {TASK_COLUMNS}, count(*) OVER () AS total_count
+    FROM tasks
+    WHERE created_by = $1
+      AND ($2::task_status IS NULL OR status = $2)
+      AND ($3::text IS NULL OR schedule_kind = $3)
+      AND ($6::text IS NULL OR title ILIKE $6 ESCAPE '\\')
+    ORDER BY created_at DESC, id
+    LIMIT $4 OFFSET $5
+)
+SELECT page.*, last.status AS last_run_status, last.finished_at AS last_run_at,
+       fails.n AS failures_24h
+FROM page
+LEFT JOIN LATERAL (
+    SELECT r.status::text AS status, r.finished_at FROM runs r
+    WHERE r.task_id = page.id AND r.status IN ('succeeded', 'failed', 'dead_letter')
+    ORDER BY r.scheduled_for DESC LIMIT 1
+) last ON true
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n FROM runs r
+    WHERE r.task_id = page.id AND r.scheduled_for >= $7
+      AND r.status IN ('failed', 'dead_letter')
+) fails
+ORDER BY page.created_at DESC, page.id
 """  # noqa: S608
 COUNT_TASKS = """
 SELECT count(*) FROM tasks
@@ -135,12 +153,16 @@ async def list_tasks(
     kind: str | None,
     limit: int,
     offset: int,
+    failures_since: datetime,
     search: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the caller's tasks, newest first, and the total matching; ``search`` keeps
-    the tasks whose title contains it (case-insensitive, taken literally)."""
+    the tasks whose title contains it (case-insensitive, taken literally). Each task carries
+    its latest finished run's status and time and its failures since ``failures_since``."""
     pattern = None if not search else "%" + like_literal(search) + "%"
-    rows = await conn.fetch(LIST_TASKS, owner_id, status, kind, limit, offset, pattern)
+    rows = await conn.fetch(
+        LIST_TASKS, owner_id, status, kind, limit, offset, pattern, failures_since
+    )
     if rows:
         total = int(rows[0]["total_count"])
     else:

@@ -32,6 +32,7 @@ from ordinaut.models import (
     RunQueued,
     SnoozeIn,
     TaskCreate,
+    TaskListItem,
     TaskOut,
     TaskPatch,
     ValidateIn,
@@ -260,7 +261,7 @@ async def _insert(
     return _out(row)
 
 
-@router.get("/tasks", response_model=Page[TaskOut])
+@router.get("/tasks", response_model=Page[TaskListItem])
 async def list_tasks(
     who: Principal = TASK_READ,
     deps: Deps = Depends(get_deps),
@@ -288,8 +289,10 @@ async def list_tasks(
         limit=limit,
         offset=offset,
         search=search,
+        failures_since=deps.clock.now() - timedelta(days=1),
     )
-    return page([_out(r) for r in rows], total, limit, offset)
+    items = [TaskListItem.model_validate(r).model_dump(mode="json") for r in rows]
+    return page(items, total, limit, offset)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)

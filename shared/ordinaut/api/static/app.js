@@ -383,6 +383,21 @@
     return cell;
   }
 
+  // How the task last went, from the list itself: the latest finished run and the failures
+  // of the last 24 hours.
+  function lastCell(task) {
+    const cell = el("td", { class: "last" });
+    if (!task.last_run_status) {
+      cell.append(el("span", { class: "muted" }, "no runs yet"));
+    } else {
+      cell.append(badge(task.last_run_status), " ", zonedTime(task.last_run_at, task.timezone));
+    }
+    if (task.failures_24h) {
+      cell.append(el("div", { class: "error-inline small" }, task.failures_24h + " failed in 24 h"));
+    }
+    return cell;
+  }
+
   async function loadTasks() {
     const box = $("tasks-error");
     try {
@@ -420,6 +435,7 @@
             el("td", {}, schedule(task)),
             el("td", {}, badge(task.status)),
             nextCell(task),
+            lastCell(task),
             el("td", {}, el("button", { type: "button", onclick: open }, "Runs")),
           ),
         );
