@@ -5,7 +5,7 @@ Every error leaves the API as ``{"error": {"code", "message", "details"}, "reque
 clients know them. Most of those statuses follow from what a route is made of, so ``install``
 derives them from the route itself before the router is included (``document``):
 
-* 401 and 429 for a route that needs a bearer token (429 is per token, else per address;
+* 401 and 429 for a route that needs a bearer token (429 is per agent, else per address;
   the health routes are never rate limited), 403 when it needs a scope;
 * 400 (malformed JSON), 413 (body too large) and 422 for a route with a JSON body;
 * 422 for a route with query, path or header parameters;
@@ -34,7 +34,8 @@ DESCRIPTIONS = {
     413: "The body is larger than `max_body_bytes` (`payload_too_large`).",
     422: "The input was understood but is not acceptable; `details` names each field "
     "(`validation_error`, `invalid_schedule`, `invalid_pipeline`, `limit_exceeded`).",
-    429: "Too many requests from this token or address (`rate_limited`); see `Retry-After`.",
+    429: "A budget is spent (`rate_limited`; `details.limit` names it): requests per agent or "
+    "address, runs queued per agent and minute, live streams per agent; see `Retry-After`.",
     503: "PostgreSQL or Redis cannot be reached right now (`unavailable`); retry later.",
 }
 RETRY_AFTER = {
