@@ -50,9 +50,28 @@ def next_run(task: Task) -> str:
     return local_time(task.next_run_at, task.timezone) if task.next_run_at else "-"
 
 
+def last_run(task: Task) -> str:
+    if not task.last_run_status:
+        return "-"
+    at = f" {local_time(task.last_run_at, task.timezone)}" if task.last_run_at else ""
+    return f"{task.last_run_status}{at}"
+
+
 def task_row(task: Task) -> list[str]:
     words = describe_schedule(task.schedule_kind, task.schedule_expr, task.timezone)
-    return [task.id, clip(task.title, 30), task.status, clip(words, 50), next_run(task)]
+    failures = "-" if task.failures_24h is None else str(task.failures_24h)
+    return [
+        task.id,
+        clip(task.title, 30),
+        task.status,
+        clip(words, 50),
+        next_run(task),
+        last_run(task),
+        failures,
+    ]
+
+
+TASK_HEADERS = ["ID", "TITLE", "STATUS", "SCHEDULE", "NEXT RUN", "LAST RUN", "FAILED 24H"]
 
 
 def run_row(run: Run, titles: dict[str, str]) -> list[str]:

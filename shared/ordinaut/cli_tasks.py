@@ -17,6 +17,7 @@ from typing import Any
 from ordinaut.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
 from ordinaut.cli_output import (
     RUN_HEADERS,
+    TASK_HEADERS,
     Progress,
     next_run,
     print_json,
@@ -190,10 +191,14 @@ def cmd_tasks_create(args: argparse.Namespace) -> int:
 def cmd_tasks_list(args: argparse.Namespace) -> int:
     with _client(args) as client, api_errors():
         if args.all:
-            tasks = list(client.iter_tasks(status=args.status, schedule_kind=args.kind))
+            tasks = list(
+                client.iter_tasks(status=args.status, schedule_kind=args.kind, search=args.search)
+            )
             total = len(tasks)
         else:
-            page = client.list_tasks(status=args.status, schedule_kind=args.kind, limit=args.limit)
+            page = client.list_tasks(
+                status=args.status, schedule_kind=args.kind, limit=args.limit, search=args.search
+            )
             tasks, total = page.items, page.total
     if args.json:
         print_json({"items": [t.to_json() for t in tasks], "total": total})
@@ -201,7 +206,7 @@ def cmd_tasks_list(args: argparse.Namespace) -> int:
     if not tasks:
         print("no tasks")
         return EXIT_OK
-    print(table(["ID", "TITLE", "STATUS", "SCHEDULE", "NEXT RUN"], [task_row(t) for t in tasks]))
+    print(table(TASK_HEADERS, [task_row(t) for t in tasks]))
     if total > len(tasks):
         print(f"({len(tasks)} of {total}; --all for every task)")
     return EXIT_OK

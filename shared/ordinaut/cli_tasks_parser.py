@@ -182,11 +182,13 @@ def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None
         factory,
         "list",
         "list your tasks with their next run",
-        "  ordinaut tasks list\n  ordinaut tasks list --status paused --json",
+        "  ordinaut tasks list\n  ordinaut tasks list --status paused --json\n"
+        "  ordinaut tasks list --search briefing",
         lazy("cmd_tasks_list"),
     )
     p.add_argument("--status", choices=TASK_STATUSES, help="only tasks in this status")
     p.add_argument("--kind", choices=SCHEDULE_KINDS, help="only tasks with this schedule kind")
+    p.add_argument("--search", metavar="TEXT", help="only tasks whose title contains TEXT")
     p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
     p.add_argument("--all", action="store_true", help="every task, walking all pages")
     _connection_flags(p)

@@ -304,7 +304,13 @@ class DevStack:
             if api.name in waiting and health_live(self.base):
                 waiting.remove(api.name)
             if api.name not in waiting:
-                reported = asyncio.run(children_reported(self.settings, self.since, self.children))
+                try:
+                    reported = asyncio.run(
+                        children_reported(self.settings, self.since, self.children)
+                    )
+                except (OSError, TimeoutError) as exc:  # the database busy: ask again
+                    log.debug("could not read the children's reports: %s", exc)
+                    reported = set()
                 waiting = [name for name in waiting if name not in reported]
             if not waiting:
                 return True

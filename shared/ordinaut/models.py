@@ -239,6 +239,21 @@ class TaskOut(BaseModel):
         return describe_schedule(self.schedule_kind, self.schedule_expr, self.timezone)
 
 
+class TaskListItem(TaskOut):
+    """A task in a list, with what a person scanning the list asks next: how did it last go."""
+
+    last_run_status: str | None = Field(
+        default=None,
+        description="Status of the task's latest finished run (by scheduled time); null if none.",
+    )
+    last_run_at: datetime | None = Field(
+        default=None, description="When that run finished (UTC); null if none."
+    )
+    failures_24h: int = Field(
+        default=0, description="Runs scheduled in the last 24 hours that failed or dead-lettered."
+    )
+
+
 class SnoozeIn(Strict):
     """Postpone the task's pending runs."""
 

@@ -127,7 +127,7 @@ async def test_non_finite_and_overflowing_numbers_are_422_naming_the_field(
         assert fields_of(r) == [field], (method, url, r.text)
     # Nothing was stored or changed.
     tasks = (await client.get("/tasks", headers=h)).json()
-    assert tasks["total"] == 1 and tasks["items"][0] == existing
+    assert tasks["total"] == 1 and unlisted(tasks["items"][0]) == existing
     assert await pool.fetchval("SELECT count(*) FROM events") == 0
 
 
@@ -211,7 +211,7 @@ async def test_nul_and_lone_surrogates_in_body_strings_are_422_naming_the_field(
     r = await send(client, "POST", "/events", text.encode(), h)
     assert fields_of(r) == [f"body.payload.{key_label}"]
     tasks = (await client.get("/tasks", headers=h)).json()
-    assert tasks["total"] == 1 and tasks["items"][0] == existing
+    assert tasks["total"] == 1 and unlisted(tasks["items"][0]) == existing
     assert await pool.fetchval("SELECT count(*) FROM events") == 0
 
 
@@ -556,3 +556,9 @@ def test_loads_reads_what_json_reads_and_refuses_the_rest() -> None:
     with pytest.raises(UnstorableJSON) as info:
         loads(b'{"n": [' + b"9" * 5000 + b", 1" + b"0" * 5000 + b".5, NaN]}")
     assert [e["loc"] for e in info.value.errors] == [("body", "n", i) for i in range(3)]
+
+
+def unlisted(item: dict[str, Any]) -> dict[str, Any]:
+    """A task from GET /tasks as GET /tasks/{id} answers it (without how it last went)."""
+    listed_only = ("last_run_status", "last_run_at", "failures_24h")
+    return {k: v for k, v in item.items() if k not in listed_only}

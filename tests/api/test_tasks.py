@@ -255,3 +255,44 @@ async def test_tool_scopes_are_enforced_on_create(
     assert r.json()["error"]["details"] == {"required_scopes": ["events:publish"]}
     able = await make_agent(["tasks:read", "tasks:write", "events:publish"])
     assert (await client.post("/tasks", json=publishes, headers=able["headers"])).status_code == 201
+
+
+async def test_list_searches_titles_literally_and_in_any_case(
+    client: httpx.AsyncClient, make_agent: Any
+) -> None:
+    agent = await make_agent(["tasks:read", "tasks:write"])
+    other = await make_agent(["tasks:read", "tasks:write"])
+    titles = ["Morning briefing", "Evening BRIEFING", "100% uptime", "report_daily", "reportXdaily"]
+    for title in titles:
+        r = await client.post(
+            "/tasks", json={**CRON_TASK, "title": title}, headers=agent["headers"]
+        )
+        assert r.status_code == 201, r.text
+    await client.post("/tasks", json={**CRON_TASK, "title": "briefing"}, headers=other["headers"])
+
+    async def found(search: str, **params: Any) -> list[str]:
+        r = await client.get(
+            "/tasks", params={"search": search, **params}, headers=agent["headers"]
+        )
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert page["total"] == len(page["items"]) + page["offset"] or not page["items"]
+        return sorted(t["title"] for t in page["items"])
+
+    assert await found("briefing") == ["Evening BRIEFING", "Morning briefing"]  # not other's
+    assert await found("%") == ["100% uptime"]  # % and _ are text, not wildcards
+    assert await found("report_") == ["report_daily"]
+    assert await found("nothing like it") == []
+    # a list item says how the task last went; one task read alone does not carry that
+    r = await client.get("/tasks", params={"search": "uptime"}, headers=agent["headers"])
+    (item,) = r.json()["items"]
+    assert (item["last_run_status"], item["last_run_at"], item["failures_24h"]) == (None, None, 0)
+    alone = (await client.get(f"/tasks/{item['id']}", headers=agent["headers"])).json()
+    assert "failures_24h" not in alone
+    assert await found("briefing", limit=1, offset=5) == []  # an empty page still has a total
+    r = await client.get(
+        "/tasks", params={"search": "briefing", "offset": 5}, headers=agent["headers"]
+    )
+    assert r.json()["total"] == 2
+    r = await client.get("/tasks", params={"search": "x" * 201}, headers=agent["headers"])
+    assert r.status_code == 422 and "search" in r.text

@@ -87,11 +87,15 @@ async def test_login_then_create_list_show_and_control_a_task(
 
     code, out, _ = await run("tasks", "list")
     assert code == 0
-    assert out.splitlines()[0].split() == ["ID", "TITLE", "STATUS", "SCHEDULE", "NEXT", "RUN"]
+    assert out.splitlines()[0].split() == [
+        *("ID", "TITLE", "STATUS", "SCHEDULE", "NEXT", "RUN", "LAST", "RUN", "FAILED", "24H")
+    ]
     assert "Morning briefing" in out and "Tue 2026-03-03 08:00 EET" in out
     code, out, _ = await run("tasks", "list", "--json", "--limit", "1")
     listed = json.loads(out)
     assert (len(listed["items"]), listed["total"]) == (1, 2)
+    code, out, _ = await run("tasks", "list", "--search", "SECOND")
+    assert code == 0 and "Second" in out and "Morning briefing" not in out
 
     code, out, _ = await run("tasks", "show", second["id"])
     assert code == 0 and "next runs" in out and "no runs yet" in out
@@ -377,6 +381,12 @@ async def test_runs_list_dead_letters_by_title_then_retry_and_cancel(
     assert await run_worker() == 1  # attempt 1 fails, a retry is due after the backoff
     clock.advance(120)  # past the backoff (the token stays valid)
     assert await run_worker() == 1  # attempt 2 fails: past max_retries, dead-lettered
+
+    code, out, _ = await run("tasks", "list", "--search", "flaky", "--json")
+    (listed,) = json.loads(out)["items"]
+    assert (listed["last_run_status"], listed["failures_24h"]) == ("dead_letter", 1)
+    code, out, _ = await run("tasks", "list", "--search", "flaky")
+    assert "dead_letter Mon 2026-03-02" in out and out.rstrip().endswith("  1")
 
     code, out, _ = await run("runs", "list", "--status", "dead_letter")
     assert code == 0, out

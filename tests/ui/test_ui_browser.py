@@ -83,8 +83,12 @@ XSS_TITLE = '<img src=x onerror="window.__pwned=1">Broken feed'
 
 
 async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
-    api: dict[str, Any], processes: Any, browser: Any
+    api: dict[str, Any], processes: Any, browser: Any, tmp_path: Path
 ) -> None:
+    # Screenshots of each view, kept as artifacts (ORDINAUT_TEST_ARTIFACTS, else pytest's
+    # temporary directory, which keeps the last runs).
+    shots = Path(os.environ.get("ORDINAUT_TEST_ARTIFACTS") or tmp_path) / "ui"
+    shots.mkdir(parents=True, exist_ok=True)
     # A short fixed backoff: the failing task's two attempts are over in well under a second.
     processes.start("worker", "--metrics-port", "0", ORDINAUT_BACKOFF_BASE_S="0.2")
     expect = pw.expect
@@ -133,7 +137,8 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
                             "id": "fetch",
                             "uses": "http.request",
                             "with": {"url": "http://127.0.0.1:9/"},
-                        }
+                        },
+                        {"id": "after", "uses": "echo", "with": {"x": 1}},
                     ]
                 },
             }
@@ -239,10 +244,19 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await expect(page.locator("#tasks-meta")).to_have_text("No tasks match these filters.")
         await page.select_option("#filter-kind", "")
         await expect(rows).to_have_count(2)
+        await page.fill("#filter-search", "MORNING")
+        await expect(rows).to_have_count(1)
+        await expect(rows).to_contain_text("Morning briefing")
+        await page.fill("#filter-search", "")
+        await expect(rows).to_have_count(2)
         await expect(page.locator("#tasks-next")).to_be_disabled()
         # A title full of markup is shown as text, and nothing in it ran.
         bad_row = page.locator(f'#tasks tr[data-task-id="{broken}"]')
         await expect(bad_row.locator(".task-title")).to_have_text(XSS_TITLE)
+        await expect(bad_row.locator(".last")).to_contain_text("dead_letter")
+        await expect(bad_row.locator(".last")).to_contain_text("1 failed in 24 h")
+        await expect(good_row.locator(".last")).to_contain_text("succeeded")
+        await page.screenshot(path=shots / "overview-and-tasks.png", full_page=True)
         assert await page.locator("img").count() == 0
         assert await page.evaluate("() => window.__pwned") is None
 
@@ -261,6 +275,11 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         step = page.locator('#steps tr[data-step-id="fetch"]')
         await expect(step).to_contain_text("http.request")
         await expect(step).to_contain_text("egress_refused")
+        # The step after the failed one never ran: it is listed as such, not left out.
+        never = page.locator('#steps tr[data-step-id="after"]')
+        await expect(never).to_contain_text("not run")
+        await expect(never).to_contain_text("never ran in this attempt")
+        await page.screenshot(path=shots / "run-with-steps.png", full_page=True)
         assert f"run={dead_run}" in page.url
         # The address keeps the place: a reload (same tab, same session) reopens the run.
         await page.reload()
@@ -294,6 +313,7 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await dead_row.get_by_role("button", name="Retry").click()
         await expect(page.locator("#notice")).to_contain_text(f"Run {dead_run} of")
         await expect(page.locator("#notice")).to_contain_text("requeued: status queued")
+        await page.screenshot(path=shots / "dead-letter-retried.png", full_page=True)
 
         async def retried() -> bool:
             run = (await http.get(f"/runs/{dead_run}", headers=h)).json()
@@ -315,4 +335,9 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await expect(page.locator("#tasks tbody tr")).to_have_count(2)
 
         assert problems == []
+        assert sorted(p.name for p in shots.glob("*.png")) == [
+            "dead-letter-retried.png",
+            "overview-and-tasks.png",
+            "run-with-steps.png",
+        ]
         await page.close()

@@ -122,9 +122,15 @@ def create_task(task: TaskBody, idempotency_key: str | None = None) -> Call[Task
 
 
 def list_tasks(
-    status: str | None, schedule_kind: str | None, limit: int, offset: int
+    status: str | None,
+    schedule_kind: str | None,
+    limit: int,
+    offset: int,
+    search: str | None = None,
 ) -> Call[Page[Task]]:
-    params = _query(status=status, schedule_kind=schedule_kind, limit=limit, offset=offset)
+    params = _query(
+        status=status, schedule_kind=schedule_kind, limit=limit, offset=offset, search=search
+    )
     return Call("GET", "/tasks", _page(Task), params=params, safe=True)
 
 

@@ -60,6 +60,10 @@ class Task(Model):
     updated_at: datetime
     next_run_at: datetime | None = None
     snoozed_until: datetime | None = None
+    # in lists only: the latest finished run and the failures of the last 24 hours
+    last_run_status: str | None = None
+    last_run_at: datetime | None = None
+    failures_24h: int | None = None
 
 
 class Run(Model):

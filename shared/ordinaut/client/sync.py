@@ -173,16 +173,27 @@ class Ordinaut:
         schedule_kind: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        search: str | None = None,
     ) -> Page[Task]:
-        return self.send(calls.list_tasks(status, schedule_kind, limit, offset))
+        """One page of your tasks, newest first; ``search`` matches titles (any case)."""
+        return self.send(calls.list_tasks(status, schedule_kind, limit, offset, search))
 
     def iter_tasks(
-        self, *, status: str | None = None, schedule_kind: str | None = None, page_size: int = 100
+        self,
+        *,
+        status: str | None = None,
+        schedule_kind: str | None = None,
+        search: str | None = None,
+        page_size: int = 100,
     ) -> Iterator[Task]:
         """Every task of the caller, walking all pages."""
         return paginate(
             lambda limit, offset: self.list_tasks(
-                status=status, schedule_kind=schedule_kind, limit=limit, offset=offset
+                status=status,
+                schedule_kind=schedule_kind,
+                limit=limit,
+                offset=offset,
+                search=search,
             ),
             page_size,
         )

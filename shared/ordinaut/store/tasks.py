@@ -61,33 +61,44 @@ SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND created_by = 
 SELECT_TASK_FOR_UPDATE = SELECT_TASK + " FOR UPDATE"
 SELECT_TASK_ANY_OWNER = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"  # noqa: S608
 
+# The page first, then each of its tasks' latest finished run and recent failures (index
+# runs_task_time): the per-task lookups cost one page, never every matching task.
 LIST_TASKS = f"""
-SELECT {TASK_COLUMNS}, count(*) OVER () AS total_count
-FROM tasks
-WHERE created_by = $1
-  AND ($2::task_status IS NULL OR status = $2)
-  AND ($3::text IS NULL OR schedule_kind = $3)
-ORDER BY created_at DESC, id
-LIMIT $4 OFFSET $5
+WITH page AS (
+    SELECT {TASK_COLUMNS}, count(*) OVER () AS total_count
+    FROM tasks
+    WHERE created_by = $1
+      AND ($2::task_status IS NULL OR status = $2)
+      AND ($3::text IS NULL OR schedule_kind = $3)
+      AND ($6::text IS NULL OR title ILIKE $6 ESCAPE '\\')
+    ORDER BY created_at DESC, id
+    LIMIT $4 OFFSET $5
+)
+SELECT page.*, last.status AS last_run_status, last.finished_at AS last_run_at,
+       fails.n AS failures_24h
+FROM page
+LEFT JOIN LATERAL (
+    SELECT r.status::text AS status, r.finished_at FROM runs r
+    WHERE r.task_id = page.id AND r.status IN ('succeeded', 'failed', 'dead_letter')
+    ORDER BY r.scheduled_for DESC LIMIT 1
+) last ON true
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n FROM runs r
+    WHERE r.task_id = page.id AND r.scheduled_for >= $7
+      AND r.status IN ('failed', 'dead_letter')
+) fails
+ORDER BY page.created_at DESC, page.id
 """  # noqa: S608
 COUNT_TASKS = """
 SELECT count(*) FROM tasks
 WHERE created_by = $1 AND ($2::task_status IS NULL OR status = $2)
   AND ($3::text IS NULL OR schedule_kind = $3)
+  AND ($4::text IS NULL OR title ILIKE $4 ESCAPE '\\')
 """
-# Admins read across agents (GET /tasks?owner=*): the same query without the owner.
-LIST_TASKS_ANY_OWNER = f"""
-SELECT {TASK_COLUMNS}, count(*) OVER () AS total_count
-FROM tasks
-WHERE ($1::task_status IS NULL OR status = $1)
-  AND ($2::text IS NULL OR schedule_kind = $2)
-ORDER BY created_at DESC, id
-LIMIT $3 OFFSET $4
-"""  # noqa: S608
-COUNT_TASKS_ANY_OWNER = """
-SELECT count(*) FROM tasks
-WHERE ($1::task_status IS NULL OR status = $1) AND ($2::text IS NULL OR schedule_kind = $2)
-"""
+# Admins read across agents (GET /tasks?owner=*): the same queries without the owner ($1 is
+# null there and the predicate is a constant, so the owner's index path stays the plan above).
+LIST_TASKS_ANY_OWNER = LIST_TASKS.replace("WHERE created_by = $1", "WHERE $1::uuid IS NULL")
+COUNT_TASKS_ANY_OWNER = COUNT_TASKS.replace("WHERE created_by = $1", "WHERE $1::uuid IS NULL")
 # Every stored task counts, canceled ones too: a canceled task keeps its row (and its runs)
 # until its owner deletes it, so leaving them out let the rows grow without bound.
 COUNT_OWNED = "SELECT count(*) FROM tasks WHERE created_by = $1"
@@ -148,24 +159,32 @@ async def list_tasks(
     kind: str | None,
     limit: int,
     offset: int,
+    failures_since: datetime,
+    search: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of ``owner_id``'s tasks (None: every agent's), newest first, and the total."""
-    if owner_id is None:
-        rows = await conn.fetch(LIST_TASKS_ANY_OWNER, status, kind, limit, offset)
-    else:
-        rows = await conn.fetch(LIST_TASKS, owner_id, status, kind, limit, offset)
+    """One page of ``owner_id``'s tasks (None: every agent's), newest first, and the total
+    matching; ``search`` keeps the tasks whose title contains it (case-insensitive, taken
+    literally). Each task carries its latest finished run's status and time and its failures
+    since ``failures_since``."""
+    pattern = None if not search else "%" + like_literal(search) + "%"
+    sql = LIST_TASKS_ANY_OWNER if owner_id is None else LIST_TASKS
+    rows = await conn.fetch(sql, owner_id, status, kind, limit, offset, pattern, failures_since)
     if rows:
         total = int(rows[0]["total_count"])
-    elif owner_id is None:
-        total = int(await conn.fetchval(COUNT_TASKS_ANY_OWNER, status, kind))
     else:
-        total = int(await conn.fetchval(COUNT_TASKS, owner_id, status, kind))
+        count = COUNT_TASKS_ANY_OWNER if owner_id is None else COUNT_TASKS
+        total = int(await conn.fetchval(count, owner_id, status, kind, pattern))
     items = []
     for r in rows:
         d = dict(r)
         d.pop("total_count", None)
         items.append(d)
     return items, total
+
+
+def like_literal(text: str) -> str:
+    """``text`` matched literally by LIKE (its ``%``, ``_`` and ``\\`` escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def count_owned(conn: asyncpg.Connection, owner_id: UUID) -> int:

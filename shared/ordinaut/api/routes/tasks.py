@@ -34,6 +34,7 @@ from ordinaut.models import (
     RunQueued,
     SnoozeIn,
     TaskCreate,
+    TaskListItem,
     TaskOut,
     TaskPatch,
     ValidateIn,
@@ -263,7 +264,7 @@ async def _insert(
     return _out(row)
 
 
-@router.get("/tasks", response_model=Page[TaskOut])
+@router.get("/tasks", response_model=Page[TaskListItem])
 async def list_tasks(
     who: Principal = TASK_READ,
     deps: Deps = Depends(get_deps),
@@ -276,15 +277,28 @@ async def list_tasks(
     limit: int = Query(50, ge=1, le=500, description="Page size."),
     offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
     owner: str | None = OWNER_QUERY,
+    search: str | None = Query(
+        None,
+        max_length=200,
+        description="Only tasks whose title contains this text (case-insensitive).",
+    ),
 ) -> dict[str, Any]:
     """The caller's tasks, newest first, in the list envelope; admins read another agent's
     (``owner=ID``) or every agent's (``owner=*``)."""
     owner_id = owner_filter(who, owner)
     pool = await deps.pool()
     rows, total = await tasks.list_tasks(
-        pool, owner_id, status=status, kind=schedule_kind, limit=limit, offset=offset
+        pool,
+        owner_id,
+        status=status,
+        kind=schedule_kind,
+        limit=limit,
+        offset=offset,
+        search=search,
+        failures_since=deps.clock.now() - timedelta(days=1),
     )
-    return page([_out(r) for r in rows], total, limit, offset)
+    items = [TaskListItem.model_validate(r).model_dump(mode="json") for r in rows]
+    return page(items, total, limit, offset)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)

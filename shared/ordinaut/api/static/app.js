@@ -31,7 +31,8 @@
   const state = {
     tasks: new Map(), // the task table's page
     known: new Map(), // every task seen (for titles elsewhere on the page)
-    filter: { status: "", kind: "", offset: 0 },
+    filter: { search: "", status: "", kind: "", offset: 0 },
+    searchTimer: null,
     taskId: null,
     runId: null,
     timer: null,
@@ -382,6 +383,21 @@
     return cell;
   }
 
+  // How the task last went, from the list itself: the latest finished run and the failures
+  // of the last 24 hours.
+  function lastCell(task) {
+    const cell = el("td", { class: "last" });
+    if (!task.last_run_status) {
+      cell.append(el("span", { class: "muted" }, "no runs yet"));
+    } else {
+      cell.append(badge(task.last_run_status), " ", zonedTime(task.last_run_at, task.timezone));
+    }
+    if (task.failures_24h) {
+      cell.append(el("div", { class: "error-inline small" }, task.failures_24h + " failed in 24 h"));
+    }
+    return cell;
+  }
+
   async function loadTasks() {
     const box = $("tasks-error");
     try {
@@ -394,6 +410,7 @@
             offset: f.offset,
             status: f.status || null,
             schedule_kind: f.kind || null,
+            search: f.search || null,
           }),
       );
       show(box, "");
@@ -418,11 +435,12 @@
             el("td", {}, schedule(task)),
             el("td", {}, badge(task.status)),
             nextCell(task),
+            lastCell(task),
             el("td", {}, el("button", { type: "button", onclick: open }, "Runs")),
           ),
         );
       }
-      const filtered = f.status || f.kind;
+      const filtered = f.status || f.kind || f.search;
       $("tasks-meta").textContent =
         doc.total === 0
           ? filtered ? "No tasks match these filters." : "No tasks yet."
@@ -653,7 +671,8 @@
       const body = $("steps").tBodies[0];
       clear(body);
       const steps = run.step_results || [];
-      if (!steps.length) {
+      const unrun = stepsNeverRun(run, steps);
+      if (!steps.length && !unrun.length) {
         body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No step results.")));
       }
       steps.forEach((step, index) => {
@@ -678,9 +697,41 @@
           ),
         );
       });
+      unrun.forEach((step, index) => {
+        body.append(
+          el(
+            "tr",
+            { "data-step-id": String(step.id), class: "never-ran" },
+            el("td", {}, String(steps.length + index + 1)),
+            el("td", {}, el("code", {}, String(step.id))),
+            el("td", {}, step.uses === undefined ? "" : String(step.uses)),
+            el("td", {}, badge("not run")),
+            el("td", {}, "—"),
+            el(
+              "td",
+              { class: "muted" },
+              run.finished_at
+                ? "never ran in this attempt (the run ended before it)"
+                : "not reached yet",
+            ),
+          ),
+        );
+      });
     } catch (error) {
       fail(box, error);
     }
+  }
+
+  // Steps of the task's (current) pipeline that have no result in this run: the run ended
+  // before them, or has not got there yet. Skipped steps have a result of their own.
+  function stepsNeverRun(run, steps) {
+    const task = state.known.get(run.task_id);
+    const pipeline = task && task.payload && Array.isArray(task.payload.pipeline)
+      ? task.payload.pipeline
+      : [];
+    if (run.status === "skipped" || (run.status === "canceled" && !steps.length)) return [];
+    const seen = new Set(steps.map((s) => String(s.id)));
+    return pipeline.filter((s) => s && s.id !== undefined && !seen.has(String(s.id)));
   }
 
   // --- dead letters and retry -----------------------------------------------------------
@@ -1012,9 +1063,19 @@
     });
     $("auto-refresh").addEventListener("change", (e) => setAuto(e.target.checked));
     const refilter = () => {
-      state.filter = { status: $("filter-status").value, kind: $("filter-kind").value, offset: 0 };
+      state.filter = {
+        search: $("filter-search").value.trim(),
+        status: $("filter-status").value,
+        kind: $("filter-kind").value,
+        offset: 0,
+      };
       refresh();
     };
+    // Typing searches once it pauses (one request, not one per key).
+    $("filter-search").addEventListener("input", () => {
+      clearTimeout(state.searchTimer);
+      state.searchTimer = setTimeout(refilter, 300);
+    });
     $("filter-status").addEventListener("change", refilter);
     $("filter-kind").addEventListener("change", refilter);
     $("tasks-prev").addEventListener("click", () => {
