@@ -31,6 +31,24 @@ Scopes = Annotated[list[Scope], Field(min_length=1, max_length=len(auth.SCOPES))
 Admin = Annotated[Principal, Depends(require(auth.ADMIN))]
 Caller = Annotated[Principal, Depends(require(None))]
 AgentId = Annotated[UUID, Path(description="The agent's id.")]
+# OpenAPI links: what an admin can do next with the agent just created.
+AGENT_LINKS = {
+    name: {
+        "operationId": op,
+        "parameters": {"agent_id": "$response.body#/id"},
+        "description": text,
+    }
+    for name, op, text in (
+        ("GetAgent", "get_agents__agent_id__get", "Read the agent."),
+        ("UpdateAgent", "update_agents__agent_id__put", "Rename it, change its scopes."),
+        (
+            "RotateCredentials",
+            "rotate_credentials_agents__agent_id__credentials_post",
+            "New secret.",
+        ),
+        ("DeleteAgent", "delete_agents__agent_id__delete", "Delete it."),
+    )
+}
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -164,7 +182,12 @@ async def revoke(
     return Response(status_code=204)
 
 
-@router.post("", status_code=201, response_model=AgentCreated)
+@router.post(
+    "",
+    status_code=201,
+    response_model=AgentCreated,
+    responses={201: {"description": "The agent and its secret.", "links": AGENT_LINKS}},
+)
 async def create(
     body: AgentCreate, admin: Admin, response: Response, deps: DepsDep, now: Now, rid: RequestId
 ) -> AgentCreated:
