@@ -8,7 +8,8 @@ derives them from the route itself before the router is included (``document``):
 * 401 and 429 for a route that needs a bearer token (429 is per token, else per address;
   the health routes are never rate limited), 403 when it needs a scope;
 * 400 (malformed JSON), 413 (body too large) and 422 for a route with a JSON body;
-* 422 for a route with query, path or header parameters;
+* 422 for a route with query, path or header parameters, and for every ``JSONRoute`` (any
+  query string or header may carry text that cannot be stored: ``api/strict.py``);
 * 404 for a route with a path parameter (the resource named in the path);
 * 503 for a route that reads the database or Redis.
 
@@ -24,6 +25,8 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from fastapi.utils import create_model_field
 from pydantic import BaseModel, ConfigDict, Field
+
+from ordinaut.api.strict import JSONRoute
 
 DESCRIPTIONS = {
     400: "The body is not valid JSON (`invalid_json`, with the position).",
@@ -129,7 +132,7 @@ def derived_statuses(route: APIRoute) -> list[int]:
         statuses.add(429)
     if route.body_field is not None:
         statuses |= {400, 413, 422}
-    if flat["query"] or flat["path"] or flat["header"]:
+    if flat["query"] or flat["path"] or flat["header"] or isinstance(route, JSONRoute):
         statuses.add(422)
     if flat["path"]:
         statuses.add(404)
