@@ -77,6 +77,11 @@ class AgentCreate(Strict):
 class AgentUpdate(Strict):
     """Fields to change; omitted fields keep their value."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"scopes": ["tasks:read", "runs:read"]}]},
+    )
+
     name: Name | None = Field(default=None, description="A new name.")
     scopes: Scopes | None = Field(default=None, description="The new set of scopes.")
     is_active: bool | None = Field(
@@ -103,6 +108,17 @@ class Credentials(BaseModel):
 
 
 class TokenRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "agent_id": "3f2b6f0e-8a51-4c3e-9d0a-6c1f2e4b5a79",
+                    "agent_secret": "the secret shown when the agent was created",
+                }
+            ]
+        },
+    )
     agent_id: Annotated[str, Field(max_length=64, description="The agent's id.")]
     agent_secret: Annotated[
         str, Field(max_length=auth.MAX_SECRET_LENGTH, description="Its secret.")
@@ -110,12 +126,18 @@ class TokenRequest(Strict):
 
 
 class RefreshRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"refresh_token": "ord_rt_..."}]}
+    )
     refresh_token: Annotated[
         str, Field(max_length=auth.MAX_TOKEN_LENGTH, description="The refresh token to rotate.")
     ]
 
 
 class RevokeRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"token": "ord_at_..."}]}
+    )
     token: Annotated[
         str,
         Field(max_length=auth.MAX_TOKEN_LENGTH, description="An access or a refresh token."),
