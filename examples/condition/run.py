@@ -1,12 +1,13 @@
 """A condition task, end to end, against a running Ordinaut (`make dev`).
 
-    ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:8765 make dev      # terminal 1
+    make dev ARGS=--allow-loopback-egress                  # terminal 1
     python examples/condition/run.py                        # terminal 2
 
 Starts the stub price feed and inbox (examples/stubs.py) with ACME at 120, creates the task
 from task.yaml (check the price every minute; alert when it drops below 100), waits until a
 check has seen the high price, drops the price to 95 and waits for the alert to arrive in the
-inbox, then deletes the task. The check runs once a minute, so this takes a minute or two;
+inbox, then deletes the task. A check that fails (the worker refused to call the stubs, for one)
+ends the wait at once, with the failed run and what to change. The check runs once a minute, so this takes a minute or two;
 ``--timeout`` bounds the wait (default 150 s). ``--start-price 95`` starts below the threshold:
 a task never checked counts as false, so the first check alerts (one poll instead of two).
 ``--keep`` leaves the task and the stubs up.
@@ -21,7 +22,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 # examples/ is not a package: its shared modules are imported from the folder itself.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,6 +39,7 @@ from connection import (
     ApiError,
     add_connection_args,
     connect,
+    hint_egress,
     load_task,
     show_run,
     wait_for_ctrl_c,
@@ -44,6 +48,7 @@ from stubs import DEFAULT_PORT, StubServices
 
 TASK_FILE = Path(__file__).with_name("task.yaml")
 HIGH, LOW = 120.0, 95.0
+FAILED = frozenset({"failed", "dead_letter"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,14 +106,22 @@ def price_alert(api: Api, stubs: StubServices, args: argparse.Namespace) -> int:
     try:
         if args.start_price >= below:
             print(f"ACME is at {args.start_price}; waiting for the first check ...")
-            while stubs.checks() == 0 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            stubs.set_price(LOW)
-            print(f"checked: no alert; ACME drops to {LOW}, below {below} ...")
+            failed = wait_for(lambda: stubs.checks() > 0, api, task["id"], deadline)
+            if failed is None:
+                stubs.set_price(LOW)
+                print(f"checked: no alert; ACME drops to {LOW}, below {below} ...")
         else:
             print(f"ACME is at {args.start_price}, below {below}; waiting for the first check ...")
-        while not stubs.delivered() and time.monotonic() < deadline:
-            time.sleep(0.2)
+            failed = None
+        if failed is None:
+            failed = wait_for(lambda: bool(stubs.delivered()), api, task["id"], deadline)
+        if failed is not None:
+            # A check that failed (the worker refused the stubs' address, say) never reaches
+            # the stub, so waiting longer would only end in "no alert": say why now.
+            print(f"a check of the price failed: run {failed['status']}", file=sys.stderr)
+            show_run(failed)
+            hint_egress(failed, stubs.port)
+            return EXIT_RUN_FAILED
         alerts = stubs.delivered()
         # Each check is a run: "skipped" when the alert did not fire, else the alert's outcome.
         # The alert reaches the inbox a moment before its run is recorded: wait for the record.
@@ -135,6 +148,24 @@ def price_alert(api: Api, stubs: StubServices, args: argparse.Namespace) -> int:
         if not args.keep:
             api.delete_task(task["id"])
             print(f"deleted task {task['id']} (--keep leaves it in place)")
+
+
+def wait_for(
+    done: Callable[[], bool], api: Api, task_id: str, deadline: float
+) -> dict[str, Any] | None:
+    """Wait until ``done()`` or the deadline; a check run of the task that failed ends the
+    wait early and is returned (with its step results)."""
+    next_look = 0.0
+    while not done() and time.monotonic() < deadline:
+        if time.monotonic() >= next_look:
+            next_look = time.monotonic() + 1.0
+            page = api.call("GET", "/runs", params={"task_id": task_id, "limit": 10})
+            failed = [r for r in page["items"] if r["status"] in FAILED]
+            if failed:
+                run: dict[str, Any] = api.call("GET", f"/runs/{failed[0]['id']}")
+                return run
+        time.sleep(0.2)
+    return None
 
 
 if __name__ == "__main__":

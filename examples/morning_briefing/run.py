@@ -1,6 +1,6 @@
 """The morning briefing, end to end, against a running Ordinaut (`make dev`).
 
-    ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:8765 make dev      # terminal 1
+    make dev ARGS=--allow-loopback-egress                  # terminal 1
     python examples/morning_briefing/run.py                 # terminal 2
 
 Starts the stub calendar, weather and inbox services (examples/stubs.py) on 127.0.0.1:8765,

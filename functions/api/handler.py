@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from mangum import Mangum
 
-from functions._runtime import Container
+from functions._runtime import Container, count_now
 from ordinaut.api import create_app
 
 container = Container.from_environment()
 app = create_app(container.settings)
+# rotated credentials (Container.refresh) reach the app's pool and Redis client too
+container.on_settings(app.state.deps.use_settings)
+if app.state.deps.waker is not None:  # a worker wake-up SQS refused: visible in CloudWatch
+    app.state.deps.waker.on_failure = lambda: count_now("WakeupsFailed")
 handler = container.entry_point(Mangum(app, lifespan="off"))

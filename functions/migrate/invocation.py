@@ -1,7 +1,9 @@
 """Migrate invocations: apply ``migrations/`` (on every deploy) or create an admin agent.
 
-Terraform invokes ``{"action": "migrate"}`` right after RDS Proxy is created, when it may still
-refuse connections for a while: connecting is retried for up to ``CONNECT_WITHIN_S``.
+Terraform invokes ``{"action": "migrate"}`` right after RDS Proxy is created, when its target may
+take minutes to become available: connecting is retried with backoff for as long as the
+invocation has (``connect_window_s``: its remaining time less ``RESERVE_S`` for the migrations
+themselves).
 ``create-admin`` returns the agent's one-time secret and logs only its id.
 """
 
@@ -19,10 +21,14 @@ from ordinaut.auth import SCOPES
 from ordinaut.clock import DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.store import agents, db
+from ordinaut.taskdefs import backfill_run_bounds
+from ordinaut.toolbox import build_registry
 
 log = logging.getLogger("ordinaut.migrate")
 
-CONNECT_WITHIN_S = 90.0
+CONNECT_WITHIN_S = 90.0  # without a Lambda context (direct calls)
+RESERVE_S = 20.0  # of the invocation's time, kept for the migrations after connecting
+MIN_WINDOW_S = 1.0
 FIRST_PAUSE_S = 1.0  # doubled after every failed attempt, up to MAX_PAUSE_S
 MAX_PAUSE_S = 10.0
 # A proxy that has just been created may also reject logins until it can read its secret.
@@ -32,6 +38,11 @@ MAX_NAME = 200
 
 class UnknownAction(ValueError):
     """The event asks for something this function does not do."""
+
+
+def connect_window_s(remaining_s: float) -> float:
+    """How long to keep trying to connect in an invocation with ``remaining_s`` left."""
+    return max(MIN_WINDOW_S, remaining_s - RESERVE_S)
 
 
 async def connect(settings: Settings, *, within_s: float = CONNECT_WITHIN_S) -> asyncpg.Connection:
@@ -70,11 +81,23 @@ async def migrate(settings: Settings, *, within_s: float) -> dict[str, Any]:
     conn = await connect(settings, within_s=within_s)
     try:
         applied = await db.migrate(conn, settings.migrations_dir)
+        # tasks written before run bounds existed: a Lambda worker leases by bound
+        bounded = await backfill_run_bounds(
+            conn, settings=settings, registry=build_registry(settings)
+        )
     finally:
         await conn.close()
     version = db.migration_files(settings.migrations_dir)[-1].stem
-    log.info("migrations applied", extra={"applied": applied, "schema_version": version})
-    return {"action": "migrate", "applied": applied, "schema_version": version}
+    log.info(
+        "migrations applied",
+        extra={"applied": applied, "schema_version": version, "run_bounds_set": bounded},
+    )
+    return {
+        "action": "migrate",
+        "applied": applied,
+        "schema_version": version,
+        "run_bounds_set": bounded,
+    }
 
 
 async def create_admin(settings: Settings, name: Any, *, within_s: float) -> dict[str, Any]:

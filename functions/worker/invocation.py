@@ -2,9 +2,15 @@
 
 Like the long-running worker, this driver heartbeats while runs are in flight: a run that
 lasts longer than a lease keeps it, instead of being rescued and run a second time by another
-worker. What is still running when the budget ends is released (``drain`` does that), and if
-the container dies first, the lease expires and the tick rescues the run: nothing stays
-``running``. Afterwards the outbox is relayed to Redis within what is left of the margin.
+worker. ``drain`` leases only runs whose bound fits the time left; one still running when the
+budget ends is cut off and its attempt counts (``drain`` does that), and if the container dies
+first, the lease expires and the tick rescues the run: nothing stays ``running`` and nothing
+repeats for ever. Afterwards the outbox is relayed to Redis within what is left of the margin.
+
+Metrics (EMF, one document per invocation, dimension ``service``): ``RunsSucceeded``,
+``RunsFailed`` (attempts that failed: retried, failed for good or dead-lettered, a deadline
+cut included), ``RunsDeadLettered``, ``StartLagMs`` (the worst start lag of the rows this
+invocation leased, from their due instant) and ``DrainsFailed`` (the database unreachable).
 """
 
 from __future__ import annotations
@@ -15,10 +21,14 @@ import logging
 from typing import Any
 
 import asyncpg
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from functions._runtime import CONNECTION_ERRORS, Container
 from ordinaut.store import heartbeats
 from ordinaut.worker import Worker
+
+FAILED = ("retry", "failed", "dead_letter")
 
 log = logging.getLogger("ordinaut.worker")
 
@@ -26,22 +36,30 @@ RELAY_WITHIN_S = 3.0
 DATABASE_ERRORS: tuple[type[Exception], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
 
-async def drain(container: Container, budget_s: float, *, worker_id: str) -> dict[str, Any]:
-    """Run due work for ``budget_s`` seconds; returns a summary."""
+async def drain(
+    container: Container, budget_s: float, *, worker_id: str, metrics: Metrics | None = None
+) -> dict[str, Any]:
+    """Run due work for ``budget_s`` seconds; returns a summary (and records ``metrics``,
+    also when the database could not be reached)."""
     settings = container.settings
-    async with container.database() as pool:
-        worker = Worker(pool, settings, container.clock, worker_id=worker_id)
-        beating = asyncio.create_task(_heartbeats(worker, settings.heartbeat_s))
-        try:
-            ran = await worker.drain(budget_s)
-        finally:
-            beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beating
-            with contextlib.suppress(*DATABASE_ERRORS):
-                await heartbeats.forget_worker(pool, worker_id)
-        within_s = min(RELAY_WITHIN_S, settings.drain_margin_s / 2)
-        relayed = await container.relay_outbox(pool, within_s=within_s)
+    worker: Worker | None = None
+    try:
+        async with container.database() as pool:
+            worker = Worker(pool, settings, container.clock, worker_id=worker_id)
+            beating = asyncio.create_task(_heartbeats(worker, settings.heartbeat_s))
+            try:
+                ran = await worker.drain(budget_s)
+            finally:
+                beating.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beating
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await heartbeats.forget_worker(pool, worker_id)
+            within_s = min(RELAY_WITHIN_S, settings.drain_margin_s / 2)
+            relayed = await container.relay_outbox(pool, within_s=within_s)
+    finally:
+        if metrics is not None:
+            record(metrics, worker)
     return {"ran": ran, "budget_s": round(budget_s, 3), "relayed": relayed}
 
 
@@ -52,3 +70,22 @@ async def _heartbeats(worker: Worker, every_s: float) -> None:
             await worker.heartbeat()
         except DATABASE_ERRORS as exc:
             log.warning("heartbeat failed", extra={"error": repr(exc)})
+
+
+def record(metrics: Metrics, worker: Worker | None) -> None:
+    """The drain's outcomes as EMF metrics (only the Powertools ``service`` dimension);
+    ``worker`` None: the database could not be reached (``DrainsFailed``)."""
+    if worker is None:
+        metrics.add_metric(name="DrainsFailed", unit=MetricUnit.Count, value=1)
+        return
+    tally = worker.tally
+    metrics.add_metric(name="RunsSucceeded", unit=MetricUnit.Count, value=tally["succeeded"])
+    metrics.add_metric(
+        name="RunsFailed", unit=MetricUnit.Count, value=sum(tally[s] for s in FAILED)
+    )
+    metrics.add_metric(name="RunsDeadLettered", unit=MetricUnit.Count, value=tally["dead_letter"])
+    leased, _, worst_s = worker.start_lag_s
+    if leased:
+        metrics.add_metric(
+            name="StartLagMs", unit=MetricUnit.Milliseconds, value=round(worst_s * 1000, 1)
+        )

@@ -24,6 +24,12 @@ from ordinaut.config import Settings, load_settings
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+# The REST commands (login, tasks, runs, events) also answer with these.
+EXIT_NOT_FOUND = 3
+EXIT_AUTH = 4
+EXIT_CONFLICT = 5
+EXIT_RUN_FAILED = 6
+EXIT_TIMEOUT = 7
 
 # A new agent without --scopes can do everything but administer other agents.
 DEFAULT_SCOPES = tuple(s for s in SCOPES if s != ADMIN)
@@ -43,11 +49,20 @@ examples:
   ordinaut api --port 8080             serve the REST API
   ordinaut worker --metrics-port 0     run a worker without a metrics endpoint
   ordinaut agents create ci-bot --scopes tasks:read,runs:read
+  ordinaut tasks create -f task.yaml   (ordinaut tasks create --help shows the file format)
 
 exit codes:
-  0  finished, or stopped cleanly by Ctrl-C (SIGINT) or SIGTERM
-  1  failed while running (database unreachable, port in use, a process died)
-  2  bad usage or configuration (unknown flag, bad ORDINAUT_* value, no database URL)
+  0  done; a server process stopped cleanly by Ctrl-C (SIGINT) or SIGTERM;
+     for --follow, the run succeeded
+  1  failed while running (database unreachable, port in use, a process died), or the API
+     failed or could not be reached (5xx, 429 after retries, connection refused)
+  2  bad usage, configuration or input: unknown flag, bad ORDINAUT_* value, no database URL,
+     unreadable or unparsable file, a task or field the API rejected (400/422)
+  3  not found: no such task or run, or it belongs to another agent (404)
+  4  not authenticated or not allowed: no or expired token, missing scope (401/403)
+  5  conflict: the task's or run's state forbids it, e.g. pausing a paused task (409)
+  6  the followed run ended without success (failed, dead_letter, canceled, skipped)
+  7  --follow gave up: the run was still going when --timeout passed
 """
 
 
@@ -457,7 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
         "an admin credential printed and saved to .ordinaut/credentials.json. Set\n"
         "ORDINAUT_DATABASE_URL / ORDINAUT_REDIS_URL to use external servers instead.\n"
         "Ctrl-C stops everything.",
-        "  ordinaut dev\n  ordinaut dev --port 9000 --workers 2\n  ordinaut dev --no-scheduler",
+        "  ordinaut dev\n  ordinaut dev --port 9000 --workers 2\n  ordinaut dev --no-scheduler\n"
+        "  ordinaut dev --allow-loopback-egress     for examples/ (stub services on 127.0.0.1)",
     )
     p.add_argument(
         "--port", type=_port, metavar="PORT", help="API port (default: ORDINAUT_API_PORT or 8080)"
@@ -466,6 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_processes, default=1, metavar="N", help="worker processes (default: 1)"
     )
     p.add_argument("--no-scheduler", action="store_true", help="do not start the scheduler process")
+    p.add_argument(
+        "--allow-loopback-egress",
+        action="store_true",
+        help="let http.request steps reach 127.0.0.0/8 and ::1 (the examples' stub services); "
+        "other internal addresses stay refused",
+    )
     p.set_defaults(func=cmd_dev)
 
     p = _subparser(

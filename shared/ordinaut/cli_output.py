@@ -42,16 +42,24 @@ def duration(ms: int | None) -> str:
     return f"{ms} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
 
 
+def next_run(task: Task) -> str:
+    """The task's next fire time in its zone; none when it is not active (a paused task keeps
+    its schedule, but nothing runs until it is resumed)."""
+    if task.status != "active":
+        return f"- ({task.status})"
+    return local_time(task.next_run_at, task.timezone) if task.next_run_at else "-"
+
+
 def task_row(task: Task) -> list[str]:
-    nxt = local_time(task.next_run_at, task.timezone) if task.next_run_at else "-"
     words = describe_schedule(task.schedule_kind, task.schedule_expr, task.timezone)
-    return [task.id, clip(task.title, 30), task.status, clip(words, 50), nxt]
+    return [task.id, clip(task.title, 30), task.status, clip(words, 50), next_run(task)]
 
 
-def run_row(run: Run) -> list[str]:
+def run_row(run: Run, titles: dict[str, str]) -> list[str]:
+    """A run as a table row; ``titles`` maps task ids to titles (tables show titles)."""
     return [
         run.id,
-        run.task_id,
+        clip(titles.get(run.task_id, run.task_id), 30),
         run.status,
         str(run.attempt),
         run.trigger,
@@ -70,9 +78,11 @@ def short(value: Any, width: int = 60) -> str:
     return clip(text.replace("\n", " "), width)
 
 
-def render_run(run: Run) -> str:
+def render_run(run: Run, title: str | None = None) -> str:
+    task = f"{title}  ({run.task_id})" if title else run.task_id
     lines = [
-        f"run {run.id}  {run.status}  (task {run.task_id})",
+        f"run {run.id}  {run.status}",
+        f"  task           {task}",
         f"  trigger        {run.trigger}" + (f" (event {run.event_id})" if run.event_id else ""),
         f"  attempt        {run.attempt}",
         f"  scheduled for  {utc(run.scheduled_for)}",

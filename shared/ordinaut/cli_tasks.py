@@ -9,7 +9,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from ordinaut.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
 from ordinaut.cli_output import (
     RUN_HEADERS,
     Progress,
+    next_run,
     print_json,
     render_run,
     run_row,
@@ -87,6 +88,18 @@ def api_errors() -> Iterator[None]:
         lines = [f"{exc.message} ({exc.code}, HTTP {exc.status}{rid})"]
         lines += [f"  {p['field']}: {p['message']}" for p in exc.problems]
         raise CommandError("\n".join(lines) + _first_line_hint(exc), code) from None
+
+
+def task_titles(client: Ordinaut, task_ids: Iterable[str]) -> dict[str, str]:
+    """Titles of the given tasks, one request per distinct task (a page of runs rarely spans
+    many); a task deleted meanwhile is shown as such."""
+    titles: dict[str, str] = {}
+    for task_id in dict.fromkeys(task_ids):
+        try:
+            titles[task_id] = client.get_task(task_id).title
+        except NotFoundError:
+            titles[task_id] = f"(deleted task {task_id[:8]})"
+    return titles
 
 
 # --- login ---------------------------------------------------------------------------------
@@ -162,7 +175,8 @@ def cmd_tasks_create(args: argparse.Namespace) -> int:
                 print(f"valid; first run {utc(result.next_run_at)}")
             return EXIT_OK
         task = client.create_task(body)
-        preview = client.preview_task(task.id, limit=3).fire_times
+        active = task.status == "active"
+        preview = client.preview_task(task.id, limit=3).fire_times if active else []
     if args.json:
         print_json(task.to_json())
         return EXIT_OK
@@ -196,7 +210,9 @@ def cmd_tasks_list(args: argparse.Namespace) -> int:
 def cmd_tasks_show(args: argparse.Namespace) -> int:
     with _client(args) as client, api_errors():
         task = client.get_task(args.id)
-        fires = client.preview_task(task.id, limit=args.next).fire_times
+        active = task.status == "active"
+        # A paused (or finished) task keeps its schedule but will not run: no "next runs".
+        fires = client.preview_task(task.id, limit=args.next).fire_times if active else []
         runs = client.list_runs(task_id=task.id, limit=args.runs).items
     if args.json:
         print_json(
@@ -216,7 +232,9 @@ def cmd_tasks_show(args: argparse.Namespace) -> int:
     for i, at in enumerate(fires):
         label = "next runs" if i == 0 else ""
         print(f"  {label:<10}  {local_time(at, task.timezone)}  ({utc(at)})")
-    if not fires and task.schedule_kind != "event":
+    if not active:
+        print(f"  next runs   {next_run(task)}: nothing runs until it is resumed")
+    elif not fires and task.schedule_kind not in ("event", "condition"):
         print("  next runs   none")
     print(f"  pipeline    {len(steps)} step(s): {pipeline or '-'}")
     print(
@@ -227,7 +245,7 @@ def cmd_tasks_show(args: argparse.Namespace) -> int:
     print()
     if runs:
         print("recent runs")
-        print(table(RUN_HEADERS, [run_row(r) for r in runs]))
+        print(table(RUN_HEADERS, [run_row(r, {task.id: task.title}) for r in runs]))
     else:
         print("no runs yet")
     return EXIT_OK
@@ -270,13 +288,14 @@ def cmd_tasks_run_now(args: argparse.Namespace) -> int:
 def cmd_runs_list(args: argparse.Namespace) -> int:
     with _client(args) as client, api_errors():
         page = client.list_runs(task_id=args.task, status=args.status, limit=args.limit)
+        titles = {} if args.json else task_titles(client, [r.task_id for r in page.items])
     if args.json:
         print_json({"items": [r.to_json() for r in page.items], "total": page.total})
         return EXIT_OK
     if not page.items:
         print("no runs")
         return EXIT_OK
-    print(table(RUN_HEADERS, [run_row(r) for r in page.items]))
+    print(table(RUN_HEADERS, [run_row(r, titles) for r in page.items]))
     if page.total > len(page.items):
         print(f"({len(page.items)} of {page.total}; --limit to see more)")
     return EXIT_OK
@@ -292,15 +311,15 @@ def _follow(client: Ordinaut, run_id: str, args: argparse.Namespace) -> int:
         if progress.live:
             print(file=sys.stderr)
         raise CommandError(str(exc), EXIT_TIMEOUT) from None
-    _show_run(run, args)
+    _show_run(client, run, args)
     return EXIT_OK if run.status == "succeeded" else EXIT_RUN_FAILED
 
 
-def _show_run(run: Run, args: argparse.Namespace) -> None:
+def _show_run(client: Ordinaut, run: Run, args: argparse.Namespace) -> None:
     if args.json:
         print_json(run.to_json())
     else:
-        print(render_run(run))
+        print(render_run(run, task_titles(client, [run.task_id])[run.task_id]))
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
@@ -308,7 +327,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         if args.follow:
             return _follow(client, args.id, args)
         run = client.get_run(args.id)
-    _show_run(run, args)
+        _show_run(client, run, args)
     return EXIT_OK
 
 

@@ -11,46 +11,71 @@ import importlib
 import sys
 from collections.abc import Callable
 
-from ordinaut.cli import EXIT_USAGE
+from ordinaut.cli import (
+    EXIT_AUTH,
+    EXIT_CONFLICT,
+    EXIT_NOT_FOUND,
+    EXIT_RUN_FAILED,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+)
+
+__all__ = [
+    "EXIT_AUTH",
+    "EXIT_CONFLICT",
+    "EXIT_NOT_FOUND",
+    "EXIT_RUN_FAILED",
+    "EXIT_TIMEOUT",
+    "register",
+]
 
 # The API's task and run statuses (ordinaut.client.models has them too, behind pydantic).
 TASK_STATUSES = ("active", "paused", "canceled", "completed")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped")
+SCHEDULE_KINDS = ("cron", "rrule", "once", "event", "condition")
 
-EXIT_NOT_FOUND = 3
-EXIT_AUTH = 4
-EXIT_CONFLICT = 5
-EXIT_RUN_FAILED = 6
-EXIT_TIMEOUT = 7
-
-EXIT_CODES = """\
-exit codes:
-  0  done (for --follow: the run succeeded)
-  1  the API failed or could not be reached (5xx, 429 after retries, connection refused)
-  2  bad usage or input: unknown flag, unreadable file, a task or field the API rejected (400/422)
-  3  not found: no such task or run, or it belongs to another agent (404)
-  4  not authenticated or not allowed: no or expired token, missing scope (401/403)
-  5  conflict: the task's state forbids it, e.g. pausing a paused task (409)
-  6  the followed run ended without success (failed, dead_letter, canceled, skipped)
-  7  --follow gave up: the run was still going when --timeout passed
-"""
+# The exit codes are explained once, in `ordinaut --help`; each page points there.
+EXIT_CODES = "exit codes: listed once, in `ordinaut --help`"
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparsers()
 Factory = Callable[..., argparse.ArgumentParser]
 
 
-def lazy(name: str) -> Callable[[argparse.Namespace], int]:
-    """The command ``cli_tasks.<name>``, imported when it runs."""
+def lazy(name: str, module: str = "ordinaut.cli_tasks") -> Callable[[argparse.Namespace], int]:
+    """The command ``<module>.<name>``, imported when it runs."""
 
     def run(args: argparse.Namespace) -> int:
         command: Callable[[argparse.Namespace], int] = getattr(
-            importlib.import_module("ordinaut.cli_tasks"), name
+            importlib.import_module(module), name
         )
         return command(args)
 
     return run
 
 
+EDIT = "ordinaut.cli_tasks_edit"  # tasks update / delete / preview
+RUNS = "ordinaut.cli_runs"  # runs retry / cancel
+
+TASK_FILE_FORMAT = """\
+The file is the body of POST /tasks, as YAML or JSON ('-' reads it from stdin):
+
+  title: Morning briefing                  # required, 1-200 characters
+  description: weather for the day         # optional
+  schedule_kind: cron                      # cron | rrule | once | event | condition
+  schedule_expr: "0 8 * * 1-5"             # weekdays at 08:00 (rrule: FREQ=...; once: an
+                                           #   ISO instant; event: a topic like orders.*)
+  timezone: Europe/Chisinau                # IANA name the schedule is read in (default UTC)
+  payload:
+    params: {city: Chisinau}
+    pipeline:                              # the steps, run in order
+      - id: say
+        uses: echo                         # a tool: `GET /tools` lists them
+        with: {text: "weather in ${params.city}"}
+  priority: 5                              # optional: 1-9, max_retries, backoff_strategy,
+  max_retries: 3                           #   misfire_policy, overlap_policy, dedupe_key, ...
+
+A file that does not parse is reported with its line and column; a task the API refuses
+is reported field by field (exit 2)."""
 # --- the parsers ---------------------------------------------------------------------------
 
 
@@ -130,9 +155,11 @@ def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None
         sub,
         factory,
         "tasks",
-        "create, list, show and control tasks",
+        "create, list, show, change and control tasks",
         "  ordinaut tasks create -f task.yaml\n  ordinaut tasks list --status active\n"
-        "  ordinaut tasks show ID\n  ordinaut tasks run-now ID --follow",
+        "  ordinaut tasks show ID\n  ordinaut tasks update ID --schedule '0 9 * * 1-5'\n"
+        "  ordinaut tasks preview ID\n  ordinaut tasks run-now ID --follow\n"
+        "  ordinaut tasks delete ID --yes",
     )
     p = _leaf(
         tasks,
@@ -143,6 +170,7 @@ def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None
         "  ordinaut tasks create -f task.yaml --dry-run",
         lazy("cmd_tasks_create"),
     )
+    p.description = f"Create a task from a YAML or JSON file.\n\n{TASK_FILE_FORMAT}"
     p.add_argument("-f", "--file", required=True, metavar="FILE", help="task file ('-' = stdin)")
     p.add_argument(
         "--dry-run", action="store_true", help="validate and render every step, create nothing"
@@ -157,7 +185,7 @@ def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None
         lazy("cmd_tasks_list"),
     )
     p.add_argument("--status", choices=TASK_STATUSES, help="only tasks in this status")
-    p.add_argument("--kind", choices=("cron", "rrule", "once", "event", "condition"))
+    p.add_argument("--kind", choices=SCHEDULE_KINDS, help="only tasks with this schedule kind")
     p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
     p.add_argument("--all", action="store_true", help="every task, walking all pages")
     _connection_flags(p)
@@ -200,13 +228,15 @@ def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None
     p.add_argument("--follow", action="store_true", help="wait for the run and show it")
     _follow_flags(p)
     _connection_flags(p)
+    _task_edit_parsers(tasks, factory)
 
     runs = _group(
         sub,
         factory,
         "runs",
-        "list runs and show one with its step results",
-        "  ordinaut runs list --task ID\n  ordinaut runs show RUN_ID --follow",
+        "list runs, show one with its step results, retry or cancel one",
+        "  ordinaut runs list --task ID\n  ordinaut runs list --status dead_letter\n"
+        "  ordinaut runs show RUN_ID --follow\n  ordinaut runs retry RUN_ID",
     )
     p = _leaf(
         runs,
@@ -234,6 +264,33 @@ def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None
     )
     _follow_flags(p)
     _connection_flags(p)
+    for action, summary, more in (
+        (
+            "retry",
+            "requeue a failed or dead-lettered run now, with a fresh retry budget",
+            "  ordinaut runs retry RUN_ID --follow",
+        ),
+        (
+            "cancel",
+            "cancel a queued or running run (a running attempt's result is discarded)",
+            "",
+        ),
+    ):
+        p = _leaf(
+            runs,
+            factory,
+            action,
+            summary,
+            f"  ordinaut runs {action} RUN_ID\n{more}".rstrip(),
+            lazy(f"cmd_runs_{action}", RUNS),
+        )
+        p.add_argument("id", help="run id")
+        if action == "retry":
+            p.add_argument(
+                "--follow", action="store_true", help="wait for the retried run and show it"
+            )
+            _follow_flags(p)
+        _connection_flags(p)
 
     events = _group(
         sub,
@@ -270,7 +327,108 @@ def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None
         "the Model Context Protocol. The server calls the REST API at ORDINAUT_URL with\n"
         "ORDINAUT_TOKEN, or with the credential saved by `ordinaut login`."
     )
-    p.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    p.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default="stdio",
+        help="stdio (the assistant starts the server) or streamable HTTP (default stdio)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="HTTP interface (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     _connection_flags(p, json_flag=False)
+
+
+def _schedule_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--schedule-kind", choices=SCHEDULE_KINDS, help="the schedule's kind")
+    p.add_argument(
+        "--schedule",
+        dest="schedule_expr",
+        metavar="EXPR",
+        help="the schedule expression, e.g. '0 8 * * 1-5' (cron) or 'FREQ=DAILY' (rrule)",
+    )
+    p.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Chisinau")
+
+
+def _task_edit_parsers(tasks: SubParsers[argparse.ArgumentParser], factory: Factory) -> None:
+    """tasks update, preview and delete (``cli_tasks_edit``)."""
+    p = _leaf(
+        tasks,
+        factory,
+        "update",
+        "change some fields of a task (from a file or flags)",
+        "  ordinaut tasks update ID --title 'Morning briefing (weekends too)' --schedule '0 8 * * *'\n"
+        "  ordinaut tasks update ID -f changes.yaml\n"
+        "  ordinaut tasks update ID -f task.yaml --priority 2      flags win over the file",
+        lazy("cmd_tasks_update", EDIT),
+    )
+    p.description = (
+        "Change only the fields given (PATCH): every other field keeps its value. The file\n"
+        "holds any of the fields of `ordinaut tasks create --help`; a flag overrides the\n"
+        "same field in the file. A new schedule or pipeline is validated like a new task's\n"
+        "and takes effect from the next tick."
+    )
+    p.add_argument("id", help="task id")
+    p.add_argument("-f", "--file", metavar="FILE", help="YAML or JSON with the fields to change")
+    p.add_argument("--title", metavar="TEXT", help="new title (1-200 characters)")
+    p.add_argument("--description", metavar="TEXT", help="new description")
+    _schedule_flags(p)
+    p.add_argument("--priority", type=int, metavar="N", help="1 (first) to 9")
+    p.add_argument("--max-retries", type=int, metavar="N", help="retries after a failed attempt")
+    p.add_argument(
+        "--backoff",
+        dest="backoff_strategy",
+        choices=("exponential_jitter", "linear", "fixed"),
+        help="wait between retries",
+    )
+    p.add_argument(
+        "--misfire",
+        dest="misfire_policy",
+        choices=("skip", "run_once", "run_all"),
+        help="what happens to fire times missed while nothing ran",
+    )
+    p.add_argument(
+        "--overlap",
+        dest="overlap_policy",
+        choices=("skip", "allow", "buffer_one"),
+        help="what happens when a run is due while the previous one still runs",
+    )
+    _connection_flags(p)
+
+    p = _leaf(
+        tasks,
+        factory,
+        "preview",
+        "show when a task, a task file or a schedule would fire",
+        "  ordinaut tasks preview ID --next 10\n  ordinaut tasks preview -f task.yaml\n"
+        "  ordinaut tasks preview --schedule-kind cron --schedule '0 8 * * 1-5' "
+        "--timezone Europe/Chisinau",
+        lazy("cmd_tasks_preview", EDIT),
+    )
+    p.description = (
+        "The next fire times, computed by the scheduler's own code, in the task's time zone\n"
+        "and in UTC. Give a task id, a task file (nothing is created), or a schedule as flags\n"
+        "(flags override the file's schedule fields). A paused task has no next runs; its\n"
+        "preview says so and shows when it would fire once resumed."
+    )
+    p.add_argument("id", nargs="?", help="task id (or give -f or the schedule flags)")
+    p.add_argument("-f", "--file", metavar="FILE", help="a task file ('-' = stdin)")
+    _schedule_flags(p)
+    p.add_argument("--next", type=int, default=5, metavar="N", help="fire times to show (5)")
+    _connection_flags(p)
+
+    p = _leaf(
+        tasks,
+        factory,
+        "delete",
+        "delete a task and its run history for good",
+        "  ordinaut tasks delete ID\n  ordinaut tasks delete ID --yes      no question (scripts)",
+        lazy("cmd_tasks_delete", EDIT),
+    )
+    p.description = (
+        "Delete a task with its runs. On a terminal it names the task and asks first;\n"
+        "elsewhere (scripts, pipes) --yes is required. To stop a task but keep its history,\n"
+        "use `ordinaut tasks cancel`."
+    )
+    p.add_argument("id", help="task id")
+    p.add_argument("-y", "--yes", action="store_true", help="delete without asking")
+    _connection_flags(p)

@@ -46,7 +46,7 @@ from ordinaut.pipeline import (
     compile_payload,
     execute,
 )
-from ordinaut.pipeline.expressions import Budget, Expression, truthy
+from ordinaut.pipeline.expressions import Expression, truthy
 from ordinaut.pipeline.templates import parse_template
 from ordinaut.store import conditions as store
 
@@ -206,8 +206,9 @@ def filter_passes(
         expression = _cached_filter(text, limits.max_expression_length)
         value = expression.evaluate(
             {"event": event, "params": params or {}, "now": now},
-            budget=Budget(limits.max_expression_work),
+            budget=limits.budget(),
             max_string=limits.max_render_bytes,
+            max_depth=limits.max_json_depth,
         )
     except ExpressionError as exc:
         log.info("event filter did not evaluate", extra={"error": exc.message})

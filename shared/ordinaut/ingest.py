@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -30,6 +31,7 @@ from ordinaut.errors import ValidationFailed
 from ordinaut.events import EVENT_RECEIVED
 from ordinaut.pipeline import PipelineLimits
 from ordinaut.pipeline.context import iso_utc
+from ordinaut.pipeline.offload import off_loop
 from ordinaut.slots import idempotency_key
 from ordinaut.store import events, outbox, work
 from ordinaut.taskdefs import SHARED_PREFIX
@@ -99,6 +101,16 @@ def _passing(
     ]
 
 
+async def _filtered(
+    tasks: list[asyncpg.Record], event: dict[str, Any], now: datetime
+) -> list[asyncpg.Record]:
+    """``_passing``; filters are subscribers' expressions, so they are evaluated off the
+    event loop (other requests and runs go on meanwhile), each within its budget and deadline."""
+    if all(t["filter"] is None for t in tasks):
+        return tasks
+    return await off_loop(_passing, tasks, event, now)
+
+
 def _received(tenant: UUID, event_id: str, topic: str, matched: int) -> outbox.OutboxEvent:
     return outbox.OutboxEvent(
         event_type=EVENT_RECEIVED,
@@ -117,8 +129,12 @@ async def ingest_event(
     event_id: str | None,
     now: datetime,
     source: str = "api",
+    on_wake: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """Store an event once and queue one run per matching event task; returns a summary."""
+    """Store an event once and queue one run per matching event task; returns a summary.
+
+    ``on_wake`` is awaited after the commit when runs were queued (a Lambda worker wake-up).
+    """
     check_event(topic, event_id, payload)
     async with pool.acquire() as conn:
         async with conn.transaction():
@@ -131,8 +147,11 @@ async def ingest_event(
                 now=now,
                 source=source,
             )
-        if summary.pop("_wake", False):
+        wake = summary.pop("_wake", False)
+        if wake:
             await work.notify_work(conn)
+    if wake and on_wake is not None:
+        await on_wake()
     return summary
 
 
@@ -178,7 +197,7 @@ async def ingest_on(
         others = await _deliver_shared(conn, tenant_id, topic, payload, event_id, now)
     else:
         others = 0
-    tasks = _passing(own, event, now)
+    tasks = await _filtered(own, event, now)
     created = await work.materialize(
         conn, [_slot(t, tenant_id, event_id, now) for t in tasks], now=now
     )
@@ -212,7 +231,7 @@ async def _deliver_shared(
     slots: list[work.NewSlot] = []
     received: list[outbox.OutboxEvent] = []
     for owner, group in groupby(subscribers, key=lambda t: t["created_by"]):
-        tasks = _passing(list(group), event, now)
+        tasks = await _filtered(list(group), event, now)
         if not tasks:
             continue
         new = await events.insert_copy(

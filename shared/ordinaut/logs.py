@@ -11,6 +11,9 @@ from typing import Any
 import orjson
 
 CONTEXT_FIELDS = ("request_id", "task_id", "run_id", "attempt", "worker_id")
+# AWS SDK and HTTP client loggers print request and response bodies at DEBUG, Secrets Manager
+# values included: never below WARNING, whatever ORDINAUT_LOG_LEVEL says.
+QUIET_LOGGERS = ("boto3", "botocore", "urllib3", "s3transfer", "aiobotocore")
 _EMPTY: dict[str, Any] = {}  # never mutated: bind() always sets a new dict
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
     "ordinaut_log_context", default=_EMPTY
@@ -64,6 +67,14 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+def quiet_libraries() -> None:
+    """Keep ``QUIET_LOGGERS`` at WARNING or above (they would log secrets at DEBUG)."""
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
 def configure(level: str = "INFO", *, json_output: bool = True) -> None:
     """Install one stderr handler on the root logger (idempotent)."""
     root = logging.getLogger()
@@ -76,5 +87,6 @@ def configure(level: str = "INFO", *, json_output: bool = True) -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    quiet_libraries()
     # APScheduler logs every job execution at INFO; the tick logs what matters itself
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

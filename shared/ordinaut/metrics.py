@@ -112,6 +112,13 @@ EVENTS_RELAYED = Counter(
     "Lifecycle events the outbox relay published to the Redis stream.",
     registry=REGISTRY,
 )
+WAKEUPS = Counter(
+    "ordinaut_worker_wakeups_total",
+    "Wake-up messages for Lambda workers after a request created due work, by result "
+    "(sent, failed: the work waits for the next tick).",
+    ["result"],
+    registry=REGISTRY,
+)
 INGEST_ENTRIES = Counter(
     "ordinaut_ingest_entries_total",
     "Ingest stream entries handled by this consumer, by outcome "

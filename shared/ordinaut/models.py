@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 ScheduleKind = Literal["cron", "rrule", "once", "event", "condition"]
 Backoff = Literal["exponential_jitter", "linear", "fixed"]
@@ -137,6 +137,14 @@ class TaskFields(Strict):
         description="A scheduled run due while the previous one still runs: skip it, run "
         "it alongside, or keep one waiting.",
     )
+    max_duration_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=24 * 3600,
+        description="The longest one attempt may take, in seconds; at most the deployment's "
+        "ORDINAUT_MAX_RUN_DURATION_S. Absent: the pipeline's worst case (step timeouts x "
+        "attempts) is the bound. A run past it fails that attempt (`run_timeout`).",
+    )
 
 
 class TaskCreate(TaskFields):
@@ -174,11 +182,16 @@ class TaskPatch(Strict):
     )
     misfire_policy: Misfire | None = Field(default=None, description="See create.")
     overlap_policy: Overlap | None = Field(default=None, description="See create.")
+    max_duration_s: float | None = Field(
+        default=None, gt=0, le=24 * 3600, description="See create; null clears it."
+    )
 
     @staticmethod
     def nullable() -> frozenset[str]:
         """Fields a PATCH may clear by sending null."""
-        return frozenset({"dedupe_key", "dedupe_window_seconds", "concurrency_key"})
+        return frozenset(
+            {"dedupe_key", "dedupe_window_seconds", "concurrency_key", "max_duration_s"}
+        )
 
 
 class TaskOut(BaseModel):
@@ -212,6 +225,18 @@ class TaskOut(BaseModel):
         description="The next fire time (UTC); null when paused, finished or event-driven."
     )
     snoozed_until: datetime | None = Field(description="Runs due before this wait until then.")
+    max_duration_s: float | None = Field(
+        default=None, description="The longest one attempt may take, in seconds, if set."
+    )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def schedule_text(self) -> str:
+        """The schedule in words in the task's zone ("every weekday at 08:00 Europe/Chisinau"),
+        the same words the CLI and the MCP server use; fire times come from the scheduler."""
+        from ordinaut.client.words import describe_schedule
+
+        return describe_schedule(self.schedule_kind, self.schedule_expr, self.timezone)
 
 
 class SnoozeIn(Strict):

@@ -54,72 +54,9 @@ async def tick(
             due = await tasks.lock_due_tasks(conn, horizon=horizon, limit=settings.tick_batch)
             if not due:
                 break
-            slots: list[work.NewSlot] = []
-            ids: list[uuid.UUID] = []
-            nexts: list[datetime | None] = []
-            statuses: list[str] = []
-            for row in due:
-                try:
-                    schedule = stored_schedule(
-                        row["schedule_kind"], row["schedule_expr"], row["timezone"], row["dtstart"]
-                    )
-                except InvalidSchedule as exc:
-                    # Validated on write, so only a rule change can bring us here: stop the task
-                    # loudly instead of retrying it every tick.
-                    log.error(
-                        "stored schedule no longer parses; pausing task",
-                        extra={"task_id": str(row["id"]), "error": exc.message},
-                    )
-                    ids.append(row["id"])
-                    nexts.append(None)
-                    statuses.append("paused")
-                    continue
-                policy = Policy(row["misfire_policy"], *policy_base)
-                plan = plan_slots(
-                    schedule,
-                    row["next_run_at"],
-                    now=now,
-                    horizon=horizon,
-                    policy=policy,
-                    snoozed_until=row["snoozed_until"],
-                )
-                # a condition task's poll runs its check first (ordinaut.conditions)
-                trigger = "condition" if row["schedule_kind"] == "condition" else "schedule"
-                for scheduled_for, run_at in plan.slots:
-                    key = slot_key(scheduled_for)
-                    slots.append(
-                        work.NewSlot(
-                            run_id=uuid.uuid4(),
-                            task_id=row["id"],
-                            owner_id=row["created_by"],
-                            slot=key,
-                            trigger=trigger,
-                            event_id=None,
-                            scheduled_for=scheduled_for,
-                            run_at=run_at,
-                            priority=row["priority"],
-                            max_attempts=row["max_retries"] + 1,
-                            concurrency_key=row["concurrency_key"],
-                            buffer_one=row["overlap_policy"] == "buffer_one",
-                            idempotency_key=idempotency_key(row["id"], key),
-                        )
-                    )
-                if plan.skipped:
-                    metrics.MISFIRES.labels("skipped").inc(plan.skipped)
-                if plan.coalesced:
-                    metrics.MISFIRES.labels("coalesced").inc(plan.coalesced)
-                if plan.caught_up:
-                    metrics.MISFIRES.labels("run").inc(plan.caught_up)
-                result.skipped_misfires += plan.skipped
-                ids.append(row["id"])
-                nexts.append(plan.next_run_at)
-                finished = plan.next_run_at is None
-                statuses.append("completed" if finished else "active")
-                result.completed += int(finished)
-            created = await work.materialize(conn, slots, now=now)
-            await tasks.advance_tasks(conn, ids, nexts, statuses, now=now)
-            result.materialized += len(created)
-            result.tasks_advanced += len(ids)
+            await _materialize_rows(
+                conn, due, now=now, horizon=horizon, policy_base=policy_base, result=result
+            )
         if len(due) < settings.tick_batch or time.perf_counter() > deadline:
             break
     async with pool.acquire() as conn:
@@ -150,6 +87,107 @@ async def tick(
     metrics.DUE_WORK_LAG.set(result.lag_s)
     metrics.DUE_WORK_QUEUED.set(stats["queued"])
     return result
+
+
+async def materialize_due_task(
+    pool: asyncpg.Pool, settings: Settings, clock: Clock, task_id: uuid.UUID
+) -> int:
+    """A task just written that is due now (a one-shot for now, say): its slots at once, as
+    the next tick would plan them, so a woken Lambda worker finds them instead of waiting for
+    the minute's tick. Safe beside ticks (the task row is locked, slots are unique). Returns
+    the slots inserted."""
+    now = clock.now()
+    horizon = now + timedelta(seconds=settings.lookahead_s)
+    policy_base = (settings.misfire_grace_s, settings.catchup_window_s, settings.run_all_cap)
+    result = TickResult()
+    async with pool.acquire() as conn, conn.transaction():
+        due = await tasks.lock_task_if_due(conn, task_id, now=now)
+        if due:
+            await _materialize_rows(
+                conn, due, now=now, horizon=horizon, policy_base=policy_base, result=result
+            )
+    if result.materialized:
+        metrics.SLOTS_MATERIALIZED.labels("schedule").inc(result.materialized)
+    return result.materialized
+
+
+async def _materialize_rows(
+    conn: asyncpg.Connection,
+    due: list[asyncpg.Record],
+    *,
+    now: datetime,
+    horizon: datetime,
+    policy_base: tuple[float, float, int],
+    result: TickResult,
+) -> None:
+    """Plan and insert the slots of locked due tasks, and advance the tasks (one transaction:
+    the caller's)."""
+    slots: list[work.NewSlot] = []
+    ids: list[uuid.UUID] = []
+    nexts: list[datetime | None] = []
+    statuses: list[str] = []
+    for row in due:
+        try:
+            schedule = stored_schedule(
+                row["schedule_kind"], row["schedule_expr"], row["timezone"], row["dtstart"]
+            )
+        except InvalidSchedule as exc:
+            # Validated on write, so only a rule change can bring us here: stop the task
+            # loudly instead of retrying it every tick.
+            log.error(
+                "stored schedule no longer parses; pausing task",
+                extra={"task_id": str(row["id"]), "error": exc.message},
+            )
+            ids.append(row["id"])
+            nexts.append(None)
+            statuses.append("paused")
+            continue
+        policy = Policy(row["misfire_policy"], *policy_base)
+        plan = plan_slots(
+            schedule,
+            row["next_run_at"],
+            now=now,
+            horizon=horizon,
+            policy=policy,
+            snoozed_until=row["snoozed_until"],
+        )
+        # a condition task's poll runs its check first (ordinaut.conditions)
+        trigger = "condition" if row["schedule_kind"] == "condition" else "schedule"
+        for scheduled_for, run_at in plan.slots:
+            key = slot_key(scheduled_for)
+            slots.append(
+                work.NewSlot(
+                    run_id=uuid.uuid4(),
+                    task_id=row["id"],
+                    owner_id=row["created_by"],
+                    slot=key,
+                    trigger=trigger,
+                    event_id=None,
+                    scheduled_for=scheduled_for,
+                    run_at=run_at,
+                    priority=row["priority"],
+                    max_attempts=row["max_retries"] + 1,
+                    concurrency_key=row["concurrency_key"],
+                    buffer_one=row["overlap_policy"] == "buffer_one",
+                    idempotency_key=idempotency_key(row["id"], key),
+                )
+            )
+        if plan.skipped:
+            metrics.MISFIRES.labels("skipped").inc(plan.skipped)
+        if plan.coalesced:
+            metrics.MISFIRES.labels("coalesced").inc(plan.coalesced)
+        if plan.caught_up:
+            metrics.MISFIRES.labels("run").inc(plan.caught_up)
+        result.skipped_misfires += plan.skipped
+        ids.append(row["id"])
+        nexts.append(plan.next_run_at)
+        finished = plan.next_run_at is None
+        statuses.append("completed" if finished else "active")
+        result.completed += int(finished)
+    created = await work.materialize(conn, slots, now=now)
+    await tasks.advance_tasks(conn, ids, nexts, statuses, now=now)
+    result.materialized += len(created)
+    result.tasks_advanced += len(ids)
 
 
 # a worker that has not beaten for this long is not coming back under that id (kill -9, a

@@ -6,18 +6,23 @@ disagree; the scheduler evaluates the stored result with the same schedule code.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from ordinaut.conditions import main_payload, validate_extras
+import asyncpg
+
+from ordinaut.conditions import check_payload, main_payload, validate_extras
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidPipeline, InvalidSchedule, ValidationFailed
-from ordinaut.pipeline import PipelineLimits, validate_payload
+from ordinaut.pipeline import CompiledPipeline, PipelineLimits, compile_payload, validate_payload
 from ordinaut.pipeline.tools import ToolRegistry
 from ordinaut.schedules import TIME_KINDS, Schedule, parse_schedule
 
 SCHEDULE_FIELDS = ("schedule_kind", "schedule_expr", "timezone")
 SHARED_PREFIX = "shared:"  # an event task's pattern across tenants (store/events.py)
+# What an attempt costs besides its steps (lease, secrets, recording): part of every bound.
+RUN_OVERHEAD_S = 1.0
 
 
 def build_schedule(
@@ -56,6 +61,106 @@ def first_fire(schedule: Schedule, now: datetime) -> datetime | None:
     return schedule.next_after(now - timedelta(microseconds=1))
 
 
+def worst_case_s(compiled: CompiledPipeline) -> float:
+    """The longest ``compiled`` can take: every step's attempts at its timeout, plus the
+    backoffs between them. A tool that does not suspend runs inline and costs no time here."""
+    total = 0.0
+    for step in compiled.steps:
+        per_attempt = step.timeout_s if step.tool.suspends else 0.0
+        total += step.attempts * per_attempt + (step.attempts - 1) * step.backoff_s
+    return total
+
+
+def run_worst_case_s(
+    payload: dict[str, Any], *, registry: ToolRegistry, limits: PipelineLimits
+) -> float:
+    """One attempt's worst case for a validated payload: a condition task's check, then its
+    pipeline, plus ``RUN_OVERHEAD_S``."""
+    parts = [main_payload(payload)]
+    if payload.get("check") is not None:
+        parts.append(check_payload(payload))
+    total = RUN_OVERHEAD_S
+    for part in parts:
+        total += worst_case_s(compile_payload(part, registry=registry, limits=limits))
+    return round(total, 3)
+
+
+BACKFILL_BATCH = 500
+UNBOUNDED = """
+SELECT id, payload FROM tasks WHERE run_bound_s IS NULL AND id > $1 ORDER BY id LIMIT $2
+"""
+
+
+async def backfill_run_bounds(
+    conn: asyncpg.Connection, *, settings: Settings, registry: ToolRegistry
+) -> int:
+    """Give tasks written before run bounds existed theirs (their pipeline's worst case, at
+    most ORDINAUT_MAX_RUN_DURATION_S, which is what they counted as until now); returns how
+    many. A stored payload that no longer compiles keeps NULL (its runs fail anyway)."""
+    limits = PipelineLimits.from_settings(settings)
+    done, after = 0, uuid.UUID(int=0)
+    while rows := await conn.fetch(UNBOUNDED, after, BACKFILL_BATCH):
+        ids, bounds = [], []
+        for row in rows:
+            try:
+                worst = run_worst_case_s(row["payload"], registry=registry, limits=limits)
+            except InvalidPipeline:
+                continue
+            ids.append(row["id"])
+            bounds.append(min(worst, settings.max_run_duration_s))
+        await conn.execute(
+            "UPDATE tasks t SET run_bound_s = b.bound "
+            "FROM unnest($1::uuid[], $2::float8[]) AS b(id, bound) "
+            "WHERE t.id = b.id AND t.run_bound_s IS NULL",
+            ids,
+            bounds,
+        )
+        done += len(ids)
+        after = rows[-1]["id"]
+    return done
+
+
+def _run_bound(
+    fields: dict[str, Any],
+    payload: dict[str, Any],
+    *,
+    settings: Settings,
+    registry: ToolRegistry,
+    limits: PipelineLimits,
+    problems: list[dict[str, Any]],
+) -> float | None:
+    """The bound a run of this task gets (``run_bound_s``): ``max_duration_s`` when given, else
+    the pipeline's worst case; a problem when it exceeds ORDINAUT_MAX_RUN_DURATION_S."""
+    limit = settings.max_run_duration_s
+    given = fields.get("max_duration_s")
+    if given is not None:
+        if given > limit:
+            problems.append(
+                {
+                    "field": "max_duration_s",
+                    "message": f"at most {limit:g} s in this deployment (max_run_duration_s)",
+                    "limit": "max_run_duration_s",
+                }
+            )
+            return None
+        return float(given)
+    worst = run_worst_case_s(payload, registry=registry, limits=limits)
+    if worst > limit:
+        problems.append(
+            {
+                "field": "payload.pipeline",
+                "message": (
+                    f"a run may take up to {worst:g} s (steps' timeout_seconds x retry attempts "
+                    f"+ backoffs), more than this deployment's {limit:g} s "
+                    "(max_run_duration_s): shorten the timeouts or set max_duration_s"
+                ),
+                "limit": "max_run_duration_s",
+            }
+        )
+        return None
+    return worst
+
+
 def prepare(
     fields: dict[str, Any],
     *,
@@ -87,10 +192,30 @@ def prepare(
         )
         problems.extend(found)
         payload = main_payload(payload)
+    run_bound: float | None = None
     try:
         payload = {**validate_payload(payload, registry=registry, limits=limits), **extras}
     except InvalidPipeline as exc:
         problems.extend(exc.details or [{"field": "payload", "message": exc.message}])
+    else:
+        if not problems:
+            run_bound = _run_bound(
+                fields,
+                payload,
+                settings=settings,
+                registry=registry,
+                limits=limits,
+                problems=problems,
+            )
+    retries = fields.get("max_retries")
+    if isinstance(retries, int) and retries > settings.max_retries_limit:
+        problems.append(
+            {
+                "field": "max_retries",
+                "message": f"at most {settings.max_retries_limit} (max_retries_limit)",
+                "limit": "max_retries_limit",
+            }
+        )
     if fields.get("dedupe_window_seconds") and not fields.get("dedupe_key"):
         problems.append(
             {"field": "dedupe_key", "message": "dedupe_window_seconds needs a dedupe_key"}
@@ -109,4 +234,6 @@ def prepare(
     out["timezone"] = schedule.timezone
     out["dtstart"] = schedule.dtstart if schedule.kind == "rrule" else None
     out["next_run_at"] = first_fire(schedule, now)
+    out["max_duration_s"] = fields.get("max_duration_s")
+    out["run_bound_s"] = run_bound
     return out

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
 import socket
 import time
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -43,6 +44,8 @@ from ordinaut.store import secrets as secrets_store
 from ordinaut.toolbox import build_registry
 
 log = logging.getLogger("ordinaut.worker")
+
+CUT_GRACE_S = 1.0  # at a drain's deadline: how long outcomes being written may still take
 
 # Label children resolved once: labels() costs a lock and a dict lookup on every call.
 OUTCOMES = {
@@ -75,10 +78,15 @@ class Worker:
         self.in_flight: dict[uuid.UUID, tuple[uuid.UUID, asyncio.Task[None]]] = {}
         self.started_at = clock.now()
         self.slot_freed = asyncio.Event()
-        self.recorder = Recorder(pool)
+        # a write retried past half the lease could no longer land before a rescue
+        self.recorder = Recorder(pool, retry_for_s=settings.lease_seconds / 2)
         self.recording: set[uuid.UUID] = set()
         self._step_metrics: dict[tuple[str, str], Any] = {}
         self.last_lease_at = self.started_at
+        # what this worker did, for a Lambda drain's metrics: outcomes recorded by status,
+        # and the start lag of the rows it leased (count, total, worst)
+        self.tally: Counter[str] = Counter()
+        self.start_lag_s = [0, 0.0, 0.0]
         self._box: SecretBox | None = None
         # (task_id, payload version) -> its payload and compiled pipeline: an edit changes the key
         self._pipelines: OrderedDict[tuple[uuid.UUID, int], _Pipeline] = OrderedDict()
@@ -129,7 +137,8 @@ class Worker:
 
     # -- leasing -------------------------------------------------------------------------
 
-    async def lease(self, limit: int) -> list[asyncpg.Record]:
+    async def lease(self, limit: int, *, within_s: float | None = None) -> list[asyncpg.Record]:
+        """Lease up to ``limit`` due rows; with ``within_s``, only rows whose run bound fits."""
         now = self.last_lease_at = self.clock.now()
         async with self.pool.acquire() as conn:
             rows = await work.lease(
@@ -138,11 +147,18 @@ class Worker:
                 limit=limit,
                 lease_s=self.settings.lease_seconds,
                 worker_id=self.worker_id,
+                within_s=within_s,
+                default_bound_s=self.settings.max_run_duration_s,
             )
         if rows:
             metrics.LEASES.inc(len(rows))
+            lag = self.start_lag_s
             for r in rows:
-                metrics.START_LAG.observe(max(0.0, (now - r["run_at"]).total_seconds()))
+                lag_s = max(0.0, (now - r["run_at"]).total_seconds())
+                metrics.START_LAG.observe(lag_s)
+                lag[0] += 1
+                lag[1] += lag_s
+                lag[2] = max(lag[2], lag_s)
             try:
                 await self.load_pipelines(rows)  # one read for every new task version
             except Exception as exc:
@@ -337,7 +353,16 @@ class Worker:
             secret_values = await self._secrets(row["owner_id"], pipeline[1])
         except Unavailable as exc:
             return PipelineResult.failure(exc.code, exc.message)
-        result = await self._pipeline(row, pipeline, secret_values, emit)
+        bound = self.run_bound_s(row)
+        try:
+            async with asyncio.timeout(bound):
+                result = await self._pipeline(row, pipeline, secret_values, emit)
+        except TimeoutError:
+            return PipelineResult.failure(
+                "run_timeout",
+                f"the run took longer than its bound of {bound:g} s "
+                "(max_duration_s, else its steps' timeouts and retries)",
+            )
         compiled = pipeline[1]
         if not result.succeeded and isinstance(compiled, CompiledPipeline):
             # A pipeline may read an absent secret with a default (``|| ''``); a step that
@@ -357,6 +382,11 @@ class Worker:
                     "details": {"secrets": missing, "step_error": result.error},
                 }
         return result
+
+    def run_bound_s(self, row: asyncpg.Record) -> float:
+        """The longest this row's attempt may run: its task's bound, else the deployment's."""
+        bound = row["run_bound_s"]
+        return float(bound) if bound is not None else self.settings.max_run_duration_s
 
     def _skipped(self, row: asyncpg.Record, why: str) -> work.Outcome:
         OUTCOMES["skipped"].inc()
@@ -423,7 +453,9 @@ class Worker:
         done = await self.recorder.record(
             outcome, events, effect if outcome.status != "retry" else None
         )
-        if not done:
+        if done:
+            self.tally[outcome.status] += 1
+        else:
             metrics.LEASE_LOST.inc()
             log.warning(
                 "lease lost before completion; result discarded",
@@ -477,33 +509,85 @@ class Worker:
         return len(rows)
 
     async def drain(self, budget_s: float) -> int:
-        """Lease and run until nothing is due or the budget is spent; returns rows run.
+        """Lease and run until nothing more can be done within ``budget_s``; returns rows run.
 
-        Runs still going at the deadline are cancelled and released (same attempt, due now)
-        so another worker takes them at once; if even the release cannot be written, the lease
-        expires and they are rescued. A run is never left ``running`` for ever.
+        Only rows whose run bound fits the time left are leased (the rest stay queued, their
+        attempt untouched, for a worker with more time). While nothing is due, the worker
+        waits for the next due instant it could still finish, instead of leaving work due
+        within its budget to the next wake-up. Runs still going at the deadline are cut off and
+        their attempt counts (``work.cut_at_deadline``): due again at once for a worker with the
+        time, dead-lettered after the last attempt, so no run repeats for ever.
         """
         deadline = time.monotonic() + budget_s
         total = 0
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
             want = self.lease_size()
             if not want:
-                await self._wait_for_slot(0.05)
+                await self._wait_for_slot(min(0.05, left))
                 continue
-            rows = await self.lease(want)
-            if not rows:
-                if not self.in_flight:
-                    break
-                await self._wait_for_slot(0.05)
-                continue
+            rows = await self.lease(want, within_s=left)
             total += len(rows)
             self.start(rows)
-        remaining = deadline - time.monotonic()
-        pending = {t for _, t in self.in_flight.values()}
-        if pending:
-            await asyncio.wait(pending, timeout=max(0.0, remaining))
+            if rows and len(rows) == want:
+                continue
+            pause = await self._until_due(deadline)
+            if pause is None and not self.in_flight:
+                break
+            # a run finishing frees a slot (and may queue follow-up work): lease again then
+            pause = self.settings.poll_interval_s if pause is None else pause
+            await self._wait_for_slot(min(pause, self.settings.poll_interval_s, left))
+        await self._cut_at_deadline()
         await self.shutdown(grace_s=0.0)
         return total
+
+    async def _until_due(self, deadline: float) -> float | None:
+        """Seconds until the next queued row this drain could still finish (0: lease now);
+        None when there is none before ``deadline`` (a ``time.monotonic()`` instant)."""
+        now = self.clock.now()
+        left = deadline - time.monotonic()
+        next_at = await work.next_due_within(
+            self.pool,
+            after=self.last_lease_at,
+            deadline=now + timedelta(seconds=left),
+            default_bound_s=self.settings.max_run_duration_s,
+        )
+        if next_at is None:
+            return None
+        return max(0.0, (next_at - now).total_seconds() + 0.0005)
+
+    async def _cut_at_deadline(self) -> None:
+        """The drain's time is up: outcomes being written get a moment, the rest are cancelled
+        and their attempts counted."""
+        writing = {t for run_id, (_, t) in self.in_flight.items() if run_id in self.recording}
+        if writing:
+            await asyncio.wait(writing, timeout=CUT_GRACE_S)
+        cut = [
+            (run_id, token)
+            for run_id, (token, _) in self.in_flight.items()
+            if run_id not in self.recording
+        ]
+        tasks = {t for _, t in self.in_flight.values()}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CUT_GRACE_S)
+        if not cut:
+            return
+        rows = await work.cut_at_deadline(self.pool, cut, now=self.clock.now())
+        for row in rows:
+            if row["action"] == "dead_letter":
+                OUTCOMES["dead_letter"].inc()
+                metrics.DEAD_LETTERS.inc()
+                self.tally["dead_letter"] += 1
+            else:
+                OUTCOMES["retried"].inc()
+                self.tally["retry"] += 1
+        log.warning(
+            "drain deadline cut runs off; their attempts count",
+            extra={"count": len(rows), "run_ids": [str(r["id"]) for r in rows]},
+        )
+        for run_id, _ in cut:
+            self.in_flight.pop(run_id, None)
 
     def lease_size(self) -> int:
         """How many rows to lease now: 0 while most slots are busy, so leases stay batched.
@@ -551,17 +635,37 @@ def _report_crash(task: asyncio.Task[None]) -> None:
         log.error("could not record a run; its lease will expire and be rescued", exc_info=exc)
 
 
+# Errors after which the same write may succeed if tried again: the connection or the server
+# went away (a restart, a failover) or the transaction lost a conflict.
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,
+)
+
+
 class Recorder:
     """Batches completions: outcomes that finish together share one transaction.
 
     Commits are the cost (PERFORMANCE.md): under load, every flush writes everything that
     finished while the previous flush was committing. Each caller still awaits its own result.
+
+    A batch mixes agents, so one outcome must never fail the others: a write that fails on
+    the data (the encoder or PostgreSQL refusing one outcome) is redone outcome by outcome,
+    and one that fails on the connection is retried for up to ``retry_for_s`` (while the
+    leases are still ours, the fenced write lands; after, it is a no-op). A finished run left
+    unrecorded would expire its lease and be rescued, that is run again.
     """
 
     MAX_BATCH = 500
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, retry_for_s: float = 15.0) -> None:
         self.pool = pool
+        self.retry_for_s = retry_for_s
         self.queue: list[_Pending] = []
         self.flusher: asyncio.Task[None] | None = None
 
@@ -581,18 +685,80 @@ class Recorder:
     async def _flush(self) -> None:
         while self.queue:
             batch, self.queue = self.queue[: self.MAX_BATCH], self.queue[self.MAX_BATCH :]
+            deadline = time.monotonic() + self.retry_for_s
             try:
-                done = await self._write(batch)
+                done = await self._persist(batch, deadline)
+            except _TRANSIENT as exc:
+                for _, _, _, fut in batch:  # the database stays unreachable
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            except Exception as exc:
+                # One outcome the encoder or PostgreSQL refuses must not fail the others that
+                # happened to finish with it (they may belong to other agents): the batch
+                # rolled back as a whole, so write each outcome on its own.
+                if len(batch) > 1:
+                    log.warning(
+                        "batched completion failed; writing each outcome alone",
+                        extra={"error": repr(exc), "count": len(batch)},
+                    )
+                for item in batch:
+                    await self._write_alone(item, deadline)
+                continue
             except BaseException as exc:
                 for _, _, _, fut in batch:
                     if not fut.done():
-                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
-                if not isinstance(exc, Exception):
-                    raise
-                continue
+                        fut.set_exception(RuntimeError(f"recorder stopped: {exc!r}"))
+                raise
             for outcome, _, _, fut in batch:
                 if not fut.done():
                     fut.set_result(outcome.run_id in done)
+
+    async def _persist(self, batch: list[_Pending], deadline: float) -> set[uuid.UUID]:
+        """``_write``, retried with backoff on connection errors until ``deadline``."""
+        delay = 0.1
+        while True:
+            try:
+                return await self._write(batch)
+            except _TRANSIENT as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning(
+                    "recording outcomes failed; retrying",
+                    extra={"error": repr(exc), "count": len(batch), "retry_in_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _write_alone(self, item: _Pending, deadline: float) -> None:
+        """Write one outcome; if it cannot be stored, store that the run failed instead.
+
+        An outcome that cannot be written must not be left to its lease expiring: a rescue
+        would run finished work (and its side effects) again. So the run is recorded failed
+        with ``storage_error`` (no output, no step records, no events; a failed attempt with
+        retries left keeps its retry). Only if even that cannot be written (the database is
+        gone) does the caller get the exception.
+        """
+        outcome, _, _, fut = item
+        try:
+            done = await self._persist([item], deadline)
+        except _TRANSIENT as exc:  # the database, not the outcome: nothing to replace
+            if not fut.done():
+                fut.set_exception(exc)
+            return
+        except Exception as exc:
+            log.error(
+                "a run's outcome could not be stored; recording it as failed",
+                extra={"run_id": str(outcome.run_id), "error": repr(exc)},
+            )
+            try:
+                done = await self._persist([(_unstorable(outcome, exc), [], None, fut)], deadline)
+            except Exception as again:
+                if not fut.done():
+                    fut.set_exception(again)
+                return
+        if not fut.done():
+            fut.set_result(outcome.run_id in done)
 
     async def _write(self, batch: list[_Pending]) -> set[uuid.UUID]:
         retries = [o for o, _, _, _ in batch if o.status == "retry"]
@@ -618,6 +784,22 @@ class Recorder:
             if wake:
                 await work.notify_work(conn)
         return done
+
+
+def _unstorable(outcome: work.Outcome, exc: Exception) -> work.Outcome:
+    """What is recorded for an outcome that could not be stored: a failure naming why."""
+    reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    return dataclasses.replace(
+        outcome,
+        status="retry" if outcome.status == "retry" else "failed",
+        output=None,
+        steps=[],
+        error={
+            "step": None,
+            "code": "storage_error",
+            "message": f"the run's outcome could not be stored ({reason})",
+        },
+    )
 
 
 async def _publish_emitted(

@@ -86,8 +86,14 @@ async def test_body_size_limit_declared_and_streamed(
         "/agents", content=big, headers={**admin["headers"], "content-type": "application/json"}
     )
     body = assert_envelope(r, 413, "payload_too_large")
-    assert body["error"]["details"] == {"limit": "max_body_bytes", "max": limit}
-    assert str(limit) in body["error"]["message"]
+    assert body["error"]["details"] == {
+        "limit": "max_body_bytes",
+        "max": limit,
+        "setting": "ORDINAUT_MAX_BODY_BYTES",
+    }
+    assert body["error"]["message"] == (
+        f"request body exceeds {limit} bytes (ORDINAUT_MAX_BODY_BYTES)"
+    )
 
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(limit // 4096 + 2):
@@ -126,8 +132,12 @@ async def test_deep_json_is_refused_before_parsing(
                 headers={**admin["headers"], "content-type": "application/json"},
             )
         body = assert_envelope(r, 422, "limit_exceeded")
-        assert body["error"]["details"] == {"limit": "max_json_depth", "max": depth}
-        assert "max_json_depth" in body["error"]["message"]
+        assert body["error"]["details"] == {
+            "limit": "max_json_depth",
+            "max": depth,
+            "setting": "ORDINAUT_MAX_JSON_DEPTH",
+        }
+        assert "(ORDINAUT_MAX_JSON_DEPTH)" in body["error"]["message"]
     # Exactly at the limit passes the depth check (and then fails validation normally).
     r = await client.post(
         "/agents",
@@ -161,7 +171,7 @@ async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> N
 async def test_paths_work_with_and_without_trailing_slash(
     client: httpx.AsyncClient, admin: dict[str, Any]
 ) -> None:
-    for path in ("/agents", "/agents/", f"/agents/{admin['agent_id']}/"):
+    for path in ("/agents", f"/agents/{admin['agent_id']}/"):
         r = await client.get(path, headers=admin["headers"])
         assert r.status_code == 200, path
     assert (await client.get("/health/live/")).json() == {"status": "ok"}
@@ -212,6 +222,8 @@ async def test_rate_limit_is_429_with_retry_after(
         body = assert_envelope(r, 429, "rate_limited")
         assert int(r.headers["retry-after"]) >= 1
         assert body["error"]["details"]["limit"] == "rate_limit_per_minute"
+        assert body["error"]["details"]["setting"] == "ORDINAUT_RATE_LIMIT_PER_MINUTE"
+        assert "(ORDINAUT_RATE_LIMIT_PER_MINUTE)" in body["error"]["message"]
         # Another caller has its own bucket; health probes are never limited.
         assert (await c.get("/agents")).status_code == 401
         for _ in range(5):
@@ -223,3 +235,95 @@ async def test_no_redirects_and_no_ids_in_404_routes(client: httpx.AsyncClient) 
     r = await client.get(f"/agents/{uuid.uuid4()}/nothing")
     assert_envelope(r, 404, "not_found")
     assert "location" not in r.headers
+
+
+async def test_an_empty_id_in_the_path_is_a_404_that_names_the_missing_id(
+    client: httpx.AsyncClient, admin: dict[str, Any]
+) -> None:
+    """`curl $ORD/tasks/$TASK/preview` with TASK empty: say which id is missing, not "no such
+    route"."""
+    for method, path, route in (
+        ("GET", "/tasks//preview", "/tasks/{task_id}/preview"),
+        ("POST", "/tasks//run_now", "/tasks/{task_id}/run_now"),
+        ("POST", "/tasks//pause", "/tasks/{task_id}/pause"),
+        ("GET", "/runs/task//latest", "/runs/task/{task_id}/latest"),
+        ("POST", "/runs//retry", "/runs/{run_id}/retry"),
+        # GET on a collection with a slash is the same mistake: `curl $ORD/tasks/$TASK`
+        ("GET", "/tasks/", "/tasks/{task_id}"),
+        ("GET", "/runs/", "/runs/{run_id}"),
+        ("GET", "/agents/", "/agents/{agent_id}"),
+    ):
+        r = await client.request(method, path, headers=admin["headers"])
+        body = assert_envelope(r, 404, "not_found")
+        missing = route.split("{")[1].split("}")[0]
+        assert body["error"]["message"] == (
+            f"{path} has an empty segment where {route} needs {missing} "
+            "(is the variable that holds it empty?)"
+        )
+        assert body["error"]["details"] == {"path": path, "route": route, "missing": missing}
+    # Lists without the slash, and writes with it, are what they always were.
+    assert (await client.get("/tasks", headers=admin["headers"])).status_code == 200
+    r = await client.post("/tasks/", json={}, headers=admin["headers"])
+    assert_envelope(r, 422, "validation_error")
+    r = await client.get("/nothing//here", headers=admin["headers"])
+    assert assert_envelope(r, 404, "not_found")["error"]["details"] is None
+
+
+async def test_limits_name_the_setting_that_raises_them(
+    settings: Settings, pool: asyncpg.Pool, clock: FrozenClock, make_agent: Any
+) -> None:
+    limits = settings.replace(
+        max_tasks_per_agent=1, max_steps=2, min_interval_s=120, max_retries_limit=5
+    )
+    app = create_app(limits, clock=clock, pool=pool)
+    agent = await make_agent(["tasks:read", "tasks:write"])
+    step = {"id": "a", "uses": "echo", "with": {"x": 1}}
+    task = {
+        "title": "t",
+        "schedule_kind": "cron",
+        "schedule_expr": "0 8 * * *",
+        "payload": {"pipeline": [step]},
+    }
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as c:
+        steps = [{**step, "id": f"s{i}"} for i in range(3)]
+        r = await c.post(
+            "/tasks", json={**task, "payload": {"pipeline": steps}}, headers=agent["headers"]
+        )
+        body = assert_envelope(r, 422, "invalid_pipeline")
+        (problem,) = body["error"]["details"]
+        assert problem["setting"] == "ORDINAUT_MAX_STEPS"
+        assert problem["message"].endswith("ORDINAUT_MAX_STEPS is 2")
+        assert "ORDINAUT_MAX_STEPS" in body["error"]["message"]
+        r = await c.post("/tasks", json={**task, "max_retries": 6}, headers=agent["headers"])
+        body = assert_envelope(r, 422, "validation_error")
+        assert body["error"]["details"] == [
+            {
+                "field": "max_retries",
+                "message": "at most 5 (ORDINAUT_MAX_RETRIES_LIMIT)",
+                "limit": "max_retries_limit",
+                "setting": "ORDINAUT_MAX_RETRIES_LIMIT",
+            }
+        ]
+        assert (await c.post("/tasks", json=task, headers=agent["headers"])).status_code == 201
+        r = await c.post("/tasks", json=task, headers=agent["headers"])
+        body = assert_envelope(r, 422, "limit_exceeded")
+        assert body["error"]["message"] == (
+            "an agent may own at most 1 tasks (ORDINAUT_MAX_TASKS_PER_AGENT)"
+        )
+        assert body["error"]["details"][0]["setting"] == "ORDINAUT_MAX_TASKS_PER_AGENT"
+        r = await c.post(
+            "/tasks", json={**task, "schedule_expr": "* * * * *"}, headers=agent["headers"]
+        )
+        body = assert_envelope(r, 422, "invalid_schedule")
+        assert "the minimum interval is 120 s (ORDINAUT_MIN_INTERVAL_S)" in r.text
+    await app.state.deps.close()
+
+
+def test_name_settings_leaves_other_errors_alone() -> None:
+    from ordinaut.api.errors import limit_setting, name_settings
+
+    assert limit_setting("max_payload_bytes") == "ORDINAUT_MAX_BODY_BYTES"
+    assert limit_setting("not_a_setting") is None
+    details = [{"field": "x", "message": "too long", "limit": "not_a_setting"}]
+    assert name_settings("bad", details) == ("bad", details)
+    assert name_settings("no details", None) == ("no details", None)

@@ -135,18 +135,24 @@ async def test_numbers_json_can_carry_are_stored_exactly(
     client: httpx.AsyncClient, h: dict[str, str]
 ) -> None:
     params = {
-        "big": 1e308,
+        "big": 1.7976931348623157e308,
         "tiny": 5e-324,
         "u64": 2**64 - 1,
         "i64": -(2**63),
-        "words": "NaN Infinity -Infinity 1e999999 123456789012345678901234567890",
+        "words": "NaN Infinity -Infinity 1e999999 123456789012345678901234567890 e+16",
         "NaN": [0.1, -2.5e-10],
+        # Floats JSON writers give an exponent, which jsonb's numeric drops: they must not
+        # come back as integers (59649146377387550 is not the float sent).
+        "exp": [1e16, 5.964914637738755e16, -2.5e20, 1e300],
+        "int": 59649146377387550,
     }
     r = await client.post("/tasks", json=task_with(params=params), headers=h)
     assert r.status_code == 201, r.text
     got = (await client.get(f"/tasks/{r.json()['id']}", headers=h)).json()
     assert got["payload"]["params"] == params
-    event = {"topic": "t", "payload": {"u64": 2**64 - 1, "f": 1.5}}
+    assert [type(x) for x in got["payload"]["params"]["exp"]] == [float] * 4
+    assert type(got["payload"]["params"]["int"]) is int
+    event = {"topic": "t", "payload": {"u64": 2**64 - 1, "f": 1.5, "e": 5.964914637738755e16}}
     assert (await client.post("/events", json=event, headers=h)).status_code == 202
     recent = (await client.get("/events/stream/recent", headers=h)).json()["items"]
     assert recent[0]["payload"] == event["payload"]

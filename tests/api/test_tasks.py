@@ -24,12 +24,14 @@ async def test_create_get_list_and_next_run(
     assert r.status_code == 201, r.text
     task = r.json()
     assert task["status"] == "active"
+    # the schedule in words, for the status page (the CLI's and MCP's words)
+    assert task["schedule_text"] == "every weekday at 08:00 Europe/Chisinau"
     assert task["created_by"] == str(agent["agent_id"])
     # Monday 2026-03-02 12:00Z: next 08:00 Chisinau (UTC+2) is Tuesday 06:00Z.
     assert task["next_run_at"] == "2026-03-03T06:00:00Z"
     got = await client.get(f"/tasks/{task['id']}", headers=agent["headers"])
     assert got.json() == task
-    listing = (await client.get("/tasks/", headers=agent["headers"])).json()
+    listing = (await client.get("/tasks", headers=agent["headers"])).json()
     assert listing["total"] == 1 and listing["has_more"] is False
     assert listing["items"][0]["id"] == task["id"]
 

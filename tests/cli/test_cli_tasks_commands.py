@@ -6,12 +6,13 @@ loop serves the API; the in-process worker runs what they queue.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import yaml
 from samples import CRON_TASK, FAILING_PAYLOAD
 
 from ordinaut import cli
+from ordinaut.clock import FrozenClock
 
 Worker = Callable[[], Awaitable[int]]
 
@@ -210,11 +212,189 @@ async def test_credentials_come_from_env_dev_file_or_nowhere(
     assert code == 1 and "cannot reach" in err
 
 
-def test_help_documents_exit_codes_and_examples(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_documents_exit_codes_once_and_examples_everywhere(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert Cli.main(["--help"]) == 0
+    top = capsys.readouterr().out
+    for code in range(8):
+        assert f"\n  {code}  " in top
+    assert "\n  4  not authenticated" in top
     for argv in (["tasks", "--help"], ["runs", "show", "--help"], ["login", "--help"]):
         assert Cli.main(argv) == 0
         out = capsys.readouterr().out
-        assert "examples:" in out and "exit codes:" in out
-        assert "\n  4  not authenticated" in out
+        assert "examples:" in out
+        assert "\n  4  not authenticated" not in out  # the table lives in `ordinaut --help`
+        assert "exit codes: listed once, in `ordinaut --help`" in out
     assert Cli.main(["tasks"]) == 2
     assert "create" in capsys.readouterr().err
+
+
+def _walk(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _walk(sub, f"{path} {name}")
+        elif not isinstance(action, argparse._HelpAction | argparse._VersionAction):
+            yield path, action
+
+
+def test_every_option_and_argument_has_help_text() -> None:
+    missing = [
+        f"{path} {action.option_strings or action.dest}"
+        for path, action in _walk(cli.build_parser(), "ordinaut")
+        if not action.help
+    ]
+    assert missing == []
+
+
+async def test_the_file_format_in_create_help_is_a_task_the_api_accepts(
+    run: Cli, agent: dict[str, Any], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tasks create --help` shows an example file: it must be a valid task, as shown."""
+    monkeypatch.setenv("ORDINAUT_URL", run.url)
+    monkeypatch.setenv("ORDINAUT_TOKEN", agent["token"])
+    code, out, _ = await run("tasks", "create", "--help")
+    assert code == 0
+    block = out.split("('-' reads it from stdin):\n\n", 1)[1].split("\n\n", 1)[0]
+    assert "schedule_expr:" in block and "pipeline:" in block
+    (home / "example.yaml").write_text(block)
+    code, out, err = await run("tasks", "create", "-f", str(home / "example.yaml"), "--json")
+    assert code == 0, err
+    created = json.loads(out)
+    assert (created["title"], created["schedule_expr"]) == ("Morning briefing", "0 8 * * 1-5")
+
+
+async def test_a_file_that_does_not_parse_names_the_line_and_column(
+    run: Cli, agent: dict[str, Any], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDINAUT_URL", run.url)
+    monkeypatch.setenv("ORDINAUT_TOKEN", agent["token"])
+    broken = home / "broken.json"
+    broken.write_text('{"title": "x",\n  "schedule_kind" "cron"}\n')
+    code, out, err = await run("tasks", "create", "-f", str(broken))
+    assert (code, out) == (2, "")
+    assert f"{broken}: not valid JSON at line 2, column 19: Expecting ':' delimiter" in err
+    broken = home / "broken.yaml"
+    broken.write_text("title: x\nschedule_kind: cron\n  schedule_expr: '* * * * *'\n")
+    code, out, err = await run(
+        "tasks", "update", "00000000-0000-0000-0000-000000000000", "-f", str(broken)
+    )
+    assert code == 2
+    assert f"{broken}: not valid YAML at line 3, column 16: mapping values" in err
+    assert "neither JSON nor YAML" not in err
+
+
+async def test_update_preview_delete_and_paused_tasks_have_no_next_runs(
+    run: Cli, agent: dict[str, Any], home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORDINAUT_URL", run.url)
+    monkeypatch.setenv("ORDINAUT_TOKEN", agent["token"])
+    (home / "task.yaml").write_text(yaml.safe_dump(CRON_TASK))
+    code, out, _ = await run("tasks", "create", "-f", str(home / "task.yaml"), "--json")
+    created = json.loads(out)
+    task_id = created["id"]
+
+    # update from flags: only those fields change (PATCH)
+    code, out, err = await run(
+        "tasks", "update", task_id, "--title", "Briefing at nine", "--schedule", "0 9 * * *"
+    )
+    assert code == 0, err
+    assert f"updated task {task_id}  Briefing at nine (active): schedule_expr, title" in out
+    assert "every day at 09:00 Europe/Chisinau" in out
+    assert "next  Tue 2026-03-03 09:00 EET  (2026-03-03 07:00:00Z)" in out
+    # from a file, with a flag overriding the file's field
+    (home / "changes.yaml").write_text("priority: 2\nmax_retries: 7\n")
+    code, out, err = await run(
+        "tasks", "update", task_id, "-f", str(home / "changes.yaml"), "--priority", "3", "--json"
+    )
+    assert code == 0, err
+    updated = json.loads(out)
+    assert (updated["priority"], updated["max_retries"]) == (3, 7)
+    assert (updated["title"], updated["timezone"]) == ("Briefing at nine", "Europe/Chisinau")
+    assert updated["payload"] == created["payload"]
+    code, _, err = await run("tasks", "update", task_id)
+    assert code == 2 and "nothing to change" in err
+    code, _, err = await run("tasks", "update", task_id, "--schedule", "0 9 * * 9")
+    assert code == 2 and "schedule_expr" in err
+
+    code, out, _ = await run("tasks", "preview", task_id, "--next", "3")
+    assert code == 0
+    assert out.count("EET  (2026-03-0") == 3 and "next runs" in out
+    code, out, _ = await run(
+        "tasks", "preview", "--schedule-kind", "cron", "--schedule", "30 7 * * 1",
+        "--timezone", "Europe/Chisinau", "--next", "2",
+    )  # fmt: skip
+    assert code == 0 and "every Monday at 07:30 Europe/Chisinau" in out
+    assert "Mon 2026-03-09 07:30 EET  (2026-03-09 05:30:00Z)" in out
+    code, out, _ = await run("tasks", "preview", "-f", str(home / "task.yaml"), "--next", "1")
+    assert code == 0 and "Tue 2026-03-03 08:00 EET" in out
+    code, _, err = await run("tasks", "preview")
+    assert code == 2 and "give a task id" in err
+
+    # paused: the schedule stays, but nothing is listed as if it will run
+    code, _, _ = await run("tasks", "pause", task_id)
+    assert code == 0
+    code, out, _ = await run("tasks", "list")
+    assert "- (paused)" in out and "EET" not in out
+    code, out, _ = await run("tasks", "show", task_id)
+    assert "nothing runs until it is resumed" in out and "EET  (2026" not in out
+    code, out, _ = await run("tasks", "show", task_id, "--json")
+    assert json.loads(out)["next_fire_times"] == []
+    code, out, _ = await run("tasks", "preview", task_id, "--next", "2")
+    assert f"paused: no runs until `ordinaut tasks resume {task_id}`" in out
+    assert "if resumed" in out and "next runs" not in out
+    code, out, _ = await run("tasks", "update", task_id, "--title", "Still paused")
+    assert code == 0 and "no next runs while paused" in out and "next  " not in out
+
+    # delete: asks on a terminal, needs --yes elsewhere
+    code, out, err = await run("tasks", "delete", task_id)
+    assert code == 2 and "without --yes" in err and "Still paused" in err
+    code, out, _ = await run("tasks", "delete", task_id, "--yes")
+    assert (code, out.strip()) == (0, f"deleted task {task_id}  Still paused")
+    code, _, err = await run("tasks", "show", task_id)
+    assert code == 3
+    code, _, err = await run("tasks", "delete", task_id, "--yes")
+    assert code == 3 and "not_found" in err
+
+
+async def test_runs_list_dead_letters_by_title_then_retry_and_cancel(
+    run: Cli,
+    agent: dict[str, Any],
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    run_worker: Worker,
+    clock: FrozenClock,
+) -> None:
+    monkeypatch.setenv("ORDINAUT_URL", run.url)
+    monkeypatch.setenv("ORDINAUT_TOKEN", agent["token"])
+    body = {**CRON_TASK, "title": "Flaky report", "payload": FAILING_PAYLOAD, "max_retries": 1}
+    (home / "bad.json").write_text(json.dumps(body))
+    code, out, _ = await run("tasks", "create", "-f", str(home / "bad.json"), "--json")
+    task_id = json.loads(out)["id"]
+    code, out, _ = await run("tasks", "run-now", task_id, "--json")
+    run_id = json.loads(out)["run_id"]
+    assert await run_worker() == 1  # attempt 1 fails, a retry is due after the backoff
+    clock.advance(120)  # past the backoff (the token stays valid)
+    assert await run_worker() == 1  # attempt 2 fails: past max_retries, dead-lettered
+
+    code, out, _ = await run("runs", "list", "--status", "dead_letter")
+    assert code == 0, out
+    header, row = out.splitlines()
+    assert header.split()[:3] == ["ID", "TASK", "STATUS"]
+    assert row.startswith(f"{run_id}  Flaky report") and "dead_letter" in row
+    assert task_id not in out  # the title, not the task's UUID
+    code, out, _ = await run("runs", "show", run_id)
+    assert f"  task           Flaky report  ({task_id})" in out
+
+    code, out, err = await run("runs", "retry", run_id)
+    assert code == 0, err
+    assert f"run {run_id} of Flaky report is queued again" in out
+    code, out, _ = await run("runs", "list", "--status", "dead_letter")
+    assert out.strip() == "no runs"
+    code, out, err = await run("runs", "cancel", run_id)
+    assert (code, out.strip()) == (0, f"run {run_id} of Flaky report is canceled"), err
+    code, _, err = await run("runs", "cancel", run_id)
+    assert code == 5, err
+    code, _, err = await run("runs", "retry", "00000000-0000-0000-0000-000000000000")
+    assert code == 3 and "not_found" in err

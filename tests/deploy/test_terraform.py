@@ -11,8 +11,10 @@ from __future__ import annotations
 import ast
 import functools
 import os
+import random
 import re
 import shutil
+import string
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,11 +24,13 @@ from typing import Any
 import hcl2
 import pytest
 
+from ordinaut.secrets import SecretBox
+
 REPO = Path(__file__).resolve().parents[2]
 TF = REPO / "infra" / "terraform"
 MODULES = TF / "modules"
 ENVS = ("dev", "prod")
-MODULE_NAMES = ("network", "data", "api", "scheduler", "workers", "observability")
+MODULE_NAMES = ("registry", "network", "data", "api", "scheduler", "workers", "observability")
 # Every function the AWS deployment runs, by the directory of its handler under functions/.
 EXPECTED_FUNCTIONS = {"api", "scheduler", "worker", "events", "migrate"}
 HANDLER = re.compile(r"\bfunctions\.([a-z_][a-z0-9_]*)\.handler\.handler\b")
@@ -276,18 +280,21 @@ def test_tick_runs_every_minute_on_time_without_retries() -> None:
     assert nested(tick, "flexible_time_window", "mode") == "OFF"
     assert nested(tick, "target", "retry_policy", "maximum_retry_attempts") == 0
     assert "aws_sqs_queue." in nested(tick, "target", "dead_letter_config", "arn")
-    assert nested(tick, "target", "arn") == "${module.function.arn}"
+    assert nested(tick, "target", "arn") == "${module.function.alias_arn}"
 
 
-def test_tick_function_has_concurrency_one_and_no_lambda_retries() -> None:
+def test_tick_function_has_concurrency_one_in_prod_and_no_lambda_retries() -> None:
     where = MODULES / "scheduler"
     function = one("module", "", "function", where).body
     assert function["command"] == ["functions.scheduler.handler.handler"]
-    assert function["reserved_concurrency"] == 1
+    assert function["reserved_concurrency"] == "${var.reserved_concurrency}"
+    validation = one("variable", "", "reserved_concurrency", where).body["validation"][0]
+    assert "var.reserved_concurrency == 1" in validation["condition"]
     assert "dead_letter_queue_arn" in function
     invoke = select("resource", "aws_lambda_function_event_invoke_config", where)
     assert len(invoke) == 1
     assert invoke[0].body["maximum_retry_attempts"] == 0
+    assert invoke[0].body["qualifier"] == "${module.function.alias_name}"
     assert function["timeout"] == "${var.timeout}"
     timeout = one("variable", "", "timeout", where).body
     assert timeout["default"] < 60
@@ -302,22 +309,43 @@ def test_worker_is_fed_by_sqs_with_a_concurrency_cap() -> None:
     assert worker["command"] == ["functions.worker.handler.handler"]
     mapping = one("resource", "aws_lambda_event_source_mapping", "work", where).body
     assert mapping["event_source_arn"] == "${aws_sqs_queue.work.arn}"
+    assert mapping["function_name"] == "${module.worker.alias_arn}"
     cap = nested(mapping, "scaling_config", "maximum_concurrency")
-    assert cap == worker["reserved_concurrency"] == "${var.worker_max_concurrency}"
+    assert cap == "${var.worker_max_concurrency}"
+    # Reservation optional; when set it covers the cap, or Lambda throttles wake-ups into the DLQ.
+    assert worker["reserved_concurrency"] == "${var.worker_reserved_concurrency}"
+    reserved = one("variable", "", "worker_reserved_concurrency", where).body
+    assert reserved["default"] is None
+    assert ">= var.worker_max_concurrency" in reserved["validation"][0]["condition"]
 
 
-def test_events_report_partial_batch_failures_and_take_eventbridge() -> None:
+def test_events_report_partial_batch_failures_and_take_eventbridge_through_the_queue() -> None:
     where = MODULES / "workers"
     events = one("module", "", "events", where).body
     assert events["command"] == ["functions.events.handler.handler"]
+    assert "dead_letter_queue_arn" not in events  # never invoked asynchronously
     mapping = one("resource", "aws_lambda_event_source_mapping", "events", where).body
     assert mapping["event_source_arn"] == "${aws_sqs_queue.events.arn}"
+    assert mapping["function_name"] == "${module.events.alias_arn}"
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
-    assert "maximum_concurrency" in nested(mapping, "scaling_config")
+    assert nested(mapping, "scaling_config", "maximum_concurrency") == (
+        "${var.events_max_concurrency}"
+    )
+    assert events["reserved_concurrency"] == "${var.events_reserved_concurrency}"
+    reserved = one("variable", "", "events_reserved_concurrency", where).body
+    assert reserved["default"] is None
+    assert ">= var.events_max_concurrency" in reserved["validation"][0]["condition"]
+    # EventBridge delivers to the ingest queue, never to the function.
     target = one("resource", "aws_cloudwatch_event_target", "ingress", where).body
-    assert target["arn"] == "${module.events.arn}"
+    assert target["arn"] == "${aws_sqs_queue.events.arn}"
     assert "dead_letter_config" in target
     assert select("resource", "aws_cloudwatch_event_rule", where)
+    assert select("resource", "aws_lambda_permission", where) == []
+    assert select("resource", "aws_lambda_function_event_invoke_config", where) == []
+    policy = one("resource", "aws_sqs_queue_policy", "events", where).body
+    assert policy["queue_url"] == "${aws_sqs_queue.events.id}"
+    text = " ".join(strings([b.body for b in select("locals", where=where)]))
+    assert "events.amazonaws.com" in text and "aws_cloudwatch_event_rule.ingress.arn" in text
 
 
 # --- API -------------------------------------------------------------------------------------
@@ -338,9 +366,45 @@ def test_api_uses_default_stage_and_catch_all_route() -> None:
     integration = one("resource", "aws_apigatewayv2_integration", "api", where).body
     assert integration["integration_type"] == "AWS_PROXY"
     assert integration["payload_format_version"] == "2.0"
+    assert integration["integration_uri"] == "${module.function.alias_invoke_arn}"
     function = one("module", "", "function", where).body
     assert function["command"] == ["functions.api.handler.handler"]
     assert one("variable", "", "timeout", where).body["default"] <= 30
+    permission = one("resource", "aws_lambda_permission", "api_gateway", where).body
+    assert permission["qualifier"] == "${module.function.alias_name}"
+
+
+def test_api_stream_ends_before_the_gateway_times_out() -> None:
+    where = MODULES / "api"
+    environment = one("module", "", "function", where).body["environment"]
+    text = " ".join(strings(environment))
+    assert "ORDINAUT_SSE_MAX_SECONDS" in text and "var.sse_max_seconds" in text
+    sse = one("variable", "", "sse_max_seconds", where).body
+    gateway = one("variable", "", "integration_timeout_seconds", where).body
+    assert sse["default"] < gateway["default"] <= 30
+    assert (
+        "var.sse_max_seconds < var.integration_timeout_seconds"
+        in (sse["validation"][0]["condition"])
+    )
+    integration = one("resource", "aws_apigatewayv2_integration", "api", where).body
+    assert integration["timeout_milliseconds"] == "${var.integration_timeout_seconds * 1000}"
+
+
+@pytest.mark.parametrize("module", ["api", "workers"])
+def test_api_and_events_wake_workers(module: str) -> None:
+    """Both create due work: each has the work queue's URL and may send to it."""
+    where = MODULES / module
+    calls = [b for b in select("module", where=where) if b.body.get("source") == "../function"]
+    names = {"api": {"function"}, "workers": {"worker", "events"}}[module]
+    for call in calls:
+        if call.name not in names:
+            continue
+        text = " ".join(strings(call.body["environment"]))
+        assert "ORDINAUT_WORK_QUEUE_URL" in text, call.where()
+    documents = " ".join(
+        strings([d.body for d in select("data", "aws_iam_policy_document", where)])
+    )
+    assert "WakeWorkers" in documents and "sqs:SendMessage" in documents
 
 
 # --- variables and outputs -------------------------------------------------------------------
@@ -395,11 +459,38 @@ def test_function_environments_hold_no_secret_values() -> None:
 
 def test_generated_credentials_live_in_secrets_manager() -> None:
     where = MODULES / "data"
-    assert select("resource", "random_password", where)
+    # RDS generates, stores and rotates the database password: it never passes through Terraform.
+    db = one("resource", "aws_db_instance", "this", where).body
+    assert db["manage_master_user_password"] is True
+    assert db["master_user_secret_kms_key_id"] == "${aws_kms_key.this.arn}"
+    assert "password" not in db and "password_wo" not in db
+    # Secrets Manager generates the rest (GetRandomPassword), pinned at creation.
+    generated = {b.name for b in select("data", "aws_secretsmanager_random_password", where)}
+    assert generated == {"redis", "secrets_key"}
     secrets = {b.name for b in select("resource", "aws_secretsmanager_secret", where)}
-    assert {"database", "redis", "secrets_key"} <= secrets
+    assert secrets == {"redis", "secrets_key"}
     for name in secrets:
         assert one("resource", "aws_secretsmanager_secret", name, where).body["kms_key_id"]
+
+
+def test_aws_roots_use_only_the_aws_provider() -> None:
+    """Only hashicorp/aws is mirrored for offline checks: no random, no other provider."""
+    for path in sorted({b.path for b in blocks()}):
+        if TF / "gcp" in path.parents:
+            continue
+        for block in select("terraform", where=path.parent):
+            for entry in block.body.get("required_providers", []):
+                assert set(entry) == {"aws"}, f"{path.relative_to(REPO)}: {sorted(entry)}"
+    for block in blocks():
+        if TF / "gcp" in block.path.parents:
+            continue
+        assert not block.type.startswith("random_"), block.where()
+
+
+def test_secret_values_are_not_derived_from_terraform_randomness() -> None:
+    aws = [b for b in blocks() if TF / "gcp" not in b.path.parents]
+    text = " ".join(s for b in aws for s in strings(b.body))
+    assert not re.search(r"(?<![a-z_])random_(password|bytes|string|id)\.", text)
 
 
 # --- alarms ----------------------------------------------------------------------------------
@@ -413,6 +504,127 @@ def _alarm(metric: str) -> Block:
     found = [a for a in _alarms() if a.body["metric_name"] == metric]
     assert len(found) == 1, f"one alarm on {metric} expected"
     return found[0]
+
+
+def test_run_outcome_and_data_tier_alarms() -> None:
+    where = MODULES / "observability"
+    names = one("variable", "", "run_metric_names", where).body["default"]
+    assert names == {
+        "dead_lettered": "RunsDeadLettered",
+        "failed": "RunsFailed",
+        "start_lag": "StartLagMs",
+    }
+    for key in names:
+        alarm = [
+            a for a in _alarms() if a.body["metric_name"] == f"${{var.run_metric_names.{key}}}"
+        ]
+        assert len(alarm) == 1, key
+        assert alarm[0].body["namespace"] == "Ordinaut"
+        assert alarm[0].body["dimensions"] == "${var.worker_metric_dimensions}"
+    redis = _alarm("DatabaseMemoryUsagePercentage").body
+    assert redis["for_each"] == "${toset(var.redis_node_ids)}"
+    assert redis["dimensions"] == {"CacheClusterId": "${each.value}"}
+    for metric in ("CPUUtilization", "FreeStorageSpace", "DatabaseConnections"):
+        alarm = _alarm(metric).body
+        assert alarm["namespace"] == "AWS/RDS"
+        assert alarm["dimensions"] == {"DBInstanceIdentifier": "${var.database_instance_id}"}
+    ages = [a for a in _alarms() if a.body["metric_name"] == "ApproximateAgeOfOldestMessage"]
+    assert {a.body["for_each"] for a in ages} == {"${var.queues}", "${var.dead_letter_queues}"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_queue_has_an_age_alarm(env: str) -> None:
+    root = TF / "envs" / env
+    observability = one("module", "", "observability", root).body
+    covered = set()
+    for reference in observability["queues"].values():
+        where, value = _resolve_output(root, reference)
+        match = re.fullmatch(r"\$\{aws_sqs_queue\.(\w+)\.name\}", value)
+        assert match, f"{reference} -> {value} is not a queue name"
+        covered.add((where, match.group(1)))
+    every = {
+        (q.dir.resolve(), q.name) for q in select("resource", "aws_sqs_queue") if not _is_dlq(q)
+    }
+    assert covered == every, f"queues without an age alarm: {every - covered}"
+    worker = observability["worker_metric_dimensions"]
+    emitted = one("module", "", "worker", MODULES / "workers").body["environment"]
+    assert worker == {"service": "${local.name}-worker"}
+    assert 'POWERTOOLS_SERVICE_NAME = "${var.name}-worker"' in emitted
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_reserved_concurrency_off_in_dev_explicit_in_prod(env: str) -> None:
+    root = TF / "envs" / env
+    reserved = next(
+        b.body["reserved"] for b in select("locals", where=root) if "reserved" in b.body
+    )
+    assert set(reserved) == EXPECTED_FUNCTIONS
+    if env == "dev":
+        assert all(value is None for value in reserved.values()), reserved
+    else:
+        assert all(isinstance(value, int) and value >= 1 for value in reserved.values()), reserved
+        assert reserved["scheduler"] == 1
+        workers = one("module", "", "workers", root).body
+        assert reserved["worker"] >= workers["worker_max_concurrency"]
+        assert reserved["events"] >= workers["events_max_concurrency"]
+    # Every function's reservation comes from this map.
+    text = " ".join(s for b in select("module", where=root) for s in strings(b.body))
+    for name in EXPECTED_FUNCTIONS:
+        assert f"local.reserved.{name}" in text, name
+
+
+def test_every_function_publishes_behind_a_live_alias() -> None:
+    where = MODULES / "function"
+    function = one("resource", "aws_lambda_function", "this", where).body
+    assert function["publish"] is True
+    alias = one("resource", "aws_lambda_alias", "live", where).body
+    assert alias["name"] == "live"
+    assert alias["function_version"] == "${aws_lambda_function.this.version}"
+    assert one("variable", "", "reserved_concurrency", where).body["default"] is None
+    # Triggers name the alias, never the unqualified function.
+    for mapping in select("resource", "aws_lambda_event_source_mapping"):
+        assert mapping.body["function_name"].endswith(".alias_arn}"), mapping.where()
+    for schedule in select("resource", "aws_scheduler_schedule"):
+        assert nested(schedule.body, "target", "arn").endswith(".alias_arn}"), schedule.where()
+
+
+def test_image_repository_is_immutable_scanned_and_pruned() -> None:
+    where = MODULES / "registry"
+    repo = one("resource", "aws_ecr_repository", "this", where).body
+    assert repo["image_tag_mutability"] == "IMMUTABLE"
+    assert nested(repo, "image_scanning_configuration", "scan_on_push") is True
+    assert nested(repo, "encryption_configuration", "encryption_type") == "KMS"
+    policy = one("resource", "aws_ecr_lifecycle_policy", "this", where).body
+    assert policy["repository"] == "${aws_ecr_repository.this.name}"
+    assert "imageCountMoreThan" in policy["policy"] and "untagged" in policy["policy"]
+
+
+def test_worker_run_budget_fits_its_time_limit() -> None:
+    where = MODULES / "workers"
+    budget = next(
+        b.body["max_run_duration_seconds"]
+        for b in select("locals", where=where)
+        if "max_run_duration_seconds" in b.body
+    )
+    assert budget == (
+        "${var.worker_timeout - var.worker_drain_margin_seconds - var.worker_safety_margin_seconds}"
+    )
+    text = " ".join(strings(one("module", "", "worker", where).body["environment"]))
+    assert "ORDINAUT_MAX_RUN_DURATION_S" in text and "local.max_run_duration_seconds" in text
+    defaults = {
+        name: one("variable", "", name, where).body["default"]
+        for name in (
+            "worker_timeout",
+            "worker_drain_margin_seconds",
+            "worker_safety_margin_seconds",
+        )
+    }
+    assert (
+        defaults["worker_timeout"]
+        - defaults["worker_drain_margin_seconds"]
+        - defaults["worker_safety_margin_seconds"]
+        > 0
+    )
 
 
 def test_alarm_kinds() -> None:
@@ -476,9 +688,9 @@ def test_lag_alarm_watches_the_scheduler_metric(env: str) -> None:
     scheduler = one("module", "", "scheduler", root).body
     assert scheduler["name"] == "${local.name}"
     emitted = one("module", "", "function", MODULES / "scheduler").body["environment"]
-    service = emitted["POWERTOOLS_SERVICE_NAME"].replace("var.name", "local.name")
-    assert dimensions == {"service": service}
-    assert emitted["POWERTOOLS_METRICS_NAMESPACE"] == "Ordinaut"
+    assert 'POWERTOOLS_SERVICE_NAME = "${var.name}-scheduler"' in emitted
+    assert dimensions == {"service": "${local.name}-scheduler"}
+    assert 'POWERTOOLS_METRICS_NAMESPACE = "Ordinaut"' in emitted
 
 
 # --- IAM, logs -------------------------------------------------------------------------------
@@ -532,7 +744,15 @@ def test_postgres_behind_proxy_with_tls_backups_and_insights() -> None:
     proxy = one("resource", "aws_db_proxy", "this", where).body
     assert proxy["require_tls"] is True
     assert proxy["engine_family"] == "POSTGRESQL"
-    assert nested(proxy, "auth", "secret_arn") == "${aws_secretsmanager_secret.database.arn}"
+    # The proxy's credential is the RDS-managed master secret: it exists with the instance, so
+    # before the proxy.
+    assert nested(proxy, "auth", "secret_arn") == "${local.database_secret_arn}"
+    secret_arn = [
+        b.body["database_secret_arn"]
+        for b in select("locals", where=where)
+        if "database_secret_arn" in b.body
+    ]
+    assert secret_arn == ["${aws_db_instance.this.master_user_secret[0].secret_arn}"]
     assert select("resource", "aws_db_proxy_target", where)
 
 
@@ -547,7 +767,10 @@ def test_redis_noeviction_cluster_mode_off_tls_auth() -> None:
     group = one("resource", "aws_elasticache_replication_group", "this", where).body
     assert group["transit_encryption_enabled"] is True
     assert group["at_rest_encryption_enabled"] is True
-    assert group["auth_token"] == "${random_password.redis.result}"
+    assert group["auth_token"] == "${terraform_data.redis_auth_token.output}"
+    token = one("resource", "terraform_data", "redis_auth_token", where).body
+    assert token["input"] == "${data.aws_secretsmanager_random_password.redis.random_password}"
+    assert nested(token, "lifecycle", "ignore_changes") == ["input"]
     assert "num_node_groups" not in group  # cluster mode off
 
 
@@ -565,8 +788,12 @@ def test_migration_runs_on_deploy_before_functions_update() -> None:
     where = MODULES / "data"
     invocation = one("resource", "aws_lambda_invocation", "migrate", where).body
     assert invocation["function_name"] == "${module.migrate.function_name}"
+    assert invocation["qualifier"] == "${module.migrate.alias_name}"
     assert "migrate" in invocation["input"]
     assert invocation["triggers"]["image_uri"] == "${var.image_uri}"
+    # The proxy target is registered (and its role may read the secret) before it migrates.
+    assert "${aws_db_proxy_target.this}" in invocation["depends_on"]
+    assert "${aws_iam_role_policy.proxy}" in invocation["depends_on"]
     for env in ENVS:
         root = TF / "envs" / env
         for name in ("api", "scheduler", "workers"):
@@ -663,3 +890,20 @@ def test_terraform_fmt() -> None:
         check=False,
     )
     assert result.returncode == 0, f"terraform fmt would change:\n{result.stdout}{result.stderr}"
+
+
+def test_generated_secrets_key_is_a_fernet_key_the_app_accepts() -> None:
+    """Secrets Manager draws `password_length` letters and digits; Terraform appends "=". Every
+    such string must open as the application's Fernet key (43 base64url characters + padding)."""
+    where = MODULES / "data"
+    source = one("data", "aws_secretsmanager_random_password", "secrets_key", where).body
+    assert source["password_length"] == 43
+    assert source["exclude_punctuation"] is True and source["include_space"] is False
+    version = one("resource", "aws_secretsmanager_secret_version", "secrets_key", where).body
+    assert 'secrets_key = "${terraform_data.secrets_key.output}="' in version["secret_string"]
+    alphabet = string.ascii_letters + string.digits
+    draw = random.Random(10)  # deterministic sample of the generator's output space
+    edge = ["A" * 43, "z" * 43, "9" * 43, "Z" * 42 + "9"]
+    for drawn in edge + ["".join(draw.choices(alphabet, k=43)) for _ in range(200)]:
+        box = SecretBox(drawn + "=")
+        assert box.open(box.seal("value")) == "value"

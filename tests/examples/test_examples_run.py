@@ -51,6 +51,8 @@ class Stack:
     stub_ports: tuple[int, int]  # allowlisted: the briefing's, the condition example's
     processes: Any
     condition: asyncio.Task[tuple[int, str, str]] | None = None
+    condition_refused: asyncio.Task[tuple[int, str, str]] | None = None
+    refused_port: int = 0
     condition_unavailable: str = ""
 
 
@@ -169,11 +171,23 @@ async def stack(
                     timeout_s=CONDITION_TIMEOUT_S,
                 )
             )
+            # The same on a port the operator did not allow: every check fails.
+            found.refused_port = free_port()
+            found.condition_refused = asyncio.create_task(
+                run_example(
+                    "condition",
+                    *("--credentials", str(credentials)),
+                    *("--stub-port", str(found.refused_port)),
+                    *("--timeout", str(CONDITION_TIMEOUT_S - 5)),
+                    timeout_s=CONDITION_TIMEOUT_S,
+                )
+            )
         yield found
     finally:
-        if found is not None and found.condition is not None and not found.condition.done():
-            found.condition.cancel()
-            await asyncio.gather(found.condition, return_exceptions=True)
+        for background in (found.condition, found.condition_refused) if found else ():
+            if background is not None and not background.done():
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
         processes.stop_all()
 
 
@@ -186,6 +200,7 @@ async def test_morning_briefing_delivers_the_summary_through_the_stubs(stack: St
     assert code == 1, out + err + stack.processes.logs()
     assert "egress_refused" in out
     assert f"ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:{refused} make dev" in err
+    assert "make dev ARGS=--allow-loopback-egress" in err
 
     allowed = str(stack.stub_ports[0])
     code, out, err = await run_example("morning_briefing", *common, "--stub-port", allowed)
@@ -230,4 +245,19 @@ async def test_condition_task_alerts_once_the_price_drops(stack: Stack) -> None:
     assert "step alert [http.request]: succeeded" in out
     assert '"fired": true' in out
     assert "The inbox received: ACME is below 100: ACME trades at 95.0." in out
+    assert "deleted task" in out
+
+
+async def test_condition_example_stops_at_a_failed_check_and_says_why(stack: Stack) -> None:
+    """Every check fails on the egress guard: the script says so at the first failed check
+    (not "no alert" after its whole timeout), with the same hint as the morning briefing."""
+    if stack.condition_refused is None:
+        pytest.skip(f"condition tasks are not available ({stack.condition_unavailable})")
+    code, out, err = await stack.condition_refused
+    assert code == 1, out + err + stack.processes.logs()
+    assert "a check of the price failed" in err
+    assert "step quote [http.request]: failed" in out and "egress_refused" in out
+    assert f"ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:{stack.refused_port} make dev" in err
+    assert "make dev ARGS=--allow-loopback-egress" in err
+    assert "no alert within" not in err
     assert "deleted task" in out

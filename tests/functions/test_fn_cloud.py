@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
+from fn_support import FakeContext, call
 from moto import mock_aws
 
 from ordinaut import cloud
+
+pytestmark = pytest.mark.cloud
 
 DB_SECRET = {
     "engine": "postgres",
@@ -145,3 +149,168 @@ def test_fanout_max_from_the_environment() -> None:
     assert cloud.fanout_max({cloud.FANOUT_MAX_ENV: "7"}) == 7
     with pytest.raises(ValueError, match=cloud.FANOUT_MAX_ENV):
         cloud.fanout_max({cloud.FANOUT_MAX_ENV: "many"})
+
+
+class Ticking:
+    """The secrets' TTL clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_secrets_are_fetched_again_after_their_ttl(aws: pytest.MonkeyPatch) -> None:
+    ticking = Ticking()
+    aws.setattr(cloud, "_monotonic", ticking)
+    aws.setenv("ORDINAUT_SECRETS_TTL_S", "300")
+    arn = put_secret("ordinaut/database", DB_SECRET)
+    aws.setenv(cloud.DATABASE_SECRET_ENV, arn)
+    fetched = count_fetches()
+    first = cloud.settings_from_environment(os.environ)
+    rotated = {**DB_SECRET, "password": "rotated"}
+    boto3.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=json.dumps(rotated))
+    ticking.now += 299
+    assert cloud.settings_from_environment(os.environ) == first  # within the TTL: the copy
+    assert len(fetched) == 1
+    ticking.now += 2
+    after = cloud.settings_from_environment(os.environ)
+    assert len(fetched) == 2
+    assert "ordinaut:rotated@" in after.database_url
+
+
+def test_sdk_loggers_never_log_below_warning(
+    aws: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At LOG_LEVEL=DEBUG botocore would print the GetSecretValue response, secret included."""
+    from ordinaut import logs
+
+    root = logging.getLogger()
+    level = root.level
+    quiet = {name: logging.getLogger(name).level for name in logs.QUIET_LOGGERS}
+    try:
+        for name in logs.QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        logs.configure("DEBUG", json_output=False)
+        aws.setenv(cloud.DATABASE_SECRET_ENV, put_secret("db", DB_SECRET))
+        with caplog.at_level(logging.DEBUG):
+            cloud.settings_from_environment(os.environ)
+        for name in ("botocore", "boto3", "urllib3"):
+            assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING
+        text = "\n".join(r.getMessage() for r in caplog.records)
+        assert DB_SECRET["password"] not in text
+        assert any(r.getMessage() == "secret loaded" for r in caplog.records)
+    finally:
+        for handler in list(root.handlers):
+            if getattr(handler, "_ordinaut", False):
+                root.removeHandler(handler)
+        root.setLevel(level)
+        for name, value in quiet.items():
+            logging.getLogger(name).setLevel(value)
+
+
+async def test_a_rotated_database_secret_reaches_a_warm_container(
+    aws: pytest.MonkeyPatch, servers: dict[str, str], load_handler: Any, pool: Any
+) -> None:
+    """The worker container reconnects with the new credentials once the TTL is over."""
+    ticking = Ticking()
+    aws.setattr(cloud, "_monotonic", ticking)
+    url = servers["database_url"]
+    arn = put_secret("ordinaut/database", {"url": url})
+    aws.setenv(cloud.DATABASE_SECRET_ENV, arn)
+    worker = await load_handler("worker")
+    context = FakeContext(remaining_ms=7_000)
+    aws.setenv("ORDINAUT_DRAIN_MARGIN_S", "6.5")
+    await call(worker.handler, {"Records": []}, context)
+    pool = worker.container.pool
+    assert pool is not None
+    rotated = url + ("&" if "?" in url else "?") + "application_name=rotated"
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"url": rotated})
+    )
+    ticking.now += 301
+    await call(worker.handler, {"Records": []}, context)
+    assert worker.container.settings.database_url == rotated
+    assert worker.container.pool is not None and worker.container.pool is not pool
+
+
+def test_an_rds_managed_secret_with_the_endpoint_in_the_environment(
+    aws: pytest.MonkeyPatch,
+) -> None:
+    """RDS's managed master secret is {"username", "password"}: Terraform puts the proxy's
+    endpoint in ORDINAUT_DATABASE_HOST / _PORT / _NAME / _SSLMODE."""
+    managed = {"username": "ordinaut", "password": "r0t/ated?"}
+    aws.setenv(cloud.DATABASE_SECRET_ENV, put_secret("rds!db-1234", managed))
+    with pytest.raises(cloud.SecretError, match="ORDINAUT_DATABASE_HOST") as raised:
+        cloud.settings_from_environment(os.environ)
+    assert managed["password"] not in str(raised.value)
+    aws.setenv("ORDINAUT_DATABASE_HOST", "proxy.example.internal")
+    with pytest.raises(cloud.SecretError, match="ORDINAUT_DATABASE_NAME"):
+        cloud.settings_from_environment(os.environ)
+    aws.setenv("ORDINAUT_DATABASE_NAME", "ordinaut")
+    settings = cloud.settings_from_environment(os.environ)
+    assert settings.database_url == (
+        "postgresql://ordinaut:r0t%2Fated%3F@proxy.example.internal:5432/ordinaut?sslmode=require"
+    )
+    aws.setenv("ORDINAUT_DATABASE_PORT", "6432")
+    aws.setenv("ORDINAUT_DATABASE_SSLMODE", "verify-full")
+    cloud.reset()
+    assert cloud.settings_from_environment(os.environ).database_url.endswith(
+        "@proxy.example.internal:6432/ordinaut?sslmode=verify-full"
+    )
+    # a unix socket directory (the local servers of the end-to-end test)
+    aws.setenv("ORDINAUT_DATABASE_HOST", "/tmp/pg sock")
+    cloud.reset()
+    assert cloud.settings_from_environment(os.environ).database_url == (
+        "postgresql://ordinaut:r0t%2Fated%3F@/ordinaut?host=/tmp/pg%20sock&port=6432"
+        "&sslmode=verify-full"
+    )
+
+
+async def test_lambda_logging_at_debug_keeps_the_sdk_at_warning(
+    load_handler: Any, lambda_env: pytest.MonkeyPatch
+) -> None:
+    from ordinaut import logs
+
+    for name in logs.QUIET_LOGGERS:
+        lambda_env.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    lambda_env.setenv("AWS_LAMBDA_FUNCTION_NAME", "ordinaut-test-worker")
+    lambda_env.setenv("ORDINAUT_LOG_LEVEL", "DEBUG")
+    await load_handler("worker")
+    assert logging.getLogger().level == logging.DEBUG
+    for name in ("botocore", "boto3", "urllib3"):
+        assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING
+
+
+async def test_a_refused_login_reads_the_rotated_secret_at_once(
+    aws: pytest.MonkeyPatch, servers: dict[str, str], load_handler: Any, pool: Any
+) -> None:
+    """Within the TTL, a password the database refuses means the secret rotated: read it again
+    now instead of failing until the TTL ends."""
+    import asyncpg
+
+    from functions import _runtime
+
+    url = servers["database_url"]
+    arn = put_secret("ordinaut/database", {"url": url + "&application_name=old"})
+    aws.setenv(cloud.DATABASE_SECRET_ENV, arn)
+    worker = await load_handler("worker")
+    rotated = url + "&application_name=new"
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"url": rotated})
+    )
+    real = _runtime.db.create_pool
+    tried: list[str] = []
+
+    async def create_pool(settings: Any, **kw: Any) -> Any:
+        tried.append(settings.database_url)
+        if settings.database_url.endswith("=old"):  # the proxy refuses the old password
+            raise asyncpg.InvalidPasswordError("password authentication failed")
+        return await real(settings, **kw)
+
+    aws.setattr(_runtime.db, "create_pool", create_pool)
+    aws.setenv("ORDINAUT_DRAIN_MARGIN_S", "6.5")
+    await call(worker.handler, {"Records": []}, FakeContext(remaining_ms=7_000))
+    assert tried == [url + "&application_name=old", rotated]
+    assert worker.container.settings.database_url == rotated

@@ -1,4 +1,5 @@
-"""The events Lambda: SQS batches with partial failures, EventBridge events, one ingest path."""
+"""The events Lambda: SQS batches with partial failures (EventBridge events arrive in them),
+records that can never be ingested parked at once, one ingest path."""
 
 from __future__ import annotations
 
@@ -7,11 +8,19 @@ import uuid
 from typing import Any
 
 import asyncpg
+import boto3
 import pytest
 from conftest import HandlerLoader, TaskFactory
 from fn_support import FakeContext, call
+from moto import mock_aws
+from redis.asyncio import Redis
 
 from functions.events.invocation import BadEvent, from_eventbridge, from_sqs_body
+from ordinaut.events import DEAD_STREAM
+
+pytestmark = pytest.mark.cloud
+
+pytestmark = pytest.mark.cloud
 
 
 def sqs_record(message_id: str, body: Any) -> dict[str, Any]:
@@ -42,11 +51,31 @@ def eventbridge(detail: dict[str, Any], *, event_id: str = "eb-1") -> dict[str, 
     }
 
 
-async def test_sqs_batch_reports_only_the_bad_records(
+async def parked(redis_url: str) -> list[dict[str, str]]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        return [fields for _, fields in await client.xrange(DEAD_STREAM)]
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def empty_dead_stream(servers: dict[str, str]) -> None:
+    client = Redis.from_url(servers["redis_url"])
+    try:
+        await client.delete(DEAD_STREAM)
+    finally:
+        await client.aclose()
+
+
+async def test_sqs_batch_parks_what_can_never_be_ingested(
     load_handler: HandlerLoader,
     make_task: TaskFactory,
     owner: uuid.UUID,
     pool: asyncpg.Pool,
+    servers: dict[str, str],
+    empty_dead_stream: None,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     task = await make_task(schedule_kind="event", schedule_expr="orders.*")
     good = {"tenant_id": str(owner), "topic": "orders.created", "payload": {"n": 1}}
@@ -62,14 +91,22 @@ async def test_sqs_batch_reports_only_the_bad_records(
     }
     events = await load_handler("events")
     result = await call(events.handler, batch, FakeContext())
-    assert result == {
-        "batchItemFailures": [
-            {"itemIdentifier": "m-not-json"},
-            {"itemIdentifier": "m-stranger"},
-            {"itemIdentifier": "m-bad-topic"},
-            {"itemIdentifier": "m-extra"},
-        ]
-    }
+    # nothing to retry: four records can never be ingested and are parked, not redelivered
+    assert result == {"batchItemFailures": []}
+    dead = await parked(servers["redis_url"])
+    assert [(d["message_id"], d["source"]) for d in dead] == [
+        ("m-not-json", "sqs"),
+        ("m-stranger", "sqs"),
+        ("m-bad-topic", "sqs"),
+        ("m-extra", "sqs"),
+    ]
+    reasons = {d["message_id"]: d["error"] for d in dead}
+    assert reasons["m-not-json"] == "the body is not JSON"
+    assert reasons["m-stranger"].startswith("unknown tenant")
+    assert "secret" in reasons["m-extra"]
+    assert dead[0]["body"] == "{not json"  # kept as sent, for whoever replays it
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf[-1]["EventsIngested"] == [2.0] and emf[-1]["EventsParked"] == [4.0]
     stored = await pool.fetch("SELECT event_id, source FROM events ORDER BY seq")
     assert [(r["event_id"], r["source"]) for r in stored] == [
         ("m-good", "sqs"),  # no event_id: the SQS message id makes redelivery idempotent
@@ -79,7 +116,7 @@ async def test_sqs_batch_reports_only_the_bad_records(
 
     # SQS redelivers the whole batch (say the function timed out): nothing runs twice
     again = await call(events.handler, batch, FakeContext())
-    assert len(again["batchItemFailures"]) == 4
+    assert again == {"batchItemFailures": []}
     assert await pool.fetchval("SELECT count(*) FROM events") == 2
     assert await pool.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", task["id"]) == 2
 
@@ -120,10 +157,62 @@ async def test_anything_else_fails_the_invocation(load_handler: HandlerLoader) -
         await call(events.handler, {"hello": "world"}, FakeContext())
 
 
+async def test_eventbridge_event_routed_through_the_ingest_queue(
+    load_handler: HandlerLoader, make_task: TaskFactory, owner: uuid.UUID, pool: asyncpg.Pool
+) -> None:
+    """An EventBridge rule targets the ingest queue: the SQS body is the event's envelope."""
+    task = await make_task(schedule_kind="event", schedule_expr="orders.created")
+    envelope = eventbridge({"tenant_id": str(owner), "order": 7}, event_id="eb-7")
+    batch = {"Records": [sqs_record("m-eb", envelope), sqs_record("m-eb-again", envelope)]}
+    events = await load_handler("events")
+    assert await call(events.handler, batch, FakeContext()) == {"batchItemFailures": []}
+    row = await pool.fetchrow("SELECT payload, source FROM events WHERE event_id = 'eb-7'")
+    assert row["source"] == "eventbridge"
+    assert row["payload"] == {"tenant_id": str(owner), "order": 7}
+    # the same EventBridge event twice (EventBridge delivers at least once): one run
+    assert await pool.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", task["id"]) == 1
+
+
+async def test_unparkable_record_is_left_to_the_redrive_policy(
+    load_handler: HandlerLoader, lambda_env: pytest.MonkeyPatch, owner: uuid.UUID
+) -> None:
+    """Without Redis to park in, a bad record is reported: SQS moves it to the DLQ."""
+    lambda_env.delenv("ORDINAUT_REDIS_URL")
+    events = await load_handler("events")
+    result = await call(events.handler, {"Records": [sqs_record("m-bad", "{nope")]}, FakeContext())
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m-bad"}]}
+
+
+async def test_queued_runs_wake_a_worker_once_per_batch(
+    load_handler: HandlerLoader,
+    lambda_env: pytest.MonkeyPatch,
+    make_task: TaskFactory,
+    owner: uuid.UUID,
+) -> None:
+    await make_task(schedule_kind="event", schedule_expr="orders.*")
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        url = sqs.create_queue(QueueName="ordinaut-test-work")["QueueUrl"]
+        lambda_env.setenv("ORDINAUT_WORK_QUEUE_URL", url)
+        events = await load_handler("events")
+        body = {"tenant_id": str(owner), "topic": "orders.created"}
+        batch = {"Records": [sqs_record(f"m-{i}", body) for i in range(3)]}
+        assert await call(events.handler, batch, FakeContext()) == {"batchItemFailures": []}
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert len(messages) == 1
+        assert json.loads(messages[0]["Body"])["source"] == "ordinaut.events"
+        # a batch that queues nothing (duplicates) wakes nobody
+        assert await call(events.handler, batch, FakeContext()) == {"batchItemFailures": []}
+        assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+
+
 def test_envelopes() -> None:
     tenant = str(uuid.uuid4())
-    incoming = from_sqs_body(json.dumps({"tenant_id": tenant, "topic": "a.b"}), "m-1")
+    incoming, source = from_sqs_body(json.dumps({"tenant_id": tenant, "topic": "a.b"}), "m-1")
     assert (incoming.topic, incoming.payload, incoming.event_id) == ("a.b", {}, "m-1")
+    assert source == "sqs"
+    routed, source = from_sqs_body(json.dumps(eventbridge({"tenant_id": tenant})), "m-3")
+    assert (routed.topic, routed.event_id, source) == ("orders.created", "eb-1", "eventbridge")
     for body in ("[]", "null", json.dumps({"tenant_id": "nope", "topic": "a"})):
         with pytest.raises(BadEvent):
             from_sqs_body(body, "m-2")

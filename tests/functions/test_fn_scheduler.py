@@ -14,6 +14,8 @@ from moto import mock_aws
 
 from ordinaut import cloud
 
+pytestmark = pytest.mark.cloud
+
 LAMBDA_APP = "application_name=ordinaut-lambda-test"
 TICK_EVENT = {
     "source": "ordinaut.tick",

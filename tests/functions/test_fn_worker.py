@@ -13,6 +13,8 @@ from fn_support import FakeContext, call, db_now, queue_now
 
 from ordinaut.store import outbox, work
 
+pytestmark = pytest.mark.cloud
+
 
 def wakeup(body: str = '{"source": "ordinaut.tick"}') -> dict[str, Any]:
     return {
@@ -128,7 +130,9 @@ async def test_a_run_longer_than_its_lease_keeps_it(
     lambda_env.setenv("ORDINAUT_HEARTBEAT_S", "0.2")
     lambda_env.setenv("ORDINAUT_DRAIN_MARGIN_S", "1")
     slow = {"pipeline": [{"id": "nap", "uses": "wait", "with": {"seconds": 2.5}}]}
-    task = await make_task(schedule_kind="once", schedule_expr="2099-01-01T00:00:00Z", payload=slow)
+    task = await make_task(
+        schedule_kind="once", schedule_expr="2099-01-01T00:00:00Z", payload=slow, max_duration_s=4
+    )
     (run_id,) = await queue_now(pool, task)
     worker = await load_handler("worker")
     running = asyncio.create_task(call(worker.handler, wakeup(), FakeContext(remaining_ms=8_000)))
@@ -140,3 +144,48 @@ async def test_a_run_longer_than_its_lease_keeps_it(
     assert result["ran"] == 1
     run = await pool.fetchrow("SELECT status, attempt FROM runs WHERE id = $1", run_id)
     assert (run["status"], run["attempt"]) == ("succeeded", 1)
+
+
+async def test_drain_emits_its_outcomes_as_emf_metrics(
+    load_handler: HandlerLoader,
+    lambda_env: pytest.MonkeyPatch,
+    make_task: TaskFactory,
+    pool: asyncpg.Pool,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lambda_env.setenv("ORDINAUT_DRAIN_MARGIN_S", "1")
+    ok = await make_task(schedule_kind="once", schedule_expr="2099-01-01T00:00:00Z")
+    failing = {
+        "pipeline": [
+            {"id": "first", "uses": "echo", "with": {"a": 1}},
+            {"id": "boom", "uses": "transform", "with": {"value": "${steps.first.output.nope}"}},
+        ]
+    }
+    doomed = await make_task(
+        schedule_kind="once", schedule_expr="2099-01-01T00:00:00Z", payload=failing, max_retries=1
+    )
+    await queue_now(pool, ok, n=2)
+    (doomed_run,) = await queue_now(pool, doomed)
+    # its last attempt: this failure dead-letters it
+    await pool.execute("UPDATE due_work SET attempt = 2 WHERE run_id = $1", doomed_run)
+    worker = await load_handler("worker")
+    result = await call(worker.handler, wakeup(), FakeContext(remaining_ms=5_000))
+    assert result["ran"] == 3
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (doc,) = emf
+    (directive,) = doc["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "Ordinaut"
+    assert directive["Dimensions"] == [["service"]] and doc["service"] == "ordinaut-test"
+    names = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
+    assert names == {
+        "RunsSucceeded": "Count",
+        "RunsFailed": "Count",
+        "RunsDeadLettered": "Count",
+        "StartLagMs": "Milliseconds",
+    }
+    assert (doc["RunsSucceeded"], doc["RunsFailed"], doc["RunsDeadLettered"]) == (
+        [2.0],
+        [1.0],
+        [1.0],
+    )
+    assert doc["StartLagMs"][0] >= 0

@@ -6,7 +6,10 @@ external URLs are passed), so these tests also prove that the data survives a re
 
 from __future__ import annotations
 
+import argparse
+import ipaddress
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,6 +29,9 @@ import psutil
 import pytest
 
 from ordinaut import dev
+from ordinaut.cli import CommandError
+from ordinaut.config import load_settings
+from ordinaut.pipeline.tools.egress import Allowlist
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -104,13 +110,13 @@ def start(home: Path) -> Iterator[Callable[..., DevRun]]:
         ORDINAUT_LOG_JSON="false",
     )
 
-    def launch(*extra: str) -> DevRun:
+    def launch(*extra: str, **more_env: str) -> DevRun:
         n = len(runs)
         out, err = home.parent / f"stdout-{n}.txt", home.parent / f"stderr-{n}.txt"
         with out.open("wb") as o, err.open("wb") as e:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "ordinaut.cli", "dev", "--port", str(port), *extra],
-                env=env,
+                env={**env, **more_env},
                 cwd=home.parent,
                 stdin=subprocess.DEVNULL,
                 stdout=o,
@@ -319,3 +325,108 @@ def test_dev_refuses_a_port_in_use_before_starting_anything(
         assert run.proc.wait(timeout=60) == 1
     assert "is in use" in run.logs()
     assert not (home / "pg").exists()
+
+
+@pytest.mark.e2e
+def test_a_second_dev_does_not_die_on_metrics_ports_another_one_holds(
+    start: Callable[..., DevRun],
+) -> None:
+    """The scheduler and worker metrics ports are held (as by a first dev): this dev moves its
+    metrics elsewhere, and says it is running only once the scheduler ticked and the worker
+    sent a heartbeat."""
+    with socket.socket() as held_scheduler, socket.socket() as held_worker:
+        for sock in (held_scheduler, held_worker):
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+        held = {held_scheduler.getsockname()[1], held_worker.getsockname()[1]}
+        run = start(
+            ORDINAUT_SCHEDULER_METRICS_PORT=str(held_scheduler.getsockname()[1]),
+            ORDINAUT_WORKER_METRICS_PORT=str(held_worker.getsockname()[1]),
+        )
+        run.wait_for_banner()
+        banner = run.output()
+        pids = {name: child_pid(banner, name) for name in ("api", "scheduler", "worker")}
+        assert all(psutil.pid_exists(pid) for pid in pids.values())
+        ports = {name: int(port) for name, port in re.findall(r"(scheduler|worker) :(\d+)", banner)}
+        assert set(ports) == {"scheduler", "worker"} and not held & set(ports.values())
+        assert "is in use (another ordinaut dev?)" in run.logs()
+        for port in ports.values():
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            assert metrics.status_code == 200 and "ordinaut_" in metrics.text
+        health = httpx.get(f"{run.url}/health", timeout=10).json()["components"]
+        assert health["scheduler"]["status"] == "healthy", health
+        assert health["workers"]["live"] >= 1, health
+        assert run.stop(signal.SIGINT) == 0, run.logs()
+    assert "exited with code" not in run.logs()
+    assert_nothing_left_running(run.home)
+
+
+def _stack(tmp_path: Path, **flags: object) -> dev.DevStack:
+    args = argparse.Namespace(
+        workers=flags.get("workers", 1),
+        no_scheduler=flags.get("no_scheduler", False),
+        allow_loopback_egress=flags.get("allow_loopback_egress", False),
+    )
+    settings = load_settings(
+        {},
+        home=str(tmp_path),
+        scheduler_metrics_port=flags.get("scheduler_port", free_port()),
+        worker_metrics_port=flags.get("worker_port", free_port()),
+        egress_allowlist=("api.example.com:443",),
+    )
+    return dev.DevStack(settings, args, dev.Signals())
+
+
+def test_metrics_ports_in_use_are_replaced_by_free_ones(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = _stack(tmp_path, workers=3, scheduler_port=port, worker_port=port)
+        ports = stack.pick_metrics_ports()
+    assert list(ports) == ["scheduler", "worker-1", "worker-2", "worker-3"]
+    assert port not in ports.values() and len(set(ports.values())) == 4
+    assert _stack(tmp_path, worker_port=0, no_scheduler=True).pick_metrics_ports() == {"worker": 0}
+
+
+def test_metrics_on_an_address_this_machine_lacks_fail_the_start_clearly(tmp_path: Path) -> None:
+    stack = _stack(tmp_path)
+    # 192.0.2.1 (TEST-NET-1) is on no interface here: binding fails locally, nothing is sent.
+    stack.settings = stack.settings.replace(metrics_host="192.0.2.1")
+    with pytest.raises(CommandError, match="cannot serve metrics on 192.0.2.1"):
+        stack.pick_metrics_ports()
+
+
+def test_dev_is_not_ready_while_a_child_is_dead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker that died at start (a port, a bad setting) fails the start: no banner."""
+    stack = _stack(tmp_path, no_scheduler=True)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    api = dev.Child("api", sleeper, essential=True, proc=subprocess.Popen(sleeper, text=True))
+    dead = [sys.executable, "-c", "raise SystemExit(3)"]
+    worker = dev.Child("worker", dead, proc=subprocess.Popen(dead, text=True))
+    worker.proc.wait()  # type: ignore[union-attr]
+    stack.children = [api, worker]
+    monkeypatch.setattr(dev, "health_live", lambda base: True)
+    try:
+        with caplog.at_level(logging.ERROR, logger="ordinaut.dev"):
+            assert stack.wait_until_ready() is False
+    finally:
+        api.proc.kill()  # type: ignore[union-attr]
+        api.proc.wait()  # type: ignore[union-attr]
+    assert "worker exited with code 3 during start-up" in caplog.text
+
+
+def test_allow_loopback_egress_opens_loopback_only(tmp_path: Path) -> None:
+    closed = Allowlist.parse(
+        _stack(tmp_path).child_env().get("ORDINAUT_EGRESS_ALLOWLIST", "").split(",")
+    )
+    env = _stack(tmp_path, allow_loopback_egress=True).child_env()
+    allow = Allowlist.parse(env["ORDINAUT_EGRESS_ALLOWLIST"].split(","))
+    for host, ip in (("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("::1", "::1")):
+        assert allow.allows(host, 8765, ipaddress.ip_address(ip))
+        assert not closed.allows(host, 8765, ipaddress.ip_address(ip))
+    assert allow.allows("api.example.com", 443)  # the operator's own entries are kept
+    for ip in ("10.0.0.1", "169.254.169.254", "192.168.1.1"):
+        assert not allow.allows(ip, 80, ipaddress.ip_address(ip))

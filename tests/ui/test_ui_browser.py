@@ -1,7 +1,8 @@
 """The status page in a real headless Chromium over real `ordinaut api` and `worker` processes.
 
-Sign in with an agent id and secret (a wrong secret first), see the caller's tasks with their
-next fire times and nothing of another agent's, open a task's run timeline and a run's step
+Sign in with an agent id and secret (a wrong secret first), see the overview (health,
+counters, what needs attention), the caller's tasks with their schedule in words and next run
+and nothing of another agent's, open a task's run timeline and a run's step
 results, retry a dead letter and see it requeued, sign out and back in with a token. Debian's
 ``chromium`` is driven by Playwright's Python package with ``executable_path``; no browser is
 downloaded. Without /usr/bin/chromium or the package, the module skips and says which.
@@ -10,9 +11,12 @@ downloaded. Without /usr/bin/chromium or the package, the module skips and says 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -197,17 +201,45 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         assert await page.evaluate("() => localStorage.length") == 0
         assert await page.evaluate("() => sessionStorage.getItem('ordinaut.token')")
 
-        # The caller's tasks, their status and next fire times; nothing of the admin's.
+        # The overview: health from /health, counters, and what needs attention.
+        await expect(page.locator('#health li[data-component="database"]')).to_contain_text(
+            "healthy"
+        )
+        await expect(page.locator('#health li[data-component="workers"]')).to_contain_text("live")
+        day = page.locator('#counters tr[data-window="last day"]')
+        await expect(day.locator('td[data-status="dead_letter"]')).to_have_text("1")
+        await expect(day.locator('td[data-status="succeeded"]')).to_have_text("1")
+        attention = page.locator(f'#attention li[data-run-id="{dead_run}"]')
+        await expect(attention).to_contain_text(XSS_TITLE)
+        await expect(attention).to_contain_text("egress_refused")
+        await expect(page.locator(f'#attention li[data-task-id="{broken}"]')).to_contain_text(
+            "last run dead-letter"
+        )
+
+        # The caller's tasks, the schedule in words, the next run in the task's zone (UTC on
+        # hover), all from the one list request; nothing of the admin's.
         rows = page.locator("#tasks tbody tr")
         await expect(rows).to_have_count(2)
         good_row = page.locator(f'#tasks tr[data-task-id="{briefing}"]')
         await expect(good_row).to_contain_text("Morning briefing")
+        await expect(good_row).to_contain_text("every weekday at 07:30 Europe/Chisinau")
         await expect(good_row).to_contain_text("30 7 * * 1-5")
-        await expect(good_row).to_contain_text("Europe/Chisinau")
         await expect(good_row).to_contain_text("active")
-        for instant in fires["fire_times"]:
-            await expect(good_row.locator(".fires")).to_contain_text(_utc(instant))
+        first = fires["fire_times"][0]
+        local = datetime.fromisoformat(first.replace("Z", "+00:00"))
+        local = local.astimezone(ZoneInfo("Europe/Chisinau"))
+        await expect(good_row.locator(".fires")).to_contain_text(f"{local:%Y-%m-%d %H:%M}")
+        await expect(good_row.locator(".fires time")).to_have_attribute(
+            "title", re.compile(re.escape(_utc(first)))
+        )
         await expect(page.locator("#tasks")).not_to_contain_text("Admin's own task")
+        # Filters ask the API (one request per view): no event tasks here, then all again.
+        await page.select_option("#filter-kind", "event")
+        await expect(rows).to_have_count(0)
+        await expect(page.locator("#tasks-meta")).to_have_text("No tasks match these filters.")
+        await page.select_option("#filter-kind", "")
+        await expect(rows).to_have_count(2)
+        await expect(page.locator("#tasks-next")).to_be_disabled()
         # A title full of markup is shown as text, and nothing in it ran.
         bad_row = page.locator(f'#tasks tr[data-task-id="{broken}"]')
         await expect(bad_row.locator(".task-title")).to_have_text(XSS_TITLE)
@@ -234,8 +266,18 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await expect(page.locator("#run-id")).to_have_text(dead_run)
         await expect(page.locator('#steps tr[data-step-id="fetch"]')).to_contain_text("egress")
 
-        # The good task's run: its step output.
+        # The good task's run: its next fire times (one preview, for this task), its output.
         await good_row.locator(".task-title").click()
+        for instant in fires["fire_times"]:
+            await expect(page.locator("#runs-next")).to_contain_text(_utc(instant))
+        # Pause and resume from the task's own section; a paused task lists no next runs.
+        await page.locator('#task-actions button[data-action="pause"]').click()
+        await expect(page.locator("#notice")).to_contain_text("Task Morning briefing is paused.")
+        await expect(good_row.locator(".fires")).to_have_text("none while paused")
+        await expect(page.locator("#runs-next")).to_contain_text("No next runs while paused")
+        await page.locator('#task-actions button[data-action="resume"]').click()
+        await expect(page.locator("#notice")).to_contain_text("Task Morning briefing is active.")
+        await expect(page.locator("#runs-next")).to_contain_text(_utc(fires["fire_times"][0]))
         ok_item = page.locator(f'#timeline li[data-run-id="{ok_run}"]')
         await expect(ok_item).to_have_attribute("data-status", "succeeded")
         await ok_item.get_by_role("button", name="Open").click()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 
 from ordinaut.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_from_an_empty_environment() -> None:
@@ -86,3 +90,41 @@ def test_settings_are_immutable_and_replace_returns_a_copy() -> None:
         settings.api_port = 1  # type: ignore[misc]
     changed = settings.replace(api_port=1)
     assert (settings.api_port, changed.api_port) == (8080, 1)
+
+
+def _readme_settings() -> dict[str, str]:
+    """README's configuration table: each variable with its default cell (``a`` / ``b`` rows
+    split in two)."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    found: dict[str, str] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`ORDINAUT_"):
+            continue
+        names = re.findall(r"`(ORDINAUT_[A-Z0-9_]+)`", cells[0])
+        defaults = [d.strip() for d in cells[1].split(" / ")]
+        if len(defaults) != len(names):
+            defaults = [cells[1]] * len(names)
+        for name, default in zip(names, defaults, strict=True):
+            assert name not in found, f"{name} is listed twice"
+            found[name] = default
+    return found
+
+
+def test_the_readme_lists_every_setting_with_its_default() -> None:
+    """Settings and README's table stay in step: no setting undocumented, no row for a
+    setting that does not exist, and a plain default shown as the code has it."""
+    listed = _readme_settings()
+    fields = {
+        f"ORDINAUT_{f.name.upper()}": f for f in dataclasses.fields(Settings) if f.name != "extra"
+    }
+    assert sorted(set(fields) - set(listed)) == [], "missing from README.md"
+    assert sorted(set(listed) - set(fields)) == [], "not a setting"
+    defaults = Settings()
+    for name, cell in listed.items():
+        shown = re.fullmatch(r"`([^`]*)`", cell)
+        value = getattr(defaults, fields[name].name)
+        if shown is None or not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        assert float(shown.group(1)) == float(value), f"{name}: README says {cell}, code {value}"

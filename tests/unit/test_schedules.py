@@ -466,9 +466,30 @@ def test_condition_polls_on_a_cron() -> None:
 # --- inputs shared by every kind --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tz", ["Mars/Olympus", "", "../etc/passwd", "America", "utc ", "UTC\x00"])
+@pytest.mark.parametrize(
+    "tz",
+    [
+        "Mars/Olympus",
+        "",
+        "../etc/passwd",
+        "America",
+        "utc ",
+        "UTC\x00",
+        "Factory",
+        "posixrules",
+        "localtime",
+        "right/UTC",
+        "/usr/share/zoneinfo/UTC",
+        "us/eastern",
+    ],
+)
 def test_unknown_zone_is_rejected_on_timezone(tz: str) -> None:
     assert rejected_field("cron", "0 8 * * *", tz) == "timezone"
+
+
+@pytest.mark.parametrize("tz", ["US/Eastern", "Europe/Kiev", "Etc/GMT-14", "UTC", "EST5EDT"])
+def test_iana_links_are_zones(tz: str) -> None:
+    assert parse("cron", "0 8 * * *", tz).timezone == tz
 
 
 @pytest.mark.parametrize("kind", ["interval", "", "CRON", None])

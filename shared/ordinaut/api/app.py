@@ -11,6 +11,7 @@ import asyncpg
 from fastapi import APIRouter, FastAPI
 from redis.asyncio import Redis
 
+from ordinaut import cloud
 from ordinaut.api import contract, docs, errors
 from ordinaut.api.deps import Deps
 from ordinaut.api.middleware import (
@@ -51,6 +52,11 @@ def create_app(
         clock=clock if clock is not None else DatabaseClock(),
         external_pool=pool,
         external_redis=redis,
+        waker=(
+            cloud.Waker(settings.work_queue_url, source="ordinaut.api")
+            if settings.work_queue_url
+            else None
+        ),
     )
 
     @asynccontextmanager

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from ordinaut import auth, logs
+from ordinaut import auth, cloud, logs
 from ordinaut.api.errors import new_request_id
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
@@ -82,6 +82,13 @@ class Deps:
     _last_used: float = field(default_factory=time.monotonic, init=False, repr=False)
     _redis: Redis | None = field(default=None, init=False, repr=False)
     _redis_loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
+    # Lambda: wakes a worker after a request queued work due now (None without a work queue)
+    waker: cloud.Waker | None = None
+
+    async def wake_workers(self) -> None:
+        """After the commit of a request that queued work due now; never raises."""
+        if self.waker is not None:
+            await self.waker.wake()
 
     async def pool(self) -> asyncpg.Pool:
         """The asyncpg pool (created on first use; Unavailable fast while the DB is down)."""
@@ -136,6 +143,15 @@ class Deps:
             self._redis = _create_redis(self.settings)
             self._redis_loop = loop
         return self._redis
+
+    def use_settings(self, settings: Settings) -> None:
+        """New settings (a Lambda container whose secrets rotated): the pool and the Redis
+        client it created are dropped and made again with them on next use."""
+        self.settings = settings
+        pool, self._pool = self._pool, None
+        self._redis = None  # its connections close when collected
+        if pool is not None:
+            pool.terminate()
 
     async def close(self) -> None:
         """Close what this object created (never what was handed in)."""

@@ -9,6 +9,8 @@ also logs it.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -24,6 +26,7 @@ from starlette.types import Send
 
 from ordinaut import errors
 from ordinaut.api.strict import UnstorableJSON
+from ordinaut.config import Settings
 
 MAX_VALIDATION_ERRORS = 50
 MAX_MESSAGE_CHARS = 300
@@ -71,7 +74,48 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
+# Limits an operator sets, by the name errors give them in ``details[].limit``.
+_SETTINGS = frozenset(f.name for f in dataclasses.fields(Settings))
+_LIMIT_ALIASES = {"max_payload_bytes": "max_body_bytes"}  # a pipeline file is a request body
+
+
+def limit_setting(limit: str) -> str | None:
+    """The environment variable that sets ``limit`` (``max_steps`` -> ``ORDINAUT_MAX_STEPS``)."""
+    name = _LIMIT_ALIASES.get(limit, limit)
+    return f"ORDINAUT_{name.upper()}" if name in _SETTINGS else None
+
+
+def _mention(text: str, limit: str, setting: str) -> str:
+    if setting in text:
+        return text
+    named, count = re.subn(rf"\b{re.escape(limit)}\b", setting, text)
+    return named if count else f"{text} ({setting})"
+
+
+def name_settings(message: str, details: Any) -> tuple[str, Any]:
+    """Every limit an error reports names the setting that raises it, in the message and as
+    ``details[].setting``, so whoever reads it knows what an operator would change."""
+    items = details if isinstance(details, list) else [details]
+    settings: dict[str, str] = {}
+    named = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("limit"), str):
+            setting = limit_setting(item["limit"])
+            if setting is not None:
+                item = {**item, "setting": setting}
+                if isinstance(item.get("message"), str):
+                    item["message"] = _mention(item["message"], item["limit"], setting)
+                settings.setdefault(item["limit"], setting)
+        named.append(item)
+    if not settings:
+        return message, details
+    for limit, setting in settings.items():
+        message = _mention(message, limit, setting)
+    return message, named if isinstance(details, list) else named[0]
+
+
 def error_body(code: str, message: str, details: Any, request_id: str) -> bytes:
+    message, details = name_settings(message, details)
     doc = {
         "error": {"code": code, "message": message, "details": details},
         "request_id": request_id,
@@ -207,13 +251,46 @@ async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+    details = None
+    path = request.url.path
+    if exc.status_code == 404 and ("//" in path or (len(path) > 1 and path.endswith("/"))):
+        message, details = _empty_segment(request)
     return error_response(
         exc.status_code,
         code,
         message,
+        details,
         request_id=request_id_of(request),
         headers=dict(exc.headers) if exc.headers else None,
     )
+
+
+def _empty_segment(request: Request) -> tuple[str, Any]:
+    """A path with an empty segment (``/tasks//preview``, ``GET /tasks/``: a shell variable
+    that was empty) names the route it was meant for and the id it lacks, instead of "no such
+    route"."""
+    path = request.url.path
+    segments = path.split("/")
+    # The routes as the OpenAPI document lists them (built once per app, then cached).
+    for template in request.app.openapi().get("paths", {}):
+        parts = template.split("/")
+        if len(parts) != len(segments):
+            continue
+        missing = None
+        for have, want in zip(segments, parts, strict=True):
+            if want.startswith("{") and want.endswith("}"):
+                if have == "" and missing is None:
+                    missing = want[1:-1]
+            elif have != want:
+                break
+        else:
+            if missing is not None:
+                return (
+                    f"{path} has an empty segment where {template} needs {missing} "
+                    "(is the variable that holds it empty?)",
+                    {"path": path[:MAX_FIELD_CHARS], "route": template, "missing": missing},
+                )
+    return f"no such route: {path[:MAX_FIELD_CHARS]} has an empty segment", None
 
 
 def install(app: FastAPI) -> None:

@@ -2,7 +2,8 @@
 
 Outermost first:
 
-* ``RequestContextMiddleware``: trailing-slash tolerance, ``X-Request-ID``, log context,
+* ``RequestContextMiddleware``: trailing-slash tolerance (except ``GET /tasks/``, an empty id),
+  ``X-Request-ID``, log context,
   metrics by route template, and the last word on unexpected exceptions (500, or 503 when a
   backing service is unreachable) so those responses keep the request id and are counted.
 * ``RateLimitMiddleware``: a token bucket per agent token (or per client address).
@@ -56,6 +57,24 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) and path else UNMATCHED
 
 
+def _reads_an_empty_id(scope: Scope, path: str) -> bool:
+    """``GET /tasks/``: the end of ``GET /tasks/$ID`` with ``$ID`` empty far more often than
+    a list asked for with a slash; it stays unmatched and its 404 names the missing id."""
+    if scope["method"] not in ("GET", "HEAD"):
+        return False
+    app = scope.get("app")
+    collections = getattr(getattr(app, "state", None), "item_collections", None)
+    if collections is None and app is not None and hasattr(app, "openapi"):
+        paths = app.openapi().get("paths", {})
+        collections = frozenset(
+            parent
+            for template in paths
+            if template.endswith("}") and (parent := template.rsplit("/", 1)[0]) in paths
+        )
+        app.state.item_collections = collections
+    return path.rstrip("/") in (collections or ())
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -65,7 +84,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if len(path) > 1 and path.endswith("/"):
+        if len(path) > 1 and path.endswith("/") and not _reads_an_empty_id(scope, path):
             scope["path"] = path.rstrip("/") or "/"
             raw = scope.get("raw_path")
             if raw:

@@ -159,7 +159,7 @@ class Items(Model):
 
 
 class TaskSpec(TypedDict, total=False):
-    """A task body for create / replace, as the API documents it (API.md "Tasks")."""
+    """A task body for create / replace, as the API documents it (docs/api.md, "Tasks")."""
 
     title: Required[str]
     schedule_kind: Required[str]

@@ -22,7 +22,7 @@ class RunContext:
     """One attempt of one slot, as the worker sees it.
 
     ``now`` is the instant the worker read from the one clock for this unit of work; it is
-    what ``${now}`` means. ``emit`` receives ``event.publish`` calls; the worker writes them
+    what ``${now}`` means. ``shown_args`` is set per step (see the field). ``emit`` receives ``event.publish`` calls; the worker writes them
     to the outbox in the run's completing transaction.
     """
 
@@ -37,6 +37,10 @@ class RunContext:
     idempotency_key: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict)
     emit: EmitFn | None = None
+    # For a step whose arguments were derived from secrets: the same arguments rendered with
+    # every secret as "***". What a tool logs, publishes or reports back about its arguments
+    # comes from here, never from the real ones. None when the step used no secret.
+    shown_args: Any = None
 
     def scope(self, params: dict[str, Any]) -> dict[str, Any]:
         """The expression context without ``steps`` results and without secrets."""

@@ -50,16 +50,50 @@ def parse_pipeline_text(text: str, *, limits: PipelineLimits | None = None) -> o
         )
     try:
         return json.loads(text)
-    except ValueError:
-        pass
+    except json.JSONDecodeError as exc:
+        json_error = exc
     try:
         return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except (yaml.YAMLError, RecursionError) as exc:
-        message = str(exc).replace("\n", " ")
-        raise InvalidPipeline(
-            "pipeline text is neither JSON nor YAML",
-            details=[{"field": "payload", "message": message[:500]}],
-        ) from None
+        yaml_error = exc
+    # Text that opens like JSON was meant as JSON: its error is the useful one.
+    where: tuple[int | None, int | None, str]
+    if text.lstrip()[:1] in ("{", "["):
+        where = (json_error.lineno, json_error.colno, json_error.msg)
+        kind = "JSON"
+    else:
+        where = _yaml_position(yaml_error)
+        kind = "YAML"
+    line, column, problem = where
+    at = f" at line {line}, column {column}" if line else ""
+    raise InvalidPipeline(
+        f"not valid {kind}{at}: {problem}"[:500],
+        details=[
+            {
+                "field": "payload",
+                "message": f"not valid {kind}: {problem}"[:500],
+                "line": line,
+                "column": column,
+            }
+        ],
+    ) from None
+
+
+def _yaml_position(exc: BaseException) -> tuple[int | None, int | None, str]:
+    """1-based line and column of a YAML error (where the parser noticed it), and its reason."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
+        problem = exc.problem or exc.context or str(exc)
+        if exc.problem and exc.context and context is not None:
+            # "expected ',' or ']' ... (while parsing a flow sequence at line 2, column 11)"
+            problem += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
+        problem = problem.replace("\n", " ")
+        if mark is not None:
+            return mark.line + 1, mark.column + 1, problem
+        return None, None, problem
+    if isinstance(exc, RecursionError):
+        return None, None, "nested too deeply"
+    return None, None, str(exc).replace("\n", " ")
 
 
 def check_document(

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ordinaut.pipeline.context import RunContext
-from ordinaut.pipeline.expressions import Budget, Expression, ExpressionError, truthy
+from ordinaut.pipeline.expressions import Expression, ExpressionError, truthy
 from ordinaut.pipeline.limits import PipelineLimits
 from ordinaut.pipeline.records import MASK, record_value
 from ordinaut.pipeline.schema import validate as validate_schema
@@ -67,13 +67,17 @@ def dry_run(
             would_run = None
             if not _needs_steps(step.condition):
                 try:
-                    budget = Budget(limits.max_expression_work)
-                    would_run = truthy(step.condition.evaluate(scope, budget=budget))
+                    would_run = truthy(
+                        step.condition.evaluate(
+                            scope,
+                            budget=limits.budget(),
+                            max_string=limits.max_render_bytes,
+                            max_depth=limits.max_json_depth,
+                        )
+                    )
                 except ExpressionError as exc:
                     errors.append({"field": "if", "message": exc.message})
-        renderer = Renderer(
-            scope, max_bytes=limits.max_render_bytes, work=limits.max_expression_work
-        )
+        renderer = Renderer(scope, limits=limits)
         rendered = render_tree(step.args, _leaf(renderer, deferred, errors), "with")
         if not deferred and not errors:
             for path, message in validate_schema(rendered, step.tool.input_schema, "with"):

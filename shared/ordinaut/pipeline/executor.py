@@ -7,13 +7,14 @@ cancelling the run): every failure becomes a failed step ``{code, message}``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Coroutine
 from typing import Any
 
 from ordinaut.errors import InvalidPipeline
 from ordinaut.pipeline.context import PipelineResult, RunContext
-from ordinaut.pipeline.expressions import Budget, ExpressionError, truthy
+from ordinaut.pipeline.expressions import ExpressionError, truthy
 from ordinaut.pipeline.limits import PipelineLimits
 from ordinaut.pipeline.records import (
     MASK,
@@ -22,9 +23,10 @@ from ordinaut.pipeline.records import (
     mask_secrets,
     record_value,
     to_jsonable,
+    with_encodings,
 )
 from ordinaut.pipeline.schema import validate as validate_schema
-from ordinaut.pipeline.templates import Renderer
+from ordinaut.pipeline.templates import Renderer, Template, render_tree
 from ordinaut.pipeline.tools.registry import ToolError, ToolRegistry
 from ordinaut.pipeline.validate import CompiledPipeline, CompiledStep, compile_payload
 
@@ -58,12 +60,15 @@ async def execute(
     records: list[dict[str, Any]] = []
     output: Any = None
     for step in compiled.steps:
-        record, value = await run.step(step)
+        record, value, shown = await run.step(step)
         records.append(record)
         entry = {"output": value, "status": record["status"], "error": record["error"]}
         run.scope["steps"][step.id] = entry
+        shadow = {**entry, "output": shown}
+        run.shadow["steps"][step.id] = shadow
         if step.save_as:
             run.scope["steps"][step.save_as] = entry
+            run.shadow["steps"][step.save_as] = shadow
         if record["status"] == "skipped":
             continue
         output = record["output"]
@@ -73,29 +78,66 @@ async def execute(
     return PipelineResult("succeeded", output, records, None)
 
 
+# How long a run may compute without letting the event loop serve anything else (heartbeats,
+# other runs): each evaluation is bounded by max_expression_ms, and the engine yields between
+# them once this much time has passed.
+_YIELD_AFTER_S = 0.02
+
+
 class _Run:
-    """State of one execution: the expression scopes and the secret values to mask."""
+    """State of one execution: the expression scopes and the secret values to mask.
+
+    Secrets are tracked by taint, not by string: next to the real scope runs a *shadow* scope
+    in which every secret is ``***`` and every step output is what was recorded. A step whose
+    arguments render differently in the two (it read a secret, or an earlier step's output
+    derived from one) is tainted: its record shows the shadow arguments, a pure tool's
+    (``Tool.pure``) recorded output is that tool run over the shadow arguments, any other
+    tool's output is masked with every secret and secret-derived string in plain, URL- and
+    base64-encoded form, and tools see the shadow arguments as ``ctx.shown_args`` for what
+    they log or publish. So no recorded value, log line or event is computed from a secret.
+    """
 
     def __init__(self, compiled: CompiledPipeline, ctx: RunContext, limits: PipelineLimits) -> None:
         self.ctx = ctx
         self.limits = limits
         # a copy per run: a tool that changes its arguments must not change the cached pipeline
         self.scope = ctx.scope({**compiled.params, **(ctx.params_override or {})})
-        # the same ``steps`` dict is shared by every scope, so later steps see earlier results
+        # the same ``steps`` dict is shared by every real scope, so later steps see earlier
+        # results; the shadow scope has its own, holding what each step recorded
         if ctx.secrets:
             self.with_secrets = {**self.scope, "secrets": dict(ctx.secrets)}
-            self.masked = {**self.scope, "secrets": {name: MASK for name in ctx.secrets}}
             self.secret_values = [v for k, v in ctx.secrets.items() if k in compiled.secrets and v]
         else:  # no secrets: nothing to mask, one scope serves both renders
-            self.with_secrets = self.masked = {**self.scope, "secrets": {}}
+            self.with_secrets = {**self.scope, "secrets": {}}
             self.secret_values = []
+        self.shadow = {
+            **self.scope,
+            "steps": {},
+            "secrets": {name: MASK for name in ctx.secrets},
+        }
+        self.masks = with_encodings(self.secret_values)
+        self.tainted = False  # some value so far was derived from a secret
+        self._breathed = time.monotonic()
 
     def _error(self, code: str, message: str) -> dict[str, str]:
-        text = clip_message(message, self.secret_values, self.limits.max_error_message_length)
+        text = clip_message(message, self.masks, self.limits.max_error_message_length)
         return {"code": code, "message": text}
 
-    async def step(self, step: CompiledStep) -> tuple[dict[str, Any], Any]:
-        """Run one step; returns its record and its full (unmasked) output for later steps."""
+    def _taint(self, real: Any, shown: Any) -> None:
+        """Remember the strings of ``real`` that differ from ``shown`` as secret-derived."""
+        derived = _derived(real, shown, self.limits.max_string_length)
+        fresh = [d for d in derived if mask_secrets(d, self.masks) == d]
+        if fresh:
+            self.masks = with_encodings([*self.masks, *fresh])
+
+    async def _breathe(self) -> None:
+        if time.monotonic() - self._breathed > _YIELD_AFTER_S:
+            await asyncio.sleep(0)
+            self._breathed = time.monotonic()
+
+    async def step(self, step: CompiledStep) -> tuple[dict[str, Any], Any, Any]:
+        """Run one step; returns its record, its full (unmasked) output for later steps and
+        its shadow output (what later steps' shadow renders see)."""
         started = time.monotonic()
         record: dict[str, Any] = {
             "id": step.id,
@@ -108,82 +150,141 @@ class _Run:
             "attempts": 0,
         }
         value: Any = None
+        shown_value: Any = None
         try:
+            await self._breathe()
             if step.condition is not None and not self._condition(step):
                 record["status"] = "skipped"
-                return record, None
-            args = self._render(step, self.with_secrets)
-            record["input"] = self._recorded_input(step, args)
+                return record, None, None
+            await self._breathe()
+            args, shown = self._arguments(step)
+            tainted = shown is not args
+            record["input"] = record_value(shown, self.masks, self.limits.max_step_output_bytes)
             if not step.static_args:
                 problems = validate_schema(args, step.tool.input_schema, "with")
                 if problems:
                     message = "; ".join(f"{p}: {m}" for p, m in problems)
                     raise ToolError("invalid_arguments", message)
-            value = await self._attempts(step, args, record)
+            await self._breathe()
+            ctx = dataclasses.replace(self.ctx, shown_args=shown) if tainted else self.ctx
+            try:
+                value = await self._attempts(step, args, record, ctx)
+            except ToolError as exc:
+                if tainted and step.tool.pure:
+                    # its message may quote what it computed from the secret
+                    raise self._shadow_failure(step, shown, exc) from None
+                raise
             try:
                 value = to_jsonable(value)
             except TooBig as exc:
                 raise ToolError("output_too_large", f"output has {exc}") from None
+            shown_value = self._shown_output(step, shown, value) if tainted else value
             # the record gets its own copy: later steps may be handed ``value`` itself
             record["output"] = record_value(
-                value, self.secret_values, self.limits.max_step_output_bytes
+                shown_value, self.masks, self.limits.max_step_output_bytes
             )
         except ExpressionError as exc:
             record.update(status="failed", error=self._error(exc.code, exc.message))
-            value = None
+            value = shown_value = None
         except ToolError as exc:
             record.update(status="failed", error=self._error(exc.code, exc.message))
-            value = None
+            value = shown_value = None
         except Exception as exc:  # our own bug must still not crash the worker
             record.update(status="failed", error=self._error("internal_error", repr(exc)))
-            value = None
+            value = shown_value = None
         finally:
             record["duration_ms"] = round((time.monotonic() - started) * 1000)
-        return record, value
+        return record, value, shown_value
 
     def _condition(self, step: CompiledStep) -> bool:
         assert step.condition is not None
         try:
             result = step.condition.evaluate(
                 self.scope,
-                budget=Budget(self.limits.max_expression_work),
+                budget=self.limits.budget(),
                 max_string=self.limits.max_render_bytes,
+                max_depth=self.limits.max_json_depth,
             )
         except ExpressionError as exc:
             raise ExpressionError(f"if: {exc.message}", code=exc.code) from None
         return truthy(result)
 
     def _render(self, step: CompiledStep, scope: dict[str, Any]) -> Any:
-        renderer = Renderer(
-            scope, max_bytes=self.limits.max_render_bytes, work=self.limits.max_expression_work
-        )
+        renderer = Renderer(scope, limits=self.limits)
         return renderer.render(step.args, "with")
 
-    def _recorded_input(self, step: CompiledStep, args: Any) -> Any:
-        shown = args
-        if step.secrets:
-            # Rendering again with every secret as "***" also hides upper(secret) and the like;
-            # each string that differs is derived from a secret and is masked from now on.
+    def _arguments(self, step: CompiledStep) -> tuple[Any, Any]:
+        """The step's real arguments and its shadow ones (the same object when untainted)."""
+        if not (step.secrets or self.tainted):
+            args = self._render(step, self.with_secrets)
+            return args, args
+        try:
+            args = self._render(step, self.with_secrets)
+        except ExpressionError as exc:
+            # the message may quote a value computed from a secret: say what the shadow says
             try:
-                shown = self._render(step, self.masked)
-            except ExpressionError:
-                shown = mask_secrets(to_jsonable(args), self.secret_values)
-            else:
-                derived = _derived(args, shown, self.limits.max_string_length)
-                self.secret_values.extend(
-                    d for d in derived if mask_secrets(d, self.secret_values) == d
-                )
-        return record_value(shown, self.secret_values, self.limits.max_step_output_bytes)
+                self._render(step, self.shadow)
+            except ExpressionError as shadow_exc:
+                raise shadow_exc from None
+            raise ExpressionError(
+                "evaluation failed on a value derived from a secret (details withheld)",
+                code=exc.code,
+            ) from None
+        shown = self._shadow_render(step)
+        if shown == args:
+            return args, args
+        self.tainted = True
+        self._taint(args, shown)
+        return args, shown
 
-    async def _attempts(self, step: CompiledStep, args: Any, record: dict[str, Any]) -> Any:
+    def _shadow_render(self, step: CompiledStep) -> Any:
+        """The arguments rendered in the shadow scope; a template that cannot be evaluated
+        there (``abs(to_number("***"))``) shows as ``***``, never as its real value."""
+        renderer = Renderer(self.shadow, limits=self.limits)
+
+        def leaf(template: Template, path: str) -> Any:
+            try:
+                return renderer(template, path)
+            except ExpressionError:
+                return MASK
+
+        return render_tree(step.args, leaf, "with")
+
+    def _shown_output(self, step: CompiledStep, shown_args: Any, value: Any) -> Any:
+        """What a tainted step's output is recorded as (and what later shadow renders see)."""
+        if step.tool.pure:
+            try:
+                shown = to_jsonable(_run_inline(step.tool.run(shown_args, self.ctx)))
+            except Exception:
+                return MASK  # the tool cannot run without the secret: nothing of it is shown
+            self._taint(value, shown)
+            return shown
+        return mask_secrets(value, self.masks)
+
+    def _shadow_failure(self, step: CompiledStep, shown_args: Any, real: ToolError) -> ToolError:
+        try:
+            _run_inline(step.tool.run(shown_args, self.ctx))
+        except ToolError as exc:
+            return ToolError(real.code, exc.message, retryable=real.retryable)
+        except Exception:
+            pass
+        return ToolError(
+            real.code,
+            "the step failed on a value derived from a secret (details withheld)",
+            retryable=real.retryable,
+        )
+
+    async def _attempts(
+        self, step: CompiledStep, args: Any, record: dict[str, Any], ctx: RunContext
+    ) -> Any:
         for attempt in range(1, step.attempts + 1):
             record["attempts"] = attempt
             try:
                 if not step.tool.suspends:
-                    return _run_inline(step.tool.run(args, self.ctx))
+                    return _run_inline(step.tool.run(args, ctx))
                 # asyncio.timeout cancels a hung tool like wait_for, without a task per step
                 async with asyncio.timeout(step.timeout_s):
-                    return await step.tool.run(args, self.ctx)
+                    return await step.tool.run(args, ctx)
             except TimeoutError:
                 failure = ToolError(
                     "timeout", f"step timed out after {step.timeout_s:g}s", retryable=True

@@ -2,7 +2,8 @@
 
 Invariants: an expression cannot reach Python (JMESPath has no calls or attributes and the
 function table is fixed); it always terminates within a work budget (every node visited and
-every collection built is charged); a path it names must exist in the context unless the path
+every value built or handed to a function is charged by its size, numbers are bounded) and a
+wall-clock deadline; a path it names must exist in the context unless the path
 sits under a default (left of ``||``, first argument of ``default()``, any argument of
 ``not_null()``); and it starts from a named root (``params``, ``steps``, ...), never from the
 whole context, so ``@`` or ``*`` at the top cannot enumerate secrets.
@@ -63,14 +64,19 @@ class Expression:
     refs: tuple[Ref, ...]
 
     def evaluate(
-        self, data: Any, *, budget: Budget | None = None, max_string: int = 256 * 1024
+        self,
+        data: Any,
+        *,
+        budget: Budget | None = None,
+        max_string: int = 256 * 1024,
+        max_depth: int = 32,
     ) -> Any:
         """Evaluate against ``data``; a missing strict path raises naming the path."""
         for ref in self.refs:
             if not ref.lenient:
                 _require(data, ref)
-        spend = budget or Budget(500_000)
-        interpreter = Interpreter(PipelineFunctions(max_string), spend)
+        spend = budget or Budget(500_000, seconds=1.0)
+        interpreter = Interpreter(PipelineFunctions(max_string, max_depth), spend)
         try:
             return interpreter.visit(self.ast, data)
         except ExpressionError:

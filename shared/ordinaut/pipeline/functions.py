@@ -8,6 +8,7 @@ value in the context, and every string a function builds is checked against a si
 from __future__ import annotations
 
 import json
+import math
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -47,8 +48,9 @@ def text_of(value: Any) -> str:
 class BoundedFunctions(jp.Functions):
     """JMESPath's built-ins; ``max_string`` bounds every string a function builds."""
 
-    def __init__(self, max_string: int = 256 * 1024) -> None:
+    def __init__(self, max_string: int = 256 * 1024, max_depth: int = 32) -> None:
         self.max_string = max_string
+        self.max_depth = max_depth
 
     def _bounded(self, text: str, fn: str) -> str:
         if len(text) > self.max_string:
@@ -128,6 +130,11 @@ class DataFunctions(BoundedFunctions):
 
     @signature(_STR)
     def _func_from_json(self, s: str) -> Any:
+        if _json_nesting(s) > self.max_depth:
+            raise ExpressionError(
+                f"from_json(): JSON nested deeper than max_json_depth ({self.max_depth})",
+                code="limit_exceeded",
+            )
         try:
             return json.loads(s, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
@@ -142,34 +149,44 @@ class DataFunctions(BoundedFunctions):
         return self._bounded(sep.join(items), "join")
 
     # -- numbers ---------------------------------------------------------------------------
+    # Python integers have no size limit: squaring one 24 times (``multiply(@, @)`` chained)
+    # or ``round(5, -10000000)`` (10**10000000 inside) takes seconds of CPU in a single call
+    # that no budget check can interrupt. So every argument and result is bounded: integers
+    # past MAX_INTEGER become floats, a float that overflows is an error naming the limit,
+    # and ``digits`` is clamped to what a double can express.
     @signature({"types": ["number"]}, {"types": ["number"]})
     def _func_round(self, n: float, digits: float) -> float:
-        result = round(n, int(digits))
-        return int(result) if int(digits) <= 0 else result
+        places = int(max(-MAX_ROUND_DIGITS, min(MAX_ROUND_DIGITS, _finite(digits, "round"))))
+        result = round(bounded_number(n, "round"), places)
+        return bounded_number(int(result) if places <= 0 else result, "round")
 
     @signature({"types": ["number"]}, {"types": ["number"]})
     def _func_add(self, a: float, b: float) -> float:
-        return a + b
+        return bounded_number(bounded_number(a, "add") + bounded_number(b, "add"), "add")
 
     @signature({"types": ["number"]}, {"types": ["number"]})
     def _func_subtract(self, a: float, b: float) -> float:
-        return a - b
+        return bounded_number(
+            bounded_number(a, "subtract") - bounded_number(b, "subtract"), "subtract"
+        )
 
     @signature({"types": ["number"]}, {"types": ["number"]})
     def _func_multiply(self, a: float, b: float) -> float:
-        return a * b
+        return bounded_number(
+            bounded_number(a, "multiply") * bounded_number(b, "multiply"), "multiply"
+        )
 
     @signature({"types": ["number"]}, {"types": ["number"]})
     def _func_divide(self, a: float, b: float) -> float:
         if b == 0:
             raise ExpressionError("divide(): division by zero")
-        return a / b
+        return bounded_number(bounded_number(a, "divide") / bounded_number(b, "divide"), "divide")
 
     @signature({"types": ["number"]}, {"types": ["number"]})
     def _func_mod(self, a: float, b: float) -> float:
         if b == 0:
             raise ExpressionError("mod(): division by zero")
-        return a % b
+        return bounded_number(bounded_number(a, "mod") % bounded_number(b, "mod"), "mod")
 
     # -- lists and objects -----------------------------------------------------------------
     @signature({"types": ["array"]})
@@ -231,9 +248,58 @@ class DataFunctions(BoundedFunctions):
         return then if truthy(condition) else otherwise
 
 
+MAX_INTEGER = 2**63
+# Past +-330 digits rounding no longer changes any value that is left (floats have ~17
+# significant digits and at most 308 decimal places either side; integers are below 2**63),
+# so clamping loses nothing and keeps 10**digits small.
+MAX_ROUND_DIGITS = 330
+_RANGE = "number out of range (integers past 2**63 become floats; a float ends at ~1.8e308)"
+
+
+def _finite(n: float, fn: str) -> float:
+    if isinstance(n, float) and not math.isfinite(n):
+        raise ExpressionError(f"{fn}(): {_RANGE}", code="limit_exceeded")
+    return n
+
+
+def bounded_number(n: float, fn: str) -> float:
+    """``n`` when it is a float or an integer within +-2**63; a larger integer as a float;
+    an error naming the limit when even a float cannot hold it (or it is inf or NaN)."""
+    if isinstance(n, int) and not isinstance(n, bool) and not -MAX_INTEGER <= n <= MAX_INTEGER:
+        try:
+            return float(n)
+        except OverflowError:
+            raise ExpressionError(f"{fn}(): {_RANGE}", code="limit_exceeded") from None
+    return _finite(n, fn)
+
+
 def truthy(value: Any) -> bool:
     """JMESPath truth: false, null, "", [] and {} are false; everything else (even 0) true."""
     return not (value is None or value is False or value in ("", [], {}))
+
+
+def _json_nesting(text: str) -> int:
+    """Deepest ``[``/``{`` nesting of JSON text (brackets inside strings ignored); linear."""
+    if text.count("[") + text.count("{") <= 1:
+        return 1
+    depth = deepest = 0
+    quoted = escaped = False
+    for char in text:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+        elif char == '"':
+            quoted = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,13 +1,15 @@
 """JMESPath's tree interpreter under a work budget.
 
 Every node visited costs one unit; every collection a projection, multi-select, flatten or
-function builds, and both sides of an equality, cost their size counted through shared
-references. So an expression that keeps doubling a list (``[@, @] | [@, @] | ...``) runs out
+function builds or receives, and both sides of an equality, cost their size counted through
+shared references (strings by their length, integers by their bits). So an expression that keeps doubling a list (``[@, @] | [@, @] | ...``) runs out
 of budget long before its result could exhaust memory or time.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import jmespath
@@ -36,11 +38,23 @@ def function_arity(name: str) -> tuple[int, bool] | None:
 
 
 class Budget:
-    """Work units left for evaluation; shared by every expression of one render."""
+    """Work units left for evaluation; shared by every expression of one render.
 
-    def __init__(self, units: int) -> None:
+    Units measure the size of what evaluation touches (see ``_weight``), so the units an
+    expression may spend bound the time it can take. ``seconds`` adds a wall-clock deadline,
+    checked every ``CHECK_EVERY`` units: the hard stop when a machine is slower than the
+    units assume. Every single operation between two checks is itself bounded (strings by
+    ``max_render_bytes``, integers by ``functions.MAX_INTEGER``, sorts charged n log n).
+    """
+
+    CHECK_EVERY = 2_048
+
+    def __init__(self, units: int, *, seconds: float | None = None) -> None:
         self.limit = units
         self.left = units
+        self.seconds = seconds
+        self._deadline = time.monotonic() + seconds if seconds else None
+        self._check_at = units - self.CHECK_EVERY
 
     def spend(self, units: int) -> None:
         self.left -= units
@@ -49,12 +63,27 @@ class Budget:
                 f"expression needs more work than max_expression_work ({self.limit}) allows",
                 code="limit_exceeded",
             )
+        if self._deadline is not None and self.left <= self._check_at:
+            self._check_at = self.left - self.CHECK_EVERY
+            if time.monotonic() > self._deadline:
+                raise ExpressionError(
+                    f"expression ran longer than max_expression_ms ({(self.seconds or 0) * 1000:g} ms)",
+                    code="limit_exceeded",
+                )
+
+
+# One unit per value, plus one per STRING_UNIT characters of a string and one per 64 bits of
+# an integer: work is charged by the size of values, not per operation, so copying a 256 KB
+# string a thousand times costs what it takes.
+STRING_UNIT = 64
 
 
 def _weight(value: Any, cap: int) -> int:
-    """Number of values in ``value`` counted through shared references, stopping past ``cap``."""
+    """Units ``value`` is worth, counted through shared references, stopping past ``cap``."""
+    if isinstance(value, str):
+        return 1 + len(value) // STRING_UNIT
     if not isinstance(value, (list, dict)):
-        return 1
+        return 1 + (value.bit_length() // 64 if isinstance(value, int) else 0)
     count = 0
     stack: list[Any] = [value]
     while stack and count <= cap:
@@ -62,9 +91,15 @@ def _weight(value: Any, cap: int) -> int:
         count += 1
         if isinstance(item, dict):
             stack.extend(item.values())
+            count += sum(len(k) for k in item) // STRING_UNIT
         elif isinstance(item, list):
             stack.extend(item)
+        elif isinstance(item, str):
+            count += len(item) // STRING_UNIT
     return count
+
+
+_SORTS = frozenset({"sort", "sort_by", "max_by", "min_by"})
 
 
 class Interpreter(TreeInterpreter):
@@ -103,6 +138,9 @@ class Interpreter(TreeInterpreter):
 
     def visit_function_expression(self, node: Any, value: Any) -> Any:
         args = [self._charge(self.visit(child, value)) for child in node["children"]]
+        if node["value"] in _SORTS and args and isinstance(args[0], list) and len(args[0]) > 1:
+            # a sort compares n log n times, not n
+            self._budget.spend(int(len(args[0]) * math.log2(len(args[0]))))
         return self._charge(self._fns.call_function(node["value"], args))
 
     def visit_comparator(self, node: Any, value: Any) -> Any:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ordinaut.pipeline.interpreter import Budget
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,10 @@ class PipelineLimits:
     # rendering and evaluation
     max_render_bytes: int = 256 * 1024
     max_expression_work: int = 500_000
+    # the hard stop for one evaluation (one render of a step's arguments, one condition, one
+    # filter, one transform): work units bound time on an idle machine; this bounds it on a
+    # loaded one, so an expression never holds an event loop longer than this
+    max_expression_ms: int = 1_000
     # step records
     max_step_output_bytes: int = 64 * 1024
     max_error_message_length: int = 2_000
@@ -35,6 +42,12 @@ class PipelineLimits:
     http_max_response_bytes: int = 1024 * 1024
     http_timeout_s: float = 30.0
     http_max_redirects: int = 5
+
+    def budget(self) -> Budget:
+        """A fresh evaluation ``Budget``: ``max_expression_work`` units and the deadline."""
+        from ordinaut.pipeline.interpreter import Budget  # the engine imports the limits
+
+        return Budget(self.max_expression_work, seconds=self.max_expression_ms / 1000)
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> PipelineLimits:
@@ -46,6 +59,8 @@ class PipelineLimits:
             "max_expression_length",
             "max_step_timeout_s",
             "max_json_depth",
+            "max_expression_work",
+            "max_expression_ms",
         ):
             if hasattr(settings, name):
                 values[name] = getattr(settings, name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import urllib.parse
 from collections.abc import Iterable
 from datetime import date, datetime, time
 from typing import Any
@@ -92,6 +93,55 @@ def to_jsonable(value: Any, *, max_nodes: int = 200_000) -> Any:
     return walk(value, 0)
 
 
+def nesting_depth(value: Any, cap: int) -> int:
+    """Nesting depth of lists and objects in ``value`` (a scalar is 0), or ``cap + 1`` once
+    it passes ``cap``. Iterative and bounded by ``cap``, so any input is safe to measure."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    seen = 0
+    while stack:
+        item, depth = stack.pop()
+        seen += 1
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > cap:
+            return cap + 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def storage_problem(value: Any, *, max_depth: int, max_bytes: int, what: str) -> str | None:
+    """Why PostgreSQL (jsonb) could not store ``value`` within the limits, or None.
+
+    Checked where a value that will be stored is produced (an event a pipeline publishes),
+    so a value that cannot be stored fails that step alone instead of the write that would
+    also carry other runs' outcomes.
+    """
+    if nesting_depth(value, max_depth) > max_depth:
+        return f"{what} nested deeper than max_json_depth ({max_depth})"
+    size = json_size(value, max_bytes)
+    if size > max_bytes:
+        return f"{what} larger than max_payload_bytes ({max_bytes} bytes)"
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return f"{what} holds a \\u0000 character, which cannot be stored"
+        elif isinstance(item, dict):
+            stack.extend(str(k) for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return None
+
+
 def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:
     """Replace every occurrence of each secret value inside strings (and keys) with ``***``."""
     if isinstance(secrets, (list, tuple)) and not secrets:
@@ -116,6 +166,45 @@ def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:
         return v
 
     return walk(value)
+
+
+# Encoded forms of a secret shorter than this are not masked: too many innocent strings hold
+# a short run of base64 or URL characters.
+_MIN_ENCODED = 6
+
+
+def encodings(secret: str) -> set[str]:
+    """Forms ``secret`` takes on the way out: URL-encoded (path, query and form styles) and
+    base64 (standard and URL-safe). For base64 also the characters that encode it inside a
+    longer value (``user:secret`` in a Basic header) at each of the three byte alignments."""
+    forms = {
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote(secret),
+        urllib.parse.quote_plus(secret),
+    }
+    raw = secret.encode("utf-8")
+    for offset in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            text = encode(b"\0" * offset + raw).decode("ascii").rstrip("=")
+            # drop the characters shared with the bytes before and after the secret
+            start = -(-offset * 4 // 3)
+            end = ((offset + len(raw)) * 4) // 3
+            core = text[start:end]
+            if offset == 0:
+                forms.add(text)
+                forms.add(encode(raw).decode("ascii"))
+            forms.add(core)
+    return {f for f in forms if len(f) >= _MIN_ENCODED or f == secret}
+
+
+def with_encodings(secrets: Iterable[str]) -> list[str]:
+    """``secrets`` and their encoded forms, for ``mask_secrets``."""
+    out: set[str] = set()
+    for secret in secrets:
+        if secret:
+            out.add(secret)
+            out |= encodings(secret)
+    return sorted(out, key=len, reverse=True)
 
 
 def cap_value(value: Any, max_bytes: int) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ordinaut.pipeline.expressions import Budget, Expression, ExpressionError, compile_expression
 from ordinaut.pipeline.functions import text_of
+from ordinaut.pipeline.limits import PipelineLimits
 from ordinaut.pipeline.records import json_size
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -49,18 +50,20 @@ class Template:
     def expressions(self) -> tuple[Expression, ...]:
         return tuple(p for p in self.parts if isinstance(p, Expression))
 
-    def render(self, data: Any, *, budget: Budget, max_string: int) -> Any:
+    def render(self, data: Any, *, budget: Budget, max_string: int, max_depth: int = 32) -> Any:
         """The whole expression's value, or the text with every expression substituted."""
         whole = self.whole
         if whole is not None:
-            return whole.evaluate(data, budget=budget, max_string=max_string)
+            return whole.evaluate(data, budget=budget, max_string=max_string, max_depth=max_depth)
         pieces: list[str] = []
         size = 0
         for part in self.parts:
             text = (
                 part
                 if isinstance(part, str)
-                else text_of(part.evaluate(data, budget=budget, max_string=max_string))
+                else text_of(
+                    part.evaluate(data, budget=budget, max_string=max_string, max_depth=max_depth)
+                )
             )
             size += len(text)
             if size > max_string:
@@ -184,16 +187,19 @@ def render_tree(tree: Any, leaf: Callable[[Template, str], Any], path: str = "")
 class Renderer:
     """Renders a step's templates against one context, within a byte and a work budget."""
 
-    def __init__(self, data: Any, *, max_bytes: int, work: int) -> None:
+    def __init__(self, data: Any, *, limits: PipelineLimits) -> None:
         self.data = data
-        self.max_bytes = max_bytes
+        self.max_bytes = limits.max_render_bytes
+        self.max_depth = limits.max_json_depth
         self.used = 0
-        self.budget = Budget(work)
+        self.budget = limits.budget()
 
     def __call__(self, template: Template, path: str) -> Any:
         left = self.max_bytes - self.used
         try:
-            value = template.render(self.data, budget=self.budget, max_string=max(left, 0))
+            value = template.render(
+                self.data, budget=self.budget, max_string=max(left, 0), max_depth=self.max_depth
+            )
         except ExpressionError as exc:
             raise ExpressionError(f"{path or 'value'}: {exc.message}", code=exc.code) from None
         self.used += len(value) if isinstance(value, str) else json_size(value, left)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,31 @@ def json_text(value: Any) -> str | None:
 
 
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    if b"e+" in text and _BIG_FLOAT.search(text):
+        text = orjson.dumps(_exact_big_floats(value), option=orjson.OPT_NON_STR_KEYS)
+    return text.decode()
+
+
+# jsonb stores numbers as numeric, which drops an exponent: 1.5e+16 comes back as
+# 15000000000000000, an integer to every JSON reader (and 5.964914637738755e+16 as an integer
+# that no longer equals the float sent). Floats that orjson writes with an exponent (|x| >= 1e16)
+# are written as their exact decimal with a fraction instead, which jsonb keeps, so they read
+# back as the same float. Only values whose JSON text has such a number pay for the walk.
+_BIG_FLOAT = re.compile(rb"[0-9]e\+")
+_EXPONENT_FROM = 1e16
+
+
+def _exact_big_floats(value: Any) -> Any:
+    if isinstance(value, float):
+        # Every double this large is a whole number, so the decimal is exact.
+        big = math.isfinite(value) and abs(value) >= _EXPONENT_FROM
+        return orjson.Fragment(f"{value:.1f}") if big else value
+    if isinstance(value, dict):
+        return {k: _exact_big_floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_exact_big_floats(v) for v in value]
+    return value
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -14,7 +14,7 @@ TASK_COLUMNS = (
     "id, created_by, title, description, schedule_kind, schedule_expr, timezone, dtstart, "
     "payload, status, priority, max_retries, backoff_strategy, dedupe_key, "
     "dedupe_window_seconds, concurrency_key, misfire_policy, overlap_policy, next_run_at, "
-    "snoozed_until, created_at, updated_at"
+    "snoozed_until, created_at, updated_at, max_duration_s, run_bound_s"
 )
 # Columns a create or an update writes, in this order ($2..$19 below).
 WRITABLE = (
@@ -39,9 +39,10 @@ WRITABLE = (
 )
 
 INSERT_TASK = f"""
-INSERT INTO tasks (id, created_by, {", ".join(WRITABLE)}, created_at, updated_at)
+INSERT INTO tasks (id, created_by, {", ".join(WRITABLE)}, created_at, updated_at,
+                   max_duration_s, run_bound_s)
 VALUES ($1, $20, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-        $21, $21)
+        $21, $21, $22, $23)
 RETURNING {TASK_COLUMNS}
 """  # noqa: S608 - column lists are module constants, values are bound
 
@@ -50,7 +51,7 @@ UPDATE tasks SET title = $2, description = $3, schedule_kind = $4, schedule_expr
     timezone = $6, dtstart = $7, payload = $8, status = $9, priority = $10, max_retries = $11,
     backoff_strategy = $12, dedupe_key = $13, dedupe_window_seconds = $14,
     concurrency_key = $15, misfire_policy = $16, overlap_policy = $17, next_run_at = $18,
-    snoozed_until = $19, updated_at = $21,
+    snoozed_until = $19, updated_at = $21, max_duration_s = $22, run_bound_s = $23,
     payload_version = payload_version + (payload IS DISTINCT FROM $8::jsonb)::int
 WHERE id = $1 AND created_by = $20
 RETURNING {TASK_COLUMNS}
@@ -87,11 +88,18 @@ def task_values(task: dict[str, Any]) -> list[Any]:
     return [task.get(col) for col in WRITABLE]
 
 
+def _bounds(task: dict[str, Any]) -> tuple[Any, Any]:
+    """max_duration_s and run_bound_s ($22, $23): set by ``taskdefs.prepare``."""
+    return task.get("max_duration_s"), task.get("run_bound_s")
+
+
 async def insert_task(
     conn: asyncpg.Connection, *, task_id: UUID, owner_id: UUID, task: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     """Insert a validated task; returns the stored row."""
-    row = await conn.fetchrow(INSERT_TASK, task_id, *task_values(task), owner_id, now)
+    row = await conn.fetchrow(
+        INSERT_TASK, task_id, *task_values(task), owner_id, now, *_bounds(task)
+    )
     return dict(row)
 
 
@@ -109,7 +117,9 @@ async def update_task(
     conn: asyncpg.Connection, *, owner_id: UUID, task: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     """Write every writable column of ``task`` (read it with ``lock=True`` first)."""
-    row = await conn.fetchrow(UPDATE_TASK, task["id"], *task_values(task), owner_id, now)
+    row = await conn.fetchrow(
+        UPDATE_TASK, task["id"], *task_values(task), owner_id, now, *_bounds(task)
+    )
     if row is None:
         raise NotFound(f"task {task['id']} not found", {"task_id": str(task["id"])})
     return dict(row)
@@ -173,6 +183,23 @@ async def lock_due_tasks(
 ) -> list[asyncpg.Record]:
     """Lock (inside the caller's transaction) the active tasks due by ``horizon``."""
     return await conn.fetch(LOCK_DUE_TASKS, horizon, limit)
+
+
+LOCK_TASK_IF_DUE = """
+SELECT id, created_by, schedule_kind, schedule_expr, timezone, dtstart, next_run_at, priority,
+       max_retries, misfire_policy, overlap_policy, concurrency_key, snoozed_until
+FROM tasks
+WHERE id = $1 AND status = 'active' AND next_run_at IS NOT NULL AND next_run_at <= $2
+FOR UPDATE SKIP LOCKED
+"""
+
+
+async def lock_task_if_due(
+    conn: asyncpg.Connection, task_id: UUID, *, now: datetime
+) -> list[asyncpg.Record]:
+    """Lock one active task due by ``now`` (inside the caller's transaction); [] when it is
+    not due, or a tick holds it."""
+    return await conn.fetch(LOCK_TASK_IF_DUE, task_id, now)
 
 
 ADVANCE_TASKS = """

@@ -6,6 +6,7 @@ A slot is one ``runs`` row (unique per (task, slot)) plus, while it is queued or
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,6 +100,7 @@ LEASE = """
 WITH c AS (
     SELECT w.run_id FROM due_work w
     WHERE w.state = 'queued' AND w.run_at <= $1
+      -- [budget]
       AND (NOT w.buffer_one OR NOT EXISTS (
             SELECT 1 FROM due_work x WHERE x.task_id = w.task_id AND x.state = 'running'))
       AND (w.concurrency_key IS NULL OR NOT EXISTS (
@@ -132,6 +134,7 @@ WITH c AS (
 SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
        r.owner_id, r.scheduled_for, r.trigger, r.event_id, r.idempotency_key,
        t.title, t.payload_version AS task_version, t.overlap_policy, t.backoff_strategy,
+       t.run_bound_s,
        -- only overlap "skip" of a scheduled slot asks (worker.py); CASE keeps everything else
        -- from probing the task's index entries, dead ones included, once per leased row
        CASE WHEN t.overlap_policy = 'skip' AND r.trigger = 'schedule' THEN
@@ -146,11 +149,41 @@ ORDER BY l.run_at
 """
 
 
+# A worker with a deadline (Lambda's drain) leases only rows whose run bound fits the time it
+# has left; a task without a bound counts as the deployment's maximum. Rows that do not fit
+# stay queued, attempt untouched, for a worker with more time. The filter's two parameters
+# come after LEASE's own, whatever their number.
+_LEASE_PARAMS = max(int(n) for n in re.findall(r"\$(\d+)", LEASE))
+BUDGET_FILTER = (
+    (
+        "AND coalesce((SELECT b.run_bound_s FROM tasks b WHERE b.id = w.task_id), $default)"
+        " <= $within"
+    )
+    .replace("$default", f"${_LEASE_PARAMS + 2}")
+    .replace("$within", f"${_LEASE_PARAMS + 1}")
+)
+LEASE_WITHIN = LEASE.replace("-- [budget]", BUDGET_FILTER)
+
+
 async def lease(
-    conn: asyncpg.Connection, *, now: datetime, limit: int, lease_s: float, worker_id: str
+    conn: asyncpg.Connection,
+    *,
+    now: datetime,
+    limit: int,
+    lease_s: float,
+    worker_id: str,
+    within_s: float | None = None,
+    default_bound_s: float = 0.0,
 ) -> list[asyncpg.Record]:
-    """Lease up to ``limit`` due rows (due time, then priority); marks their runs running."""
-    return await conn.fetch(LEASE, now, limit, lease_s, worker_id)
+    """Lease up to ``limit`` due rows (due time, then priority); marks their runs running.
+
+    With ``within_s``, only rows whose run bound (``tasks.run_bound_s``, else
+    ``default_bound_s``) is at most ``within_s``.
+    """
+    args = (now, limit, lease_s, worker_id)
+    if within_s is None:
+        return await conn.fetch(LEASE, *args)
+    return await conn.fetch(LEASE_WITHIN, *args, within_s, default_bound_s)
 
 
 # A leased row names its task's payload version; workers keep compiled pipelines per version
@@ -172,6 +205,27 @@ NEXT_DUE = "SELECT min(run_at) FROM due_work WHERE state = 'queued'"
 async def next_due_at(conn: asyncpg.Connection | asyncpg.Pool) -> datetime | None:
     """Earliest queued run_at (may be in the past when blocked by overlap/concurrency)."""
     value: datetime | None = await conn.fetchval(NEXT_DUE)
+    return value
+
+
+NEXT_DUE_WITHIN = """
+SELECT min(w.run_at) FROM due_work w
+WHERE w.state = 'queued' AND w.run_at > $1
+  AND w.run_at + make_interval(secs => coalesce(
+        (SELECT b.run_bound_s FROM tasks b WHERE b.id = w.task_id), $3)) <= $2
+"""
+
+
+async def next_due_within(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    after: datetime,
+    deadline: datetime,
+    default_bound_s: float,
+) -> datetime | None:
+    """Earliest queued run_at later than ``after`` among rows that, started when due, would
+    end by ``deadline`` (run_at + run bound): what a draining worker may still wait for."""
+    value: datetime | None = await conn.fetchval(NEXT_DUE_WITHIN, after, deadline, default_bound_s)
     return value
 
 
@@ -472,6 +526,64 @@ async def release(
         return 0
     rows = await conn.fetch(RELEASE, [r for r, _ in leases], [t for _, t in leases], now)
     return len(rows)
+
+
+# A draining worker's deadline cut these runs off: the attempt counts (attempt + 1 and due now,
+# for a worker with the time to finish it), or the run is dead-lettered after its last one, so
+# a run that never fits cannot loop. Fenced on the lease.
+CUT = """
+WITH f AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS f(run_id, token)
+), cut AS (
+    SELECT d.run_id, d.attempt, d.max_attempts FROM due_work d JOIN f
+        ON d.run_id = f.run_id AND d.lease_token = f.token AND d.state = 'running'
+    FOR UPDATE OF d
+), requeued AS (
+    UPDATE due_work d SET state = 'queued', attempt = d.attempt + 1, run_at = $3,
+        lease_token = NULL, leased_until = NULL, leased_by = NULL
+    FROM cut c
+    WHERE d.run_id = c.run_id AND c.attempt < c.max_attempts
+    RETURNING d.run_id, d.attempt
+), dead AS (
+    DELETE FROM due_work d USING cut c
+    WHERE d.run_id = c.run_id AND c.attempt >= c.max_attempts
+    RETURNING d.run_id
+), r1 AS (
+    UPDATE runs SET status = 'queued', attempt = q.attempt, updated_at = $3,
+        error = jsonb_build_object('code', 'worker_deadline', 'message', $4::text)
+    FROM requeued q WHERE runs.id = q.run_id
+    RETURNING runs.id, runs.task_id, runs.owner_id, 'requeued'::text AS action
+), r2 AS (
+    UPDATE runs SET status = 'dead_letter', finished_at = $3, updated_at = $3,
+        error = jsonb_build_object('code', 'worker_deadline', 'message', $4::text)
+    FROM dead x WHERE runs.id = x.run_id
+    RETURNING runs.id, runs.task_id, runs.owner_id, 'dead_letter'::text AS action
+), x AS (SELECT * FROM r1 UNION ALL SELECT * FROM r2
+), o AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT gen_random_uuid(),
+           CASE x.action WHEN 'dead_letter' THEN 'run.dead_lettered' ELSE 'run.retried' END,
+           x.owner_id, x.id,
+           jsonb_build_object('run_id', x.id, 'task_id', x.task_id, 'reason', 'worker_deadline'),
+           $3
+    FROM x
+)
+SELECT * FROM x
+"""
+CUT_MESSAGE = "the worker's time ran out before this attempt finished; the attempt counts"
+
+
+async def cut_at_deadline(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    leases: Sequence[tuple[UUID, UUID]],
+    *,
+    now: datetime,
+) -> list[asyncpg.Record]:
+    """Count the attempts of leased rows a deadline cut off: requeued (attempt + 1, due now)
+    or dead-lettered; returns ``(id, task_id, owner_id, action)`` per row."""
+    if not leases:
+        return []
+    return await conn.fetch(CUT, [r for r, _ in leases], [t for _, t in leases], now, CUT_MESSAGE)
 
 
 async def notify_work(conn: asyncpg.Connection | asyncpg.Pool) -> None:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from ordinaut.pipeline.expressions import Budget, ExpressionError, compile_expression, compile_query
 from ordinaut.pipeline.interpreter import function_names
+from ordinaut.pipeline.limits import PipelineLimits
 from ordinaut.pipeline.templates import Renderer, Template, compile_tree, parse_template
 
 CTX = {
@@ -72,7 +73,9 @@ def test_rendering_a_tree_keeps_keys_literal_and_types() -> None:
         max_expression_length=100,
     )
     assert not problems
-    out = Renderer(CTX, max_bytes=1_000, work=10_000).render(tree, "with")
+    out = Renderer(
+        CTX, limits=PipelineLimits(max_render_bytes=1_000, max_expression_work=10_000)
+    ).render(tree, "with")
     assert out == {"${k}": [3, {"x": "Ana!"}], "plain": 1}
 
 
@@ -273,7 +276,9 @@ def test_render_size_is_bounded() -> None:
         {"a": "${params.big}", "b": "${params.big}"}, "with", print, max_expression_length=50
     )
     with pytest.raises(ExpressionError, match="max_render_bytes") as info:
-        Renderer(data, max_bytes=1_000, work=10_000).render(tree, "with")
+        Renderer(
+            data, limits=PipelineLimits(max_render_bytes=1_000, max_expression_work=10_000)
+        ).render(tree, "with")
     assert info.value.code == "limit_exceeded"
 
 

@@ -313,10 +313,24 @@ def test_parse_pipeline_text_accepts_json_and_yaml() -> None:
 
 def test_parse_pipeline_text_refuses_aliases_and_garbage() -> None:
     bomb = "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n"
-    with pytest.raises(InvalidPipeline, match="neither JSON nor YAML") as info:
+    with pytest.raises(InvalidPipeline, match="not valid YAML at line 2, column 8") as info:
         parse_pipeline_text(bomb)
     assert "aliases" in info.value.details[0]["message"]
     with pytest.raises(InvalidPipeline):
         parse_pipeline_text("pipeline: [unclosed")
+
+
+def test_parse_errors_name_the_line_and_column() -> None:
+    """JSON-looking text gets JSON's error, anything else YAML's; both say where."""
+    with pytest.raises(InvalidPipeline) as info:
+        parse_pipeline_text('{"title": "x",\n "pipeline" []}')
+    assert info.value.message == "not valid JSON at line 2, column 13: Expecting ':' delimiter"
+    assert (info.value.details[0]["line"], info.value.details[0]["column"]) == (2, 13)
+    with pytest.raises(InvalidPipeline) as info:
+        parse_pipeline_text("title: x\npipeline: [unclosed\n")
+    assert info.value.message.startswith("not valid YAML at line 3, column 1: expected ',' or ']'")
+    assert "(while parsing a flow sequence at line 2, column 11)" in info.value.message
+    with pytest.raises(InvalidPipeline, match="not valid YAML at line 2, column 6: mapping values"):
+        parse_pipeline_text("title: x\n  bad: indent\n")
     with pytest.raises(InvalidPipeline, match="max_payload_bytes"):
         parse_pipeline_text("x" * 100, limits=PipelineLimits(max_payload_bytes=10))

@@ -17,6 +17,28 @@ locals {
   environment   = "dev"
   name          = "ordinaut-${local.environment}"
   log_retention = 365
+
+  # No reserved concurrency: a new account's limit (often 10) admits no reservation, and dev does
+  # not need guarantees. The event source mappings' maximum_concurrency still caps the workers.
+  reserved = {
+    api       = null
+    scheduler = null
+    worker    = null
+    events    = null
+    migrate   = null
+  }
+
+  # db.t4g.micro allows about 80 connections.
+  database_connections_alarm = 60
+}
+
+# The image repository: apply it first (`terraform apply -target=module.registry`), push the
+# image, then apply everything (infra/README.md).
+module "registry" {
+  source = "../../modules/registry"
+
+  repository_name      = local.name
+  function_name_prefix = local.name
 }
 
 module "network" {
@@ -49,52 +71,35 @@ module "data" {
   redis_node_type                  = "cache.t4g.micro"
   redis_replicas                   = 0
   redis_snapshot_retention_days    = 1
+  migrate_reserved_concurrency     = local.reserved.migrate
   secret_recovery_window_days      = 0
 }
 
 module "workers" {
   source = "../../modules/workers"
 
-  name                   = local.name
-  image_uri              = var.image_uri
-  architecture           = var.architecture
-  subnet_ids             = module.network.private_subnet_ids
-  security_group_id      = module.network.functions_security_group_id
-  kms_key_arn            = module.data.kms_key_arn
-  runtime_secret_arns    = module.data.runtime_secret_arns
-  database_secret_arn    = module.data.database_secret_arn
-  redis_secret_arn       = module.data.redis_secret_arn
-  secrets_key_arn        = module.data.secrets_key_arn
-  migration_marker       = module.data.migration_marker
-  log_level              = var.log_level
-  log_retention_days     = local.log_retention
-  worker_max_concurrency = 2
-  events_max_concurrency = 2
+  name                        = local.name
+  image_uri                   = var.image_uri
+  architecture                = var.architecture
+  subnet_ids                  = module.network.private_subnet_ids
+  security_group_id           = module.network.functions_security_group_id
+  kms_key_arn                 = module.data.kms_key_arn
+  runtime_secret_arns         = module.data.runtime_secret_arns
+  database_secret_arn         = module.data.database_secret_arn
+  redis_secret_arn            = module.data.redis_secret_arn
+  secrets_key_arn             = module.data.secrets_key_arn
+  database_connection         = module.data.database_connection
+  migration_marker            = module.data.migration_marker
+  log_level                   = var.log_level
+  log_retention_days          = local.log_retention
+  worker_max_concurrency      = 2
+  worker_reserved_concurrency = local.reserved.worker
+  events_reserved_concurrency = local.reserved.events
+  events_max_concurrency      = 2
 }
 
 module "scheduler" {
   source = "../../modules/scheduler"
-
-  name                = local.name
-  image_uri           = var.image_uri
-  architecture        = var.architecture
-  subnet_ids          = module.network.private_subnet_ids
-  security_group_id   = module.network.functions_security_group_id
-  kms_key_arn         = module.data.kms_key_arn
-  runtime_secret_arns = module.data.runtime_secret_arns
-  database_secret_arn = module.data.database_secret_arn
-  redis_secret_arn    = module.data.redis_secret_arn
-  secrets_key_arn     = module.data.secrets_key_arn
-  work_queue_arn      = module.workers.work_queue_arn
-  work_queue_url      = module.workers.work_queue_url
-  worker_fanout_max   = 2
-  migration_marker    = module.data.migration_marker
-  log_level           = var.log_level
-  log_retention_days  = local.log_retention
-}
-
-module "api" {
-  source = "../../modules/api"
 
   name                 = local.name
   image_uri            = var.image_uri
@@ -106,10 +111,37 @@ module "api" {
   database_secret_arn  = module.data.database_secret_arn
   redis_secret_arn     = module.data.redis_secret_arn
   secrets_key_arn      = module.data.secrets_key_arn
+  work_queue_arn       = module.workers.work_queue_arn
+  work_queue_url       = module.workers.work_queue_url
+  database_connection  = module.data.database_connection
+  reserved_concurrency = local.reserved.scheduler
+  worker_fanout_max    = 2
   migration_marker     = module.data.migration_marker
   log_level            = var.log_level
   log_retention_days   = local.log_retention
-  reserved_concurrency = 10
+}
+
+module "api" {
+  source = "../../modules/api"
+
+  name                     = local.name
+  image_uri                = var.image_uri
+  architecture             = var.architecture
+  subnet_ids               = module.network.private_subnet_ids
+  security_group_id        = module.network.functions_security_group_id
+  kms_key_arn              = module.data.kms_key_arn
+  runtime_secret_arns      = module.data.runtime_secret_arns
+  database_secret_arn      = module.data.database_secret_arn
+  redis_secret_arn         = module.data.redis_secret_arn
+  secrets_key_arn          = module.data.secrets_key_arn
+  migration_marker         = module.data.migration_marker
+  log_level                = var.log_level
+  log_retention_days       = local.log_retention
+  reserved_concurrency     = local.reserved.api
+  database_connection      = module.data.database_connection
+  work_queue_arn           = module.workers.work_queue_arn
+  work_queue_url           = module.workers.work_queue_url
+  max_run_duration_seconds = module.workers.max_run_duration_seconds
 }
 
 module "observability" {
@@ -130,6 +162,11 @@ module "observability" {
     migrate   = module.data.migrate_function_name
   }
 
+  queues = {
+    work   = module.workers.work_queue_name
+    events = module.workers.events_queue_name
+  }
+
   dead_letter_queues = {
     scheduler = module.scheduler.dlq_name
     work      = module.workers.work_dlq_name
@@ -139,4 +176,12 @@ module "observability" {
   lag_metric_dimensions = {
     service = "${local.name}-scheduler"
   }
+
+  worker_metric_dimensions = {
+    service = "${local.name}-worker"
+  }
+
+  redis_node_ids                 = module.data.redis_node_ids
+  database_instance_id           = module.data.database_instance_id
+  database_connections_threshold = local.database_connections_alarm
 }

@@ -6,10 +6,6 @@ terraform {
       source  = "hashicorp/aws"
       version = ">= 5.80, < 6.0"
     }
-    random = {
-      source  = "hashicorp/random"
-      version = ">= 3.6, < 4.0"
-    }
   }
 
   # Partial configuration: bucket, key and region come from `terraform init -backend-config=backend.hcl`

@@ -18,6 +18,30 @@ locals {
   environment   = "prod"
   name          = "ordinaut-${local.environment}"
   log_retention = 365
+
+  # Reserved concurrency, set explicitly: the API's cap bounds its database connections, one tick
+  # at a time, the workers and the events function get at least their event sources' caps (so
+  # Lambda never throttles a batch back into the queue). 127 in all: the account's limit must be
+  # at least 227 (Lambda keeps 100 unreserved).
+  reserved = {
+    api       = 100
+    scheduler = 1
+    worker    = 20
+    events    = 5
+    migrate   = 1
+  }
+
+  # db.m7g.large allows about 900 connections; RDS Proxy opens at most 90% of them.
+  database_connections_alarm = 700
+}
+
+# The image repository: apply it first (`terraform apply -target=module.registry`), push the
+# image, then apply everything (infra/README.md).
+module "registry" {
+  source = "../../modules/registry"
+
+  repository_name      = local.name
+  function_name_prefix = local.name
 }
 
 module "network" {
@@ -50,52 +74,35 @@ module "data" {
   redis_node_type                  = "cache.m7g.large"
   redis_replicas                   = 1
   redis_snapshot_retention_days    = 7
+  migrate_reserved_concurrency     = local.reserved.migrate
   secret_recovery_window_days      = 30
 }
 
 module "workers" {
   source = "../../modules/workers"
 
-  name                   = local.name
-  image_uri              = var.image_uri
-  architecture           = var.architecture
-  subnet_ids             = module.network.private_subnet_ids
-  security_group_id      = module.network.functions_security_group_id
-  kms_key_arn            = module.data.kms_key_arn
-  runtime_secret_arns    = module.data.runtime_secret_arns
-  database_secret_arn    = module.data.database_secret_arn
-  redis_secret_arn       = module.data.redis_secret_arn
-  secrets_key_arn        = module.data.secrets_key_arn
-  migration_marker       = module.data.migration_marker
-  log_level              = var.log_level
-  log_retention_days     = local.log_retention
-  worker_max_concurrency = 20
-  events_max_concurrency = 5
+  name                        = local.name
+  image_uri                   = var.image_uri
+  architecture                = var.architecture
+  subnet_ids                  = module.network.private_subnet_ids
+  security_group_id           = module.network.functions_security_group_id
+  kms_key_arn                 = module.data.kms_key_arn
+  runtime_secret_arns         = module.data.runtime_secret_arns
+  database_secret_arn         = module.data.database_secret_arn
+  redis_secret_arn            = module.data.redis_secret_arn
+  secrets_key_arn             = module.data.secrets_key_arn
+  database_connection         = module.data.database_connection
+  migration_marker            = module.data.migration_marker
+  log_level                   = var.log_level
+  log_retention_days          = local.log_retention
+  worker_max_concurrency      = 20
+  worker_reserved_concurrency = local.reserved.worker
+  events_reserved_concurrency = local.reserved.events
+  events_max_concurrency      = 5
 }
 
 module "scheduler" {
   source = "../../modules/scheduler"
-
-  name                = local.name
-  image_uri           = var.image_uri
-  architecture        = var.architecture
-  subnet_ids          = module.network.private_subnet_ids
-  security_group_id   = module.network.functions_security_group_id
-  kms_key_arn         = module.data.kms_key_arn
-  runtime_secret_arns = module.data.runtime_secret_arns
-  database_secret_arn = module.data.database_secret_arn
-  redis_secret_arn    = module.data.redis_secret_arn
-  secrets_key_arn     = module.data.secrets_key_arn
-  work_queue_arn      = module.workers.work_queue_arn
-  work_queue_url      = module.workers.work_queue_url
-  worker_fanout_max   = 20
-  migration_marker    = module.data.migration_marker
-  log_level           = var.log_level
-  log_retention_days  = local.log_retention
-}
-
-module "api" {
-  source = "../../modules/api"
 
   name                 = local.name
   image_uri            = var.image_uri
@@ -107,10 +114,37 @@ module "api" {
   database_secret_arn  = module.data.database_secret_arn
   redis_secret_arn     = module.data.redis_secret_arn
   secrets_key_arn      = module.data.secrets_key_arn
+  work_queue_arn       = module.workers.work_queue_arn
+  work_queue_url       = module.workers.work_queue_url
+  database_connection  = module.data.database_connection
+  reserved_concurrency = local.reserved.scheduler
+  worker_fanout_max    = 20
   migration_marker     = module.data.migration_marker
   log_level            = var.log_level
   log_retention_days   = local.log_retention
-  reserved_concurrency = 100
+}
+
+module "api" {
+  source = "../../modules/api"
+
+  name                     = local.name
+  image_uri                = var.image_uri
+  architecture             = var.architecture
+  subnet_ids               = module.network.private_subnet_ids
+  security_group_id        = module.network.functions_security_group_id
+  kms_key_arn              = module.data.kms_key_arn
+  runtime_secret_arns      = module.data.runtime_secret_arns
+  database_secret_arn      = module.data.database_secret_arn
+  redis_secret_arn         = module.data.redis_secret_arn
+  secrets_key_arn          = module.data.secrets_key_arn
+  migration_marker         = module.data.migration_marker
+  log_level                = var.log_level
+  log_retention_days       = local.log_retention
+  reserved_concurrency     = local.reserved.api
+  database_connection      = module.data.database_connection
+  work_queue_arn           = module.workers.work_queue_arn
+  work_queue_url           = module.workers.work_queue_url
+  max_run_duration_seconds = module.workers.max_run_duration_seconds
 }
 
 module "observability" {
@@ -131,6 +165,11 @@ module "observability" {
     migrate   = module.data.migrate_function_name
   }
 
+  queues = {
+    work   = module.workers.work_queue_name
+    events = module.workers.events_queue_name
+  }
+
   dead_letter_queues = {
     scheduler = module.scheduler.dlq_name
     work      = module.workers.work_dlq_name
@@ -140,4 +179,12 @@ module "observability" {
   lag_metric_dimensions = {
     service = "${local.name}-scheduler"
   }
+
+  worker_metric_dimensions = {
+    service = "${local.name}-worker"
+  }
+
+  redis_node_ids                 = module.data.redis_node_ids
+  database_instance_id           = module.data.database_instance_id
+  database_connections_threshold = local.database_connections_alarm
 }

@@ -48,8 +48,13 @@ output "event_bus_name" {
   value       = module.workers.event_bus_name
 }
 
+output "image_repository_url" {
+  description = "ECR repository to push the image to (tags are immutable)."
+  value       = module.registry.repository_url
+}
+
 output "database_secret_arn" {
-  description = "ARN (not the value) of the PostgreSQL credential."
+  description = "ARN (not the value) of the RDS-managed PostgreSQL credential ({username, password}, rotated by RDS)."
   value       = module.data.database_secret_arn
 }
 

@@ -1,12 +1,23 @@
 # The API: an HTTP API whose $default stage and $default route send every request (payload 2.0)
-# to the API function, which runs the FastAPI app through Mangum. The $default stage keeps the
-# stage name out of the path, so the app sees the same paths as behind uvicorn.
+# to the API function's live alias, which runs the FastAPI app through Mangum. The $default stage
+# keeps the stage name out of the path, so the app sees the same paths as behind uvicorn.
+#
+# API Gateway gives up on an integration after integration_timeout_seconds; the function's time
+# limit is not longer, and GET /events/stream ends its response after ORDINAUT_SSE_MAX_SECONDS
+# (below both) so clients reconnect with Last-Event-ID instead of seeing a 504.
 
 data "aws_iam_policy_document" "api" {
   statement {
     sid       = "ReadRuntimeSecrets"
     actions   = ["secretsmanager:GetSecretValue"]
     resources = var.runtime_secret_arns
+  }
+
+  # run_now and new due work wake a worker at once instead of waiting for the next tick.
+  statement {
+    sid       = "WakeWorkers"
+    actions   = ["sqs:SendMessage"]
+    resources = [var.work_queue_arn]
   }
 }
 
@@ -28,7 +39,7 @@ module "function" {
   policy_json          = data.aws_iam_policy_document.api.json
   tags                 = { OrdinautMigration = var.migration_marker }
 
-  environment = {
+  environment = merge(var.database_connection, {
     ORDINAUT_DATABASE_SECRET_ARN = var.database_secret_arn
     ORDINAUT_REDIS_SECRET_ARN    = var.redis_secret_arn
     ORDINAUT_SECRETS_KEY_ARN     = var.secrets_key_arn
@@ -37,9 +48,13 @@ module "function" {
     ORDINAUT_DB_POOL_MIN         = "1"
     ORDINAUT_DB_POOL_MAX         = tostring(var.db_pool_max)
     ORDINAUT_HOME                = "/tmp/ordinaut"
+    ORDINAUT_SSE_MAX_SECONDS     = tostring(var.sse_max_seconds)
+    ORDINAUT_WORK_QUEUE_URL      = var.work_queue_url
+    ORDINAUT_WORKER_FANOUT_MAX   = tostring(var.worker_fanout_max)
+    ORDINAUT_MAX_RUN_DURATION_S  = tostring(var.max_run_duration_seconds)
     POWERTOOLS_SERVICE_NAME      = "${var.name}-api"
     POWERTOOLS_METRICS_NAMESPACE = "Ordinaut"
-  }
+  })
 }
 
 resource "aws_apigatewayv2_api" "this" {
@@ -52,9 +67,9 @@ resource "aws_apigatewayv2_integration" "api" {
   api_id                 = aws_apigatewayv2_api.this.id
   integration_type       = "AWS_PROXY"
   integration_method     = "POST"
-  integration_uri        = module.function.invoke_arn
+  integration_uri        = module.function.alias_invoke_arn
   payload_format_version = "2.0"
-  timeout_milliseconds   = 30000
+  timeout_milliseconds   = var.integration_timeout_seconds * 1000
 }
 
 resource "aws_apigatewayv2_route" "default" {
@@ -113,6 +128,7 @@ resource "aws_lambda_permission" "api_gateway" {
   statement_id  = "AllowApiGatewayInvoke"
   action        = "lambda:InvokeFunction"
   function_name = module.function.function_name
+  qualifier     = module.function.alias_name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.this.execution_arn}/*/*"
 }

@@ -71,21 +71,69 @@ variable "memory_size" {
   default     = 1024
 }
 
-variable "timeout" {
+variable "integration_timeout_seconds" {
   type        = number
-  description = "API function time limit in seconds (API Gateway gives up after 30)."
+  description = "Seconds API Gateway waits for the function before answering 504 (HTTP APIs allow at most 30; 29 matches REST APIs and CloudFront's defaults)."
   default     = 29
 
   validation {
-    condition     = var.timeout <= 30
-    error_message = "API Gateway HTTP APIs wait at most 30 seconds for an integration."
+    condition     = var.integration_timeout_seconds >= 1 && var.integration_timeout_seconds <= 30
+    error_message = "API Gateway HTTP APIs wait between 1 and 30 seconds for an integration."
+  }
+}
+
+variable "timeout" {
+  type        = number
+  description = "API function time limit in seconds: no longer than the integration timeout (API Gateway would have given up)."
+  default     = 29
+
+  validation {
+    condition     = var.timeout <= var.integration_timeout_seconds
+    error_message = "The API function's time limit must not exceed integration_timeout_seconds."
+  }
+}
+
+variable "sse_max_seconds" {
+  type        = number
+  description = "Longest GET /events/stream response (ORDINAUT_SSE_MAX_SECONDS); below the integration timeout and the function's time limit, so the stream ends cleanly and the client resumes with Last-Event-ID."
+  default     = 25
+
+  validation {
+    condition     = var.sse_max_seconds >= 1 && var.sse_max_seconds < var.integration_timeout_seconds && var.sse_max_seconds < var.timeout
+    error_message = "sse_max_seconds must be below integration_timeout_seconds and the function's timeout."
   }
 }
 
 variable "reserved_concurrency" {
   type        = number
-  description = "Maximum simultaneous API instances; each holds a pool of at most db_pool_max connections."
-  default     = 50
+  description = "Reserved (and most) simultaneous API instances, each with a pool of at most db_pool_max connections; null reserves nothing (a new account's limit admits no reservation)."
+  default     = null
+}
+
+variable "work_queue_arn" {
+  type        = string
+  description = "ARN of the worker queue the API wakes workers through."
+}
+
+variable "work_queue_url" {
+  type        = string
+  description = "URL of the worker queue (ORDINAUT_WORK_QUEUE_URL)."
+}
+
+variable "worker_fanout_max" {
+  type        = number
+  description = "Most wake-up messages one request sends (ORDINAUT_WORKER_FANOUT_MAX)."
+  default     = 10
+}
+
+variable "max_run_duration_seconds" {
+  type        = number
+  description = "Longest run a worker can finish (ORDINAUT_MAX_RUN_DURATION_S, from the workers module): tasks whose runs could take longer are refused when written."
+}
+
+variable "database_connection" {
+  type        = map(string)
+  description = "Non-secret PostgreSQL connection settings merged into the environment (ORDINAUT_DATABASE_HOST, _PORT, _NAME, _SSLMODE), from the data module."
 }
 
 variable "db_pool_max" {

@@ -138,6 +138,12 @@ variable "secret_recovery_window_days" {
   default     = 30
 }
 
+variable "migrate_reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrency of the migrate function, or null for none (migrations serialize on an advisory lock anyway)."
+  default     = null
+}
+
 variable "migrate_timeout" {
   type        = number
   description = "Time limit in seconds of the migrate function."

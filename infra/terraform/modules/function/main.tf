@@ -1,6 +1,10 @@
 # One Lambda function from the shared container image: its own log group, its own role with a
 # least-privilege inline policy, VPC attachment and active tracing. Every Ordinaut function is an
 # instance of this module, so each has exactly one role and nothing is shared between them.
+#
+# Every deploy publishes a numbered version and moves the `live` alias to it; triggers (API
+# Gateway, SQS event source mappings, the tick schedule, the migration invocation) call the alias,
+# never $LATEST, so a deploy switches them at one point and a rollback is an alias move.
 
 resource "aws_cloudwatch_log_group" "this" {
   name              = "/aws/lambda/${var.name}"
@@ -93,8 +97,9 @@ resource "aws_lambda_function" "this" {
   architectures                  = [var.architecture]
   memory_size                    = var.memory_size
   timeout                        = var.timeout
-  reserved_concurrent_executions = var.reserved_concurrency
+  reserved_concurrent_executions = var.reserved_concurrency == null ? -1 : var.reserved_concurrency
   kms_key_arn                    = var.kms_key_arn
+  publish                        = true
   tags                           = var.tags
 
   image_config {
@@ -124,4 +129,11 @@ resource "aws_lambda_function" "this" {
   # The role must be able to write logs and create network interfaces before the first invocation,
   # and the log group must exist so Lambda does not create one without retention or encryption.
   depends_on = [aws_iam_role_policy.this, aws_cloudwatch_log_group.this]
+}
+
+resource "aws_lambda_alias" "live" {
+  name             = "live"
+  description      = "The version this deploy published; every trigger invokes this alias"
+  function_name    = aws_lambda_function.this.function_name
+  function_version = aws_lambda_function.this.version
 }

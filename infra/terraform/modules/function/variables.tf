@@ -43,7 +43,13 @@ variable "timeout" {
 
 variable "reserved_concurrency" {
   type        = number
-  description = "Reserved concurrent executions: the cap on simultaneous instances, which bounds database connections."
+  description = "Reserved concurrent executions (the cap on simultaneous instances, which bounds database connections), or null for none: a new account's concurrency limit (often 10) admits no reservation at all."
+  default     = null
+
+  validation {
+    condition     = var.reserved_concurrency == null || try(var.reserved_concurrency >= 1, false)
+    error_message = "reserved_concurrency must be null (no reservation) or at least 1 (0 would disable the function)."
+  }
 }
 
 variable "environment" {

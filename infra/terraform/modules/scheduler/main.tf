@@ -1,7 +1,9 @@
-# The tick: EventBridge Scheduler invokes the scheduler function every minute, on time (flexible
-# window off), without retries (the next tick is a minute away and a tick is idempotent), with a
-# DLQ for invocations that could not be delivered. Reserved concurrency 1 keeps ticks from
-# overlapping; Lambda's own asynchronous retries are switched off as well.
+# The tick: EventBridge Scheduler invokes the scheduler function's live alias every minute, on time
+# (flexible window off), without retries (the next tick is a minute away and a tick is
+# idempotent), with a DLQ for invocations that could not be delivered. Lambda's own asynchronous
+# retries are switched off as well. The time limit (under a minute) keeps ticks from piling up;
+# reserved concurrency 1 (prod) also keeps a slow tick from overlapping the next one; dev reserves
+# nothing, because a new account's concurrency limit admits no reservation.
 
 data "aws_caller_identity" "current" {}
 
@@ -35,7 +37,7 @@ module "function" {
   architecture          = var.architecture
   memory_size           = var.memory_size
   timeout               = var.timeout
-  reserved_concurrency  = 1
+  reserved_concurrency  = var.reserved_concurrency
   subnet_ids            = var.subnet_ids
   security_group_ids    = [var.security_group_id]
   kms_key_arn           = var.kms_key_arn
@@ -44,7 +46,7 @@ module "function" {
   dead_letter_queue_arn = aws_sqs_queue.dlq.arn
   tags                  = { OrdinautMigration = var.migration_marker }
 
-  environment = {
+  environment = merge(var.database_connection, {
     ORDINAUT_DATABASE_SECRET_ARN = var.database_secret_arn
     ORDINAUT_REDIS_SECRET_ARN    = var.redis_secret_arn
     ORDINAUT_SECRETS_KEY_ARN     = var.secrets_key_arn
@@ -56,12 +58,13 @@ module "function" {
     ORDINAUT_HOME                = "/tmp/ordinaut"
     POWERTOOLS_SERVICE_NAME      = "${var.name}-scheduler"
     POWERTOOLS_METRICS_NAMESPACE = "Ordinaut"
-  }
+  })
 }
 
 # EventBridge Scheduler invokes Lambda asynchronously: no Lambda-side retries either.
 resource "aws_lambda_function_event_invoke_config" "tick" {
   function_name                = module.function.function_name
+  qualifier                    = module.function.alias_name
   maximum_retry_attempts       = 0
   maximum_event_age_in_seconds = 60
 
@@ -103,7 +106,7 @@ data "aws_iam_policy_document" "schedule" {
   statement {
     sid       = "InvokeTick"
     actions   = ["lambda:InvokeFunction"]
-    resources = [module.function.arn, "${module.function.arn}:*"]
+    resources = [module.function.alias_arn]
   }
 
   statement {
@@ -139,7 +142,7 @@ resource "aws_scheduler_schedule" "tick" {
   }
 
   target {
-    arn      = module.function.arn
+    arn      = module.function.alias_arn
     role_arn = aws_iam_role.schedule.arn
     input = jsonencode({
       source         = "ordinaut.tick"

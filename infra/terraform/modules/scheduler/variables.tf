@@ -65,6 +65,22 @@ variable "worker_fanout_max" {
   default     = 10
 }
 
+variable "database_connection" {
+  type        = map(string)
+  description = "Non-secret PostgreSQL connection settings merged into the environment (ORDINAUT_DATABASE_HOST, _PORT, _NAME, _SSLMODE), from the data module."
+}
+
+variable "reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrency of the tick function: 1 keeps ticks from overlapping; null reserves nothing (for accounts whose concurrency limit admits no reservation)."
+  default     = null
+
+  validation {
+    condition     = var.reserved_concurrency == null || var.reserved_concurrency == 1
+    error_message = "The tick reserves exactly one instance, or none."
+  }
+}
+
 variable "migration_marker" {
   type        = string
   description = "Output of the data module's migration; referencing it updates the function only after the migration succeeded."

@@ -1,14 +1,19 @@
 # Workers and event ingress.
 #
-# worker: the tick sends wake-up messages to the work queue; each message invokes the worker
-# function, which drains due work (lease with SKIP LOCKED, run, complete) for its time budget
-# minus a margin. maximum_concurrency on the event source and reserved concurrency cap the number
-# of workers, and so the number of database connections. Work itself lives in PostgreSQL: a
-# message is only a wake-up, so losing or repeating one delays nothing beyond the next tick.
+# worker: the tick, the API and the events function send wake-up messages to the work queue;
+# each message invokes the worker function (its live alias), which drains due work (lease with
+# SKIP LOCKED, run, complete) for its time budget minus a margin and never starts a run longer
+# than ORDINAUT_MAX_RUN_DURATION_S. maximum_concurrency on the event source caps the number of
+# workers, and so the number of database connections; reserved concurrency (optional) guarantees
+# that many. Work itself lives in PostgreSQL: a message is only a wake-up, so losing or repeating
+# one delays nothing beyond the next tick.
 #
-# events: external producers send events to the ingest queue (partial batch failures are
-# reported, so one bad message is retried alone) or put them on this deployment's EventBridge bus;
-# both reach the events function, which feeds them into the same path as POST /events.
+# events: one path. External producers send events to the ingest queue, and the EventBridge rule
+# on this deployment's bus delivers there too (the SQS message body is the whole EventBridge
+# event); the events function reads the queue in batches (partial batch failures are reported, so
+# one bad message is retried alone) and feeds them into the same path as POST /events. The
+# function's concurrency never throttles the queue: maximum_concurrency on the event source is the
+# cap, and a reservation, when set, is at least as large.
 
 data "aws_iam_policy_document" "secrets" {
   statement {
@@ -19,7 +24,11 @@ data "aws_iam_policy_document" "secrets" {
 }
 
 locals {
-  common_environment = {
+  # The longest run a worker starts: what remains of its time limit after the drain margin (when it
+  # stops leasing) and a safety margin (completing, releasing, flushing metrics).
+  max_run_duration_seconds = var.worker_timeout - var.worker_drain_margin_seconds - var.worker_safety_margin_seconds
+
+  common_environment = merge(var.database_connection, {
     ORDINAUT_DATABASE_SECRET_ARN = var.database_secret_arn
     ORDINAUT_REDIS_SECRET_ARN    = var.redis_secret_arn
     ORDINAUT_SECRETS_KEY_ARN     = var.secrets_key_arn
@@ -28,7 +37,7 @@ locals {
     ORDINAUT_DB_POOL_MAX         = "2"
     ORDINAUT_HOME                = "/tmp/ordinaut"
     POWERTOOLS_METRICS_NAMESPACE = "Ordinaut"
-  }
+  })
 }
 
 # --- worker --------------------------------------------------------------------------------
@@ -69,6 +78,13 @@ data "aws_iam_policy_document" "worker" {
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
     resources = [aws_sqs_queue.work.arn]
   }
+
+  # A worker that leaves due work behind (its budget ran out) wakes another one.
+  statement {
+    sid       = "WakeWorkers"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.work.arn]
+  }
 }
 
 module "worker" {
@@ -81,7 +97,7 @@ module "worker" {
   architecture         = var.architecture
   memory_size          = var.worker_memory_size
   timeout              = var.worker_timeout
-  reserved_concurrency = var.worker_max_concurrency
+  reserved_concurrency = var.worker_reserved_concurrency
   subnet_ids           = var.subnet_ids
   security_group_ids   = [var.security_group_id]
   kms_key_arn          = var.kms_key_arn
@@ -91,14 +107,17 @@ module "worker" {
 
   environment = merge(local.common_environment, {
     ORDINAUT_DRAIN_MARGIN_S     = tostring(var.worker_drain_margin_seconds)
+    ORDINAUT_MAX_RUN_DURATION_S = tostring(local.max_run_duration_seconds)
     ORDINAUT_WORKER_CONCURRENCY = tostring(var.worker_concurrency)
+    ORDINAUT_WORK_QUEUE_URL     = aws_sqs_queue.work.id
+    ORDINAUT_WORKER_FANOUT_MAX  = tostring(var.worker_max_concurrency)
     POWERTOOLS_SERVICE_NAME     = "${var.name}-worker"
   })
 }
 
 resource "aws_lambda_event_source_mapping" "work" {
   event_source_arn = aws_sqs_queue.work.arn
-  function_name    = module.worker.arn
+  function_name    = module.worker.alias_arn
   batch_size       = 1
   enabled          = true
 
@@ -145,35 +164,43 @@ data "aws_iam_policy_document" "events" {
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
     resources = [aws_sqs_queue.events.arn]
   }
+
+  # An event that triggers runs wakes a worker at once instead of waiting for the next tick.
+  statement {
+    sid       = "WakeWorkers"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.work.arn]
+  }
 }
 
 module "events" {
   source = "../function"
 
-  name                  = "${var.name}-events"
-  description           = "Ordinaut event ingress from SQS (partial batch failures) and EventBridge"
-  image_uri             = var.image_uri
-  command               = ["functions.events.handler.handler"]
-  architecture          = var.architecture
-  memory_size           = 512
-  timeout               = var.events_timeout
-  reserved_concurrency  = var.events_max_concurrency
-  subnet_ids            = var.subnet_ids
-  security_group_ids    = [var.security_group_id]
-  kms_key_arn           = var.kms_key_arn
-  log_retention_days    = var.log_retention_days
-  policy_json           = data.aws_iam_policy_document.events.json
-  dead_letter_queue_arn = aws_sqs_queue.events_dlq.arn
-  tags                  = { OrdinautMigration = var.migration_marker }
+  name                 = "${var.name}-events"
+  description          = "Ordinaut event ingress from the ingest queue (producers and the EventBridge rule), partial batch failures"
+  image_uri            = var.image_uri
+  command              = ["functions.events.handler.handler"]
+  architecture         = var.architecture
+  memory_size          = 512
+  timeout              = var.events_timeout
+  reserved_concurrency = var.events_reserved_concurrency
+  subnet_ids           = var.subnet_ids
+  security_group_ids   = [var.security_group_id]
+  kms_key_arn          = var.kms_key_arn
+  log_retention_days   = var.log_retention_days
+  policy_json          = data.aws_iam_policy_document.events.json
+  tags                 = { OrdinautMigration = var.migration_marker }
 
   environment = merge(local.common_environment, {
-    POWERTOOLS_SERVICE_NAME = "${var.name}-events"
+    ORDINAUT_WORK_QUEUE_URL    = aws_sqs_queue.work.id
+    ORDINAUT_WORKER_FANOUT_MAX = tostring(var.worker_max_concurrency)
+    POWERTOOLS_SERVICE_NAME    = "${var.name}-events"
   })
 }
 
 resource "aws_lambda_event_source_mapping" "events" {
   event_source_arn                   = aws_sqs_queue.events.arn
-  function_name                      = module.events.arn
+  function_name                      = module.events.alias_arn
   batch_size                         = 10
   maximum_batching_window_in_seconds = 1
   function_response_types            = ["ReportBatchItemFailures"]
@@ -181,19 +208,6 @@ resource "aws_lambda_event_source_mapping" "events" {
 
   scaling_config {
     maximum_concurrency = var.events_max_concurrency
-  }
-}
-
-# EventBridge delivers to the function asynchronously: two retries, then the events DLQ.
-resource "aws_lambda_function_event_invoke_config" "events" {
-  function_name                = module.events.function_name
-  maximum_retry_attempts       = 2
-  maximum_event_age_in_seconds = 3600
-
-  destination_config {
-    on_failure {
-      destination = aws_sqs_queue.events_dlq.arn
-    }
   }
 }
 
@@ -208,11 +222,13 @@ resource "aws_cloudwatch_event_rule" "ingress" {
   event_pattern  = jsonencode(var.event_pattern)
 }
 
+# The rule delivers the whole event to the ingest queue (no input transformation); what EventBridge
+# cannot deliver within its retries lands in the events DLQ.
 resource "aws_cloudwatch_event_target" "ingress" {
   rule           = aws_cloudwatch_event_rule.ingress.name
   event_bus_name = aws_cloudwatch_event_bus.this.name
-  target_id      = "events-function"
-  arn            = module.events.arn
+  target_id      = "events-ingest-queue"
+  arn            = aws_sqs_queue.events.arn
 
   retry_policy {
     maximum_retry_attempts       = 10
@@ -224,12 +240,26 @@ resource "aws_cloudwatch_event_target" "ingress" {
   }
 }
 
-resource "aws_lambda_permission" "eventbridge" {
-  statement_id  = "AllowEventBridgeIngress"
-  action        = "lambda:InvokeFunction"
-  function_name = module.events.function_name
-  principal     = "events.amazonaws.com"
-  source_arn    = aws_cloudwatch_event_rule.ingress.arn
+# Only this deployment's rule may send to the ingest queue as EventBridge (producers send with
+# their own IAM permissions). Written as JSON here (not a policy document data source) so the
+# deploy checks can read the statement back.
+locals {
+  events_queue_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "EventBridgeIngress"
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.events.arn
+      Condition = { ArnEquals = { "aws:SourceArn" = aws_cloudwatch_event_rule.ingress.arn } }
+    }]
+  })
+}
+
+resource "aws_sqs_queue_policy" "events" {
+  queue_url = aws_sqs_queue.events.id
+  policy    = local.events_queue_policy
 }
 
 data "aws_iam_policy_document" "events_dlq" {

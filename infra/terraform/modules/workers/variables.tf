@@ -49,6 +49,11 @@ variable "secrets_key_arn" {
   description = "ARN of the secret holding the tool-secrets encryption key."
 }
 
+variable "database_connection" {
+  type        = map(string)
+  description = "Non-secret PostgreSQL connection settings merged into the environment (ORDINAUT_DATABASE_HOST, _PORT, _NAME, _SSLMODE), from the data module."
+}
+
 variable "migration_marker" {
   type        = string
   description = "Output of the data module's migration; referencing it updates the functions only after the migration succeeded."
@@ -86,16 +91,43 @@ variable "worker_drain_margin_seconds" {
   type        = number
   description = "Seconds before the time limit at which a worker stops leasing new work (ORDINAUT_DRAIN_MARGIN_S)."
   default     = 30
+
+  validation {
+    condition     = var.worker_drain_margin_seconds >= 5
+    error_message = "worker_drain_margin_seconds must leave at least 5 seconds to hand back unstarted work."
+  }
+}
+
+variable "worker_safety_margin_seconds" {
+  type        = number
+  description = "Seconds kept free after the longest run (completing it, flushing metrics): ORDINAUT_MAX_RUN_DURATION_S = worker_timeout - worker_drain_margin_seconds - this."
+  default     = 15
+
+  validation {
+    condition     = var.worker_safety_margin_seconds >= 5
+    error_message = "worker_safety_margin_seconds must be at least 5 seconds."
+  }
 }
 
 variable "worker_max_concurrency" {
   type        = number
-  description = "Most worker instances at once (event source maximum_concurrency and reserved concurrency): with the pool size it bounds database connections."
+  description = "Most worker instances at once (event source maximum_concurrency): with the pool size it bounds database connections."
   default     = 10
 
   validation {
     condition     = var.worker_max_concurrency >= 2 && var.worker_max_concurrency <= 1000
     error_message = "SQS event source maximum_concurrency must be between 2 and 1000."
+  }
+}
+
+variable "worker_reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrency of the worker function, or null for none (a new account's limit admits no reservation). When set, at least worker_max_concurrency, so Lambda never throttles the event source."
+  default     = null
+
+  validation {
+    condition     = var.worker_reserved_concurrency == null || try(var.worker_reserved_concurrency >= var.worker_max_concurrency, false)
+    error_message = "worker_reserved_concurrency must be null or at least worker_max_concurrency."
   }
 }
 
@@ -113,12 +145,23 @@ variable "events_timeout" {
 
 variable "events_max_concurrency" {
   type        = number
-  description = "Most events-ingress instances at once (event source maximum_concurrency and reserved concurrency)."
+  description = "Most events-ingress instances at once (event source maximum_concurrency)."
   default     = 5
 
   validation {
     condition     = var.events_max_concurrency >= 2 && var.events_max_concurrency <= 1000
     error_message = "SQS event source maximum_concurrency must be between 2 and 1000."
+  }
+}
+
+variable "events_reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrency of the events function, or null for none. When set, at least events_max_concurrency: a smaller reservation would throttle SQS batches back to the queue and, after max_receive_count, into the DLQ."
+  default     = null
+
+  validation {
+    condition     = var.events_reserved_concurrency == null || try(var.events_reserved_concurrency >= var.events_max_concurrency, false)
+    error_message = "events_reserved_concurrency must be null or at least events_max_concurrency."
   }
 }
 

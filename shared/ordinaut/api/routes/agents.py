@@ -1,4 +1,4 @@
-"""``/agents``: agent management (admin) and the token exchange (API.md "Auth")."""
+"""``/agents``: agent management (admin) and the token exchange (docs/api.md, "Agents and tokens")."""
 
 from __future__ import annotations
 

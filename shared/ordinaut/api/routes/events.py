@@ -146,6 +146,7 @@ async def publish_event(
         payload=body.payload,
         event_id=body.event_id,
         now=deps.clock.now(),
+        on_wake=deps.wake_workers,
     )
 
 

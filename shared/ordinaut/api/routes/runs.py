@@ -155,4 +155,6 @@ async def _act(
         if action == "run.retry":
             await work.notify_work(conn)
         row = await runs.get_run(conn, run_id, who.agent_id)
+    if action == "run.retry":
+        await deps.wake_workers()
     return _out(row, steps=False)

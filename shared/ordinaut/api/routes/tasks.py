@@ -40,6 +40,8 @@ from ordinaut.models import (
 )
 from ordinaut.pipeline import PipelineLimits, compile_payload, dry_run
 from ordinaut.pipeline.context import iso_utc
+from ordinaut.pipeline.offload import off_loop
+from ordinaut.scheduler import materialize_due_task
 from ordinaut.slots import idempotency_key, stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
@@ -201,12 +203,20 @@ async def create_task(
                             now=now,
                             expired_before=expired,
                         )
-                    return out
+                break
             except asyncpg.UniqueViolationError:
                 # A concurrent request with the same key committed first: replay it.
                 if not idempotency_key_header:
                     raise
-        raise Conflict("concurrent requests with the same Idempotency-Key", {})
+        else:
+            raise Conflict("concurrent requests with the same Idempotency-Key", {})
+    due = prepared["next_run_at"]
+    if deps.waker is not None and due is not None and due <= now:
+        # Lambda: a task due now (a one-shot for now) gets its slot at once and a worker,
+        # instead of waiting up to a minute for the next tick.
+        if await materialize_due_task(pool, deps.settings, deps.clock, uuid.UUID(out["id"])):
+            await deps.wake_workers()
+    return out
 
 
 def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Response) -> Any:
@@ -561,6 +571,7 @@ async def run_now(
                 request_id=request_id(request),
             )
         await work.notify_work(conn)
+    await deps.wake_workers()
     return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": iso_utc(now)}
 
 
@@ -654,7 +665,9 @@ async def validate_task(
         payload = prepared["payload"]
     result["payload"] = payload
     if body.dry_run:
-        result["steps"] = dry_run(
+        # evaluated off the event loop: an agent's heavy expression must not stall requests
+        result["steps"] = await off_loop(
+            dry_run,
             main_payload(payload),  # the pipeline without trigger fields (filter, check...)
             sample_params=body.sample_params or payload.get("params", {}),
             registry=registry,

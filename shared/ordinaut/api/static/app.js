@@ -12,16 +12,26 @@
   const WHO_KEY = "ordinaut.who";
   const AUTO_KEY = "ordinaut.auto";
   const AUTO_REFRESH_MS = 5000;
-  const TASK_LIMIT = 200;
+  const TASK_LIMIT = 50; // one page of the task table: one request, however many tasks exist
+  const TITLE_LOOKUPS = 50; // tasks fetched one by one for their titles, at most, per view
   const RUN_LIMIT = 50;
   const DEAD_LIMIT = 100;
   const PREVIEW_COUNT = 3;
+  const ATTENTION_LIMIT = 20;
+  const RECENT_LIMIT = 200; // the newest runs, to find tasks whose last run failed
+  const WINDOWS = [
+    ["last hour", 3600e3],
+    ["last day", 86400e3],
+  ];
+  const COUNTED = ["succeeded", "failed", "dead_letter"];
   const TEXT_CAP = 4000;
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
   const $ = (id) => document.getElementById(id);
   const state = {
-    tasks: new Map(),
+    tasks: new Map(), // the task table's page
+    known: new Map(), // every task seen (for titles elsewhere on the page)
+    filter: { status: "", kind: "", offset: 0 },
     taskId: null,
     runId: null,
     timer: null,
@@ -32,12 +42,13 @@
   // --- the API --------------------------------------------------------------------------
 
   class ApiError extends Error {
-    constructor(status, code, message, requestId, details) {
+    constructor(status, code, message, requestId, details, doc) {
       super(message);
       this.status = status;
       this.code = code;
       this.requestId = requestId;
       this.details = details;
+      this.doc = doc || null; // the whole answer (GET /health answers 503 with its document)
     }
   }
 
@@ -76,6 +87,7 @@
         typeof err.message === "string" ? err.message : response.statusText || "request failed",
         (doc && doc.request_id) || response.headers.get("X-Request-ID"),
         err.details === undefined ? null : err.details,
+        doc,
       );
     }
     return doc;
@@ -192,6 +204,38 @@
     return el("time", { datetime: iso, title: local + " (" + relative(iso) + ")" }, utc(iso));
   }
 
+  // An instant as wall time in a task's zone ("Tue 2026-03-03 08:00 EET"); UTC on hover.
+  function zoned(iso, zone) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    try {
+      const parts = {};
+      const format = new Intl.DateTimeFormat("en-GB", {
+        timeZone: zone || "UTC",
+        weekday: "short",
+        year: "numeric",
+        month: "2-digit",
+        day: "2-digit",
+        hour: "2-digit",
+        minute: "2-digit",
+        hourCycle: "h23",
+        timeZoneName: "short",
+      });
+      for (const part of format.formatToParts(d)) parts[part.type] = part.value;
+      return (
+        parts.weekday + " " + parts.year + "-" + parts.month + "-" + parts.day + " " +
+        parts.hour + ":" + parts.minute + " " + parts.timeZoneName
+      );
+    } catch (_) {
+      return utc(iso); // a zone this browser does not know
+    }
+  }
+
+  function zonedTime(iso, zone) {
+    if (!iso) return el("span", { class: "muted" }, "—");
+    return el("time", { datetime: iso, title: utc(iso) + " (" + relative(iso) + ")" }, zoned(iso, zone));
+  }
+
   function badge(status) {
     const s = String(status || "unknown");
     return el("span", { class: "badge status-" + s.replace(/[^a-z_]/g, "") }, s);
@@ -203,8 +247,27 @@
   }
 
   function taskLabel(taskId) {
-    const task = state.tasks.get(taskId);
+    const task = state.known.get(taskId);
     return task ? task.title : taskId;
+  }
+
+  // Titles of tasks that are not on the table's page (a dead letter of an older task), fetched
+  // once each and kept; a task deleted meanwhile is shown as such.
+  async function ensureTasks(ids) {
+    const missing = [...new Set(ids)].filter((id) => id && !state.known.has(id));
+    await Promise.all(
+      missing.slice(0, TITLE_LOOKUPS).map(async (id) => {
+        try {
+          state.known.set(id, await api("GET", "/tasks/" + seg(id)));
+        } catch (error) {
+          if (error instanceof ApiError && error.status === 404) {
+            state.known.set(id, { id, title: "(deleted task)", status: "deleted" });
+          } else if (error instanceof ApiError && error.status === 401) {
+            throw error;
+          }
+        }
+      }),
+    );
   }
 
   // --- where we are (kept in the address fragment: #task=ID&run=ID) ---------------------
@@ -242,6 +305,7 @@
     sessionStorage.removeItem(WHO_KEY);
     stopAuto();
     state.tasks.clear();
+    state.known.clear();
     render();
     notify("");
     show($("error"), message || "");
@@ -283,18 +347,26 @@
   // --- tasks ----------------------------------------------------------------------------
 
   function schedule(task) {
-    const zone = task.timezone && task.timezone !== "UTC" ? " · " + task.timezone : " · UTC";
+    // The API's words (the CLI's and MCP's); the expression itself below, for the exact rule.
+    const words = task.schedule_text || task.schedule_kind + " " + task.schedule_expr;
     return el(
       "span",
       {},
-      el("span", { class: "kind" }, task.schedule_kind),
-      " ",
-      el("code", {}, task.schedule_expr),
-      zone,
+      el("span", { class: "words" }, words),
+      el(
+        "div",
+        { class: "muted small" },
+        el("span", { class: "kind" }, task.schedule_kind),
+        " ",
+        el("code", {}, task.schedule_expr),
+        " · " + (task.timezone || "UTC"),
+      ),
     );
   }
 
-  function fireCell(task) {
+  // The next run from the task's own next_run_at: one request for the whole table, never one
+  // per row. A paused or finished task shows none (its schedule stays, nothing will run).
+  function nextCell(task) {
     const cell = el("td", { class: "fires" });
     if (task.schedule_kind === "event") {
       cell.append(el("span", { class: "muted" }, "on event " + task.schedule_expr));
@@ -302,22 +374,10 @@
       cell.append(el("span", { class: "muted" }, "when its condition turns true"));
     } else if (task.status !== "active") {
       cell.append(el("span", { class: "muted" }, "none while " + task.status));
+    } else if (!task.next_run_at) {
+      cell.append(el("span", { class: "muted" }, "no further fire times"));
     } else {
-      cell.append(el("span", { class: "muted" }, "…"));
-      api("GET", "/tasks/" + seg(task.id) + "/preview?" + q({ limit: PREVIEW_COUNT })).then(
-        (doc) => {
-          const times = (doc && doc.fire_times) || [];
-          cell.replaceChildren(
-            times.length
-              ? el("ul", { class: "plain" }, times.map((t) => el("li", {}, time(t))))
-              : el("span", { class: "muted" }, "no further fire times"),
-          );
-        },
-        (error) => {
-          if (error instanceof ApiError && error.status === 401) return fail($("tasks-error"), error);
-          cell.replaceChildren(el("span", { class: "error-inline" }, describe(error)));
-        },
-      );
+      cell.append(zonedTime(task.next_run_at, task.timezone));
     }
     return cell;
   }
@@ -325,9 +385,22 @@
   async function loadTasks() {
     const box = $("tasks-error");
     try {
-      const doc = await api("GET", "/tasks?" + q({ limit: TASK_LIMIT }));
+      const f = state.filter;
+      const doc = await api(
+        "GET",
+        "/tasks?" +
+          q({
+            limit: TASK_LIMIT,
+            offset: f.offset,
+            status: f.status || null,
+            schedule_kind: f.kind || null,
+          }),
+      );
       show(box, "");
       state.tasks = new Map(doc.items.map((t) => [t.id, t]));
+      for (const task of doc.items) state.known.set(task.id, task);
+      $("tasks-prev").disabled = f.offset === 0;
+      $("tasks-next").disabled = !doc.has_more;
       const body = $("tasks").tBodies[0];
       clear(body);
       for (const task of doc.items) {
@@ -344,18 +417,83 @@
             ),
             el("td", {}, schedule(task)),
             el("td", {}, badge(task.status)),
-            fireCell(task),
+            nextCell(task),
             el("td", {}, el("button", { type: "button", onclick: open }, "Runs")),
           ),
         );
       }
+      const filtered = f.status || f.kind;
       $("tasks-meta").textContent =
         doc.total === 0
-          ? "No tasks yet."
+          ? filtered ? "No tasks match these filters." : "No tasks yet."
           : doc.total > doc.items.length
-            ? "Showing the newest " + doc.items.length + " of " + doc.total + " tasks."
+            ? "Tasks " + (f.offset + 1) + "–" + (f.offset + doc.items.length) + " of " + doc.total + "."
             : doc.total + (doc.total === 1 ? " task." : " tasks.");
     } catch (error) {
+      fail(box, error);
+    }
+  }
+
+  // A queued run whose slot is still ahead is upcoming, not waiting for a worker.
+  function shownStatus(run) {
+    const ahead = new Date(run.scheduled_for).getTime() > Date.now();
+    return run.status === "queued" && ahead ? "upcoming" : run.status;
+  }
+
+  // --- what a person does to a task: pause, resume, run now, cancel, delete ---------------
+
+  const TASK_ACTIONS = [
+    ["pause", "Pause", (t) => t.status === "active"],
+    ["resume", "Resume", (t) => t.status === "paused"],
+    ["run_now", "Run now", (t) => t.status !== "canceled"],
+    ["cancel", "Cancel task", (t) => t.status === "active" || t.status === "paused"],
+    ["delete", "Delete", () => true],
+  ];
+
+  function taskActions(task) {
+    const box = $("task-actions");
+    clear(box);
+    if (!task) return;
+    for (const [action, label, allowed] of TASK_ACTIONS) {
+      if (!allowed(task)) continue;
+      const button = el(
+        "button",
+        { type: "button", "data-action": action, class: action === "delete" ? "danger" : null },
+        label,
+      );
+      button.addEventListener("click", () => taskAction(task, action, button));
+      box.append(button);
+    }
+  }
+
+  async function taskAction(task, action, button) {
+    const box = $("runs-error");
+    if (action === "delete" || action === "cancel") {
+      const what =
+        action === "delete"
+          ? "Delete the task “" + task.title + "” and all its runs? This cannot be undone."
+          : "Cancel the task “" + task.title + "” for good? Its queued runs are canceled.";
+      if (!window.confirm(what)) return;
+    }
+    button.disabled = true;
+    try {
+      if (action === "delete") {
+        await api("DELETE", "/tasks/" + seg(task.id));
+        notify("Deleted task " + task.title + ".");
+        state.taskId = null;
+        state.runId = null;
+        writeHash();
+      } else if (action === "run_now") {
+        const queued = await api("POST", "/tasks/" + seg(task.id) + "/run_now");
+        notify("Queued run " + queued.run_id + " of " + task.title + ".");
+      } else {
+        const changed = await api("POST", "/tasks/" + seg(task.id) + "/" + action);
+        notify("Task " + task.title + " is " + changed.status + ".");
+      }
+      show(box, "");
+      await refresh();
+    } catch (error) {
+      button.disabled = false;
       fail(box, error);
     }
   }
@@ -380,8 +518,15 @@
       return;
     }
     section.hidden = false;
-    $("runs-task").textContent = taskLabel(state.taskId);
     const box = $("runs-error");
+    try {
+      await ensureTasks([state.taskId]);
+    } catch (error) {
+      return fail(box, error);
+    }
+    $("runs-task").textContent = taskLabel(state.taskId);
+    taskActions(state.known.get(state.taskId));
+    loadNext(state.taskId);
     try {
       const doc = await api("GET", "/runs?" + q({ task_id: state.taskId, limit: RUN_LIMIT }));
       show(box, "");
@@ -390,7 +535,10 @@
       clear(list);
       clear(strip);
       for (const run of doc.items.slice().reverse()) {
-        strip.append(el("span", { class: "tick status-" + run.status, title: run.status }));
+        const shown = shownStatus(run);
+        strip.append(
+          el("span", { class: "tick status-" + shown, title: shown + " · " + utc(run.scheduled_for) }),
+        );
       }
       for (const run of doc.items) {
         list.append(
@@ -401,7 +549,7 @@
               "data-status": run.status,
               class: run.id === state.runId ? "selected" : null,
             },
-            badge(run.status),
+            badge(shownStatus(run)),
             " ",
             time(run.scheduled_for),
             el(
@@ -420,6 +568,36 @@
           : "Newest first; " + doc.items.length + " of " + doc.total + " runs.";
     } catch (error) {
       fail(box, error);
+    }
+  }
+
+  async function loadNext(taskId) {
+    const task = state.known.get(taskId);
+    const next = $("runs-next");
+    $("runs-schedule").textContent = task ? task.schedule_text || "" : "";
+    if (!task || task.schedule_kind === "event" || task.schedule_kind === "condition") {
+      clear(next);
+      return;
+    }
+    if (task.status !== "active") {
+      next.replaceChildren(el("span", { class: "muted" }, "No next runs while " + task.status + "."));
+      return;
+    }
+    try {
+      const doc = await api("GET", "/tasks/" + seg(taskId) + "/preview?" + q({ limit: PREVIEW_COUNT }));
+      const times = (doc && doc.fire_times) || [];
+      next.replaceChildren(
+        times.length
+          ? el(
+              "ul",
+              { class: "plain" },
+              times.map((t) => el("li", {}, "next ", time(t), " · ", zoned(t, task.timezone))),
+            )
+          : el("span", { class: "muted" }, "No further fire times."),
+      );
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) return fail($("runs-error"), error);
+      next.replaceChildren(el("span", { class: "error-inline" }, describe(error)));
     }
   }
 
@@ -449,6 +627,7 @@
     const box = $("run-error");
     try {
       const run = await api("GET", "/runs/" + seg(state.runId));
+      await ensureTasks([run.task_id]);
       show(box, "");
       const fields = $("run-fields");
       clear(fields);
@@ -528,10 +707,30 @@
     }
   }
 
+  async function retryAll(runIds, button, box) {
+    if (!window.confirm("Requeue " + runIds.length + " dead-lettered run(s) now?")) return;
+    button.disabled = true;
+    let done = 0;
+    const failures = [];
+    for (const runId of runIds) {
+      try {
+        await api("POST", "/runs/" + seg(runId) + "/retry");
+        done += 1;
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) return fail(box, error);
+        failures.push(runId + ": " + describe(error));
+      }
+    }
+    show(box, failures.length ? "Not requeued: " + failures.join("; ") : "");
+    notify("Requeued " + done + " of " + runIds.length + " dead-lettered runs.");
+    await refresh();
+  }
+
   async function loadDead() {
     const box = $("dead-error");
     try {
       const doc = await api("GET", "/runs?" + q({ status: "dead_letter", limit: DEAD_LIMIT }));
+      await ensureTasks(doc.items.map((r) => r.task_id));
       show(box, "");
       const body = $("dead").tBodies[0];
       clear(body);
@@ -567,12 +766,192 @@
           ),
         );
       }
+      const all = $("retry-all");
+      all.hidden = doc.items.length === 0;
+      all.disabled = false;
+      all.onclick = () => retryAll(doc.items.map((r) => r.id), all, box);
       $("dead-meta").textContent =
         doc.total === 0
           ? "No dead letters."
           : doc.total +
             (doc.total === 1 ? " run" : " runs") +
             " used up every retry; Retry requeues one now with a fresh retry budget.";
+    } catch (error) {
+      fail(box, error);
+    }
+  }
+
+  // --- the overview: health, counters, what needs attention ------------------------------
+
+  function healthItem(name, status, ...text) {
+    return el(
+      "li",
+      { "data-component": name, class: "status-" + String(status || "unknown").replace(/[^a-z_]/g, "") },
+      el("span", { class: "label" }, name),
+      " ",
+      ...text,
+    );
+  }
+
+  async function loadHealth() {
+    let doc;
+    try {
+      doc = await api("GET", "/health", undefined, { auth: false });
+    } catch (error) {
+      // 503 is still a health document (the database is down); anything else is an error.
+      if (!(error instanceof ApiError) || !error.doc || !error.doc.components) throw error;
+      doc = error.doc;
+    }
+    const c = doc.components || {};
+    const db = c.database || {};
+    const redis = c.redis || {};
+    const scheduler = c.scheduler || {};
+    const workers = c.workers || {};
+    const items = [
+      healthItem("overall", doc.status, String(doc.status)),
+      healthItem(
+        "database",
+        db.status,
+        String(db.status) + (db.latency_ms === undefined ? "" : " · " + db.latency_ms + " ms"),
+      ),
+      healthItem(
+        "Redis",
+        redis.status,
+        String(redis.status),
+        redis.outbox_backlog === null || redis.outbox_backlog === undefined
+          ? ""
+          : " · relay backlog " + redis.outbox_backlog,
+      ),
+      healthItem(
+        "scheduler",
+        scheduler.status,
+        String(scheduler.status),
+        scheduler.last_tick_at ? " · last tick " + relative(scheduler.last_tick_at) : " · no tick yet",
+      ),
+      healthItem(
+        "workers",
+        workers.status,
+        workers.live === undefined ? String(workers.status) : workers.live + " live",
+      ),
+    ];
+    return items;
+  }
+
+  async function countRuns(status, since) {
+    const doc = await api(
+      "GET",
+      "/runs?" + q({ status, start_time: new Date(since).toISOString(), limit: 1 }),
+    );
+    return doc.total;
+  }
+
+  async function loadCounters() {
+    const now = Date.now();
+    const rows = [];
+    for (const [label, span] of WINDOWS) {
+      const counts = await Promise.all(COUNTED.map((status) => countRuns(status, now - span)));
+      rows.push(
+        el(
+          "tr",
+          { "data-window": label },
+          el("th", {}, label),
+          counts.map((n, i) =>
+            el("td", { "data-status": COUNTED[i], class: i > 0 && n > 0 ? "bad" : null }, String(n)),
+          ),
+        ),
+      );
+    }
+    return rows;
+  }
+
+  // Tasks whose newest finished run (among the recent ones, newest first) did not succeed.
+  function lastRunFailed(runs) {
+    const last = new Map();
+    for (const run of runs) {
+      const finished = ["succeeded", "failed", "dead_letter"].includes(run.status);
+      if (finished && !last.has(run.task_id)) last.set(run.task_id, run);
+    }
+    return [...last.values()].filter((r) => r.status !== "succeeded");
+  }
+
+  async function loadAttention() {
+    const [failed, recent] = await Promise.all([
+      api("GET", "/runs?" + q({ success: "false", limit: ATTENTION_LIMIT })),
+      api("GET", "/runs?" + q({ limit: RECENT_LIMIT })),
+    ]);
+    const failing = lastRunFailed(recent.items);
+    await ensureTasks([...failed.items, ...failing].map((r) => r.task_id));
+    const items = [];
+    // Runs that ended without success: failed and dead_letter are final (a run that will be
+    // retried is queued again, not failed).
+    for (const run of failed.items) {
+      items.push(
+        el(
+          "li",
+          { "data-run-id": run.id, "data-status": run.status },
+          badge(run.status),
+          " ",
+          el("strong", {}, taskLabel(run.task_id)),
+          " · ",
+          time(run.finished_at || run.scheduled_for),
+          " · ",
+          el("span", { class: "error-inline" }, capped(errorLine(run.error))),
+          " ",
+          el(
+            "button",
+            {
+              type: "button",
+              class: "link",
+              onclick: () => {
+                selectTask(run.task_id);
+                selectRun(run.id);
+              },
+            },
+            "Open",
+          ),
+          " ",
+          retryButton(run.id, $("overview-error")),
+        ),
+      );
+    }
+    for (const run of failing) {
+      items.push(
+        el(
+          "li",
+          { "data-task-id": run.task_id },
+          "Task ",
+          el("strong", {}, taskLabel(run.task_id)),
+          ": its last run " + run.status.replace("_", "-") + " ",
+          time(run.finished_at || run.scheduled_for),
+          " ",
+          el("button", { type: "button", class: "link", onclick: () => selectTask(run.task_id) }, "Runs"),
+        ),
+      );
+    }
+    const meta =
+      items.length === 0
+        ? "Nothing: no run ended without success, and no task's last run failed."
+        : failed.total + (failed.total === 1 ? " run" : " runs") +
+          " ended without success, with no retry left" +
+          (failed.total > failed.items.length ? " (newest " + failed.items.length + " shown)" : "") +
+          "; " + failing.length + (failing.length === 1 ? " task's" : " tasks'") +
+          " last run failed (among the newest " + recent.items.length + " runs).";
+    return [items, meta];
+  }
+
+  async function loadOverview() {
+    const box = $("overview-error");
+    try {
+      const [health, counters, [attention, meta]] = await Promise.all([
+        loadHealth(),
+        loadCounters(),
+        loadAttention(),
+      ]);
+      show(box, "");
+      $("health").replaceChildren(...health);
+      $("counters").tBodies[0].replaceChildren(...counters);
+      $("attention").replaceChildren(...attention);
+      $("attention-meta").textContent = meta;
     } catch (error) {
       fail(box, error);
     }
@@ -591,7 +970,7 @@
       do {
         state.again = false;
         await loadTasks();
-        await Promise.all([loadRuns(), loadRun(), loadDead()]);
+        await Promise.all([loadOverview(), loadRuns(), loadRun(), loadDead()]);
       } while (state.again && signedIn());
     } finally {
       state.loading = false;
@@ -632,6 +1011,20 @@
       refresh();
     });
     $("auto-refresh").addEventListener("change", (e) => setAuto(e.target.checked));
+    const refilter = () => {
+      state.filter = { status: $("filter-status").value, kind: $("filter-kind").value, offset: 0 };
+      refresh();
+    };
+    $("filter-status").addEventListener("change", refilter);
+    $("filter-kind").addEventListener("change", refilter);
+    $("tasks-prev").addEventListener("click", () => {
+      state.filter.offset = Math.max(0, state.filter.offset - TASK_LIMIT);
+      refresh();
+    });
+    $("tasks-next").addEventListener("click", () => {
+      state.filter.offset += TASK_LIMIT;
+      refresh();
+    });
     window.addEventListener("hashchange", () => {
       readHash();
       refresh();

@@ -7,9 +7,9 @@ import logging
 from typing import Any
 
 from ordinaut.pipeline.context import RunContext
-from ordinaut.pipeline.expressions import Budget, ExpressionError, compile_query
+from ordinaut.pipeline.expressions import ExpressionError, compile_query
 from ordinaut.pipeline.limits import PipelineLimits
-from ordinaut.pipeline.records import json_text, mask_secrets
+from ordinaut.pipeline.records import json_text, mask_secrets, storage_problem
 from ordinaut.pipeline.tools.registry import Tool, ToolError
 
 logger = logging.getLogger("ordinaut.pipeline.log")
@@ -28,7 +28,10 @@ async def _echo(args: dict[str, Any], ctx: RunContext) -> Any:
 
 async def _log(args: dict[str, Any], ctx: RunContext) -> Any:
     value = args.get("value", args.get("message"))
-    shown = json_text(mask_secrets(value, ctx.secrets.values()), 1_000)
+    # a value derived from a secret is logged as its shadow (secrets as ***), never itself
+    visible = args if ctx.shown_args is None else ctx.shown_args
+    visible = visible.get("value", visible.get("message"))
+    shown = json_text(mask_secrets(visible, ctx.secrets.values()), 1_000)
     level = _LEVELS[args.get("level", "info")]
     logger.log(
         level, "pipeline log", extra={"run_id": ctx.run_id, "task_id": ctx.task_id, "value": shown}
@@ -83,8 +86,9 @@ def _transform_tool(limits: PipelineLimits) -> Tool:
             query = compile_query(args["expr"], max_length=limits.max_expression_length)
             return query.evaluate(
                 args.get("input"),
-                budget=Budget(limits.max_expression_work),
+                budget=limits.budget(),
                 max_string=limits.max_render_bytes,
+                max_depth=limits.max_json_depth,
             )
         except ExpressionError as exc:
             raise ToolError(exc.code, f"expr: {exc.message}") from None
@@ -110,16 +114,38 @@ def _transform_tool(limits: PipelineLimits) -> Tool:
         fn=transform,
         default_timeout_s=10.0,
         suspends=False,
+        pure=True,
         check_args=check,
     )
 
 
-async def _publish(args: dict[str, Any], ctx: RunContext) -> Any:
-    if ctx.emit is None:
-        raise ToolError("event_unavailable", "event.publish has no event sink in this run")
-    payload = mask_secrets(args.get("payload", {}), ctx.secrets.values())
-    ctx.emit(args["topic"], payload if isinstance(payload, dict) else {"value": payload})
-    return {"topic": args["topic"], "published": True}
+def _publisher(limits: PipelineLimits) -> Any:
+    async def publish(args: dict[str, Any], ctx: RunContext) -> Any:
+        if ctx.emit is None:
+            raise ToolError("event_unavailable", "event.publish has no event sink in this run")
+        if ctx.shown_args is not None and ctx.shown_args.get("topic") != args["topic"]:
+            raise ToolError(
+                "secret_in_event", "the topic is derived from a secret; events are not secret"
+            )
+        # Events are read by subscribers, streams and (on shared topics) other agents: a value
+        # derived from a secret is published as its shadow (secrets as ***), never itself.
+        visible = args if ctx.shown_args is None else ctx.shown_args
+        payload = mask_secrets(visible.get("payload", {}), ctx.secrets.values())
+        payload = payload if isinstance(payload, dict) else {"value": payload}
+        # The event is stored with the run's outcome, in a write shared with other runs:
+        # one that could not be stored fails this step here, not that write.
+        problem = storage_problem(
+            payload,
+            max_depth=limits.max_json_depth,
+            max_bytes=limits.max_payload_bytes,
+            what="payload",
+        )
+        if problem:
+            raise ToolError("limit_exceeded", problem)
+        ctx.emit(args["topic"], payload)
+        return {"topic": args["topic"], "published": True}
+
+    return publish
 
 
 def builtin_tools(limits: PipelineLimits) -> list[Tool]:
@@ -133,6 +159,7 @@ def builtin_tools(limits: PipelineLimits) -> list[Tool]:
             fn=_echo,
             default_timeout_s=5.0,
             suspends=False,
+            pure=True,
         ),
         Tool(
             name="log",
@@ -174,7 +201,7 @@ def builtin_tools(limits: PipelineLimits) -> list[Tool]:
                 "type": "object",
                 "properties": {"topic": {"type": "string"}, "published": {"type": "boolean"}},
             },
-            fn=_publish,
+            fn=_publisher(limits),
             default_timeout_s=10.0,
             suspends=False,
             scopes=("events:publish",),

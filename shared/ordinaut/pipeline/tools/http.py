@@ -272,6 +272,9 @@ def http_request_tool(egress: HttpEgress) -> Tool:
             text=args.get("text"),
             idempotency_key=ctx.idempotency_key,
         )
+        if ctx.shown_args is not None:
+            # the request carried secrets: its query string is never recorded or reported
+            result["url"] = str(httpx.URL(result["url"]).copy_with(query=None, fragment=None))
         status = result["status"]
         if args.get("raise_for_status", True) and status >= 400:
             preview = (

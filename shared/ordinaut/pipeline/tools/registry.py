@@ -52,6 +52,11 @@ class Tool:
     # the engine runs it inline, with no timer, since no timeout could interrupt it anyway.
     # A tool that says so and then awaits fails the step (internal_error).
     suspends: bool = True
+    # True for a tool whose output is computed from its arguments alone, with no side effect
+    # (echo, transform): for a step whose arguments derive from a secret, the engine records
+    # the tool run over the shadow arguments (secrets as "***") instead of the real output.
+    # A pure tool must not suspend.
+    pure: bool = False
 
     async def run(self, args: dict[str, Any], ctx: RunContext) -> Any:
         """Do the tool's work with rendered, schema-valid ``args``."""
@@ -90,6 +95,8 @@ def check_tool(tool: Any) -> list[str]:
         problems.append("scopes must be strings")
     if not isinstance(tool.suspends, bool):
         problems.append("suspends must be true or false")
+    if tool.pure is not False and (tool.pure is not True or tool.suspends):
+        problems.append("pure must be true or false, and a pure tool must not suspend")
     return problems
 
 
