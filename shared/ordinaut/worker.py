@@ -734,7 +734,7 @@ class Recorder:
         """Write one outcome; if it cannot be stored, store that the run failed instead.
 
         An outcome that cannot be written must not be left to its lease expiring: a rescue
-        would run finished work (and its side effects) again. So the run is recorded failed
+        would run finished work (and its side effects) again. So the run is dead-lettered
         with ``storage_error`` (no output, no step records, no events; a failed attempt with
         retries left keeps its retry). Only if even that cannot be written (the database is
         gone) does the caller get the exception.
@@ -791,7 +791,7 @@ def _unstorable(outcome: work.Outcome, exc: Exception) -> work.Outcome:
     reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
     return dataclasses.replace(
         outcome,
-        status="retry" if outcome.status == "retry" else "failed",
+        status="retry" if outcome.status == "retry" else "dead_letter",
         output=None,
         steps=[],
         error={

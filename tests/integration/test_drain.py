@@ -91,7 +91,7 @@ async def test_a_run_past_its_bound_fails_its_attempt(
     worker = Worker(pool, settings, clock, worker_id="w")  # the long-running worker too
     assert await worker.run_once() == 1
     row = await run_row(pool, run_id)
-    assert row["status"] == "failed"
+    assert row["status"] == "dead_letter"  # no retries: where an operator looks
     assert row["error"]["code"] == "run_timeout"
     assert "0.2 s" in row["error"]["message"]
 

@@ -134,11 +134,11 @@ async def test_a_tenants_unstorable_outcomes_fail_only_its_own_runs(
     published = await pool.fetchval("SELECT count(*) FROM events WHERE topic = 'b.done'")
     assert published == 8
     # A's deep payload is refused where it is produced: the step fails naming the limit
-    assert rows[deep_run]["status"] == "failed"
+    assert rows[deep_run]["status"] == "dead_letter"
     assert "max_json_depth" in rows[deep_run]["error"]["message"]
     assert await pool.fetchval("SELECT count(*) FROM events WHERE topic = 'boom'") == 0
     # A's NUL output cannot be stored: that run alone is recorded failed, not re-run
-    assert rows[nul_run]["status"] == "failed"
+    assert rows[nul_run]["status"] == "dead_letter"
     assert rows[nul_run]["error"]["code"] == "storage_error"
     assert await pool.fetchval("SELECT count(*) FROM due_work WHERE run_id = $1", nul_run) == 0
     # nothing is left to a lease expiry and a rescue
@@ -173,7 +173,7 @@ async def test_an_outcome_the_encoder_refuses_is_recorded_failed_alone(
     done = await asyncio.gather(*(recorder.record(o, []) for o in outcomes))
     assert done == [True, True, True]
     rows = {r["id"]: r for r in await pool.fetch("SELECT id, status::text, error FROM runs")}
-    assert rows[runs[0]]["status"] == "failed"
+    assert rows[runs[0]]["status"] == "dead_letter"
     assert rows[runs[0]]["error"]["code"] == "storage_error"
     assert [rows[r]["status"] for r in runs[1:]] == ["succeeded", "succeeded"]
 

@@ -2,11 +2,11 @@
 
 Every error leaves the API as ``{"error": {"code", "message", "details"}, "request_id"}``
 (``api/errors.py``); the document says so for every status a route can answer, so generated
-clients know them. Most of those statuses follow from what a route is made of, so ``install``
-derives them from the route itself before the router is included (``document``):
+clients know them. Most of those statuses follow from what a route is made of, so
+``document`` derives them from each route before its router is included in the app:
 
-* 401 and 429 for a route that needs a bearer token (429 is per token, else per address;
-  the health routes are never rate limited), 403 when it needs a scope;
+* 401 for a route that needs a bearer token, 403 when it needs a scope;
+* 429 for every route but the health checks (the rate limit is per token, else per address);
 * 400 (malformed JSON), 413 (body too large) and 422 for a route with a JSON body;
 * 422 for a route with query, path or header parameters, and for every ``JSONRoute`` (any
   query string or header may carry text that cannot be stored: ``api/strict.py``);
