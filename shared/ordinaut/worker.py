@@ -787,18 +787,26 @@ class Recorder:
 
 
 def _unstorable(outcome: work.Outcome, exc: Exception) -> work.Outcome:
-    """What is recorded for an outcome that could not be stored: a failure naming why."""
+    """What is recorded for an outcome that could not be stored: a failure naming why.
+
+    A failed attempt that was going to be retried still is; any other outcome ends the run as
+    a dead letter without a retry: the attempt ran to its end, and running it again would
+    repeat its side effects only to produce the same unstorable outcome.
+    """
     reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+    error: dict[str, Any] = {
+        "step": None,
+        "code": "storage_error",
+        "message": f"the run's outcome could not be stored ({reason})",
+    }
+    if outcome.status != "retry":
+        error.update(retried=False, why_not_retried="the attempt finished; it is not run again")
     return dataclasses.replace(
         outcome,
         status="retry" if outcome.status == "retry" else "dead_letter",
         output=None,
         steps=[],
-        error={
-            "step": None,
-            "code": "storage_error",
-            "message": f"the run's outcome could not be stored ({reason})",
-        },
+        error=error,
     )
 
 

@@ -18,8 +18,6 @@ from ordinaut.store import agents, outbox
 
 pytestmark = pytest.mark.cloud
 
-pytestmark = pytest.mark.cloud
-
 
 def http_event(method: str, path: str, *, headers: dict[str, str] | None = None) -> dict[str, Any]:
     """An API Gateway HTTP API v2 event as the $default stage and route deliver it."""

@@ -20,8 +20,6 @@ from ordinaut.events import DEAD_STREAM
 
 pytestmark = pytest.mark.cloud
 
-pytestmark = pytest.mark.cloud
-
 
 def sqs_record(message_id: str, body: Any) -> dict[str, Any]:
     return {

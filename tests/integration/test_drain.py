@@ -91,7 +91,8 @@ async def test_a_run_past_its_bound_fails_its_attempt(
     worker = Worker(pool, settings, clock, worker_id="w")  # the long-running worker too
     assert await worker.run_once() == 1
     row = await run_row(pool, run_id)
-    assert row["status"] == "dead_letter"  # no retries: where an operator looks
+    # no attempts left: a run that ends without success and is not retried is a dead letter
+    assert row["status"] == "dead_letter"
     assert row["error"]["code"] == "run_timeout"
     assert "0.2 s" in row["error"]["message"]
 

@@ -137,7 +137,7 @@ async def test_a_tenants_unstorable_outcomes_fail_only_its_own_runs(
     assert rows[deep_run]["status"] == "dead_letter"
     assert "max_json_depth" in rows[deep_run]["error"]["message"]
     assert await pool.fetchval("SELECT count(*) FROM events WHERE topic = 'boom'") == 0
-    # A's NUL output cannot be stored: that run alone is recorded failed, not re-run
+    # A's NUL output cannot be stored: that run alone ends as a dead letter, not re-run
     assert rows[nul_run]["status"] == "dead_letter"
     assert rows[nul_run]["error"]["code"] == "storage_error"
     assert await pool.fetchval("SELECT count(*) FROM due_work WHERE run_id = $1", nul_run) == 0
@@ -146,7 +146,7 @@ async def test_a_tenants_unstorable_outcomes_fail_only_its_own_runs(
     assert await pool.fetchval("SELECT count(*) FROM due_work WHERE state = 'running'") == 0
 
 
-async def test_an_outcome_the_encoder_refuses_is_recorded_failed_alone(
+async def test_an_outcome_the_encoder_refuses_is_dead_lettered_alone(
     pool: asyncpg.Pool, clock: FrozenClock, settings: Settings
 ) -> None:
     owner = await _agent(pool, clock, "a")

@@ -187,3 +187,11 @@ async def test_an_event_that_could_not_be_stored_fails_its_step(value: Any, name
     assert result.error is not None and result.error["code"] == "limit_exceeded"
     assert named in result.error["message"]
     assert emitted == []
+
+
+def test_slices_are_charged_through_the_projection_they_make() -> None:
+    data = {"params": {"l": list(range(100_000))}}
+    chain = "params.l" + " | @[::-1]" * 4  # four copies of 100,000 items, each projected
+    with pytest.raises(ExpressionError, match="max_expression_work"):
+        _eval(chain, data)
+    assert _eval("params.l[::-1] | @[:2]", {"params": {"l": [1, 2, 3]}}) == [3, 2]
