@@ -320,3 +320,9 @@ def test_template_scanner_only_ever_raises_expression_errors(text: str) -> None:
         parse_template(text)
     except ExpressionError:
         pass
+
+
+def test_a_backtick_literal_that_is_not_json_is_a_string_not_a_warning() -> None:
+    # jmespath's deprecated `abc` literal: read as the string, never an exception
+    assert render("${`abc`}", {}) == "abc"
+    parse_template("${``}")
