@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 WRITE = ["tasks:read", "tasks:write"]
-EXAMPLES = 80
+EXAMPLES = 200
 
 # Any JSON: every value JSON can carry, including numbers no double can hold exactly and
 # every character a JSON string may contain (NUL and lone surrogates included, as the
