@@ -29,8 +29,8 @@ from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
 
 SEED = 20261204
-MAX_EXAMPLES = 12
-STATEFUL_STEPS = 12
+MAX_EXAMPLES = 25
+STATEFUL_STEPS = 20
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
