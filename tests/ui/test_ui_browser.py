@@ -118,8 +118,8 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
                 },
             }
         )
-        # Loopback is refused by the egress policy, an error no retry can fix: the first
-        # attempt dead-letters the run although one retry is allowed.
+        # Loopback is refused by the egress policy: every attempt fails, and with one retry
+        # allowed the second failure dead-letters the run.
         broken = await create(
             {
                 "title": XSS_TITLE,
@@ -252,6 +252,7 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await expect(page.locator("#runs-task")).to_have_text(XSS_TITLE)
         item = page.locator(f'#timeline li[data-run-id="{dead_run}"]')
         await expect(item).to_have_attribute("data-status", "dead_letter")
+        # egress_refused cannot be fixed by a retry: dead-lettered on its first attempt
         await expect(item).to_contain_text("attempt 1")
         await item.get_by_role("button", name="Open").click()
         await expect(page.locator("#run-section")).to_be_visible()
