@@ -6,7 +6,7 @@ clients know them. Most of those statuses follow from what a route is made of, s
 ``document`` derives them from each route before its router is included in the app:
 
 * 401 for a route that needs a bearer token, 403 when it needs a scope;
-* 429 for every route but the health checks (the rate limit is per token, else per address);
+* 429 for every route but the health checks (the rate limit is per agent, else per address);
 * 400 (malformed JSON), 413 (body too large) and 422 for a route with a JSON body;
 * 422 for a route with query, path or header parameters, and for every ``JSONRoute`` (any
   query string or header may carry text that cannot be stored: ``api/strict.py``);
