@@ -50,8 +50,14 @@ CLEAN = "TRUNCATE events, outbox, due_work, runs CASCADE"
 
 
 def child_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """bench/run.py's process environment, without the API's per-client rate limit."""
-    return shared_child_env(settings, ORDINAUT_RATE_LIMIT_PER_MINUTE="100000000", **extra)
+    """bench/run.py's process environment, without the API's per-client rate limit and the
+    per-agent budget of runs queued per minute (one agent publishes every event here)."""
+    return shared_child_env(
+        settings,
+        ORDINAUT_RATE_LIMIT_PER_MINUTE="100000000",
+        ORDINAUT_MAX_RUNS_PER_MINUTE_PER_AGENT="0",
+        **extra,
+    )
 
 
 def start(settings: Settings, *args: str, **extra: str) -> subprocess.Popen[bytes]:

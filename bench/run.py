@@ -66,8 +66,8 @@ WITH s AS (
            now(), now()
     FROM s
 )
-INSERT INTO due_work (run_id, task_id, run_at, priority, max_attempts)
-SELECT run_id, $2, run_at, 5, 1 FROM s
+INSERT INTO due_work (run_id, task_id, owner_id, run_at, priority, max_attempts)
+SELECT run_id, $2, $4, run_at, 5, 1 FROM s
 """
 
 

@@ -191,6 +191,7 @@ async def _one(
             event_id=incoming.event_id,
             now=container.clock.now(),
             source=source,
+            max_runs_per_minute=container.settings.max_runs_per_minute_per_agent,
             on_wake=batch.queued,
         )
 

@@ -469,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Start a complete Ordinaut on this machine with nothing installed but Python: embedded\n"
         "PostgreSQL and Redis with data under ORDINAUT_HOME (default .ordinaut/) that survives\n"
         "restarts, migrations applied, the API, scheduler and workers as child processes, and\n"
-        "an admin credential printed and saved to .ordinaut/credentials.json. Set\n"
+        "an admin credential saved to .ordinaut/credentials.json (only its path is printed;\n"
+        "the secret is shown once, on a terminal, when the admin is created). Set\n"
         "ORDINAUT_DATABASE_URL / ORDINAUT_REDIS_URL to use external servers instead.\n"
         "Ctrl-C stops everything.",
         "  ordinaut dev\n  ordinaut dev --port 9000 --workers 2\n  ordinaut dev --no-scheduler\n"

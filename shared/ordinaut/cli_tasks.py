@@ -345,9 +345,15 @@ def cmd_events_publish(args: argparse.Namespace) -> int:
         print_json(accepted.to_json())
     else:
         dup = " (duplicate: already accepted)" if accepted.duplicate else ""
+        refused = (
+            f", {accepted.runs_refused} refused (max_runs_per_minute_per_agent)"
+            if accepted.runs_refused
+            else ""
+        )
         print(
             f"published event {accepted.event_id} on {accepted.topic}{dup}: "
             f"{accepted.tasks_matched} task(s) matched, {accepted.runs_queued} run(s) queued"
+            f"{refused}"
         )
     return EXIT_OK
 

@@ -49,6 +49,16 @@ class Settings:
     max_run_duration_s: float = 900.0
     max_tasks_per_agent: int = 10_000
     rate_limit_per_minute: int = 6_000
+    # /agents/auth/* (secret checks cost a scrypt each), per client address
+    auth_rate_limit_per_minute: int = 60
+    # "memory": buckets per API process; "redis": one budget shared by every API process
+    # through ORDINAUT_REDIS_URL (in-process buckets while Redis is unreachable)
+    rate_limit_store: str = "memory"
+    rate_limit_prefix: str = "ordinaut:ratelimit"
+    # tenant isolation (docs/isolation.md); 0 switches a limit off
+    max_event_depth: int = 8  # event.publish hops from an event from outside
+    max_runs_per_minute_per_agent: int = 6_000  # runs queued by events and run_now
+    max_running_per_agent: int = 0  # running runs per agent across all workers
     # scheduler
     tick_interval_s: float = 5.0
     lookahead_s: float = 90.0
@@ -94,6 +104,8 @@ class Settings:
     ingest_block_ms: int = 1_000
     # GET /events/stream (Server-Sent Events), per API process
     sse_max_connections: int = 100
+    sse_max_per_agent: int = 10
+    sse_recheck_s: float = 30.0  # an open stream checks its token again this often
     sse_max_seconds: float = 300.0
     sse_keepalive_s: float = 15.0
     sse_poll_s: float = 0.5

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -88,7 +89,12 @@ class ConsumeResult:
 
 
 async def ingest_entry(
-    pool: asyncpg.Pool, entry_id: str, fields: dict[str, str], now: datetime
+    pool: asyncpg.Pool,
+    entry_id: str,
+    fields: dict[str, str],
+    now: datetime,
+    *,
+    max_runs_per_minute: int = 0,
 ) -> dict[str, Any]:
     """Store one stream entry's event (the default handler); ``Rejected`` if it never can be."""
     for name in ("tenant_id", "topic"):
@@ -115,6 +121,7 @@ async def ingest_entry(
             event_id=fields.get("event_id") or f"stream-{entry_id}",
             now=now,
             source="stream",
+            max_runs_per_minute=max_runs_per_minute,
         )
     except ValidationFailed as exc:
         fields_named = ", ".join(str(d.get("field")) for d in exc.details or [])
@@ -216,7 +223,7 @@ async def consume_once(
     consumer: str,
     block_ms: int | None = None,
     claim_idle_ms: int | None = None,
-    handler: Handler = ingest_entry,
+    handler: Handler | None = None,
 ) -> ConsumeResult:
     """One pass: reclaim stale pending entries, read new ones, ingest each, ack or park.
 
@@ -227,6 +234,10 @@ async def consume_once(
     and is reclaimed later.
     """
     result = ConsumeResult()
+    if handler is None:
+        handler = functools.partial(
+            ingest_entry, max_runs_per_minute=settings.max_runs_per_minute_per_agent
+        )
     idle_ms = int(settings.ingest_claim_idle_s * 1000) if claim_idle_ms is None else claim_idle_ms
     count = settings.ingest_batch
     try:

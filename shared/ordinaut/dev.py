@@ -13,6 +13,7 @@ import ctypes
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -124,6 +125,7 @@ class DevStack:
         probe_host = settings.api_host if settings.api_host not in ("0.0.0.0", "::") else None
         self.base = f"http://{probe_host or '127.0.0.1'}:{settings.api_port}"
         self.url = settings.public_url.rstrip("/") or self.base
+        self.admin_created = False
 
     # --- the whole life cycle --------------------------------------------------------------
 
@@ -135,7 +137,7 @@ class DevStack:
             self.start_children()
             if not self.wait_until_ready():
                 return EXIT_OK if self.signals.stop.is_set() else EXIT_FAILURE
-            print(banner(self, creds), flush=True)
+            print(banner(self, creds, show_secret=show_secret(self.admin_created)), flush=True)
             return self.supervise()
         finally:
             self.stop_children()
@@ -159,7 +161,10 @@ class DevStack:
             return None
         with database_errors(self.settings):
             try:
-                return asyncio.run(prepare_database(self.settings, self.home, self.url))
+                creds, self.admin_created = asyncio.run(
+                    prepare_database(self.settings, self.home, self.url)
+                )
+                return creds
             except RuntimeError as exc:  # a migration file changed after it was applied
                 raise CommandError(str(exc)) from None
 
@@ -400,8 +405,9 @@ async def children_reported(settings: Settings, since: Any, children: list[Child
     return reported
 
 
-async def prepare_database(settings: Settings, home: Path, url: str) -> dict[str, str]:
-    """Migrate, make sure the dev admin exists, issue it a fresh token, save credentials.json."""
+async def prepare_database(settings: Settings, home: Path, url: str) -> tuple[dict[str, str], bool]:
+    """Migrate, make sure the dev admin exists, issue it a fresh token, save credentials.json.
+    Returns the credentials and whether the admin was created just now."""
     from ordinaut.auth import ADMIN, SCOPES, InvalidCredentials
     from ordinaut.clock import DatabaseClock
     from ordinaut.store import agents, db
@@ -416,6 +422,7 @@ async def prepare_database(settings: Settings, home: Path, url: str) -> dict[str
         clock = DatabaseClock()  # one clock: the database's (SYSTEM.md promise 2)
         await db.sync_clock(conn, clock)
         tokens = None
+        created = False
         if saved and saved.get("agent_id") and saved.get("agent_secret"):
             agent_id, secret = saved["agent_id"], saved["agent_secret"]
             # The same exchange a client makes: it fails if the agent was deleted, deactivated
@@ -431,13 +438,14 @@ async def prepare_database(settings: Settings, home: Path, url: str) -> dict[str
                 conn, name=ADMIN_NAME, scopes=list(SCOPES), now=clock.now()
             )
             agent_id = str(agent.id)
+            created = True
             log.info("created admin agent %s", agent_id)
             tokens = await agents.issue_tokens(conn, agent.id, clock.now(), settings)
     finally:
         await conn.close()
     creds = {"url": url, "agent_id": agent_id, "agent_secret": secret, "token": tokens.access_token}
     write_credentials(path, creds)
-    return creds
+    return creds, created
 
 
 def read_credentials(path: Path) -> dict[str, str] | None:
@@ -583,8 +591,24 @@ def stop_leftover_redis(conf: Path) -> None:
 # --- what the person sees -------------------------------------------------------------------
 
 
-def banner(stack: DevStack, creds: dict[str, str]) -> str:
+def show_secret(created: bool) -> bool:
+    """The admin secret is shown once, when it was just made, and only to a person at a
+    terminal: redirected output ends up in log files, which must never hold a credential."""
+    return created and sys.stdout.isatty()
+
+
+def banner(stack: DevStack, creds: dict[str, str], *, show_secret: bool = False) -> str:
+    """What ``ordinaut dev`` prints when it is ready. No token ever (it is in the credential
+    file); the secret only when ``show_secret``."""
     url = creds["url"]
+    path = stack.home / "credentials.json"
+    secret = (
+        f"  Agent secret  {creds['agent_secret']}  (shown once; also saved below)\n"
+        if show_secret
+        else ""
+    )
+    script = "import json,sys; print(json.load(open(sys.argv[1]))['token'])"
+    read_token = shlex.join([sys.executable, "-c", script, str(path)])
     pg = "embedded" if stack.pg is not None else "ORDINAUT_DATABASE_URL"
     redis = "embedded" if stack.redis is not None else "ORDINAUT_REDIS_URL"
     procs = ", ".join(f"{c.name} ({c.pid})" for c in stack.children)
@@ -599,15 +623,15 @@ Ordinaut is running.
   API           {url}
   Docs          {url}/docs
   Admin agent   {creds["agent_id"]}
-  Agent secret  {creds["agent_secret"]}
-  Saved in      {stack.home / "credentials.json"}
+{secret}  Credentials   {path}  (agent secret and a token; only you can read it)
   Data          {stack.home}  (PostgreSQL: {pg}, Redis: {redis})
   Processes     {procs}
   Metrics       {metrics or "off"}{egress}
 
-A token for the admin agent (valid {ttl_min} min; rerun dev or POST /agents/auth/token for more):
+A token for the admin agent is in that file (valid {ttl_min} min; rerun dev or
+POST /agents/auth/token for more):
 
-  export TOKEN={creds["token"]}
+  export TOKEN=$({read_token})
   curl -s -H "Authorization: Bearer $TOKEN" {url}/tasks
 
 Press Ctrl-C to stop.

@@ -52,6 +52,7 @@ RUN_DEAD_LETTERED = "run.dead_lettered"
 RUN_CANCELED = "run.canceled"
 RUN_SKIPPED = "run.skipped"
 EVENT_RECEIVED = "event.received"
+RUNS_THROTTLED = "runs.throttled"  # runs an event would have queued, refused by the run quota
 CUSTOM_PREFIX = "custom."  # event.publish from a pipeline: "custom.<topic>"
 
 REDIS_CONNECT_TIMEOUT_S = 2.0

@@ -15,6 +15,7 @@ answer counts only its own tenant's tasks.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,17 +26,19 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut import storable
+from ordinaut import metrics, storable
 from ordinaut.conditions import filter_passes
 from ordinaut.errors import ValidationFailed
-from ordinaut.events import EVENT_RECEIVED
+from ordinaut.events import EVENT_RECEIVED, RUNS_THROTTLED
 from ordinaut.pipeline import PipelineLimits
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.pipeline.offload import off_loop
 from ordinaut.slots import idempotency_key
 from ordinaut.store import events, outbox, work
+from ordinaut.store.quota import RunQuota
 from ordinaut.taskdefs import SHARED_PREFIX
 
+log = logging.getLogger("ordinaut.ingest")
 TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:@/-]{1,200}$")
 FILTER_LIMITS = PipelineLimits()
@@ -129,15 +132,20 @@ async def ingest_event(
     event_id: str | None,
     now: datetime,
     source: str = "api",
+    max_runs_per_minute: int = 0,
     on_wake: Callable[[], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Store an event once and queue one run per matching event task; returns a summary.
 
-    ``on_wake`` is awaited after the commit when runs were queued (a Lambda worker wake-up).
+    ``max_runs_per_minute`` (``Settings.max_runs_per_minute_per_agent``) bounds the runs each
+    agent gets queued per minute; runs past it are refused and reported (``runs_refused``, and
+    a ``runs.throttled`` lifecycle event to the agent that lost them). ``on_wake`` is awaited
+    after the commit when runs were queued (a Lambda worker wake-up).
     """
     check_event(topic, event_id, payload)
     async with pool.acquire() as conn:
         async with conn.transaction():
+            quota = RunQuota(max_runs_per_minute, now)
             summary = await ingest_on(
                 conn,
                 tenant_id=tenant_id,
@@ -146,7 +154,9 @@ async def ingest_event(
                 event_id=event_id,
                 now=now,
                 source=source,
+                quota=quota,
             )
+            await quota.charge(conn)
         wake = summary.pop("_wake", False)
         if wake:
             await work.notify_work(conn)
@@ -164,10 +174,16 @@ async def ingest_on(
     event_id: str | None,
     now: datetime,
     source: str,
+    depth: int = 0,
+    quota: RunQuota | None = None,
 ) -> dict[str, Any]:
     """``ingest_event`` inside the caller's transaction (a run's completion publishing the
-    events its pipeline emitted). ``_wake`` in the result says runs were queued."""
+    events its pipeline emitted). ``_wake`` in the result says runs were queued.
+
+    ``depth`` is the event's causation depth (0 from outside, one more per ``event.publish``
+    hop). Runs are reserved against ``quota``; the caller charges it last in the transaction."""
     check_event(topic, event_id, payload)
+    quota = quota or RunQuota(0, now)
     event_id = event_id or str(uuid.uuid4())
     seq = await events.insert_event(
         conn,
@@ -177,6 +193,7 @@ async def ingest_on(
         payload=payload,
         source=source,
         now=now,
+        depth=depth,
     )
     if seq is None:
         stored = await events.get_event(conn, tenant_id, event_id)
@@ -186,50 +203,86 @@ async def ingest_on(
             "topic": stored["topic"],
             "duplicate": True,
             "runs_queued": 0,
+            "runs_refused": 0,
             "tasks_matched": stored["tasks_matched"],
         }
     event = {"id": event_id, "topic": topic, "payload": payload}
     own = await events.matching_tasks(conn, tenant_id, topic)
+    copies: list[tuple[UUID, list[asyncpg.Record]]] = []
     if await events.is_shared(conn, topic):
         own += [
             t for t in await events.shared_subscribers(conn, topic) if t["created_by"] == tenant_id
         ]
-        others = await _deliver_shared(conn, tenant_id, topic, payload, event_id, now)
-    else:
-        others = 0
+        copies = await _copy_shared(conn, tenant_id, topic, payload, event_id, now, depth)
     tasks = await _filtered(own, event, now)
-    created = await work.materialize(
-        conn, [_slot(t, tenant_id, event_id, now) for t in tasks], now=now
-    )
+    wanted = {tenant_id: [_slot(t, tenant_id, event_id, now) for t in tasks]}
+    copy_id = f"{tenant_id}#{event_id}"
+    for owner, subscribed in copies:
+        wanted[owner] = [_slot(t, owner, copy_id, now) for t in subscribed]
+    allowed = await quota.allow(conn, {owner: len(slots) for owner, slots in wanted.items()})
+    slots = [s for owner, group in wanted.items() for s in group[: allowed[owner]]]
+    created = await work.materialize(conn, slots, now=now)
+    refused = {owner: len(group) - allowed[owner] for owner, group in wanted.items()}
     await events.set_matched(conn, seq, len(tasks))
-    await outbox.append(conn, [_received(tenant_id, event_id, topic, len(tasks))], now=now)
+    lifecycle = [_received(tenant_id, event_id, topic, len(tasks))]
+    lifecycle += [_received(owner, copy_id, topic, len(group)) for owner, group in copies]
+    lifecycle += [
+        _throttled(owner, event_id if owner == tenant_id else copy_id, topic, n, quota.limit)
+        for owner, n in sorted(refused.items())
+        if n
+    ]
+    await outbox.append(conn, lifecycle, now=now)
+    if any(refused.values()):
+        metrics.RUNS_THROTTLED.inc(sum(refused.values()))
+        log.warning(
+            "runs refused: max_runs_per_minute_per_agent reached",
+            extra={"event_id": event_id, "topic": topic, "refused": sum(refused.values())},
+        )
     return {
         "event_id": event_id,
         "topic": topic,
         "duplicate": False,
-        "runs_queued": len(created),
+        "runs_queued": sum(1 for s in slots if s.owner_id == tenant_id),
+        "runs_refused": refused[tenant_id],
         "tasks_matched": len(tasks),
-        "_wake": bool(created or others),
+        "_wake": bool(created),
     }
 
 
-async def _deliver_shared(
+def _throttled(
+    owner: UUID, event_id: str, topic: str, refused: int, limit: int
+) -> outbox.OutboxEvent:
+    return outbox.OutboxEvent(
+        event_type=RUNS_THROTTLED,
+        tenant_id=owner,
+        subject_id=None,
+        payload={
+            "event_id": event_id,
+            "topic": topic,
+            "refused": refused,
+            "limit": "max_runs_per_minute_per_agent",
+            "max": limit,
+        },
+    )
+
+
+async def _copy_shared(
     conn: asyncpg.Connection,
     publisher: UUID,
     topic: str,
     payload: Any,
     event_id: str,
     now: datetime,
-) -> int:
-    """Copy a shared event into every other tenant with matching ``shared:`` tasks and queue
-    their runs; returns how many runs were queued."""
+    depth: int,
+) -> list[tuple[UUID, list[asyncpg.Record]]]:
+    """Copy a shared event into every other tenant with matching ``shared:`` tasks (a copy
+    keeps the original's depth); returns each new copy's owner and the tasks it triggers."""
     subscribers = [
         t for t in await events.shared_subscribers(conn, topic) if t["created_by"] != publisher
     ]
     copy_id = f"{publisher}#{event_id}"
     event = {"id": copy_id, "topic": topic, "payload": payload}
-    slots: list[work.NewSlot] = []
-    received: list[outbox.OutboxEvent] = []
+    copies: list[tuple[UUID, list[asyncpg.Record]]] = []
     for owner, group in groupby(subscribers, key=lambda t: t["created_by"]):
         tasks = await _filtered(list(group), event, now)
         if not tasks:
@@ -244,10 +297,8 @@ async def _deliver_shared(
             tasks_matched=len(tasks),
             origin_tenant=publisher,
             origin_event_id=event_id,
+            depth=depth,
         )
         if new:
-            slots.extend(_slot(t, owner, copy_id, now) for t in tasks)
-            received.append(_received(owner, copy_id, topic, len(tasks)))
-    created = await work.materialize(conn, slots, now=now)
-    await outbox.append(conn, received, now=now)
-    return len(created)
+            copies.append((owner, tasks))
+    return copies

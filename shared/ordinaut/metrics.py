@@ -102,6 +102,16 @@ OUTBOX_PRUNED = Counter(
     "Lifecycle events deleted from the outbox after outbox_retention_s.",
     registry=REGISTRY,
 )
+RUNS_THROTTLED = Counter(
+    "ordinaut_runs_throttled_total",
+    "Runs an event would have queued, refused by max_runs_per_minute_per_agent.",
+    registry=REGISTRY,
+)
+RATE_LIMIT_FALLBACKS = Counter(
+    "ordinaut_rate_limit_fallbacks_total",
+    "Requests the API rate limiter counted in process because Redis was unreachable.",
+    registry=REGISTRY,
+)
 RUNS_PRUNED = Counter(
     "ordinaut_runs_pruned_total",
     "Finished runs deleted after run_retention_s.",

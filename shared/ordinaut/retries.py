@@ -16,7 +16,9 @@ BACKOFF_STRATEGIES = ("exponential_jitter", "linear", "fixed")
 
 # Failures that the same run would meet again on every retry: the pipeline or its arguments
 # do not validate, the URL is refused by the egress policy or is not http(s), a secret the
-# pipeline names is not stored. Such a run is dead-lettered at once; waiting cannot fix it.
+# pipeline names is not stored, the run's event is already as deep as events may go, its
+# owner no longer holds a scope a step needs. Such a run is dead-lettered at once; waiting
+# cannot fix it.
 NOT_RETRYABLE = frozenset(
     {
         "egress_refused",
@@ -25,6 +27,8 @@ NOT_RETRYABLE = frozenset(
         "invalid_pipeline",
         "validation_error",
         "secret_missing",
+        "event_depth_exceeded",
+        "missing_scope",
     }
 )
 

@@ -36,11 +36,13 @@ from ordinaut.pipeline import (
     compile_payload,
     execute,
 )
-from ordinaut.pipeline.tools import ToolRegistry
+from ordinaut.pipeline.tools import ToolError, ToolRegistry
 from ordinaut.retries import is_retryable, next_attempt_at
 from ordinaut.secrets import SecretBox
 from ordinaut.store import db, heartbeats, outbox, work
+from ordinaut.store import events as event_store
 from ordinaut.store import secrets as secrets_store
+from ordinaut.store.quota import RunQuota
 from ordinaut.toolbox import build_registry
 
 log = logging.getLogger("ordinaut.worker")
@@ -50,7 +52,7 @@ CUT_GRACE_S = 1.0  # at a drain's deadline: how long outcomes being written may 
 # Label children resolved once: labels() costs a lock and a dict lookup on every call.
 OUTCOMES = {
     name: metrics.RUNS.labels(name)
-    for name in ("succeeded", "failed", "retried", "dead_letter", "skipped")
+    for name in ("succeeded", "failed", "retried", "dead_letter", "skipped", "canceled")
 }
 
 
@@ -79,7 +81,11 @@ class Worker:
         self.started_at = clock.now()
         self.slot_freed = asyncio.Event()
         # a write retried past half the lease could no longer land before a rescue
-        self.recorder = Recorder(pool, retry_for_s=settings.lease_seconds / 2)
+        self.recorder = Recorder(
+            pool,
+            retry_for_s=settings.lease_seconds / 2,
+            max_runs_per_minute=settings.max_runs_per_minute_per_agent,
+        )
         self.recording: set[uuid.UUID] = set()
         self._step_metrics: dict[tuple[str, str], Any] = {}
         self.last_lease_at = self.started_at
@@ -147,6 +153,7 @@ class Worker:
                 limit=limit,
                 lease_s=self.settings.lease_seconds,
                 worker_id=self.worker_id,
+                max_running_per_owner=self.settings.max_running_per_agent,
                 within_s=within_s,
                 default_bound_s=self.settings.max_run_duration_s,
             )
@@ -220,6 +227,8 @@ class Worker:
         run_id, attempt, token = row["run_id"], row["attempt"], row["lease_token"]
         ctx_token = logs.bind(task_id=str(row["task_id"]), run_id=str(run_id), attempt=attempt)
         try:
+            if not row["owner_active"]:
+                return self._owner_inactive(row), []
             # overlap "skip" drops a *scheduled* slot that finds its predecessor still running;
             # an event or a run_now is a request somebody made, so it runs instead of vanishing.
             if (
@@ -235,14 +244,29 @@ class Worker:
                 if skipped:
                     OUTCOMES["skipped"].inc(skipped)
             events: list[outbox.OutboxEvent] = []
+            # an event this run publishes is one hop deeper than the event that started it
+            depth = (row["event_depth"] or 0) + 1
+            max_depth = self.settings.max_event_depth
 
             def emit(topic: str, payload: dict[str, Any]) -> None:
+                if max_depth > 0 and depth > max_depth:
+                    raise ToolError(
+                        "event_depth_exceeded",
+                        f"this run was started by an event {depth - 1} event.publish hops from "
+                        f"an event from outside; publishing would exceed max_event_depth "
+                        f"({max_depth})",
+                    )
                 events.append(
                     outbox.OutboxEvent(
                         event_type=f"custom.{topic}",
                         tenant_id=row["owner_id"],
                         subject_id=run_id,
-                        payload={"topic": topic, "payload": payload, "run_id": str(run_id)},
+                        payload={
+                            "topic": topic,
+                            "payload": payload,
+                            "run_id": str(run_id),
+                            "depth": depth,
+                        },
                     )
                 )
 
@@ -388,6 +412,20 @@ class Worker:
         bound = row["run_bound_s"]
         return float(bound) if bound is not None else self.settings.max_run_duration_s
 
+    def _owner_inactive(self, row: asyncpg.Record) -> work.Outcome:
+        OUTCOMES["canceled"].inc()
+        return work.Outcome(
+            row["run_id"],
+            row["lease_token"],
+            row["attempt"],
+            "canceled",
+            self.clock.now(),
+            error={
+                "code": "owner_inactive",
+                "message": "the agent owning this task was deactivated; the run was not executed",
+            },
+        )
+
     def _skipped(self, row: asyncpg.Record, why: str) -> work.Outcome:
         OUTCOMES["skipped"].inc()
         return work.Outcome(
@@ -428,6 +466,7 @@ class Worker:
             idempotency_key=row["idempotency_key"],
             secrets=secret_values,
             emit=emit,
+            scopes=frozenset(row["owner_scopes"]),
         )
         if row["trigger"] == "condition":
             return await self.conditions.run(dict(row.items(), payload=payload), compiled, ctx)
@@ -663,9 +702,12 @@ class Recorder:
 
     MAX_BATCH = 500
 
-    def __init__(self, pool: asyncpg.Pool, *, retry_for_s: float = 15.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, retry_for_s: float = 15.0, max_runs_per_minute: int = 0
+    ) -> None:
         self.pool = pool
         self.retry_for_s = retry_for_s
+        self.max_runs_per_minute = max_runs_per_minute
         self.queue: list[_Pending] = []
         self.flusher: asyncio.Task[None] | None = None
 
@@ -778,9 +820,11 @@ class Recorder:
                 events = [e for o, evs, _, _ in batch if o.run_id in done for e in evs]
                 if events:
                     await outbox.append(conn, events, now=batch[-1][0].finished_at)
+                quota = RunQuota(self.max_runs_per_minute, batch[-1][0].finished_at)
                 for o, evs, _, _ in batch:
                     if o.run_id in done and evs:
-                        wake |= await _publish_emitted(conn, o, evs)
+                        wake |= await _publish_emitted(conn, o, evs, quota)
+                await quota.charge(conn)  # last: see store/quota.py
             if wake:
                 await work.notify_work(conn)
         return done
@@ -811,18 +855,32 @@ def _unstorable(outcome: work.Outcome, exc: Exception) -> work.Outcome:
 
 
 async def _publish_emitted(
-    conn: asyncpg.Connection, outcome: work.Outcome, emitted: list[outbox.OutboxEvent]
+    conn: asyncpg.Connection,
+    outcome: work.Outcome,
+    emitted: list[outbox.OutboxEvent],
+    quota: RunQuota,
 ) -> bool:
     """Events a successful run published (``event.publish``) enter the events-in path in the
     run's completing transaction: subscribed tasks get their slots, or nothing happens at all.
 
     The event id is the slot's run id plus the position, so a slot that somehow succeeds twice
-    publishes each event once. Returns True when runs were queued.
+    publishes each event once. An owner deactivated or stripped of ``events:publish`` while
+    the run went on publishes nothing (said in the log). Returns True when runs were queued.
     """
     wake = False
+    refused: dict[uuid.UUID, str | None] = {}
     for i, event in enumerate(emitted):
         body = event.payload
         if event.tenant_id is None or not event.event_type.startswith("custom."):
+            continue
+        if event.tenant_id not in refused:
+            refused[event.tenant_id] = await event_store.publisher(conn, event.tenant_id)
+        if refused[event.tenant_id] is not None:
+            log.warning(
+                "event.publish not routed: %s",
+                refused[event.tenant_id],
+                extra={"run_id": str(outcome.run_id), "topic": body["topic"]},
+            )
             continue
         try:
             summary = await ingest_on(
@@ -833,6 +891,8 @@ async def _publish_emitted(
                 event_id=f"run-{outcome.run_id}.{i}",
                 now=outcome.finished_at,
                 source="pipeline",
+                depth=int(body.get("depth", 1)),
+                quota=quota,
             )
         except ValidationFailed as exc:  # checked before any SQL: the transaction is intact
             log.warning(

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
-from ordinaut.store import outbox
+from ordinaut.store import agents, outbox
 
 CRON = {
     "title": "t",
@@ -256,3 +256,47 @@ async def test_streams_are_bounded_in_number_and_time_and_kept_alive(
     # the slot was given back: a new stream is accepted
     async with live.stream("GET", "/events/stream", headers=h) as again:
         assert again.status_code == 200
+
+
+async def test_a_stream_ends_when_its_agent_is_deactivated(
+    app: FastAPI,
+    live: httpx.AsyncClient,
+    make_agent: Any,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    clock: FrozenClock,
+) -> None:
+    app.state.deps.settings = settings.replace(sse_recheck_s=0.0, sse_max_seconds=10.0)
+    agent = await make_agent(["tasks:read"])
+    async with live.stream("GET", "/events/stream", headers=agent["headers"]) as response:
+        assert response.status_code == 200
+        stream = Events(response)
+        async with pool.acquire() as conn:
+            await agents.update_agent(
+                conn, uuid.UUID(agent["agent_id"]), now=clock.now(), is_active=False
+            )
+        end = await stream.next()
+    assert end["event"] == "end" and end["data"] == {"reason": "unauthorized"}
+
+
+async def test_one_agent_cannot_take_every_live_stream(
+    app: FastAPI, live: httpx.AsyncClient, make_agent: Any, settings: Settings
+) -> None:
+    app.state.deps.settings = settings.replace(sse_max_per_agent=2, sse_max_connections=10)
+    hog, other = await make_agent(["tasks:read"]), await make_agent(["tasks:read"])
+    async with (
+        live.stream("GET", "/events/stream", headers=hog["headers"]) as s1,
+        live.stream("GET", "/events/stream", headers=hog["headers"]) as s2,
+    ):
+        assert (s1.status_code, s2.status_code) == (200, 200)
+        async with live.stream("GET", "/events/stream", headers=hog["headers"]) as s3:
+            assert s3.status_code == 429
+            assert int(s3.headers["retry-after"]) >= 1
+            body = orjson.loads(await s3.aread())
+            assert body["error"]["details"]["limit"] == "sse_max_per_agent"
+        # the process has room, and another agent is not locked out by the first one
+        async with live.stream("GET", "/events/stream", headers=other["headers"]) as s4:
+            assert s4.status_code == 200
+    # the hog's streams ended: its slots are free again
+    async with live.stream("GET", "/events/stream", headers=hog["headers"]) as s5:
+        assert s5.status_code == 200

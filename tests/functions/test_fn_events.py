@@ -131,6 +131,7 @@ async def test_eventbridge_event_is_ingested_once(
         "topic": "orders.created",
         "duplicate": False,
         "runs_queued": 1,
+        "runs_refused": 0,
         "tasks_matched": 1,
     }
     retried = await call(events.handler, event, FakeContext())

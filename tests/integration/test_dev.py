@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import psutil
@@ -185,10 +186,12 @@ def test_dev_starts_everything_saves_a_working_credential_and_stops_cleanly(
     assert stat.S_IMODE((run.home / "credentials.json").stat().st_mode) == 0o600
 
     banner = run.output()
-    for line in (run.url, f"{run.url}/docs", creds["agent_id"], creds["agent_secret"]):
+    for line in (run.url, f"{run.url}/docs", creds["agent_id"], str(run.home / "credentials.json")):
         assert line in banner
-    assert f"export TOKEN={creds['token']}" in banner
     assert "curl " in banner
+    # stdout is a file here, not a terminal: neither the secret nor a token is in any output
+    for credential in (creds["agent_secret"], creds["token"]):
+        assert credential not in banner and credential not in run.logs()
     # Each component is a real process of its own.
     pids = {child_pid(banner, name) for name in ("api", "scheduler", "worker")}
     assert len(pids) == 3 and all(psutil.pid_exists(p) for p in pids)
@@ -430,3 +433,42 @@ def test_allow_loopback_egress_opens_loopback_only(tmp_path: Path) -> None:
     assert allow.allows("api.example.com", 443)  # the operator's own entries are kept
     for ip in ("10.0.0.1", "169.254.169.254", "192.168.1.1"):
         assert not allow.allows(ip, 80, ipaddress.ip_address(ip))
+
+
+def _banner_stack(tmp_path: Path) -> SimpleNamespace:
+    return SimpleNamespace(
+        pg=None,
+        redis=None,
+        children=[],
+        settings=load_settings({}),
+        home=tmp_path,
+        allow_loopback_egress=False,
+    )
+
+
+CREDS = {
+    "url": "http://127.0.0.1:1",
+    "agent_id": "a-1",
+    "agent_secret": "s3cr3t",
+    "token": "tok-XYZ123",
+}
+
+
+def test_the_banner_names_the_credential_file_and_never_prints_the_token(tmp_path: Path) -> None:
+    text = dev.banner(_banner_stack(tmp_path), CREDS, show_secret=False)  # type: ignore[arg-type]
+    assert str(tmp_path / "credentials.json") in text
+    assert "a-1" in text
+    assert "s3cr3t" not in text and "tok-XYZ123" not in text
+    assert "TOKEN=$(" in text  # read from the file, not pasted into the output
+
+
+def test_the_secret_is_shown_only_once_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = dev.banner(_banner_stack(tmp_path), CREDS, show_secret=True)  # type: ignore[arg-type]
+    assert "s3cr3t" in shown
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert not dev.show_secret(created=True)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert dev.show_secret(created=True)
+    assert not dev.show_secret(created=False)

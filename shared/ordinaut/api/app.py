@@ -18,6 +18,7 @@ from ordinaut.api.middleware import (
     BodyLimitMiddleware,
     RateLimitMiddleware,
     RequestContextMiddleware,
+    check_rate_limit_store,
 )
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
@@ -47,6 +48,7 @@ def create_app(
     """The API over ``settings``. A given pool / Redis client is used and never closed; without
     one they are created on first use and closed at lifespan shutdown. The default clock is
     the database's (SYSTEM.md promise 2)."""
+    check_rate_limit_store(settings)
     deps = Deps(
         settings=settings,
         clock=clock if clock is not None else DatabaseClock(),

@@ -37,7 +37,8 @@ DESCRIPTIONS = {
     413: "The body is larger than `max_body_bytes` (`payload_too_large`).",
     422: "The input was understood but is not acceptable; `details` names each field "
     "(`validation_error`, `invalid_schedule`, `invalid_pipeline`, `limit_exceeded`).",
-    429: "Too many requests from this token or address (`rate_limited`); see `Retry-After`.",
+    429: "A budget is spent (`rate_limited`; `details.limit` names it): requests per agent or "
+    "address, runs queued per agent and minute, live streams per agent; see `Retry-After`.",
     503: "PostgreSQL or Redis cannot be reached right now (`unavailable`); retry later.",
 }
 RETRY_AFTER = {

@@ -6,13 +6,15 @@ Outermost first:
   ``X-Request-ID``, log context,
   metrics by route template, and the last word on unexpected exceptions (500, or 503 when a
   backing service is unreachable) so those responses keep the request id and are counted.
-* ``RateLimitMiddleware``: a token bucket per agent token (or per client address).
+* ``RateLimitMiddleware``: a token bucket per agent (or per client address until a token
+  authenticated), shared through Redis when configured.
 * ``BodyLimitMiddleware``: body size (declared and streamed) and JSON nesting depth, checked
   before anything parses the body.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import logging
@@ -28,7 +30,7 @@ from ordinaut import errors as domain
 from ordinaut import logs
 from ordinaut.api.errors import is_unavailable, new_request_id, send_error
 from ordinaut.config import Settings
-from ordinaut.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from ordinaut.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMIT_FALLBACKS
 
 log = logging.getLogger("ordinaut.api")
 access_log = logging.getLogger("ordinaut.api.access")
@@ -177,41 +179,172 @@ class TokenBuckets:
         return wait
 
 
-def caller_key(scope: Scope) -> str:
-    """The bearer token's digest (one bucket per credential), else the client address."""
-    authorization = _header(scope, b"authorization")
-    if authorization and authorization[:7].lower() == b"bearer ":
-        return "t:" + hashlib.blake2b(authorization[7:].strip(), digest_size=12).hexdigest()
+def client_address(scope: Scope) -> str:
+    """The peer's address as the server saw it (``X-Forwarded-For`` is not trusted)."""
     client = scope.get("client")
     return "ip:" + (str(client[0]) if client else "unknown")
 
 
+def bearer_digest(scope: Scope) -> str | None:
+    """A digest of the bearer token, if the request carries one (never the token itself)."""
+    authorization = _header(scope, b"authorization")
+    if authorization and authorization[:7].lower() == b"bearer ":
+        return hashlib.blake2b(authorization[7:].strip(), digest_size=12).hexdigest()
+    return None
+
+
+# One token bucket per key in Redis, as a hash {t: tokens, at: seconds}; returns the seconds to
+# wait as a string (a Lua number would come back truncated to an integer).
+TAKE_SCRIPT = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 't', 'at')
+local tokens = tonumber(v[1]) or capacity
+local at = tonumber(v[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+return tostring(wait)
+"""
+REDIS_TIMEOUT_S = 0.5
+REDIS_RETRY_S = 5.0  # after a failure, count in process this long before trying Redis again
+WARN_EVERY_S = 60.0
+
+
+RATE_LIMIT_STORES = ("memory", "redis")
+
+
+def check_rate_limit_store(settings: Settings) -> None:
+    """A misspelt store must stop the API at start, not leave every process counting alone."""
+    if settings.rate_limit_store not in RATE_LIMIT_STORES:
+        raise ValueError(
+            f"ORDINAUT_RATE_LIMIT_STORE must be memory or redis, not {settings.rate_limit_store!r}"
+        )
+
+
 class RateLimitMiddleware:
-    """``settings.rate_limit_per_minute`` per caller and process; 429 with Retry-After."""
+    """Token buckets: ``rate_limit_per_minute`` per caller, ``auth_rate_limit_per_minute`` per
+    client address on ``/agents/auth/*``; 429 with Retry-After.
+
+    A caller is its agent once one of its tokens authenticated in this process; until then,
+    without a token or with a token that did not authenticate, it is its client address, so
+    rotating made-up tokens cannot dodge the limit. With ``rate_limit_store = "redis"`` the
+    buckets live in Redis and every API process shares them; while Redis is unreachable each
+    process counts on its own (logged, ``ordinaut_rate_limit_fallbacks_total``), and a request
+    is never refused because Redis is down.
+    """
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.limit = settings.rate_limit_per_minute
+        self.auth_limit = settings.auth_rate_limit_per_minute
         self.buckets = TokenBuckets(max(1, self.limit))
+        self.auth_buckets = TokenBuckets(max(1, self.auth_limit))
+        check_rate_limit_store(settings)
+        self.shared = settings.rate_limit_store == "redis"
+        self.prefix = settings.rate_limit_prefix
+        # token digest -> its agent, learned when the token authenticated (bounded, LRU)
+        self.known: OrderedDict[str, str] = OrderedDict()
+        self._redis_down_until = float("-inf")
+        self._warned_at = float("-inf")
+        self._script: Any = None  # the bucket script, sent once and then called by its SHA
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.limit <= 0 or scope["path"] in UNLIMITED_PATHS:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(caller_key(scope), time.monotonic())
-        if wait > 0:
-            retry_after = max(1, math.ceil(wait))
-            await send_error(
-                send,
-                429,
-                domain.RateLimited.code,
-                f"rate limit of {self.limit} requests per minute exceeded (rate_limit_per_minute)",
-                {"limit": "rate_limit_per_minute", "max": self.limit, "retry_after_s": retry_after},
-                request_id=_state(scope).get("request_id") or new_request_id(),
-                headers=[(b"retry-after", str(retry_after).encode())],
-            )
+        address = client_address(scope)
+        digest = bearer_digest(scope)
+        agent = None
+        if digest is not None and (agent := self.known.get(digest)) is not None:
+            self.known.move_to_end(digest)  # least recently seen tokens are forgotten first
+        if self.auth_limit > 0 and scope["path"].startswith("/agents/auth/"):
+            wait = await self._take(scope, "auth", address, self.auth_limit, self.auth_buckets)
+            if wait > 0:
+                await self._refuse(scope, send, wait, "auth_rate_limit_per_minute", self.auth_limit)
+                return
+        if self.limit > 0:
+            key = f"a:{agent}" if agent else address
+            wait = await self._take(scope, "req", key, self.limit, self.buckets)
+            if wait > 0:
+                await self._refuse(scope, send, wait, "rate_limit_per_minute", self.limit)
+                return
+        if not digest:
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        status = 0
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if agent is None:
+            await self._learn(scope, digest)
+        elif status == 401:
+            # revoked or expired since: its requests count against the address again, so a
+            # dead token cannot spend its former agent's budget
+            self.known.pop(digest, None)
+
+    async def _learn(self, scope: Scope, digest: str) -> None:
+        """Remember the agent of a token that authenticated; this first request counts
+        toward the agent's budget too (it was charged to the address before we knew)."""
+        principal = _state(scope).get("principal")
+        agent_id = getattr(principal, "agent_id", None)
+        if agent_id is None:
+            return
+        self.known[digest] = str(agent_id)
+        while len(self.known) > self.buckets.max_keys:
+            self.known.popitem(last=False)
+        if self.limit > 0:
+            await self._take(scope, "req", f"a:{agent_id}", self.limit, self.buckets)
+
+    async def _take(
+        self, scope: Scope, name: str, key: str, per_minute: int, local: TokenBuckets
+    ) -> float:
+        if self.shared and time.monotonic() >= self._redis_down_until:
+            try:
+                deps = scope["app"].state.deps
+                redis = await deps.redis()
+                if self._script is None:
+                    self._script = redis.register_script(TAKE_SCRIPT)
+                async with asyncio.timeout(REDIS_TIMEOUT_S):
+                    raw = await self._script(
+                        keys=[f"{self.prefix}:{name}:{key}"],
+                        args=[per_minute, per_minute / 60.0, time.time()],
+                        client=redis,
+                    )
+                return float(raw)
+            except Exception as exc:
+                # never a 500 or a hang because the limiter's store is gone: count in process
+                self._redis_down_until = time.monotonic() + REDIS_RETRY_S
+                RATE_LIMIT_FALLBACKS.inc()
+                if time.monotonic() - self._warned_at >= WARN_EVERY_S:
+                    self._warned_at = time.monotonic()
+                    log.warning(
+                        "rate limiter cannot reach Redis; counting in this process",
+                        extra={"error": repr(exc)},
+                    )
+        elif self.shared:
+            RATE_LIMIT_FALLBACKS.inc()
+        return local.take(key, time.monotonic())
+
+    async def _refuse(self, scope: Scope, send: Send, wait: float, limit: str, value: int) -> None:
+        retry_after = max(1, math.ceil(wait))
+        await send_error(
+            send,
+            429,
+            domain.RateLimited.code,
+            f"rate limit of {value} requests per minute exceeded ({limit})",
+            {"limit": limit, "max": value, "retry_after_s": retry_after},
+            request_id=_state(scope).get("request_id") or new_request_id(),
+            headers=[(b"retry-after", str(retry_after).encode())],
+        )
 
 
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')

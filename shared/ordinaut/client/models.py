@@ -114,6 +114,7 @@ class EventAccepted(Model):
     topic: str
     duplicate: bool = False
     runs_queued: int = 0
+    runs_refused: int = 0  # past the agent's runs-per-minute budget
     tasks_matched: int = 0
 
 

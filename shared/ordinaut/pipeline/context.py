@@ -37,6 +37,9 @@ class RunContext:
     idempotency_key: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict)
     emit: EmitFn | None = None
+    # the owner's scopes now (None: not checked, as in a dry run); a step whose tool needs a
+    # scope outside them fails instead of running
+    scopes: frozenset[str] | None = None
     # For a step whose arguments were derived from secrets: the same arguments rendered with
     # every secret as "***". What a tool logs, publishes or reports back about its arguments
     # comes from here, never from the real ones. None when the step used no secret.

@@ -156,6 +156,7 @@ class _Run:
             if step.condition is not None and not self._condition(step):
                 record["status"] = "skipped"
                 return record, None, None
+            self._check_scopes(step)
             await self._breathe()
             args, shown = self._arguments(step)
             tainted = shown is not args
@@ -195,6 +196,20 @@ class _Run:
         finally:
             record["duration_ms"] = round((time.monotonic() - started) * 1000)
         return record, value, shown_value
+
+    def _check_scopes(self, step: CompiledStep) -> None:
+        """The task was checked against its owner's scopes when saved; an admin may since
+        have removed one, and the step must not act with it."""
+        held = self.ctx.scopes
+        if held is None or not step.tool.scopes or "admin" in held:
+            return
+        missing = sorted(set(step.tool.scopes) - held)
+        if missing:
+            raise ToolError(
+                "missing_scope",
+                f"{step.uses} needs the {', '.join(missing)} scope, which the task's owner "
+                "no longer holds",
+            )
 
     def _condition(self, step: CompiledStep) -> bool:
         assert step.condition is not None

@@ -9,8 +9,8 @@ from uuid import UUID
 import asyncpg
 
 INSERT_EVENT = """
-INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, depth)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (tenant_id, event_id) DO NOTHING
 RETURNING seq
 """
@@ -21,13 +21,15 @@ FROM events WHERE tenant_id = $1 AND event_id = $2
 """
 # A task's pattern is its topic, exact or with * wildcards ("orders.*"); LIKE special
 # characters in the pattern are escaped so only * is a wildcard. A pattern prefixed "shared:"
-# is a subscription across tenants: it only matches topics an admin declared shared.
+# is a subscription across tenants: it only matches topics an admin declared shared. Tasks of
+# a deactivated agent match nothing.
 MATCH_OWN = r"""
 SELECT id, created_by, priority, max_retries, concurrency_key, overlap_policy,
        payload -> 'filter' AS filter, payload -> 'params' AS params
 FROM tasks
 WHERE created_by = $1 AND schedule_kind = 'event' AND status = 'active'
   AND schedule_expr NOT LIKE 'shared:%'
+  AND EXISTS (SELECT 1 FROM agents a WHERE a.id = created_by AND a.is_active)
   AND $2 LIKE replace(replace(replace(replace(schedule_expr, '\', '\\'), '%', '\%'), '_', '\_'),
                       '*', '%')
 ORDER BY id
@@ -37,6 +39,7 @@ SELECT id, created_by, priority, max_retries, concurrency_key, overlap_policy,
        payload -> 'filter' AS filter, payload -> 'params' AS params
 FROM tasks
 WHERE schedule_kind = 'event' AND status = 'active' AND schedule_expr LIKE 'shared:%'
+  AND EXISTS (SELECT 1 FROM agents a WHERE a.id = created_by AND a.is_active)
   AND $1 LIKE replace(replace(replace(replace(substr(schedule_expr, 8), '\', '\\'), '%', '\%'),
                       '_', '\_'), '*', '%')
 ORDER BY created_by, id
@@ -50,8 +53,8 @@ SELECT EXISTS (
 """
 INSERT_COPY = """
 INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, tasks_matched,
-                    origin_tenant, origin_event_id)
-VALUES ($1, $2, $3, $4, 'shared', $5, $6, $7, $8)
+                    origin_tenant, origin_event_id, depth)
+VALUES ($1, $2, $3, $4, 'shared', $5, $6, $7, $8, $9)
 ON CONFLICT (tenant_id, event_id) DO NOTHING
 RETURNING seq
 """
@@ -77,10 +80,11 @@ async def insert_event(
     payload: Any,
     source: str,
     now: datetime,
+    depth: int = 0,
 ) -> int | None:
     """Store the event; None when this (tenant, event id) was stored before."""
     seq: int | None = await conn.fetchval(
-        INSERT_EVENT, tenant_id, event_id, topic, payload, source, now
+        INSERT_EVENT, tenant_id, event_id, topic, payload, source, now, depth
     )
     return seq
 
@@ -124,6 +128,7 @@ async def insert_copy(
     tasks_matched: int,
     origin_tenant: UUID,
     origin_event_id: str,
+    depth: int = 0,
 ) -> bool:
     """Store a shared event in a subscriber's tenant; False when it was stored before."""
     seq = await conn.fetchval(
@@ -136,6 +141,7 @@ async def insert_copy(
         tasks_matched,
         origin_tenant,
         origin_event_id,
+        depth,
     )
     return seq is not None
 

@@ -175,9 +175,9 @@ WITH r AS (
                               'reason', 'manual'), $3
     FROM r
 )
-INSERT INTO due_work (run_id, task_id, run_at, priority, attempt, max_attempts, concurrency_key,
-                      buffer_one)
-SELECT id, task_id, $3, priority, attempt, attempt + max_retries, concurrency_key,
+INSERT INTO due_work (run_id, task_id, owner_id, run_at, priority, attempt, max_attempts,
+                      concurrency_key, buffer_one)
+SELECT id, task_id, owner_id, $3, priority, attempt, attempt + max_retries, concurrency_key,
        overlap_policy = 'buffer_one'
 FROM r
 RETURNING run_id

@@ -75,7 +75,9 @@ SELECT count(*) FROM tasks
 WHERE created_by = $1 AND ($2::task_status IS NULL OR status = $2)
   AND ($3::text IS NULL OR schedule_kind = $3)
 """
-COUNT_OWNED = "SELECT count(*) FROM tasks WHERE created_by = $1 AND status <> 'canceled'"
+# Every stored task counts, canceled ones too: a canceled task keeps its row (and its runs)
+# until its owner deletes it, so leaving them out let the rows grow without bound.
+COUNT_OWNED = "SELECT count(*) FROM tasks WHERE created_by = $1"
 DELETE_TASK = "DELETE FROM tasks WHERE id = $1 AND created_by = $2 RETURNING id"
 FIND_DEDUPE = f"""
 SELECT {TASK_COLUMNS} FROM tasks
@@ -165,13 +167,16 @@ async def find_recent_duplicate(
     return dict(row) if row else None
 
 
-# The tick's read: only active tasks whose next slot falls inside the lookahead (tasks_due
-# index). SKIP LOCKED lets concurrent schedulers split the work instead of waiting.
+# The tick's read: only active tasks of active agents whose next slot falls inside the
+# lookahead (tasks_due index). SKIP LOCKED lets concurrent schedulers split the work instead of waiting.
 LOCK_DUE_TASKS = """
 SELECT id, created_by, schedule_kind, schedule_expr, timezone, dtstart, next_run_at, priority,
        max_retries, misfire_policy, overlap_policy, concurrency_key, snoozed_until
 FROM tasks
 WHERE status = 'active' AND next_run_at IS NOT NULL AND next_run_at <= $1
+  -- a deactivated agent's tasks wait where they are, like paused ones; when it is active
+  -- again, each task's misfire policy decides what happens to the slots it missed
+  AND EXISTS (SELECT 1 FROM agents a WHERE a.id = tasks.created_by AND a.is_active)
 ORDER BY next_run_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED

@@ -61,10 +61,10 @@ WITH s AS (
            $14
     FROM r
 )
-INSERT INTO due_work (run_id, task_id, run_at, priority, max_attempts, concurrency_key,
-                      buffer_one)
-SELECT s.run_id, s.task_id, s.run_at, s.priority, s.max_attempts, s.concurrency_key,
-       s.buffer_one
+INSERT INTO due_work (run_id, task_id, owner_id, run_at, priority, max_attempts,
+                      concurrency_key, buffer_one)
+SELECT s.run_id, s.task_id, s.owner_id, s.run_at, s.priority, s.max_attempts,
+       s.concurrency_key, s.buffer_one
 FROM s JOIN r ON r.id = s.run_id
 RETURNING run_id, task_id
 """
@@ -96,9 +96,18 @@ async def materialize(
     return [(r["run_id"], r["task_id"]) for r in rows]
 
 
+# Fairness ($5 = max_running_per_agent, 0: off): an owner already running its share across
+# the whole fleet is passed over, so the scan reaches other owners' due rows behind its
+# backlog, and a batch hands an owner no more than the rest of its share. Running rows are
+# counted per lease (they are at most the fleet's total concurrency, found through
+# due_work_expired); with $5 = 0 the count is not run at all.
 LEASE = """
-WITH c AS (
-    SELECT w.run_id FROM due_work w
+WITH busy AS (
+    SELECT owner_id, count(*) AS n FROM due_work
+    WHERE state = 'running' AND $5::int > 0
+    GROUP BY owner_id
+), c AS (
+    SELECT w.run_id, w.owner_id, w.run_at, w.priority FROM due_work w
     WHERE w.state = 'queued' AND w.run_at <= $1
       -- [budget]
       AND (NOT w.buffer_one OR NOT EXISTS (
@@ -106,16 +115,24 @@ WITH c AS (
       AND (w.concurrency_key IS NULL OR NOT EXISTS (
             SELECT 1 FROM due_work y
             WHERE y.concurrency_key = w.concurrency_key AND y.state = 'running'))
+      AND ($5::int <= 0 OR w.owner_id <> ALL (ARRAY(SELECT owner_id FROM busy WHERE n >= $5)))
     ORDER BY w.run_at, w.priority DESC
     LIMIT $2
     FOR UPDATE SKIP LOCKED
+), pick AS (
+    SELECT c.run_id FROM (
+        SELECT run_id, owner_id,
+               row_number() OVER (PARTITION BY owner_id ORDER BY run_at, priority DESC) AS nth
+        FROM c
+    ) c LEFT JOIN busy b ON b.owner_id = c.owner_id
+    WHERE $5::int <= 0 OR c.nth + coalesce(b.n, 0) <= $5
 ), l AS (
     UPDATE due_work d
     SET state = 'running', lease_token = gen_random_uuid(),
         leased_until = $1 + make_interval(secs => $3), leased_by = $4
     -- = ANY(ARRAY(...)) keeps this on the primary key; a join with c can plan as a scan
     -- of the whole queue.
-    WHERE d.run_id = ANY (ARRAY(SELECT run_id FROM c))
+    WHERE d.run_id = ANY (ARRAY(SELECT run_id FROM pick))
     RETURNING d.run_id, d.task_id, d.attempt, d.max_attempts, d.lease_token, d.run_at
 ), r AS (
     UPDATE runs SET status = 'running', started_at = $1, attempt = l.attempt, worker_id = $4,
@@ -141,8 +158,13 @@ SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
            EXISTS (SELECT 1 FROM due_work s
                    WHERE s.task_id = l.task_id AND s.state = 'running' AND s.run_id <> l.run_id)
        ELSE false END AS sibling_running,
-       e.event_id AS event_key, e.topic AS event_topic, e.payload AS event_payload
+       e.event_id AS event_key, e.topic AS event_topic, e.payload AS event_payload,
+       e.depth AS event_depth,
+       -- the owner as it is now: a deactivated owner's run is not executed, and the scopes
+       -- bound what its steps may do (worker.py)
+       a.is_active AS owner_active, a.scopes AS owner_scopes
 FROM l JOIN r ON r.id = l.run_id JOIN tasks t ON t.id = l.task_id
+JOIN agents a ON a.id = r.owner_id
 LEFT JOIN events e ON r.event_id IS NOT NULL AND e.tenant_id = r.owner_id
                   AND e.event_id = r.event_id
 ORDER BY l.run_at
@@ -172,15 +194,17 @@ async def lease(
     limit: int,
     lease_s: float,
     worker_id: str,
+    max_running_per_owner: int = 0,
     within_s: float | None = None,
     default_bound_s: float = 0.0,
 ) -> list[asyncpg.Record]:
     """Lease up to ``limit`` due rows (due time, then priority); marks their runs running.
 
+    With ``max_running_per_owner`` no owner gets more running rows than that, fleet-wide.
     With ``within_s``, only rows whose run bound (``tasks.run_bound_s``, else
     ``default_bound_s``) is at most ``within_s``.
     """
-    args = (now, limit, lease_s, worker_id)
+    args = (now, limit, lease_s, worker_id, max_running_per_owner)
     if within_s is None:
         return await conn.fetch(LEASE, *args)
     return await conn.fetch(LEASE_WITHIN, *args, within_s, default_bound_s)

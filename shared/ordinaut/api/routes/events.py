@@ -22,10 +22,10 @@ from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, Page, PagingDep, Principal, get_deps, require
 from ordinaut.api.errors import is_unavailable
 from ordinaut.api.strict import JSONRoute
-from ordinaut.errors import NotFound, Unavailable, ValidationFailed
+from ordinaut.errors import NotFound, RateLimited, Unavailable, ValidationFailed
 from ordinaut.ingest import ingest_event
 from ordinaut.pipeline.context import iso_utc
-from ordinaut.store import events, outbox
+from ordinaut.store import agents, events, outbox
 from ordinaut.taskdefs import SHARED_PREFIX
 
 router = APIRouter(tags=["events"], route_class=JSONRoute)
@@ -87,6 +87,12 @@ class EventAccepted(BaseModel):
     topic: str = Field(description="The topic it was published on.")
     duplicate: bool = Field(description="True when this event id was published before.")
     runs_queued: int = Field(description="Runs queued for it now (0 for a duplicate).")
+    runs_refused: int = Field(
+        default=0,
+        description="Matched tasks that got no run: the publishing agent's budget of runs per "
+        "minute (`max_runs_per_minute_per_agent`) was spent. A `runs.throttled` lifecycle event "
+        "records them.",
+    )
     tasks_matched: int = Field(description="Tasks whose pattern and filter matched.")
 
 
@@ -137,7 +143,10 @@ async def publish_event(
     who: Principal = Depends(require("events:publish")),
     deps: Deps = Depends(get_deps),
 ) -> dict[str, Any]:
-    """Store the event durably, then queue one run per active event task whose topic matches."""
+    """Store the event durably, then queue one run per active event task whose topic matches.
+
+    Runs past the agent's budget (``max_runs_per_minute_per_agent``) are not queued: the answer
+    counts them in ``runs_refused`` and a ``runs.throttled`` lifecycle event records them."""
     pool = await deps.pool()
     return await ingest_event(
         pool,
@@ -146,6 +155,7 @@ async def publish_event(
         payload=body.payload,
         event_id=body.event_id,
         now=deps.clock.now(),
+        max_runs_per_minute=deps.settings.max_runs_per_minute_per_agent,
         on_wake=deps.wake_workers,
     )
 
@@ -290,28 +300,43 @@ def _frame(row: asyncpg.Record) -> bytes:
 
 
 class _Slots:
-    """Live streams open in this process (``sse_max_connections``)."""
+    """Live streams open in this process: in all (``sse_max_connections``) and per agent
+    (``sse_max_per_agent``), so one agent holding streams cannot lock the others out."""
 
     def __init__(self) -> None:
         self.open = 0
+        self.by_agent: dict[UUID, int] = {}
+
+    def take(self, agent: UUID) -> None:
+        self.open += 1
+        self.by_agent[agent] = self.by_agent.get(agent, 0) + 1
+
+    def give_back(self, agent: UUID) -> None:
+        self.open -= 1
+        left = self.by_agent.get(agent, 1) - 1
+        if left > 0:
+            self.by_agent[agent] = left
+        else:
+            self.by_agent.pop(agent, None)
 
 
 class _Stream(StreamingResponse):
     """Frees its connection slot however the response ends (finished, client gone)."""
 
-    def __init__(self, body: AsyncIterator[bytes], slots: _Slots) -> None:
+    def __init__(self, body: AsyncIterator[bytes], slots: _Slots, agent: UUID) -> None:
         super().__init__(
             body,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
         self.slots = slots
+        self.agent = agent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.slots.open -= 1
+            self.slots.give_back(self.agent)
 
 
 def _cursor(header: str | None, query: int | None) -> int | None:
@@ -367,7 +392,10 @@ async def stream_events(
     ``Last-Event-ID`` (header, or ``last_event_id`` for the first connection) the stream starts
     now; with it, right after that event. Comments keep idle connections open; each stream
     ends after ``sse_max_seconds`` (reconnect with ``Last-Event-ID``); at most
-    ``sse_max_connections`` are open per process (else 503).
+    ``sse_max_connections`` are open per process (else 503), and at most
+    ``sse_max_per_agent`` per agent and process (else 429). The token is checked again every
+    ``sse_recheck_s``: once it is revoked, its agent deactivated or its scope removed, the
+    stream ends with ``event: end`` (reason ``unauthorized``).
 
     Read from PostgreSQL rather than Redis: it works while Redis is down (the outbox is written
     in the same transaction as each change), ``seq`` makes resuming exact, and the tenant is a
@@ -382,28 +410,49 @@ async def stream_events(
             f"too many live event streams (sse_max_connections={settings.sse_max_connections})",
             {"limit": "sse_max_connections", "retry_after_s": 5},
         )
+    per_agent = settings.sse_max_per_agent
+    if per_agent > 0 and slots.by_agent.get(who.agent_id, 0) >= per_agent:
+        raise RateLimited(
+            f"this agent has {per_agent} live event streams open (sse_max_per_agent)",
+            {"limit": "sse_max_per_agent", "max": per_agent, "retry_after_s": 5},
+        )
     pool = await deps.pool()
     if cursor is None:
         cursor = await outbox.latest_seq(pool)
-    slots.open += 1
+    slots.take(who.agent_id)
     try:
         body = _events(
             deps,
             who.agent_id,
+            _bearer(request),
             Tail(cursor, settings.sse_settle_s),
             type_pattern=type_,
             topic_pattern=topic,
             task_id=task_id,
         )
-        return _Stream(body, slots)
+        return _Stream(body, slots, who.agent_id)
     except BaseException:
-        slots.open -= 1
+        slots.give_back(who.agent_id)
         raise
+
+
+def _bearer(request: Request) -> str:
+    """The request's bearer token (``require`` checked it), so the stream can check it again."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+async def _still_allowed(deps: Deps, token: str) -> bool:
+    """Whether the stream's token still grants ``tasks:read``: revoking it, deactivating its
+    agent or removing the scope ends a stream already open, not only the next request."""
+    grant = await agents.authenticate(await deps.pool(), token, deps.clock.now())
+    return grant is not None and bool(grant.scopes & {"tasks:read", "admin"})
 
 
 async def _events(
     deps: Deps,
     tenant_id: UUID,
+    token: str,
     tail: Tail,
     *,
     type_pattern: str | None,
@@ -412,9 +461,20 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     settings = deps.settings
     loop = asyncio.get_running_loop()
-    started = last_write = loop.time()
+    started = last_write = checked = loop.time()
     yield b"retry: 2000\n: connected\n\n"
     while True:
+        if loop.time() - checked >= settings.sse_recheck_s:
+            checked = loop.time()
+            try:
+                allowed = await _still_allowed(deps, token)
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                allowed = True  # the rows below say the database is down; checked again later
+            if not allowed:
+                yield b'event: end\ndata: {"reason": "unauthorized"}\n\n'
+                return
         after = tail.floor
         try:
             pool = await deps.pool()

@@ -24,6 +24,7 @@ from ordinaut.errors import (
     Forbidden,
     InvalidTransition,
     LimitExceeded,
+    RateLimited,
     ValidationFailed,
 )
 from ordinaut.models import (
@@ -44,6 +45,7 @@ from ordinaut.pipeline.offload import off_loop
 from ordinaut.scheduler import materialize_due_task
 from ordinaut.slots import idempotency_key, stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
+from ordinaut.store.quota import RunQuota
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
 
 router = APIRouter(tags=["tasks"], route_class=JSONRoute)
@@ -537,6 +539,17 @@ async def run_now(
             current = await tasks.get_task(conn, task_id, who.agent_id, lock=True)
             if current["status"] == "canceled":
                 raise InvalidTransition("a canceled task cannot run", {"status": "canceled"})
+            limit = deps.settings.max_runs_per_minute_per_agent
+            quota = RunQuota(limit, now)
+            if not (await quota.allow(conn, {who.agent_id: 1}))[who.agent_id]:
+                raise RateLimited(
+                    f"this agent queued {limit} runs this minute (max_runs_per_minute_per_agent)",
+                    {
+                        "limit": "max_runs_per_minute_per_agent",
+                        "max": limit,
+                        "retry_after_s": quota.retry_after_s,
+                    },
+                )
             run_id = uuid.uuid4()
             slot = f"manual:{run_id}"
             await work.materialize(
@@ -570,6 +583,7 @@ async def run_now(
                 details={"run_id": str(run_id)},
                 request_id=request_id(request),
             )
+            await quota.charge(conn)  # last: see store/quota.py
         await work.notify_work(conn)
     await deps.wake_workers()
     return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": iso_utc(now)}
