@@ -101,10 +101,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def prepare(args: argparse.Namespace) -> Settings:
-    """What every command that touches the database does first: settings, URL check, logging."""
+    """What every command that touches the database does first: settings, URL check, logging,
+    and tracing when OTEL_* variables configure an exporter."""
     settings = settings_from(args)
     require_database(settings)
     configure_logging(settings)
+    from ordinaut import tracing
+
+    tracing.configure(str(getattr(args, "command", None) or "cli"))
     return settings
 
 

@@ -18,6 +18,7 @@ from ordinaut.cli import (
     EXIT_RUN_FAILED,
     EXIT_TIMEOUT,
     EXIT_USAGE,
+    _int_in,
 )
 
 __all__ = [
@@ -127,7 +128,7 @@ def _leaf(
 
 
 def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None:
-    """Add login, tasks, runs, events and mcp to the ``ordinaut`` parser."""
+    """Add login, tasks, runs, events, mcp and admin to the ``ordinaut`` parser."""
     p = _leaf(
         sub,
         factory,
@@ -336,6 +337,37 @@ def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None
     p.add_argument("--host", default="127.0.0.1", help="HTTP interface (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     _connection_flags(p, json_flag=False)
+
+    p = _leaf(
+        sub,
+        factory,
+        "admin",
+        "the operator's view: queue, schedulers, workers, dead letters (admin)",
+        "  ordinaut admin\n  ordinaut admin --dead-letters 100 --json\n"
+        "  ordinaut admin --retry RUN_ID [--retry RUN_ID ...]",
+        lazy("cmd_admin", "ordinaut.cli_admin"),
+    )
+    p.description = (
+        "Show what an operator checks first, over the REST API with an admin credential:\n"
+        "due work by state (due, scheduled, running) and how long the oldest due row waits,\n"
+        "each scheduler's last tick, the workers (live ones first) with the runs each holds,\n"
+        "and the dead letters of every agent. --retry requeues a dead-lettered (or failed)\n"
+        "run of any agent with a fresh retry budget."
+    )
+    p.add_argument(
+        "--retry",
+        action="append",
+        metavar="RUN_ID",
+        help="requeue this dead-lettered or failed run (repeat for several)",
+    )
+    p.add_argument(
+        "--dead-letters",
+        type=_int_in(1, 500, "count"),
+        default=20,
+        metavar="N",
+        help="dead letters to list, newest first (default 20, at most 500)",
+    )
+    _connection_flags(p)
 
 
 def _schedule_flags(p: argparse.ArgumentParser) -> None:

@@ -93,6 +93,8 @@ class Settings:
     # finished runs (with their step results) older than this are deleted by the scheduler's
     # tick; 0 keeps them all. Queued and running runs are never touched.
     run_retention_s: float = 0.0
+    # audit log rows older than this are deleted by the scheduler's tick; 0 keeps them all
+    audit_retention_s: float = 0.0
     # an Idempotency-Key on POST /tasks is remembered this long; later the same key creates anew
     idempotency_ttl_s: float = 86_400.0
     # ingest stream consumer group: entries idle this long are reclaimed (longer than the

@@ -38,7 +38,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from ordinaut import metrics
+from ordinaut import metrics, tracing
 from ordinaut.clock import Clock
 from ordinaut.config import Settings
 from ordinaut.errors import Unavailable, ValidationFailed
@@ -113,16 +113,20 @@ async def ingest_entry(
     if refusal is not None:
         raise Rejected(f"{refusal}: {tenant_id}")
     try:
-        return await ingest_event(
-            pool,
-            tenant_id=tenant_id,
-            topic=fields["topic"],
-            payload=payload,
-            event_id=fields.get("event_id") or f"stream-{entry_id}",
-            now=now,
-            source="stream",
-            max_runs_per_minute=max_runs_per_minute,
-        )
+        # a producer's traceparent field: the runs this event causes continue its trace
+        with tracing.span(
+            "ingest", parent=fields.get("traceparent"), attributes={"ordinaut.entry": entry_id}
+        ):
+            return await ingest_event(
+                pool,
+                tenant_id=tenant_id,
+                topic=fields["topic"],
+                payload=payload,
+                event_id=fields.get("event_id") or f"stream-{entry_id}",
+                now=now,
+                source="stream",
+                max_runs_per_minute=max_runs_per_minute,
+            )
     except ValidationFailed as exc:
         fields_named = ", ".join(str(d.get("field")) for d in exc.details or [])
         raise Rejected(f"{fields_named}: {exc.message}" if fields_named else exc.message) from None

@@ -26,7 +26,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut import metrics, storable
+from ordinaut import metrics, storable, tracing
 from ordinaut.conditions import filter_passes
 from ordinaut.errors import ValidationFailed
 from ordinaut.events import EVENT_RECEIVED, RUNS_THROTTLED
@@ -87,6 +87,7 @@ def _slot(task: asyncpg.Record, owner: UUID, event_id: str, now: datetime) -> wo
         concurrency_key=task["concurrency_key"],
         buffer_one=task["overlap_policy"] == "buffer_one",
         idempotency_key=idempotency_key(task["id"], slot),
+        trace_context=tracing.current_traceparent(),  # POST /events: the request's trace
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -90,6 +93,49 @@ STEP_DURATION = Histogram(
 WORKER_IN_FLIGHT = Gauge(
     "ordinaut_worker_in_flight", "Runs executing in this worker process.", registry=REGISTRY
 )
+# Fleet-wide gauges, read from the database by every scheduler tick: they hold for workers and
+# relays Prometheus does not scrape (Lambda), and the alert rules in local/observability/ use
+# them. Other processes export them at 0, so rules take max() over every series.
+SCHEDULER_LAST_TICK = Gauge(
+    "ordinaut_scheduler_last_tick_timestamp_seconds",
+    "Unix time of this scheduler's last finished tick (0 in processes that do not tick).",
+    registry=REGISTRY,
+)
+DUE_WORK = Gauge(
+    "ordinaut_due_work",
+    "Due-work rows by state: due (queued, its instant passed), scheduled (queued, later), "
+    "running (leased).",
+    ["state"],
+    registry=REGISTRY,
+)
+WORKERS_LIVE = Gauge(
+    "ordinaut_workers_live",
+    "Workers whose heartbeat is fresh (within 3 heartbeat periods), as the tick last counted.",
+    registry=REGISTRY,
+)
+WORKERS_IN_FLIGHT = Gauge(
+    "ordinaut_workers_in_flight",
+    "Runs in flight across live workers, from their last heartbeats.",
+    registry=REGISTRY,
+)
+OUTBOX_BACKLOG = Gauge(
+    "ordinaut_outbox_backlog",
+    "Lifecycle events not yet relayed to Redis (counted up to 100000; 0 where the scheduler "
+    "has no ORDINAUT_REDIS_URL, as nothing relays there).",
+    registry=REGISTRY,
+)
+
+
+def count_rescued(rows: Iterable[Mapping[str, Any]]) -> None:
+    """Count rescued leases; a rescue past the last attempt is a dead letter like any other."""
+    rescued = dead = 0
+    for row in rows:
+        rescued += 1
+        dead += row["action"] == "dead_letter"
+    RESCUES.inc(rescued)
+    if dead:
+        DEAD_LETTERS.inc(dead)
+        RUNS.labels("dead_letter").inc(dead)
 
 
 def serve(port: int, host: str = "127.0.0.1") -> None:
@@ -117,6 +163,11 @@ RUNS_PRUNED = Counter(
     "Finished runs deleted after run_retention_s.",
     registry=REGISTRY,
 )
+AUDIT_PRUNED = Counter(
+    "ordinaut_audit_pruned_total",
+    "Audit log rows deleted after audit_retention_s.",
+    registry=REGISTRY,
+)
 EVENTS_RELAYED = Counter(
     "ordinaut_events_relayed_total",
     "Lifecycle events the outbox relay published to the Redis stream.",
@@ -136,3 +187,6 @@ INGEST_ENTRIES = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+# Every outcome exported from the start (at 0): increase() then sees the first parked entry.
+for _outcome in ("ingested", "duplicate", "failed", "parked", "reclaimed"):
+    INGEST_ENTRIES.labels(_outcome)

@@ -323,6 +323,9 @@ class RunSummary(BaseModel):
 
     id: UUID = Field(description="The run's id.")
     task_id: UUID = Field(description="Its task.")
+    owner_id: UUID = Field(
+        description="The agent owning its task (admins read across agents with `owner=`)."
+    )
     scheduled_for: datetime = Field(description="The fire time or request time it is for (UTC).")
     status: RunStatus = Field(
         description="`queued`, `running`, `succeeded`, `dead_letter` (ended without success "

@@ -12,12 +12,12 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from ordinaut import metrics
+from ordinaut import metrics, tracing
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidSchedule
 from ordinaut.slots import Policy, idempotency_key, plan_slots, slot_key, stored_schedule
-from ordinaut.store import db, heartbeats, idempotency, outbox, runs, tasks, work
+from ordinaut.store import audit, db, heartbeats, idempotency, outbox, runs, tasks, work
 
 log = logging.getLogger("ordinaut.scheduler")
 
@@ -31,8 +31,15 @@ class TickResult:
     rescued: int = 0
     pruned_events: int = 0
     pruned_runs: int = 0
+    pruned_audit: int = 0
     duration_ms: float = 0.0
     lag_s: float = 0.0
+    # the fleet as this tick saw it (exported as gauges; the alert rules read them)
+    due: int = 0
+    running: int = 0
+    live_workers: int = 0
+    in_flight: int = 0
+    outbox_backlog: int = 0
 
 
 async def tick(
@@ -43,6 +50,19 @@ async def tick(
     Safe to run concurrently and to retry: tasks are claimed with SKIP LOCKED and the unique
     (task, slot) key makes a second insert of a slot a no-op.
     """
+    with tracing.span("scheduler.tick", attributes={"ordinaut.scheduler": name}) as span:
+        result = await _tick(pool, settings, clock, name=name)
+        span.set_attributes(
+            {
+                "ordinaut.tick.materialized": result.materialized,
+                "ordinaut.tick.rescued": result.rescued,
+                "ordinaut.tick.lag_s": result.lag_s,
+            }
+        )
+        return result
+
+
+async def _tick(pool: asyncpg.Pool, settings: Settings, clock: Clock, *, name: str) -> TickResult:
     started = time.perf_counter()
     now = clock.now()
     horizon = now + timedelta(seconds=settings.lookahead_s)
@@ -67,6 +87,16 @@ async def tick(
             await work.notify_work(conn)
         stats = await work.queue_stats(conn, now)
         result.lag_s = stats["lag_s"]
+        result.due, result.running = stats["due"], stats["running"]
+        fleet = await heartbeats.liveness(
+            conn,
+            since=now - timedelta(seconds=heartbeats.LIVE_HEARTBEATS * settings.heartbeat_s),
+            backlog_cap=heartbeats.OUTBOX_BACKLOG_CAP,
+        )
+        result.live_workers = int(fleet["live_workers"])
+        result.in_flight = int(fleet["in_flight"])
+        # without Redis no relay runs and the outbox only ages out: nothing is "behind"
+        result.outbox_backlog = int(fleet["outbox_backlog"]) if settings.redis_url else 0
         result.duration_ms = (time.perf_counter() - started) * 1000.0
         await heartbeats.record_tick(
             conn,
@@ -78,14 +108,22 @@ async def tick(
         try:
             result.pruned_events = await prune_history(conn, settings, now)
             result.pruned_runs = await prune_runs(conn, settings, now)
+            result.pruned_audit = await prune_audit(conn, settings, now)
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             # housekeeping may wait for the next tick; the tick itself is done and recorded
             log.warning("housekeeping failed", extra={"error": repr(exc)})
     metrics.TICK_DURATION.observe(result.duration_ms / 1000.0)
     metrics.SLOTS_MATERIALIZED.labels("schedule").inc(result.materialized)
-    metrics.RESCUES.inc(result.rescued)
+    metrics.count_rescued(rescued)
     metrics.DUE_WORK_LAG.set(result.lag_s)
     metrics.DUE_WORK_QUEUED.set(stats["queued"])
+    metrics.DUE_WORK.labels("due").set(result.due)
+    metrics.DUE_WORK.labels("scheduled").set(stats["queued"] - result.due)
+    metrics.DUE_WORK.labels("running").set(result.running)
+    metrics.WORKERS_LIVE.set(result.live_workers)
+    metrics.WORKERS_IN_FLIGHT.set(result.in_flight)
+    metrics.OUTBOX_BACKLOG.set(result.outbox_backlog)
+    metrics.SCHEDULER_LAST_TICK.set(now.timestamp())
     return result
 
 
@@ -227,6 +265,16 @@ async def prune_runs(conn: asyncpg.Connection, settings: Settings, now: datetime
     return pruned
 
 
+async def prune_audit(conn: asyncpg.Connection, settings: Settings, now: datetime) -> int:
+    """Audit rows past ``audit_retention_s`` (0: none)."""
+    if settings.audit_retention_s <= 0:
+        return 0
+    pruned = await audit.prune(conn, before=now - timedelta(seconds=settings.audit_retention_s))
+    if pruned:
+        metrics.AUDIT_PRUNED.inc(pruned)
+    return pruned
+
+
 async def tick_once(settings: Settings) -> TickResult:
     """One tick with a short-lived pool on the database clock (cron jobs, Cloud Run jobs)."""
     pool = await db.create_pool(settings, min_size=1, max_size=2)
@@ -246,7 +294,8 @@ def _log_result(result: TickResult) -> None:
         or result.rescued
         or result.completed
         or result.pruned_events
-        or (result.pruned_runs)
+        or result.pruned_runs
+        or result.pruned_audit
     ):
         log.info(
             "tick",
@@ -256,6 +305,7 @@ def _log_result(result: TickResult) -> None:
                 "completed": result.completed,
                 "pruned_events": result.pruned_events,
                 "pruned_runs": result.pruned_runs,
+                "pruned_audit": result.pruned_audit,
                 "duration_ms": round(result.duration_ms, 2),
                 "lag_s": round(result.lag_s, 3),
             },

@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from ordinaut import conditions, consumer, events, logs, metrics
+from ordinaut import conditions, consumer, events, logs, metrics, tracing
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidPipeline, Unavailable, ValidationFailed
@@ -146,17 +146,19 @@ class Worker:
     async def lease(self, limit: int, *, within_s: float | None = None) -> list[asyncpg.Record]:
         """Lease up to ``limit`` due rows; with ``within_s``, only rows whose run bound fits."""
         now = self.last_lease_at = self.clock.now()
-        async with self.pool.acquire() as conn:
-            rows = await work.lease(
-                conn,
-                now=now,
-                limit=limit,
-                lease_s=self.settings.lease_seconds,
-                worker_id=self.worker_id,
-                max_running_per_owner=self.settings.max_running_per_agent,
-                within_s=within_s,
-                default_bound_s=self.settings.max_run_duration_s,
-            )
+        with tracing.span("worker.lease", attributes={"ordinaut.worker": self.worker_id}) as span:
+            async with self.pool.acquire() as conn:
+                rows = await work.lease(
+                    conn,
+                    now=now,
+                    limit=limit,
+                    lease_s=self.settings.lease_seconds,
+                    worker_id=self.worker_id,
+                    max_running_per_owner=self.settings.max_running_per_agent,
+                    within_s=within_s,
+                    default_bound_s=self.settings.max_run_duration_s,
+                )
+            span.set_attribute("ordinaut.leased", len(rows))
         if rows:
             metrics.LEASES.inc(len(rows))
             lag = self.start_lag_s
@@ -206,11 +208,22 @@ class Worker:
                     self.in_flight.pop(row["run_id"], None)
             for row in rows:
                 try:
-                    outcome, events = await self._execute(row)
-                    # From here the row's fate is being written (fenced): a heartbeat must
-                    # neither extend nor "lose" a lease the completion is deleting.
-                    self.recording.add(row["run_id"])
-                    await self.record(outcome, events)
+                    with tracing.span(
+                        "run",
+                        parent=row["trace_context"],
+                        attributes={
+                            "ordinaut.run_id": str(row["run_id"]),
+                            "ordinaut.task_id": str(row["task_id"]),
+                            "ordinaut.attempt": row["attempt"],
+                            "ordinaut.trigger": row["trigger"],
+                        },
+                    ) as span:
+                        outcome, events = await self._execute(row)
+                        span.set_attribute("ordinaut.outcome", outcome.status)
+                        # From here the row's fate is being written (fenced): a heartbeat must
+                        # neither extend nor "lose" a lease the completion is deleting.
+                        self.recording.add(row["run_id"])
+                        await self.record(outcome, events)
                 finally:
                     self.recording.discard(row["run_id"])
                     self.in_flight.pop(row["run_id"], None)
@@ -543,7 +556,7 @@ class Worker:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await work.rescue_expired(conn, now=self.clock.now())
         if rows:
-            metrics.RESCUES.inc(len(rows))
+            metrics.count_rescued(rows)
             log.warning("rescued expired leases", extra={"count": len(rows)})
         return len(rows)
 

@@ -140,3 +140,16 @@ def test_compose_resolves_the_model() -> None:
             "service_completed_successfully"
         )
         assert services[name]["image"] == "ordinaut:local"
+
+
+def test_the_observability_profile_is_valid_and_adds_prometheus_and_grafana() -> None:
+    result = _compose("--profile", "observability", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert {"prometheus", "grafana"} <= set(services)
+    for name in ("prometheus", "grafana"):
+        for volume in services[name]["volumes"]:
+            if volume["type"] == "bind":
+                assert Path(volume["source"]).exists(), volume["source"]
+    plain = json.loads(_compose("config", "--format", "json").stdout)["services"]
+    assert not {"prometheus", "grafana"} & set(plain), "only with --profile observability"

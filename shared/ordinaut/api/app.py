@@ -27,7 +27,18 @@ from ordinaut.toolbox import build_registry
 log = logging.getLogger("ordinaut.api")
 
 ROUTES_PACKAGE = "ordinaut.api.routes"
-ROUTE_MODULES = ["agents", "health", "tasks", "runs", "events", "tools", "secrets", "ui"]
+ROUTE_MODULES = [
+    "agents",
+    "health",
+    "tasks",
+    "runs",
+    "events",
+    "tools",
+    "secrets",
+    "ui",
+    "audit",
+    "admin",
+]
 
 
 def _routers() -> list[APIRouter]:

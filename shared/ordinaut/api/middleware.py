@@ -27,7 +27,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordinaut import errors as domain
-from ordinaut import logs
+from ordinaut import logs, tracing
 from ordinaut.api.errors import is_unavailable, new_request_id, send_error
 from ordinaut.config import Settings
 from ordinaut.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMIT_FALLBACKS
@@ -109,6 +109,11 @@ class RequestContextMiddleware:
             await send(message)
 
         begun = time.perf_counter()
+        parent = _header(scope, b"traceparent")
+        span, span_token = tracing.start_server_span(
+            scope["method"] if scope["method"] in _METHODS else "OTHER",
+            parent.decode("latin-1") if parent else None,
+        )
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
@@ -144,6 +149,7 @@ class RequestContextMiddleware:
             route = route_template(scope)
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_LATENCY.labels(method, route).observe(elapsed)
+            tracing.end_server_span(span, span_token, method, route, status)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "%s %s %s",

@@ -18,6 +18,7 @@ from ordinaut.client.models import (
     Agent,
     AgentCreated,
     AgentSecret,
+    AuditEntry,
     EventAccepted,
     FireTimes,
     Items,
@@ -212,6 +213,7 @@ def list_runs(
     end_time: datetime | None,
     limit: int,
     offset: int,
+    owner: str | None = None,
 ) -> Call[Page[Run]]:
     params = _query(
         task_id=str(task_id) if task_id is not None else None,
@@ -221,6 +223,7 @@ def list_runs(
         end_time=end_time,
         limit=limit,
         offset=offset,
+        owner=owner,
     )
     return Call("GET", "/runs", _page(Run), params=params, safe=True)
 
@@ -244,6 +247,36 @@ def runs_summary() -> Call[dict[str, Any]]:
 def run_action(run_id: Id, action: str) -> Call[Run]:
     """retry / cancel."""
     return Call("POST", f"/runs/{segment(run_id)}/{action}", _model(Run))
+
+
+# --- audit and the operators' view (admin) --------------------------------------------------
+
+
+def list_audit(
+    actor: Id | None,
+    subject_type: str | None,
+    subject_id: Id | None,
+    action: str | None,
+    from_: datetime | None,
+    until: datetime | None,
+    limit: int,
+    offset: int,
+) -> Call[Page[AuditEntry]]:
+    params = _query(
+        actor=str(actor) if actor is not None else None,
+        subject_type=subject_type,
+        subject_id=str(subject_id) if subject_id is not None else None,
+        action=action,
+        from_=from_,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+    return Call("GET", "/audit", _page(AuditEntry), params=params, safe=True)
+
+
+def admin_overview() -> Call[dict[str, Any]]:
+    return Call("GET", "/admin/overview", _dict, safe=True)
 
 
 # --- events --------------------------------------------------------------------------------

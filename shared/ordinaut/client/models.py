@@ -79,6 +79,7 @@ class Run(Model):
     created_at: datetime
     updated_at: datetime
     step_results: list[dict[str, Any]] | None = None
+    owner_id: str | None = None  # the agent owning it (admins list across agents)
 
     @property
     def finished(self) -> bool:
@@ -176,3 +177,17 @@ class TaskSpec(TypedDict, total=False):
     concurrency_key: NotRequired[str | None]
     misfire_policy: NotRequired[str]
     overlap_policy: NotRequired[str]
+
+
+class AuditEntry(Model):
+    """One audit row: ``actor_id`` did ``action`` to ``subject_type`` ``subject_id``."""
+
+    id: int
+    created_at: datetime
+    actor_id: str | None = None
+    action: str
+    subject_type: str
+    subject_id: str | None = None
+    owner_id: str | None = None
+    request_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)

@@ -18,6 +18,7 @@ from ordinaut.client.models import (
     Agent,
     AgentCreated,
     AgentSecret,
+    AuditEntry,
     EventAccepted,
     FireTimes,
     Page,
@@ -262,9 +263,11 @@ class Ordinaut:
         end_time: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
+        owner: str | None = None,
     ) -> Page[Run]:
+        """Runs, newest slot first; ``owner`` (admins): an agent id, or ``*`` for every agent."""
         return self.send(
-            calls.list_runs(task_id, status, success, start_time, end_time, limit, offset)
+            calls.list_runs(task_id, status, success, start_time, end_time, limit, offset, owner)
         )
 
     def iter_runs(
@@ -351,6 +354,29 @@ class Ordinaut:
 
     def delete_secret(self, name: str) -> None:
         self.send(calls.delete_secret(name))
+
+    # --- audit and the operators' view ----------------------------------------------------
+
+    def list_audit(
+        self,
+        *,
+        actor: Id | None = None,
+        subject_type: str | None = None,
+        subject_id: Id | None = None,
+        action: str | None = None,
+        from_: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[AuditEntry]:
+        """Audit entries, newest first (admins: every agent's; others: their own)."""
+        return self.send(
+            calls.list_audit(actor, subject_type, subject_id, action, from_, until, limit, offset)
+        )
+
+    def admin_overview(self) -> dict[str, Any]:
+        """Due work by state, each scheduler's last tick, each worker and its runs (admin)."""
+        return self.send(calls.admin_overview())
 
     def health(self) -> dict[str, Any]:
         """The health document (also when it reports unhealthy with 503)."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
+from ordinaut import tracing
 from ordinaut.errors import InvalidPipeline
 from ordinaut.pipeline.context import PipelineResult, RunContext
 from ordinaut.pipeline.expressions import ExpressionError, truthy
@@ -60,7 +61,11 @@ async def execute(
     records: list[dict[str, Any]] = []
     output: Any = None
     for step in compiled.steps:
-        record, value, shown = await run.step(step)
+        with tracing.span(
+            "step", attributes={"ordinaut.step": step.id, "ordinaut.tool": step.uses}
+        ) as span:
+            record, value, shown = await run.step(step)
+            span.set_attribute("ordinaut.step.status", record["status"])
         records.append(record)
         entry = {"output": value, "status": record["status"], "error": record["error"]}
         run.scope["steps"][step.id] = entry

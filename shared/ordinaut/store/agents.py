@@ -222,6 +222,7 @@ async def update_agent(
             now=now,
             details={"changes": changes},
             request_id=request_id,
+            owner_id=agent_id,  # the agent sees what an admin did to it
         )
     return agent
 
@@ -283,6 +284,7 @@ async def rotate_secret(
             now=now,
             details={"tokens_revoked": _count(revoked)},
             request_id=request_id,
+            owner_id=agent_id,  # the agent sees what an admin did to it
         )
     return secret
 
@@ -509,5 +511,6 @@ async def revoke_token(
                 now=now,
                 details={"family": str(row["family"]), "tokens_revoked": revoked},
                 request_id=request_id,
+                owner_id=row["agent_id"],  # the agent sees what an admin did to it
             )
     return revoked > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -55,17 +56,55 @@ async def record_tick(
     await conn.execute(UPSERT_TICK, name, now, duration_ms, materialized)
 
 
+# a worker is live while its last heartbeat is younger than this many heartbeat periods
+LIVE_HEARTBEATS = 3
+# the outbox backlog is counted up to here: enough to alert on, cheap to count every tick
+OUTBOX_BACKLOG_CAP = 100_000
 SELECT_ONE = "SELECT 1"
 LIVENESS = """
 SELECT
     (SELECT max(last_tick_at) FROM scheduler_state) AS last_tick_at,
     (SELECT count(*) FROM worker_heartbeats WHERE last_seen >= $1) AS live_workers,
+    (SELECT coalesce(sum(in_flight), 0) FROM worker_heartbeats WHERE last_seen >= $1)
+        AS in_flight,
     (SELECT count(*) FROM (
         SELECT 1 FROM outbox o, relay_cursor c
         WHERE c.name = 'lifecycle' AND (o.tx, o.seq) > (c.last_tx, c.last_seq)
         LIMIT $2
     ) AS pending) AS outbox_backlog
 """
+
+
+# Every worker heartbeat row with the runs it holds leased now (operators: `ordinaut admin`).
+WORKERS = """
+SELECT h.worker_id, h.hostname, h.pid, h.started_at, h.last_seen, h.in_flight,
+       h.last_seen >= $1 AS live,
+       coalesce(array_agg(d.run_id ORDER BY d.run_id) FILTER (WHERE d.run_id IS NOT NULL),
+                '{}') AS runs
+FROM worker_heartbeats h
+LEFT JOIN due_work d ON d.state = 'running' AND d.leased_by = h.worker_id
+GROUP BY h.worker_id
+ORDER BY h.last_seen >= $1 DESC, h.worker_id
+LIMIT $2
+"""
+SCHEDULERS = """
+SELECT name, last_tick_at, last_duration_ms, last_materialized FROM scheduler_state
+ORDER BY last_tick_at DESC LIMIT $1
+"""
+
+
+async def workers(
+    conn: asyncpg.Connection | asyncpg.Pool, *, since: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Workers (live ones first: seen since ``since``) with the run ids each holds leased."""
+    return [dict(r) for r in await conn.fetch(WORKERS, since, limit)]
+
+
+async def schedulers(
+    conn: asyncpg.Connection | asyncpg.Pool, *, limit: int
+) -> list[dict[str, Any]]:
+    """Each scheduler's last tick, most recent first."""
+    return [dict(r) for r in await conn.fetch(SCHEDULERS, limit)]
 
 
 async def ping(conn: asyncpg.Connection) -> None:
@@ -75,6 +114,7 @@ async def ping(conn: asyncpg.Connection) -> None:
 async def liveness(
     conn: asyncpg.Connection, *, since: datetime, backlog_cap: int
 ) -> asyncpg.Record:
-    """Last tick, workers seen since ``since``, and the outbox backlog (counted up to a cap)."""
+    """Last tick, workers seen since ``since`` and their runs in flight, and the outbox backlog
+    (counted up to a cap)."""
     row: asyncpg.Record = await conn.fetchrow(LIVENESS, since, backlog_cap)
     return row

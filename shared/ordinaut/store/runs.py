@@ -12,7 +12,7 @@ from ordinaut.errors import InvalidTransition, NotFound
 from ordinaut.store.db import delete_in_batches
 
 RUN_COLUMNS = (
-    "id, task_id, scheduled_for, status::text AS status, attempt, trigger, event_id, started_at, "
+    "id, task_id, owner_id, scheduled_for, status::text AS status, attempt, trigger, event_id, started_at, "
     "finished_at, duration_ms, output, error, created_at, updated_at"
 )
 
@@ -41,7 +41,33 @@ WHERE owner_id = $1
   AND ($5::timestamptz IS NULL OR scheduled_for >= $5)
   AND ($6::timestamptz IS NULL OR scheduled_for < $6)
 """
+# Admins read across agents (GET /runs?owner=*): the same filters without the owner.
+LIST_RUNS_ANY_OWNER = f"""
+SELECT {RUN_COLUMNS}, count(*) OVER () AS total_count
+FROM runs
+WHERE ($1::uuid IS NULL OR task_id = $1)
+  AND ($2::run_status IS NULL OR status = $2)
+  AND ($3::boolean IS NULL
+       OR ($3 AND status = 'succeeded')
+       OR (NOT $3 AND status IN ('failed', 'dead_letter')))
+  AND ($4::timestamptz IS NULL OR scheduled_for >= $4)
+  AND ($5::timestamptz IS NULL OR scheduled_for < $5)
+ORDER BY scheduled_for DESC, id
+LIMIT $6 OFFSET $7
+"""  # noqa: S608
+COUNT_RUNS_ANY_OWNER = """
+SELECT count(*) FROM runs
+WHERE ($1::uuid IS NULL OR task_id = $1)
+  AND ($2::run_status IS NULL OR status = $2)
+  AND ($3::boolean IS NULL
+       OR ($3 AND status = 'succeeded')
+       OR (NOT $3 AND status IN ('failed', 'dead_letter')))
+  AND ($4::timestamptz IS NULL OR scheduled_for >= $4)
+  AND ($5::timestamptz IS NULL OR scheduled_for < $5)
+"""
+RUN_OWNER = "SELECT owner_id FROM runs WHERE id = $1"
 GET_RUN = f"SELECT {RUN_COLUMNS}, step_results FROM runs WHERE id = $1 AND owner_id = $2"  # noqa: S608
+GET_RUN_ANY_OWNER = f"SELECT {RUN_COLUMNS}, step_results FROM runs WHERE id = $1"  # noqa: S608
 LATEST_RUN = f"""
 SELECT {RUN_COLUMNS}, step_results FROM runs
 WHERE task_id = $1 AND owner_id = $2
@@ -100,7 +126,7 @@ def _row(r: asyncpg.Record) -> dict[str, Any]:
 
 async def list_runs(
     conn: asyncpg.Connection | asyncpg.Pool,
-    owner_id: UUID,
+    owner_id: UUID | None,
     *,
     task_id: UUID | None,
     status: str | None,
@@ -110,16 +136,32 @@ async def list_runs(
     limit: int,
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    args = (owner_id, task_id, status, success, start, end)
-    rows = await conn.fetch(LIST_RUNS, *args, limit, offset)
-    total = int(rows[0]["total_count"]) if rows else int(await conn.fetchval(COUNT_RUNS, *args))
+    """One page of ``owner_id``'s runs (None: every agent's), newest slot first, and the total."""
+    if owner_id is None:
+        args: tuple[Any, ...] = (task_id, status, success, start, end)
+        listing, counting = LIST_RUNS_ANY_OWNER, COUNT_RUNS_ANY_OWNER
+    else:
+        args = (owner_id, task_id, status, success, start, end)
+        listing, counting = LIST_RUNS, COUNT_RUNS
+    rows = await conn.fetch(listing, *args, limit, offset)
+    total = int(rows[0]["total_count"]) if rows else int(await conn.fetchval(counting, *args))
     return [_row(r) for r in rows], total
 
 
+async def owner_of(conn: asyncpg.Connection | asyncpg.Pool, run_id: UUID) -> UUID | None:
+    """The agent owning a run (None: no such run); admins act on any agent's run."""
+    owner: UUID | None = await conn.fetchval(RUN_OWNER, run_id)
+    return owner
+
+
 async def get_run(
-    conn: asyncpg.Connection | asyncpg.Pool, run_id: UUID, owner_id: UUID
+    conn: asyncpg.Connection | asyncpg.Pool, run_id: UUID, owner_id: UUID | None
 ) -> dict[str, Any]:
-    row = await conn.fetchrow(GET_RUN, run_id, owner_id)
+    """One run with its step results; ``owner_id`` None reads any agent's (admins)."""
+    if owner_id is None:
+        row = await conn.fetchrow(GET_RUN_ANY_OWNER, run_id)
+    else:
+        row = await conn.fetchrow(GET_RUN, run_id, owner_id)
     if row is None:
         raise NotFound(f"run {run_id} not found", {"run_id": str(run_id)})
     return _row(row)

@@ -75,6 +75,19 @@ SELECT count(*) FROM tasks
 WHERE created_by = $1 AND ($2::task_status IS NULL OR status = $2)
   AND ($3::text IS NULL OR schedule_kind = $3)
 """
+# Admins read across agents (GET /tasks?owner=*): the same query without the owner.
+LIST_TASKS_ANY_OWNER = f"""
+SELECT {TASK_COLUMNS}, count(*) OVER () AS total_count
+FROM tasks
+WHERE ($1::task_status IS NULL OR status = $1)
+  AND ($2::text IS NULL OR schedule_kind = $2)
+ORDER BY created_at DESC, id
+LIMIT $3 OFFSET $4
+"""  # noqa: S608
+COUNT_TASKS_ANY_OWNER = """
+SELECT count(*) FROM tasks
+WHERE ($1::task_status IS NULL OR status = $1) AND ($2::text IS NULL OR schedule_kind = $2)
+"""
 # Every stored task counts, canceled ones too: a canceled task keeps its row (and its runs)
 # until its owner deletes it, so leaving them out let the rows grow without bound.
 COUNT_OWNED = "SELECT count(*) FROM tasks WHERE created_by = $1"
@@ -129,17 +142,22 @@ async def update_task(
 
 async def list_tasks(
     conn: asyncpg.Connection | asyncpg.Pool,
-    owner_id: UUID,
+    owner_id: UUID | None,
     *,
     status: str | None,
     kind: str | None,
     limit: int,
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of the caller's tasks, newest first, and the total matching."""
-    rows = await conn.fetch(LIST_TASKS, owner_id, status, kind, limit, offset)
+    """One page of ``owner_id``'s tasks (None: every agent's), newest first, and the total."""
+    if owner_id is None:
+        rows = await conn.fetch(LIST_TASKS_ANY_OWNER, status, kind, limit, offset)
+    else:
+        rows = await conn.fetch(LIST_TASKS, owner_id, status, kind, limit, offset)
     if rows:
         total = int(rows[0]["total_count"])
+    elif owner_id is None:
+        total = int(await conn.fetchval(COUNT_TASKS_ANY_OWNER, status, kind))
     else:
         total = int(await conn.fetchval(COUNT_TASKS, owner_id, status, kind))
     items = []

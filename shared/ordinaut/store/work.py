@@ -35,6 +35,8 @@ class NewSlot:
     concurrency_key: str | None
     buffer_one: bool
     idempotency_key: str
+    # the W3C traceparent of the request that created it, continued by the run's span
+    trace_context: str | None = None
 
 
 # Runs first (the unique key decides which slots are new), then due_work for those only.
@@ -42,14 +44,14 @@ MATERIALIZE = """
 WITH s AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
                          $7::timestamptz[], $8::timestamptz[], $9::int[], $10::int[], $11::text[],
-                         $12::bool[], $13::text[])
+                         $12::bool[], $13::text[], $15::text[])
         AS s(run_id, task_id, owner_id, slot, trigger, event_id, scheduled_for, run_at, priority,
-             max_attempts, concurrency_key, buffer_one, idempotency_key)
+             max_attempts, concurrency_key, buffer_one, idempotency_key, trace_context)
 ), r AS (
     INSERT INTO runs (id, task_id, owner_id, slot, trigger, event_id, scheduled_for, status,
-                      attempt, idempotency_key, created_at, updated_at)
+                      attempt, idempotency_key, created_at, updated_at, trace_context)
     SELECT run_id, task_id, owner_id, slot, trigger, event_id, scheduled_for, 'queued', 1,
-           idempotency_key, $14, $14
+           idempotency_key, $14, $14, trace_context
     FROM s
     ON CONFLICT (task_id, slot) DO NOTHING
     RETURNING id, task_id, owner_id, trigger, scheduled_for
@@ -92,6 +94,7 @@ async def materialize(
         [s.buffer_one for s in slots],
         [s.idempotency_key for s in slots],
         now,
+        [s.trace_context for s in slots],
     )
     return [(r["run_id"], r["task_id"]) for r in rows]
 
@@ -139,7 +142,7 @@ WITH busy AS (
         updated_at = $1
     FROM l WHERE runs.id = l.run_id
     RETURNING runs.id, runs.task_id, runs.owner_id, runs.scheduled_for, runs.trigger,
-              runs.event_id, runs.idempotency_key, runs.attempt
+              runs.event_id, runs.idempotency_key, runs.attempt, runs.trace_context
 ), o AS (
     INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
     SELECT gen_random_uuid(), 'run.started', r.owner_id, r.id,
@@ -149,7 +152,7 @@ WITH busy AS (
     FROM r
 )
 SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
-       r.owner_id, r.scheduled_for, r.trigger, r.event_id, r.idempotency_key,
+       r.owner_id, r.scheduled_for, r.trigger, r.event_id, r.idempotency_key, r.trace_context,
        t.title, t.payload_version AS task_version, t.overlap_policy, t.backoff_strategy,
        t.run_bound_s,
        -- only overlap "skip" of a scheduled slot asks (worker.py); CASE keeps everything else
@@ -617,15 +620,20 @@ async def notify_work(conn: asyncpg.Connection | asyncpg.Pool) -> None:
 
 QUEUE_STATS = """
 SELECT count(*) FILTER (WHERE state = 'queued') AS queued,
+       count(*) FILTER (WHERE state = 'queued' AND run_at <= $1) AS due,
+       count(*) FILTER (WHERE state = 'running') AS running,
        min(run_at) FILTER (WHERE state = 'queued' AND run_at <= $1) AS oldest_due
 FROM due_work
 """
 
 
 async def queue_stats(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> dict[str, Any]:
+    """Queue depth (queued, of which due; running) and the age of the oldest due row."""
     row = await conn.fetchrow(QUEUE_STATS, now)
     oldest = row["oldest_due"]
     return {
         "queued": int(row["queued"]),
+        "due": int(row["due"]),
+        "running": int(row["running"]),
         "lag_s": max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
     }

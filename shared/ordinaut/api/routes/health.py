@@ -30,7 +30,7 @@ router = APIRouter(tags=["operations"], route_class=JSONRoute)
 
 DB_TIMEOUT_S = 2.0
 REDIS_TIMEOUT_S = 1.0
-OUTBOX_BACKLOG_CAP = 100_000
+OUTBOX_BACKLOG_CAP = heartbeats.OUTBOX_BACKLOG_CAP
 HEALTHY, DEGRADED, UNHEALTHY, UNKNOWN = "healthy", "degraded", "unhealthy", "unknown"
 
 
@@ -61,7 +61,7 @@ def _ms(started: float) -> float:
 
 async def _database(deps: Deps, now: datetime) -> dict[str, Any]:
     started = time.perf_counter()
-    window = 3 * deps.settings.heartbeat_s
+    window = heartbeats.LIVE_HEARTBEATS * deps.settings.heartbeat_s
     try:
         async with asyncio.timeout(DB_TIMEOUT_S):
             pool = await deps.pool()

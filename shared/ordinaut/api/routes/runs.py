@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, Page, Principal, get_deps, request_id, require
 from ordinaut.api.strict import JSONRoute, utc_instant
+from ordinaut.api.tenancy import OWNER_QUERY, acting_owner, owner_filter
 from ordinaut.errors import NotFound
 from ordinaut.models import RunOut, RunsOverview, RunSummary, TaskStats, page
 from ordinaut.store import audit, runs, tasks, work
@@ -52,12 +53,16 @@ async def list_runs(
     ),
     limit: int = Query(50, ge=1, le=500, description="Page size."),
     offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
+    owner: str | None = OWNER_QUERY,
 ) -> dict[str, Any]:
-    """The caller's runs, newest first, without step results, in the list envelope."""
+    """The caller's runs, newest first, without step results, in the list envelope; admins
+    read another agent's (``owner=ID``) or every agent's (``owner=*``): with
+    ``status=dead_letter&owner=*``, every dead letter."""
+    owner_id = owner_filter(who, owner)
     pool = await deps.pool()
     rows, total = await runs.list_runs(
         pool,
-        who.agent_id,
+        owner_id,
         task_id=task_id,
         status=status,
         success=success,
@@ -105,11 +110,15 @@ async def task_stats(
 
 @router.get("/runs/{run_id}", response_model=RunOut)
 async def get_run(
-    run_id: RunId, who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
+    run_id: RunId,
+    who: Principal = RUNS_READ,
+    deps: Deps = Depends(get_deps),
+    owner: str | None = OWNER_QUERY,
 ) -> dict[str, Any]:
-    """One run with the record of each step (inputs and outputs, secrets masked)."""
+    """One run with the record of each step (inputs and outputs, secrets masked); admins read
+    any agent's with ``owner=*``."""
     pool = await deps.pool()
-    return _out(await runs.get_run(pool, run_id, who.agent_id), steps=True)
+    return _out(await runs.get_run(pool, run_id, owner_filter(who, owner)), steps=True)
 
 
 @router.post(
@@ -119,7 +128,7 @@ async def retry_run(
     run_id: RunId, request: Request, who: Principal = TASKS_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
     """Requeue a dead-lettered (or failed) run now, with a fresh retry budget (409 from any
-    other state)."""
+    other state; admins: any agent's run)."""
     return await _act(run_id, request, who, deps, "run.retry")
 
 
@@ -128,7 +137,7 @@ async def cancel_run(
     run_id: RunId, request: Request, who: Principal = TASKS_WRITE, deps: Deps = Depends(get_deps)
 ) -> dict[str, Any]:
     """Cancel a queued or running run; a running attempt's result is discarded (409 from any
-    other state)."""
+    other state; admins: any agent's run)."""
     return await _act(run_id, request, who, deps, "run.cancel")
 
 
@@ -139,10 +148,13 @@ async def _act(
     pool = await deps.pool()
     async with pool.acquire() as conn:
         async with conn.transaction():
+            owner_id = who.agent_id
+            if who.is_admin:
+                owner_id = acting_owner(who, await runs.owner_of(conn, run_id))
             if action == "run.retry":
-                await runs.retry_run(conn, run_id, who.agent_id, now)
+                await runs.retry_run(conn, run_id, owner_id, now)
             else:
-                await runs.cancel_run(conn, run_id, who.agent_id, now)
+                await runs.cancel_run(conn, run_id, owner_id, now)
             await audit.record(
                 conn,
                 actor_id=who.agent_id,
@@ -151,10 +163,11 @@ async def _act(
                 subject_id=run_id,
                 now=now,
                 request_id=request_id(request),
+                owner_id=owner_id,
             )
         if action == "run.retry":
             await work.notify_work(conn)
-        row = await runs.get_run(conn, run_id, who.agent_id)
+        row = await runs.get_run(conn, run_id, owner_id)
     if action == "run.retry":
         await deps.wake_workers()
     return _out(row, steps=False)

@@ -13,10 +13,11 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 
-from ordinaut import events
+from ordinaut import events, tracing
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, Page, Principal, get_deps, request_id, require
 from ordinaut.api.strict import JSONRoute, utc_instant
+from ordinaut.api.tenancy import OWNER_QUERY, owner_filter
 from ordinaut.api.tooling import tool_registry
 from ordinaut.conditions import main_payload, pipeline_parts
 from ordinaut.errors import (
@@ -274,11 +275,14 @@ async def list_tasks(
     ),
     limit: int = Query(50, ge=1, le=500, description="Page size."),
     offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
+    owner: str | None = OWNER_QUERY,
 ) -> dict[str, Any]:
-    """The caller's tasks, newest first, in the list envelope."""
+    """The caller's tasks, newest first, in the list envelope; admins read another agent's
+    (``owner=ID``) or every agent's (``owner=*``)."""
+    owner_id = owner_filter(who, owner)
     pool = await deps.pool()
     rows, total = await tasks.list_tasks(
-        pool, who.agent_id, status=status, kind=schedule_kind, limit=limit, offset=offset
+        pool, owner_id, status=status, kind=schedule_kind, limit=limit, offset=offset
     )
     return page([_out(r) for r in rows], total, limit, offset)
 
@@ -569,6 +573,7 @@ async def run_now(
                         concurrency_key=current["concurrency_key"],
                         buffer_one=current["overlap_policy"] == "buffer_one",
                         idempotency_key=idempotency_key(task_id, slot),
+                        trace_context=tracing.current_traceparent(),
                     )
                 ],
                 now=now,

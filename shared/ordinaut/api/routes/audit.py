@@ -1,0 +1,85 @@
+"""``GET /audit``: who did what to which object, when, from which request.
+
+Admins read every agent's entries; any other agent reads the entries it made and the ones an
+admin made on its objects (an admin retrying its run).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from ordinaut.api.deps import Deps, Page, Principal, get_deps, require
+from ordinaut.api.strict import JSONRoute, utc_instant
+from ordinaut.errors import ValidationFailed
+from ordinaut.models import page
+from ordinaut.store import audit
+
+router = APIRouter(tags=["audit"], route_class=JSONRoute)
+
+CALLER = Depends(require(None))
+
+
+class AuditEntry(BaseModel):
+    """One mutation: who did what to which object, when, in which request."""
+
+    id: int = Field(description="The entry's number; later entries have larger ones.")
+    created_at: datetime = Field(description="When it happened (UTC).")
+    actor_id: UUID | None = Field(
+        description="The agent that acted (null: the command line, e.g. `ordinaut agents`)."
+    )
+    action: str = Field(description="What it did: `task.created`, `run.retry`, `agent.updated`...")
+    subject_type: str = Field(description="The kind of object: `task`, `run`, `agent`, `secret`.")
+    subject_id: UUID | None = Field(description="The object (null for secrets, named in details).")
+    owner_id: UUID | None = Field(
+        description="The agent owning the object, when another agent (an admin) acted on it."
+    )
+    request_id: str | None = Field(description="The request's `X-Request-ID` (null: not HTTP).")
+    details: dict[str, Any] = Field(description="What changed (never a secret's value).")
+
+
+@router.get("/audit", response_model=Page[AuditEntry])
+async def list_audit(
+    who: Principal = CALLER,
+    deps: Deps = Depends(get_deps),
+    actor: UUID | None = Query(None, description="only entries by this agent"),
+    subject_type: str | None = Query(
+        None, min_length=1, max_length=100, description="task, run, agent, secret"
+    ),
+    subject_id: UUID | None = Query(None, description="only entries about this object"),
+    action: str | None = Query(
+        None,
+        min_length=1,
+        max_length=100,
+        description="an action (`run.retry`), or a prefix ending in `*` (`task.*`)",
+    ),
+    frm: datetime | None = Query(None, alias="from", description="entries at or after"),
+    until: datetime | None = Query(None, description="entries before"),
+    limit: int = Query(50, ge=1, le=500, description="Page size."),
+    offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
+) -> dict[str, Any]:
+    """Audit entries, newest first: ``actor_id`` did ``action`` to ``subject_type``
+    ``subject_id`` (owned by ``owner_id`` when that is another agent) at ``created_at``, in
+    request ``request_id``."""
+    since, before = utc_instant("from", frm), utc_instant("until", until)
+    if since is not None and before is not None and before <= since:
+        raise ValidationFailed(
+            "until must be after from", [{"field": "until", "message": "<= from"}]
+        )
+    where = audit.AuditFilter(
+        viewer=None if who.is_admin else who.agent_id,
+        actor=actor,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        action=action,
+        since=since,
+        until=before,
+    )
+    pool = await deps.pool()
+    rows, total = await audit.list_entries(pool, where, limit=limit, offset=offset)
+    items = [AuditEntry.model_validate(r).model_dump(mode="json") for r in rows]
+    return page(items, total, limit, offset)

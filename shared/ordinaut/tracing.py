@@ -1,0 +1,143 @@
+"""OpenTelemetry tracing, off unless the standard ``OTEL_*`` variables configure an exporter.
+
+``configure(process)`` is called once per process (the CLI's ``api``, ``scheduler``, ``worker``
+... commands): with ``OTEL_TRACES_EXPORTER`` (``otlp``, ``console``) or an OTLP endpoint
+(``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) set, it installs
+the SDK's tracer provider with a batch exporter; everything else (service name, resource
+attributes, sampler, headers) comes from the SDK's own ``OTEL_*`` variables. Otherwise the
+API's no-op tracer stays in place and a span costs next to nothing.
+
+Spans: each HTTP request (parented on an incoming ``traceparent``), each scheduler tick, each
+lease statement, each run and each pipeline step. A request that creates work (``run_now``,
+``POST /events``, or an ingest stream entry carrying a ``traceparent`` field) stores its W3C
+``traceparent`` on the run, and the worker parents the run's span on it, so one trace follows
+the work from the request to its steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
+
+log = logging.getLogger("ordinaut.tracing")
+
+TRACER = trace.get_tracer("ordinaut")  # a proxy: follows the provider configure() installs
+# Off, no span is even started: a run and its steps then cost the worker nothing extra.
+ENABLED = False
+_OFF: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
+EXPORTERS = ("otlp", "console")
+MAX_TRACEPARENT = 128
+
+
+def exporters_from(environ: Mapping[str, str]) -> list[str]:
+    """The span exporters the environment asks for; [] means tracing stays off."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return []
+    named = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if named:
+        return [n.strip() for n in named.split(",") if n.strip() and n.strip() != "none"]
+    if environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    ):
+        return ["otlp"]
+    return []
+
+
+def configure(process: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Install the SDK's tracer provider when ``OTEL_*`` asks for an exporter; returns
+    whether tracing is on. ``process`` names the service unless ``OTEL_SERVICE_NAME`` does."""
+    env = os.environ if environ is None else environ
+    names = exporters_from(env)
+    if not names:
+        return False
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    attributes: dict[str, Any] = {}
+    if not env.get("OTEL_SERVICE_NAME"):
+        attributes[SERVICE_NAME] = f"ordinaut-{process}"
+    provider = TracerProvider(resource=Resource.create(attributes))
+    for name in names:
+        if name == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        elif name == "console":
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+        else:
+            log.warning("unknown OTEL_TRACES_EXPORTER ignored", extra={"exporter": name})
+    trace.set_tracer_provider(provider)
+    global ENABLED
+    ENABLED = True
+    log.info("tracing on", extra={"exporters": names})
+    return True
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the current span, to store with work it causes (None when
+    there is no sampled span, e.g. tracing is off)."""
+    if not ENABLED:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def parent_context(traceparent: str | None) -> otel_context.Context | None:
+    """The context a stored or received ``traceparent`` names (None: start a new trace)."""
+    if not traceparent or len(traceparent) > MAX_TRACEPARENT:
+        return None
+    return propagate.extract({"traceparent": traceparent})
+
+
+def start_server_span(method: str, traceparent: str | None) -> tuple[Span, object]:
+    """Start an HTTP request's span as the current one; the caller ends it with
+    ``end_server_span`` (pure ASGI middleware has no ``with`` around the whole request)."""
+    if not ENABLED:
+        return INVALID_SPAN, None
+    span = TRACER.start_span(
+        method,
+        context=parent_context(traceparent),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": method},
+    )
+    token = otel_context.attach(trace.set_span_in_context(span))
+    return span, token
+
+
+def end_server_span(span: Span, token: object, method: str, route: str, status: int) -> None:
+    if token is None:  # tracing off
+        return
+    span.update_name(f"{method} {route}")
+    span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
+    otel_context.detach(token)  # type: ignore[arg-type]
+
+
+def span(
+    name: str, *, parent: str | None = None, attributes: Mapping[str, Any] | None = None
+) -> AbstractContextManager[Span]:
+    """A span around a unit of work (a tick, a lease, a run, a step); ``parent`` is a stored
+    ``traceparent`` to continue, else the current span is the parent. Off: a no-op span."""
+    if not ENABLED:
+        return _OFF
+    return _span(name, parent, attributes)
+
+
+@contextmanager
+def _span(name: str, parent: str | None, attributes: Mapping[str, Any] | None) -> Iterator[Span]:
+    with TRACER.start_as_current_span(
+        name, context=parent_context(parent), attributes=dict(attributes or {})
+    ) as current:
+        yield current
