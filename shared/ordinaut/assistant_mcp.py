@@ -318,8 +318,9 @@ def build_server(client: AsyncOrdinaut) -> MCPServer:
     @server.tool(
         annotations=READ,
         description=(
-            "List runs, newest first, optionally of one task or in one status. "
-            "Example: task_id='3f2b...', status='failed', limit=10"
+            "List runs, newest first, optionally of one task or in one status; "
+            "status='dead_letter' lists every run that ended without success and will not be "
+            "retried. Example: task_id='3f2b...', status='dead_letter', limit=10"
         ),
     )
     async def list_runs(

@@ -2,13 +2,14 @@
 
 Every error leaves the API as ``{"error": {"code", "message", "details"}, "request_id"}``
 (``api/errors.py``); the document says so for every status a route can answer, so generated
-clients know them. Most of those statuses follow from what a route is made of, so ``install``
-derives them from the route itself before the router is included (``document``):
+clients know them. Most of those statuses follow from what a route is made of, so
+``document`` derives them from each route before its router is included in the app:
 
-* 401 and 429 for a route that needs a bearer token (429 is per agent, else per address;
-  the health routes are never rate limited), 403 when it needs a scope;
+* 401 for a route that needs a bearer token, 403 when it needs a scope;
+* 429 for every route but the health checks (the rate limit is per agent, else per address);
 * 400 (malformed JSON), 413 (body too large) and 422 for a route with a JSON body;
-* 422 for a route with query, path or header parameters;
+* 422 for a route with query, path or header parameters, and for every ``JSONRoute`` (any
+  query string or header may carry text that cannot be stored: ``api/strict.py``);
 * 404 for a route with a path parameter (the resource named in the path);
 * 503 for a route that reads the database or Redis.
 
@@ -24,6 +25,8 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from fastapi.utils import create_model_field
 from pydantic import BaseModel, ConfigDict, Field
+
+from ordinaut.api.strict import JSONRoute
 
 DESCRIPTIONS = {
     400: "The body is not valid JSON (`invalid_json`, with the position).",
@@ -130,7 +133,7 @@ def derived_statuses(route: APIRoute) -> list[int]:
         statuses.add(429)
     if route.body_field is not None:
         statuses |= {400, 413, 422}
-    if flat["query"] or flat["path"] or flat["header"]:
+    if flat["query"] or flat["path"] or flat["header"] or isinstance(route, JSONRoute):
         statuses.add(422)
     if flat["path"]:
         statuses.add(404)

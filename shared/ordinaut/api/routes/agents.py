@@ -31,6 +31,24 @@ Scopes = Annotated[list[Scope], Field(min_length=1, max_length=len(auth.SCOPES))
 Admin = Annotated[Principal, Depends(require(auth.ADMIN))]
 Caller = Annotated[Principal, Depends(require(None))]
 AgentId = Annotated[UUID, Path(description="The agent's id.")]
+# OpenAPI links: what an admin can do next with the agent just created.
+AGENT_LINKS = {
+    name: {
+        "operationId": op,
+        "parameters": {"agent_id": "$response.body#/id"},
+        "description": text,
+    }
+    for name, op, text in (
+        ("GetAgent", "get_agents__agent_id__get", "Read the agent."),
+        ("UpdateAgent", "update_agents__agent_id__put", "Rename it, change its scopes."),
+        (
+            "RotateCredentials",
+            "rotate_credentials_agents__agent_id__credentials_post",
+            "New secret.",
+        ),
+        ("DeleteAgent", "delete_agents__agent_id__delete", "Delete it."),
+    )
+}
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -59,6 +77,11 @@ class AgentCreate(Strict):
 class AgentUpdate(Strict):
     """Fields to change; omitted fields keep their value."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"scopes": ["tasks:read", "runs:read"]}]},
+    )
+
     name: Name | None = Field(default=None, description="A new name.")
     scopes: Scopes | None = Field(default=None, description="The new set of scopes.")
     is_active: bool | None = Field(
@@ -85,6 +108,17 @@ class Credentials(BaseModel):
 
 
 class TokenRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "agent_id": "3f2b6f0e-8a51-4c3e-9d0a-6c1f2e4b5a79",
+                    "agent_secret": "the secret shown when the agent was created",
+                }
+            ]
+        },
+    )
     agent_id: Annotated[str, Field(max_length=64, description="The agent's id.")]
     agent_secret: Annotated[
         str, Field(max_length=auth.MAX_SECRET_LENGTH, description="Its secret.")
@@ -92,12 +126,18 @@ class TokenRequest(Strict):
 
 
 class RefreshRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"refresh_token": "ord_rt_..."}]}
+    )
     refresh_token: Annotated[
         str, Field(max_length=auth.MAX_TOKEN_LENGTH, description="The refresh token to rotate.")
     ]
 
 
 class RevokeRequest(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"token": "ord_at_..."}]}
+    )
     token: Annotated[
         str,
         Field(max_length=auth.MAX_TOKEN_LENGTH, description="An access or a refresh token."),
@@ -164,7 +204,12 @@ async def revoke(
     return Response(status_code=204)
 
 
-@router.post("", status_code=201, response_model=AgentCreated)
+@router.post(
+    "",
+    status_code=201,
+    response_model=AgentCreated,
+    responses={201: {"description": "The agent and its secret.", "links": AGENT_LINKS}},
+)
 async def create(
     body: AgentCreate, admin: Admin, response: Response, deps: DepsDep, now: Now, rid: RequestId
 ) -> AgentCreated:

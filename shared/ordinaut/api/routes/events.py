@@ -196,7 +196,19 @@ def _check_pattern(pattern: str, field: str) -> str:
     "/events/shared-topics",
     status_code=201,
     response_model=SharedTopic,
-    responses={200: {"model": SharedTopic, "description": "The pattern was shared already."}},
+    responses={
+        200: {"model": SharedTopic, "description": "The pattern was shared already."},
+        201: {
+            "description": "The pattern is shared now.",
+            "links": {
+                "StopSharing": {
+                    "operationId": "delete_shared_topic_events_shared_topics__pattern__delete",
+                    "parameters": {"pattern": "$response.body#/pattern"},
+                    "description": "Stop sharing it.",
+                }
+            },
+        },
+    },
 )
 async def declare_shared_topic(
     body: SharedTopicIn,
