@@ -38,7 +38,7 @@ from ordinaut.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 from ordinaut.scheduler import tick  # noqa: E402
 from ordinaut.store import db  # noqa: E402
 
-# The no-op throughput run drains a backlog: wide leases amortize commits (PERFORMANCE.md 1).
+# The no-op throughput run drains a backlog: wide leases amortize commits (bench/README.md).
 # The start-lag run uses the defaults (ORDINAUT_WORKER_CONCURRENCY=16, ORDINAUT_LEASE_BATCH=50).
 THROUGHPUT_WORKER_ENV = {"ORDINAUT_WORKER_CONCURRENCY": "256", "ORDINAUT_LEASE_BATCH": "100"}
 

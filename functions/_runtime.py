@@ -7,7 +7,7 @@ A container serves one invocation at a time and is frozen in between. It keeps:
 * one small asyncpg pool, created on first use and checked at the start of every invocation by
   the clock sync (a container thawed after a long freeze may hold sockets that the server or
   RDS Proxy closed): a failed check, or a connection error during the work, replaces it;
-* one ``DatabaseClock``, synced on every invocation (SYSTEM.md promise 2);
+* one ``DatabaseClock``, synced on every invocation (docs/guarantees.md, "One clock");
 * a Redis client for the outbox relay;
 * its settings, rebuilt at the start of every invocation (``refresh``): Secrets Manager values
   are cached for ORDINAUT_SECRETS_TTL_S, so a rotated credential reaches a warm container

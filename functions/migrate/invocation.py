@@ -106,7 +106,7 @@ async def create_admin(settings: Settings, name: Any, *, within_s: float) -> dic
         raise ValueError(f"create-admin needs a name of 1 to {MAX_NAME} characters")
     conn = await connect(settings, within_s=within_s)
     try:
-        clock = DatabaseClock()  # one clock: the database's (SYSTEM.md promise 2)
+        clock = DatabaseClock()  # one clock: the database's (docs/guarantees.md, "One clock")
         await db.sync_clock(conn, clock)
         agent, secret = await agents.create_agent(
             conn, name=name, scopes=list(SCOPES), now=clock.now()

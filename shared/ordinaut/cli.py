@@ -368,7 +368,7 @@ async def create_agent(settings: Settings, name: str, scopes: list[str]) -> dict
 
     conn = await db.connect(settings)
     try:
-        clock = DatabaseClock()  # one clock: the database's (SYSTEM.md promise 2)
+        clock = DatabaseClock()  # one clock: the database's (docs/guarantees.md, "One clock")
         await db.sync_clock(conn, clock)
         agent, secret = await agents.create_agent(conn, name=name, scopes=scopes, now=clock.now())
     finally:

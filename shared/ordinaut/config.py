@@ -32,7 +32,7 @@ class Settings:
     # auth
     access_token_ttl_s: int = 3600
     refresh_token_ttl_s: int = 30 * 24 * 3600
-    # limits (SYSTEM.md promise 7)
+    # limits (docs/guarantees.md, "Limits")
     max_body_bytes: int = 256 * 1024
     max_json_depth: int = 32
     max_steps: int = 50

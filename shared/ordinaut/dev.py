@@ -425,7 +425,7 @@ async def prepare_database(settings: Settings, home: Path, url: str) -> tuple[di
         applied = await db.migrate(conn, settings.migrations_dir)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
-        clock = DatabaseClock()  # one clock: the database's (SYSTEM.md promise 2)
+        clock = DatabaseClock()  # one clock: the database's (docs/guarantees.md, "One clock")
         await db.sync_clock(conn, clock)
         tokens = None
         created = False

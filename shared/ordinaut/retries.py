@@ -1,5 +1,5 @@
-"""Retry backoff: how long a failed attempt waits before the next one (SYSTEM.md promise 4),
-and which failures are not retried at all.
+"""Retry backoff: how long a failed attempt waits before the next one, and which failures are
+not retried at all (docs/guarantees.md, "Retries and dead letters").
 
 Pure: the caller passes `now` (read once from the one clock) and, in tests, a seeded
 ``random.Random``. A worker never sleeps on these delays; it re-queues the slot with

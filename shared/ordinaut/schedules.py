@@ -4,8 +4,9 @@ Pure: no I/O beyond reading the zoneinfo database. ``parse_schedule`` turns user
 :class:`Schedule` or raises ``InvalidSchedule`` naming the field, in bounded time;
 ``Schedule.next_after`` answers the scheduler's one question.
 
-Wall-clock model (SYSTEM.md promise 5). Cron and RRULE produce naive local *wall times* in
-increasing order; each is mapped to instants with PEP 495 ``fold``:
+Wall-clock model (docs/guarantees.md, "Time zones and daylight saving time"). Cron and RRULE
+produce naive local *wall times* in increasing order; each is mapped to instants with PEP 495
+``fold``:
 
 * a wall time inside a spring-forward gap resolves with ``fold=0``, the offset from before the
   gap: "shifted forward by the length of the gap" (also RFC 5545 section 3.3.5);

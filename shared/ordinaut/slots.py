@@ -1,6 +1,7 @@
 """Pure slot planning: which fire times of one task a tick materializes, and the new cursor.
 
-Misfire handling (SYSTEM.md promise 6) lives here so it can be tested without a database.
+Misfire handling (docs/guarantees.md, "Misfires and overlap") lives here so it can be tested
+without a database.
 """
 
 from __future__ import annotations

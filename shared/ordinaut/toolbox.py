@@ -19,7 +19,7 @@ log = logging.getLogger("ordinaut.tools")
 def build_registry(settings: Settings) -> ToolRegistry:
     """Built-in tools, ``ordinaut.tools`` entry points and the operator's HTTP tools file.
 
-    A broken extension is logged and left out; the others load (SYSTEM.md: one bad plugin
+    A broken extension is logged and left out; the others load (one bad plugin
     must not take the service down).
     """
     registry = default_registry(settings)

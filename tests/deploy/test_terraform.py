@@ -1,9 +1,9 @@
 """Static checks of infra/terraform: parsed with python-hcl2, no providers, no cloud, no network.
 
-What `terraform validate` cannot tell without providers, and what DEPLOY.md promises: every
+What `terraform validate` cannot tell without providers, and what infra/README.md promises: every
 handler Terraform names exists in functions/, every queue has a DLQ, the tick runs every minute
 without retries, nothing secret is a variable or an output, every function and DLQ is alarmed,
-the API uses the $default stage, and the layout is the one DEPLOY.md describes.
+the API uses the $default stage, and the layout is the one infra/README.md describes.
 """
 
 from __future__ import annotations

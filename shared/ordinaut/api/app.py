@@ -58,7 +58,7 @@ def create_app(
 ) -> FastAPI:
     """The API over ``settings``. A given pool / Redis client is used and never closed; without
     one they are created on first use and closed at lifespan shutdown. The default clock is
-    the database's (SYSTEM.md promise 2)."""
+    the database's (docs/guarantees.md, "One clock")."""
     check_rate_limit_store(settings)
     deps = Deps(
         settings=settings,

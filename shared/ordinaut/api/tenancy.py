@@ -1,8 +1,8 @@
 """Whose rows a request reads: the caller's own, or (admins only) another agent's or all.
 
 ``GET /tasks``, ``GET /runs`` and ``GET /audit`` take ``owner=AGENT_ID`` or ``owner=*``; an agent
-without the admin scope gets 403 for the parameter itself, so tenancy (SYSTEM.md promise 10)
-never depends on which id is asked for.
+without the admin scope gets 403 for the parameter itself, so tenancy (docs/guarantees.md,
+"Tenancy and authentication") never depends on which id is asked for.
 """
 
 from __future__ import annotations

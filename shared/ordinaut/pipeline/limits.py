@@ -1,4 +1,4 @@
-"""Every bound the pipeline engine enforces (SYSTEM.md promise 7), in one frozen value."""
+"""Every bound the pipeline engine enforces (docs/guarantees.md, "Limits"), in one frozen value."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Egress policy (SYSTEM.md promise 9): which addresses a network tool may connect to.
+"""Egress policy (docs/guarantees.md, "Egress"): which addresses a network tool may connect to.
 
 Names are resolved here, every resolved address is classified, and the caller connects to
 one of the checked addresses (never re-resolving), so DNS cannot answer differently between
