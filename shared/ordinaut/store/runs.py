@@ -16,55 +16,26 @@ RUN_COLUMNS = (
     "finished_at, duration_ms, output, error, created_at, updated_at"
 )
 
+RUN_FILTERS = """
+  AND ($2::uuid IS NULL OR task_id = $2)
+  AND ($3::run_status IS NULL OR status = $3)
+  AND ($4::boolean IS NULL
+       OR ($4 AND status = 'succeeded')
+       OR (NOT $4 AND status IN ('failed', 'dead_letter')))
+  AND ($5::timestamptz IS NULL OR scheduled_for >= $5)
+  AND ($6::timestamptz IS NULL OR scheduled_for < $6)
+"""
 LIST_RUNS = f"""
 SELECT {RUN_COLUMNS}, count(*) OVER () AS total_count
 FROM runs
-WHERE owner_id = $1
-  AND ($2::uuid IS NULL OR task_id = $2)
-  AND ($3::run_status IS NULL OR status = $3)
-  AND ($4::boolean IS NULL
-       OR ($4 AND status = 'succeeded')
-       OR (NOT $4 AND status IN ('failed', 'dead_letter')))
-  AND ($5::timestamptz IS NULL OR scheduled_for >= $5)
-  AND ($6::timestamptz IS NULL OR scheduled_for < $6)
-ORDER BY scheduled_for DESC, id
+WHERE owner_id = $1{RUN_FILTERS}ORDER BY scheduled_for DESC, id
 LIMIT $7 OFFSET $8
-"""  # noqa: S608 - column list is a module constant
-COUNT_RUNS = """
-SELECT count(*) FROM runs
-WHERE owner_id = $1
-  AND ($2::uuid IS NULL OR task_id = $2)
-  AND ($3::run_status IS NULL OR status = $3)
-  AND ($4::boolean IS NULL
-       OR ($4 AND status = 'succeeded')
-       OR (NOT $4 AND status IN ('failed', 'dead_letter')))
-  AND ($5::timestamptz IS NULL OR scheduled_for >= $5)
-  AND ($6::timestamptz IS NULL OR scheduled_for < $6)
-"""
-# Admins read across agents (GET /runs?owner=*): the same filters without the owner.
-LIST_RUNS_ANY_OWNER = f"""
-SELECT {RUN_COLUMNS}, count(*) OVER () AS total_count
-FROM runs
-WHERE ($1::uuid IS NULL OR task_id = $1)
-  AND ($2::run_status IS NULL OR status = $2)
-  AND ($3::boolean IS NULL
-       OR ($3 AND status = 'succeeded')
-       OR (NOT $3 AND status IN ('failed', 'dead_letter')))
-  AND ($4::timestamptz IS NULL OR scheduled_for >= $4)
-  AND ($5::timestamptz IS NULL OR scheduled_for < $5)
-ORDER BY scheduled_for DESC, id
-LIMIT $6 OFFSET $7
-"""  # noqa: S608
-COUNT_RUNS_ANY_OWNER = """
-SELECT count(*) FROM runs
-WHERE ($1::uuid IS NULL OR task_id = $1)
-  AND ($2::run_status IS NULL OR status = $2)
-  AND ($3::boolean IS NULL
-       OR ($3 AND status = 'succeeded')
-       OR (NOT $3 AND status IN ('failed', 'dead_letter')))
-  AND ($4::timestamptz IS NULL OR scheduled_for >= $4)
-  AND ($5::timestamptz IS NULL OR scheduled_for < $5)
-"""
+"""  # noqa: S608 - column list and filters are module constants
+COUNT_RUNS = f"SELECT count(*) FROM runs WHERE owner_id = $1{RUN_FILTERS}"  # noqa: S608
+# Admins read across agents (GET /runs?owner=*): the same statements without the owner ($1 is
+# null there and the predicate a constant, so the owner's plan above stays as it is).
+LIST_RUNS_ANY_OWNER = LIST_RUNS.replace("WHERE owner_id = $1", "WHERE $1::uuid IS NULL")
+COUNT_RUNS_ANY_OWNER = COUNT_RUNS.replace("WHERE owner_id = $1", "WHERE $1::uuid IS NULL")
 RUN_OWNER = "SELECT owner_id FROM runs WHERE id = $1"
 GET_RUN = f"SELECT {RUN_COLUMNS}, step_results FROM runs WHERE id = $1 AND owner_id = $2"  # noqa: S608
 GET_RUN_ANY_OWNER = f"SELECT {RUN_COLUMNS}, step_results FROM runs WHERE id = $1"  # noqa: S608
@@ -137,11 +108,10 @@ async def list_runs(
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of ``owner_id``'s runs (None: every agent's), newest slot first, and the total."""
+    args = (owner_id, task_id, status, success, start, end)
     if owner_id is None:
-        args: tuple[Any, ...] = (task_id, status, success, start, end)
         listing, counting = LIST_RUNS_ANY_OWNER, COUNT_RUNS_ANY_OWNER
     else:
-        args = (owner_id, task_id, status, success, start, end)
         listing, counting = LIST_RUNS, COUNT_RUNS
     rows = await conn.fetch(listing, *args, limit, offset)
     total = int(rows[0]["total_count"]) if rows else int(await conn.fetchval(counting, *args))
