@@ -34,7 +34,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from ordinaut import cloud, events, logs
+from ordinaut import cloud, events, logs, tracing
 from ordinaut.clock import DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.store import db
@@ -148,7 +148,10 @@ class Container:
         """Settings (secrets fetched and cached) and logging: what a cold start does."""
         env = os.environ if environ is None else environ
         settings = cloud.settings_from_environment(env)
-        return cls(settings, configure_logging(settings, env), env)
+        container = cls(settings, configure_logging(settings, env), env)
+        # OpenTelemetry, when OTEL_* names an exporter (off otherwise, as in every process)
+        tracing.configure(env.get("POWERTOOLS_SERVICE_NAME") or SERVICE, env)
+        return container
 
     def on_settings(self, listener: Callable[[Settings], None]) -> None:
         """Call ``listener`` with the new settings whenever ``refresh`` changes them."""
@@ -213,6 +216,9 @@ class Container:
                 return inner(event, context)
             finally:
                 logs.reset(token)
+                # the container is frozen once the handler returns: spans still batched
+                # would wait for the next invocation, or be lost with the container
+                tracing.flush()
 
         handler.__doc__ = fn.__doc__
         return handler

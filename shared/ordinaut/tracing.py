@@ -81,6 +81,16 @@ def configure(process: str, environ: Mapping[str, str] | None = None) -> bool:
     return True
 
 
+def flush(timeout_ms: int = 2_000) -> bool:
+    """Export the spans still batched (a Lambda invocation ends: the container may freeze);
+    True when there was nothing to do or everything went out within ``timeout_ms``."""
+    if not ENABLED:
+        return True
+    provider = trace.get_tracer_provider()
+    force_flush = getattr(provider, "force_flush", None)
+    return bool(force_flush(timeout_ms)) if force_flush is not None else True
+
+
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, to store with work it causes (None when
     there is no sampled span, e.g. tracing is off)."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,6 +17,8 @@ from fn_support import FakeContext, call
 from moto import mock_aws
 
 from ordinaut import cloud
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.cloud
 
@@ -314,3 +319,38 @@ async def test_a_refused_login_reads_the_rotated_secret_at_once(
     await call(worker.handler, {"Records": []}, FakeContext(remaining_ms=7_000))
     assert tried == [url + "&application_name=old", rotated]
     assert worker.container.settings.database_url == rotated
+
+
+def test_a_lambda_container_traces_when_otel_asks_and_flushes_before_it_freezes(
+    tmp_path: Path,
+) -> None:
+    """OTEL_TRACES_EXPORTER turns tracing on at cold start; the spans of an invocation are
+    exported when the handler returns, not left batched in a container about to freeze."""
+    script = """
+import os, sys
+from functions._runtime import Container
+from ordinaut import tracing
+container = Container.from_environment()
+assert tracing.ENABLED
+def work(event, context):
+    with tracing.span("invocation-work"):
+        return {"ok": True}
+handler = container.entry_point(work)
+print(handler({}, None))
+print("HANDLER-RETURNED", flush=True)
+os._exit(0)  # no interpreter shutdown: only what the handler flushed is out
+"""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ORDINAUT_", "OTEL_"))},
+        "OTEL_TRACES_EXPORTER": "console",
+        "ORDINAUT_DATABASE_URL": "postgresql://127.0.0.1:1/none",
+        "ORDINAUT_HOME": str(tmp_path),
+        "POWERTOOLS_SERVICE_NAME": "ordinaut-test",
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "shared")]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "HANDLER-RETURNED" in out.stdout
+    assert '"name": "invocation-work"' in out.stdout.split("HANDLER-RETURNED")[0]
