@@ -250,7 +250,9 @@ class TaskListItem(TaskOut):
         default=None, description="When that run finished (UTC); null if none."
     )
     failures_24h: int = Field(
-        default=0, description="Runs scheduled in the last 24 hours that failed or dead-lettered."
+        default=0,
+        description="Runs scheduled in the last 24 hours that failed or dead-lettered, counted "
+        "among the task's latest 1,000 runs of that window.",
     )
 
 

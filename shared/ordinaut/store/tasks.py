@@ -62,7 +62,10 @@ SELECT_TASK_FOR_UPDATE = SELECT_TASK + " FOR UPDATE"
 SELECT_TASK_ANY_OWNER = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"  # noqa: S608
 
 # The page first, then each of its tasks' latest finished run and recent failures (index
-# runs_task_time): the per-task lookups cost one page, never every matching task.
+# runs_task_time): the per-task lookups cost one page, never every matching task. Failures
+# are counted among a task's latest 1,000 runs of the window: an index range with a bound,
+# whatever the planner believes about how runs spread over tasks (a plain count over the
+# window was a sequential scan of runs per task when one task held most runs).
 LIST_TASKS = f"""
 WITH page AS (
     SELECT {TASK_COLUMNS}, count(*) OVER () AS total_count
@@ -83,9 +86,13 @@ LEFT JOIN LATERAL (
     ORDER BY r.scheduled_for DESC LIMIT 1
 ) last ON true
 CROSS JOIN LATERAL (
-    SELECT count(*) AS n FROM runs r
-    WHERE r.task_id = page.id AND r.scheduled_for >= $7
-      AND r.status IN ('failed', 'dead_letter')
+    SELECT count(*) FILTER (WHERE recent.status IN ('failed', 'dead_letter')) AS n
+    FROM (
+        SELECT r.status FROM runs r
+        WHERE r.task_id = page.id AND r.scheduled_for >= $7
+        ORDER BY r.scheduled_for DESC
+        LIMIT 1000
+    ) recent
 ) fails
 ORDER BY page.created_at DESC, page.id
 """  # noqa: S608
