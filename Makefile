@@ -46,6 +46,7 @@ test: $(TEST_PREREQS) ## lint, type-check and run every test (what CI runs)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -x -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # pytest -m cloud: tests/deploy/test_terraform_cli.py (terraform init from the provider mirror,
@@ -62,6 +63,7 @@ lint: $(STAMP_DEV) ## ruff and mypy only
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 fmt: $(STAMP_DEV) ## format and apply safe lint fixes
 	$(BIN)/ruff format .

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any
 
 import asyncpg
@@ -20,8 +21,10 @@ from functions._runtime import CONNECTION_ERRORS
 from ordinaut.auth import SCOPES
 from ordinaut.clock import DatabaseClock
 from ordinaut.config import Settings
-from ordinaut.store import agents, db
-from ordinaut.taskdefs import backfill_run_bounds
+from ordinaut.errors import InvalidPipeline
+from ordinaut.pipeline import PipelineLimits, ToolRegistry
+from ordinaut.store import agents, db, tasks
+from ordinaut.taskdefs import run_worst_case_s
 from ordinaut.toolbox import build_registry
 
 log = logging.getLogger("ordinaut.migrate")
@@ -120,3 +123,29 @@ async def create_admin(settings: Settings, name: Any, *, within_s: float) -> dic
         "name": agent.name,
         "scopes": list(agent.scopes),
     }
+
+
+BACKFILL_BATCH = 500
+
+
+async def backfill_run_bounds(
+    conn: asyncpg.Connection, *, settings: Settings, registry: ToolRegistry
+) -> int:
+    """Give tasks written before run bounds existed theirs (their pipeline's worst case, at
+    most ORDINAUT_MAX_RUN_DURATION_S, which is what they counted as until now); returns how
+    many. A stored payload that no longer compiles keeps NULL (its runs fail anyway)."""
+    limits = PipelineLimits.from_settings(settings)
+    done, after = 0, uuid.UUID(int=0)
+    while rows := await tasks.unbounded_tasks(conn, after, BACKFILL_BATCH):
+        ids, bounds = [], []
+        for row in rows:
+            try:
+                worst = run_worst_case_s(row["payload"], registry=registry, limits=limits)
+            except InvalidPipeline:
+                continue
+            ids.append(row["id"])
+            bounds.append(min(worst, settings.max_run_duration_s))
+        await tasks.set_run_bounds(conn, ids, bounds)
+        done += len(ids)
+        after = rows[-1]["id"]
+    return done

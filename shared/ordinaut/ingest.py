@@ -27,7 +27,6 @@ from uuid import UUID
 import asyncpg
 
 from ordinaut import metrics, storable, tracing
-from ordinaut.conditions import filter_passes
 from ordinaut.errors import ValidationFailed
 from ordinaut.events import EVENT_RECEIVED, RUNS_THROTTLED
 from ordinaut.pipeline import PipelineLimits
@@ -37,6 +36,7 @@ from ordinaut.slots import idempotency_key
 from ordinaut.store import events, outbox, work
 from ordinaut.store.quota import RunQuota
 from ordinaut.taskdefs import SHARED_PREFIX
+from ordinaut.triggers import filter_passes
 
 log = logging.getLogger("ordinaut.ingest")
 TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")

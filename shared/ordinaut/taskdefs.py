@@ -6,18 +6,15 @@ disagree; the scheduler evaluates the stored result with the same schedule code.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
-
-from ordinaut.conditions import check_payload, main_payload, validate_extras
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidPipeline, InvalidSchedule, ValidationFailed
 from ordinaut.pipeline import CompiledPipeline, PipelineLimits, compile_payload, validate_payload
 from ordinaut.pipeline.tools import ToolRegistry
 from ordinaut.schedules import TIME_KINDS, Schedule, parse_schedule
+from ordinaut.triggers import check_payload, main_payload, validate_extras
 
 SCHEDULE_FIELDS = ("schedule_kind", "schedule_expr", "timezone")
 SHARED_PREFIX = "shared:"  # an event task's pattern across tenants (store/events.py)
@@ -83,41 +80,6 @@ def run_worst_case_s(
     for part in parts:
         total += worst_case_s(compile_payload(part, registry=registry, limits=limits))
     return round(total, 3)
-
-
-BACKFILL_BATCH = 500
-UNBOUNDED = """
-SELECT id, payload FROM tasks WHERE run_bound_s IS NULL AND id > $1 ORDER BY id LIMIT $2
-"""
-
-
-async def backfill_run_bounds(
-    conn: asyncpg.Connection, *, settings: Settings, registry: ToolRegistry
-) -> int:
-    """Give tasks written before run bounds existed theirs (their pipeline's worst case, at
-    most ORDINAUT_MAX_RUN_DURATION_S, which is what they counted as until now); returns how
-    many. A stored payload that no longer compiles keeps NULL (its runs fail anyway)."""
-    limits = PipelineLimits.from_settings(settings)
-    done, after = 0, uuid.UUID(int=0)
-    while rows := await conn.fetch(UNBOUNDED, after, BACKFILL_BATCH):
-        ids, bounds = [], []
-        for row in rows:
-            try:
-                worst = run_worst_case_s(row["payload"], registry=registry, limits=limits)
-            except InvalidPipeline:
-                continue
-            ids.append(row["id"])
-            bounds.append(min(worst, settings.max_run_duration_s))
-        await conn.execute(
-            "UPDATE tasks t SET run_bound_s = b.bound "
-            "FROM unnest($1::uuid[], $2::float8[]) AS b(id, bound) "
-            "WHERE t.id = b.id AND t.run_bound_s IS NULL",
-            ids,
-            bounds,
-        )
-        done += len(ids)
-        after = rows[-1]["id"]
-    return done
 
 
 def _run_bound(

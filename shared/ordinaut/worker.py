@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from ordinaut import conditions, consumer, events, logs, metrics, tracing
+from ordinaut import conditions, consumer, events, logs, metrics, tracing, triggers
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidPipeline, Unavailable, ValidationFailed
@@ -102,7 +102,7 @@ class Worker:
         )
 
     def _remember(self, key: tuple[uuid.UUID, int], payload: dict[str, Any]) -> _Pipeline:
-        main = conditions.main_payload(payload)  # without filter, check, condition
+        main = triggers.main_payload(payload)  # without filter, check, condition
         try:
             compiled: CompiledPipeline | dict[str, Any] = compile_payload(
                 main, registry=self.registry, limits=self.limits

@@ -269,3 +269,26 @@ async def advance_tasks(
     """Move each task's cursor past what the tick materialized (one statement)."""
     if ids:
         await conn.execute(ADVANCE_TASKS, ids, next_run_ats, statuses, now)
+
+
+# Tasks written before run bounds existed (migration 0010), in id order from ``after``.
+UNBOUNDED = """
+SELECT id, payload FROM tasks WHERE run_bound_s IS NULL AND id > $1 ORDER BY id LIMIT $2
+"""
+SET_RUN_BOUNDS = """
+UPDATE tasks t SET run_bound_s = b.bound
+FROM unnest($1::uuid[], $2::float8[]) AS b(id, bound)
+WHERE t.id = b.id AND t.run_bound_s IS NULL
+"""
+
+
+async def unbounded_tasks(
+    conn: asyncpg.Connection, after: UUID, limit: int
+) -> list[asyncpg.Record]:
+    """Up to ``limit`` tasks without a run bound, ids after ``after`` (keyset order)."""
+    return list(await conn.fetch(UNBOUNDED, after, limit))
+
+
+async def set_run_bounds(conn: asyncpg.Connection, ids: list[UUID], bounds: list[float]) -> None:
+    """Give each task in ``ids`` its bound, where it has none yet."""
+    await conn.execute(SET_RUN_BOUNDS, ids, bounds)

@@ -19,7 +19,6 @@ from ordinaut.api.deps import Deps, Page, Principal, get_deps, request_id, requi
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import OWNER_QUERY, owner_filter
 from ordinaut.api.tooling import tool_registry
-from ordinaut.conditions import main_payload, pipeline_parts
 from ordinaut.errors import (
     Conflict,
     Forbidden,
@@ -49,6 +48,7 @@ from ordinaut.slots import idempotency_key, stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
 from ordinaut.store.quota import RunQuota
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
+from ordinaut.triggers import main_payload, pipeline_parts
 
 router = APIRouter(tags=["tasks"], route_class=JSONRoute)
 
