@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from ordinaut.api.contract import ErrorEnvelope
-from ordinaut.api.deps import Deps, get_deps, request_id, request_now
+from ordinaut.api.deps import Deps, deps_of, id_of, now_of
 from ordinaut.api.strict import JSONRoute
 from ordinaut.events import DEAD_STREAM, INGEST_GROUP, INGEST_STREAM
 from ordinaut.metrics import REGISTRY
@@ -180,10 +180,10 @@ async def live() -> Response:
 )
 async def ready(request: Request) -> Response:
     """Ready when the database answers ``SELECT 1`` within two seconds."""
-    database = await _database(get_deps(request), request_now(request))
+    database = await _database(deps_of(request), now_of(request))
     if database["status"] != HEALTHY:
         doc = {"status": "unavailable", "database": database}
-        return _unavailable(doc, request_id(request), "database unavailable")
+        return _unavailable(doc, id_of(request), "database unavailable")
     return _json({"status": "ready", "database_latency_ms": database["latency_ms"]})
 
 
@@ -194,8 +194,8 @@ async def ready(request: Request) -> Response:
 )
 async def health(request: Request) -> Response:
     """Every component; 503 only when unhealthy (the database is unreachable)."""
-    deps = get_deps(request)
-    now = request_now(request)
+    deps = deps_of(request)
+    now = now_of(request)
     database, redis = await asyncio.gather(_database(deps, now), _redis(deps))
     if database["status"] == HEALTHY:
         redis["outbox_backlog"] = database.pop("outbox_backlog")
@@ -220,7 +220,7 @@ async def health(request: Request) -> Response:
         status = DEGRADED
     doc: dict[str, Any] = {"status": status, "checked_at": now, "components": components}
     if status == UNHEALTHY:
-        return _unavailable(doc, request_id(request), "database unavailable")
+        return _unavailable(doc, id_of(request), "database unavailable")
     return _json(doc)
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, Page, Principal, get_deps, request_id, require
+from ordinaut.api.deps import Deps, Page, Principal, get_deps, id_of, require
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import OWNER_QUERY, acting_owner, owner_filter
 from ordinaut.errors import NotFound
@@ -162,7 +162,7 @@ async def _act(
                 subject_type="run",
                 subject_id=run_id,
                 now=now,
-                request_id=request_id(request),
+                request_id=id_of(request),
                 owner_id=owner_id,
             )
         if action == "run.retry":

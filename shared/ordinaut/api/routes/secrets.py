@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
 
-from ordinaut.api.deps import Deps, Principal, get_deps, request_id, require
+from ordinaut.api.deps import Deps, Principal, get_deps, id_of, require
 from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound
 from ordinaut.secrets import MAX_VALUE_BYTES, SecretBox, check_secret
@@ -72,7 +72,7 @@ async def put_secret(
             subject_id=None,
             now=now,
             details={"name": name},
-            request_id=request_id(request),
+            request_id=id_of(request),
         )
     return Response(status_code=204)
 
@@ -103,6 +103,6 @@ async def delete_secret(
             subject_id=None,
             now=now,
             details={"name": name},
-            request_id=request_id(request),
+            request_id=id_of(request),
         )
     return Response(status_code=204)

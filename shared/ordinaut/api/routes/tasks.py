@@ -15,7 +15,7 @@ from fastapi.encoders import jsonable_encoder
 
 from ordinaut import events, tracing
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, Page, Principal, get_deps, request_id, require
+from ordinaut.api.deps import Deps, Page, Principal, get_deps, id_of, require
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import OWNER_QUERY, owner_filter
 from ordinaut.api.tooling import tool_registry
@@ -126,7 +126,7 @@ async def _record(
         subject_id=task["id"],
         now=now,
         details=details,
-        request_id=request_id(request),
+        request_id=id_of(request),
     )
     await outbox.append(
         conn,
@@ -600,7 +600,7 @@ async def run_now(
                 subject_id=task_id,
                 now=now,
                 details={"run_id": str(run_id)},
-                request_id=request_id(request),
+                request_id=id_of(request),
             )
             await quota.charge(conn)  # last: see store/quota.py
         await work.notify_work(conn)
