@@ -397,33 +397,32 @@ async def extend_leases(
     return {r["run_id"] for r in rows}
 
 
-RESCUE = """
-WITH expired AS (
-    SELECT run_id, attempt, max_attempts FROM due_work
-    WHERE state = 'running' AND leased_until < $1
-    ORDER BY leased_until
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED
-), requeued AS (
-    UPDATE due_work d SET state = 'queued', attempt = d.attempt + 1, run_at = $1,
+# Count the attempt of each row in a CTE named ``counted`` (run_id, attempt, max_attempts):
+# attempt + 1 and queued at {now} while attempts are left, else dead-lettered; the runs and the
+# outbox follow in the same statement. Lease expiry (RESCUE) and a drain's deadline (CUT) both
+# end attempts this way and differ only in which rows and why.
+def _count_attempts(
+    counted: str, *, now: str, reason: str, requeued_message: str, dead_message: str
+) -> str:
+    return f"""
+WITH {counted}, requeued AS (
+    UPDATE due_work d SET state = 'queued', attempt = d.attempt + 1, run_at = {now},
         lease_token = NULL, leased_until = NULL, leased_by = NULL
-    FROM expired e
-    WHERE d.run_id = e.run_id AND e.attempt < e.max_attempts
+    FROM counted c
+    WHERE d.run_id = c.run_id AND c.attempt < c.max_attempts
     RETURNING d.run_id, d.attempt
 ), dead AS (
-    DELETE FROM due_work d USING expired e
-    WHERE d.run_id = e.run_id AND e.attempt >= e.max_attempts
+    DELETE FROM due_work d USING counted c
+    WHERE d.run_id = c.run_id AND c.attempt >= c.max_attempts
     RETURNING d.run_id
 ), r1 AS (
-    UPDATE runs SET status = 'queued', attempt = q.attempt, updated_at = $1,
-        error = jsonb_build_object('code', 'lease_expired',
-            'message', 'the worker running this attempt stopped heartbeating')
+    UPDATE runs SET status = 'queued', attempt = q.attempt, updated_at = {now},
+        error = jsonb_build_object('code', '{reason}', 'message', {requeued_message})
     FROM requeued q WHERE runs.id = q.run_id
     RETURNING runs.id, runs.task_id, runs.owner_id, 'requeued'::text AS action
 ), r2 AS (
-    UPDATE runs SET status = 'dead_letter', finished_at = $1, updated_at = $1,
-        error = jsonb_build_object('code', 'lease_expired',
-            'message', 'the worker running the last attempt stopped heartbeating')
+    UPDATE runs SET status = 'dead_letter', finished_at = {now}, updated_at = {now},
+        error = jsonb_build_object('code', '{reason}', 'message', {dead_message})
     FROM dead x WHERE runs.id = x.run_id
     RETURNING runs.id, runs.task_id, runs.owner_id, 'dead_letter'::text AS action
 ), x AS (SELECT * FROM r1 UNION ALL SELECT * FROM r2
@@ -432,12 +431,27 @@ WITH expired AS (
     SELECT gen_random_uuid(),
            CASE x.action WHEN 'dead_letter' THEN 'run.dead_lettered' ELSE 'run.retried' END,
            x.owner_id, x.id,
-           jsonb_build_object('run_id', x.id, 'task_id', x.task_id, 'reason', 'lease_expired'),
-           $1
+           jsonb_build_object('run_id', x.id, 'task_id', x.task_id, 'reason', '{reason}'),
+           {now}
     FROM x
 )
 SELECT * FROM x
-"""
+"""  # noqa: S608 - composed once at import from this module's constants
+
+
+RESCUE = _count_attempts(
+    """counted AS (
+    SELECT run_id, attempt, max_attempts FROM due_work
+    WHERE state = 'running' AND leased_until < $1
+    ORDER BY leased_until
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)""",
+    now="$1",
+    reason="lease_expired",
+    requeued_message="'the worker running this attempt stopped heartbeating'",
+    dead_message="'the worker running the last attempt stopped heartbeating'",
+)
 
 
 async def rescue_expired(
@@ -558,45 +572,19 @@ async def release(
 # A draining worker's deadline cut these runs off: the attempt counts (attempt + 1 and due now,
 # for a worker with the time to finish it), or the run is dead-lettered after its last one, so
 # a run that never fits cannot loop. Fenced on the lease.
-CUT = """
-WITH f AS (
+CUT = _count_attempts(
+    """f AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS f(run_id, token)
-), cut AS (
+), counted AS (
     SELECT d.run_id, d.attempt, d.max_attempts FROM due_work d JOIN f
         ON d.run_id = f.run_id AND d.lease_token = f.token AND d.state = 'running'
     FOR UPDATE OF d
-), requeued AS (
-    UPDATE due_work d SET state = 'queued', attempt = d.attempt + 1, run_at = $3,
-        lease_token = NULL, leased_until = NULL, leased_by = NULL
-    FROM cut c
-    WHERE d.run_id = c.run_id AND c.attempt < c.max_attempts
-    RETURNING d.run_id, d.attempt
-), dead AS (
-    DELETE FROM due_work d USING cut c
-    WHERE d.run_id = c.run_id AND c.attempt >= c.max_attempts
-    RETURNING d.run_id
-), r1 AS (
-    UPDATE runs SET status = 'queued', attempt = q.attempt, updated_at = $3,
-        error = jsonb_build_object('code', 'worker_deadline', 'message', $4::text)
-    FROM requeued q WHERE runs.id = q.run_id
-    RETURNING runs.id, runs.task_id, runs.owner_id, 'requeued'::text AS action
-), r2 AS (
-    UPDATE runs SET status = 'dead_letter', finished_at = $3, updated_at = $3,
-        error = jsonb_build_object('code', 'worker_deadline', 'message', $4::text)
-    FROM dead x WHERE runs.id = x.run_id
-    RETURNING runs.id, runs.task_id, runs.owner_id, 'dead_letter'::text AS action
-), x AS (SELECT * FROM r1 UNION ALL SELECT * FROM r2
-), o AS (
-    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
-    SELECT gen_random_uuid(),
-           CASE x.action WHEN 'dead_letter' THEN 'run.dead_lettered' ELSE 'run.retried' END,
-           x.owner_id, x.id,
-           jsonb_build_object('run_id', x.id, 'task_id', x.task_id, 'reason', 'worker_deadline'),
-           $3
-    FROM x
+)""",
+    now="$3",
+    reason="worker_deadline",
+    requeued_message="$4::text",
+    dead_message="$4::text",
 )
-SELECT * FROM x
-"""
 CUT_MESSAGE = "the worker's time ran out before this attempt finished; the attempt counts"
 
 
