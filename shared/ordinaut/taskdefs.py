@@ -11,10 +11,10 @@ from typing import Any
 
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidPipeline, InvalidSchedule, ValidationFailed
-from ordinaut.pipeline import CompiledPipeline, PipelineLimits, compile_payload, validate_payload
+from ordinaut.pipeline import CompiledPipeline, PipelineLimits, compile_payload
 from ordinaut.pipeline.tools import ToolRegistry
 from ordinaut.schedules import TIME_KINDS, Schedule, parse_schedule
-from ordinaut.triggers import check_payload, main_payload, validate_extras
+from ordinaut.triggers import main_payload, pipeline_parts, validate_extras
 
 SCHEDULE_FIELDS = ("schedule_kind", "schedule_expr", "timezone")
 SHARED_PREFIX = "shared:"  # an event task's pattern across tenants (store/events.py)
@@ -69,22 +69,24 @@ def worst_case_s(compiled: CompiledPipeline) -> float:
 
 
 def run_worst_case_s(
-    payload: dict[str, Any], *, registry: ToolRegistry, limits: PipelineLimits
+    payload: dict[str, Any],
+    *,
+    registry: ToolRegistry,
+    limits: PipelineLimits,
+    main: CompiledPipeline | None = None,
 ) -> float:
-    """One attempt's worst case for a validated payload: a condition task's check, then its
-    pipeline, plus ``RUN_OVERHEAD_S``."""
-    parts = [main_payload(payload)]
-    if payload.get("check") is not None:
-        parts.append(check_payload(payload))
-    total = RUN_OVERHEAD_S
-    for part in parts:
-        total += worst_case_s(compile_payload(part, registry=registry, limits=limits))
-    return round(total, 3)
+    """One attempt's worst case for a validated payload: its pipeline and a condition task's
+    check, plus ``RUN_OVERHEAD_S``. ``main`` is the pipeline already compiled, when it is."""
+    main_part, *others = pipeline_parts(payload)
+    compiled = [main or compile_payload(main_part, registry=registry, limits=limits)]
+    compiled += [compile_payload(part, registry=registry, limits=limits) for part in others]
+    return round(RUN_OVERHEAD_S + sum(worst_case_s(c) for c in compiled), 3)
 
 
 def _run_bound(
     fields: dict[str, Any],
     payload: dict[str, Any],
+    main: CompiledPipeline,
     *,
     settings: Settings,
     registry: ToolRegistry,
@@ -106,7 +108,7 @@ def _run_bound(
             )
             return None
         return float(given)
-    worst = run_worst_case_s(payload, registry=registry, limits=limits)
+    worst = run_worst_case_s(payload, registry=registry, limits=limits, main=main)
     if worst > limit:
         problems.append(
             {
@@ -156,7 +158,8 @@ def prepare(
         payload = main_payload(payload)
     run_bound: float | None = None
     try:
-        payload = {**validate_payload(payload, registry=registry, limits=limits), **extras}
+        compiled = compile_payload(payload, registry=registry, limits=limits)
+        payload = {**compiled.normalized, **extras}
     except InvalidPipeline as exc:
         problems.extend(exc.details or [{"field": "payload", "message": exc.message}])
     else:
@@ -164,6 +167,7 @@ def prepare(
             run_bound = _run_bound(
                 fields,
                 payload,
+                compiled,
                 settings=settings,
                 registry=registry,
                 limits=limits,
