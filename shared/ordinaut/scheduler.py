@@ -91,12 +91,13 @@ async def _tick(pool: asyncpg.Pool, settings: Settings, clock: Clock, *, name: s
         fleet = await heartbeats.liveness(
             conn,
             since=now - timedelta(seconds=heartbeats.LIVE_HEARTBEATS * settings.heartbeat_s),
-            backlog_cap=heartbeats.OUTBOX_BACKLOG_CAP,
+            # without Redis no relay runs and the outbox only ages out: nothing is "behind",
+            # so nothing is counted (a cap of 0 reads no rows)
+            backlog_cap=heartbeats.OUTBOX_BACKLOG_CAP if settings.redis_url else 0,
         )
         result.live_workers = int(fleet["live_workers"])
         result.in_flight = int(fleet["in_flight"])
-        # without Redis no relay runs and the outbox only ages out: nothing is "behind"
-        result.outbox_backlog = int(fleet["outbox_backlog"]) if settings.redis_url else 0
+        result.outbox_backlog = int(fleet["outbox_backlog"])
         result.duration_ms = (time.perf_counter() - started) * 1000.0
         await heartbeats.record_tick(
             conn,
