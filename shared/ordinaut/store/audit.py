@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut.store.db import delete_in_batches
+from ordinaut.store.db import delete_in_batches, like_literal
 
 INSERT_AUDIT = """
 INSERT INTO audit_log (actor_id, action, subject_type, subject_id, details, request_id,
@@ -61,7 +61,7 @@ class AuditFilter:
     def args(self) -> tuple[Any, ...]:
         action, prefix = self.action, None
         if action is not None and action.endswith("*"):
-            prefix = _like_escape(action[:-1]) + "%"
+            prefix = like_literal(action[:-1]) + "%"
             action = None
         return (
             self.viewer,
@@ -73,10 +73,6 @@ class AuditFilter:
             self.since,
             self.until,
         )
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 AUDIT_COLUMNS = (

@@ -47,6 +47,11 @@ async def delete_in_batches(
     return total
 
 
+def like_literal(text: str) -> str:
+    """``text`` matched literally by LIKE (its ``%``, ``_`` and ``\\`` escaped)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def json_text(value: Any) -> str | None:
     """JSON text for a ``text[]`` parameter cast to jsonb in SQL (None stays SQL NULL)."""
     return None if value is None else _dumps(value)

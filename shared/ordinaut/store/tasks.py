@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from ordinaut.errors import NotFound
+from ordinaut.store.db import like_literal
 
 TASK_COLUMNS = (
     "id, created_by, title, description, schedule_kind, schedule_expr, timezone, dtstart, "
@@ -187,11 +188,6 @@ async def list_tasks(
         d.pop("total_count", None)
         items.append(d)
     return items, total
-
-
-def like_literal(text: str) -> str:
-    """``text`` matched literally by LIKE (its ``%``, ``_`` and ``\\`` escaped)."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def count_owned(conn: asyncpg.Connection, owner_id: UUID) -> int:
