@@ -13,7 +13,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from ordinaut.api.deps import Deps, Page, Principal, get_deps, require
+from ordinaut.api.deps import Deps, Page, PagingDep, Principal, get_deps, require
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.errors import ValidationFailed
 from ordinaut.models import page
@@ -44,6 +44,7 @@ class AuditEntry(BaseModel):
 
 @router.get("/audit", response_model=Page[AuditEntry])
 async def list_audit(
+    paging: PagingDep,
     who: Principal = CALLER,
     deps: Deps = Depends(get_deps),
     actor: UUID | None = Query(None, description="only entries by this agent"),
@@ -59,8 +60,6 @@ async def list_audit(
     ),
     frm: datetime | None = Query(None, alias="from", description="entries at or after"),
     until: datetime | None = Query(None, description="entries before"),
-    limit: int = Query(50, ge=1, le=500, description="Page size."),
-    offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
 ) -> dict[str, Any]:
     """Audit entries, newest first: ``actor_id`` did ``action`` to ``subject_type``
     ``subject_id`` (owned by ``owner_id`` when that is another agent) at ``created_at``, in
@@ -80,6 +79,6 @@ async def list_audit(
         until=before,
     )
     pool = await deps.pool()
-    rows, total = await audit.list_entries(pool, where, limit=limit, offset=offset)
+    rows, total = await audit.list_entries(pool, where, limit=paging.limit, offset=paging.offset)
     items = [AuditEntry.model_validate(r).model_dump(mode="json") for r in rows]
-    return page(items, total, limit, offset)
+    return page(items, total, paging.limit, paging.offset)
