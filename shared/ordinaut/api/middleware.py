@@ -249,8 +249,7 @@ class RateLimitMiddleware:
         self.auth_limit = settings.auth_rate_limit_per_minute
         self.buckets = TokenBuckets(max(1, self.limit))
         self.auth_buckets = TokenBuckets(max(1, self.auth_limit))
-        check_rate_limit_store(settings)
-        self.shared = settings.rate_limit_store == "redis"
+        self.shared = settings.rate_limit_store == "redis"  # checked by create_app at start
         self.prefix = settings.rate_limit_prefix
         # token digest -> its agent, learned when the token authenticated (bounded, LRU)
         self.known: OrderedDict[str, str] = OrderedDict()
