@@ -225,6 +225,13 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <acce
 MISSING_TOKEN = "authentication required: send Authorization: Bearer <access_token>"
 
 
+def principal_of(grant: agents.Grant) -> Principal:
+    """The caller a live token's grant makes (the one place the admin scope is read)."""
+    return Principal(
+        agent_id=grant.agent_id, scopes=grant.scopes, is_admin=auth.ADMIN in grant.scopes
+    )
+
+
 async def authenticate(
     request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
@@ -239,9 +246,7 @@ async def authenticate(
     grant = await agents.authenticate(await deps.pool(), credentials.credentials, now)
     if grant is None:
         raise auth.InvalidToken(agents.BAD_TOKEN)
-    principal = Principal(
-        agent_id=grant.agent_id, scopes=grant.scopes, is_admin=auth.ADMIN in grant.scopes
-    )
+    principal = principal_of(grant)
     request.state.principal = principal
     logs.bind(agent_id=str(principal.agent_id))
     return principal

@@ -19,7 +19,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, Page, PagingDep, Principal, get_deps, require
+from ordinaut.api.deps import Deps, Page, PagingDep, Principal, get_deps, principal_of, require
 from ordinaut.api.errors import is_unavailable
 from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound, RateLimited, Unavailable, ValidationFailed
@@ -446,7 +446,7 @@ async def _still_allowed(deps: Deps, token: str) -> bool:
     """Whether the stream's token still grants ``tasks:read``: revoking it, deactivating its
     agent or removing the scope ends a stream already open, not only the next request."""
     grant = await agents.authenticate(await deps.pool(), token, deps.clock.now())
-    return grant is not None and bool(grant.scopes & {"tasks:read", "admin"})
+    return grant is not None and principal_of(grant).has("tasks:read")
 
 
 async def _events(
