@@ -179,7 +179,8 @@ def settings_from_environment(environ: Mapping[str, str], **overrides: Any) -> S
         for name, value in SERVERLESS_POOL.items()
         if not environ.get(f"ORDINAUT_{name.upper()}")
     }
-    ttl_s = load_settings(environ).secrets_ttl_s
+    base = load_settings(environ)  # read once: the secrets' TTL, then the result below
+    ttl_s = base.secrets_ttl_s
     database = secret_json(environ, DATABASE_SECRET_ENV, ttl_s=ttl_s)
     if database is not None:
         values["database_url"] = database_url(database, environ=environ)
@@ -190,7 +191,7 @@ def settings_from_environment(environ: Mapping[str, str], **overrides: Any) -> S
     if key is not None:
         values["secrets_key"] = str(_field(key, "secrets_key", SECRETS_KEY_ENV))
     values.update(overrides)
-    return load_settings(environ, **values)
+    return base.replace(**values)
 
 
 # --- worker wake-ups ---------------------------------------------------------------------------
