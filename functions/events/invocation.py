@@ -38,6 +38,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from functions._runtime import CONNECTION_ERRORS, RELAY_ERRORS, Container
 from ordinaut import cloud
+from ordinaut.consumer import MAX_ERROR_LENGTH
 from ordinaut.errors import OrdinautError, ValidationFailed
 from ordinaut.events import DEAD_STREAM
 from ordinaut.pipeline.context import iso_utc
@@ -47,7 +48,6 @@ log = logging.getLogger("ordinaut.events.ingress")
 SQS_FIELDS = frozenset({"tenant_id", "topic", "payload", "event_id"})
 LOGGED = ("event_id", "topic", "duplicate", "runs_queued")  # of ingest_event's summary
 MAX_PARKED_BODY = 64 * 1024  # characters of a parked record's body kept in the dead stream
-MAX_REASON = 1_000
 # The queue is the trust boundary (no scope check), but the tenant must be an active agent.
 TENANT = "SELECT is_active FROM agents WHERE id = $1"
 
@@ -207,7 +207,7 @@ async def _park(container: Container, record: dict[str, Any], reason: str) -> bo
         "message_id": str(record.get("messageId", "")),
         "source": "sqs",
         "queue": str(record.get("eventSourceARN", "")),
-        "error": reason[:MAX_REASON],
+        "error": reason[:MAX_ERROR_LENGTH],
         "parked_at": iso_utc(container.clock.now()),
         "body": (body if isinstance(body, str) else orjson.dumps(body).decode())[:MAX_PARKED_BODY],
     }
