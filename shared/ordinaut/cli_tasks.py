@@ -14,7 +14,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ordinaut.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError
+from ordinaut.cli import (
+    EXIT_AUTH,
+    EXIT_CONFLICT,
+    EXIT_FAILURE,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    CommandError,
+)
 from ordinaut.cli_output import (
     RUN_HEADERS,
     TASK_HEADERS,
@@ -26,13 +36,6 @@ from ordinaut.cli_output import (
     table,
     task_row,
     utc,
-)
-from ordinaut.cli_tasks_parser import (
-    EXIT_AUTH,
-    EXIT_CONFLICT,
-    EXIT_NOT_FOUND,
-    EXIT_RUN_FAILED,
-    EXIT_TIMEOUT,
 )
 from ordinaut.client import (
     AuthError,

@@ -11,24 +11,7 @@ import importlib
 import sys
 from collections.abc import Callable
 
-from ordinaut.cli import (
-    EXIT_AUTH,
-    EXIT_CONFLICT,
-    EXIT_NOT_FOUND,
-    EXIT_RUN_FAILED,
-    EXIT_TIMEOUT,
-    EXIT_USAGE,
-    _int_in,
-)
-
-__all__ = [
-    "EXIT_AUTH",
-    "EXIT_CONFLICT",
-    "EXIT_NOT_FOUND",
-    "EXIT_RUN_FAILED",
-    "EXIT_TIMEOUT",
-    "register",
-]
+from ordinaut.cli import EXIT_USAGE, _int_in
 
 # The API's task and run statuses (ordinaut.client.models has them too, behind pydantic).
 TASK_STATUSES = ("active", "paused", "canceled", "completed")
