@@ -6,7 +6,7 @@ import argparse
 
 from ordinaut.cli import EXIT_OK
 from ordinaut.cli_output import print_json
-from ordinaut.cli_tasks import _client, _follow, api_errors, task_titles
+from ordinaut.cli_tasks import _client, _follow, api_errors, task_title
 
 
 def cmd_runs_retry(args: argparse.Namespace) -> int:
@@ -14,7 +14,7 @@ def cmd_runs_retry(args: argparse.Namespace) -> int:
         run = client.retry_run(args.id)
         if args.follow:
             return _follow(client, run.id, args)
-        title = task_titles(client, [run.task_id])[run.task_id]
+        title = None if args.json else task_title(client, run.task_id)
     if args.json:
         print_json(run.to_json())
     else:
@@ -26,7 +26,7 @@ def cmd_runs_retry(args: argparse.Namespace) -> int:
 def cmd_runs_cancel(args: argparse.Namespace) -> int:
     with _client(args) as client, api_errors():
         run = client.cancel_run(args.id)
-        title = task_titles(client, [run.task_id])[run.task_id]
+        title = None if args.json else task_title(client, run.task_id)
     if args.json:
         print_json(run.to_json())
     else:

@@ -106,6 +106,11 @@ def task_titles(client: Ordinaut, task_ids: Iterable[str]) -> dict[str, str]:
     return titles
 
 
+def task_title(client: Ordinaut, task_id: str) -> str:
+    """One task's title (``task_titles`` for a single task)."""
+    return task_titles(client, [task_id])[task_id]
+
+
 # --- login ---------------------------------------------------------------------------------
 
 
@@ -327,7 +332,7 @@ def _show_run(client: Ordinaut, run: Run, args: argparse.Namespace) -> None:
     if args.json:
         print_json(run.to_json())
     else:
-        print(render_run(run, task_titles(client, [run.task_id])[run.task_id]))
+        print(render_run(run, task_title(client, run.task_id)))
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
