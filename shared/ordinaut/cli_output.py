@@ -36,6 +36,20 @@ def utc(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
+def print_fire_times(times: list[Any], zone: str, label: str) -> None:
+    """Fire times under ``label`` (first line only), in ``zone`` with UTC beside; "none"."""
+    if not times:
+        print(f"  {label:<10}  none")
+    for i, at in enumerate(times):
+        print(f"  {label if i == 0 else '':<10}  {local_time(at, zone)}  ({utc(at)})")
+
+
+def print_next(times: list[Any], zone: str) -> None:
+    """The next fire times after a create or an update, one ``next`` line each."""
+    for at in times:
+        print(f"  next  {local_time(at, zone)}  ({utc(at)})")
+
+
 def duration(ms: int | None) -> str:
     if ms is None:
         return "-"

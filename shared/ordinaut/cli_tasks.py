@@ -30,7 +30,9 @@ from ordinaut.cli_output import (
     TASK_HEADERS,
     Progress,
     next_run,
+    print_fire_times,
     print_json,
+    print_next,
     render_run,
     run_row,
     table,
@@ -50,7 +52,7 @@ from ordinaut.client import (
     ValidationError,
 )
 from ordinaut.client import credentials as store
-from ordinaut.client.words import describe_schedule, local_time
+from ordinaut.client.words import describe_schedule
 
 # --- connection and errors -----------------------------------------------------------------
 
@@ -191,8 +193,7 @@ def cmd_tasks_create(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"created task {task.id} ({task.status})")
     print(f"  {describe_schedule(task.schedule_kind, task.schedule_expr, task.timezone)}")
-    for at in preview:
-        print(f"  next  {local_time(at, task.timezone)}  ({utc(at)})")
+    print_next(preview, task.timezone)
     return EXIT_OK
 
 
@@ -242,13 +243,10 @@ def cmd_tasks_show(args: argparse.Namespace) -> int:
     print(f"  status      {task.status}")
     words = describe_schedule(task.schedule_kind, task.schedule_expr, task.timezone)
     print(f"  schedule    {words}  [{task.schedule_kind} '{task.schedule_expr}']")
-    for i, at in enumerate(fires):
-        label = "next runs" if i == 0 else ""
-        print(f"  {label:<10}  {local_time(at, task.timezone)}  ({utc(at)})")
-    if not active:
+    if not active:  # no fires were asked for: a paused or finished task will not run
         print(f"  next runs   {next_run(task)}: nothing runs until it is resumed")
-    elif not fires and task.schedule_kind not in ("event", "condition"):
-        print("  next runs   none")
+    elif fires or task.schedule_kind not in ("event", "condition"):
+        print_fire_times(fires, task.timezone, "next runs")
     print(f"  pipeline    {len(steps)} step(s): {pipeline or '-'}")
     print(
         f"  policy      priority {task.priority}, max_retries {task.max_retries}, "

@@ -11,10 +11,10 @@ import sys
 from typing import Any
 
 from ordinaut.cli import EXIT_OK, EXIT_USAGE, CommandError
-from ordinaut.cli_output import print_json, utc
+from ordinaut.cli_output import print_fire_times, print_json, print_next
 from ordinaut.cli_tasks import _client, api_errors, read_task_file
 from ordinaut.client import FireTimes, Task
-from ordinaut.client.words import describe_schedule, local_time
+from ordinaut.client.words import describe_schedule
 
 # Flags of `tasks update`, by the task field each one sets.
 UPDATE_FIELDS = (
@@ -61,8 +61,7 @@ def _print_next(task: Task, fires: FireTimes | None) -> None:
     if fires is None:
         print(f"  no next runs while {task.status}")
         return
-    for at in fires.fire_times:
-        print(f"  next  {local_time(at, task.timezone)}  ({utc(at)})")
+    print_next(fires.fire_times, task.timezone)
 
 
 def cmd_tasks_preview(args: argparse.Namespace) -> int:
@@ -88,7 +87,7 @@ def cmd_tasks_preview(args: argparse.Namespace) -> int:
         print_json(fires.to_json())
         return EXIT_OK
     print(describe_schedule(kind, expr, zone))
-    _print_times(fires.fire_times, zone, "next runs")
+    print_fire_times(fires.fire_times, zone, "next runs")
     return EXIT_OK
 
 
@@ -114,15 +113,8 @@ def _preview_task(args: argparse.Namespace) -> int:
         print(f"  {what}")
         if task.status != "paused":
             return EXIT_OK
-    _print_times(fires.fire_times, task.timezone, "next runs" if active else "if resumed")
+    print_fire_times(fires.fire_times, task.timezone, "next runs" if active else "if resumed")
     return EXIT_OK
-
-
-def _print_times(times: list[Any], zone: str, label: str) -> None:
-    if not times:
-        print(f"  {label:<10}  none")
-    for i, at in enumerate(times):
-        print(f"  {label if i == 0 else '':<10}  {local_time(at, zone)}  ({utc(at)})")
 
 
 def cmd_tasks_delete(args: argparse.Namespace) -> int:
