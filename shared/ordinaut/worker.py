@@ -834,9 +834,10 @@ class Recorder:
                 if events:
                     await outbox.append(conn, events, now=batch[-1][0].finished_at)
                 quota = RunQuota(self.max_runs_per_minute, batch[-1][0].finished_at)
+                refused: dict[uuid.UUID, str | None] = {}  # publisher checks, per owner
                 for o, evs, _, _ in batch:
                     if o.run_id in done and evs:
-                        wake |= await _publish_emitted(conn, o, evs, quota)
+                        wake |= await _publish_emitted(conn, o, evs, quota, refused)
                 await quota.charge(conn)  # last: see store/quota.py
             if wake:
                 await work.notify_work(conn)
@@ -872,16 +873,17 @@ async def _publish_emitted(
     outcome: work.Outcome,
     emitted: list[outbox.OutboxEvent],
     quota: RunQuota,
+    refused: dict[uuid.UUID, str | None],
 ) -> bool:
     """Events a successful run published (``event.publish``) enter the events-in path in the
     run's completing transaction: subscribed tasks get their slots, or nothing happens at all.
 
     The event id is the slot's run id plus the position, so a slot that somehow succeeds twice
     publishes each event once. An owner deactivated or stripped of ``events:publish`` while
-    the run went on publishes nothing (said in the log). Returns True when runs were queued.
+    the run went on publishes nothing (said in the log); ``refused`` keeps that check's answer
+    per owner for the whole batch. Returns True when runs were queued.
     """
     wake = False
-    refused: dict[uuid.UUID, str | None] = {}
     for i, event in enumerate(emitted):
         body = event.payload
         if event.tenant_id is None or not event.event_type.startswith("custom."):
