@@ -29,7 +29,7 @@ import httpx
 import psutil
 import pytest
 
-from ordinaut import dev
+from ordinaut.cli import dev
 from ordinaut.cli import CommandError
 from ordinaut.config import load_settings
 from ordinaut.pipeline.tools.egress import Allowlist

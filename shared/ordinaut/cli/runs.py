@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ordinaut.cli import EXIT_OK
-from ordinaut.cli_output import print_json
-from ordinaut.cli_tasks import _client, _follow, api_errors, task_title
+from ordinaut.cli.output import print_json
+from ordinaut.cli.tasks import _client, _follow, api_errors, task_title
 
 
 def cmd_runs_retry(args: argparse.Namespace) -> int:

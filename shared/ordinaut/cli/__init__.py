@@ -308,7 +308,7 @@ def require_redis(settings: Settings) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from ordinaut import dev
+    from ordinaut.cli import dev
 
     return dev.run(args)
 
@@ -620,9 +620,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=cmd_agents_create)
 
-    from ordinaut import cli_tasks_parser  # login, tasks, runs, events, mcp: REST clients
+    from ordinaut.cli import parsers  # login, tasks, runs, events, mcp: REST clients
 
-    cli_tasks_parser.register(sub, _subparser)
+    parsers.register(sub, _subparser)
     return parser
 
 
@@ -648,6 +648,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     return code
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from ordinaut.cli import EXIT_OK
-from ordinaut.cli_output import print_json, short, table, utc
-from ordinaut.cli_tasks import _client, api_errors
+from ordinaut.cli.output import print_json, short, table, utc
+from ordinaut.cli.tasks import _client, api_errors
 from ordinaut.client import Ordinaut, Run
 
 DEAD_LETTER = "dead_letter"

@@ -11,8 +11,8 @@ import sys
 from typing import Any
 
 from ordinaut.cli import EXIT_OK, EXIT_USAGE, CommandError
-from ordinaut.cli_output import print_fire_times, print_json, print_next
-from ordinaut.cli_tasks import _client, api_errors, read_task_file
+from ordinaut.cli.output import print_fire_times, print_json, print_next
+from ordinaut.cli.tasks import _client, api_errors, read_task_file
 from ordinaut.client import FireTimes, Task
 from ordinaut.client.words import describe_schedule
 

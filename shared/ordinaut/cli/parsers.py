@@ -25,7 +25,7 @@ SubParsers = argparse._SubParsersAction  # the type argparse gives add_subparser
 Factory = Callable[..., argparse.ArgumentParser]
 
 
-def lazy(name: str, module: str = "ordinaut.cli_tasks") -> Callable[[argparse.Namespace], int]:
+def lazy(name: str, module: str = "ordinaut.cli.tasks") -> Callable[[argparse.Namespace], int]:
     """The command ``<module>.<name>``, imported when it runs."""
 
     def run(args: argparse.Namespace) -> int:
@@ -37,8 +37,8 @@ def lazy(name: str, module: str = "ordinaut.cli_tasks") -> Callable[[argparse.Na
     return run
 
 
-EDIT = "ordinaut.cli_tasks_edit"  # tasks update / delete / preview
-RUNS = "ordinaut.cli_runs"  # runs retry / cancel
+EDIT = "ordinaut.cli.tasks_edit"  # tasks update / delete / preview
+RUNS = "ordinaut.cli.runs"  # runs retry / cancel
 
 TASK_FILE_FORMAT = """\
 The file is the body of POST /tasks, as YAML or JSON ('-' reads it from stdin):
@@ -330,7 +330,7 @@ def register(sub: SubParsers[argparse.ArgumentParser], factory: Factory) -> None
         "the operator's view: queue, schedulers, workers, dead letters (admin)",
         "  ordinaut admin\n  ordinaut admin --dead-letters 100 --json\n"
         "  ordinaut admin --retry RUN_ID [--retry RUN_ID ...]",
-        lazy("cmd_admin", "ordinaut.cli_admin"),
+        lazy("cmd_admin", "ordinaut.cli.admin"),
     )
     p.description = (
         "Show what an operator checks first, over the REST API with an admin credential:\n"

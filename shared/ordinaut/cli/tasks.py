@@ -25,7 +25,7 @@ from ordinaut.cli import (
     EXIT_USAGE,
     CommandError,
 )
-from ordinaut.cli_output import (
+from ordinaut.cli.output import (
     RUN_HEADERS,
     TASK_HEADERS,
     Progress,
