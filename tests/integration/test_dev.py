@@ -30,7 +30,7 @@ import psutil
 import pytest
 
 from ordinaut.cli import dev
-from ordinaut.cli import CommandError
+from ordinaut.cli.common import CommandError
 from ordinaut.config import load_settings
 from ordinaut.pipeline.tools.egress import Allowlist
 

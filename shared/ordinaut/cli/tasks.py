@@ -1,183 +1,67 @@
-"""The assistant-facing commands: login, tasks, runs, events, mcp. They speak only REST, through
-``ordinaut.client``. Their parsers are in ``cli_tasks_parser`` (light, so ``ordinaut --help``
-stays fast); ``cli.py`` reports the ``CommandError`` they raise."""
+"""``ordinaut tasks``: create, list, show, pause, resume, cancel and run-now here; update,
+preview and delete in ``tasks_edit``, which registers them into this group."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
-import os
-import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
-from ordinaut.cli import (
-    EXIT_AUTH,
-    EXIT_CONFLICT,
-    EXIT_FAILURE,
-    EXIT_NOT_FOUND,
+from ordinaut.cli import tasks_edit
+from ordinaut.cli.common import (
     EXIT_OK,
-    EXIT_RUN_FAILED,
-    EXIT_TIMEOUT,
-    EXIT_USAGE,
-    CommandError,
+    SCHEDULE_KINDS,
+    TASK_STATUSES,
+    SubParsers,
+    group,
+    leaf,
 )
 from ordinaut.cli.output import (
     RUN_HEADERS,
     TASK_HEADERS,
-    Progress,
+    in_words,
     next_run,
     print_fire_times,
     print_json,
     print_next,
-    render_run,
     run_row,
     table,
     task_row,
     utc,
 )
-from ordinaut.client import (
-    AuthError,
-    BadRequestError,
-    ConflictError,
-    NotFoundError,
-    Ordinaut,
-    OrdinautAPIError,
-    OrdinautConnectionError,
-    PayloadTooLargeError,
-    Run,
-    ValidationError,
+from ordinaut.cli.rest import (
+    api_errors,
+    connect,
+    connection_flags,
+    follow,
+    follow_flags,
+    read_task_file,
 )
-from ordinaut.client import credentials as store
-from ordinaut.client.words import describe_schedule
 
-# --- connection and errors -----------------------------------------------------------------
+TASK_FILE_FORMAT = """\
+The file is the body of POST /tasks, as YAML or JSON ('-' reads it from stdin):
 
+  title: Morning briefing                  # required, 1-200 characters
+  description: weather for the day         # optional
+  schedule_kind: cron                      # cron | rrule | once | event | condition
+  schedule_expr: "0 8 * * 1-5"             # weekdays at 08:00 (rrule: FREQ=...; once: an
+                                           #   ISO instant; event: a topic like orders.*)
+  timezone: Europe/Chisinau                # IANA name the schedule is read in (default UTC)
+  payload:
+    params: {city: Chisinau}
+    pipeline:                              # the steps, run in order
+      - id: say
+        uses: echo                         # a tool: `GET /tools` lists them
+        with: {text: "weather in ${params.city}"}
+  priority: 5                              # optional: 1-9, max_retries, backoff_strategy,
+  max_retries: 3                           #   misfire_policy, overlap_policy, dedupe_key, ...
 
-def _client(args: argparse.Namespace) -> Ordinaut:
-    environ = os.environ
-    conn = store.resolve(environ, url=args.url, token=args.token)
-    return Ordinaut(
-        conn.url,
-        **conn.client_kwargs(),
-        on_tokens=lambda tokens: store.remember_token(environ, conn.url, tokens),
-    )
-
-
-def _first_line_hint(exc: OrdinautAPIError) -> str:
-    if isinstance(exc, AuthError) and exc.status == 401:
-        return "\n  log in with `ordinaut login --url URL`, or set ORDINAUT_TOKEN"
-    return ""
-
-
-@contextmanager
-def api_errors() -> Iterator[None]:
-    """Client exceptions as one error message and the documented exit code."""
-    try:
-        yield
-    except OrdinautConnectionError as exc:
-        raise CommandError(str(exc), EXIT_FAILURE) from None
-    except OrdinautAPIError as exc:
-        code = EXIT_FAILURE
-        if isinstance(exc, ValidationError | BadRequestError | PayloadTooLargeError):
-            code = EXIT_USAGE
-        elif isinstance(exc, NotFoundError):
-            code = EXIT_NOT_FOUND
-        elif isinstance(exc, AuthError):
-            code = EXIT_AUTH
-        elif isinstance(exc, ConflictError):
-            code = EXIT_CONFLICT
-        rid = f", request {exc.request_id}" if exc.request_id else ""
-        lines = [f"{exc.message} ({exc.code}, HTTP {exc.status}{rid})"]
-        lines += [f"  {p['field']}: {p['message']}" for p in exc.problems]
-        raise CommandError("\n".join(lines) + _first_line_hint(exc), code) from None
-
-
-def task_titles(client: Ordinaut, task_ids: Iterable[str]) -> dict[str, str]:
-    """Titles of the given tasks, one request per distinct task (a page of runs rarely spans
-    many); a task deleted meanwhile is shown as such."""
-    titles: dict[str, str] = {}
-    for task_id in dict.fromkeys(task_ids):
-        try:
-            titles[task_id] = client.get_task(task_id).title
-        except NotFoundError:
-            titles[task_id] = f"(deleted task {task_id[:8]})"
-    return titles
-
-
-def task_title(client: Ordinaut, task_id: str) -> str:
-    """One task's title (``task_titles`` for a single task)."""
-    return task_titles(client, [task_id])[task_id]
-
-
-# --- login ---------------------------------------------------------------------------------
-
-
-def cmd_login(args: argparse.Namespace) -> int:
-    environ = os.environ
-    url = args.url or environ.get(store.ENV_URL)
-    if not url:
-        raise CommandError("--url is required (e.g. --url http://127.0.0.1:8080)", EXIT_USAGE)
-    agent_id, secret, token = args.agent_id, args.secret, args.token
-    if secret == "-":
-        secret = sys.stdin.readline().strip()
-    if token and (agent_id or secret):
-        raise CommandError("give either --token or --agent-id with --secret, not both", EXIT_USAGE)
-    if not token and not (agent_id and secret):
-        if agent_id or secret:
-            raise CommandError("--agent-id and --secret go together", EXIT_USAGE)
-        if not sys.stdin.isatty():
-            raise CommandError("give --token, or --agent-id and --secret", EXIT_USAGE)
-        agent_id = input("agent id: ").strip()
-        secret = getpass.getpass("agent secret: ").strip()
-    with Ordinaut(url, token=token) as client, api_errors():
-        if token:
-            try:
-                client.list_tools()  # any authenticated route proves the token
-            except AuthError as exc:
-                if exc.status == 401:
-                    raise
-            scope = "(scopes not shown for a token)"
-        else:
-            tokens = client.exchange_token(agent_id, secret)
-            token, scope = tokens.access_token, f"scopes: {tokens.scope}"
-    assert token is not None
-    path = store.save_login(environ, url, token=token, agent_id=agent_id, agent_secret=secret)
-    if args.json:
-        print_json({"url": client.base_url, "agent_id": agent_id, "saved_to": str(path)})
-    else:
-        who = f"agent {agent_id}" if agent_id else "a token"
-        print(f"logged in to {client.base_url} with {who} {scope}\nsaved to {path}")
-    return EXIT_OK
-
-
-# --- tasks ---------------------------------------------------------------------------------
-
-
-def read_task_file(name: str) -> dict[str, Any]:
-    """A task body from a YAML or JSON file ('-' for stdin)."""
-    from ordinaut.errors import InvalidPipeline
-    from ordinaut.pipeline import parse_pipeline_text
-
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text()
-    except OSError as exc:
-        raise CommandError(f"cannot read {name}: {exc.strerror or exc}", EXIT_USAGE) from None
-    try:
-        body = parse_pipeline_text(text)
-    except InvalidPipeline as exc:
-        raise CommandError(f"{name}: {exc.message}", EXIT_USAGE) from None
-    if not isinstance(body, dict):
-        raise CommandError(f"{name}: a task must be a mapping of fields (title, ...)", EXIT_USAGE)
-    return body
+A file that does not parse is reported with its line and column; a task the API refuses
+is reported field by field (exit 2)."""
 
 
 def cmd_tasks_create(args: argparse.Namespace) -> int:
     body = read_task_file(args.file)
-    with _client(args) as client, api_errors():
+    with connect(args) as client, api_errors():
         if args.dry_run:
             result = client.validate_task(body, dry_run=True)
             if args.json:
@@ -192,13 +76,13 @@ def cmd_tasks_create(args: argparse.Namespace) -> int:
         print_json(task.to_json())
         return EXIT_OK
     print(f"created task {task.id} ({task.status})")
-    print(f"  {describe_schedule(task.schedule_kind, task.schedule_expr, task.timezone)}")
+    print(f"  {in_words(task.schedule_kind, task.schedule_expr, task.timezone)}")
     print_next(preview, task.timezone)
     return EXIT_OK
 
 
 def cmd_tasks_list(args: argparse.Namespace) -> int:
-    with _client(args) as client, api_errors():
+    with connect(args) as client, api_errors():
         if args.all:
             tasks = list(
                 client.iter_tasks(status=args.status, schedule_kind=args.kind, search=args.search)
@@ -222,7 +106,7 @@ def cmd_tasks_list(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks_show(args: argparse.Namespace) -> int:
-    with _client(args) as client, api_errors():
+    with connect(args) as client, api_errors():
         task = client.get_task(args.id)
         active = task.status == "active"
         # A paused (or finished) task keeps its schedule but will not run: no "next runs".
@@ -241,7 +125,7 @@ def cmd_tasks_show(args: argparse.Namespace) -> int:
     pipeline = ", ".join(f"{s.get('id', '?')} ({s.get('uses', '?')})" for s in steps)
     print(f"task {task.id}  {task.title}")
     print(f"  status      {task.status}")
-    words = describe_schedule(task.schedule_kind, task.schedule_expr, task.timezone)
+    words = in_words(task.schedule_kind, task.schedule_expr, task.timezone)
     print(f"  schedule    {words}  [{task.schedule_kind} '{task.schedule_expr}']")
     if not active:  # no fires were asked for: a paused or finished task will not run
         print(f"  next runs   {next_run(task)}: nothing runs until it is resumed")
@@ -264,7 +148,7 @@ def cmd_tasks_show(args: argparse.Namespace) -> int:
 
 def _task_action(action: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        with _client(args) as client, api_errors():
+        with connect(args) as client, api_errors():
             task = getattr(client, f"{action}_task")(args.id)
         if args.json:
             print_json(task.to_json())
@@ -281,10 +165,10 @@ cmd_tasks_cancel = _task_action("cancel")
 
 
 def cmd_tasks_run_now(args: argparse.Namespace) -> int:
-    with _client(args) as client, api_errors():
+    with connect(args) as client, api_errors():
         queued = client.run_task_now(args.id)
         if args.follow:
-            return _follow(client, queued.run_id, args)
+            return follow(client, queued.run_id, args)
     if args.json:
         print_json(queued.to_json())
     else:
@@ -293,87 +177,72 @@ def cmd_tasks_run_now(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# --- runs ----------------------------------------------------------------------------------
-
-
-def cmd_runs_list(args: argparse.Namespace) -> int:
-    with _client(args) as client, api_errors():
-        page = client.list_runs(task_id=args.task, status=args.status, limit=args.limit)
-        titles = {} if args.json else task_titles(client, [r.task_id for r in page.items])
-    if args.json:
-        print_json({"items": [r.to_json() for r in page.items], "total": page.total})
-        return EXIT_OK
-    if not page.items:
-        print("no runs")
-        return EXIT_OK
-    print(table(RUN_HEADERS, [run_row(r, titles) for r in page.items]))
-    if page.total > len(page.items):
-        print(f"({len(page.items)} of {page.total}; --limit to see more)")
-    return EXIT_OK
-
-
-def _follow(client: Ordinaut, run_id: str, args: argparse.Namespace) -> int:
-    progress = Progress(run_id)
-    try:
-        run = client.wait_for_run(
-            run_id, max_wait=args.timeout, poll_interval=args.interval, on_update=progress
-        )
-    except TimeoutError as exc:
-        if progress.live:
-            print(file=sys.stderr)
-        raise CommandError(str(exc), EXIT_TIMEOUT) from None
-    _show_run(client, run, args)
-    return EXIT_OK if run.status == "succeeded" else EXIT_RUN_FAILED
-
-
-def _show_run(client: Ordinaut, run: Run, args: argparse.Namespace) -> None:
-    if args.json:
-        print_json(run.to_json())
-    else:
-        print(render_run(run, task_title(client, run.task_id)))
-
-
-def cmd_runs_show(args: argparse.Namespace) -> int:
-    with _client(args) as client, api_errors():
-        if args.follow:
-            return _follow(client, args.id, args)
-        run = client.get_run(args.id)
-        _show_run(client, run, args)
-    return EXIT_OK
-
-
-# --- events --------------------------------------------------------------------------------
-
-
-def cmd_events_publish(args: argparse.Namespace) -> int:
-    try:
-        payload = json.loads(args.data) if args.data is not None else {}
-    except ValueError as exc:
-        raise CommandError(f"--data is not JSON: {exc}", EXIT_USAGE) from None
-    with _client(args) as client, api_errors():
-        accepted = client.publish_event(args.topic, payload, event_id=args.event_id)
-    if args.json:
-        print_json(accepted.to_json())
-    else:
-        dup = " (duplicate: already accepted)" if accepted.duplicate else ""
-        refused = (
-            f", {accepted.runs_refused} refused (max_runs_per_minute_per_agent)"
-            if accepted.runs_refused
-            else ""
-        )
-        print(
-            f"published event {accepted.event_id} on {accepted.topic}{dup}: "
-            f"{accepted.tasks_matched} task(s) matched, {accepted.runs_queued} run(s) queued"
-            f"{refused}"
-        )
-    return EXIT_OK
-
-
-# --- mcp -----------------------------------------------------------------------------------
-
-
-def cmd_mcp(args: argparse.Namespace) -> int:
-    from ordinaut import assistant_mcp
-
-    conn = store.resolve(os.environ, url=args.url, token=args.token)
-    return assistant_mcp.main(conn, transport=args.transport, host=args.host, port=args.port)
+def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    tasks = group(
+        sub,
+        "tasks",
+        "create, list, show, change and control tasks",
+        "  ordinaut tasks create -f task.yaml\n  ordinaut tasks list --status active\n"
+        "  ordinaut tasks show ID\n  ordinaut tasks update ID --schedule '0 9 * * 1-5'\n"
+        "  ordinaut tasks preview ID\n  ordinaut tasks run-now ID --follow\n"
+        "  ordinaut tasks delete ID --yes",
+    )
+    p = leaf(
+        tasks,
+        "create",
+        "create a task from a YAML or JSON file",
+        "  ordinaut tasks create -f task.yaml\n  ordinaut tasks create -f - --json < task.json\n"
+        "  ordinaut tasks create -f task.yaml --dry-run",
+        cmd_tasks_create,
+    )
+    p.description = f"Create a task from a YAML or JSON file.\n\n{TASK_FILE_FORMAT}"
+    p.add_argument("-f", "--file", required=True, metavar="FILE", help="task file ('-' = stdin)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="validate and render every step, create nothing"
+    )
+    connection_flags(p)
+    p = leaf(
+        tasks,
+        "list",
+        "list your tasks with their next run",
+        "  ordinaut tasks list\n  ordinaut tasks list --status paused --json\n"
+        "  ordinaut tasks list --search briefing",
+        cmd_tasks_list,
+    )
+    p.add_argument("--status", choices=TASK_STATUSES, help="only tasks in this status")
+    p.add_argument("--kind", choices=SCHEDULE_KINDS, help="only tasks with this schedule kind")
+    p.add_argument("--search", metavar="TEXT", help="only tasks whose title contains TEXT")
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
+    p.add_argument("--all", action="store_true", help="every task, walking all pages")
+    connection_flags(p)
+    p = leaf(
+        tasks,
+        "show",
+        "show a task, its next fire times and recent runs",
+        "  ordinaut tasks show ID\n  ordinaut tasks show ID --next 10 --runs 20",
+        cmd_tasks_show,
+    )
+    p.add_argument("id", help="task id")
+    p.add_argument("--next", type=int, default=5, metavar="N", help="fire times to show (5)")
+    p.add_argument("--runs", type=int, default=5, metavar="N", help="recent runs to show (5)")
+    connection_flags(p)
+    for action, summary, command in (
+        ("pause", "pause a task: no new runs until resumed", cmd_tasks_pause),
+        ("resume", "resume a paused task from its next fire time", cmd_tasks_resume),
+        ("cancel", "cancel a task for good; queued runs are canceled", cmd_tasks_cancel),
+    ):
+        p = leaf(tasks, action, summary, f"  ordinaut tasks {action} ID", command)
+        p.add_argument("id", help="task id")
+        connection_flags(p)
+    p = leaf(
+        tasks,
+        "run-now",
+        "queue one run of a task now",
+        "  ordinaut tasks run-now ID\n  ordinaut tasks run-now ID --follow --timeout 60",
+        cmd_tasks_run_now,
+    )
+    p.add_argument("id", help="task id")
+    p.add_argument("--follow", action="store_true", help="wait for the run and show it")
+    follow_flags(p)
+    connection_flags(p)
+    tasks_edit.register(tasks)
