@@ -7,9 +7,11 @@
   on one machine), ``processes`` (api, scheduler, worker, relay, events-consumer), ``migrate``,
   ``agents``; and the REST commands ``login``, ``tasks`` (with ``tasks_edit``: update, preview,
   delete), ``runs``, ``events``, ``mcp``, ``admin``, which reach the API through ``rest`` and
-  print through ``output``.
+  print through ``output`` (which, like ``common``, imports no other module of this package).
 
-Nothing else in ``ordinaut`` imports this package (an import-linter contract).
+A new command group is a module with ``register(sub)``, listed in ``app.GROUPS``; a command's
+flags are added next to the command, in its group's ``register``. Nothing else in ``ordinaut``
+imports this package (import-linter contracts in pyproject.toml keep both rules).
 """
 
 from ordinaut.cli.app import build_parser, main
