@@ -376,6 +376,80 @@ class RunOut(RunSummary):
     )
 
 
+class RunAttempt(BaseModel):
+    """One attempt of a run."""
+
+    attempt: int = Field(description="Its number, from 1.")
+    status: RunStatus = Field(
+        description="How it ended: `failed` for an attempt that was retried, `dead_letter` for "
+        "one retried by hand; the current attempt carries the run's status."
+    )
+    current: bool = Field(
+        description="True for the run's current or final attempt (the run's own record); "
+        "false for an attempt that ended and was retried."
+    )
+    started_at: datetime | None = Field(description="When it started (UTC); null before.")
+    finished_at: datetime | None = Field(description="When it ended (UTC); null until then.")
+    duration_ms: int | None = Field(description="`finished_at` - `started_at`, milliseconds.")
+    output: Any = Field(default=None, description="The last step's output (a success).")
+    error: Any = Field(default=None, description="`{step, code, message}` of its failure.")
+    step_results: list[dict[str, Any]] = Field(
+        description="Per step that ran or was skipped: `{id, uses, status, input, output, "
+        "error, duration_ms, attempts}` (secrets masked); steps that never ran are absent."
+    )
+    worker_id: str | None = Field(description="The worker that ran it, when known.")
+
+
+class RunAttempts(BaseModel):
+    """Every attempt of one run, oldest first, the current or final one last."""
+
+    run_id: UUID = Field(description="The run.")
+    task_id: UUID = Field(description="Its task.")
+    status: RunStatus = Field(description="The run's status.")
+    attempt: int = Field(description="The run's current or last attempt.")
+    attempts: list[RunAttempt] = Field(
+        description="Oldest first. Attempts of runs retried before this record existed are "
+        "missing: their numbers are skipped."
+    )
+
+
+class AttentionRun(BaseModel):
+    """A run that ended without success and has not been retried since."""
+
+    id: UUID = Field(description="The run's id.")
+    task_id: UUID = Field(description="Its task.")
+    task_title: str | None = Field(description="The task's title (null without `tasks:read`).")
+    status: RunStatus = Field(description="`dead_letter` (`failed`: recorded by older versions).")
+    attempt: int = Field(description="Its last attempt.")
+    trigger: str = Field(description="`schedule`, `event`, `condition` or `run_now`.")
+    scheduled_for: datetime = Field(description="The slot it was for (UTC).")
+    finished_at: datetime = Field(description="When it ended (UTC).")
+    error: Any = Field(default=None, description="`{step, code, message}` of the failure.")
+
+
+class FailingTask(BaseModel):
+    """A task whose latest finished run did not succeed."""
+
+    task_id: UUID = Field(description="The task.")
+    title: str | None = Field(description="Its title (null without `tasks:read`).")
+    task_status: TaskStatus = Field(description="The task's status.")
+    run_id: UUID = Field(description="Its latest finished run.")
+    status: RunStatus = Field(description="That run's status.")
+    scheduled_for: datetime = Field(description="The slot that run was for (UTC).")
+    finished_at: datetime = Field(description="When it ended (UTC).")
+    error: Any = Field(default=None, description="Its error.")
+
+
+class Attention(BaseModel):
+    """What needs a person, over all of the caller's history."""
+
+    dead_letters: list[AttentionRun] = Field(description="The newest first, at most `limit`.")
+    dead_letters_total: int = Field(description="All of them.")
+    failing_tasks: list[FailingTask] = Field(description="Newest failure first, at most `limit`.")
+    failing_tasks_total: int = Field(description="All of them.")
+    limit: int = Field(description="The limit asked for.")
+
+
 class RunCounts(BaseModel):
     total: int = Field(description="Runs in all.")
     succeeded: int = Field(description="Runs that succeeded.")

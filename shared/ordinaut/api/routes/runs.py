@@ -13,7 +13,15 @@ from ordinaut.api.deps import Deps, Page, Principal, get_deps, id_of, require
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import OWNER_QUERY, acting_owner, owner_filter
 from ordinaut.errors import NotFound
-from ordinaut.models import RunOut, RunsOverview, RunSummary, TaskStats, page
+from ordinaut.models import (
+    Attention,
+    RunAttempts,
+    RunOut,
+    RunsOverview,
+    RunSummary,
+    TaskStats,
+    page,
+)
 from ordinaut.store import audit, runs, tasks, work
 
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
@@ -84,6 +92,26 @@ async def runs_summary(
     return await runs.summary(pool, who.agent_id, since=now - timedelta(hours=24))
 
 
+@router.get("/runs/attention", response_model=Attention)
+async def runs_attention(
+    who: Principal = RUNS_READ,
+    deps: Deps = Depends(get_deps),
+    limit: int = Query(20, ge=1, le=100, description="At most this many of each list."),
+) -> dict[str, Any]:
+    """What needs a person, over all of the caller's history, in one answer: runs that ended
+    without success and have not been retried since (dead letters), and tasks whose latest
+    finished run did not succeed; each newest first with its total. Task titles need
+    ``tasks:read``."""
+    pool = await deps.pool()
+    found = await runs.attention(pool, who.agent_id, limit=limit)
+    if not who.has("tasks:read"):
+        for item in found["dead_letters"]:
+            item["task_title"] = None
+        for item in found["failing_tasks"]:
+            item["title"] = None
+    return Attention.model_validate(found).model_dump(mode="json")
+
+
 @router.get("/runs/task/{task_id}/latest", response_model=RunOut)
 async def latest_run(
     task_id: TaskId, who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
@@ -119,6 +147,21 @@ async def get_run(
     any agent's with ``owner=*``."""
     pool = await deps.pool()
     return _out(await runs.get_run(pool, run_id, owner_filter(who, owner)), steps=True)
+
+
+@router.get("/runs/{run_id}/attempts", response_model=RunAttempts)
+async def get_run_attempts(
+    run_id: RunId,
+    who: Principal = RUNS_READ,
+    deps: Deps = Depends(get_deps),
+    owner: str | None = OWNER_QUERY,
+) -> dict[str, Any]:
+    """Every attempt of one run, oldest first: each attempt that ended and was retried, then
+    the current or final one, with their step records; admins read any agent's with
+    ``owner=*``."""
+    pool = await deps.pool()
+    found = await runs.run_attempts(pool, run_id, owner_filter(who, owner))
+    return RunAttempts.model_validate(found).model_dump(mode="json")
 
 
 @router.post(
