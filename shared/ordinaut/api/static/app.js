@@ -32,6 +32,7 @@
     known: new Map(), // every task seen (for titles elsewhere on the page)
     filter: { search: "", status: "", kind: "", offset: 0 },
     searchTimer: null,
+    taskSeq: 0,
     taskId: null,
     runId: null,
     timer: null,
@@ -397,8 +398,11 @@
     return cell;
   }
 
+  // One request per view of the table (first view, search, filter, page), whatever the number
+  // of tasks: the list answer carries each row's last run, failures and next run.
   async function loadTasks() {
     const box = $("tasks-error");
+    const seq = ++state.taskSeq;
     try {
       const f = state.filter;
       const doc = await api(
@@ -412,6 +416,7 @@
             search: f.search || null,
           }),
       );
+      if (seq !== state.taskSeq) return; // a newer view was asked for meanwhile
       show(box, "");
       state.tasks = new Map(doc.items.map((t) => [t.id, t]));
       for (const task of doc.items) state.known.set(task.id, task);
@@ -987,59 +992,58 @@
     await refresh();
   }
 
-  async function loadDead() {
+  // The dead letters card, from the same answer as "needs attention" (titles included: no
+  // lookup per row).
+  function renderDead(attention) {
     const box = $("dead-error");
-    try {
-      const doc = await api("GET", "/runs?" + q({ status: "dead_letter", limit: DEAD_LIMIT }));
-      await ensureTasks(doc.items.map((r) => r.task_id));
-      show(box, "");
-      const body = $("dead").tBodies[0];
-      clear(body);
-      for (const run of doc.items) {
-        const message = errorLine(run.error);
-        body.append(
+    const items = attention.dead_letters;
+    const total = attention.dead_letters_total;
+    show(box, "");
+    const body = $("dead").tBodies[0];
+    clear(body);
+    for (const run of items) {
+      const message = errorLine(run.error);
+      body.append(
+        el(
+          "tr",
+          { "data-run-id": run.id },
+          el("td", {}, run.task_title || taskLabel(run.task_id)),
+          el("td", {}, time(run.scheduled_for)),
+          el("td", {}, String(run.attempt)),
+          el("td", {}, time(run.finished_at)),
+          el("td", { class: "error-inline" }, capped(message)),
           el(
-            "tr",
-            { "data-run-id": run.id },
-            el("td", {}, taskLabel(run.task_id)),
-            el("td", {}, time(run.scheduled_for)),
-            el("td", {}, String(run.attempt)),
-            el("td", {}, time(run.finished_at)),
-            el("td", { class: "error-inline" }, capped(message)),
+            "td",
+            { class: "actions" },
             el(
-              "td",
-              { class: "actions" },
-              el(
-                "button",
-                {
-                  type: "button",
-                  class: "link",
-                  onclick: () => {
-                    selectTask(run.task_id);
-                    selectRun(run.id);
-                  },
+              "button",
+              {
+                type: "button",
+                class: "link",
+                onclick: () => {
+                  selectTask(run.task_id);
+                  selectRun(run.id);
                 },
-                "Open",
-              ),
-              " ",
-              retryButton(run.id, box),
+              },
+              "Open",
             ),
+            " ",
+            retryButton(run.id, box),
           ),
-        );
-      }
-      const all = $("retry-all");
-      all.hidden = doc.items.length === 0;
-      all.disabled = false;
-      all.onclick = () => retryAll(doc.items.map((r) => r.id), all, box);
-      $("dead-meta").textContent =
-        doc.total === 0
-          ? "No dead letters."
-          : doc.total +
-            (doc.total === 1 ? " run" : " runs") +
-            " used up every retry; Retry requeues one now with a fresh retry budget.";
-    } catch (error) {
-      fail(box, error);
+        ),
+      );
     }
+    const all = $("retry-all");
+    all.hidden = items.length === 0;
+    all.disabled = false;
+    all.onclick = () => retryAll(items.map((r) => r.id), all, box);
+    $("dead-meta").textContent =
+      total === 0
+        ? "No dead letters."
+        : total + (total === 1 ? " run" : " runs") +
+          " ended without success and will not be retried" +
+          (total > items.length ? " (newest " + items.length + " shown)" : "") +
+          "; Retry requeues one now with a fresh retry budget.";
   }
 
   // --- the overview: health, counters, what needs attention ------------------------------
@@ -1125,13 +1129,14 @@
     return rows;
   }
 
-  // What needs a person, over all history, in one request (GET /runs/attention): dead letters
-  // not retried since, and tasks whose last finished run did not succeed.
-  async function loadAttention() {
-    const doc = await api("GET", "/runs/attention?" + q({ limit: ATTENTION_LIMIT }));
+  // What needs a person, over all history, from one request (GET /runs/attention): dead
+  // letters not retried since, and tasks whose last finished run did not succeed.
+  function attentionItems(doc) {
     const title = (id, given) => given || taskLabel(id);
     const items = [];
-    for (const run of doc.dead_letters) {
+    const dead = doc.dead_letters.slice(0, ATTENTION_LIMIT);
+    const failingTasks = doc.failing_tasks.slice(0, ATTENTION_LIMIT);
+    for (const run of dead) {
       items.push(
         el(
           "li",
@@ -1161,7 +1166,7 @@
         ),
       );
     }
-    for (const task of doc.failing_tasks) {
+    for (const task of failingTasks) {
       items.push(
         el(
           "li",
@@ -1176,16 +1181,16 @@
         ),
       );
     }
-    const dead = doc.dead_letters_total;
+    const deadTotal = doc.dead_letters_total;
     const failing = doc.failing_tasks_total;
     const meta =
-      dead === 0 && failing === 0
+      deadTotal === 0 && failing === 0
         ? "Nothing: no run ended without success unretried, and no task's last run failed."
-        : dead + (dead === 1 ? " run" : " runs") + " ended without success and " +
-          (dead === 1 ? "has" : "have") + " not been retried" +
-          (dead > doc.dead_letters.length ? " (newest " + doc.dead_letters.length + " shown)" : "") +
+        : deadTotal + (deadTotal === 1 ? " run" : " runs") + " ended without success and " +
+          (deadTotal === 1 ? "has" : "have") + " not been retried" +
+          (deadTotal > dead.length ? " (newest " + dead.length + " shown)" : "") +
           "; " + failing + (failing === 1 ? " task's" : " tasks'") + " last run failed" +
-          (failing > doc.failing_tasks.length ? " (newest " + doc.failing_tasks.length + " shown)" : "") +
+          (failing > failingTasks.length ? " (newest " + failingTasks.length + " shown)" : "") +
           ". Over all history.";
     return [items, meta];
   }
@@ -1193,18 +1198,21 @@
   async function loadOverview() {
     const box = $("overview-error");
     try {
-      const [health, counters, [attention, meta]] = await Promise.all([
+      const [health, counters, doc] = await Promise.all([
         loadHealth(),
         loadCounters(),
-        loadAttention(),
+        api("GET", "/runs/attention?" + q({ limit: DEAD_LIMIT })),
       ]);
       show(box, "");
+      const [attention, meta] = attentionItems(doc);
       $("health").replaceChildren(...health);
       $("counters").tBodies[0].replaceChildren(...counters);
       $("attention").replaceChildren(...attention);
       $("attention-meta").textContent = meta;
+      renderDead(doc);
     } catch (error) {
       fail(box, error);
+      fail($("dead-error"), error);
     }
   }
 
@@ -1221,7 +1229,7 @@
       do {
         state.again = false;
         await loadTasks();
-        await Promise.all([loadOverview(), loadRuns(), loadRun(), loadDead()]);
+        await Promise.all([loadOverview(), loadRuns(), loadRun()]);
       } while (state.again && signedIn());
     } finally {
       state.loading = false;
@@ -1286,7 +1294,7 @@
         kind: $("filter-kind").value,
         offset: 0,
       };
-      refresh();
+      loadTasks(); // the table's view changes; nothing else on the page does
     };
     // Typing searches once it pauses (one request, not one per key).
     $("filter-search").addEventListener("input", () => {
@@ -1297,11 +1305,11 @@
     $("filter-kind").addEventListener("change", refilter);
     $("tasks-prev").addEventListener("click", () => {
       state.filter.offset = Math.max(0, state.filter.offset - TASK_LIMIT);
-      refresh();
+      loadTasks();
     });
     $("tasks-next").addEventListener("click", () => {
       state.filter.offset += TASK_LIMIT;
-      refresh();
+      loadTasks();
     });
     window.addEventListener("hashchange", () => {
       readHash();
