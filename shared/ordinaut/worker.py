@@ -43,6 +43,7 @@ from ordinaut.store import db, heartbeats, outbox, work
 from ordinaut.store import events as event_store
 from ordinaut.store import secrets as secrets_store
 from ordinaut.store.quota import RunQuota
+from ordinaut.store.rows import LeasedRun
 from ordinaut.toolbox import build_registry
 
 log = logging.getLogger("ordinaut.worker")
@@ -114,25 +115,23 @@ class Worker:
             self._pipelines.popitem(last=False)
         return entry
 
-    async def load_pipelines(self, rows: list[asyncpg.Record]) -> None:
+    async def load_pipelines(self, rows: list[LeasedRun]) -> None:
         """Read and compile the payloads of task versions this worker has not seen yet."""
-        missing = {
-            r["task_id"] for r in rows if (r["task_id"], r["task_version"]) not in self._pipelines
-        }
+        missing = {r.task_id for r in rows if (r.task_id, r.task_version) not in self._pipelines}
         if not missing:
             return
         latest: dict[uuid.UUID, _Pipeline] = {}
         for t in await work.task_payloads(self.pool, list(missing)):
             latest[t["id"]] = self._remember((t["id"], t["payload_version"]), t["payload"])
         for r in rows:
-            key = (r["task_id"], r["task_version"])
-            if key not in self._pipelines and r["task_id"] in latest:
+            key = (r.task_id, r.task_version)
+            if key not in self._pipelines and r.task_id in latest:
                 # edited between the lease and this read: the run gets the version read now
-                self._pipelines[key] = latest[r["task_id"]]
+                self._pipelines[key] = latest[r.task_id]
 
-    async def pipeline(self, row: asyncpg.Record) -> _Pipeline | None:
+    async def pipeline(self, row: LeasedRun) -> _Pipeline | None:
         """The row's task payload and compiled pipeline; None when the task is gone."""
-        key = (row["task_id"], row["task_version"])
+        key = (row.task_id, row.task_version)
         hit = self._pipelines.get(key)
         if hit is None:
             await self.load_pipelines([row])
@@ -143,7 +142,7 @@ class Worker:
 
     # -- leasing -------------------------------------------------------------------------
 
-    async def lease(self, limit: int, *, within_s: float | None = None) -> list[asyncpg.Record]:
+    async def lease(self, limit: int, *, within_s: float | None = None) -> list[LeasedRun]:
         """Lease up to ``limit`` due rows; with ``within_s``, only rows whose run bound fits."""
         now = self.last_lease_at = self.clock.now()
         with tracing.span("worker.lease", attributes={"ordinaut.worker": self.worker_id}) as span:
@@ -163,7 +162,7 @@ class Worker:
             metrics.LEASES.inc(len(rows))
             lag = self.start_lag_s
             for r in rows:
-                lag_s = max(0.0, (now - r["run_at"]).total_seconds())
+                lag_s = max(0.0, (now - r.run_at).total_seconds())
                 metrics.START_LAG.observe(lag_s)
                 lag[0] += 1
                 lag[1] += lag_s
@@ -176,89 +175,85 @@ class Worker:
                 log.warning("could not read task pipelines", extra={"error": repr(exc)})
         return rows
 
-    def start(self, rows: list[asyncpg.Record]) -> list[asyncio.Task[None]]:
+    def start(self, rows: list[LeasedRun]) -> list[asyncio.Task[None]]:
         """Start leased rows; rows of one task that must not overlap run one after another."""
-        groups: dict[uuid.UUID, list[asyncpg.Record]] = defaultdict(list)
+        groups: dict[uuid.UUID, list[LeasedRun]] = defaultdict(list)
         started: list[asyncio.Task[None]] = []
         for row in rows:
-            if row["overlap_policy"] == "allow":
+            if row.overlap_policy == "allow":
                 started.append(self._spawn([row]))
             else:
-                groups[row["task_id"]].append(row)
+                groups[row.task_id].append(row)
         for group in groups.values():
             started.append(self._spawn(group))
         return started
 
-    def _spawn(self, rows: list[asyncpg.Record]) -> asyncio.Task[None]:
+    def _spawn(self, rows: list[LeasedRun]) -> asyncio.Task[None]:
         task = asyncio.create_task(self._run_group(rows))
         task.add_done_callback(_report_crash)
         for row in rows:
-            self.in_flight[row["run_id"]] = (row["lease_token"], task)
+            self.in_flight[row.run_id] = (row.lease_token, task)
         metrics.WORKER_IN_FLIGHT.set(len(self.in_flight))
         return task
 
-    async def _run_group(self, rows: list[asyncpg.Record]) -> None:
+    async def _run_group(self, rows: list[LeasedRun]) -> None:
         try:
-            if len(rows) > 1 and rows[0]["overlap_policy"] == "buffer_one":
+            if len(rows) > 1 and rows[0].overlap_policy == "buffer_one":
                 # Slots that were all due together: the oldest runs, the rest were buffered
                 # beyond the one that buffer_one keeps.
                 rows, extra = rows[:1], rows[1:]
                 for row in extra:
                     await self.record(self._skipped(row, "buffer_one keeps one waiting slot"), [])
-                    self.in_flight.pop(row["run_id"], None)
+                    self.in_flight.pop(row.run_id, None)
             for row in rows:
                 try:
                     with tracing.span(
                         "run",
-                        parent=row["trace_context"],
+                        parent=row.trace_context,
                         attributes={
-                            "ordinaut.run_id": str(row["run_id"]),
-                            "ordinaut.task_id": str(row["task_id"]),
-                            "ordinaut.attempt": row["attempt"],
-                            "ordinaut.trigger": row["trigger"],
+                            "ordinaut.run_id": str(row.run_id),
+                            "ordinaut.task_id": str(row.task_id),
+                            "ordinaut.attempt": row.attempt,
+                            "ordinaut.trigger": row.trigger,
                         },
                     ) as span:
                         outcome, events = await self._execute(row)
                         span.set_attribute("ordinaut.outcome", outcome.status)
                         # From here the row's fate is being written (fenced): a heartbeat must
                         # neither extend nor "lose" a lease the completion is deleting.
-                        self.recording.add(row["run_id"])
+                        self.recording.add(row.run_id)
                         await self.record(outcome, events)
                 finally:
-                    self.recording.discard(row["run_id"])
-                    self.in_flight.pop(row["run_id"], None)
+                    self.recording.discard(row.run_id)
+                    self.in_flight.pop(row.run_id, None)
                     metrics.WORKER_IN_FLIGHT.set(len(self.in_flight))
                     self.slot_freed.set()
         except asyncio.CancelledError:
             for row in rows:
-                self.in_flight.pop(row["run_id"], None)
+                self.in_flight.pop(row.run_id, None)
             raise
 
     # -- running -------------------------------------------------------------------------
 
-    async def _execute(self, row: asyncpg.Record) -> tuple[work.Outcome, list[outbox.OutboxEvent]]:
-        run_id, attempt, token = row["run_id"], row["attempt"], row["lease_token"]
-        ctx_token = logs.bind(task_id=str(row["task_id"]), run_id=str(run_id), attempt=attempt)
+    async def _execute(self, row: LeasedRun) -> tuple[work.Outcome, list[outbox.OutboxEvent]]:
+        run_id, attempt, token = row.run_id, row.attempt, row.lease_token
+        ctx_token = logs.bind(task_id=str(row.task_id), run_id=str(run_id), attempt=attempt)
         try:
-            if not row["owner_active"]:
+            if not row.owner_active:
                 return self._owner_inactive(row), []
             # overlap "skip" drops a *scheduled* slot that finds its predecessor still running;
             # an event or a run_now is a request somebody made, so it runs instead of vanishing.
-            if (
-                row["overlap_policy"] == "skip"
-                and row["sibling_running"]
-                and row["trigger"] == "schedule"
-            ):
+            if row.overlap_policy == "skip" and row.sibling_running and row.trigger == "schedule":
                 return self._skipped(row, "the previous run of this task was still running"), []
-            if row["overlap_policy"] == "buffer_one":
+            if row.overlap_policy == "buffer_one":
                 skipped = await work.skip_buffered(
-                    self.pool, row["task_id"], run_id, now=self.clock.now()
+                    self.pool, row.task_id, run_id, now=self.clock.now()
                 )
                 if skipped:
                     OUTCOMES["skipped"].inc(skipped)
             events: list[outbox.OutboxEvent] = []
             # an event this run publishes is one hop deeper than the event that started it
-            depth = (row["event_depth"] or 0) + 1
+            depth = (row.event_depth or 0) + 1
             max_depth = self.settings.max_event_depth
 
             def emit(topic: str, payload: dict[str, Any]) -> None:
@@ -272,7 +267,7 @@ class Worker:
                 events.append(
                     outbox.OutboxEvent(
                         event_type=f"custom.{topic}",
-                        tenant_id=row["owner_id"],
+                        tenant_id=row.owner_id,
                         subject_id=run_id,
                         payload={
                             "topic": topic,
@@ -329,11 +324,11 @@ class Worker:
             # GET /runs?status=dead_letter, the status page, the CLI and MCP), whether its
             # retries ran out, it had none (max_retries 0), or no retry could fix its error.
             retryable = is_retryable(result.error)
-            if attempt < row["max_attempts"] and retryable:
+            if attempt < row.max_attempts and retryable:
                 OUTCOMES["retried"].inc()
                 metrics.RETRIES.inc()
                 retry_at = next_attempt_at(
-                    row["backoff_strategy"],
+                    row.backoff_strategy,
                     attempt,
                     now,
                     base_s=self.settings.backoff_base_s,
@@ -346,7 +341,7 @@ class Worker:
                 status = "dead_letter"
                 OUTCOMES[status].inc()
                 metrics.DEAD_LETTERS.inc()
-                if not retryable and attempt < row["max_attempts"] and result.error is not None:
+                if not retryable and attempt < row.max_attempts and result.error is not None:
                     result.error["retried"] = False
                     result.error["why_not_retried"] = (
                         f"{result.error.get('code')} cannot succeed on a retry; fix the task"
@@ -371,7 +366,7 @@ class Worker:
             logs.reset(ctx_token)
 
     async def _attempt(
-        self, row: asyncpg.Record, emit: Callable[[str, dict[str, Any]], None]
+        self, row: LeasedRun, emit: Callable[[str, dict[str, Any]], None]
     ) -> PipelineResult:
         """Read the pipeline and the secrets it names, then run it; every failure on the way
         is a failed attempt (retried by the task's policy), never an exception."""
@@ -387,7 +382,7 @@ class Worker:
             # fenced out when recorded; it only has to be an outcome
             return PipelineResult.failure("task_gone", "the task was deleted")
         try:
-            secret_values = await self._secrets(row["owner_id"], pipeline[1])
+            secret_values = await self._secrets(row.owner_id, pipeline[1])
         except Unavailable as exc:
             return PipelineResult.failure(exc.code, exc.message)
         bound = self.run_bound_s(row)
@@ -420,17 +415,17 @@ class Worker:
                 }
         return result
 
-    def run_bound_s(self, row: asyncpg.Record) -> float:
+    def run_bound_s(self, row: LeasedRun) -> float:
         """The longest this row's attempt may run: its task's bound, else the deployment's."""
-        bound = row["run_bound_s"]
+        bound = row.run_bound_s
         return float(bound) if bound is not None else self.settings.max_run_duration_s
 
-    def _owner_inactive(self, row: asyncpg.Record) -> work.Outcome:
+    def _owner_inactive(self, row: LeasedRun) -> work.Outcome:
         OUTCOMES["canceled"].inc()
         return work.Outcome(
-            row["run_id"],
-            row["lease_token"],
-            row["attempt"],
+            row.run_id,
+            row.lease_token,
+            row.attempt,
             "canceled",
             self.clock.now(),
             error={
@@ -439,12 +434,12 @@ class Worker:
             },
         )
 
-    def _skipped(self, row: asyncpg.Record, why: str) -> work.Outcome:
+    def _skipped(self, row: LeasedRun, why: str) -> work.Outcome:
         OUTCOMES["skipped"].inc()
         return work.Outcome(
-            row["run_id"],
-            row["lease_token"],
-            row["attempt"],
+            row.run_id,
+            row.lease_token,
+            row.attempt,
             "skipped",
             self.clock.now(),
             error={"code": "overlap_skipped", "message": why},
@@ -452,37 +447,39 @@ class Worker:
 
     async def _pipeline(
         self,
-        row: asyncpg.Record,
+        row: LeasedRun,
         pipeline: _Pipeline,
         secret_values: dict[str, str],
         emit: Callable[[str, dict[str, Any]], None],
     ) -> PipelineResult:
         """Run the task's pipeline for one leased attempt."""
         payload, compiled = pipeline
-        run_id, attempt = row["run_id"], row["attempt"]
+        run_id, attempt = row.run_id, row.attempt
         ctx = RunContext(
             run_id=str(run_id),
-            task_id=str(row["task_id"]),
-            task_title=row["title"],
+            task_id=str(row.task_id),
+            task_title=row.title,
             attempt=attempt,
-            scheduled_for=row["scheduled_for"],
+            scheduled_for=row.scheduled_for,
             now=self.clock.now(),
             event=(
                 {
-                    "id": row["event_key"],
-                    "topic": row["event_topic"],
-                    "payload": row["event_payload"],
+                    "id": row.event_key,
+                    "topic": row.event_topic,
+                    "payload": row.event_payload,
                 }
-                if row["event_key"] is not None
+                if row.event_key is not None
                 else None
             ),
-            idempotency_key=row["idempotency_key"],
+            idempotency_key=row.idempotency_key,
             secrets=secret_values,
             emit=emit,
-            scopes=frozenset(row["owner_scopes"]),
+            scopes=frozenset(row.owner_scopes),
         )
-        if row["trigger"] == "condition":
-            return await self.conditions.run(dict(row.items(), payload=payload), compiled, ctx)
+        if row.trigger == "condition":
+            return await self.conditions.run(
+                {**row.as_mapping(), "payload": payload}, compiled, ctx
+            )
         return await execute(compiled, ctx, registry=self.registry, limits=self.limits)
 
     async def _secrets(

@@ -10,6 +10,7 @@ import asyncpg
 
 from ordinaut.errors import NotFound
 from ordinaut.store.db import like_literal
+from ordinaut.store.rows import DueTask
 
 TASK_COLUMNS = (
     "id, created_by, title, description, schedule_kind, schedule_expr, timezone, dtstart, "
@@ -225,9 +226,9 @@ FOR UPDATE SKIP LOCKED
 
 async def lock_due_tasks(
     conn: asyncpg.Connection, *, horizon: datetime, limit: int
-) -> list[asyncpg.Record]:
+) -> list[DueTask]:
     """Lock (inside the caller's transaction) the active tasks due by ``horizon``."""
-    return await conn.fetch(LOCK_DUE_TASKS, horizon, limit)
+    return [DueTask.from_row(r) for r in await conn.fetch(LOCK_DUE_TASKS, horizon, limit)]
 
 
 LOCK_TASK_IF_DUE = """
@@ -241,10 +242,10 @@ FOR UPDATE SKIP LOCKED
 
 async def lock_task_if_due(
     conn: asyncpg.Connection, task_id: UUID, *, now: datetime
-) -> list[asyncpg.Record]:
+) -> list[DueTask]:
     """Lock one active task due by ``now`` (inside the caller's transaction); [] when it is
     not due, or a tick holds it."""
-    return await conn.fetch(LOCK_TASK_IF_DUE, task_id, now)
+    return [DueTask.from_row(r) for r in await conn.fetch(LOCK_TASK_IF_DUE, task_id, now)]
 
 
 ADVANCE_TASKS = """

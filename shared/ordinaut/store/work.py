@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
+from ordinaut.slots import idempotency_key as slot_idempotency_key
 from ordinaut.store.db import json_text
+from ordinaut.store.rows import LeasedRun, SlotTask
 
 WAKE_CHANNEL = "ordinaut_work"
 
@@ -37,6 +39,41 @@ class NewSlot:
     idempotency_key: str
     # the W3C traceparent of the request that created it, continued by the run's span
     trace_context: str | None = None
+
+    @classmethod
+    def for_task(
+        cls,
+        task: SlotTask,
+        *,
+        slot: str,
+        trigger: str,
+        scheduled_for: datetime,
+        run_at: datetime | None = None,
+        owner_id: UUID | None = None,
+        event_id: str | None = None,
+        run_id: UUID | None = None,
+        trace_context: str | None = None,
+    ) -> NewSlot:
+        """The slot ``slot`` of ``task``: priority, attempts (its retries + 1), concurrency key
+        and buffering come from the task, the idempotency key from (task, slot). It runs at
+        ``scheduled_for`` unless ``run_at`` says otherwise; its owner is the task's creator
+        unless ``owner_id`` says otherwise (the same agent, read where the caller has it)."""
+        return cls(
+            run_id=run_id or uuid4(),
+            task_id=task.id,
+            owner_id=task.created_by if owner_id is None else owner_id,
+            slot=slot,
+            trigger=trigger,
+            event_id=event_id,
+            scheduled_for=scheduled_for,
+            run_at=scheduled_for if run_at is None else run_at,
+            priority=task.priority,
+            max_attempts=task.max_retries + 1,
+            concurrency_key=task.concurrency_key,
+            buffer_one=task.overlap_policy == "buffer_one",
+            idempotency_key=slot_idempotency_key(task.id, slot),
+            trace_context=trace_context,
+        )
 
 
 # Runs first (the unique key decides which slots are new), then due_work for those only.
@@ -200,7 +237,7 @@ async def lease(
     max_running_per_owner: int = 0,
     within_s: float | None = None,
     default_bound_s: float = 0.0,
-) -> list[asyncpg.Record]:
+) -> list[LeasedRun]:
     """Lease up to ``limit`` due rows (due time, then priority); marks their runs running.
 
     With ``max_running_per_owner`` no owner gets more running rows than that, fleet-wide.
@@ -209,8 +246,10 @@ async def lease(
     """
     args = (now, limit, lease_s, worker_id, max_running_per_owner)
     if within_s is None:
-        return await conn.fetch(LEASE, *args)
-    return await conn.fetch(LEASE_WITHIN, *args, within_s, default_bound_s)
+        rows = await conn.fetch(LEASE, *args)
+    else:
+        rows = await conn.fetch(LEASE_WITHIN, *args, within_s, default_bound_s)
+    return [LeasedRun.from_row(r) for r in rows]
 
 
 # A leased row names its task's payload version; workers keep compiled pipelines per version
