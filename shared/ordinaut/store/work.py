@@ -192,7 +192,7 @@ SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
        r.owner_id, r.scheduled_for, r.trigger, r.event_id, r.idempotency_key, r.trace_context,
        t.title, t.payload_version AS task_version, t.overlap_policy, t.backoff_strategy,
        t.run_bound_s,
-       -- only overlap "skip" of a scheduled slot asks (worker.py); CASE keeps everything else
+       -- only overlap "skip" of a scheduled slot asks (worker/outcomes.py); CASE keeps the rest
        -- from probing the task's index entries, dead ones included, once per leased row
        CASE WHEN t.overlap_policy = 'skip' AND r.trigger = 'schedule' THEN
            EXISTS (SELECT 1 FROM due_work s
@@ -201,7 +201,7 @@ SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
        e.event_id AS event_key, e.topic AS event_topic, e.payload AS event_payload,
        e.depth AS event_depth,
        -- the owner as it is now: a deactivated owner's run is not executed, and the scopes
-       -- bound what its steps may do (worker.py)
+       -- bound what its steps may do (worker/outcomes.py, worker/attempt.py)
        a.is_active AS owner_active, a.scopes AS owner_scopes
 FROM l JOIN r ON r.id = l.run_id JOIN tasks t ON t.id = l.task_id
 JOIN agents a ON a.id = r.owner_id
