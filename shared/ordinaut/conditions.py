@@ -43,12 +43,13 @@ from ordinaut.pipeline import (
     execute,
 )
 from ordinaut.store import conditions as store
+from ordinaut.store.db import Connection
 from ordinaut.triggers import CONDITION_STEP, Decision, check_payload, decide  # the pure side
 
 log = logging.getLogger("ordinaut.conditions")
 
 
-Effect = Callable[[asyncpg.Connection], Awaitable[None]]
+Effect = Callable[[Connection], Awaitable[None]]
 SecretsFn = Callable[[UUID, CompiledPipeline | dict[str, Any]], Awaitable[dict[str, str]]]
 
 

@@ -33,6 +33,7 @@ from ordinaut.pipeline import PipelineLimits
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.pipeline.offload import off_loop
 from ordinaut.store import events, outbox, work
+from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
 from ordinaut.store.rows import SlotTask
 from ordinaut.taskdefs import SHARED_PREFIX
@@ -159,7 +160,7 @@ async def ingest_event(
 
 
 async def ingest_on(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     tenant_id: UUID,
     topic: str,
@@ -260,7 +261,7 @@ def _throttled(
 
 
 async def _copy_shared(
-    conn: asyncpg.Connection,
+    conn: Connection,
     publisher: UUID,
     topic: str,
     payload: Any,

@@ -18,6 +18,7 @@ from ordinaut.config import Settings
 from ordinaut.errors import InvalidSchedule
 from ordinaut.slots import Policy, plan_slots, slot_key, stored_schedule
 from ordinaut.store import audit, db, heartbeats, idempotency, outbox, runs, tasks, work
+from ordinaut.store.db import Connection
 from ordinaut.store.rows import DueTask
 
 log = logging.getLogger("ordinaut.scheduler")
@@ -116,7 +117,7 @@ async def _tick(pool: asyncpg.Pool, settings: Settings, clock: Clock, *, name: s
             log.warning("housekeeping failed", extra={"error": repr(exc)})
     metrics.TICK_DURATION.observe(result.duration_ms / 1000.0)
     metrics.SLOTS_MATERIALIZED.labels("schedule").inc(result.materialized)
-    metrics.count_rescued(rescued)
+    metrics.count_rescued(r.action for r in rescued)
     metrics.DUE_WORK_LAG.set(result.lag_s)
     metrics.DUE_WORK_QUEUED.set(stats["queued"])
     metrics.DUE_WORK.labels("due").set(result.due)
@@ -152,7 +153,7 @@ async def materialize_due_task(
 
 
 async def _materialize_rows(
-    conn: asyncpg.Connection,
+    conn: Connection,
     due: list[DueTask],
     *,
     now: datetime,
@@ -226,7 +227,7 @@ async def _materialize_rows(
 STALE_WORKER_S = 86_400.0
 
 
-async def prune_history(conn: asyncpg.Connection, settings: Settings, now: datetime) -> int:
+async def prune_history(conn: Connection, settings: Settings, now: datetime) -> int:
     """Housekeeping each tick: events past ``outbox_retention_s`` (relayed ones, when a relay
     runs), expired idempotency keys and heartbeats of long-gone workers. Returns the events
     deleted."""
@@ -246,7 +247,7 @@ async def prune_history(conn: asyncpg.Connection, settings: Settings, now: datet
     return pruned
 
 
-async def prune_runs(conn: asyncpg.Connection, settings: Settings, now: datetime) -> int:
+async def prune_runs(conn: Connection, settings: Settings, now: datetime) -> int:
     """Finished runs past ``run_retention_s`` (0: none)."""
     if settings.run_retention_s <= 0:
         return 0
@@ -258,7 +259,7 @@ async def prune_runs(conn: asyncpg.Connection, settings: Settings, now: datetime
     return pruned
 
 
-async def prune_audit(conn: asyncpg.Connection, settings: Settings, now: datetime) -> int:
+async def prune_audit(conn: Connection, settings: Settings, now: datetime) -> int:
     """Audit rows past ``audit_retention_s`` (0: none)."""
     if settings.audit_retention_s <= 0:
         return 0

@@ -14,7 +14,8 @@ from support import queue_runs
 from ordinaut.clock import FrozenClock
 from ordinaut.slots import idempotency_key
 from ordinaut.store import tasks, work
-from ordinaut.store.rows import DueTask, LeasedRun, SlotTask, TaskRow
+from ordinaut.store.db import one_row
+from ordinaut.store.rows import CountedAttempt, DueTask, LeasedRun, SlotTask, TaskRow
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -141,3 +142,25 @@ def test_a_new_slot_takes_what_the_caller_knows() -> None:
         1,
         False,
     )
+
+
+async def test_a_rescued_lease_reads_as_a_counted_attempt(
+    pool: asyncpg.Pool, clock: FrozenClock, make_task: Any
+) -> None:
+    task = await make_task(max_retries=1)
+    (run_id,) = await queue_runs(pool, task, at=clock.now())
+    async with pool.acquire() as conn:
+        await work.lease(conn, now=clock.now(), limit=1, lease_s=5, worker_id="w")
+        first = await work.rescue_expired(conn, now=clock.now() + timedelta(seconds=6))
+        await work.lease(
+            conn, now=clock.now() + timedelta(seconds=6), limit=1, lease_s=5, worker_id="w"
+        )
+        last = await work.rescue_expired(conn, now=clock.now() + timedelta(seconds=12))
+    assert first == [CountedAttempt(run_id, task["id"], task["created_by"], "requeued")]
+    assert last == [CountedAttempt(run_id, task["id"], task["created_by"], "dead_letter")]
+
+
+def test_one_row_refuses_a_missing_row() -> None:
+    assert one_row({"n": 1}) == {"n": 1}  # type: ignore[arg-type, comparison-overlap]
+    with pytest.raises(RuntimeError, match="returned none"):
+        one_row(None)

@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from ordinaut.store.db import Connection
+
 LOAD = """
 SELECT t.status::text AS status, t.schedule_kind, s.value, s.fired_at, s.evaluated_for, s.evaluated_at
 FROM tasks t LEFT JOIN condition_state s ON s.task_id = t.id
@@ -29,14 +31,14 @@ WHERE condition_state.evaluated_for <= EXCLUDED.evaluated_for
 """
 
 
-async def load(conn: asyncpg.Connection | asyncpg.Pool, task_id: UUID) -> dict[str, Any] | None:
+async def load(conn: Connection | asyncpg.Pool, task_id: UUID) -> dict[str, Any] | None:
     """The task's status and its last evaluation (value None: never evaluated); None if gone."""
     row = await conn.fetchrow(LOAD, task_id)
     return dict(row) if row else None
 
 
 async def save(
-    conn: asyncpg.Connection,
+    conn: Connection,
     task_id: UUID,
     *,
     value: bool,

@@ -88,6 +88,17 @@ class TaskRow(SlotTask):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class CountedAttempt(_Row):
+    """An attempt ended without an outcome (``work.rescue_expired``, ``work.cut_at_deadline``):
+    ``requeued`` (attempt + 1) or ``dead_letter`` (it was the last)."""
+
+    id: UUID  # the run
+    task_id: UUID
+    owner_id: UUID
+    action: str  # requeued | dead_letter
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class LeasedRun(_Row):
     """One leased attempt (``work.lease``): the slot, its lease, its task, event and owner."""
 

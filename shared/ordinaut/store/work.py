@@ -16,8 +16,8 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from ordinaut.slots import idempotency_key as slot_idempotency_key
-from ordinaut.store.db import json_text
-from ordinaut.store.rows import LeasedRun, SlotTask
+from ordinaut.store.db import Connection, json_text, one_row
+from ordinaut.store.rows import CountedAttempt, LeasedRun, SlotTask
 
 WAKE_CHANNEL = "ordinaut_work"
 
@@ -110,7 +110,7 @@ RETURNING run_id, task_id
 
 
 async def materialize(
-    conn: asyncpg.Connection, slots: Sequence[NewSlot], *, now: datetime
+    conn: Connection, slots: Sequence[NewSlot], *, now: datetime
 ) -> list[tuple[UUID, UUID]]:
     """Insert slots in one statement; a slot that exists already is skipped. Returns new ids."""
     if not slots:
@@ -228,7 +228,7 @@ LEASE_WITHIN = LEASE.replace("-- [budget]", BUDGET_FILTER)
 
 
 async def lease(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     now: datetime,
     limit: int,
@@ -259,7 +259,7 @@ TASK_PAYLOADS = "SELECT id, payload_version, payload FROM tasks WHERE id = ANY($
 
 
 async def task_payloads(
-    conn: asyncpg.Connection | asyncpg.Pool, task_ids: Sequence[UUID]
+    conn: Connection | asyncpg.Pool, task_ids: Sequence[UUID]
 ) -> list[asyncpg.Record]:
     """Current payload and version of each task that still exists."""
     return await conn.fetch(TASK_PAYLOADS, list(task_ids))
@@ -268,7 +268,7 @@ async def task_payloads(
 NEXT_DUE = "SELECT min(run_at) FROM due_work WHERE state = 'queued'"
 
 
-async def next_due_at(conn: asyncpg.Connection | asyncpg.Pool) -> datetime | None:
+async def next_due_at(conn: Connection | asyncpg.Pool) -> datetime | None:
     """Earliest queued run_at (may be in the past when blocked by overlap/concurrency)."""
     value: datetime | None = await conn.fetchval(NEXT_DUE)
     return value
@@ -283,7 +283,7 @@ WHERE w.state = 'queued' AND w.run_at > $1
 
 
 async def next_due_within(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     *,
     after: datetime,
     deadline: datetime,
@@ -380,7 +380,7 @@ class Outcome:
     retry_at: datetime | None = None
 
 
-async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> list[asyncpg.Record]:
+async def finish(conn: Connection, outcomes: Sequence[Outcome]) -> list[asyncpg.Record]:
     """Record terminal outcomes, fenced; rows whose lease moved on are not returned."""
     if not outcomes:
         return []
@@ -398,7 +398,7 @@ async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> list[
     )
 
 
-async def requeue(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> list[asyncpg.Record]:
+async def requeue(conn: Connection, outcomes: Sequence[Outcome]) -> list[asyncpg.Record]:
     """Re-queue failed attempts at their retry instants, fenced."""
     if not outcomes:
         return []
@@ -423,7 +423,7 @@ RETURNING d.run_id
 
 
 async def extend_leases(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     leases: Sequence[tuple[UUID, UUID]],
     *,
     now: datetime,
@@ -494,10 +494,10 @@ RESCUE = _count_attempts(
 
 
 async def rescue_expired(
-    conn: asyncpg.Connection, *, now: datetime, limit: int = 500
-) -> list[asyncpg.Record]:
+    conn: Connection, *, now: datetime, limit: int = 500
+) -> list[CountedAttempt]:
     """Expired leases: attempt + 1 and queued now, or dead-lettered past max attempts."""
-    return await conn.fetch(RESCUE, now, limit)
+    return [CountedAttempt.from_row(r) for r in await conn.fetch(RESCUE, now, limit)]
 
 
 # Pending, never-started scheduled slots of a task: dropped when its schedule changes,
@@ -513,7 +513,7 @@ DELETE FROM runs WHERE id IN (SELECT run_id FROM d) RETURNING id
 """
 
 
-async def drop_pending(conn: asyncpg.Connection, task_id: UUID, *, triggers: Sequence[str]) -> int:
+async def drop_pending(conn: Connection, task_id: UUID, *, triggers: Sequence[str]) -> int:
     """Remove queued slots that never started (by trigger); returns how many."""
     rows = await conn.fetch(DROP_PENDING, task_id, list(triggers))
     return len(rows)
@@ -530,9 +530,7 @@ RETURNING id
 """
 
 
-async def cancel_queued(
-    conn: asyncpg.Connection, task_id: UUID, *, now: datetime, reason: str
-) -> int:
+async def cancel_queued(conn: Connection, task_id: UUID, *, now: datetime, reason: str) -> int:
     """Cancel every queued slot of a task (records stay, status canceled)."""
     return len(await conn.fetch(CANCEL_QUEUED, task_id, now, reason))
 
@@ -544,9 +542,7 @@ RETURNING run_id
 """
 
 
-async def snooze_queued(
-    conn: asyncpg.Connection, task_id: UUID, *, now: datetime, delay_s: float
-) -> int:
+async def snooze_queued(conn: Connection, task_id: UUID, *, now: datetime, delay_s: float) -> int:
     return len(await conn.fetch(SNOOZE, task_id, now, delay_s))
 
 
@@ -574,7 +570,7 @@ SELECT count(*) FROM r
 
 
 async def skip_buffered(
-    conn: asyncpg.Connection | asyncpg.Pool, task_id: UUID, keep_run_id: UUID, *, now: datetime
+    conn: Connection | asyncpg.Pool, task_id: UUID, keep_run_id: UUID, *, now: datetime
 ) -> int:
     """Skip every other due slot of a buffer_one task but the one just leased."""
     return int(await conn.fetchval(SKIP_BUFFERED, task_id, keep_run_id, now))
@@ -596,7 +592,7 @@ RETURNING id
 
 
 async def release(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     leases: Sequence[tuple[UUID, UUID]],
     *,
     now: datetime,
@@ -628,19 +624,20 @@ CUT_MESSAGE = "the worker's time ran out before this attempt finished; the attem
 
 
 async def cut_at_deadline(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     leases: Sequence[tuple[UUID, UUID]],
     *,
     now: datetime,
-) -> list[asyncpg.Record]:
+) -> list[CountedAttempt]:
     """Count the attempts of leased rows a deadline cut off: requeued (attempt + 1, due now)
-    or dead-lettered; returns ``(id, task_id, owner_id, action)`` per row."""
+    or dead-lettered."""
     if not leases:
         return []
-    return await conn.fetch(CUT, [r for r, _ in leases], [t for _, t in leases], now, CUT_MESSAGE)
+    rows = await conn.fetch(CUT, [r for r, _ in leases], [t for _, t in leases], now, CUT_MESSAGE)
+    return [CountedAttempt.from_row(r) for r in rows]
 
 
-async def notify_work(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+async def notify_work(conn: Connection | asyncpg.Pool) -> None:
     """One debounced wake-up for idle workers (call at most once per tick or request)."""
     await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
 
@@ -654,9 +651,9 @@ FROM due_work
 """
 
 
-async def queue_stats(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> dict[str, Any]:
+async def queue_stats(conn: Connection | asyncpg.Pool, now: datetime) -> dict[str, Any]:
     """Queue depth (queued, of which due; running) and the age of the oldest due row."""
-    row = await conn.fetchrow(QUEUE_STATS, now)
+    row = one_row(await conn.fetchrow(QUEUE_STATS, now))
     oldest = row["oldest_due"]
     return {
         "queued": int(row["queued"]),

@@ -280,7 +280,7 @@ class Worker:
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await work.rescue_expired(conn, now=self.clock.now())
         if rows:
-            metrics.count_rescued(rows)
+            metrics.count_rescued(r.action for r in rows)
             log.warning("rescued expired leases", extra={"count": len(rows)})
         return len(rows)
 

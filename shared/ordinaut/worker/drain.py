@@ -87,7 +87,7 @@ async def _cut_at_deadline(worker: Worker) -> None:
         return
     rows = await work.cut_at_deadline(worker.pool, cut, now=worker.clock.now())
     for row in rows:
-        if row["action"] == "dead_letter":
+        if row.action == "dead_letter":
             OUTCOMES["dead_letter"].inc()
             metrics.DEAD_LETTERS.inc()
             worker.tally["dead_letter"] += 1
@@ -96,7 +96,7 @@ async def _cut_at_deadline(worker: Worker) -> None:
             worker.tally["retry"] += 1
     log.warning(
         "drain deadline cut runs off; their attempts count",
-        extra={"count": len(rows), "run_ids": [str(r["id"]) for r in rows]},
+        extra={"count": len(rows), "run_ids": [str(r.id) for r in rows]},
     )
     for run_id, _ in cut:
         in_flight.pop(run_id, None)

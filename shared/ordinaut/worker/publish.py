@@ -13,13 +13,12 @@ import logging
 import uuid
 from typing import Any
 
-import asyncpg
-
 from ordinaut.errors import ValidationFailed
 from ordinaut.ingest import ingest_on
 from ordinaut.pipeline.tools import ToolError
 from ordinaut.store import events as event_store
 from ordinaut.store import outbox
+from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
 from ordinaut.store.rows import LeasedRun
 from ordinaut.store.work import Outcome
@@ -58,7 +57,7 @@ class Emitter:
 
 
 async def publish_emitted(
-    conn: asyncpg.Connection,
+    conn: Connection,
     outcome: Outcome,
     emitted: list[outbox.OutboxEvent],
     quota: RunQuota,

@@ -46,6 +46,7 @@ from ordinaut.pipeline.offload import off_loop
 from ordinaut.scheduler import materialize_due_task
 from ordinaut.slots import stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
+from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
 from ordinaut.store.rows import SlotTask
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
@@ -110,7 +111,7 @@ def _out(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _record(
-    conn: asyncpg.Connection,
+    conn: Connection,
     request: Request,
     who: Principal,
     action: str,
@@ -237,7 +238,7 @@ def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Respons
 
 
 async def _insert(
-    conn: asyncpg.Connection,
+    conn: Connection,
     request: Request,
     who: Principal,
     prepared: dict[str, Any],
