@@ -88,6 +88,28 @@ class TaskRow(SlotTask):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class TaskPayload(_Row):
+    """A task's current payload and its version (``work.task_payloads``)."""
+
+    id: UUID
+    payload_version: int
+    payload: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConditionState(_Row):
+    """A condition task's status and its last evaluation (``conditions.load``); ``value`` is
+    None while it was never evaluated."""
+
+    status: str
+    schedule_kind: str
+    value: bool | None
+    fired_at: datetime | None
+    evaluated_for: datetime | None
+    evaluated_at: datetime | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class CountedAttempt(_Row):
     """An attempt ended without an outcome (``work.rescue_expired``, ``work.cut_at_deadline``):
     ``requeued`` (attempt + 1) or ``dead_letter`` (it was the last)."""

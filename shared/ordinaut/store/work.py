@@ -17,7 +17,7 @@ import asyncpg
 
 from ordinaut.slots import idempotency_key as slot_idempotency_key
 from ordinaut.store.db import Connection, json_text, one_row
-from ordinaut.store.rows import CountedAttempt, LeasedRun, SlotTask
+from ordinaut.store.rows import CountedAttempt, LeasedRun, SlotTask, TaskPayload
 
 WAKE_CHANNEL = "ordinaut_work"
 
@@ -260,9 +260,9 @@ TASK_PAYLOADS = "SELECT id, payload_version, payload FROM tasks WHERE id = ANY($
 
 async def task_payloads(
     conn: Connection | asyncpg.Pool, task_ids: Sequence[UUID]
-) -> list[asyncpg.Record]:
+) -> list[TaskPayload]:
     """Current payload and version of each task that still exists."""
-    return await conn.fetch(TASK_PAYLOADS, list(task_ids))
+    return [TaskPayload.from_row(r) for r in await conn.fetch(TASK_PAYLOADS, list(task_ids))]
 
 
 NEXT_DUE = "SELECT min(run_at) FROM due_work WHERE state = 'queued'"

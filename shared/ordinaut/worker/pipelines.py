@@ -68,7 +68,7 @@ class PipelineCache:
             return
         latest: dict[uuid.UUID, Pipeline] = {}
         for t in await work.task_payloads(self.pool, list(missing)):
-            latest[t["id"]] = self._remember((t["id"], t["payload_version"]), t["payload"])
+            latest[t.id] = self._remember((t.id, t.payload_version), t.payload)
         for r in rows:
             key = (r.task_id, r.task_version)
             if key not in self.entries and r.task_id in latest:
