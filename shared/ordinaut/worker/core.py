@@ -205,12 +205,12 @@ class Worker:
                 result, row, self.clock.now(), self.retry_policy, duration_ms=duration_ms
             )
             count(outcome)
-            if outcome.status in ("succeeded", "skipped"):
-                # only a success publishes; a condition poll that did not fire emitted nothing
-                return outcome, emit.events if outcome.status == "succeeded" else []
-            log.warning(
-                "run attempt failed", extra={"error": outcome.error, "outcome": outcome.status}
-            )
+            if outcome.status == "succeeded":
+                return outcome, emit.events
+            if outcome.status != "skipped":  # skipped: a condition poll that did not fire
+                log.warning(
+                    "run attempt failed", extra={"error": outcome.error, "outcome": outcome.status}
+                )
             # Events a failed attempt emitted are dropped with it: the retry emits them again.
             return outcome, []
         finally:

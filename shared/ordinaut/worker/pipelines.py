@@ -42,12 +42,6 @@ class PipelineCache:
         self.max_entries = max_entries
         self.entries: OrderedDict[tuple[uuid.UUID, int], Pipeline] = OrderedDict()
 
-    def __contains__(self, key: tuple[uuid.UUID, int]) -> bool:
-        return key in self.entries
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
     def _remember(self, key: tuple[uuid.UUID, int], payload: dict[str, Any]) -> Pipeline:
         main = triggers.main_payload(payload)  # without filter, check, condition
         try:
