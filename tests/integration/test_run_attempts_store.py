@@ -59,8 +59,8 @@ async def test_a_deadline_cut_is_kept_as_an_attempt(
     w = _worker(pool, settings, clock)
     (row,) = await w.lease(1)
     clock.advance(1)
-    cut = await work.cut_at_deadline(pool, [(run_id, row["lease_token"])], now=clock.now())
-    assert [r["action"] for r in cut] == ["requeued"]
+    cut = await work.cut_at_deadline(pool, [(run_id, row.lease_token)], now=clock.now())
+    assert [r.action for r in cut] == ["requeued"]
     doc = await runs.run_attempts(pool, run_id, owner)
     first, waiting = doc["attempts"]
     assert (first["attempt"], first["error"]["code"]) == (1, "worker_deadline")

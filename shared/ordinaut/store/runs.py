@@ -186,7 +186,7 @@ def _current_attempt(run: dict[str, Any], previous: dict[str, Any] | None) -> di
 
 
 async def run_attempts(
-    conn: asyncpg.Connection | asyncpg.Pool, run_id: UUID, owner_id: UUID | None
+    conn: Connection | asyncpg.Pool, run_id: UUID, owner_id: UUID | None
 ) -> dict[str, Any]:
     """Every attempt of one run, oldest first (``owner_id`` None: any agent's, admins)."""
     run = await get_run(conn, run_id, owner_id)
@@ -252,7 +252,7 @@ LIMIT $2
 
 
 async def attention(
-    conn: asyncpg.Connection | asyncpg.Pool, owner_id: UUID, *, limit: int
+    conn: Connection | asyncpg.Pool, owner_id: UUID, *, limit: int
 ) -> dict[str, Any]:
     """What needs a person: the owner's newest dead letters (and how many in all) and the
     tasks whose last finished run did not succeed (newest first, and how many)."""

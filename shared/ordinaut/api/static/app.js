@@ -30,7 +30,7 @@
   const state = {
     tasks: new Map(), // the task table's page
     known: new Map(), // every task seen (for titles elsewhere on the page)
-    filter: { search: "", status: "", kind: "", offset: 0 },
+    filter: { search: "", status: "", kind: "", labels: [], offset: 0 },
     searchTimer: null,
     taskSeq: 0,
     taskId: null,
@@ -94,9 +94,13 @@
     return doc;
   }
 
+  // A query string; an array value repeats its parameter (label=a:1&label=b:2).
   const q = (params) => {
     const s = new URLSearchParams();
-    for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) s.set(k, v);
+    for (const [k, v] of Object.entries(params)) {
+      if (Array.isArray(v)) for (const item of v) s.append(k, item);
+      else if (v !== null && v !== undefined) s.set(k, v);
+    }
     return s.toString();
   };
   const seg = (id) => encodeURIComponent(String(id));
@@ -414,6 +418,7 @@
             status: f.status || null,
             schedule_kind: f.kind || null,
             search: f.search || null,
+            label: f.labels,
           }),
       );
       if (seq !== state.taskSeq) return; // a newer view was asked for meanwhile
@@ -435,6 +440,7 @@
               {},
               el("button", { type: "button", class: "link task-title", onclick: open }, task.title),
               task.description ? el("div", { class: "muted small" }, task.description) : null,
+              labelChips(task.labels),
             ),
             el("td", {}, schedule(task)),
             el("td", {}, badge(task.status)),
@@ -444,7 +450,8 @@
           ),
         );
       }
-      const filtered = f.status || f.kind || f.search;
+      renderLabelFilters();
+      const filtered = f.status || f.kind || f.search || f.labels.length;
       $("tasks-meta").textContent =
         doc.total === 0
           ? filtered ? "No tasks match these filters." : "No tasks yet."
@@ -454,6 +461,76 @@
     } catch (error) {
       fail(box, error);
     }
+  }
+
+  // --- labels: chips on each task; a chip, or key:value typed in, filters the table --------
+
+  const LABEL_FILTERS = 16; // the API's bound on label= parameters
+
+  function labelChips(labels) {
+    const entries = labels && typeof labels === "object" ? Object.entries(labels) : [];
+    if (!entries.length) return null;
+    return el(
+      "div",
+      { class: "chips" },
+      entries.map(([key, value]) =>
+        el(
+          "button",
+          {
+            type: "button",
+            class: "chip",
+            "data-label": key + ":" + value,
+            title: "show only tasks labelled " + key + ":" + value,
+            onclick: () => addLabelFilter(key + ":" + value),
+          },
+          key + ": " + value,
+        ),
+      ),
+    );
+  }
+
+  function addLabelFilter(text) {
+    const f = state.filter;
+    const colon = text.indexOf(":");
+    if (colon < 1) {
+      show($("tasks-error"), "A label filter is key:value (for example user:ana).");
+      return;
+    }
+    if (f.labels.includes(text)) return;
+    if (f.labels.length >= LABEL_FILTERS) {
+      show($("tasks-error"), "At most " + LABEL_FILTERS + " label filters.");
+      return;
+    }
+    f.labels = [...f.labels, text];
+    f.offset = 0;
+    renderLabelFilters();
+    loadTasks();
+  }
+
+  function removeLabelFilter(text) {
+    state.filter.labels = state.filter.labels.filter((l) => l !== text);
+    state.filter.offset = 0;
+    renderLabelFilters();
+    loadTasks();
+  }
+
+  function renderLabelFilters() {
+    $("label-filters").replaceChildren(
+      ...state.filter.labels.map((text) =>
+        el(
+          "button",
+          {
+            type: "button",
+            class: "chip active",
+            "data-label": text,
+            title: "remove this filter",
+            onclick: () => removeLabelFilter(text),
+          },
+          text,
+          " ×",
+        ),
+      ),
+    );
   }
 
   // A queued run whose slot is still ahead is upcoming, not waiting for a worker.
@@ -1292,6 +1369,7 @@
         search: $("filter-search").value.trim(),
         status: $("filter-status").value,
         kind: $("filter-kind").value,
+        labels: state.filter.labels,
         offset: 0,
       };
       loadTasks(); // the table's view changes; nothing else on the page does
@@ -1302,6 +1380,13 @@
       state.searchTimer = setTimeout(refilter, 300);
     });
     $("filter-status").addEventListener("change", refilter);
+    $("label-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = $("filter-label").value.trim();
+      if (!text) return;
+      $("filter-label").value = "";
+      addLabelFilter(text);
+    });
     $("filter-kind").addEventListener("change", refilter);
     $("tasks-prev").addEventListener("click", () => {
       state.filter.offset = Math.max(0, state.filter.offset - TASK_LIMIT);
