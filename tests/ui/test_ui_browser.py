@@ -199,6 +199,10 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         response = await page.goto(api["base"] + "/ui")
         assert response is not None and response.status == 200
         assert "script-src 'self'" in response.headers["content-security-policy"]
+        # The sign-in screen says where an id and a secret come from.
+        hint = page.locator("#login .hint").first
+        await expect(hint).to_contain_text(".ordinaut/credentials.json")
+        await expect(hint).to_contain_text("ordinaut agents create NAME")
 
         # A wrong secret: the API's error envelope is shown, the page stays on the form.
         await page.fill("#agent-id", agent_id)
