@@ -421,7 +421,7 @@
             label: f.labels,
           }),
       );
-      if (seq !== state.taskSeq) return; // a newer view was asked for meanwhile
+      if (seq !== state.taskSeq) return true; // a newer view was asked for meanwhile
       show(box, "");
       state.tasks = new Map(doc.items.map((t) => [t.id, t]));
       for (const task of doc.items) state.known.set(task.id, task);
@@ -458,8 +458,10 @@
           : doc.total > doc.items.length
             ? "Tasks " + (f.offset + 1) + "–" + (f.offset + doc.items.length) + " of " + doc.total + "."
             : doc.total + (doc.total === 1 ? " task." : " tasks.");
+      return true;
     } catch (error) {
       fail(box, error);
+      return false;
     }
   }
 
@@ -501,10 +503,17 @@
       show($("tasks-error"), "At most " + LABEL_FILTERS + " label filters.");
       return;
     }
+    const before = { ...f };
     f.labels = [...f.labels, text];
     f.offset = 0;
     renderLabelFilters();
-    loadTasks();
+    // A filter the API refuses (422 naming query.label) is dropped again; its error stays.
+    loadTasks().then((ok) => {
+      if (!ok && state.filter.labels.includes(text)) {
+        state.filter = before;
+        renderLabelFilters();
+      }
+    });
   }
 
   function removeLabelFilter(text) {
