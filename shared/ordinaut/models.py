@@ -336,7 +336,8 @@ class RunQueued(BaseModel):
 
 
 class RunSummary(BaseModel):
-    """One run (attempt history is in ``attempt``; step results only on the single-run routes)."""
+    """One run: its current or last attempt (every attempt: ``GET /runs/{id}/attempts``); step
+    results only on the single-run routes."""
 
     id: UUID = Field(description="The run's id.")
     task_id: UUID = Field(description="Its task.")
