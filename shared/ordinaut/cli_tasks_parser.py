@@ -12,11 +12,14 @@ import sys
 from collections.abc import Callable
 
 from ordinaut.cli import EXIT_USAGE, _int_in
-
-# The API's task and run statuses (ordinaut.client.models has them too, behind pydantic).
-TASK_STATUSES = ("active", "paused", "canceled", "completed")
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped")
-SCHEDULE_KINDS = ("cron", "rrule", "once", "event", "condition")
+from ordinaut.vocabulary import (
+    BACKOFF_STRATEGIES,
+    MISFIRE_POLICIES,
+    OVERLAP_POLICIES,
+    RUN_STATUSES,
+    SCHEDULE_KINDS,
+    TASK_STATUSES,
+)
 
 # The exit codes are explained once, in `ordinaut --help`; each page points there.
 EXIT_CODES = "exit codes: listed once, in `ordinaut --help`"
@@ -394,19 +397,19 @@ def _task_edit_parsers(tasks: SubParsers[argparse.ArgumentParser], factory: Fact
     p.add_argument(
         "--backoff",
         dest="backoff_strategy",
-        choices=("exponential_jitter", "linear", "fixed"),
+        choices=BACKOFF_STRATEGIES,
         help="wait between retries",
     )
     p.add_argument(
         "--misfire",
         dest="misfire_policy",
-        choices=("skip", "run_once", "run_all"),
+        choices=MISFIRE_POLICIES,
         help="what happens to fire times missed while nothing ran",
     )
     p.add_argument(
         "--overlap",
         dest="overlap_policy",
-        choices=("skip", "allow", "buffer_one"),
+        choices=OVERLAP_POLICIES,
         help="what happens when a run is due while the previous one still runs",
     )
     _connection_flags(p)

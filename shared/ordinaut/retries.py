@@ -12,7 +12,7 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
-BACKOFF_STRATEGIES = ("exponential_jitter", "linear", "fixed")
+from ordinaut.vocabulary import BACKOFF_STRATEGIES
 
 # Failures that the same run would meet again on every retry: the pipeline or its arguments
 # do not validate, the URL is refused by the egress policy or is not http(s), a secret the

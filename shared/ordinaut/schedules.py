@@ -43,9 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from dateutil import rrule as du
 
 from ordinaut.errors import InvalidSchedule
-
-SCHEDULE_KINDS = ("cron", "rrule", "once", "event", "condition")
-TIME_KINDS = ("cron", "rrule", "once")
+from ordinaut.vocabulary import SCHEDULE_KINDS
 
 _SECOND = timedelta(seconds=1)
 _MINUTE = timedelta(minutes=1)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ordinaut.retries import BACKOFF_STRATEGIES, backoff_seconds, next_attempt_at
+from ordinaut.retries import backoff_seconds, next_attempt_at
+from ordinaut.vocabulary import BACKOFF_STRATEGIES
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ordinaut.errors import InvalidSchedule
-from ordinaut.schedules import SCHEDULE_KINDS, TIME_KINDS, Schedule, describe, parse_schedule
+from ordinaut.schedules import Schedule, describe, parse_schedule
+from ordinaut.vocabulary import SCHEDULE_KINDS, TIME_KINDS
 
 NY = "America/New_York"
 CHISINAU = "Europe/Chisinau"
