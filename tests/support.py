@@ -28,7 +28,8 @@ def load_fixtures(folder: str) -> ModuleType:
     if name not in sys.modules:
         path = REPO / "tests" / folder / "conftest.py"
         spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)

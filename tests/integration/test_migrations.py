@@ -51,7 +51,7 @@ async def applied_versions(settings: Settings) -> list[str]:
 
 def test_there_are_migrations_in_order() -> None:
     assert VERSIONS
-    assert VERSIONS == sorted(VERSIONS)
+    assert sorted(VERSIONS) == VERSIONS
     assert all(v[:4].isdigit() and v[4] == "_" for v in VERSIONS)
 
 

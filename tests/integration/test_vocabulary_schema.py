@@ -50,5 +50,5 @@ async def test_column_checks_allow_exactly_the_vocabulary(
 
 
 def test_final_run_statuses_are_run_statuses_but_queued_and_running() -> None:
-    assert vocabulary.FINAL_RUN_STATUSES == set(vocabulary.RUN_STATUSES) - {"queued", "running"}
+    assert set(vocabulary.RUN_STATUSES) - {"queued", "running"} == vocabulary.FINAL_RUN_STATUSES
     assert set(vocabulary.TIME_KINDS) < set(vocabulary.SCHEDULE_KINDS)

@@ -183,7 +183,8 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         )
 
         response = await page.goto(api["base"] + "/ui")
-        assert response is not None and response.status == 200
+        assert response is not None
+        assert response.status == 200
         assert "script-src 'self'" in response.headers["content-security-policy"]
 
         # A wrong secret: the API's error envelope is shown, the page stays on the form.

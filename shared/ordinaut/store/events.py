@@ -104,12 +104,12 @@ async def matching_tasks(
     conn: asyncpg.Connection, tenant_id: UUID, topic: str
 ) -> list[asyncpg.Record]:
     """The tenant's own active event tasks whose pattern matches ``topic``."""
-    return await conn.fetch(MATCH_OWN, tenant_id, topic)
+    return list(await conn.fetch(MATCH_OWN, tenant_id, topic))
 
 
 async def shared_subscribers(conn: asyncpg.Connection, topic: str) -> list[asyncpg.Record]:
     """Every tenant's active ``shared:`` subscriptions matching ``topic``, by owner."""
-    return await conn.fetch(MATCH_SHARED, topic)
+    return list(await conn.fetch(MATCH_SHARED, topic))
 
 
 async def is_shared(conn: asyncpg.Connection, topic: str) -> bool:

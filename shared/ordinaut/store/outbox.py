@@ -196,8 +196,10 @@ async def tenant_after(
     limit: int,
 ) -> list[asyncpg.Record]:
     """One tenant's events with ``seq > after``, oldest first, filtered."""
-    return await conn.fetch(
-        TENANT_AFTER, tenant_id, after, type_pattern, topic_pattern, task_id, limit
+    return list(
+        await conn.fetch(
+            TENANT_AFTER, tenant_id, after, type_pattern, topic_pattern, task_id, limit
+        )
     )
 
 

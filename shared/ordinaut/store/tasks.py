@@ -227,7 +227,7 @@ async def lock_due_tasks(
     conn: asyncpg.Connection, *, horizon: datetime, limit: int
 ) -> list[asyncpg.Record]:
     """Lock (inside the caller's transaction) the active tasks due by ``horizon``."""
-    return await conn.fetch(LOCK_DUE_TASKS, horizon, limit)
+    return list(await conn.fetch(LOCK_DUE_TASKS, horizon, limit))
 
 
 LOCK_TASK_IF_DUE = """
@@ -244,7 +244,7 @@ async def lock_task_if_due(
 ) -> list[asyncpg.Record]:
     """Lock one active task due by ``now`` (inside the caller's transaction); [] when it is
     not due, or a tick holds it."""
-    return await conn.fetch(LOCK_TASK_IF_DUE, task_id, now)
+    return list(await conn.fetch(LOCK_TASK_IF_DUE, task_id, now))
 
 
 ADVANCE_TASKS = """

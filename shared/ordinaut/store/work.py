@@ -209,8 +209,8 @@ async def lease(
     """
     args = (now, limit, lease_s, worker_id, max_running_per_owner)
     if within_s is None:
-        return await conn.fetch(LEASE, *args)
-    return await conn.fetch(LEASE_WITHIN, *args, within_s, default_bound_s)
+        return list(await conn.fetch(LEASE, *args))
+    return list(await conn.fetch(LEASE_WITHIN, *args, within_s, default_bound_s))
 
 
 # A leased row names its task's payload version; workers keep compiled pipelines per version
@@ -223,7 +223,7 @@ async def task_payloads(
     conn: asyncpg.Connection | asyncpg.Pool, task_ids: Sequence[UUID]
 ) -> list[asyncpg.Record]:
     """Current payload and version of each task that still exists."""
-    return await conn.fetch(TASK_PAYLOADS, list(task_ids))
+    return list(await conn.fetch(TASK_PAYLOADS, list(task_ids)))
 
 
 NEXT_DUE = "SELECT min(run_at) FROM due_work WHERE state = 'queued'"
@@ -345,17 +345,19 @@ async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> list[
     """Record terminal outcomes, fenced; rows whose lease moved on are not returned."""
     if not outcomes:
         return []
-    return await conn.fetch(
-        FINISH,
-        [o.run_id for o in outcomes],
-        [o.token for o in outcomes],
-        [o.attempt for o in outcomes],
-        [o.status for o in outcomes],
-        [json_text(o.output) for o in outcomes],
-        [json_text(o.error) for o in outcomes],
-        [json_text(o.steps or []) for o in outcomes],
-        [o.finished_at for o in outcomes],
-        [o.duration_ms for o in outcomes],
+    return list(
+        await conn.fetch(
+            FINISH,
+            [o.run_id for o in outcomes],
+            [o.token for o in outcomes],
+            [o.attempt for o in outcomes],
+            [o.status for o in outcomes],
+            [json_text(o.output) for o in outcomes],
+            [json_text(o.error) for o in outcomes],
+            [json_text(o.steps or []) for o in outcomes],
+            [o.finished_at for o in outcomes],
+            [o.duration_ms for o in outcomes],
+        )
     )
 
 
@@ -363,15 +365,17 @@ async def requeue(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> list
     """Re-queue failed attempts at their retry instants, fenced."""
     if not outcomes:
         return []
-    return await conn.fetch(
-        REQUEUE,
-        [o.run_id for o in outcomes],
-        [o.token for o in outcomes],
-        [o.attempt for o in outcomes],
-        [o.retry_at for o in outcomes],
-        [json_text(o.error) for o in outcomes],
-        [json_text(o.steps or []) for o in outcomes],
-        [o.finished_at for o in outcomes],
+    return list(
+        await conn.fetch(
+            REQUEUE,
+            [o.run_id for o in outcomes],
+            [o.token for o in outcomes],
+            [o.attempt for o in outcomes],
+            [o.retry_at for o in outcomes],
+            [json_text(o.error) for o in outcomes],
+            [json_text(o.steps or []) for o in outcomes],
+            [o.finished_at for o in outcomes],
+        )
     )
 
 
@@ -458,7 +462,7 @@ async def rescue_expired(
     conn: asyncpg.Connection, *, now: datetime, limit: int = 500
 ) -> list[asyncpg.Record]:
     """Expired leases: attempt + 1 and queued now, or dead-lettered past max attempts."""
-    return await conn.fetch(RESCUE, now, limit)
+    return list(await conn.fetch(RESCUE, now, limit))
 
 
 # Pending, never-started scheduled slots of a task: dropped when its schedule changes,
@@ -598,7 +602,9 @@ async def cut_at_deadline(
     or dead-lettered; returns ``(id, task_id, owner_id, action)`` per row."""
     if not leases:
         return []
-    return await conn.fetch(CUT, [r for r, _ in leases], [t for _, t in leases], now, CUT_MESSAGE)
+    return list(
+        await conn.fetch(CUT, [r for r, _ in leases], [t for _, t in leases], now, CUT_MESSAGE)
+    )
 
 
 async def notify_work(conn: asyncpg.Connection | asyncpg.Pool) -> None:
