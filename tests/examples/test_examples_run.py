@@ -25,7 +25,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support import e2e_fixtures, fresh_database
+from fixtures.processes import Processes
+from support import free_port, fresh_database
 
 from ordinaut.config import load_settings
 from ordinaut.store import agents, db
@@ -37,10 +38,6 @@ EXAMPLES = REPO / "examples"
 SCRIPT_TIMEOUT_S = 60
 # The condition example's first poll comes at the next full minute.
 CONDITION_TIMEOUT_S = 80
-
-
-_e2e = e2e_fixtures()
-free_port = _e2e.free_port
 
 
 @dataclass
@@ -104,7 +101,7 @@ async def stack(
         "ORDINAUT_POLL_INTERVAL_S": "0.5",
         "ORDINAUT_BACKOFF_BASE_S": "0.1",
     }
-    processes = _e2e.Processes(env, home)
+    processes = Processes(env, home)
     stub_ports = (free_port(), free_port())
     allow = ",".join(f"127.0.0.1:{p}" for p in stub_ports)
     port = free_port()

@@ -10,8 +10,7 @@ from typing import Any
 import asyncpg
 import boto3
 import pytest
-from conftest import HandlerLoader, TaskFactory
-from fn_support import FakeContext, call
+from fn_support import FakeContext, HandlerLoader, TaskFactory, call
 from moto import mock_aws
 from redis.asyncio import Redis
 

@@ -11,8 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from conftest import HandlerLoader
-from fn_support import FakeContext, call
+from fn_support import FakeContext, HandlerLoader, call
 
 from functions.migrate import invocation
 from functions.migrate.invocation import UnknownAction

@@ -8,8 +8,7 @@ from typing import Any
 import asyncpg
 import boto3
 import pytest
-from conftest import HandlerLoader, TaskFactory
-from fn_support import FakeContext, call, queue_now
+from fn_support import FakeContext, HandlerLoader, TaskFactory, call, queue_now
 from moto import mock_aws
 
 from ordinaut import cloud

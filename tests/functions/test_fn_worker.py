@@ -8,8 +8,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from conftest import HandlerLoader, TaskFactory
-from fn_support import FakeContext, call, db_now, queue_now
+from fn_support import FakeContext, HandlerLoader, TaskFactory, call, db_now, queue_now
 
 from ordinaut.store import outbox, work
 

@@ -31,8 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import boto3
 import pytest
-from conftest import HandlerLoader, TaskFactory
-from fn_support import FakeContext, call, db_now
+from fn_support import FakeContext, HandlerLoader, TaskFactory, call, db_now
 from moto import mock_aws
 from redis.asyncio import Redis
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from support import e2e_fixtures, eventually, fresh_database
+from support import eventually, fresh_database
 
 CHROMIUM = os.environ.get("ORDINAUT_TEST_CHROMIUM", "/usr/bin/chromium")
 if not Path(CHROMIUM).exists():
@@ -49,11 +49,6 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 WAIT_MS = 15_000
-
-
-_e2e = e2e_fixtures()
-processes = _e2e.processes
-api = _e2e.api
 
 
 @pytest.fixture(scope="session")
