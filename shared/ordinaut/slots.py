@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from ordinaut.schedules import Schedule
+from ordinaut.vocabulary import Misfire
 
 EPSILON = timedelta(microseconds=1)
 
@@ -30,7 +31,7 @@ def stored_schedule(kind: str, expr: str, timezone: str, dtstart: datetime | Non
 
 @dataclass(frozen=True)
 class Policy:
-    misfire: str  # skip | run_once | run_all
+    misfire: Misfire
     grace_s: float
     catchup_s: float
     run_all_cap: int
