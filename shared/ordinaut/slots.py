@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from ordinaut.schedules import Schedule
-from ordinaut.vocabulary import Misfire
 
 EPSILON = timedelta(microseconds=1)
 
@@ -31,7 +30,7 @@ def stored_schedule(kind: str, expr: str, timezone: str, dtstart: datetime | Non
 
 @dataclass(frozen=True)
 class Policy:
-    misfire: Misfire
+    misfire: str  # skip | run_once | run_all (ordinaut.vocabulary.MISFIRE_POLICIES)
     grace_s: float
     catchup_s: float
     run_all_cap: int

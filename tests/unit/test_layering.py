@@ -10,8 +10,6 @@ from collections.abc import Iterable, Mapping
 import grimp
 import pytest
 
-# The cycle the cli/ package split removes (issue 15 item 2); lint-imports ignores it too.
-KNOWN_CYCLES = [frozenset({"ordinaut.cli", "ordinaut.cli_tasks_parser", "ordinaut.dev"})]
 CLIENT_MAY_REACH = {"ordinaut", "ordinaut.vocabulary", "httpx", "pydantic"}
 
 
@@ -81,7 +79,7 @@ def test_cycles_are_found_through_a_package_init() -> None:
 
 
 def test_no_import_cycles(graph: grimp.ImportGraph) -> None:
-    assert [sorted(c) for c in cycles(internal_edges(graph)) if c not in KNOWN_CYCLES] == []
+    assert [sorted(c) for c in cycles(internal_edges(graph))] == []
 
 
 def test_the_client_reaches_only_itself_the_vocabulary_httpx_and_pydantic(
