@@ -184,3 +184,18 @@ def test_a_client_install_imports_the_client_and_nothing_server_side(
 def test_a_client_install_runs_the_ordinaut_command(venv: Path, tmp_path: Path) -> None:
     usage = run(venv / "bin" / "ordinaut", "--help", cwd=tmp_path)
     assert "tasks" in usage
+
+
+def test_ordinaut_mcp_in_a_client_install_names_the_extra(venv: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(venv / "bin" / "ordinaut"), "mcp"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "pip install 'ordinaut[mcp]'" in result.stderr
+    assert "Traceback" not in result.stderr
