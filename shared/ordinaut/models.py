@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-ScheduleKind = Literal["cron", "rrule", "once", "event", "condition"]
-Backoff = Literal["exponential_jitter", "linear", "fixed"]
-Misfire = Literal["skip", "run_once", "run_all"]
-Overlap = Literal["skip", "allow", "buffer_one"]
-TaskStatus = Literal["active", "paused", "canceled", "completed"]
-RunStatus = Literal[
-    "queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped"
-]
+from ordinaut.vocabulary import Backoff, Misfire, Overlap, RunStatus, ScheduleKind, TaskStatus
 
 
 class Strict(BaseModel):
