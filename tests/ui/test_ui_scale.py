@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import httpx
 import pytest
-from support import e2e_fixtures, fresh_database
+from support import fresh_database
 
 CHROMIUM = os.environ.get("ORDINAUT_TEST_CHROMIUM", "/usr/bin/chromium")
 if not Path(CHROMIUM).exists():
@@ -49,11 +49,6 @@ CHROMIUM_ARGS = [
 WAIT_MS = 20_000
 TASKS = 100_000
 UUID_PATH = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-_e2e = e2e_fixtures()
-processes = _e2e.processes
-api = _e2e.api
-
 
 @pytest.fixture(scope="session")
 async def e2e_database(servers: dict[str, str], migrated: str) -> str:
