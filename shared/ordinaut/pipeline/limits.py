@@ -28,6 +28,9 @@ class PipelineLimits:
     max_step_timeout_s: float = 300
     max_retry_attempts: int = 10
     max_retry_backoff_s: float = 60.0
+    # foreach: items one step may go over, and the most of them it may run at once
+    max_foreach_items: int = 100
+    max_foreach_concurrency: int = 10
     # rendering and evaluation
     max_render_bytes: int = 256 * 1024
     max_expression_work: int = 500_000
@@ -61,6 +64,8 @@ class PipelineLimits:
             "max_json_depth",
             "max_expression_work",
             "max_expression_ms",
+            "max_foreach_items",
+            "max_foreach_concurrency",
         ):
             if hasattr(settings, name):
                 values[name] = getattr(settings, name)

@@ -23,8 +23,21 @@ from ordinaut.pipeline.templates import (
 from ordinaut.pipeline.templates import join_path as at
 from ordinaut.pipeline.tools.registry import DEFERRED, Tool, ToolRegistry
 
-STEP_KEYS = ("id", "uses", "with", "save_as", "if", "timeout_seconds", "retry", "continue_on_error")
+STEP_KEYS = (
+    "id",
+    "uses",
+    "with",
+    "save_as",
+    "if",
+    "timeout_seconds",
+    "retry",
+    "continue_on_error",
+    "foreach",
+    "max_concurrency",
+)
 ROOTS = ("params", "steps", "event", "run", "task", "now")
+# what the ``with`` of a foreach step reads besides ROOTS: the current item and its position
+ITEM_ROOTS = ("item", "index")
 FIELDS = {
     "steps": ("output", "status", "error"),
     "run": ("id", "attempt", "scheduled_for"),
@@ -53,6 +66,13 @@ class CompiledStep:
     # ``with`` holds no template: it was checked against the tool's schema in full when the
     # pipeline was compiled, so a run need not check the same value again
     static_args: bool = False
+    # ``foreach``: the expression giving the list the step runs over (None: runs once), and
+    # how many items run at once
+    foreach: Expression | None = None
+    max_concurrency: int = 1
+    # the most times the step's attempts can happen one after another: 1, or for a foreach
+    # step ceil(max_foreach_items / max_concurrency) (a run's worst case counts them)
+    rounds: int = 1
 
 
 class Problems:
@@ -123,8 +143,10 @@ def compile_step(
     attempts, backoff = _check_retry(raw.get("retry"), limits, bad)
     if not isinstance(raw.get("continue_on_error", False), bool):
         bad("continue_on_error", "must be true or false")
+    foreach, concurrency = _check_foreach(raw, known, names, limits, bad)
     condition = _check_condition(raw.get("if"), known, names, limits, bad)
-    args, secrets = _check_args(raw.get("with"), tool, known, names, limits, bad)
+    item_roots = ITEM_ROOTS if foreach is not None else ()
+    args, secrets = _check_args(raw.get("with"), tool, known, names, limits, bad, item_roots)
     for name in (sid, save_as):
         if isinstance(name, str):
             known.add(name)
@@ -144,6 +166,9 @@ def compile_step(
         continue_on_error=bool(raw.get("continue_on_error", False)),
         secrets=secrets,
         static_args=not has_template(args),
+        foreach=foreach,
+        max_concurrency=concurrency,
+        rounds=-(-limits.max_foreach_items // concurrency) if foreach is not None else 1,
     )
 
 
@@ -191,6 +216,48 @@ def _check_retry(retry: Any, limits: PipelineLimits, bad: Bad) -> tuple[int, flo
     return attempts, float(backoff)
 
 
+def _check_foreach(
+    raw: dict[str, Any], known: set[str], names: set[str], limits: PipelineLimits, bad: Bad
+) -> tuple[Expression | None, int]:
+    """The step's ``foreach`` expression (None without one) and its ``max_concurrency``."""
+    value, concurrency = raw.get("foreach"), raw.get("max_concurrency")
+    bound = limits.max_foreach_concurrency
+    if concurrency is not None and (
+        not isinstance(concurrency, int)
+        or isinstance(concurrency, bool)
+        or not 1 <= concurrency <= bound
+    ):
+        bad(
+            "max_concurrency",
+            f"must be an integer from 1 to {bound} (max_foreach_concurrency)",
+            limit="max_foreach_concurrency",
+        )
+        concurrency = None
+    if value is None:
+        if concurrency is not None:
+            bad("max_concurrency", "goes with foreach (the items to run at once)")
+        return None, 1
+    usage = "must be one expression such as ${params.cities} that evaluates to a list"
+    if not isinstance(value, str):
+        bad("foreach", usage)
+        return None, 1
+    try:
+        parsed = parse_template(value.strip(), max_expression_length=limits.max_expression_length)
+    except ExpressionError as exc:
+        bad(
+            "foreach",
+            exc.message,
+            **({"limit": "max_expression_length"} if exc.code == "limit_exceeded" else {}),
+        )
+        return None, 1
+    expression = parsed.whole if not isinstance(parsed, str) else None
+    if expression is None:
+        bad("foreach", usage + ", not text around ${...}" if "${" in value else usage)
+        return None, 1
+    _check_refs(expression, "foreach", known, names, bad, allow_secrets=False)
+    return expression, concurrency or 1
+
+
 def _check_condition(
     value: Any, known: set[str], names: set[str], limits: PipelineLimits, bad: Bad
 ) -> Expression | None:
@@ -228,6 +295,7 @@ def _check_args(
     names: set[str],
     limits: PipelineLimits,
     bad: Bad,
+    item_roots: tuple[str, ...] = (),
 ) -> tuple[Any, frozenset[str]]:
     if value is None:
         value = {}
@@ -246,7 +314,9 @@ def _check_args(
     secrets: set[str] = set()
     for path, template in iter_templates(tree, "with"):
         for expression in template.expressions:
-            secrets |= _check_refs(expression, path, known, names, bad, allow_secrets=True)
+            secrets |= _check_refs(
+                expression, path, known, names, bad, allow_secrets=True, item_roots=item_roots
+            )
     if tool is not None:
         for path, message in validate_schema(tree, tool.input_schema, "with", deferred=_deferred):
             bad(path, message)
@@ -271,6 +341,7 @@ def _check_refs(
     bad: Bad,
     *,
     allow_secrets: bool,
+    item_roots: tuple[str, ...] = (),
 ) -> set[str]:
     secrets: set[str] = set()
     shown = expression.source if len(expression.source) <= 60 else expression.source[:57] + "..."
@@ -285,8 +356,12 @@ def _check_refs(
                 secrets.add(second)
         elif root == "secrets":
             bad(field, where + "secrets can only be used in tool arguments (with)")
-        elif root not in ROOTS:
-            roots = ", ".join(ROOTS + (("secrets",) if allow_secrets else ()))
+        elif root in ITEM_ROOTS and root not in item_roots:
+            bad(field, where + f"{root} is in scope only in the with of a step that has foreach")
+        elif root == "index" and rest:
+            bad(field, where + "index is the item's position (a number) and has no fields")
+        elif root not in ROOTS + item_roots:
+            roots = ", ".join(ROOTS + item_roots + (("secrets",) if allow_secrets else ()))
             bad(field, where + f"unknown name {root!r}; expressions start from {roots}")
         elif root == "steps" and not isinstance(second, str):
             bad(field, where + "name a step: steps.<id or save_as>")
