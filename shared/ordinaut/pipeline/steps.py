@@ -23,18 +23,56 @@ from ordinaut.pipeline.templates import (
 from ordinaut.pipeline.templates import join_path as at
 from ordinaut.pipeline.tools.registry import DEFERRED, Tool, ToolRegistry
 
-STEP_KEYS = (
-    "id",
-    "uses",
-    "with",
-    "save_as",
-    "if",
-    "timeout_seconds",
-    "retry",
-    "continue_on_error",
-    "foreach",
-    "max_concurrency",
-)
+# Every field a step may have: (what it holds, what it means); docs/pipeline.md shows them
+STEP_FIELDS = {
+    "id": (
+        "name, required",
+        "The step's name ([A-Za-z_][A-Za-z0-9_-]*), unique in the pipeline; later steps read "
+        "its result as `steps.<id>`.",
+    ),
+    "uses": ("tool name, required", "The tool the step runs (`GET /tools`)."),
+    "with": (
+        "object",
+        "The tool's arguments; any string in it may hold `${...}`. Checked against the tool's "
+        "input schema when the task is written (a templated value when it has been rendered).",
+    ),
+    "save_as": ("name", "A second name for the step's result: `steps.<save_as>`."),
+    "if": (
+        "expression",
+        "Run the step only when this is true (`${...}` or a bare expression). A skipped step "
+        "has status `skipped` and output null. Reads neither secrets nor `item`.",
+    ),
+    "timeout_seconds": (
+        "number",
+        "Seconds one attempt may take (default: the tool's), at most `max_step_timeout_s`; "
+        "a foreach step's items each get it.",
+    ),
+    "retry": (
+        "{attempts, backoff_seconds}",
+        "Attempts on a retryable failure (default 1, at most `max_retry_attempts`) and the "
+        "seconds between them (default 0); a foreach step's items each get them.",
+    ),
+    "continue_on_error": (
+        "boolean",
+        "When the step fails the run goes on; later steps see its `status` (`failed`) and "
+        "`error`. In a foreach step it applies per item: every item runs, a failed item's "
+        'output is `{"error": {code, message}}`, and the step is `failed` if any item failed. '
+        "Without it a foreach step's first failed item fails the step at once (items still "
+        "running are cancelled).",
+    ),
+    "foreach": (
+        "expression",
+        "`${...}` that evaluates to a list (at most `max_foreach_items` items): the step runs "
+        "once per item, with `item` and `index` in scope in `with`, and its output is the list "
+        "of the items' outputs, in the list's order.",
+    ),
+    "max_concurrency": (
+        "integer",
+        "With `foreach`: how many items run at once (default 1, at most "
+        "`max_foreach_concurrency`).",
+    ),
+}
+STEP_KEYS = tuple(STEP_FIELDS)
 ROOTS = ("params", "steps", "event", "run", "task", "now")
 # what the ``with`` of a foreach step reads besides ROOTS: the current item and its position
 ITEM_ROOTS = ("item", "index")
@@ -42,6 +80,21 @@ FIELDS = {
     "steps": ("output", "status", "error"),
     "run": ("id", "attempt", "scheduled_for"),
     "task": ("id", "title"),
+}
+# What each name an expression starts from holds (docs/pipeline.md shows them)
+ROOT_DOCS = {
+    "params": "The task's `params`, with a run's params override (`run_now`) merged over them.",
+    "steps": "Earlier steps by `id` or `save_as`: `steps.<id>.output`, `.status` (`succeeded`, "
+    "`failed`, `skipped`) and `.error` (`{code, message}` or null). Only steps before this one.",
+    "event": "Event tasks: the event that queued the run, `{id, topic, payload}`; null otherwise.",
+    "run": "`run.id`, `run.attempt` (1 on the first try) and `run.scheduled_for` (ISO 8601, UTC).",
+    "task": "`task.id` and `task.title`.",
+    "now": "The instant the worker read from its clock for this run, ISO 8601 in UTC "
+    "(`2026-03-08T07:30:00Z`); a string without fields.",
+    "secrets": "Stored secrets, `secrets.NAME` (`PUT /secrets/{name}`): only in `with`, and "
+    "`***` in every record, log line and event.",
+    "item": "In `with` of a foreach step: the current item.",
+    "index": "In `with` of a foreach step: the current item's position in the list, from 0.",
 }
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 MAX_DETAILS = 50
