@@ -171,3 +171,22 @@ async def test_a_dry_run_shows_each_items_input(client: httpx.AsyncClient, make_
     (step,) = response.json()["steps"]
     assert step["foreach"] == ["Oslo", "Lima"]
     assert [item["input"] for item in step["items"]] == [{"text": "0. Oslo"}, {"text": "1. Lima"}]
+
+
+async def test_the_run_bound_stops_a_foreach_and_its_items_in_flight(
+    client: httpx.AsyncClient, make_agent: Any, worker: Worker
+) -> None:
+    headers = (await make_agent(SCOPES))["headers"]
+    step = {
+        "id": "slow",
+        "uses": "wait",
+        "foreach": "${params.delays}",
+        "max_concurrency": 2,
+        "timeout_seconds": 120,
+        "with": {"seconds": "${item}"},
+    }
+    body = _task([step], {"delays": [60, 60, 60]}, max_duration_s=0.2)
+    run = await _run(client, headers, worker, body)
+    assert run["status"] == "dead_letter"  # max_retries 0
+    assert run["error"]["code"] == "run_timeout"
+    assert "bound of 0.2 s" in run["error"]["message"]
