@@ -105,7 +105,8 @@ async def test_continue_on_error_keeps_the_other_items_and_the_run(
     assert run["status"] == "succeeded"
     invert, after = run["step_results"]
     assert invert["status"] == "failed"
-    assert invert["output"][0] == 0.5 and invert["output"][2] == 0.25
+    assert invert["output"][0] == 0.5
+    assert invert["output"][2] == 0.25
     assert invert["output"][1]["error"]["message"] == "expr: divide(): division by zero"
     assert invert["error"]["message"].startswith("item 1: ")
     assert after["output"] == {"status": "failed"}

@@ -138,7 +138,8 @@ async def test_tools_secrets_and_health(sdk: AsyncOrdinaut) -> None:
     assert {"echo", "http.request", "wait"} <= set(tools)
     assert tools["wait"].input_schema["type"] == "object"
     functions = {f.name: f for f in await sdk.list_functions()}
-    assert functions["upper"].example == "upper('Hello')" and functions["upper"].result == "HELLO"
+    assert functions["upper"].example == "upper('Hello')"
+    assert functions["upper"].result == "HELLO"
     assert {"format_time", "sort_by", "not_null"} <= set(functions)
     await sdk.put_secret("WEATHER_KEY", "s3cret")
     assert [s["name"] for s in await sdk.list_secrets()] == ["WEATHER_KEY"]

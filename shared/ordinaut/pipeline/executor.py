@@ -257,7 +257,7 @@ class _Run:
             self._taint(items, shown)
         return items, shown
 
-    async def _foreach(self, step: CompiledStep, record: dict[str, Any]) -> tuple[Any, Any]:
+    async def _foreach(self, step: CompiledStep, record: dict[str, Any]) -> tuple[Any, Any]:  # noqa: C901
         """Run the step once per item, ``max_concurrency`` at a time; outputs in item order.
 
         ``item`` and ``index`` join the scope of each item's arguments. A failed item fails

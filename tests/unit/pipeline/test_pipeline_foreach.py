@@ -192,7 +192,8 @@ async def test_an_empty_list_gives_an_empty_output_and_runs_nothing() -> None:
         params={"items": []},
     )
     assert result.status == "succeeded"
-    assert result.steps[0]["output"] == [] and result.steps[0]["items"] == []
+    assert result.steps[0]["output"] == []
+    assert result.steps[0]["items"] == []
     assert PROBE.finished == []
 
 
@@ -230,7 +231,8 @@ async def test_first_failure_fails_the_step_cancelling_items_in_flight_and_start
     assert records[1]["status"] == "failed"
     assert records[0]["status"] == records[2]["status"] == "canceled"
     assert set(records) == {0, 1, 2}  # items 3 and 4 never started
-    assert PROBE.cancelled == 2 and PROBE.in_flight == 0
+    assert PROBE.cancelled == 2
+    assert PROBE.in_flight == 0
     assert result.steps[0]["output"] is None
 
 
@@ -317,7 +319,8 @@ async def test_each_item_gets_its_own_timeout_and_retries() -> None:
     )
     each, stuck = result.steps
     assert each["output"] == [{"key": "x", "calls": 2}, {"key": "y", "calls": 2}]
-    assert [r["attempts"] for r in each["items"]] == [2, 2] and each["attempts"] == 4
+    assert [r["attempts"] for r in each["items"]] == [2, 2]
+    assert each["attempts"] == 4
     assert stuck["status"] == "failed"
     assert [o["error"]["code"] for o in stuck["output"]] == ["timeout", "timeout"]
     assert stuck["output"][0]["error"]["message"] == "step timed out after 0.01s"
@@ -398,7 +401,8 @@ async def test_cancelling_the_run_cancels_and_awaits_every_item_in_flight() -> N
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert PROBE.cancelled == 3 and PROBE.in_flight == 0
+    assert PROBE.cancelled == 3
+    assert PROBE.in_flight == 0
 
 
 async def test_secrets_and_secret_derived_items_never_reach_records() -> None:
@@ -492,7 +496,8 @@ def test_a_foreach_step_is_normalized_with_its_concurrency_and_others_keep_their
     normal = validate_payload(payload, registry=REGISTRY, limits=LIMITS)["pipeline"]
     assert (normal[0]["foreach"], normal[0]["max_concurrency"]) == ("${params.l}", 1)
     assert (normal[1]["foreach"], normal[1]["max_concurrency"]) == ("${params.l}", 3)
-    assert "foreach" not in normal[2] and "max_concurrency" not in normal[2]
+    assert "foreach" not in normal[2]
+    assert "max_concurrency" not in normal[2]
     # the normal form is itself valid and stable
     assert (
         validate_payload(
@@ -571,6 +576,8 @@ def test_dry_run_renders_each_item_and_defers_lists_from_earlier_steps() -> None
             "errors": [],
         },
     ]
-    assert say["foreach"] is None and say["items"] == []
-    assert say["deferred"] == ["with.status"] and say["input"]["city"] == "Paris"
+    assert say["foreach"] is None
+    assert say["items"] == []
+    assert say["deferred"] == ["with.status"]
+    assert say["input"]["city"] == "Paris"
     assert bad["errors"] == [{"field": "foreach", "message": "is string, not a list"}]

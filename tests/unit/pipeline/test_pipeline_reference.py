@@ -36,7 +36,8 @@ def test_it_covers_every_field_root_limit_function_and_tool() -> None:
         assert f"### `{doc.signature}`" in text
     for tool in default_registry(Settings()):
         assert f"### `{tool.name}`" in text
-    assert "`ORDINAUT_MAX_FOREACH_ITEMS`" in text and "`ORDINAUT_MAX_BODY_BYTES`" in text
+    assert "`ORDINAUT_MAX_FOREACH_ITEMS`" in text
+    assert "`ORDINAUT_MAX_BODY_BYTES`" in text
 
 
 def test_a_change_in_the_code_shows_as_drift(monkeypatch: pytest.MonkeyPatch) -> None:
