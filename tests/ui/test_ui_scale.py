@@ -50,6 +50,7 @@ WAIT_MS = 20_000
 TASKS = 100_000
 UUID_PATH = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
+
 @pytest.fixture(scope="session")
 async def e2e_database(servers: dict[str, str], migrated: str) -> str:
     return await fresh_database(servers["database_url"], "ordinaut_ui_scale")
