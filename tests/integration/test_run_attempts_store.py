@@ -68,3 +68,33 @@ async def test_a_deadline_cut_is_kept_as_an_attempt(
     assert first["duration_ms"] == 1000
     assert (waiting["attempt"], waiting["status"], waiting["started_at"]) == (2, "queued", None)
     assert await pool.fetchval("SELECT count(*) FROM dead_letters") == 0
+
+
+async def test_a_fenced_retry_records_no_attempt(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any, owner: uuid.UUID
+) -> None:
+    task = await make_task(max_retries=3)
+    (run_id,) = await queue_runs(pool, task, at=clock.now())
+    stale = _worker(pool, settings, clock)
+    (row,) = await stale.lease(1)
+    clock.advance(6)
+    assert await stale.rescue() == 1  # the lease expired: attempt 1 kept as lease_expired
+    late = work.Outcome(
+        run_id,
+        row.lease_token,
+        row.attempt,
+        "retry",
+        clock.now(),
+        error={"step": "a", "code": "boom", "message": "late"},
+        steps=[],
+        retry_at=clock.now(),
+    )
+    assert await stale.record(late, []) is False  # fenced: the lease moved on
+    doc = await runs.run_attempts(pool, run_id, owner)
+    assert [
+        (a["attempt"], a["error"]["code"] if a["error"] else None) for a in doc["attempts"]
+    ] == [
+        (1, "lease_expired"),
+        (2, None),
+    ]
+    assert await pool.fetchval("SELECT count(*) FROM run_attempts") == 1
