@@ -1,12 +1,15 @@
-"""Request and response models of the REST API (pydantic), with the documented bounds."""
+"""The HTTP schemas of the REST API (pydantic): request and response bodies with their
+documented bounds, and ``Page``, the one list envelope every paged list route returns."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from ordinaut.secrets import MAX_VALUE_BYTES
 
 ScheduleKind = Literal["cron", "rrule", "once", "event", "condition"]
 Backoff = Literal["exponential_jitter", "linear", "fixed"]
@@ -417,12 +420,35 @@ class RunsOverview(BaseModel):
     tasks: TaskCounts = Field(description="The agent's tasks.")
 
 
-def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
-    """The one list envelope every collection route returns."""
-    return {
-        "items": items,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "has_more": offset + len(items) < total,
-    }
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """The list envelope every paged list route uses."""
+
+    items: list[T] = Field(description="This page's items.")
+    total: int = Field(description="Items matching, over every page.")
+    limit: int = Field(description="The page size asked for.")
+    offset: int = Field(description="Items skipped before this page.")
+    has_more: bool = Field(description="True when a later page has items.")
+
+
+class SecretIn(BaseModel):
+    """A secret's value (write-only)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"value": "s3cr3t-t0ken"}]}
+    )
+    value: str = Field(
+        min_length=1, max_length=MAX_VALUE_BYTES, description="Stored encrypted; never returned."
+    )
+
+
+class SecretInfo(BaseModel):
+    name: str = Field(description="The secret's name.")
+    created_at: datetime = Field(description="When it was first stored (UTC).")
+    updated_at: datetime = Field(description="When its value last changed (UTC).")
+
+
+class SecretNames(BaseModel):
+    items: list[SecretInfo] = Field(description="The caller's secrets, by name.")
