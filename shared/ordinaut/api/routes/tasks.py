@@ -20,6 +20,7 @@ from ordinaut import lifecycle
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, DepsDep, Now, Page, PagingDep, Principal, RequestId, require
 from ordinaut.api.schemas import (
+    MAX_LABELS,
     FireTimes,
     PreviewIn,
     RunQueued,
@@ -30,6 +31,7 @@ from ordinaut.api.schemas import (
     TaskPatch,
     ValidateIn,
     ValidateOut,
+    label_filter,
 )
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import Owner, owner_filter
@@ -225,9 +227,17 @@ async def list_tasks(
             description="Only tasks whose title contains this text (case-insensitive).",
         ),
     ] = None,
+    label: Annotated[
+        list[str] | None,
+        Query(
+            description="`key:value`: only tasks with this label; repeat it for tasks that "
+            f"carry every one given (at most {MAX_LABELS}).",
+        ),
+    ] = None,
 ) -> Page[TaskListItem]:
     """The caller's tasks, newest first, in the list envelope; admins read another agent's
     (``owner=ID``) or every agent's (``owner=*``)."""
+    labels = label_filter(label)
     owner_id = owner_filter(who, owner)
     pool = await deps.pool()
     rows, total = await tasks.list_tasks(
@@ -238,6 +248,7 @@ async def list_tasks(
         limit=paging.limit,
         offset=paging.offset,
         search=search,
+        labels=labels,
         failures_since=now - timedelta(days=1),
     )
     return paging.page([TaskListItem.model_validate(r) for r in rows], total)
