@@ -33,14 +33,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from ordinaut import events, tracing
 from ordinaut.errors import Conflict, InvalidTransition, LimitExceeded, RateLimited
 from ordinaut.schedules import Schedule
-from ordinaut.slots import idempotency_key, stored_schedule
+from ordinaut.slots import stored_schedule
 from ordinaut.store import audit, outbox, tasks, work
+from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
+from ordinaut.store.rows import SlotTask
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire
 
 ALL_STATUSES = ("active", "paused", "canceled", "completed")
@@ -90,7 +90,7 @@ def check(action: str, status: str) -> None:
 
 
 async def record(
-    conn: asyncpg.Connection,
+    conn: Connection,
     actor: Actor,
     action: str,
     task: dict[str, Any],
@@ -123,7 +123,7 @@ async def record(
 
 
 async def create(
-    conn: asyncpg.Connection,
+    conn: Connection,
     actor: Actor,
     prepared: dict[str, Any],
     now: datetime,
@@ -159,7 +159,7 @@ async def create(
 
 
 async def update(
-    conn: asyncpg.Connection,
+    conn: Connection,
     task_id: UUID,
     actor: Actor,
     changes: dict[str, Any],
@@ -201,9 +201,7 @@ async def update(
     return row
 
 
-async def pause(
-    conn: asyncpg.Connection, task_id: UUID, actor: Actor, now: datetime
-) -> dict[str, Any]:
+async def pause(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> dict[str, Any]:
     """Stop scheduling new runs; queued scheduled slots are dropped (409 unless active)."""
     async with conn.transaction():
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
@@ -213,9 +211,7 @@ async def pause(
         return await _write(conn, actor, events.TASK_PAUSED, task, now)
 
 
-async def resume(
-    conn: asyncpg.Connection, task_id: UUID, actor: Actor, now: datetime
-) -> dict[str, Any]:
+async def resume(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> dict[str, Any]:
     """Schedule again from ``now`` on (409 unless paused); a time schedule with no fire time
     left completes instead."""
     async with conn.transaction():
@@ -233,9 +229,7 @@ async def resume(
         return await _write(conn, actor, events.TASK_RESUMED, task, now)
 
 
-async def cancel(
-    conn: asyncpg.Connection, task_id: UUID, actor: Actor, now: datetime
-) -> dict[str, Any]:
+async def cancel(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> dict[str, Any]:
     """End the task for good; its queued runs are canceled (409 when already canceled)."""
     async with conn.transaction():
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
@@ -246,7 +240,7 @@ async def cancel(
 
 
 async def snooze(
-    conn: asyncpg.Connection,
+    conn: Connection,
     task_id: UUID,
     actor: Actor,
     now: datetime,
@@ -266,7 +260,7 @@ async def snooze(
 
 
 async def run_now(
-    conn: asyncpg.Connection,
+    conn: Connection,
     task_id: UUID,
     actor: Actor,
     now: datetime,
@@ -296,20 +290,13 @@ async def run_now(
         await work.materialize(
             conn,
             [
-                work.NewSlot(
+                work.NewSlot.for_task(
+                    SlotTask.from_row(current),
                     run_id=run_id,
-                    task_id=task_id,
                     owner_id=actor.agent_id,
                     slot=slot,
                     trigger="run_now",
-                    event_id=None,
                     scheduled_for=now,
-                    run_at=now,
-                    priority=current["priority"],
-                    max_attempts=current["max_retries"] + 1,
-                    concurrency_key=current["concurrency_key"],
-                    buffer_one=current["overlap_policy"] == "buffer_one",
-                    idempotency_key=idempotency_key(task_id, slot),
                     trace_context=tracing.current_traceparent(),
                 )
             ],
@@ -330,7 +317,7 @@ async def run_now(
     return run_id
 
 
-async def delete(conn: asyncpg.Connection, task_id: UUID, actor: Actor, now: datetime) -> None:
+async def delete(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> None:
     """Delete the task with its runs and pending work (any status)."""
     async with conn.transaction():
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
@@ -340,7 +327,7 @@ async def delete(conn: asyncpg.Connection, task_id: UUID, actor: Actor, now: dat
 
 
 async def _write(
-    conn: asyncpg.Connection,
+    conn: Connection,
     actor: Actor,
     action: str,
     task: dict[str, Any],
