@@ -146,9 +146,11 @@ async def _act(
                 request_id=rid,
                 owner_id=owner_id,
             )
+            # read before the commit: the answer is the state this request made (a woken
+            # worker may lease a retried run the moment it commits)
+            row = await runs.get_run(conn, run_id, owner_id)
         if action == "run.retry":
             await work.notify_work(conn)
-        row = await runs.get_run(conn, run_id, owner_id)
     if action == "run.retry":
         await deps.wake_workers()
     return RunSummary.model_validate(row)
