@@ -35,7 +35,7 @@ from uuid import UUID
 
 from ordinaut import events, tracing
 from ordinaut.errors import Conflict, InvalidTransition, LimitExceeded, RateLimited
-from ordinaut.schedules import Schedule
+from ordinaut.schedules import TIME_KINDS, Schedule
 from ordinaut.slots import stored_schedule
 from ordinaut.store import audit, outbox, tasks, work
 from ordinaut.store.db import Connection
@@ -59,8 +59,6 @@ REFUSALS = {
     "update": "a {status} task cannot be updated",
     "run_now": "a {status} task cannot run",
 }
-# Schedules that end: with no fire time left, such a task is completed.
-ENDING_KINDS = ("cron", "rrule", "once")
 # Queued work a schedule (not a person or an event) created: dropped on pause or reschedule.
 SCHEDULED_TRIGGERS = ["schedule", "condition"]
 
@@ -188,7 +186,7 @@ async def update(
             await work.drop_pending(conn, task_id, triggers=SCHEDULED_TRIGGERS)
             if current["status"] == "paused":
                 task["next_run_at"] = None
-            elif task["next_run_at"] is None and prepared["schedule_kind"] in ENDING_KINDS:
+            elif task["next_run_at"] is None and prepared["schedule_kind"] in TIME_KINDS:
                 task["status"] = "completed"
             elif current["status"] == "completed":
                 task["status"] = "active"
@@ -224,7 +222,7 @@ async def resume(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -
             current["dtstart"],
         )
         task = dict(current, status="active", next_run_at=first_fire(schedule, now))
-        if task["next_run_at"] is None and schedule.kind in ENDING_KINDS:
+        if task["next_run_at"] is None and schedule.kind in TIME_KINDS:
             task["status"] = "completed"
         return await _write(conn, actor, events.TASK_RESUMED, task, now)
 
