@@ -20,12 +20,13 @@ left completes, and a completed task with a new fire time is active again.
 
 Every function takes a connection and the caller's one reading of the clock (``now``); each
 locks the task row, checks the transition, writes the row, and records the audit row and the
-outbox event in the same transaction. A task belongs to the agent acting on it: another
+outbox event in one transaction (the caller's, when it has one open). A task belongs to the agent acting on it: another
 agent's task is ``NotFound`` exactly like a missing one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ async def create(
 
     422 when the agent already owns ``max_tasks`` tasks; 409 when ``dedupe_key`` matches a
     task created inside ``dedupe_window_seconds``."""
-    async with conn.transaction():
+    async with _atomic(conn):
         if await tasks.count_owned(conn, actor.agent_id) >= max_tasks:
             raise LimitExceeded(
                 f"an agent may own at most {max_tasks} tasks",
@@ -167,7 +168,7 @@ async def update(
 ) -> dict[str, Any]:
     """Apply ``changes`` (validated whole by ``validate``); returns the row. A changed
     schedule drops the queued scheduled slots and takes effect from the next tick."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("update", current["status"])
         merged = {**current, **changes}
@@ -201,7 +202,7 @@ async def update(
 
 async def pause(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> dict[str, Any]:
     """Stop scheduling new runs; queued scheduled slots are dropped (409 unless active)."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("pause", current["status"])
         await work.drop_pending(conn, task_id, triggers=SCHEDULED_TRIGGERS)
@@ -212,7 +213,7 @@ async def pause(conn: Connection, task_id: UUID, actor: Actor, now: datetime) ->
 async def resume(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> dict[str, Any]:
     """Schedule again from ``now`` on (409 unless paused); a time schedule with no fire time
     left completes instead."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("resume", current["status"])
         schedule = stored_schedule(
@@ -229,7 +230,7 @@ async def resume(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -
 
 async def cancel(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> dict[str, Any]:
     """End the task for good; its queued runs are canceled (409 when already canceled)."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("cancel", current["status"])
         await work.cancel_queued(conn, task_id, now=now, reason="task canceled")
@@ -248,7 +249,7 @@ async def snooze(
 ) -> dict[str, Any]:
     """Postpone queued runs by ``delay_seconds``; slots due before then start at its end
     (409 unless active or paused)."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("snooze", current["status"])
         shifted = await work.snooze_queued(conn, task_id, now=now, delay_s=delay_seconds)
@@ -269,7 +270,7 @@ async def run_now(
 
     409 for a canceled task; 429 when the agent queued ``runs_per_minute`` runs this minute
     (0: no budget). Workers listening on the connection's channel are notified on commit."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("run_now", current["status"])
         quota = RunQuota(runs_per_minute, now)
@@ -317,11 +318,18 @@ async def run_now(
 
 async def delete(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> None:
     """Delete the task with its runs and pending work (any status)."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("delete", current["status"])
         await tasks.delete_task(conn, task_id, actor.agent_id)
         await record(conn, actor, events.TASK_DELETED, current, now)
+
+
+def _atomic(conn: Connection) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A transaction, or the caller's when it has one open (one commit, no savepoint)."""
+    if conn.is_in_transaction():
+        return contextlib.nullcontext()
+    return conn.transaction()
 
 
 async def _write(

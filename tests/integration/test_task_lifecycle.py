@@ -337,3 +337,22 @@ async def test_create_enforces_the_task_limit_and_the_dedupe_window(
         with pytest.raises(LimitExceeded):
             await lifecycle.create(conn, actor, prepared, clock.now(), max_tasks=2)
     assert await _events(pool, row["id"]) == [("task.created", "req-1")]
+
+
+async def test_a_transition_joins_the_callers_transaction(
+    pool: asyncpg.Pool, clock: FrozenClock, make_task: Any, actor: lifecycle.Actor
+) -> None:
+    task = await make_task()
+    async with pool.acquire() as conn:
+        with pytest.raises(RuntimeError):
+            async with conn.transaction():
+                await lifecycle.pause(conn, task["id"], actor, clock.now())
+                raise RuntimeError("the caller fails after the transition")
+        # nothing of it stays: neither the status, nor its audit row and outbox event
+        assert await conn.fetchval("SELECT status FROM tasks WHERE id = $1", task["id"]) == (
+            "active"
+        )
+        assert await _events(pool, task["id"]) == []
+        async with conn.transaction():
+            await lifecycle.pause(conn, task["id"], actor, clock.now())
+    assert await _events(pool, task["id"]) == [("task.paused", "req-1")]
