@@ -2,6 +2,7 @@
 #   make dev      everything locally (embedded PostgreSQL + Redis), http://127.0.0.1:8080
 #   make test     ruff, mypy, pytest: what CI runs (.ci/run)
 #   make cloud-check  the cloud shape alone: terraform validate/test of the AWS roots, Lambda tests
+#   make docs     regenerate docs/pipeline.md from the code
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -35,7 +36,7 @@ else
 TEST_PREREQS := $(STAMP_DEV)
 endif
 
-.PHONY: help dev test cloud-check lint fmt bench clean clean-data distclean
+.PHONY: help dev test cloud-check lint fmt docs bench clean clean-data distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -69,6 +70,9 @@ lint: $(STAMP_DEV) ## ruff and mypy only
 fmt: $(STAMP_DEV) ## format and apply safe lint fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+docs: $(STAMP_BASE) ## regenerate docs/pipeline.md from the code (a test fails when it is stale)
+	$(BIN)/python -m ordinaut.pipeline.reference
 
 bench: $(STAMP_DEV) ## run the benchmarks; writes bench/results.json
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \

@@ -137,6 +137,10 @@ async def test_tools_secrets_and_health(sdk: AsyncOrdinaut) -> None:
     tools = {t.name: t for t in await sdk.list_tools()}
     assert {"echo", "http.request", "wait"} <= set(tools)
     assert tools["wait"].input_schema["type"] == "object"
+    functions = {f.name: f for f in await sdk.list_functions()}
+    assert functions["upper"].example == "upper('Hello')"
+    assert functions["upper"].result == "HELLO"
+    assert {"format_time", "sort_by", "not_null"} <= set(functions)
     await sdk.put_secret("WEATHER_KEY", "s3cret")
     assert [s["name"] for s in await sdk.list_secrets()] == ["WEATHER_KEY"]
     await sdk.delete_secret("WEATHER_KEY")

@@ -230,6 +230,30 @@ async def test_webhook_events_run_the_task_once_each(stack: Stack) -> None:
     assert out.count("succeeded (attempt 1") == 2
 
 
+async def test_foreach_checks_each_invoice_and_publishes_one_reminder_per_overdue_one(
+    stack: Stack,
+) -> None:
+    code, out, err = await run_example("foreach", "--credentials", str(stack.credentials))
+    assert code == 0, out + err + stack.processes.logs()
+    assert "step check [transform]: failed" in out  # one item failed; the run went on
+    checked = [
+        line.strip()
+        for line in out.splitlines()
+        if line.startswith("  [") and line.split()[1].startswith("INV-")
+    ]
+    assert [line.split(" ", 3)[:3] for line in checked] == [
+        ["[0]", "INV-101", "succeeded:"],
+        ["[1]", "INV-102", "succeeded:"],
+        ["[2]", "INV-103", "failed:"],
+        ["[3]", "INV-104", "succeeded:"],
+    ]
+    assert "diff_seconds(): 'someday' is not an ISO 8601 time" in out
+    assert "[0] to ana@example.com: Dear Ana, invoice INV-101 (120.5 EUR) is " in out
+    assert "[1] to eva@example.com: Dear Eva, invoice INV-104 (300 EUR) is " in out
+    assert "summary: 2 reminder(s) published; 1 invoice(s) could not be checked" in out
+    assert "dan@example.com" not in out.split("published on reminders.invoice:")[1]
+
+
 async def test_condition_task_alerts_once_the_price_drops(stack: Stack) -> None:
     if stack.condition is None:
         pytest.skip(

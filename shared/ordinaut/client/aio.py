@@ -21,6 +21,7 @@ from ordinaut.client.models import (
     AuditEntry,
     EventAccepted,
     FireTimes,
+    FunctionInfo,
     Page,
     Run,
     RunQueued,
@@ -368,6 +369,10 @@ class AsyncOrdinaut:
     async def list_tools(self) -> list[ToolInfo]:
         """Every pipeline tool with its input and output JSON Schemas."""
         return await self.send(calls.list_tools())
+
+    async def list_functions(self) -> list[FunctionInfo]:
+        """Every expression function of ``${...}`` with its signature and a true example."""
+        return await self.send(calls.list_functions())
 
     async def put_secret(self, name: str, value: str) -> None:
         await self.send(calls.put_secret(name, value))

@@ -131,6 +131,16 @@ class ToolInfo(Model):
     scopes: list[str] = Field(default_factory=list)
 
 
+class FunctionInfo(Model):
+    """One expression function of ``${...}`` (``GET /pipeline/functions``)."""
+
+    name: str
+    signature: str
+    description: str = ""
+    example: str = ""
+    result: Any = None
+
+
 class Agent(Model):
     id: str
     name: str

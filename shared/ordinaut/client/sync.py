@@ -21,6 +21,7 @@ from ordinaut.client.models import (
     AuditEntry,
     EventAccepted,
     FireTimes,
+    FunctionInfo,
     Page,
     Run,
     RunQueued,
@@ -361,6 +362,10 @@ class Ordinaut:
     def list_tools(self) -> list[ToolInfo]:
         """Every pipeline tool with its input and output JSON Schemas."""
         return self.send(calls.list_tools())
+
+    def list_functions(self) -> list[FunctionInfo]:
+        """Every expression function of ``${...}`` with its signature and a true example."""
+        return self.send(calls.list_functions())
 
     def put_secret(self, name: str, value: str) -> None:
         self.send(calls.put_secret(name, value))
