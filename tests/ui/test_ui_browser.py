@@ -121,6 +121,7 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
                 "schedule_kind": "cron",
                 "schedule_expr": "30 7 * * 1-5",
                 "timezone": "Europe/Chisinau",
+                "labels": {"user": "ana"},
                 "payload": {
                     "params": {"who": "Ana", "loud": False},
                     "pipeline": [
@@ -249,6 +250,7 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await expect(good_row).to_contain_text("Morning briefing")
         await expect(good_row).to_contain_text("every weekday at 07:30 Europe/Chisinau")
         await expect(good_row).to_contain_text("30 7 * * 1-5")
+        await expect(good_row.locator('.chip[data-label="user:ana"]')).to_have_text("user: ana")
         await expect(good_row).to_contain_text("active")
         first = fires["fire_times"][0]
         local = datetime.fromisoformat(first.replace("Z", "+00:00"))
