@@ -581,3 +581,74 @@ def test_dry_run_renders_each_item_and_defers_lists_from_earlier_steps() -> None
     assert say["deferred"] == ["with.status"]
     assert say["input"]["city"] == "Paris"
     assert bad["errors"] == [{"field": "foreach", "message": "is string, not a list"}]
+
+
+async def test_each_item_passes_on_its_own_idempotency_key_stable_across_attempts() -> None:
+    # Items are distinct requests: one key for all would make a receiver that honours
+    # Idempotency-Key drop items 1..n as repeats of item 0 (or refuse them: same key, another
+    # body). Each item's key is stable across attempts of the slot, as the run's key is.
+    seen: list[tuple[int, str, str]] = []
+
+    async def keyed(args: dict[str, Any], context: RunContext) -> Any:
+        seen.append((context.attempt, args["name"], context.idempotency_key))
+        return None
+
+    registry = _registry()
+    registry.register(
+        Tool(name="test.keyed", description="", input_schema={"type": "object"}, fn=keyed)
+    )
+    payload = {
+        "params": {"items": ["a", "b", "c"]},
+        "pipeline": [
+            {"id": "one", "uses": "test.keyed", "with": {"name": "plain"}},
+            {
+                "id": "each",
+                "uses": "test.keyed",
+                "foreach": "${params.items}",
+                "max_concurrency": 2,
+                "with": {"name": "each-${item}"},
+            },
+            {
+                "id": "again",
+                "uses": "test.keyed",
+                "foreach": "${params.items}",
+                "with": {"name": "again-${item}"},
+            },
+        ],
+    }
+    for attempt in (1, 2):
+        result = await execute(
+            payload,
+            ctx(attempt=attempt, idempotency_key="ord-slot"),
+            registry=registry,
+            limits=LIMITS,
+        )
+        assert result.status == "succeeded", result.error
+    keys = {(attempt, name): key for attempt, name, key in seen}
+    assert keys[1, "plain"] == "ord-slot"  # a step without foreach keeps the run's key
+    item_names = [f"{step}-{item}" for step in ("each", "again") for item in "abc"]
+    first = [keys[1, name] for name in item_names]
+    assert len(set(first)) == len(first)  # one key per item, of each foreach step
+    assert "ord-slot" not in first
+    assert all(key.startswith("ord-slot") for key in first)  # derived from the slot's key
+    assert [keys[2, name] for name in item_names] == first  # the same on the next attempt
+
+
+async def test_items_pass_on_no_idempotency_key_when_the_run_has_none() -> None:
+    seen: list[str] = []
+
+    async def keyed(args: dict[str, Any], context: RunContext) -> Any:
+        seen.append(context.idempotency_key)
+        return None
+
+    registry = _registry()
+    registry.register(
+        Tool(name="test.keyed", description="", input_schema={"type": "object"}, fn=keyed)
+    )
+    payload = {
+        "params": {"items": [1, 2]},
+        "pipeline": [{"id": "each", "uses": "test.keyed", "foreach": "${params.items}"}],
+    }
+    result = await execute(payload, ctx(), registry=registry, limits=LIMITS)
+    assert result.status == "succeeded", result.error
+    assert seen == ["", ""]
