@@ -652,3 +652,36 @@ async def test_items_pass_on_no_idempotency_key_when_the_run_has_none() -> None:
     result = await execute(payload, ctx(), registry=registry, limits=LIMITS)
     assert result.status == "succeeded", result.error
     assert seen == ["", ""]
+
+
+def test_a_dry_runs_item_renders_together_spend_at_most_one_render_per_step() -> None:
+    # A dry run evaluates in the API's small evaluation pool (shared with event filters): its
+    # foreach items must not multiply what a dry run may cost by max_foreach_items. Items
+    # together get max_steps renders' worth of work; the rest are shown unrendered (deferred).
+    limits = PipelineLimits(
+        max_steps=2, max_expression_work=4_000, max_foreach_items=50, max_foreach_concurrency=4
+    )
+    registry = default_registry(Settings(), limits=limits)
+    heavy = "${join(',', map(&to_string(@), params.big))}-${item}"
+    payload = {
+        "params": {"items": list(range(50)), "big": list(range(300))},
+        "pipeline": [
+            {"id": "each", "uses": "echo", "foreach": "${params.items}", "with": {"t": heavy}}
+        ],
+    }
+    (report,) = dry_run(payload, sample_params=None, registry=registry, limits=limits, now=NOW)
+    items = report["items"]
+    assert len(items) == 50  # one entry per item, as always
+    rendered = [i for i in items if not i["deferred"]]
+    held_back = [i for i in items if i["deferred"]]
+    assert rendered  # the first items are rendered in full
+    assert rendered[0]["input"]["t"].endswith("-0")
+    assert rendered[0]["errors"] == []
+    assert held_back  # ... until the dry run's allowance for items is spent
+    assert len(rendered) < 20
+    assert [i["index"] for i in items] == list(range(50))
+    assert items.index(held_back[0]) == len(rendered)  # a prefix is rendered, the rest is not
+    assert held_back[0]["input"] == {"t": heavy}
+    assert held_back[0]["deferred"] == ["with.t"]
+    assert held_back[0]["errors"] == []
+    assert "max_steps" in held_back[0]["note"]
