@@ -169,7 +169,7 @@ class _Run:
                 value, shown_value = await self._foreach(step, record)
             else:
                 value, shown_value = await self._invoke(
-                    step, self.with_secrets, self.shadow, record
+                    step, self.with_secrets, self.shadow, record, ctx=self._keyed(step.id)
                 )
         except Exception as exc:  # our own bug must still not crash the worker
             record.update(status="failed", error=self._failure(exc))
@@ -177,6 +177,18 @@ class _Run:
         finally:
             record["duration_ms"] = round((time.monotonic() - started) * 1000)
         return record, value, shown_value
+
+    def _keyed(self, suffix: str) -> RunContext:
+        """The run's context with the idempotency key of one call: the slot's key, then
+        ``:<suffix>`` (``<step id>`` or ``<step id>:<index>``).
+
+        Every step is a request of its own: with the slot's key alone a receiver that honours
+        Idempotency-Key would drop the second POST of a run as a repeat of the first. The
+        suffix depends only on the pipeline, so every attempt of the slot sends the same key
+        for the same call. No slot key (a dry run): no key.
+        """
+        key = self.ctx.idempotency_key
+        return dataclasses.replace(self.ctx, idempotency_key=f"{key}:{suffix}" if key else "")
 
     def _failure(self, exc: Exception) -> dict[str, str]:
         """The error record of a failed step or item (``internal_error``: our own bug)."""
@@ -298,10 +310,7 @@ class _Run:
             shadow = {**self.shadow, "item": shown_items[index], "index": index}
             # each item is a request of its own: one key for all would have a receiver that
             # honours Idempotency-Key drop items 1..n as repeats of item 0
-            key = self.ctx.idempotency_key
-            item_ctx = dataclasses.replace(
-                self.ctx, idempotency_key=f"{key}:{step.id}:{index}" if key else ""
-            )
+            item_ctx = self._keyed(f"{step.id}:{index}")
             try:
                 results[index] = await self._invoke(step, scope, shadow, entry, ctx=item_ctx)
             except asyncio.CancelledError:

@@ -625,13 +625,12 @@ async def test_each_item_passes_on_its_own_idempotency_key_stable_across_attempt
         )
         assert result.status == "succeeded", result.error
     keys = {(attempt, name): key for attempt, name, key in seen}
-    assert keys[1, "plain"] == "ord-slot"  # a step without foreach keeps the run's key
+    assert keys[1, "plain"] == "ord-slot:one"  # a step without foreach: slot key, step id
     item_names = [f"{step}-{item}" for step in ("each", "again") for item in "abc"]
     first = [keys[1, name] for name in item_names]
-    assert len(set(first)) == len(first)  # one key per item, of each foreach step
-    assert "ord-slot" not in first
-    assert all(key.startswith("ord-slot") for key in first)  # derived from the slot's key
+    assert first == [f"ord-slot:{step}:{i}" for step in ("each", "again") for i in range(3)]
     assert [keys[2, name] for name in item_names] == first  # the same on the next attempt
+    assert keys[2, "plain"] == keys[1, "plain"]
 
 
 async def test_items_pass_on_no_idempotency_key_when_the_run_has_none() -> None:
@@ -649,6 +648,23 @@ async def test_items_pass_on_no_idempotency_key_when_the_run_has_none() -> None:
         "params": {"items": [1, 2]},
         "pipeline": [{"id": "each", "uses": "test.keyed", "foreach": "${params.items}"}],
     }
+    result = await execute(payload, ctx(), registry=registry, limits=LIMITS)
+    assert result.status == "succeeded", result.error
+    assert seen == ["", ""]
+
+
+async def test_steps_pass_on_no_idempotency_key_when_the_run_has_none() -> None:
+    seen: list[str] = []
+
+    async def keyed(args: dict[str, Any], context: RunContext) -> Any:
+        seen.append(context.idempotency_key)
+        return None
+
+    registry = _registry()
+    registry.register(
+        Tool(name="test.keyed", description="", input_schema={"type": "object"}, fn=keyed)
+    )
+    payload = {"pipeline": [{"id": "a", "uses": "test.keyed"}, {"id": "b", "uses": "test.keyed"}]}
     result = await execute(payload, ctx(), registry=registry, limits=LIMITS)
     assert result.status == "succeeded", result.error
     assert seen == ["", ""]
