@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from ordinaut import conditions, consumer, events, logs, metrics, tracing, triggers
+from ordinaut import conditions, consumer, events, logs, metrics, outcomes, tracing, triggers
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidPipeline, Unavailable, ValidationFailed
@@ -965,7 +965,16 @@ async def run_worker(
             return
         await events.relay_pending(pool, redis, clock.now, settings)
 
+    # notifications and lifecycle events of ended runs (ordinaut.outcomes), never in a run's way
+    deliverer = outcomes.Deliverer(pool, settings)
+
+    async def route_outcomes() -> None:
+        await outcomes.relay(pool, deliverer, clock.now, settings)
+
     background = [
+        asyncio.create_task(
+            _periodic(stop, settings.notify_interval_s, route_outcomes, "run outcomes")
+        ),
         asyncio.create_task(_periodic(stop, settings.heartbeat_s, beat_and_sync, "heartbeat")),
         asyncio.create_task(_periodic(stop, settings.rescue_interval_s, worker.rescue, "rescue")),
         asyncio.create_task(_periodic(stop, settings.relay_interval_s, relay, "event relay")),

@@ -14,7 +14,7 @@ from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import OWNER_QUERY, acting_owner, owner_filter
 from ordinaut.errors import NotFound
 from ordinaut.models import RunOut, RunsOverview, RunSummary, TaskStats, page
-from ordinaut.store import audit, runs, tasks, work
+from ordinaut.store import audit, notifications, runs, tasks, work
 
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
 
@@ -118,7 +118,9 @@ async def get_run(
     """One run with the record of each step (inputs and outputs, secrets masked); admins read
     any agent's with ``owner=*``."""
     pool = await deps.pool()
-    return _out(await runs.get_run(pool, run_id, owner_filter(who, owner)), steps=True)
+    row = await runs.get_run(pool, run_id, owner_filter(who, owner))
+    row["notifications"] = await notifications.for_run(pool, run_id, row["owner_id"])
+    return _out(row, steps=True)
 
 
 @router.post(
