@@ -170,7 +170,7 @@ RETURNING n.id, n.owner_id, n.run_id, n.url, n.secret_name, n.body, n.outcome, n
 FINISH = """
 UPDATE notifications SET status = $3, next_attempt_at = $4, lease_token = NULL,
     last_status_code = $5, last_error = $6, delivered_at = $7, updated_at = $8,
-    history = history || jsonb_build_array($9::jsonb)
+    history = history || jsonb_build_array($9::text::jsonb)
 WHERE id = $1 AND lease_token = $2
 RETURNING id
 """
