@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             return notify(api, server, secret, args)
     except ApiError as exc:
         print(exc.explain(), file=sys.stderr)
-        if any("payload.notify" in str(p.get("field")) for p in exc.details or []):
+        if any(str(p.get("field")).endswith(".url") for p in exc.details or []):
             print(
                 "\nOrdinaut sends notifications over https; http only to a host the operator "
                 "opened. Restart it with\n\n    make dev ARGS=--allow-loopback-egress\n\n"
