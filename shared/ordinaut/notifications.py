@@ -67,20 +67,21 @@ def url_problem(url: Any, allowlist: Allowlist) -> str | None:
         return f"at most {MAX_URL_LENGTH} characters"
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        host = parsed.host  # decodes an IDNA name: a malformed one raises here
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:  # UnicodeError is a ValueError
         return f"invalid URL: {exc}"
-    if not parsed.host:
+    if not host:
         return "the URL has no host"
     if parsed.userinfo:
         return "credentials in the URL are not allowed; the signature authenticates Ordinaut"
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(
-            parsed.host.strip("[]")
+            host.strip("[]")
         )
     except ValueError:
         literal = None
-    allowed = allowlist.allows(parsed.host, port, literal)
+    allowed = allowlist.allows(host, port, literal)
     if parsed.scheme == "http":
         if not allowed:
             return (
@@ -98,8 +99,8 @@ def url_problem(url: Any, allowlist: Allowlist) -> str | None:
 
 
 def validate(value: Any, *, allowlist: Allowlist) -> tuple[list[dict[str, Any]], list[Any]]:
-    """``payload.notify`` normalized (``on`` sorted, unique) and the problems found (422
-    details naming ``payload.notify[i].<field>``)."""
+    """``payload.notify`` as stored (exactly as sent) and the problems found (422 details
+    naming ``payload.notify[i].<field>``)."""
     problems: list[dict[str, Any]] = []
     if value is None:
         return [], problems
@@ -130,8 +131,11 @@ def validate(value: Any, *, allowlist: Allowlist) -> tuple[list[dict[str, Any]],
             not isinstance(on, list)
             or not on
             or not all(isinstance(o, str) and o in OUTCOMES for o in on)
+            or len(set(on)) != len(on)
         ):
-            problems.append(_problem(f"{at}.on", f"a non-empty list of {', '.join(OUTCOMES)}"))
+            problems.append(
+                _problem(f"{at}.on", f"a non-empty list of {', '.join(OUTCOMES)}, each once")
+            )
         secret = target.get("secret")
         if not isinstance(secret, str) or not NAME_RE.match(secret):
             problems.append(
@@ -142,7 +146,7 @@ def validate(value: Any, *, allowlist: Allowlist) -> tuple[list[dict[str, Any]],
                 )
             )
         if not problems:
-            out.append({"url": url, "on": sorted(set(on), key=OUTCOMES.index), "secret": secret})
+            out.append({"url": url, "on": list(on), "secret": secret})
     return (out if not problems else []), problems
 
 
