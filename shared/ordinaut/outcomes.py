@@ -17,6 +17,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,18 +43,26 @@ MAX_ERROR_LENGTH = 500
 LEASE_GRACE_S = 30.0  # a delivery's lease outlasts its request's bound by this much
 
 
-def _attempt_of(row: asyncpg.Record, outcome: str) -> int:
-    """The attempt the outcome is about: a retry's outbox row carries the next attempt."""
-    payload = row["payload"] if isinstance(row["payload"], dict) else {}
-    given = payload.get("attempt")
-    attempt = int(given) if isinstance(given, int) else int(row["run_attempt"])
-    if row["event_type"] == "run.retried":
-        attempt = max(1, attempt - 1)
-    return attempt
+@dataclass(frozen=True)
+class _Outcome:
+    """One run outcome of the window, with what it causes."""
 
+    row: asyncpg.Record  # the outbox row (OUTCOMES_AFTER)
+    outcome: str  # succeeded | failed | dead_letter
+    targets: list[dict[str, Any]]  # the task's notify targets that want it
+    subscribed: bool  # an event task of the owner's listens to its lifecycle topic
+    run: asyncpg.Record  # RUN_DETAILS
 
-def _error(row: asyncpg.Record, outcome: str) -> Any:
-    return None if outcome == "succeeded" else row["error"]
+    @property
+    def attempt(self) -> int:
+        """The attempt the outcome is about: a retry's outbox row names the next attempt."""
+        given = self.row["payload"].get("attempt")
+        attempt = int(given) if isinstance(given, int) else int(self.run["attempt"])
+        return max(1, attempt - 1) if self.row["event_type"] == "run.retried" else attempt
+
+    @property
+    def error(self) -> Any:
+        return None if self.outcome == "succeeded" else self.run["error"]
 
 
 async def route_once(
@@ -69,29 +78,52 @@ async def route_once(
             end, rows = await store.outcomes_after_cursor(conn, batch, EVENT_TYPES)
             if end is None:
                 return 0
-            await store.insert_deliveries(conn, _deliveries(rows, settings), now=now)
-            wake = await _lifecycle(conn, rows, now=now, settings=settings)
+            found = await _wanted(conn, rows)
+            await store.insert_deliveries(conn, _deliveries(found, settings), now=now)
+            wake = await _lifecycle(conn, found, now=now, settings=settings)
             await store.advance(conn, *end)
         if wake:
             await work.notify_work(conn)
     return max(1, len(rows))
 
 
-def _deliveries(rows: list[asyncpg.Record], settings: Settings) -> list[store.NewDelivery]:
+async def _wanted(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[_Outcome]:
+    """The outcomes that cause anything: looked up per distinct task and (owner, topic), and
+    only those read their run (most runs notify nobody)."""
+    if not rows:
+        return []
+    named = [(r, notifications.OUTCOME_OF_EVENT[r["event_type"]]) for r in rows]
+    notify = await store.notifying(conn, list({r["task_id"] for r, _ in named}))
+    pairs = [(r["owner_id"], notifications.topic(o)) for r, o in named]
+    subscribed = await store.subscribed(conn, list(dict.fromkeys(pairs)))
+    picked = [
+        (r, o, notifications.targets_for(notify.get(r["task_id"]), o), pair in subscribed)
+        for (r, o), pair in zip(named, pairs, strict=True)
+    ]
+    picked = [p for p in picked if p[2] or p[3]]
+    runs = await store.run_details(conn, [r["run_id"] for r, *_ in picked])
+    return [
+        _Outcome(r, o, targets, listened, runs[r["run_id"]])
+        for r, o, targets, listened in picked
+        if r["run_id"] in runs  # deleted with its task meanwhile: nothing left to tell
+    ]
+
+
+def _deliveries(found: list[_Outcome], settings: Settings) -> list[store.NewDelivery]:
     out: list[store.NewDelivery] = []
-    for row in rows:
-        outcome = notifications.OUTCOME_OF_EVENT[row["event_type"]]
-        for target in notifications.targets_for(row["notify"], outcome):
+    for item in found:
+        row = item.row
+        for target in item.targets:
             delivery_id = uuid.uuid4()
             body = notifications.body(
                 delivery_id=str(delivery_id),
-                outcome=outcome,
+                outcome=item.outcome,
                 task_id=str(row["task_id"]),
-                task_title=row["title"],
+                task_title=item.run["title"],
                 run_id=str(row["run_id"]),
-                status=outcome,
-                attempt=_attempt_of(row, outcome),
-                error=_error(row, outcome),
+                status=item.outcome,
+                attempt=item.attempt,
+                error=item.error,
                 finished_at=iso_utc(row["recorded_at"]),
                 run_url=notifications.run_url(
                     settings.public_url, settings.api_host, settings.api_port, str(row["run_id"])
@@ -104,7 +136,7 @@ def _deliveries(rows: list[asyncpg.Record], settings: Settings) -> list[store.Ne
                     run_id=row["run_id"],
                     task_id=row["task_id"],
                     source_event_id=row["event_id"],
-                    outcome=outcome,
+                    outcome=item.outcome,
                     url=target["url"],
                     secret_name=target["secret"],
                     body=body,
@@ -114,27 +146,22 @@ def _deliveries(rows: list[asyncpg.Record], settings: Settings) -> list[store.Ne
 
 
 async def _lifecycle(
-    conn: asyncpg.Connection, rows: list[asyncpg.Record], *, now: datetime, settings: Settings
+    conn: asyncpg.Connection, found: list[_Outcome], *, now: datetime, settings: Settings
 ) -> bool:
     """Ingest the outcomes an owner's event task listens to, in the owner's tenant only.
 
     The event is one hop deeper than the event that started the run (a scheduled run's is 1),
     so a task on ``run.failed`` whose own runs fail stops after ``max_event_depth`` hops.
     """
-    pairs = [
-        (r["owner_id"], notifications.topic(notifications.OUTCOME_OF_EVENT[r["event_type"]]))
-        for r in rows
-    ]
-    wanted = await store.subscribed(conn, list(dict.fromkeys(pairs)))
-    if not wanted:
+    listened = [item for item in found if item.subscribed]
+    if not listened:
         return False
     quota = RunQuota(settings.max_runs_per_minute_per_agent, now)
     wake = False
     max_depth = settings.max_event_depth
-    for row, (owner, topic) in zip(rows, pairs, strict=True):
-        if (owner, topic) not in wanted:
-            continue
-        depth = int(row["cause_depth"]) + 1
+    for item in listened:
+        row, topic = item.row, notifications.topic(item.outcome)
+        depth = int(item.run["cause_depth"]) + 1
         if max_depth > 0 and depth > max_depth:
             metrics.LIFECYCLE_NOT_ROUTED.inc()
             log.warning(
@@ -142,19 +169,18 @@ async def _lifecycle(
                 extra={"run_id": str(row["run_id"]), "topic": topic, "depth": depth},
             )
             continue
-        outcome = notifications.OUTCOME_OF_EVENT[row["event_type"]]
         try:
             summary = await ingest_on(
                 conn,
-                tenant_id=owner,
+                tenant_id=row["owner_id"],
                 topic=topic,
                 payload={
                     "run_id": str(row["run_id"]),
                     "task_id": str(row["task_id"]),
-                    "task_title": row["title"],
-                    "status": outcome,
-                    "attempt": _attempt_of(row, outcome),
-                    "error": _error(row, outcome),
+                    "task_title": item.run["title"],
+                    "status": item.outcome,
+                    "attempt": item.attempt,
+                    "error": item.error,
                     "finished_at": iso_utc(row["recorded_at"]),
                 },
                 event_id=f"lifecycle:{row['event_id']}",
@@ -166,7 +192,8 @@ async def _lifecycle(
             )
         except ValidationFailed as exc:  # checked before any SQL: the transaction is intact
             log.warning(
-                "lifecycle event not routed", extra={"run_id": str(row["run_id"]), "error": exc}
+                "lifecycle event not routed",
+                extra={"run_id": str(row["run_id"]), "error": exc.message},
             )
             continue
         wake |= bool(summary.get("_wake"))

@@ -23,9 +23,11 @@ CURSOR_NAME = "outcomes"
 TRY_ROUTE_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
 CURSOR = "SELECT last_tx, last_seq FROM relay_cursor WHERE name = 'outcomes'"
 ADVANCE = "UPDATE relay_cursor SET last_tx = $1, last_seq = $2 WHERE name = 'outcomes'"
-# The next settled outbox rows after the cursor ($3 at most, the window); of those, the run
-# outcomes with what routing needs: the run, its task's notify targets and title, and the
-# depth of the event that started the run. A window without outcomes still moves the cursor.
+# The next settled outbox rows after the cursor ($3 at most, the window), and of those the run
+# outcomes ($4: their event types), each with its task (every run-end payload names it). No
+# join here: most outcomes need nothing routed, and what they need is looked up per distinct
+# task and owner (RUN_DETAILS only for the outcomes that do). A window without outcomes still
+# moves the cursor.
 OUTCOMES_AFTER = """
 WITH w AS (
     SELECT tx, seq, event_id, event_type, tenant_id, subject_id, payload, created_at
@@ -39,16 +41,27 @@ WITH w AS (
 SELECT last.tx AS last_tx, last.seq AS last_seq, x.*
 FROM last LEFT JOIN LATERAL (
     SELECT w.seq, w.event_id, w.event_type, w.tenant_id AS owner_id, w.subject_id AS run_id,
-           w.payload, w.created_at AS recorded_at, r.task_id, r.attempt AS run_attempt,
-           r.error, t.title, t.payload -> 'notify' AS notify, coalesce(e.depth, 0) AS cause_depth
+           w.payload, w.created_at AS recorded_at, (w.payload ->> 'task_id')::uuid AS task_id
     FROM w
-    JOIN runs r ON r.id = w.subject_id AND r.owner_id = w.tenant_id
-    JOIN tasks t ON t.id = r.task_id
-    LEFT JOIN events e ON r.event_id IS NOT NULL AND e.tenant_id = r.owner_id
-                      AND e.event_id = r.event_id
-    WHERE w.event_type = ANY($4::text[])
+    WHERE w.event_type = ANY($4::text[]) AND w.tenant_id IS NOT NULL
+      AND w.subject_id IS NOT NULL AND w.payload ? 'task_id'
 ) x ON true
 ORDER BY x.seq
+"""
+# The notify targets of the tasks that have any (one probe per distinct task of a window).
+NOTIFYING = """
+SELECT id, payload -> 'notify' AS notify FROM tasks
+WHERE id = ANY($1::uuid[]) AND payload ? 'notify'
+"""
+# What routing an outcome needs from its run: the attempt, the error, the task's title and the
+# depth of the event that started the run. Bound to the owner the outbox row names.
+RUN_DETAILS = """
+SELECT r.id, r.attempt, r.error, t.title, coalesce(e.depth, 0) AS cause_depth
+FROM runs r
+JOIN tasks t ON t.id = r.task_id
+LEFT JOIN events e ON r.event_id IS NOT NULL AND e.tenant_id = r.owner_id
+                  AND e.event_id = r.event_id
+WHERE r.id = ANY($1::uuid[])
 """
 # Which (owner, topic) pairs have an event task of the owner's own listening: only those
 # outcomes become lifecycle events (the same pattern rule as store/events.py MATCH_OWN).
@@ -105,6 +118,20 @@ async def outcomes_after_cursor(
         return None, []
     end = (rows[0]["last_tx"], int(rows[0]["last_seq"]))
     return end, [r for r in rows if r["seq"] is not None]
+
+
+async def notifying(conn: asyncpg.Connection, task_ids: Sequence[UUID]) -> dict[UUID, Any]:
+    """task id -> its notify targets, for the tasks among ``task_ids`` that have any."""
+    if not task_ids:
+        return {}
+    return {r["id"]: r["notify"] for r in await conn.fetch(NOTIFYING, list(task_ids))}
+
+
+async def run_details(conn: asyncpg.Connection, run_ids: Sequence[UUID]) -> dict[UUID, Any]:
+    """run id -> (attempt, error, title, cause_depth) for the runs that still exist."""
+    if not run_ids:
+        return {}
+    return {r["id"]: r for r in await conn.fetch(RUN_DETAILS, list(run_ids))}
 
 
 async def advance(conn: asyncpg.Connection, last_tx: Any, last_seq: int) -> None:
