@@ -49,3 +49,14 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX notifications_run ON notifications (run_id);
+
+-- Whether anything at all listens, for the router's shortcut: while no task has notify targets
+-- and no active event task's pattern can match a lifecycle topic (run.*: a pattern whose part
+-- before its first * is a prefix of "run.", or one starting "run."), the router moves its
+-- cursor to the newest settled row without reading the rows in between. Two probes of these
+-- partial indexes, whose rows are only the tasks that listen.
+CREATE INDEX tasks_notifying ON tasks (id) WHERE payload ? 'notify';
+CREATE INDEX tasks_lifecycle_listeners ON tasks (created_by)
+    WHERE schedule_kind = 'event' AND status = 'active'
+      AND (schedule_expr LIKE 'run.%' OR schedule_expr LIKE '*%' OR schedule_expr LIKE 'r*%'
+           OR schedule_expr LIKE 'ru*%' OR schedule_expr LIKE 'run*%');

@@ -38,31 +38,42 @@ from ordinaut.store.quota import RunQuota
 
 log = logging.getLogger("ordinaut.outcomes")
 
-EVENT_TYPES = tuple(notifications.OUTCOME_OF_EVENT)
 MAX_ERROR_LENGTH = 500
 LEASE_GRACE_S = 30.0  # a delivery's lease outlasts its request's bound by this much
 
 
 @dataclass(frozen=True)
 class _Outcome:
-    """One run outcome of the window, with what it causes."""
+    """One run outcome of the window that causes something (``OUTCOMES_AFTER``)."""
 
-    row: asyncpg.Record  # the outbox row (OUTCOMES_AFTER)
-    outcome: str  # succeeded | failed | dead_letter
-    targets: list[dict[str, Any]]  # the task's notify targets that want it
-    subscribed: bool  # an event task of the owner's listens to its lifecycle topic
-    run: asyncpg.Record  # RUN_DETAILS
+    row: asyncpg.Record
+
+    @property
+    def outcome(self) -> str:
+        return str(self.row["outcome"])
+
+    @property
+    def targets(self) -> list[dict[str, Any]]:
+        """The task's notify targets that want this outcome."""
+        return notifications.targets_for(self.row["notify"], self.outcome)
 
     @property
     def attempt(self) -> int:
         """The attempt the outcome is about: a retry's outbox row names the next attempt."""
         given = self.row["payload"].get("attempt")
-        attempt = int(given) if isinstance(given, int) else int(self.run["attempt"])
+        attempt = int(given) if isinstance(given, int) else int(self.row["run_attempt"])
         return max(1, attempt - 1) if self.row["event_type"] == "run.retried" else attempt
 
     @property
     def error(self) -> Any:
-        return None if self.outcome == "succeeded" else self.run["error"]
+        return None if self.outcome == "succeeded" else self.row["error"]
+
+
+# (outbox event type, lifecycle topic, outcome) of every kind of run end
+KINDS = tuple(
+    (event_type, notifications.topic(outcome), outcome)
+    for event_type, outcome in notifications.OUTCOME_OF_EVENT.items()
+)
 
 
 async def route_once(
@@ -75,38 +86,20 @@ async def route_once(
         async with conn.transaction():
             if not await store.try_route_lock(conn):
                 return 0
-            end, rows = await store.outcomes_after_cursor(conn, batch, EVENT_TYPES)
+            if (jump := await store.nobody_listening(conn)) is not None:
+                # nothing can want an outcome: skip the rows unread (one probe per pass)
+                moved = await store.advance_to(conn, *jump)
+                return int(moved)
+            end, rows = await store.outcomes_after_cursor(conn, batch, KINDS)
             if end is None:
                 return 0
-            found = await _wanted(conn, rows)
+            found = [_Outcome(r) for r in rows]
             await store.insert_deliveries(conn, _deliveries(found, settings), now=now)
             wake = await _lifecycle(conn, found, now=now, settings=settings)
             await store.advance(conn, *end)
         if wake:
             await work.notify_work(conn)
     return max(1, len(rows))
-
-
-async def _wanted(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> list[_Outcome]:
-    """The outcomes that cause anything: looked up per distinct task and (owner, topic), and
-    only those read their run (most runs notify nobody)."""
-    if not rows:
-        return []
-    named = [(r, notifications.OUTCOME_OF_EVENT[r["event_type"]]) for r in rows]
-    notify = await store.notifying(conn, list({r["task_id"] for r, _ in named}))
-    pairs = [(r["owner_id"], notifications.topic(o)) for r, o in named]
-    subscribed = await store.subscribed(conn, list(dict.fromkeys(pairs)))
-    picked = [
-        (r, o, notifications.targets_for(notify.get(r["task_id"]), o), pair in subscribed)
-        for (r, o), pair in zip(named, pairs, strict=True)
-    ]
-    picked = [p for p in picked if p[2] or p[3]]
-    runs = await store.run_details(conn, [r["run_id"] for r, *_ in picked])
-    return [
-        _Outcome(r, o, targets, listened, runs[r["run_id"]])
-        for r, o, targets, listened in picked
-        if r["run_id"] in runs  # deleted with its task meanwhile: nothing left to tell
-    ]
 
 
 def _deliveries(found: list[_Outcome], settings: Settings) -> list[store.NewDelivery]:
@@ -119,7 +112,7 @@ def _deliveries(found: list[_Outcome], settings: Settings) -> list[store.NewDeli
                 delivery_id=str(delivery_id),
                 outcome=item.outcome,
                 task_id=str(row["task_id"]),
-                task_title=item.run["title"],
+                task_title=row["title"],
                 run_id=str(row["run_id"]),
                 status=item.outcome,
                 attempt=item.attempt,
@@ -153,7 +146,7 @@ async def _lifecycle(
     The event is one hop deeper than the event that started the run (a scheduled run's is 1),
     so a task on ``run.failed`` whose own runs fail stops after ``max_event_depth`` hops.
     """
-    listened = [item for item in found if item.subscribed]
+    listened = [item for item in found if item.row["subscribed"]]
     if not listened:
         return False
     quota = RunQuota(settings.max_runs_per_minute_per_agent, now)
@@ -161,7 +154,7 @@ async def _lifecycle(
     max_depth = settings.max_event_depth
     for item in listened:
         row, topic = item.row, notifications.topic(item.outcome)
-        depth = int(item.run["cause_depth"]) + 1
+        depth = int(item.row["cause_depth"]) + 1
         if max_depth > 0 and depth > max_depth:
             metrics.LIFECYCLE_NOT_ROUTED.inc()
             log.warning(
@@ -177,7 +170,7 @@ async def _lifecycle(
                 payload={
                     "run_id": str(row["run_id"]),
                     "task_id": str(row["task_id"]),
-                    "task_title": item.run["title"],
+                    "task_title": row["title"],
                     "status": item.outcome,
                     "attempt": item.attempt,
                     "error": item.error,

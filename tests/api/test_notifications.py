@@ -595,3 +595,50 @@ async def test_lifecycle_topics_cannot_be_published_by_clients(
         assert r.json()["error"]["details"][0]["field"] == "topic"
     r = await client.post("/events", json={"topic": "run.other", "payload": {}}, headers=headers)
     assert r.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("pattern", "gate"),
+    [
+        ("*", True),
+        ("r*", True),
+        ("ru*", True),
+        ("run*", True),
+        ("run.*", True),
+        ("run.failed", True),
+        ("run.d*r", True),
+        ("*.failed", True),
+        ("*letter", True),
+        ("run.started", True),  # conservative: any run.* pattern turns the shortcut off
+        ("runs.*", False),
+        ("ru.*", False),
+        ("x*", False),
+        ("shared:run.*", False),  # lifecycle events never reach shared subscriptions
+    ],
+)
+async def test_the_router_shortcut_never_skips_a_listener(
+    client: httpx.AsyncClient, make_agent: Any, pool: asyncpg.Pool, pattern: str, gate: bool
+) -> None:
+    """While nothing listens the router skips the outbox unread; any event task whose pattern
+    can match run.succeeded, run.failed or run.dead_letter turns that off."""
+    from ordinaut.store import notifications as store
+
+    headers = (await make_agent(SCOPES))["headers"]
+    r = await client.post("/tasks", json=_listener(pattern), headers=headers)
+    assert r.status_code == 201, r.text
+    await pool.execute(
+        "INSERT INTO outbox (event_id, event_type, payload, created_at) "
+        "VALUES (gen_random_uuid(), 'x', '{}', now())"
+    )
+    # the rule ingest uses (store/events.py MATCH_OWN)
+    matches = await pool.fetchval(
+        r"""SELECT bool_or(t LIKE replace(replace(replace(replace($1, '\', '\\'), '%', '\%'),
+                                                  '_', '\_'), '*', '%'))
+            FROM unnest(ARRAY['run.succeeded', 'run.failed', 'run.dead_letter']) AS t""",
+        pattern,
+    )
+    async with pool.acquire() as conn:
+        listening = await store.nobody_listening(conn) is None
+    assert listening is gate
+    if matches and not pattern.startswith("shared:"):
+        assert listening

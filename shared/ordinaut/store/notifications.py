@@ -23,12 +23,19 @@ CURSOR_NAME = "outcomes"
 TRY_ROUTE_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
 CURSOR = "SELECT last_tx, last_seq FROM relay_cursor WHERE name = 'outcomes'"
 ADVANCE = "UPDATE relay_cursor SET last_tx = $1, last_seq = $2 WHERE name = 'outcomes'"
-# The next settled outbox rows after the cursor ($3 at most, the window), and of those the run
-# outcomes ($4: their event types), each with its task (every run-end payload names it). No
-# join here: most outcomes need nothing routed, and what they need is looked up per distinct
-# task and owner (RUN_DETAILS only for the outcomes that do). A window without outcomes still
-# moves the cursor.
-OUTCOMES_AFTER = """
+ADVANCE_TO = """
+UPDATE relay_cursor SET last_tx = $1, last_seq = $2
+WHERE name = 'outcomes' AND (last_tx, last_seq) < ($1::xid8, $2::bigint)
+RETURNING 1
+"""
+# The next settled outbox rows after the cursor ($3 at most, the window); of those, the run
+# outcomes ($4 event types, $5 their topics, $6 their outcomes) that cause anything: the task
+# has a notify target wanting the outcome, or an active event task of the owner's own listens
+# to the topic. Tasks and subscriptions are probed once per distinct task and (owner, topic) of
+# the window, and only the outcomes that cause something read their run, so the common case
+# (nobody listens) costs one index range of the outbox per window. A window without outcomes
+# still returns its end, where the cursor moves.
+OUTCOMES_AFTER = r"""
 WITH w AS (
     SELECT tx, seq, event_id, event_type, tenant_id, subject_id, payload, created_at
     FROM outbox
@@ -37,44 +44,65 @@ WITH w AS (
     LIMIT $3
 ), last AS (
     SELECT tx, seq FROM w ORDER BY tx DESC, seq DESC LIMIT 1
+), m AS (
+    SELECT * FROM unnest($4::text[], $5::text[], $6::text[]) AS m(event_type, topic, outcome)
+), x AS (
+    SELECT w.seq, w.event_id, w.event_type, m.topic, m.outcome, w.tenant_id AS owner_id,
+           w.subject_id AS run_id, w.payload, w.created_at AS recorded_at,
+           (w.payload ->> 'task_id')::uuid AS task_id
+    FROM w JOIN m ON m.event_type = w.event_type
+    WHERE w.tenant_id IS NOT NULL AND w.subject_id IS NOT NULL AND w.payload ? 'task_id'
+), notifying AS (
+    SELECT t.id, t.payload -> 'notify' AS notify FROM tasks t
+    WHERE t.id IN (SELECT task_id FROM x) AND t.payload ? 'notify'
+), pairs AS (
+    SELECT DISTINCT owner_id, topic FROM x
+), listened AS (
+    SELECT p.owner_id, p.topic FROM pairs p
+    WHERE EXISTS (
+        SELECT 1 FROM tasks
+        WHERE created_by = p.owner_id AND schedule_kind = 'event' AND status = 'active'
+          AND schedule_expr NOT LIKE 'shared:%'
+          AND p.topic LIKE replace(replace(replace(replace(schedule_expr, '\', '\\'), '%', '\%'),
+                                           '_', '\_'), '*', '%')
+    )
+), y AS (
+    SELECT x.*, n.notify, l.owner_id IS NOT NULL AS subscribed
+    FROM x
+    LEFT JOIN notifying n ON n.id = x.task_id
+        AND jsonb_path_exists(n.notify, '$[*].on[*] ? (@ == $o)',
+                              jsonb_build_object('o', x.outcome))
+    LEFT JOIN listened l ON l.owner_id = x.owner_id AND l.topic = x.topic
+    WHERE n.id IS NOT NULL OR l.owner_id IS NOT NULL
 )
-SELECT last.tx AS last_tx, last.seq AS last_seq, x.*
+SELECT last.tx AS last_tx, last.seq AS last_seq, z.*
 FROM last LEFT JOIN LATERAL (
-    SELECT w.seq, w.event_id, w.event_type, w.tenant_id AS owner_id, w.subject_id AS run_id,
-           w.payload, w.created_at AS recorded_at, (w.payload ->> 'task_id')::uuid AS task_id
-    FROM w
-    WHERE w.event_type = ANY($4::text[]) AND w.tenant_id IS NOT NULL
-      AND w.subject_id IS NOT NULL AND w.payload ? 'task_id'
-) x ON true
-ORDER BY x.seq
+    SELECT y.*, r.attempt AS run_attempt, r.error, t.title, coalesce(e.depth, 0) AS cause_depth
+    FROM y
+    JOIN runs r ON r.id = y.run_id AND r.owner_id = y.owner_id
+    JOIN tasks t ON t.id = r.task_id
+    LEFT JOIN events e ON r.event_id IS NOT NULL AND e.tenant_id = r.owner_id
+                      AND e.event_id = r.event_id
+) z ON true
+ORDER BY z.seq
 """
-# The notify targets of the tasks that have any (one probe per distinct task of a window).
-NOTIFYING = """
-SELECT id, payload -> 'notify' AS notify FROM tasks
-WHERE id = ANY($1::uuid[]) AND payload ? 'notify'
-"""
-# What routing an outcome needs from its run: the attempt, the error, the task's title and the
-# depth of the event that started the run. Bound to the owner the outbox row names.
-RUN_DETAILS = """
-SELECT r.id, r.attempt, r.error, t.title, coalesce(e.depth, 0) AS cause_depth
-FROM runs r
-JOIN tasks t ON t.id = r.task_id
-LEFT JOIN events e ON r.event_id IS NOT NULL AND e.tenant_id = r.owner_id
-                  AND e.event_id = r.event_id
-WHERE r.id = ANY($1::uuid[])
-"""
-# Which (owner, topic) pairs have an event task of the owner's own listening: only those
-# outcomes become lifecycle events (the same pattern rule as store/events.py MATCH_OWN).
-SUBSCRIBED = r"""
-SELECT DISTINCT q.owner_id, q.topic
-FROM unnest($1::uuid[], $2::text[]) AS q(owner_id, topic)
-WHERE EXISTS (
-    SELECT 1 FROM tasks
-    WHERE created_by = q.owner_id AND schedule_kind = 'event' AND status = 'active'
-      AND schedule_expr NOT LIKE 'shared:%'
-      AND q.topic LIKE replace(replace(replace(replace(schedule_expr, '\', '\\'), '%', '\%'),
-                                       '_', '\_'), '*', '%')
-)
+# Whether any task could want an outcome routed (the partial indexes of migration 0015; the
+# listener predicate repeats that index's), and the newest settled outbox row: read in one
+# snapshot, so a task that starts listening either is seen here or came after every row skipped.
+ANYONE_LISTENING = """
+SELECT EXISTS (SELECT 1 FROM tasks WHERE payload ? 'notify')
+    OR EXISTS (
+        SELECT 1 FROM tasks
+        WHERE schedule_kind = 'event' AND status = 'active'
+          AND (schedule_expr LIKE 'run.%' OR schedule_expr LIKE '*%' OR schedule_expr LIKE 'r*%'
+               OR schedule_expr LIKE 'ru*%' OR schedule_expr LIKE 'run*%')
+    ) AS listening,
+    s.tx AS last_tx, s.seq AS last_seq
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT tx, seq FROM outbox WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY tx DESC, seq DESC LIMIT 1
+) s ON true
 """
 INSERT_DELIVERIES = """
 INSERT INTO notifications (id, owner_id, run_id, task_id, source_event_id, outcome, url,
@@ -107,12 +135,19 @@ async def try_route_lock(conn: asyncpg.Connection) -> bool:
 
 
 async def outcomes_after_cursor(
-    conn: asyncpg.Connection, limit: int, event_types: Sequence[str]
+    conn: asyncpg.Connection, limit: int, kinds: Sequence[tuple[str, str, str]]
 ) -> tuple[tuple[Any, int] | None, list[asyncpg.Record]]:
-    """The window's end ``(last_tx, last_seq)`` (None: nothing new) and its run outcomes."""
+    """The window's end ``(last_tx, last_seq)`` (None: nothing new) and its run outcomes that
+    cause something; ``kinds`` is (outbox event type, lifecycle topic, outcome) per kind."""
     cursor = await conn.fetchrow(CURSOR)
     rows = await conn.fetch(
-        OUTCOMES_AFTER, cursor["last_tx"], cursor["last_seq"], limit, list(event_types)
+        OUTCOMES_AFTER,
+        cursor["last_tx"],
+        cursor["last_seq"],
+        limit,
+        [k[0] for k in kinds],
+        [k[1] for k in kinds],
+        [k[2] for k in kinds],
     )
     if not rows:
         return None, []
@@ -120,32 +155,22 @@ async def outcomes_after_cursor(
     return end, [r for r in rows if r["seq"] is not None]
 
 
-async def notifying(conn: asyncpg.Connection, task_ids: Sequence[UUID]) -> dict[UUID, Any]:
-    """task id -> its notify targets, for the tasks among ``task_ids`` that have any."""
-    if not task_ids:
-        return {}
-    return {r["id"]: r["notify"] for r in await conn.fetch(NOTIFYING, list(task_ids))}
-
-
-async def run_details(conn: asyncpg.Connection, run_ids: Sequence[UUID]) -> dict[UUID, Any]:
-    """run id -> (attempt, error, title, cause_depth) for the runs that still exist."""
-    if not run_ids:
-        return {}
-    return {r["id"]: r for r in await conn.fetch(RUN_DETAILS, list(run_ids))}
+async def nobody_listening(conn: asyncpg.Connection) -> tuple[Any, int] | None:
+    """The newest settled outbox row ``(tx, seq)`` when no task could want any outcome routed
+    (the cursor may jump there), else None (route window by window)."""
+    row = await conn.fetchrow(ANYONE_LISTENING)
+    if row["listening"] or row["last_tx"] is None:
+        return None
+    return row["last_tx"], int(row["last_seq"])
 
 
 async def advance(conn: asyncpg.Connection, last_tx: Any, last_seq: int) -> None:
     await conn.execute(ADVANCE, last_tx, last_seq)
 
 
-async def subscribed(
-    conn: asyncpg.Connection, pairs: Sequence[tuple[UUID, str]]
-) -> set[tuple[UUID, str]]:
-    """The (owner, topic) pairs with an active event task of the owner's matching the topic."""
-    if not pairs:
-        return set()
-    rows = await conn.fetch(SUBSCRIBED, [o for o, _ in pairs], [t for _, t in pairs])
-    return {(r["owner_id"], r["topic"]) for r in rows}
+async def advance_to(conn: asyncpg.Connection, last_tx: Any, last_seq: int) -> bool:
+    """Move the cursor forward to ``(last_tx, last_seq)``; False when it was there already."""
+    return await conn.fetchval(ADVANCE_TO, last_tx, last_seq) is not None
 
 
 async def insert_deliveries(
