@@ -4,9 +4,11 @@
 
 Starts a private PostgreSQL (pgserver wheel) under a temp dir, records N finished runs of one
 task the way workers do (materialize, lease, finish: three outbox rows per run), then times
-the router over them, in three cases: nobody listens (the common case, and what every worker
-pays per run), the task has one `notify` target (a delivery row per run), and the owner has
-an event task on `run.succeeded` (a lifecycle event and a queued run per run). Deliveries are
+the router over them, in four cases: nobody listens (no task has notify targets or a run.*
+listener: the cursor jumps), another task listens (every window is read, nothing is routed:
+what a deployment pays per run once anyone uses notifications), the task has one `notify`
+target (a delivery row per run), and the owner has an event task on `run.succeeded` (a
+lifecycle event and a queued run per run). Deliveries are
 not sent: this measures the routing only.
 """
 
@@ -75,6 +77,19 @@ async def finished_runs(pool: Any, settings: Settings, n: int, case: str) -> Non
             },
             now=now,
         )
+        if case == "others_listen":  # another task has notify: no shortcut, nothing to route
+            other = {**TASK, "title": "other", "payload": {**TASK["payload"], "notify": NOTIFY}}
+            await tasks.insert_task(
+                conn,
+                task_id=uuid.uuid4(),
+                owner_id=agent.id,
+                task={
+                    **prepare(other, now=now, settings=settings, registry=registry),
+                    "status": "active",
+                    "snoozed_until": None,
+                },
+                now=now,
+            )
         if case == "lifecycle":
             listener = {**TASK, "schedule_expr": "run.succeeded"}
             await tasks.insert_task(
@@ -151,7 +166,7 @@ async def main() -> None:
         settings = settings.replace(max_runs_per_minute_per_agent=0)
         pool = await db.create_pool(settings, min_size=1, max_size=4)
         try:
-            for case in ("nobody_listens", "notify", "lifecycle"):
+            for case in ("nobody_listens", "others_listen", "notify", "lifecycle"):
                 await pool.execute(CLEAN)
                 await finished_runs(pool, settings, n, case)
                 seconds, _ = await route_all(pool, settings)
