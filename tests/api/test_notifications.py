@@ -642,3 +642,38 @@ async def test_the_router_shortcut_never_skips_a_listener(
     assert listening is gate
     if matches and not pattern.startswith("shared:"):
         assert listening
+
+
+async def test_a_deactivated_agent_is_sent_nothing(
+    client: httpx.AsyncClient,
+    make_agent: Any,
+    admin: dict[str, Any],
+    pool: asyncpg.Pool,
+    settings: Settings,
+    clock: FrozenClock,
+    worker: Worker,
+    deliverer: outcomes.Deliverer,
+    receiver: Receiver,
+) -> None:
+    agent = await make_agent(SCOPES, name="leaving")
+    headers = agent["headers"]
+    assert (
+        await client.put("/secrets/HOOK", json={"value": SECRET}, headers=headers)
+    ).status_code in (201, 204)
+    notify = [{"url": receiver.url, "on": ["succeeded"], "secret": "HOOK"}]
+    routed = await _run_now(client, headers, _task(notify))
+    assert await worker.run_once() == 1
+    assert await outcomes.route_once(pool, now=clock.now(), settings=settings)  # queued
+    await _run_now(client, headers, _task(notify, title="later"))
+    assert await worker.run_once() == 1  # ended, not routed yet
+    r = await client.put(
+        f"/agents/{agent['agent_id']}", json={"is_active": False}, headers=admin["headers"]
+    )
+    assert r.status_code == 200, r.text
+    await relay(pool, deliverer, clock, settings)
+    assert receiver.requests == []
+    # the queued delivery is given up; the outcome routed after the deactivation queues none
+    rows = await pool.fetch("SELECT run_id::text, status, last_error FROM notifications")
+    assert [r["run_id"] for r in rows] == [routed]
+    assert rows[0]["status"] == "failed"
+    assert rows[0]["last_error"].startswith("owner_inactive")

@@ -81,6 +81,7 @@ FROM last LEFT JOIN LATERAL (
     FROM y
     JOIN runs r ON r.id = y.run_id AND r.owner_id = y.owner_id
     JOIN tasks t ON t.id = r.task_id
+    JOIN agents a ON a.id = y.owner_id AND a.is_active  -- a deactivated owner is told nothing
     LEFT JOIN events e ON r.event_id IS NOT NULL AND e.tenant_id = r.owner_id
                       AND e.event_id = r.event_id
 ) z ON true
@@ -194,13 +195,18 @@ async def insert_deliveries(
     )
 
 
-# Deliveries whose last attempt was leased and never finished (the deliverer died): given up.
+# Due deliveries that will not be sent: the last attempt was leased and never finished (the
+# deliverer died), or the owner was deactivated (docs/isolation.md, "Deactivation").
 EXHAUSTED = """
-UPDATE notifications SET status = 'failed', next_attempt_at = NULL, lease_token = NULL,
+UPDATE notifications n SET status = 'failed', next_attempt_at = NULL, lease_token = NULL,
     updated_at = $1,
-    last_error = 'the deliverer stopped during the last attempt; given up'
-WHERE status = 'pending' AND next_attempt_at <= $1 AND attempts >= $2
-RETURNING id
+    last_error = CASE WHEN a.is_active
+                      THEN 'the deliverer stopped during the last attempt; given up'
+                      ELSE 'owner_inactive: the agent was deactivated; not sent' END
+FROM agents a
+WHERE a.id = n.owner_id AND n.status = 'pending' AND n.next_attempt_at <= $1
+  AND (n.attempts >= $2 OR NOT a.is_active)
+RETURNING n.id
 """
 # Lease due deliveries: the attempt counts now, and until the lease ends ($3 s) the row is not
 # due; a deliverer that dies mid-request leaves it due again then.
