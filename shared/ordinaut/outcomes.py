@@ -79,8 +79,8 @@ KINDS = tuple(
 async def route_once(
     pool: asyncpg.Pool, *, now: datetime, settings: Settings, batch: int = 500
 ) -> int:
-    """Route the next window of outcomes; returns the outbox rows it moved past (0: idle or
-    another router holds the lock)."""
+    """Route the next window of outcomes; returns how many outcomes it routed, at least 1 when
+    the cursor moved (0: nothing new, or another router holds the lock)."""
     wake = False
     async with pool.acquire() as conn:
         async with conn.transaction():
@@ -342,7 +342,7 @@ async def relay(
     max_passes: int = 100,
 ) -> tuple[int, int]:
     """Route outcomes until none are left, then send what is due until idle (bounded passes);
-    returns (outbox rows routed past, deliveries attempted)."""
+    returns (``route_once``'s counts summed, deliveries attempted)."""
     routed = attempted = 0
     for _ in range(max_passes):
         n = await route_once(pool, now=now(), settings=settings, batch=settings.relay_batch)
