@@ -6,7 +6,7 @@ worker. ``drain`` leases only runs whose bound fits the time left; one still run
 budget ends is cut off and its attempt counts (``drain`` does that), and if the container dies
 first, the lease expires and the tick rescues the run: nothing stays ``running`` and nothing
 repeats for ever. Afterwards the outbox is relayed to Redis, and the ended runs' notifications
-and lifecycle events are routed and sent (``ordinaut.outcomes``), within what is left of the
+and lifecycle events are routed and sent (``ordinaut.notifier``), within what is left of the
 margin.
 
 Metrics (EMF, one document per invocation, dimension ``service``): ``RunsSucceeded``,
@@ -27,7 +27,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions._runtime import CONNECTION_ERRORS, Container
-from ordinaut import outcomes
+from ordinaut import notifier
 from ordinaut.store import heartbeats
 from ordinaut.worker import Worker
 
@@ -77,15 +77,15 @@ async def drain(
 async def route_outcomes(
     container: Container, pool: asyncpg.Pool, *, within_s: float
 ) -> tuple[int, int]:
-    """Notifications and lifecycle events of ended runs (``ordinaut.outcomes``), within
+    """Notifications and lifecycle events of ended runs (``ordinaut.notifier``), within
     ``within_s``: what is left stays queued for the next invocation or any worker."""
     routed = notified = 0
     if within_s <= 0:
         return routed, notified
     try:
         async with asyncio.timeout(within_s):
-            deliverer = outcomes.Deliverer(pool, container.settings)
-            routed, notified = await outcomes.relay(
+            deliverer = notifier.Deliverer(pool, container.settings)
+            routed, notified = await notifier.relay(
                 pool, deliverer, container.clock.now, container.settings
             )
     except OUTCOME_ERRORS as exc:

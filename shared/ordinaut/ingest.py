@@ -32,9 +32,10 @@ from ordinaut.events import EVENT_RECEIVED, RUNS_THROTTLED
 from ordinaut.pipeline import PipelineLimits
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.pipeline.offload import off_loop
-from ordinaut.slots import idempotency_key
 from ordinaut.store import events, outbox, work
+from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
+from ordinaut.store.rows import SlotTask
 from ordinaut.taskdefs import SHARED_PREFIX
 from ordinaut.triggers import filter_passes
 
@@ -43,7 +44,7 @@ TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:@/-]{1,200}$")
 FILTER_LIMITS = PipelineLimits()
 MAX_PAYLOAD_NODES = 100_000
-# the owner's own run outcomes (outcomes.py, notifications.topic)
+# the owner's own run outcomes (notifier.py, notifications.topic)
 LIFECYCLE_TOPICS = frozenset(("run.succeeded", "run.failed", "run.dead_letter"))
 
 
@@ -51,7 +52,7 @@ def check_event(topic: Any, event_id: Any, payload: Any = None, *, lifecycle: bo
     """Reject topics, event ids and payloads PostgreSQL could not store (422 naming it).
 
     The lifecycle topics (``run.succeeded``, ``run.failed``, ``run.dead_letter``) are
-    Ordinaut's own (``outcomes.py``): no other source may publish them, so a task reacting to
+    Ordinaut's own (``notifier.py``): no other source may publish them, so a task reacting to
     one can trust it happened."""
     problems = []
     if not isinstance(topic, str) or not TOPIC_RE.match(topic):
@@ -86,21 +87,13 @@ def check_event(topic: Any, event_id: Any, payload: Any = None, *, lifecycle: bo
 
 
 def _slot(task: asyncpg.Record, owner: UUID, event_id: str, now: datetime) -> work.NewSlot:
-    slot = f"event:{event_id}"
-    return work.NewSlot(
-        run_id=uuid.uuid4(),
-        task_id=task["id"],
+    return work.NewSlot.for_task(
+        SlotTask.from_row(task),
         owner_id=owner,
-        slot=slot,
+        slot=f"event:{event_id}",
         trigger="event",
         event_id=event_id,
         scheduled_for=now,
-        run_at=now,
-        priority=task["priority"],
-        max_attempts=task["max_retries"] + 1,
-        concurrency_key=task["concurrency_key"],
-        buffer_one=task["overlap_policy"] == "buffer_one",
-        idempotency_key=idempotency_key(task["id"], slot),
         trace_context=tracing.current_traceparent(),  # POST /events: the request's trace
     )
 
@@ -181,7 +174,7 @@ async def ingest_event(
 
 
 async def ingest_on(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     tenant_id: UUID,
     topic: str,
@@ -199,7 +192,7 @@ async def ingest_on(
     ``depth`` is the event's causation depth (0 from outside, one more per ``event.publish``
     hop). Runs are reserved against ``quota``; the caller charges it last in the transaction.
     ``share=False`` keeps the event in ``tenant_id`` even on a shared topic (lifecycle events
-    about a tenant's own runs, ``outcomes.py``)."""
+    about a tenant's own runs, ``notifier.py``)."""
     check_event(topic, event_id, payload, lifecycle=source == "lifecycle")
     quota = quota or RunQuota(0, now)
     event_id = event_id or str(uuid.uuid4())
@@ -285,7 +278,7 @@ def _throttled(
 
 
 async def _copy_shared(
-    conn: asyncpg.Connection,
+    conn: Connection,
     publisher: UUID,
     topic: str,
     payload: Any,

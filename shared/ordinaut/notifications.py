@@ -9,7 +9,7 @@ t=<unix seconds>,v1=<hex>`` over ``"<t>.<body>"``). The outcomes:
 - ``failed``: an attempt failed and the run is queued again (one per failed attempt);
 - ``dead_letter``: the run ended without success and will not be retried.
 
-Storage and routing live in ``store/notifications.py`` and ``outcomes.py``; nothing here
+Storage and routing live in ``store/notifications.py`` and ``notifier.py``; nothing here
 does I/O.
 """
 

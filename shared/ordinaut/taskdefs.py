@@ -156,7 +156,7 @@ def prepare(
             fields["schedule_kind"], payload, registry=registry, limits=limits
         )
         problems.extend(found)
-        # webhooks for the run's end: checked here, delivered by ordinaut.outcomes
+        # webhooks for the run's end: checked here, delivered by ordinaut.notifier
         notify, found = notifications.validate(
             payload.get("notify"), allowlist=Allowlist.parse(settings.egress_allowlist)
         )

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from samples import FAILING_PAYLOAD
 
-from ordinaut import notifications, outcomes
+from ordinaut import notifications, notifier
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
 from ordinaut.worker import Worker
@@ -93,14 +93,14 @@ def worker(pool: asyncpg.Pool, settings: Settings, clock: FrozenClock) -> Worker
 
 
 @pytest.fixture
-def deliverer(pool: asyncpg.Pool, settings: Settings) -> outcomes.Deliverer:
-    return outcomes.Deliverer(pool, settings)
+def deliverer(pool: asyncpg.Pool, settings: Settings) -> notifier.Deliverer:
+    return notifier.Deliverer(pool, settings)
 
 
 async def relay(
-    pool: asyncpg.Pool, deliverer: outcomes.Deliverer, clock: FrozenClock, settings: Settings
+    pool: asyncpg.Pool, deliverer: notifier.Deliverer, clock: FrozenClock, settings: Settings
 ) -> tuple[int, int]:
-    return await outcomes.relay(pool, deliverer, clock.now, settings)
+    return await notifier.relay(pool, deliverer, clock.now, settings)
 
 
 async def _agent(make_agent: Any, client: httpx.AsyncClient, name: str = "a") -> dict[str, str]:
@@ -233,7 +233,7 @@ async def test_a_succeeded_run_is_delivered_once_signed_and_shown_on_the_run(
     settings: Settings,
     clock: FrozenClock,
     worker: Worker,
-    deliverer: outcomes.Deliverer,
+    deliverer: notifier.Deliverer,
     receiver: Receiver,
 ) -> None:
     headers = await _agent(make_agent, client)
@@ -294,21 +294,21 @@ async def test_an_outcome_left_unrouted_or_a_delivery_cut_off_is_still_delivered
     assert await worker.run_once() == 1
     # the process dies after the run's end, before anything routed or delivered it: a new
     # process (a new deliverer) finds the outcome in the outbox and delivers it once
-    await relay(pool, outcomes.Deliverer(pool, settings), clock, settings)
+    await relay(pool, notifier.Deliverer(pool, settings), clock, settings)
     assert [json.loads(r["body"])["run"]["id"] for r in receiver.requests] == [first]
 
     second = await _run_now(client, headers, _task(notify, title="second"))
     assert await worker.run_once() == 1
-    assert await outcomes.route_once(pool, now=clock.now(), settings=settings)
+    assert await notifier.route_once(pool, now=clock.now(), settings=settings)
     # a deliverer leases the delivery and dies before recording the attempt
-    dying = outcomes.Deliverer(pool, settings)
+    dying = notifier.Deliverer(pool, settings)
     leased = await pool.fetch("SELECT id FROM notifications WHERE status = 'pending'")
     assert len(leased) == 1
     from ordinaut.store import notifications as store
 
     rows = await store.lease(pool, now=clock.now(), limit=10, lease_s=dying.lease_s, max_attempts=3)
     assert len(rows) == 1
-    fresh = outcomes.Deliverer(pool, settings)
+    fresh = notifier.Deliverer(pool, settings)
     assert await fresh.deliver_once(now=clock.now()) == 0  # leased: not due yet
     clock.advance(dying.lease_s + 1)
     assert await fresh.deliver_once(now=clock.now()) == 1
@@ -326,7 +326,7 @@ async def test_failures_are_retried_with_backoff_then_delivered(
     settings: Settings,
     clock: FrozenClock,
     worker: Worker,
-    deliverer: outcomes.Deliverer,
+    deliverer: notifier.Deliverer,
     receiver: Receiver,
 ) -> None:
     headers = await _agent(make_agent, client)
@@ -375,7 +375,7 @@ async def test_a_delivery_is_given_up_and_recorded(
     settings: Settings,
     clock: FrozenClock,
     worker: Worker,
-    deliverer: outcomes.Deliverer,
+    deliverer: notifier.Deliverer,
     receiver: Receiver,
     statuses: list[int],
     attempts: int,
@@ -405,7 +405,7 @@ async def test_a_missing_secret_or_a_refused_address_fails_the_delivery_without_
     settings: Settings,
     clock: FrozenClock,
     worker: Worker,
-    deliverer: outcomes.Deliverer,
+    deliverer: notifier.Deliverer,
     receiver: Receiver,
 ) -> None:
     headers = await _agent(make_agent, client)
@@ -425,7 +425,7 @@ async def test_a_missing_secret_or_a_refused_address_fails_the_delivery_without_
     )
     assert await worker.run_once() == 1
     closed = settings.replace(egress_allowlist=())
-    await relay(pool, outcomes.Deliverer(pool, closed), clock, closed)
+    await relay(pool, notifier.Deliverer(pool, closed), clock, closed)
     [shown] = (await _run(client, headers, refused))["notifications"]
     assert (shown["status"], shown["attempts"]) == ("failed", 1)
     assert shown["last_error"].startswith("egress_refused")
@@ -439,7 +439,7 @@ async def test_failed_attempts_and_the_dead_letter_are_each_notified_once(
     settings: Settings,
     clock: FrozenClock,
     worker: Worker,
-    deliverer: outcomes.Deliverer,
+    deliverer: notifier.Deliverer,
     receiver: Receiver,
 ) -> None:
     headers = await _agent(make_agent, client)
@@ -472,7 +472,7 @@ async def test_another_agent_sees_no_notifications_of_a_run(
     settings: Settings,
     clock: FrozenClock,
     worker: Worker,
-    deliverer: outcomes.Deliverer,
+    deliverer: notifier.Deliverer,
     receiver: Receiver,
 ) -> None:
     alice = await _agent(make_agent, client, "alice")
@@ -523,7 +523,7 @@ async def test_a_dead_letter_triggers_the_owners_event_task_and_never_another_te
     settings: Settings,
     clock: FrozenClock,
     worker: Worker,
-    deliverer: outcomes.Deliverer,
+    deliverer: notifier.Deliverer,
 ) -> None:
     alice = await _agent(make_agent, client, "alice")
     bob = await _agent(make_agent, client, "bob")
@@ -560,7 +560,7 @@ async def test_a_task_on_its_own_failures_stops_at_max_event_depth(
     pool: asyncpg.Pool,
     settings: Settings,
     clock: FrozenClock,
-    deliverer: outcomes.Deliverer,
+    deliverer: notifier.Deliverer,
 ) -> None:
     limited = settings.replace(max_event_depth=3)
     worker = Worker(pool, limited, clock, worker_id="w", rng=random.Random(0))
@@ -574,7 +574,7 @@ async def test_a_task_on_its_own_failures_stops_at_max_event_depth(
     await _run_now(client, alice, _task(None, FAILING_PAYLOAD))
     for _ in range(10):
         ran = await worker.run_once()
-        await outcomes.relay(pool, deliverer, clock.now, limited)
+        await notifier.relay(pool, deliverer, clock.now, limited)
         if not ran:
             break
     runs = await _runs_of(client, alice, loop["id"])
@@ -652,7 +652,7 @@ async def test_a_deactivated_agent_is_sent_nothing(
     settings: Settings,
     clock: FrozenClock,
     worker: Worker,
-    deliverer: outcomes.Deliverer,
+    deliverer: notifier.Deliverer,
     receiver: Receiver,
 ) -> None:
     agent = await make_agent(SCOPES, name="leaving")
@@ -663,7 +663,7 @@ async def test_a_deactivated_agent_is_sent_nothing(
     notify = [{"url": receiver.url, "on": ["succeeded"], "secret": "HOOK"}]
     routed = await _run_now(client, headers, _task(notify))
     assert await worker.run_once() == 1
-    assert await outcomes.route_once(pool, now=clock.now(), settings=settings)  # queued
+    assert await notifier.route_once(pool, now=clock.now(), settings=settings)  # queued
     await _run_now(client, headers, _task(notify, title="later"))
     assert await worker.run_once() == 1  # ended, not routed yet
     r = await client.put(

@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from support import queue_runs
 
-from ordinaut import events, outcomes
+from ordinaut import events, notifier
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
 from ordinaut.scheduler import tick
@@ -24,7 +24,7 @@ async def _append(pool: asyncpg.Pool, n: int, at: datetime, *, routed: bool = Tr
             now=at,
         )
     if routed:  # the outcome router (notifications, lifecycle events) moved past them
-        while await outcomes.route_once(pool, now=at, settings=Settings()):
+        while await notifier.route_once(pool, now=at, settings=Settings()):
             pass
 
 

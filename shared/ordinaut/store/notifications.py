@@ -16,7 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut.store.db import json_text
+from ordinaut.store.db import Connection, json_text, one_row
 
 ROUTE_LOCK_ID = 0x4F52_4E54  # one router at a time, so the cursor moves in order
 CURSOR_NAME = "outcomes"
@@ -130,17 +130,17 @@ class NewDelivery:
     body: dict[str, Any]
 
 
-async def try_route_lock(conn: asyncpg.Connection) -> bool:
+async def try_route_lock(conn: Connection) -> bool:
     """Inside a transaction: True when this router may route now."""
     return bool(await conn.fetchval(TRY_ROUTE_LOCK, ROUTE_LOCK_ID))
 
 
 async def outcomes_after_cursor(
-    conn: asyncpg.Connection, limit: int, kinds: Sequence[tuple[str, str, str]]
+    conn: Connection, limit: int, kinds: Sequence[tuple[str, str, str]]
 ) -> tuple[tuple[Any, int] | None, list[asyncpg.Record]]:
     """The window's end ``(last_tx, last_seq)`` (None: nothing new) and its run outcomes that
     cause something; ``kinds`` is (outbox event type, lifecycle topic, outcome) per kind."""
-    cursor = await conn.fetchrow(CURSOR)
+    cursor = one_row(await conn.fetchrow(CURSOR))
     rows = await conn.fetch(
         OUTCOMES_AFTER,
         cursor["last_tx"],
@@ -156,26 +156,26 @@ async def outcomes_after_cursor(
     return end, [r for r in rows if r["seq"] is not None]
 
 
-async def nobody_listening(conn: asyncpg.Connection) -> tuple[Any, int] | None:
+async def nobody_listening(conn: Connection) -> tuple[Any, int] | None:
     """The newest settled outbox row ``(tx, seq)`` when no task could want any outcome routed
     (the cursor may jump there), else None (route window by window)."""
-    row = await conn.fetchrow(ANYONE_LISTENING)
+    row = one_row(await conn.fetchrow(ANYONE_LISTENING))
     if row["listening"] or row["last_tx"] is None:
         return None
     return row["last_tx"], int(row["last_seq"])
 
 
-async def advance(conn: asyncpg.Connection, last_tx: Any, last_seq: int) -> None:
+async def advance(conn: Connection, last_tx: Any, last_seq: int) -> None:
     await conn.execute(ADVANCE, last_tx, last_seq)
 
 
-async def advance_to(conn: asyncpg.Connection, last_tx: Any, last_seq: int) -> bool:
+async def advance_to(conn: Connection, last_tx: Any, last_seq: int) -> bool:
     """Move the cursor forward to ``(last_tx, last_seq)``; False when it was there already."""
     return await conn.fetchval(ADVANCE_TO, last_tx, last_seq) is not None
 
 
 async def insert_deliveries(
-    conn: asyncpg.Connection, deliveries: Sequence[NewDelivery], *, now: datetime
+    conn: Connection, deliveries: Sequence[NewDelivery], *, now: datetime
 ) -> None:
     """Queue deliveries, due now; one per (outcome, URL) whatever happens twice."""
     if not deliveries:
@@ -235,13 +235,13 @@ RETURNING id
 
 
 async def give_up_exhausted(
-    conn: asyncpg.Connection | asyncpg.Pool, *, now: datetime, max_attempts: int
+    conn: Connection | asyncpg.Pool, *, now: datetime, max_attempts: int
 ) -> int:
     return len(await conn.fetch(EXHAUSTED, now, max_attempts))
 
 
 async def lease(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     *,
     now: datetime,
     limit: int,
@@ -253,7 +253,7 @@ async def lease(
 
 
 async def finish(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     delivery_id: UUID,
     token: UUID,
     *,
@@ -289,7 +289,7 @@ ORDER BY created_at, url
 
 
 async def for_run(
-    conn: asyncpg.Connection | asyncpg.Pool, run_id: UUID, owner_id: UUID
+    conn: Connection | asyncpg.Pool, run_id: UUID, owner_id: UUID
 ) -> list[dict[str, Any]]:
     """The deliveries of one run, bound to its owner."""
     return [dict(r) for r in await conn.fetch(FOR_RUN, run_id, owner_id)]

@@ -34,9 +34,10 @@ from ordinaut.secrets import SecretBox
 from ordinaut.store import notifications as store
 from ordinaut.store import secrets as secrets_store
 from ordinaut.store import work
+from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
 
-log = logging.getLogger("ordinaut.outcomes")
+log = logging.getLogger("ordinaut.notifier")
 
 MAX_ERROR_LENGTH = 500
 LEASE_GRACE_S = 30.0  # a delivery's lease outlasts its request's bound by this much
@@ -139,7 +140,7 @@ def _deliveries(found: list[_Outcome], settings: Settings) -> list[store.NewDeli
 
 
 async def _lifecycle(
-    conn: asyncpg.Connection, found: list[_Outcome], *, now: datetime, settings: Settings
+    conn: Connection, found: list[_Outcome], *, now: datetime, settings: Settings
 ) -> bool:
     """Ingest the outcomes an owner's event task listens to, in the owner's tenant only.
 

@@ -1,6 +1,6 @@
-"""The outcome router's cost (``ordinaut.outcomes.route_once``): run outcomes routed per second.
+"""The outcome router's cost (``ordinaut.notifier.route_once``): run outcomes routed per second.
 
-    .venv/bin/python bench/outcomes.py [--quick]      # prints JSON
+    .venv/bin/python bench/notifier.py [--quick]      # prints JSON
 
 Starts a private PostgreSQL (pgserver wheel) under a temp dir, records N finished runs of one
 task the way workers do (materialize, lease, finish: three outbox rows per run), then times
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from run import private_stack  # noqa: E402
 
-from ordinaut import outcomes  # noqa: E402
+from ordinaut import notifier  # noqa: E402
 from ordinaut.config import Settings  # noqa: E402
 from ordinaut.pipeline import default_registry  # noqa: E402
 from ordinaut.slots import idempotency_key  # noqa: E402
@@ -151,7 +151,7 @@ async def finished_runs(pool: Any, settings: Settings, n: int, case: str) -> Non
 async def route_all(pool: Any, settings: Settings) -> tuple[float, int]:
     started = time.perf_counter()
     moved = 0
-    while n := await outcomes.route_once(pool, now=datetime.now(UTC), settings=settings):
+    while n := await notifier.route_once(pool, now=datetime.now(UTC), settings=settings):
         moved += n
     return time.perf_counter() - started, moved
 
