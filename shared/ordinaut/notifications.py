@@ -27,10 +27,11 @@ import httpx
 
 from ordinaut.pipeline.tools.egress import Allowlist, refusal_reason
 from ordinaut.secrets import NAME_RE
+from ordinaut.vocabulary import NOTIFY_OUTCOMES
 
 MAX_TARGETS = 5
 MAX_URL_LENGTH = 2048
-OUTCOMES = ("succeeded", "failed", "dead_letter")
+OUTCOMES = NOTIFY_OUTCOMES
 FIELDS = ("url", "on", "secret")
 SIGNATURE_HEADER = "Ordinaut-Signature"
 DELIVERY_HEADER = "Ordinaut-Delivery"
@@ -98,56 +99,60 @@ def url_problem(url: Any, allowlist: Allowlist) -> str | None:
     return None
 
 
-def validate(value: Any, *, allowlist: Allowlist) -> tuple[list[dict[str, Any]], list[Any]]:
-    """``payload.notify`` as stored (exactly as sent) and the problems found (422 details
-    naming ``payload.notify[i].<field>``)."""
-    problems: list[dict[str, Any]] = []
+def validate(value: Any, *, allowlist: Allowlist) -> tuple[dict[str, Any], list[Any]]:
+    """``{"notify": [...]}`` as stored (exactly as sent; ``{}`` without one) and the problems
+    found (422 details naming ``payload.notify[i].<field>``)."""
     if value is None:
-        return [], problems
+        return {}, []
     if not isinstance(value, list):
-        return [], [_problem("payload.notify", "must be a list of {url, on, secret}")]
+        return {}, [_problem("payload.notify", "must be a list of {url, on, secret}")]
     if len(value) > MAX_TARGETS:
-        problems.append(_problem("payload.notify", f"at most {MAX_TARGETS} targets"))
-        return [], problems
-    out: list[dict[str, Any]] = []
+        return {}, [_problem("payload.notify", f"at most {MAX_TARGETS} targets")]
+    problems: list[dict[str, Any]] = []
     seen: set[str] = set()
     for i, target in enumerate(value):
-        at = f"payload.notify[{i}]"
-        if not isinstance(target, Mapping):
-            problems.append(_problem(at, "must be an object {url, on, secret}"))
-            continue
-        for key in target:
-            if key not in FIELDS:
-                problems.append(_problem(f"{at}.{key}", "unknown field (url, on, secret)"))
-        url: Any = target.get("url")
-        if (problem := url_problem(url, allowlist)) is not None:
-            problems.append(_problem(f"{at}.url", problem))
-        elif url in seen:
-            problems.append(_problem(f"{at}.url", "the same URL is listed twice"))
-        else:
-            seen.add(url)
-        on: Any = target.get("on")
-        if (
-            not isinstance(on, list)
-            or not on
-            or not all(isinstance(o, str) and o in OUTCOMES for o in on)
-            or len(set(on)) != len(on)
-        ):
-            problems.append(
-                _problem(f"{at}.on", f"a non-empty list of {', '.join(OUTCOMES)}, each once")
+        problems += _target_problems(f"payload.notify[{i}]", target, allowlist, seen)
+    return ({} if problems else {"notify": value}), problems
+
+
+def _target_problems(
+    at: str, target: Any, allowlist: Allowlist, seen: set[str]
+) -> list[dict[str, Any]]:
+    """What is wrong with one target (``seen``: the URLs of the targets before it)."""
+    if not isinstance(target, Mapping):
+        return [_problem(at, "must be an object {url, on, secret}")]
+    problems = [
+        _problem(f"{at}.{key}", "unknown field (url, on, secret)")
+        for key in target
+        if key not in FIELDS
+    ]
+    url: Any = target.get("url")
+    if (problem := url_problem(url, allowlist)) is not None:
+        problems.append(_problem(f"{at}.url", problem))
+    elif url in seen:
+        problems.append(_problem(f"{at}.url", "the same URL is listed twice"))
+    else:
+        seen.add(url)
+    on: Any = target.get("on")
+    if (
+        not isinstance(on, list)
+        or not on
+        or not all(isinstance(o, str) and o in OUTCOMES for o in on)
+        or len(set(on)) != len(on)
+    ):
+        problems.append(
+            _problem(f"{at}.on", f"a non-empty list of {', '.join(OUTCOMES)}, each once")
+        )
+    secret = target.get("secret")
+    if not isinstance(secret, str) or not NAME_RE.match(secret):
+        problems.append(
+            _problem(
+                f"{at}.secret",
+                "the name of a stored secret (PUT /secrets/NAME) to sign with: "
+                "letters, digits and _, at most 64",
             )
-        secret = target.get("secret")
-        if not isinstance(secret, str) or not NAME_RE.match(secret):
-            problems.append(
-                _problem(
-                    f"{at}.secret",
-                    "the name of a stored secret (PUT /secrets/NAME) to sign with: "
-                    "letters, digits and _, at most 64",
-                )
-            )
-        if not problems:
-            out.append({"url": url, "on": list(on), "secret": secret})
-    return (out if not problems else []), problems
+        )
+    return problems
 
 
 def targets_for(notify: Any, outcome: str) -> list[dict[str, Any]]:

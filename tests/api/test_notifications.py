@@ -263,8 +263,10 @@ async def test_a_succeeded_run_is_delivered_once_signed_and_shown_on_the_run(
     assert sent["Content-Type"] == "application/json"
     assert sent["Ordinaut-Delivery"] == body["id"] == sent["Idempotency-Key"]
     assert sent["Ordinaut-Event"] == body["type"] == "run.succeeded"
-    assert body["run"]["id"] == run_id and body["run"]["status"] == "succeeded"
-    assert body["run"]["attempt"] == 1 and body["run"]["error"] is None
+    assert body["run"]["id"] == run_id
+    assert body["run"]["status"] == "succeeded"
+    assert body["run"]["attempt"] == 1
+    assert body["run"]["error"] is None
     assert body["run"]["url"] == f"https://ordinaut.example/runs/{run_id}"
     assert body["run"]["finished_at"].endswith("Z")
     assert body["task"]["title"] == "notified"
@@ -274,8 +276,10 @@ async def test_a_succeeded_run_is_delivered_once_signed_and_shown_on_the_run(
     [shown] = r.json()["notifications"]
     assert shown["id"] == body["id"]
     assert (shown["status"], shown["attempts"], shown["outcome"]) == ("delivered", 1, "succeeded")
-    assert shown["url"] == receiver.url and shown["last_status_code"] == 200
-    assert shown["delivered_at"] is not None and shown["last_error"] is None
+    assert shown["url"] == receiver.url
+    assert shown["last_status_code"] == 200
+    assert shown["delivered_at"] is not None
+    assert shown["last_error"] is None
     assert [h["status_code"] for h in shown["history"]] == [200]
 
 
@@ -395,7 +399,8 @@ async def test_a_delivery_is_given_up_and_recorded(
     assert run["status"] == "succeeded"  # a delivery never changes the run
     [shown] = run["notifications"]
     assert (shown["status"], shown["attempts"], shown["last_error"]) == ("failed", attempts, error)
-    assert shown["next_attempt_at"] is None and len(shown["history"]) == attempts
+    assert shown["next_attempt_at"] is None
+    assert len(shown["history"]) == attempts
 
 
 async def test_a_missing_secret_or_a_refused_address_fails_the_delivery_without_sending(
@@ -543,12 +548,14 @@ async def test_a_dead_letter_triggers_the_owners_event_task_and_never_another_te
     assert await worker.run_once() == 1  # the watcher's run, queued by run.dead_letter
     [seen] = await _runs_of(client, alice, watch["id"])
     run = await _run(client, alice, seen["id"])
-    assert run["status"] == "succeeded" and run["output"] == {"run": doomed}
+    assert run["status"] == "succeeded"
+    assert run["output"] == {"run": doomed}
     event = await pool.fetchrow(
         "SELECT topic, source, depth, payload FROM events WHERE event_id = $1", seen["event_id"]
     )
     assert (event["topic"], event["source"], event["depth"]) == ("run.dead_letter", "lifecycle", 1)
-    assert event["payload"]["task_id"] and event["payload"]["run_id"] == doomed
+    assert event["payload"]["task_id"]
+    assert event["payload"]["run_id"] == doomed
     assert ok not in json.dumps(await _runs_of(client, alice, watch["id"]))
     assert await _runs_of(client, bob, bob_own["id"]) == []
     assert await _runs_of(client, bob, bob_shared["id"]) == []

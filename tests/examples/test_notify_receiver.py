@@ -26,7 +26,8 @@ def _module() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "notify_receiver", REPO / "examples" / "notify" / "receiver.py"
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -78,7 +79,8 @@ def test_the_receiver_accepts_ordinauts_signature_and_refuses_anything_else(serv
     assert _post(server, text, notifications.signature(SECRET, now - 301, text)) == 401
     assert _post(server, text, None) == 401
     assert _post(server, text, f"t={now},v1={'0' * 64}") == 401
-    assert server.deliveries == {} and server.rejected == 5
+    assert server.deliveries == {}
+    assert server.rejected == 5
 
     assert _post(server, text, good) == 200
     assert _post(server, text, notifications.signature(SECRET, now + 1, text)) == 200  # retry
