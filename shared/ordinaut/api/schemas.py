@@ -12,7 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_f
 
 from ordinaut.errors import ValidationFailed
 from ordinaut.secrets import MAX_VALUE_BYTES
-from ordinaut.vocabulary import Backoff, Misfire, Overlap, RunStatus, ScheduleKind, TaskStatus
+from ordinaut.vocabulary import (
+    Backoff,
+    Misfire,
+    NotificationStatus,
+    NotifyOutcome,
+    Overlap,
+    RunStatus,
+    ScheduleKind,
+    TaskStatus,
+)
 
 
 class Strict(BaseModel):
@@ -99,6 +108,15 @@ class Payload(BaseModel):
         ge=0,
         le=366 * 24 * 3600,
         description="Condition tasks: the least time between two runs the condition starts.",
+    )
+    notify: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=5,
+        description="Webhooks for the run's end, at most 5: `{url, on, secret}`; `url` https "
+        "(http only to hosts in ORDINAUT_EGRESS_ALLOWLIST), `on` a non-empty subset of "
+        "`succeeded`, `failed` (an attempt failed, the run is retried), `dead_letter`, "
+        "`secret` the name of a stored secret the body is signed with (HMAC-SHA256, header "
+        "`Ordinaut-Signature: t=<unix s>,v1=<hex>` over `<t>.<body>`).",
     )
 
 
@@ -399,6 +417,30 @@ class RunSummary(BaseModel):
     updated_at: datetime = Field(description="When the run last changed (UTC).")
 
 
+class NotificationOut(BaseModel):
+    """One webhook of a run's outcome (the task's `payload.notify`) and how its delivery went."""
+
+    id: UUID = Field(description="The delivery id, sent as the `Ordinaut-Delivery` header.")
+    outcome: NotifyOutcome = Field(
+        description="The outcome it reports (`failed`: an attempt failed, the run is retried)."
+    )
+    url: str = Field(description="Where it is sent.")
+    status: NotificationStatus = Field(
+        description="`pending` (queued or waiting for a retry), `delivered` (a 2xx answer), "
+        "`failed` (given up: attempts used, or an error no retry can fix)."
+    )
+    attempts: int = Field(description="Delivery attempts so far.")
+    last_status_code: int | None = Field(description="The receiver's last HTTP status, if any.")
+    last_error: str | None = Field(description="Why the last attempt failed, if it did.")
+    delivered_at: datetime | None = Field(description="When it was delivered (UTC).")
+    next_attempt_at: datetime | None = Field(description="When it is tried next (pending).")
+    created_at: datetime = Field(description="When it was queued (UTC).")
+    updated_at: datetime = Field(description="When it last changed (UTC).")
+    history: list[dict[str, Any]] = Field(
+        description="Every attempt: `{attempt, at, status_code, error}`."
+    )
+
+
 class RunOut(RunSummary):
     """One run with the record of every step."""
 
@@ -407,6 +449,11 @@ class RunOut(RunSummary):
         description="Per step: `{id, uses, status, input, output, error, duration_ms, "
         "attempts}` (secrets masked); a foreach step adds `items`, one `{index, status, input, "
         "error, duration_ms, attempts}` per item, and its output is the items' outputs in order.",
+    )
+    notifications: list[NotificationOut] | None = Field(
+        default=None,
+        description="`GET /runs/{id}` only: the webhooks its outcomes were sent to "
+        "(`payload.notify`), each with its delivery attempts.",
     )
 
 

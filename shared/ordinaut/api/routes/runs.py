@@ -21,7 +21,7 @@ from ordinaut.api.schemas import (
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import Owner, acting_owner, owner_filter
 from ordinaut.errors import NotFound
-from ordinaut.store import audit, runs, tasks, work
+from ordinaut.store import audit, notifications, runs, tasks, work
 from ordinaut.vocabulary import RunStatus
 
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
@@ -127,7 +127,9 @@ async def get_run(run_id: RunId, who: Reader, deps: DepsDep, owner: Owner = None
     """One run with the record of each step (inputs and outputs, secrets masked); admins read
     any agent's with ``owner=*``."""
     pool = await deps.pool()
-    return RunOut.model_validate(await runs.get_run(pool, run_id, owner_filter(who, owner)))
+    row = await runs.get_run(pool, run_id, owner_filter(who, owner))
+    row["notifications"] = await notifications.for_run(pool, run_id, row["owner_id"])
+    return RunOut.model_validate(row)
 
 
 @router.get("/runs/{run_id}/attempts", response_model=RunAttempts)
