@@ -10,6 +10,8 @@ also logs it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import os
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -70,8 +72,22 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InterfaceError) and "clos" in str(exc)
 
 
+# A request id is unique, not secret: a random prefix per process and a counter (32 hex digits
+# like a UUID's) cost no system call per request, where uuid4 reads os.urandom each time.
+_ids = (uuid.uuid4().hex[:16], itertools.count(int.from_bytes(os.urandom(4), "big")))
+
+
+def _new_id_prefix() -> None:  # a forked process (uvicorn --workers) numbers on its own
+    global _ids
+    _ids = (uuid.uuid4().hex[:16], itertools.count(int.from_bytes(os.urandom(4), "big")))
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    prefix, counter = _ids
+    return f"{prefix}{next(counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
 # Limits an operator sets, by the name errors give them in ``details[].limit``.

@@ -110,6 +110,13 @@ class FastFailPool(asyncpg.Pool):
     acquire_timeout: float | None = None
 
     def acquire(self, *, timeout: float | None = None) -> Any:
+        free = getattr(self, "_queue", None)  # asyncpg's queue of free connection holders
+        if timeout is None and free is not None and free.qsize():
+            # A free connection holder is waiting: taking it never blocks, so no timer. With a
+            # timeout asyncpg runs the acquire in a task of its own under wait_for, which cost
+            # more than the query itself on a short request. A holder without a connection
+            # still connects under the pool's connect timeout.
+            return super().acquire()
         return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
 
 

@@ -51,7 +51,9 @@ class RunQuota:
         self._used: dict[UUID, int] = {}
         self._pending: dict[UUID, int] = {}
 
-    async def allow(self, conn: asyncpg.Connection, wanted: dict[UUID, int]) -> dict[UUID, int]:
+    async def allow(
+        self, conn: asyncpg.Connection | asyncpg.Pool, wanted: dict[UUID, int]
+    ) -> dict[UUID, int]:
         """How many of the runs each agent wants may be queued now; reserves them."""
         if self.limit <= 0:
             return dict(wanted)

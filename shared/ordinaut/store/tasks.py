@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -58,6 +58,33 @@ WHERE id = $1 AND created_by = $20
 RETURNING {TASK_COLUMNS}
 """  # noqa: S608
 
+# A create in one statement (no BEGIN/COMMIT round trips): the owner's counter row is locked
+# (agent_task_counts, migration 0016, kept by triggers), the task inserted only while the
+# owner is under its limit ($24), and its audit row and lifecycle event are written beside it,
+# all or nothing. No row back: the limit was reached. Parameter types come from the columns.
+CREATE_TASK = f"""
+WITH quota AS (
+    SELECT owned FROM agent_task_counts WHERE agent_id = $20 FOR UPDATE
+), ins AS (
+    INSERT INTO tasks (id, created_by, {", ".join(WRITABLE)}, created_at, updated_at,
+                       max_duration_s, run_bound_s)
+    SELECT $1, $20, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+           $19, $21, $21, $22, $23
+    WHERE coalesce((SELECT owned FROM quota), 0) < $24
+    RETURNING {TASK_COLUMNS}
+), audit AS (
+    INSERT INTO audit_log (actor_id, action, subject_type, subject_id, details, request_id,
+                           created_at)
+    SELECT $20, $25, 'task', ins.id, '{{}}', $26, $21 FROM ins
+), lifecycle AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT $27, $25, $20, ins.id,
+           jsonb_build_object('task_id', ins.id, 'status', ins.status), $21
+    FROM ins
+)
+SELECT * FROM ins
+"""  # noqa: S608 - column lists are module constants, values are bound
+
 SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND created_by = $2"  # noqa: S608
 SELECT_TASK_FOR_UPDATE = SELECT_TASK + " FOR UPDATE"
 SELECT_TASK_ANY_OWNER = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"  # noqa: S608
@@ -108,8 +135,9 @@ WHERE created_by = $1 AND ($2::task_status IS NULL OR status = $2)
 LIST_TASKS_ANY_OWNER = LIST_TASKS.replace("WHERE created_by = $1", "WHERE $1::uuid IS NULL")
 COUNT_TASKS_ANY_OWNER = COUNT_TASKS.replace("WHERE created_by = $1", "WHERE $1::uuid IS NULL")
 # Every stored task counts, canceled ones too: a canceled task keeps its row (and its runs)
-# until its owner deletes it, so leaving them out let the rows grow without bound.
-COUNT_OWNED = "SELECT count(*) FROM tasks WHERE created_by = $1"
+# until its owner deletes it, so leaving them out let the rows grow without bound. Read from
+# the counter the triggers of migration 0016 keep, never by counting the rows.
+OWNED = "SELECT coalesce((SELECT owned FROM agent_task_counts WHERE agent_id = $1), 0)"
 DELETE_TASK = "DELETE FROM tasks WHERE id = $1 AND created_by = $2 RETURNING id"
 FIND_DEDUPE = f"""
 SELECT {TASK_COLUMNS} FROM tasks
@@ -135,6 +163,35 @@ async def insert_task(
         INSERT_TASK, task_id, *task_values(task), owner_id, now, *_bounds(task)
     )
     return dict(row)
+
+
+async def create_task(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    task_id: UUID,
+    owner_id: UUID,
+    task: dict[str, Any],
+    now: datetime,
+    max_owned: int,
+    action: str,
+    request_id: str,
+) -> dict[str, Any] | None:
+    """Insert a validated task with its audit row and ``action`` lifecycle event, in one
+    statement (atomic on its own, or part of the caller's transaction); None, and nothing
+    written, when the owner already has ``max_owned`` tasks."""
+    row = await conn.fetchrow(
+        CREATE_TASK,
+        task_id,
+        *task_values(task),
+        owner_id,
+        now,
+        *_bounds(task),
+        max_owned,
+        action,
+        request_id,
+        uuid4(),
+    )
+    return None if row is None else dict(row)
 
 
 async def get_task(
@@ -190,8 +247,9 @@ async def list_tasks(
     return items, total
 
 
-async def count_owned(conn: asyncpg.Connection, owner_id: UUID) -> int:
-    return int(await conn.fetchval(COUNT_OWNED, owner_id))
+async def count_owned(conn: asyncpg.Connection | asyncpg.Pool, owner_id: UUID) -> int:
+    """The tasks ``owner_id`` stores (its counter row: no scan of its tasks)."""
+    return int(await conn.fetchval(OWNED, owner_id))
 
 
 async def delete_task(conn: asyncpg.Connection, task_id: UUID, owner_id: UUID) -> None:

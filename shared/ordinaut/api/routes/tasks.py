@@ -185,6 +185,43 @@ async def create_task(
     _check_tool_scopes(prepared["payload"], who, request, deps)
     expired = now - timedelta(seconds=deps.settings.idempotency_ttl_s)
     pool = await deps.pool()
+    if not idempotency_key_header and not _dedupes(prepared):
+        # the common create is one statement, atomic by itself: no transaction round trips
+        out = await _insert(pool, request, who, prepared, now, deps)
+    else:
+        out = await _create_once(
+            pool, request, response, who, prepared, now, deps, idempotency_key_header,
+            request_hash, expired,
+        )  # fmt: skip
+        if response.headers.get("Idempotent-Replayed"):
+            return out
+    due = prepared["next_run_at"]
+    if deps.waker is not None and due is not None and due <= now:
+        # Lambda: a task due now (a one-shot for now) gets its slot at once and a worker,
+        # instead of waiting up to a minute for the next tick.
+        if await materialize_due_task(pool, deps.settings, deps.clock, uuid.UUID(out["id"])):
+            await deps.wake_workers()
+    return out
+
+
+def _dedupes(prepared: dict[str, Any]) -> bool:
+    return bool(prepared.get("dedupe_key") and prepared.get("dedupe_window_seconds"))
+
+
+async def _create_once(
+    pool: asyncpg.Pool,
+    request: Request,
+    response: Response,
+    who: Principal,
+    prepared: dict[str, Any],
+    now: datetime,
+    deps: Deps,
+    idempotency_key_header: str | None,
+    request_hash: bytes,
+    expired: datetime,
+) -> Any:
+    """A create with an Idempotency-Key or a dedupe window: the lookups and the insert in one
+    transaction."""
     async with pool.acquire() as conn:
         for _ in range(2):
             try:
@@ -214,12 +251,6 @@ async def create_task(
                     raise
         else:
             raise Conflict("concurrent requests with the same Idempotency-Key", {})
-    due = prepared["next_run_at"]
-    if deps.waker is not None and due is not None and due <= now:
-        # Lambda: a task due now (a one-shot for now) gets its slot at once and a worker,
-        # instead of waiting up to a minute for the next tick.
-        if await materialize_due_task(pool, deps.settings, deps.clock, uuid.UUID(out["id"])):
-            await deps.wake_workers()
     return out
 
 
@@ -236,19 +267,14 @@ def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Respons
 
 
 async def _insert(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Connection | asyncpg.Pool,
     request: Request,
     who: Principal,
     prepared: dict[str, Any],
     now: datetime,
     deps: Deps,
 ) -> dict[str, Any]:
-    if await tasks.count_owned(conn, who.agent_id) >= deps.settings.max_tasks_per_agent:
-        raise LimitExceeded(
-            f"an agent may own at most {deps.settings.max_tasks_per_agent} tasks",
-            [{"field": "tasks", "limit": "max_tasks_per_agent"}],
-        )
-    if prepared.get("dedupe_key") and prepared.get("dedupe_window_seconds"):
+    if _dedupes(prepared):
         since = now - timedelta(seconds=prepared["dedupe_window_seconds"])
         dup = await tasks.find_recent_duplicate(conn, who.agent_id, prepared["dedupe_key"], since)
         if dup is not None:
@@ -257,10 +283,22 @@ async def _insert(
                 {"existing_task_id": str(dup["id"]), "dedupe_key": prepared["dedupe_key"]},
             )
     prepared = {**prepared, "status": "active", "snoozed_until": None}
-    row = await tasks.insert_task(
-        conn, task_id=uuid.uuid4(), owner_id=who.agent_id, task=prepared, now=now
+    # the quota check, the insert, its audit row and its lifecycle event: one statement
+    row = await tasks.create_task(
+        conn,
+        task_id=uuid.uuid4(),
+        owner_id=who.agent_id,
+        task=prepared,
+        now=now,
+        max_owned=deps.settings.max_tasks_per_agent,
+        action=events.TASK_CREATED,
+        request_id=id_of(request),
     )
-    await _record(conn, request, who, events.TASK_CREATED, row, now)
+    if row is None:
+        raise LimitExceeded(
+            f"an agent may own at most {deps.settings.max_tasks_per_agent} tasks",
+            [{"field": "tasks", "limit": "max_tasks_per_agent"}],
+        )
     return _out(row)
 
 
