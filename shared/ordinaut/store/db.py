@@ -47,6 +47,26 @@ async def delete_in_batches(
     return total
 
 
+class Where:
+    """A WHERE clause built from constant SQL fragments (``{}`` where a value goes), each value
+    bound as the next parameter: list queries with only the predicates a request gives."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.args: list[Any] = []
+
+    def bind(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, fragment: str, *values: Any) -> None:
+        self.parts.append(fragment.format(*(self.bind(v) for v in values)))
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.parts) or "true"
+
+
 def like_literal(text: str) -> str:
     """``text`` matched literally by LIKE (its ``%``, ``_`` and ``\\`` escaped)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

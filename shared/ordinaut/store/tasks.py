@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from ordinaut.errors import NotFound
-from ordinaut.store.db import like_literal
+from ordinaut.store.db import Where, like_literal
 
 TASK_COLUMNS = (
     "id, created_by, title, description, schedule_kind, schedule_expr, timezone, dtstart, "
@@ -93,17 +93,16 @@ SELECT_TASK_ANY_OWNER = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"  # noq
 # runs_task_time): the per-task lookups cost one page, never every matching task. Failures
 # are counted among a task's latest 1,000 runs of the window: an index range with a bound,
 # whatever the planner believes about how runs spread over tasks (a plain count over the
-# window was a sequential scan of runs per task when one task held most runs).
+# window was a sequential scan of runs per task when one task held most runs). The page reads
+# index tasks_owner (created_by, created_at DESC, id) in order; after a keyset cursor it starts
+# right after the cursor's (created_at, id), so a deep page costs what the first one does.
+# Each filter adds its predicate only when given (see store/runs.py); the total is a separate
+# count, run only when asked for.
 LIST_TASKS = f"""
 WITH page AS (
-    SELECT {TASK_COLUMNS}, count(*) OVER () AS total_count
-    FROM tasks
-    WHERE created_by = $1
-      AND ($2::task_status IS NULL OR status = $2)
-      AND ($3::text IS NULL OR schedule_kind = $3)
-      AND ($6::text IS NULL OR title ILIKE $6 ESCAPE '\\')
+    SELECT {TASK_COLUMNS} FROM tasks WHERE {{where}}
     ORDER BY created_at DESC, id
-    LIMIT $4 OFFSET $5
+    LIMIT {{limit}} OFFSET {{offset}}
 )
 SELECT page.*, last.status AS last_run_status, last.finished_at AS last_run_at,
        fails.n AS failures_24h
@@ -117,23 +116,15 @@ CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE recent.status IN ('failed', 'dead_letter')) AS n
     FROM (
         SELECT r.status FROM runs r
-        WHERE r.task_id = page.id AND r.scheduled_for >= $7
+        WHERE r.task_id = page.id AND r.scheduled_for >= {{since}}
         ORDER BY r.scheduled_for DESC
         LIMIT 1000
     ) recent
 ) fails
 ORDER BY page.created_at DESC, page.id
-"""  # noqa: S608
-COUNT_TASKS = """
-SELECT count(*) FROM tasks
-WHERE created_by = $1 AND ($2::task_status IS NULL OR status = $2)
-  AND ($3::text IS NULL OR schedule_kind = $3)
-  AND ($4::text IS NULL OR title ILIKE $4 ESCAPE '\\')
-"""
-# Admins read across agents (GET /tasks?owner=*): the same queries without the owner ($1 is
-# null there and the predicate is a constant, so the owner's index path stays the plan above).
-LIST_TASKS_ANY_OWNER = LIST_TASKS.replace("WHERE created_by = $1", "WHERE $1::uuid IS NULL")
-COUNT_TASKS_ANY_OWNER = COUNT_TASKS.replace("WHERE created_by = $1", "WHERE $1::uuid IS NULL")
+"""  # noqa: S608 - column list and fragments are module constants
+
+
 # Every stored task counts, canceled ones too: a canceled task keeps its row (and its runs)
 # until its owner deletes it, so leaving them out let the rows grow without bound. Read from
 # the counter the triggers of migration 0016 keep, never by counting the rows.
@@ -223,28 +214,41 @@ async def list_tasks(
     status: str | None,
     kind: str | None,
     limit: int,
-    offset: int,
+    offset: int = 0,
     failures_since: datetime,
     search: str | None = None,
-) -> tuple[list[dict[str, Any]], int]:
-    """One page of ``owner_id``'s tasks (None: every agent's), newest first, and the total
-    matching; ``search`` keeps the tasks whose title contains it (case-insensitive, taken
-    literally). Each task carries its latest finished run's status and time and its failures
-    since ``failures_since``."""
-    pattern = None if not search else "%" + like_literal(search) + "%"
-    sql = LIST_TASKS_ANY_OWNER if owner_id is None else LIST_TASKS
-    rows = await conn.fetch(sql, owner_id, status, kind, limit, offset, pattern, failures_since)
-    if rows:
-        total = int(rows[0]["total_count"])
-    else:
-        count = COUNT_TASKS_ANY_OWNER if owner_id is None else COUNT_TASKS
-        total = int(await conn.fetchval(count, owner_id, status, kind, pattern))
-    items = []
-    for r in rows:
-        d = dict(r)
-        d.pop("total_count", None)
-        items.append(d)
-    return items, total
+    after: tuple[datetime, UUID] | None = None,
+    count: bool = True,
+) -> tuple[list[dict[str, Any]], int | None, bool]:
+    """One page of ``owner_id``'s tasks (None: every agent's), newest first: the rows, the
+    total matching (None unless ``count``) and whether more follow; ``search`` keeps the tasks
+    whose title contains it (case-insensitive, taken literally). Each task carries its latest
+    finished run's status and time and its failures since ``failures_since``. ``after`` (the
+    created_at and id of the previous page's last task, a keyset cursor) starts the page right
+    after that task instead of skipping ``offset`` rows."""
+    where = Where()
+    if owner_id is not None:
+        where.add("created_by = {}", owner_id)
+    if status is not None:
+        where.add("status = {}::task_status", status)
+    if kind is not None:
+        where.add("schedule_kind = {}", kind)
+    if search:
+        where.add("title ILIKE {} ESCAPE '\\'", "%" + like_literal(search) + "%")
+    total = None
+    if count:
+        counting = f"SELECT count(*) FROM tasks WHERE {where.sql}"  # noqa: S608 - fragments
+        total = int(await conn.fetchval(counting, *where.args))
+    if after is not None:
+        where.add("created_at <= {0} AND (created_at < {0} OR id > {1})", *after)
+    sql = LIST_TASKS.format(
+        where=where.sql,
+        limit=where.bind(limit + 1),
+        offset=where.bind(offset),
+        since=where.bind(failures_since),
+    )
+    rows = await conn.fetch(sql, *where.args)
+    return [dict(r) for r in rows[:limit]], total, len(rows) > limit
 
 
 async def count_owned(conn: asyncpg.Connection | asyncpg.Pool, owner_id: UUID) -> int:

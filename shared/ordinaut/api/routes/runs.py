@@ -8,12 +8,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from ordinaut.api import cursor as keyset
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, Page, Principal, get_deps, id_of, require
 from ordinaut.api.strict import JSONRoute, utc_instant
-from ordinaut.api.tenancy import OWNER_QUERY, acting_owner, owner_filter
+from ordinaut.api.tenancy import CURSOR_QUERY, OWNER_QUERY, TOTAL_QUERY, acting_owner, owner_filter
 from ordinaut.errors import NotFound
-from ordinaut.models import RunOut, RunsOverview, RunSummary, TaskStats, page
+from ordinaut.models import RunOut, RunsOverview, RunSummary, TaskStats
 from ordinaut.store import audit, runs, tasks, work
 
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
@@ -54,24 +55,42 @@ async def list_runs(
     limit: int = Query(50, ge=1, le=500, description="Page size."),
     offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
     owner: str | None = OWNER_QUERY,
+    cursor: str | None = CURSOR_QUERY,
+    total: bool = TOTAL_QUERY,
 ) -> dict[str, Any]:
     """The caller's runs, newest first, without step results, in the list envelope; admins
     read another agent's (``owner=ID``) or every agent's (``owner=*``): with
-    ``status=dead_letter&owner=*``, every dead letter."""
+    ``status=dead_letter&owner=*``, every dead letter. Page with ``next_cursor`` (keyset: as
+    fast deep in the list as at its start) or ``offset``; ``total=false`` skips the count."""
     owner_id = owner_filter(who, owner)
+    start, end = utc_instant("start_time", start_time), utc_instant("end_time", end_time)
+    query = ("runs", owner_id, task_id, status, success, start, end)
+    secret = deps.settings.secrets_key
     pool = await deps.pool()
-    rows, total = await runs.list_runs(
+    rows, counted, more = await runs.list_runs(
         pool,
         owner_id,
         task_id=task_id,
         status=status,
         success=success,
-        start=utc_instant("start_time", start_time),
-        end=utc_instant("end_time", end_time),
+        start=start,
+        end=end,
         limit=limit,
         offset=offset,
+        after=keyset.start_after(secret, cursor, offset, query),
+        count=total and cursor is None,
     )
-    return page([_out(r, steps=False) for r in rows], total, limit, offset)
+    last = (rows[-1]["scheduled_for"], rows[-1]["id"]) if rows else None
+    return keyset.page(
+        [_out(r, steps=False) for r in rows],
+        total=counted,
+        limit=limit,
+        offset=offset,
+        more=more,
+        last=last,
+        secret=secret,
+        query=query,
+    )
 
 
 @router.get("/runs/stats/summary", response_model=RunsOverview)

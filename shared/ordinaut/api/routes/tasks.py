@@ -14,10 +14,11 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 
 from ordinaut import events, tracing
+from ordinaut.api import cursor as keyset
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, Page, Principal, get_deps, id_of, require
 from ordinaut.api.strict import JSONRoute, utc_instant
-from ordinaut.api.tenancy import OWNER_QUERY, owner_filter
+from ordinaut.api.tenancy import CURSOR_QUERY, OWNER_QUERY, TOTAL_QUERY, owner_filter
 from ordinaut.api.tooling import tool_registry
 from ordinaut.errors import (
     Conflict,
@@ -38,7 +39,6 @@ from ordinaut.models import (
     TaskPatch,
     ValidateIn,
     ValidateOut,
-    page,
 )
 from ordinaut.pipeline import PipelineLimits, compile_payload, dry_run
 from ordinaut.pipeline.context import iso_utc
@@ -320,12 +320,17 @@ async def list_tasks(
         max_length=200,
         description="Only tasks whose title contains this text (case-insensitive).",
     ),
+    cursor: str | None = CURSOR_QUERY,
+    total: bool = TOTAL_QUERY,
 ) -> dict[str, Any]:
     """The caller's tasks, newest first, in the list envelope; admins read another agent's
-    (``owner=ID``) or every agent's (``owner=*``)."""
+    (``owner=ID``) or every agent's (``owner=*``). Page with ``next_cursor`` (keyset: as fast
+    deep in the list as at its start) or ``offset``; ``total=false`` skips the count."""
     owner_id = owner_filter(who, owner)
+    query = ("tasks", owner_id, status, schedule_kind, search)
+    secret = deps.settings.secrets_key
     pool = await deps.pool()
-    rows, total = await tasks.list_tasks(
+    rows, counted, more = await tasks.list_tasks(
         pool,
         owner_id,
         status=status,
@@ -334,9 +339,20 @@ async def list_tasks(
         offset=offset,
         search=search,
         failures_since=deps.clock.now() - timedelta(days=1),
+        after=keyset.start_after(secret, cursor, offset, query),
+        count=total and cursor is None,
     )
-    items = [TaskListItem.model_validate(r).model_dump(mode="json") for r in rows]
-    return page(items, total, limit, offset)
+    last = (rows[-1]["created_at"], rows[-1]["id"]) if rows else None
+    return keyset.page(
+        [TaskListItem.model_validate(r).model_dump(mode="json") for r in rows],
+        total=counted,
+        limit=limit,
+        offset=offset,
+        more=more,
+        last=last,
+        secret=secret,
+        query=query,
+    )
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
