@@ -13,13 +13,13 @@ import dataclasses
 import itertools
 import os
 import re
+import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
 import orjson
-import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -59,14 +59,19 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
 )
 
 
 def is_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means a backing service could not be reached in time."""
     if isinstance(exc, _UNAVAILABLE):
+        return True
+    # Redis's errors, when redis is loaded at all (it is imported on first use, so a process
+    # that never reached Redis cannot be holding one of its errors).
+    redis_errors = sys.modules.get("redis.exceptions")
+    if redis_errors is not None and isinstance(
+        exc, (redis_errors.ConnectionError, redis_errors.TimeoutError)
+    ):
         return True
     # asyncpg reports a connection that died under it or a pool being closed this way.
     return isinstance(exc, asyncpg.InterfaceError) and "clos" in str(exc)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any
-
-import yaml
 
 from ordinaut.errors import InvalidPipeline
 from ordinaut.pipeline.limits import PipelineLimits
@@ -16,22 +15,27 @@ _MAX_NODES = 100_000
 _MAX_PROBLEMS = 50
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML without anchors/aliases (no expansion bombs) and without timestamp types."""
+@functools.cache
+def _loader() -> Any:
+    """Safe YAML without anchors/aliases (no expansion bombs) and without timestamp types.
+    Built on first use: PyYAML is imported only where YAML is read (a CLI file, an HTTP tools
+    file), not by every process that validates JSON payloads."""
+    import yaml
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not accepted", event.start_mark
-            )
-        return super().compose_node(parent, index)
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, "YAML aliases (*name) are not accepted", event.start_mark
+                )
+            return super().compose_node(parent, index)
 
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return Loader
 
 
 def parse_pipeline_text(text: str, *, limits: PipelineLimits | None = None) -> object:
@@ -52,8 +56,10 @@ def parse_pipeline_text(text: str, *, limits: PipelineLimits | None = None) -> o
         return json.loads(text)
     except json.JSONDecodeError as exc:
         json_error = exc
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+        return yaml.load(text, Loader=_loader())  # a SafeLoader
     except (yaml.YAMLError, RecursionError) as exc:
         yaml_error = exc
     # Text that opens like JSON was meant as JSON: its error is the useful one.
@@ -81,6 +87,8 @@ def parse_pipeline_text(text: str, *, limits: PipelineLimits | None = None) -> o
 
 def _yaml_position(exc: BaseException) -> tuple[int | None, int | None, str]:
     """1-based line and column of a YAML error (where the parser noticed it), and its reason."""
+    import yaml
+
     if isinstance(exc, yaml.MarkedYAMLError):
         mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
         problem = exc.problem or exc.context or str(exc)
