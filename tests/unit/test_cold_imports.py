@@ -17,7 +17,10 @@ DEFERRED = ("redis", "opentelemetry.sdk", "httpx", "yaml")
 
 
 def _loaded_after(statement: str) -> list[str]:
-    code = f"import sys; {statement}; print(sorted(m for m in {DEFERRED!r} if m in sys.modules))"
+    code = (
+        f"import json, sys; {statement}; "
+        f"print(json.dumps(sorted(m for m in {DEFERRED!r} if m in sys.modules)))"
+    )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ORDINAUT_", "OTEL_"))},
         "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}",
