@@ -67,6 +67,39 @@ class Where:
         return " AND ".join(self.parts) or "true"
 
 
+def keyset_page(
+    columns: str,
+    table: str,
+    where: Where,
+    order: str,
+    *,
+    limit: int,
+    offset: int,
+    after: tuple[Any, Any] | None,
+) -> str:
+    """A page of ``table`` in (``order`` DESC, id) order: by ``offset``, or right after the
+    (``order``, id) of ``after`` (a keyset cursor). The keyset page is two index ranges, the
+    rest of ``after``'s instant by id and everything older, merged: a single
+    "order <= x AND (order < x OR id > y)" range would read every row tied on ``order``
+    before the first it keeps (100k tasks loaded in one statement share their created_at)."""
+    lim = where.bind(limit)
+    if after is None:
+        return (
+            f"SELECT {columns} FROM {table} WHERE {where.sql} "  # noqa: S608 - fragments
+            f"ORDER BY {order} DESC, id LIMIT {lim} OFFSET {where.bind(offset)}"
+        )
+    conditions = where.sql
+    at, last = where.bind(after[0]), where.bind(after[1])
+    return (
+        f"SELECT * FROM ("  # noqa: S608 - fragments
+        f"(SELECT {columns} FROM {table} WHERE {conditions} AND {order} = {at} AND id > {last} "
+        f"ORDER BY id LIMIT {lim}) UNION ALL "
+        f"(SELECT {columns} FROM {table} WHERE {conditions} AND {order} < {at} "
+        f"ORDER BY {order} DESC, id LIMIT {lim})"
+        f") AS keyset ORDER BY {order} DESC, id LIMIT {lim}"
+    )
+
+
 def like_literal(text: str) -> str:
     """``text`` matched literally by LIKE (its ``%``, ``_`` and ``\\`` escaped)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

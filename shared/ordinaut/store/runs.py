@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from ordinaut.errors import InvalidTransition, NotFound
-from ordinaut.store.db import Where, delete_in_batches
+from ordinaut.store.db import Where, delete_in_batches, keyset_page
 
 RUN_COLUMNS = (
     "id, task_id, owner_id, scheduled_for, status::text AS status, attempt, trigger, event_id, started_at, "
@@ -132,11 +132,8 @@ async def list_runs(
     if count:
         counting = f"SELECT count(*) FROM runs WHERE {where.sql}"  # noqa: S608 - fragments
         total = int(await conn.fetchval(counting, *where.args))
-    if after is not None:
-        where.add("scheduled_for <= {0} AND (scheduled_for < {0} OR id > {1})", *after)
-    listing = (
-        f"SELECT {RUN_COLUMNS} FROM runs WHERE {where.sql} "  # noqa: S608 - fragments
-        f"ORDER BY scheduled_for DESC, id LIMIT {where.bind(limit + 1)} OFFSET {where.bind(offset)}"
+    listing = keyset_page(
+        RUN_COLUMNS, "runs", where, "scheduled_for", limit=limit + 1, offset=offset, after=after
     )
     rows = await conn.fetch(listing, *where.args)
     return [_row(r) for r in rows[:limit]], total, len(rows) > limit

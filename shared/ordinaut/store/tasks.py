@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from ordinaut.errors import NotFound
-from ordinaut.store.db import Where, like_literal
+from ordinaut.store.db import Where, keyset_page, like_literal
 
 TASK_COLUMNS = (
     "id, created_by, title, description, schedule_kind, schedule_expr, timezone, dtstart, "
@@ -98,12 +98,8 @@ SELECT_TASK_ANY_OWNER = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"  # noq
 # right after the cursor's (created_at, id), so a deep page costs what the first one does.
 # Each filter adds its predicate only when given (see store/runs.py); the total is a separate
 # count, run only when asked for.
-LIST_TASKS = f"""
-WITH page AS (
-    SELECT {TASK_COLUMNS} FROM tasks WHERE {{where}}
-    ORDER BY created_at DESC, id
-    LIMIT {{limit}} OFFSET {{offset}}
-)
+LIST_TASKS = """
+WITH page AS ({page})
 SELECT page.*, last.status AS last_run_status, last.finished_at AS last_run_at,
        fails.n AS failures_24h
 FROM page
@@ -116,13 +112,13 @@ CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE recent.status IN ('failed', 'dead_letter')) AS n
     FROM (
         SELECT r.status FROM runs r
-        WHERE r.task_id = page.id AND r.scheduled_for >= {{since}}
+        WHERE r.task_id = page.id AND r.scheduled_for >= {since}
         ORDER BY r.scheduled_for DESC
         LIMIT 1000
     ) recent
 ) fails
 ORDER BY page.created_at DESC, page.id
-"""  # noqa: S608 - column list and fragments are module constants
+"""
 
 
 # Every stored task counts, canceled ones too: a canceled task keeps its row (and its runs)
@@ -239,14 +235,10 @@ async def list_tasks(
     if count:
         counting = f"SELECT count(*) FROM tasks WHERE {where.sql}"  # noqa: S608 - fragments
         total = int(await conn.fetchval(counting, *where.args))
-    if after is not None:
-        where.add("created_at <= {0} AND (created_at < {0} OR id > {1})", *after)
-    sql = LIST_TASKS.format(
-        where=where.sql,
-        limit=where.bind(limit + 1),
-        offset=where.bind(offset),
-        since=where.bind(failures_since),
+    page = keyset_page(
+        TASK_COLUMNS, "tasks", where, "created_at", limit=limit + 1, offset=offset, after=after
     )
+    sql = LIST_TASKS.format(page=page, since=where.bind(failures_since))
     rows = await conn.fetch(sql, *where.args)
     return [dict(r) for r in rows[:limit]], total, len(rows) > limit
 
