@@ -282,17 +282,22 @@ class Page(BaseModel, Generic[T]):
     """The list envelope every list route uses."""
 
     items: list[T] = Field(description="This page's items.")
-    total: int | None = Field(
-        description="Items matching, over every page; null when not counted (`total=false`, "
-        "or a page read with `cursor`)."
-    )
+    total: int = Field(description="Items matching, over every page.")
     limit: int = Field(description="The page size asked for.")
     offset: int = Field(description="Items skipped before this page.")
     has_more: bool = Field(description="True when a later page has items.")
+
+
+class KeysetPage(Page[T], Generic[T]):
+    """The list envelope of the lists that also page by cursor (``GET /tasks``, ``GET /runs``)."""
+
+    total: int | None = Field(  # type: ignore[assignment]
+        description="Items matching, over every page; null when not counted (`total=false`, "
+        "or a page read with `cursor`)."
+    )
     next_cursor: str | None = Field(
-        default=None,
-        description="Where the next page starts: send it back as `cursor` (keyset paging, "
-        "routes that offer it); null on the last page.",
+        description="Send it back as `cursor` for the next page (keyset paging); null on the "
+        "last page."
     )
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from ordinaut.api import cursor as keyset
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, Page, Principal, get_deps, id_of, require
+from ordinaut.api.deps import Deps, KeysetPage, Principal, get_deps, id_of, require
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import CURSOR_QUERY, OWNER_QUERY, TOTAL_QUERY, acting_owner, owner_filter
 from ordinaut.errors import NotFound
@@ -32,7 +32,7 @@ def _out(row: dict[str, Any], *, steps: bool) -> dict[str, Any]:
     return data
 
 
-@router.get("/runs", response_model=Page[RunSummary])
+@router.get("/runs", response_model=KeysetPage[RunSummary])
 async def list_runs(
     who: Principal = RUNS_READ,
     deps: Deps = Depends(get_deps),

@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from ordinaut import events, tracing
 from ordinaut.api import cursor as keyset
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, Page, Principal, get_deps, id_of, require
+from ordinaut.api.deps import Deps, KeysetPage, Principal, get_deps, id_of, require
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import CURSOR_QUERY, OWNER_QUERY, TOTAL_QUERY, owner_filter
 from ordinaut.api.tooling import tool_registry
@@ -302,7 +302,7 @@ async def _insert(
     return _out(row)
 
 
-@router.get("/tasks", response_model=Page[TaskListItem])
+@router.get("/tasks", response_model=KeysetPage[TaskListItem])
 async def list_tasks(
     who: Principal = TASK_READ,
     deps: Deps = Depends(get_deps),
