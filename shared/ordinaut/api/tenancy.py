@@ -7,7 +7,7 @@ without the admin scope gets 403 for the parameter itself, so tenancy (docs/guar
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import Query
@@ -17,25 +17,31 @@ from ordinaut.errors import Forbidden, ValidationFailed
 
 EVERY_AGENT = "*"
 
-OWNER_QUERY: Any = Query(
-    None,
-    max_length=36,
-    description="admin only: read this agent's rows (an agent id), or every agent's (`*`)",
-)
+Owner = Annotated[
+    str | None,
+    Query(
+        max_length=36,
+        description="admin only: read this agent's rows (an agent id), or every agent's (`*`)",
+    ),
+]
 
 # Keyset paging (api/cursor.py) beside offset, on the lists that can grow without bound.
-CURSOR_QUERY: Any = Query(
-    None,
-    min_length=1,
-    max_length=200,
-    description="Start after the page that returned this `next_cursor` (keyset paging: as "
-    "fast deep in the list as at its start; not with `offset`). Keep the other parameters.",
-)
-TOTAL_QUERY: Any = Query(
-    True,
-    description="Count the items matching over every page (`total`). false skips the count, "
-    "which reads every match; a page read with `cursor` is never counted.",
-)
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        description="Start after the page that returned this `next_cursor` (keyset paging: as "
+        "fast deep in the list as at its start; not with `offset`). Keep the other parameters.",
+    ),
+]
+Total = Annotated[
+    bool,
+    Query(
+        description="Count the items matching over every page (`total`). false skips the "
+        "count, which reads every match; a page read with `cursor` is never counted.",
+    ),
+]
 
 
 def owner_filter(who: Principal, owner: str | None) -> UUID | None:

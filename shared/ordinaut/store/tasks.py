@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -16,7 +17,7 @@ TASK_COLUMNS = (
     "id, created_by, title, description, schedule_kind, schedule_expr, timezone, dtstart, "
     "payload, status, priority, max_retries, backoff_strategy, dedupe_key, "
     "dedupe_window_seconds, concurrency_key, misfire_policy, overlap_policy, next_run_at, "
-    "snoozed_until, created_at, updated_at, max_duration_s, run_bound_s"
+    "snoozed_until, created_at, updated_at, max_duration_s, run_bound_s, labels"
 )
 # Columns a create or an update writes, in this order ($2..$19 below).
 WRITABLE = (
@@ -42,9 +43,9 @@ WRITABLE = (
 
 INSERT_TASK = f"""
 INSERT INTO tasks (id, created_by, {", ".join(WRITABLE)}, created_at, updated_at,
-                   max_duration_s, run_bound_s)
+                   max_duration_s, run_bound_s, labels)
 VALUES ($1, $20, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-        $21, $21, $22, $23)
+        $21, $21, $22, $23, $24)
 RETURNING {TASK_COLUMNS}
 """  # noqa: S608 - column lists are module constants, values are bound
 
@@ -54,6 +55,7 @@ UPDATE tasks SET title = $2, description = $3, schedule_kind = $4, schedule_expr
     backoff_strategy = $12, dedupe_key = $13, dedupe_window_seconds = $14,
     concurrency_key = $15, misfire_policy = $16, overlap_policy = $17, next_run_at = $18,
     snoozed_until = $19, updated_at = $21, max_duration_s = $22, run_bound_s = $23,
+    labels = $24,
     payload_version = payload_version + (payload IS DISTINCT FROM $8::jsonb)::int
 WHERE id = $1 AND created_by = $20
 RETURNING {TASK_COLUMNS}
@@ -61,25 +63,25 @@ RETURNING {TASK_COLUMNS}
 
 # A create in one statement (no BEGIN/COMMIT round trips): the owner's counter row is locked
 # (agent_task_counts, migration 0016, kept by triggers), the task inserted only while the
-# owner is under its limit ($24), and its audit row and lifecycle event are written beside it,
+# owner is under its limit ($25), and its audit row and lifecycle event are written beside it,
 # all or nothing. No row back: the limit was reached. Parameter types come from the columns.
 CREATE_TASK = f"""
 WITH quota AS (
     SELECT owned FROM agent_task_counts WHERE agent_id = $20 FOR UPDATE
 ), ins AS (
     INSERT INTO tasks (id, created_by, {", ".join(WRITABLE)}, created_at, updated_at,
-                       max_duration_s, run_bound_s)
+                       max_duration_s, run_bound_s, labels)
     SELECT $1, $20, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-           $19, $21, $21, $22, $23
-    WHERE coalesce((SELECT owned FROM quota), 0) < $24
+           $19, $21, $21, $22, $23, $24
+    WHERE coalesce((SELECT owned FROM quota), 0) < $25
     RETURNING {TASK_COLUMNS}
 ), audit AS (
     INSERT INTO audit_log (actor_id, action, subject_type, subject_id, details, request_id,
                            created_at)
-    SELECT $20, $25, 'task', ins.id, '{{}}', $26, $21 FROM ins
+    SELECT $20, $26, 'task', ins.id, '{{}}', $27, $21 FROM ins
 ), lifecycle AS (
     INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
-    SELECT $27, $25, $20, ins.id,
+    SELECT $28, $26, $20, ins.id,
            jsonb_build_object('task_id', ins.id, 'status', ins.status), $21
     FROM ins
 )
@@ -143,12 +145,17 @@ def _bounds(task: dict[str, Any]) -> tuple[Any, Any]:
     return task.get("max_duration_s"), task.get("run_bound_s")
 
 
+def _labels(task: dict[str, Any]) -> dict[str, str]:
+    """labels ($24): the task's whole map (a row written before labels existed has none)."""
+    return task.get("labels") or {}
+
+
 async def insert_task(
     conn: Connection, *, task_id: UUID, owner_id: UUID, task: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     """Insert a validated task; returns the stored row."""
     row = await conn.fetchrow(
-        INSERT_TASK, task_id, *task_values(task), owner_id, now, *_bounds(task)
+        INSERT_TASK, task_id, *task_values(task), owner_id, now, *_bounds(task), _labels(task)
     )
     return dict(one_row(row))
 
@@ -162,7 +169,7 @@ async def create_task(
     now: datetime,
     max_owned: int,
     action: str,
-    request_id: str,
+    request_id: str | None,
 ) -> dict[str, Any] | None:
     """Insert a validated task with its audit row and ``action`` lifecycle event, in one
     statement (atomic on its own, or part of the caller's transaction); None, and nothing
@@ -174,6 +181,7 @@ async def create_task(
         owner_id,
         now,
         *_bounds(task),
+        _labels(task),
         max_owned,
         action,
         request_id,
@@ -197,7 +205,7 @@ async def update_task(
 ) -> dict[str, Any]:
     """Write every writable column of ``task`` (read it with ``lock=True`` first)."""
     row = await conn.fetchrow(
-        UPDATE_TASK, task["id"], *task_values(task), owner_id, now, *_bounds(task)
+        UPDATE_TASK, task["id"], *task_values(task), owner_id, now, *_bounds(task), _labels(task)
     )
     if row is None:
         raise NotFound(f"task {task['id']} not found", {"task_id": str(task["id"])})
@@ -214,12 +222,14 @@ async def list_tasks(
     offset: int = 0,
     failures_since: datetime,
     search: str | None = None,
+    labels: Sequence[tuple[str, str]] = (),
     after: tuple[datetime, UUID] | None = None,
     count: bool = True,
 ) -> tuple[list[dict[str, Any]], int | None, bool]:
     """One page of ``owner_id``'s tasks (None: every agent's), newest first: the rows, the
     total matching (None unless ``count``) and whether more follow; ``search`` keeps the tasks
-    whose title contains it (case-insensitive, taken literally). Each task carries its latest
+    whose title contains it (case-insensitive, taken literally); ``labels`` keeps the tasks
+    carrying every one of these (key, value) pairs. Each task carries its latest
     finished run's status and time and its failures since ``failures_since``. ``after`` (the
     created_at and id of the previous page's last task, a keyset cursor) starts the page right
     after that task instead of skipping ``offset`` rows."""
@@ -232,6 +242,11 @@ async def list_tasks(
         where.add("schedule_kind = {}", kind)
     if search:
         where.add("title ILIKE {} ESCAPE '\\'", "%" + like_literal(search) + "%")
+    wanted = dict(labels)
+    if len(wanted) < len(set(labels)):
+        return [], (0 if count else None), False  # two values for one key: none carries both
+    if wanted:
+        where.add("labels @> {}::jsonb", wanted)
     total = None
     if count:
         counting = f"SELECT count(*) FROM tasks WHERE {where.sql}"  # noqa: S608 - fragments

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from ordinaut.api.deps import Principal, require
 from ordinaut.api.strict import JSONRoute
-from ordinaut.api.tooling import tool_registry
+from ordinaut.api.tooling import Registry
 
 router = APIRouter(tags=["tools"], route_class=JSONRoute)
 
@@ -30,8 +30,8 @@ class Tools(BaseModel):
 
 @router.get("/tools", response_model=Tools)
 async def list_tools(
-    request: Request, who: Principal = Depends(require("tasks:read"))
+    who: Annotated[Principal, Depends(require("tasks:read"))], registry: Registry
 ) -> dict[str, Any]:
     """Every pipeline tool with its input and output JSON Schemas."""
-    items = tool_registry(request).describe()
+    items = registry.describe()
     return {"items": items, "total": len(items)}
