@@ -20,8 +20,9 @@ left completes, and a completed task with a new fire time is active again.
 
 Every function takes a connection and the caller's one reading of the clock (``now``); each
 locks the task row, checks the transition, writes the row, and records the audit row and the
-outbox event in the same transaction. A task belongs to the agent acting on it: another
-agent's task is ``NotFound`` exactly like a missing one.
+outbox event in the same transaction (``create`` writes all of it in one statement, so it
+also takes a pool). A task belongs to the agent acting on it: another agent's task is
+``NotFound`` exactly like a missing one.
 """
 
 from __future__ import annotations
