@@ -68,10 +68,21 @@ def wrk_script(method: str, token: str, body: dict[str, Any] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_wrk(url: str, script: str, seconds: float, connections: int = 16) -> dict[str, float]:
-    """req/s and p99 (ms) of one wrk run; raises when any response was not 2xx."""
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(
+    url: str, script: str, seconds: float, connections: int = 16, pid: int | None = None
+) -> dict[str, float]:
+    """req/s and p99 (ms) of one wrk run; raises when any response was not 2xx. With the
+    server's ``pid``: also its CPU time per request (µs), which other work on a shared machine
+    barely moves, where req/s falls with every process competing for the cores."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
+    before = cpu_s(pid) if pid else 0.0
     try:
         out = subprocess.run(
             ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", f.name, url],
@@ -87,7 +98,11 @@ def run_wrk(url: str, script: str, seconds: float, connections: int = 16) -> dic
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     assert p99, out
-    return {"rps": round(rps, 1), "p99_ms": round(float(p99.group(1)) * UNITS[p99.group(2)], 2)}
+    result = {"rps": round(rps, 1), "p99_ms": round(float(p99.group(1)) * UNITS[p99.group(2)], 2)}
+    done = re.search(r"(\d+) requests in", out)
+    if pid and done and int(done.group(1)):
+        result["cpu_us_per_req"] = round((cpu_s(pid) - before) / int(done.group(1)) * 1e6, 1)
+    return result
 
 
 async def wait_up(base: str, path: str) -> None:
@@ -224,12 +239,22 @@ def _summary(pairs: list[tuple[dict[str, float], dict[str, float]]]) -> dict[str
             "max": round(max(values), 2),
         }
 
+    cpu = [
+        (o["cpu_us_per_req"], b["cpu_us_per_req"])
+        for o, b in pairs
+        if "cpu_us_per_req" in o and "cpu_us_per_req" in b
+    ]
     return {
         "ordinaut": {"rps": stat([o["rps"] for o, _ in pairs]),
-                     "p99_ms": stat([o["p99_ms"] for o, _ in pairs])},
+                     "p99_ms": stat([o["p99_ms"] for o, _ in pairs]),
+                     "cpu_us_per_req": stat([c for c, _ in cpu]) if cpu else None},
         "bare": {"rps": stat([b["rps"] for _, b in pairs]),
-                 "p99_ms": stat([b["p99_ms"] for _, b in pairs])},
+                 "p99_ms": stat([b["p99_ms"] for _, b in pairs]),
+                 "cpu_us_per_req": stat([c for _, c in cpu]) if cpu else None},
         "ratio": stat(ratios),
+        # bare's CPU per request over Ordinaut's: the req/s ratio a quiet machine would show
+        # if the API process were the bottleneck
+        "cpu_ratio": stat([b / c for c, b in cpu]) if cpu else None,
         "readings": [[o["rps"], b["rps"]] for o, b in pairs],
     }  # fmt: skip
 
@@ -281,11 +306,17 @@ async def side_by_side(
         for name, (method, path, body) in routes.items():
             script = wrk_script(method, token, body)
             pairs = [
-                (run_wrk(base_o + path, script, seconds), run_wrk(base_b + path, script, seconds))
+                (
+                    run_wrk(base_o + path, script, seconds, pid=procs[0].pid),
+                    run_wrk(base_b + path, script, seconds, pid=procs[1].pid),
+                )
                 for _ in range(reps)
             ]
             result[name] = _summary(pairs)
-            print(f"api {name}: ratio {result[name]['ratio']}", flush=True)
+            print(
+                f"api {name}: ratio {result[name]['ratio']}, cpu ratio {result[name]['cpu_ratio']}",
+                flush=True,
+            )
 
         # flat costs: the create rate of an agent owning many tasks against one owning none,
         # alternately in the same minutes (so the machine's drift hits both alike)
