@@ -33,6 +33,7 @@ from ordinaut.client import (
 )
 from ordinaut.client.credentials import Connection
 from ordinaut.client.words import describe_schedule, local_time, summary
+from ordinaut.vocabulary import RunStatus, TaskStatus
 
 INSTRUCTIONS = """\
 Ordinaut runs tasks for you on a schedule. A task is a schedule (cron, rrule, once or event)
@@ -43,11 +44,8 @@ Times are UTC unless a timezone (IANA name, e.g. Europe/Chisinau) is given."""
 
 TaskId = Annotated[str, Field(description="Task id from create_task or list_tasks.")]
 RunId = Annotated[str, Field(description="Run id from run_task_now or list_runs.")]
+# the kinds create_task offers: every kind of ordinaut.vocabulary but condition
 ScheduleKind = Literal["cron", "rrule", "once", "event"]
-TaskStatus = Literal["active", "paused", "canceled", "completed"]
-RunStatus = Literal[
-    "queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped"
-]
 
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)

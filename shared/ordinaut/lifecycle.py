@@ -20,13 +20,14 @@ left completes, and a completed task with a new fire time is active again.
 
 Every function takes a connection and the caller's one reading of the clock (``now``); each
 locks the task row, checks the transition, writes the row, and records the audit row and the
-outbox event in the same transaction (``create`` writes all of it in one statement, so it
-also takes a pool). A task belongs to the agent acting on it: another agent's task is
-``NotFound`` exactly like a missing one.
+outbox event in one transaction (the caller's, when it has one open; ``create`` writes all of
+it in one statement, so it also takes a pool). A task belongs to the agent acting on it:
+another agent's task is ``NotFound`` exactly like a missing one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,8 +46,8 @@ from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
 from ordinaut.store.rows import SlotTask
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire
+from ordinaut.vocabulary import TASK_STATUSES, TIME_KINDS
 
-ALL_STATUSES = ("active", "paused", "canceled", "completed")
 # action -> the statuses it is allowed from (in the order error details list them)
 ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     "update": ("active", "paused", "completed"),
@@ -55,15 +56,13 @@ ALLOWED_FROM: dict[str, tuple[str, ...]] = {
     "cancel": ("active", "paused", "completed"),
     "snooze": ("active", "paused"),
     "run_now": ("active", "paused", "completed"),
-    "delete": ALL_STATUSES,
+    "delete": TASK_STATUSES,
 }
 # What an InvalidTransition says, by action ({status} is the task's current one).
 REFUSALS = {
     "update": "a {status} task cannot be updated",
     "run_now": "a {status} task cannot run",
 }
-# Schedules that end: with no fire time left, such a task is completed.
-ENDING_KINDS = ("cron", "rrule", "once")
 # Queued work a schedule (not a person or an event) created: dropped on pause or reschedule.
 SCHEDULED_TRIGGERS = ["schedule", "condition"]
 
@@ -139,12 +138,12 @@ async def create(
     task created inside ``dedupe_window_seconds``. The quota check (the agent's counter row,
     locked), the insert, its audit row and its outbox event are one statement: atomic on its
     own, so a pool may be given and no transaction round trips are paid; a dedupe check
-    joins it in a transaction."""
+    joins it in a transaction (the caller's, when open)."""
     if dedupes(prepared):
         if isinstance(conn, asyncpg.Pool):
             async with conn.acquire() as own:
                 return await create(own, actor, prepared, now, max_tasks=max_tasks)
-        async with conn.transaction():
+        async with _atomic(conn):
             if await tasks.count_owned(conn, actor.agent_id) >= max_tasks:
                 raise _limit(max_tasks)  # the limit answers first, as without a dedupe key
             since = now - timedelta(seconds=prepared["dedupe_window_seconds"])
@@ -205,7 +204,7 @@ async def update(
 ) -> dict[str, Any]:
     """Apply ``changes`` (validated whole by ``validate``); returns the row. A changed
     schedule drops the queued scheduled slots and takes effect from the next tick."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("update", current["status"])
         merged = {**current, **changes}
@@ -224,7 +223,7 @@ async def update(
             await work.drop_pending(conn, task_id, triggers=SCHEDULED_TRIGGERS)
             if current["status"] == "paused":
                 task["next_run_at"] = None
-            elif task["next_run_at"] is None and prepared["schedule_kind"] in ENDING_KINDS:
+            elif task["next_run_at"] is None and prepared["schedule_kind"] in TIME_KINDS:
                 task["status"] = "completed"
             elif current["status"] == "completed":
                 task["status"] = "active"
@@ -239,7 +238,7 @@ async def update(
 
 async def pause(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> dict[str, Any]:
     """Stop scheduling new runs; queued scheduled slots are dropped (409 unless active)."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("pause", current["status"])
         await work.drop_pending(conn, task_id, triggers=SCHEDULED_TRIGGERS)
@@ -250,7 +249,7 @@ async def pause(conn: Connection, task_id: UUID, actor: Actor, now: datetime) ->
 async def resume(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> dict[str, Any]:
     """Schedule again from ``now`` on (409 unless paused); a time schedule with no fire time
     left completes instead."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("resume", current["status"])
         schedule = stored_schedule(
@@ -260,14 +259,14 @@ async def resume(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -
             current["dtstart"],
         )
         task = dict(current, status="active", next_run_at=first_fire(schedule, now))
-        if task["next_run_at"] is None and schedule.kind in ENDING_KINDS:
+        if task["next_run_at"] is None and schedule.kind in TIME_KINDS:
             task["status"] = "completed"
         return await _write(conn, actor, events.TASK_RESUMED, task, now)
 
 
 async def cancel(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> dict[str, Any]:
     """End the task for good; its queued runs are canceled (409 when already canceled)."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("cancel", current["status"])
         await work.cancel_queued(conn, task_id, now=now, reason="task canceled")
@@ -286,7 +285,7 @@ async def snooze(
 ) -> dict[str, Any]:
     """Postpone queued runs by ``delay_seconds``; slots due before then start at its end
     (409 unless active or paused)."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("snooze", current["status"])
         shifted = await work.snooze_queued(conn, task_id, now=now, delay_s=delay_seconds)
@@ -307,7 +306,7 @@ async def run_now(
 
     409 for a canceled task; 429 when the agent queued ``runs_per_minute`` runs this minute
     (0: no budget). Workers listening on the connection's channel are notified on commit."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("run_now", current["status"])
         quota = RunQuota(runs_per_minute, now)
@@ -355,11 +354,18 @@ async def run_now(
 
 async def delete(conn: Connection, task_id: UUID, actor: Actor, now: datetime) -> None:
     """Delete the task with its runs and pending work (any status)."""
-    async with conn.transaction():
+    async with _atomic(conn):
         current = await tasks.get_task(conn, task_id, actor.agent_id, lock=True)
         check("delete", current["status"])
         await tasks.delete_task(conn, task_id, actor.agent_id)
         await record(conn, actor, events.TASK_DELETED, current, now)
+
+
+def _atomic(conn: Connection) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A transaction, or the caller's when it has one open (one commit, no savepoint)."""
+    if conn.is_in_transaction():
+        return contextlib.nullcontext()
+    return conn.transaction()
 
 
 async def _write(

@@ -101,7 +101,8 @@ async def test_one_statement_writes_everything_once_in_order(
         "tasks_matched": 2,
     }
     before = await _writes(pool, tenant)
-    assert before["runs"] == 2 and before["outbox"][-1] == "event.received"
+    assert before["runs"] == 2
+    assert before["outbox"][-1] == "event.received"
 
     # three tasks match now, one run is left in this minute's budget of three
     r = await client.post(
@@ -109,7 +110,8 @@ async def test_one_statement_writes_everything_once_in_order(
         json={"topic": "orders.created", "payload": {"amount": 500}, "event_id": "e2"},
         headers=h,
     )
-    assert r.json()["runs_queued"] == 1 and r.json()["runs_refused"] == 2
+    assert r.json()["runs_queued"] == 1
+    assert r.json()["runs_refused"] == 2
     assert r.json()["tasks_matched"] == 3
     after = await _writes(pool, tenant)
     assert after["outbox"] == [
@@ -122,7 +124,8 @@ async def test_one_statement_writes_everything_once_in_order(
 
     # nothing matches: the event and its event.received only
     r = await client.post("/events", json={"topic": "other.thing", "event_id": "e3"}, headers=h)
-    assert r.json()["tasks_matched"] == 0 and r.json()["runs_queued"] == 0
+    assert r.json()["tasks_matched"] == 0
+    assert r.json()["runs_queued"] == 0
     last = await _writes(pool, tenant)
     assert last["events"][-1] == {"event_id": "e3", "tasks_matched": 0}
     assert last["outbox"] == [*after["outbox"], "event.received"]

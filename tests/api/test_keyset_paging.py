@@ -95,7 +95,8 @@ async def test_runs_by_cursor_are_the_whole_listing_in_order_with_ties(
             assert ids == expected, (path, limit)
             assert pages[0]["total"] == 23  # the first page counts, as before
             assert all(p["total"] is None for p in pages[1:])  # cursor pages never count
-            assert all(p["has_more"] for p in pages[:-1]) and not pages[-1]["has_more"]
+            assert all(p["has_more"] for p in pages[:-1])
+            assert not pages[-1]["has_more"]
             assert pages[-1]["next_cursor"] is None
 
 
@@ -107,7 +108,8 @@ async def test_runs_offset_paging_still_counts_and_agrees_with_the_cursor(
     by_offset: list[str] = []
     for offset in range(0, 25, 5):
         page = (await client.get(f"/runs?limit=5&offset={offset}", headers=h)).json()
-        assert page["total"] == 23 and page["offset"] == offset
+        assert page["total"] == 23
+        assert page["offset"] == offset
         assert page["has_more"] == (offset + 5 < 23)
         by_offset += [item["id"] for item in page["items"]]
     assert by_offset == by_cursor
@@ -118,9 +120,13 @@ async def test_total_false_skips_the_count_and_keeps_has_more(
 ) -> None:
     h = agent_with_runs["headers"]
     page = (await client.get("/runs?limit=10&total=false", headers=h)).json()
-    assert page["total"] is None and page["has_more"] and len(page["items"]) == 10
+    assert page["total"] is None
+    assert page["has_more"]
+    assert len(page["items"]) == 10
     page = (await client.get("/runs?limit=10&offset=20&total=false", headers=h)).json()
-    assert page["total"] is None and not page["has_more"] and len(page["items"]) == 3
+    assert page["total"] is None
+    assert not page["has_more"]
+    assert len(page["items"]) == 3
     assert page["next_cursor"] is None
 
 
@@ -156,7 +162,8 @@ async def test_tasks_by_cursor_are_the_whole_listing_with_ties(
         assert ids == expected, limit
         assert pages[0]["total"] == 17
     paused, _ = await _walk(client, "/tasks?status=paused&search=seed", h, 4)
-    assert paused == [i for i in expected if i in set(paused)] and len(paused) == 14
+    assert paused == [i for i in expected if i in set(paused)]
+    assert len(paused) == 14
 
 
 async def test_a_cursor_is_bound_to_its_owner_route_and_filters(
@@ -185,7 +192,8 @@ async def test_a_cursor_is_bound_to_its_owner_route_and_filters(
     r = await client.get(
         f"/runs?limit=5&owner=*&cursor={every['next_cursor']}", headers=admin["headers"]
     )
-    assert r.status_code == 200 and r.json()["items"]
+    assert r.status_code == 200
+    assert r.json()["items"]
 
 
 async def test_tampered_cursors_are_422(

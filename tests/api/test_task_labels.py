@@ -66,7 +66,8 @@ async def test_patch_replaces_the_whole_map_and_put_resets_it(
     assert replaced.status_code == 200, replaced.text
     assert replaced.json()["labels"] == {"user": "bo"}  # team is gone: the map is replaced
     null = await client.patch(url, json={"labels": None}, headers=agent["headers"])
-    assert null.status_code == 422 and null.json()["error"]["details"][0]["field"] == "labels"
+    assert null.status_code == 422
+    assert null.json()["error"]["details"][0]["field"] == "labels"
     cleared = await client.patch(url, json={"labels": {}}, headers=agent["headers"])
     assert cleared.json()["labels"] == {}
     put = await client.put(url, json=_task("again", env="prod"), headers=agent["headers"])
@@ -146,7 +147,9 @@ async def test_label_filters_are_anded(client: httpx.AsyncClient, make_agent: An
     # with the other filters
     assert await _titles(client, agent, "label=user:ana&search=weekly") == ["ana-weekly"]
     page = (await client.get("/tasks?label=kind:daily&limit=1", headers=agent["headers"])).json()
-    assert page["total"] == 2 and page["has_more"] is True and len(page["items"]) == 1
+    assert page["total"] == 2
+    assert page["has_more"] is True
+    assert len(page["items"]) == 1
 
 
 async def test_a_value_with_a_colon_and_an_empty_value_filter(

@@ -21,7 +21,8 @@ async def test_async_client_labels(sdk: AsyncOrdinaut) -> None:
     assert (await sdk.get_task(both.id)).labels == {"user": "ana", "kind": "daily"}
 
     page = await sdk.list_tasks(labels={"user": "ana"})
-    assert sorted(t.title for t in page.items) == ["ana", "both"] and page.total == 2
+    assert sorted(t.title for t in page.items) == ["ana", "both"]
+    assert page.total == 2
     anded = await sdk.list_tasks(labels={"user": "ana", "kind": "daily"})
     assert [t.title for t in anded.items] == ["both"]
     walked = [t.title async for t in sdk.iter_tasks(labels={"kind": "daily"}, page_size=1)]

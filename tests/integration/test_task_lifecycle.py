@@ -91,7 +91,8 @@ async def test_pause_drops_scheduled_slots_but_keeps_a_manual_run(
     async with pool.acquire() as conn:
         await lifecycle.run_now(conn, task["id"], actor, now, runs_per_minute=0)
         row = await lifecycle.pause(conn, task["id"], actor, now)
-    assert row["status"] == "paused" and row["next_run_at"] is None
+    assert row["status"] == "paused"
+    assert row["next_run_at"] is None
     left = await pool.fetch(QUEUED, task["id"])
     assert [r["trigger"] for r in left] == ["run_now"]  # only what a person asked for stays
     assert await _events(pool, task["id"]) == [("task.paused", "req-1")]
@@ -116,7 +117,8 @@ async def test_resume_recomputes_from_now_and_completes_a_past_one_shot(
             await lifecycle.resume(conn, task["id"], actor, clock.now())
     assert resumed["status"] == "active"
     assert resumed["next_run_at"] == datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
-    assert finished["status"] == "completed" and finished["next_run_at"] is None
+    assert finished["status"] == "completed"
+    assert finished["next_run_at"] is None
 
 
 async def test_cancel_cancels_queued_runs_and_is_final(
@@ -130,7 +132,8 @@ async def test_cancel_cancels_queued_runs_and_is_final(
     await tick(pool, settings.replace(lookahead_s=900), clock)
     async with pool.acquire() as conn:
         row = await lifecycle.cancel(conn, task["id"], actor, clock.now())
-        assert row["status"] == "canceled" and row["next_run_at"] is None
+        assert row["status"] == "canceled"
+        assert row["next_run_at"] is None
         for action in ("pause", "resume", "cancel"):
             with pytest.raises(InvalidTransition):
                 await getattr(lifecycle, action)(conn, task["id"], actor, clock.now())
@@ -139,7 +142,8 @@ async def test_cancel_cancels_queued_runs_and_is_final(
         with pytest.raises(InvalidTransition):
             await lifecycle.run_now(conn, task["id"], actor, clock.now(), runs_per_minute=0)
     runs = await pool.fetch(QUEUED, task["id"])
-    assert runs and {r["status"] for r in runs} == {"canceled"}
+    assert runs
+    assert {r["status"] for r in runs} == {"canceled"}
     assert all(r["run_at"] is None for r in runs)  # nothing left for a worker to lease
 
 
@@ -167,7 +171,8 @@ async def test_snooze_shifts_queued_work_from_now(
         "SELECT payload FROM outbox WHERE subject_id = $1 AND event_type = 'task.snoozed'",
         task["id"],
     )
-    assert payload["shifted_runs"] == 2 and payload["reason"] == "meeting"
+    assert payload["shifted_runs"] == 2
+    assert payload["reason"] == "meeting"
 
 
 async def test_run_now_queues_at_now_within_the_agents_budget(
@@ -268,10 +273,12 @@ async def test_update_follows_a_changed_schedule(
             conn, paused["id"], actor, {"schedule_expr": "0 13 * * *"}, now, validate=validate
         )
     assert seen[-1] is None
-    assert renamed["title"] == "renamed" and renamed["next_run_at"] == cursor
+    assert renamed["title"] == "renamed"
+    assert renamed["next_run_at"] == cursor
     assert moved["next_run_at"] == datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
     assert await pool.fetch(QUEUED, task["id"]) == []  # the old slots were dropped
-    assert still_paused["status"] == "paused" and still_paused["next_run_at"] is None
+    assert still_paused["status"] == "paused"
+    assert still_paused["next_run_at"] is None
     updates = await pool.fetch(
         "SELECT details FROM audit_log WHERE subject_id = $1 AND action = 'task.updated' "
         "ORDER BY id",
@@ -328,7 +335,8 @@ async def test_create_enforces_the_task_limit_and_the_dedupe_window(
     prepared = prepare(fields, now=clock.now(), settings=settings, registry=registry)
     async with pool.acquire() as conn:
         row = await lifecycle.create(conn, actor, prepared, clock.now(), max_tasks=2)
-        assert row["status"] == "active" and row["created_by"] == actor.agent_id
+        assert row["status"] == "active"
+        assert row["created_by"] == actor.agent_id
         with pytest.raises(Conflict) as dup:
             await lifecycle.create(conn, actor, prepared, clock.now(), max_tasks=2)
         assert dup.value.details["existing_task_id"] == str(row["id"])
@@ -337,3 +345,26 @@ async def test_create_enforces_the_task_limit_and_the_dedupe_window(
         with pytest.raises(LimitExceeded):
             await lifecycle.create(conn, actor, prepared, clock.now(), max_tasks=2)
     assert await _events(pool, row["id"]) == [("task.created", "req-1")]
+
+
+async def test_a_transition_joins_the_callers_transaction(
+    pool: asyncpg.Pool, clock: FrozenClock, make_task: Any, actor: lifecycle.Actor
+) -> None:
+    task = await make_task()
+    async with pool.acquire() as conn:
+
+        async def pause_then_fail() -> None:
+            async with conn.transaction():
+                await lifecycle.pause(conn, task["id"], actor, clock.now())
+                raise RuntimeError("the caller fails after the transition")
+
+        with pytest.raises(RuntimeError, match="fails after"):
+            await pause_then_fail()
+        # nothing of it stays: neither the status, nor its audit row and outbox event
+        assert await conn.fetchval("SELECT status FROM tasks WHERE id = $1", task["id"]) == (
+            "active"
+        )
+        assert await _events(pool, task["id"]) == []
+        async with conn.transaction():
+            await lifecycle.pause(conn, task["id"], actor, clock.now())
+    assert await _events(pool, task["id"]) == [("task.paused", "req-1")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -16,6 +16,7 @@ from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import Cursor, Owner, Total, acting_owner, owner_filter
 from ordinaut.errors import NotFound
 from ordinaut.store import audit, runs, tasks, work
+from ordinaut.vocabulary import RunStatus
 
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
 
@@ -32,8 +33,7 @@ async def list_runs(
     paging: PagingDep,
     task_id: Annotated[UUID | None, Query(description="Only runs of this task.")] = None,
     status: Annotated[
-        Literal["queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped"]
-        | None,
+        RunStatus | None,
         Query(description="Only runs in this state (`dead_letter`: the runs to look at)."),
     ] = None,
     success: Annotated[
@@ -167,9 +167,11 @@ async def _act(
                 request_id=rid,
                 owner_id=owner_id,
             )
+            # read before the commit: the answer is the state this request made (a woken
+            # worker may lease a retried run the moment it commits)
+            row = await runs.get_run(conn, run_id, owner_id)
         if action == "run.retry":
             await work.notify_work(conn)
-        row = await runs.get_run(conn, run_id, owner_id)
     if action == "run.retry":
         await deps.wake_workers()
     return RunSummary.model_validate(row)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
@@ -49,6 +49,7 @@ from ordinaut.slots import stored_schedule
 from ordinaut.store import idempotency, tasks
 from ordinaut.taskdefs import build_schedule, prepare
 from ordinaut.triggers import main_payload, pipeline_parts
+from ordinaut.vocabulary import ScheduleKind, TaskStatus
 
 router = APIRouter(tags=["tasks"], route_class=JSONRoute)
 
@@ -229,11 +230,11 @@ async def list_tasks(
     now: Now,
     paging: PagingDep,
     status: Annotated[
-        Literal["active", "paused", "canceled", "completed"] | None,
+        TaskStatus | None,
         Query(description="Only tasks in this state."),
     ] = None,
     schedule_kind: Annotated[
-        Literal["cron", "rrule", "once", "event", "condition"] | None,
+        ScheduleKind | None,
         Query(description="Only tasks with this kind of schedule."),
     ] = None,
     owner: Owner = None,

@@ -1,7 +1,9 @@
-"""Tools: every pipeline tool with its input and output JSON Schemas."""
+"""What a pipeline may use: every tool with its input and output JSON Schemas, and every
+expression function of ``${...}`` with its signature and an example."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -10,8 +12,10 @@ from pydantic import BaseModel, Field
 from ordinaut.api.deps import Principal, require
 from ordinaut.api.strict import JSONRoute
 from ordinaut.api.tooling import Registry
+from ordinaut.pipeline import catalogue
 
 router = APIRouter(tags=["tools"], route_class=JSONRoute)
+Reader = Annotated[Principal, Depends(require("tasks:read"))]
 
 
 class ToolInfo(BaseModel):
@@ -29,9 +33,33 @@ class Tools(BaseModel):
 
 
 @router.get("/tools", response_model=Tools)
-async def list_tools(
-    who: Annotated[Principal, Depends(require("tasks:read"))], registry: Registry
-) -> dict[str, Any]:
+async def list_tools(who: Reader, registry: Registry) -> dict[str, Any]:
     """Every pipeline tool with its input and output JSON Schemas."""
     items = registry.describe()
     return {"items": items, "total": len(items)}
+
+
+class FunctionInfo(BaseModel):
+    name: str = Field(description="What an expression calls (`format_time`).")
+    signature: str = Field(
+        description="`name(param: type, ...more: type) -> type` with JMESPath's type names: "
+        "`any`, `array-string` (a list of strings), `expref` (an `&expression`); `...` marks "
+        "one or more values."
+    )
+    description: str = Field(description="What the function returns, and when it fails.")
+    example: str = Field(description="An expression as written inside `${...}`.")
+    result: Any = Field(description="What `example` evaluates to.")
+
+
+class Functions(BaseModel):
+    functions: list[FunctionInfo] = Field(
+        description="Every function an expression may call (JMESPath's and Ordinaut's), "
+        "sorted by name."
+    )
+
+
+@router.get("/pipeline/functions", response_model=Functions, tags=["pipeline"])
+async def list_functions(who: Reader) -> dict[str, Any]:
+    """Every expression function of `${...}` with its signature, what it does and an example
+    (docs/pipeline.md has the whole language)."""
+    return {"functions": [dataclasses.asdict(doc) for doc in catalogue()]}
