@@ -26,18 +26,19 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from ordinaut import cloud, events, logs, tracing
 from ordinaut.clock import DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.store import db
+
+if TYPE_CHECKING:  # redis is imported on first use: the API handler's cold start skips it
+    from redis.asyncio import Redis
 
 log = logging.getLogger("ordinaut.lambda")
 
@@ -52,7 +53,21 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
 )
-RELAY_ERRORS: tuple[type[Exception], ...] = (RedisError, *CONNECTION_ERRORS)
+
+
+def relay_errors() -> tuple[type[Exception], ...]:
+    """What a relay pass survives: Redis failing, or the database connection (RELAY_ERRORS)."""
+    from redis.exceptions import RedisError
+
+    return (RedisError, *CONNECTION_ERRORS)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RELAY_ERRORS":  # imported by the events function; built on first use
+        return relay_errors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 DEFAULT_NAMESPACE = "Ordinaut"
 # Not "ordinaut": Powertools names its logger after the service, and that would be the parent
 # of every ordinaut.* logger.
@@ -286,6 +301,8 @@ class Container:
             return None
         loop = asyncio.get_running_loop()
         if self._redis is None or self._redis_loop is not loop:
+            from redis.asyncio import Redis
+
             # health checks: a connection idle across a freeze is pinged before it is trusted
             self._redis = Redis.from_url(
                 self.settings.redis_url,
@@ -312,6 +329,6 @@ class Container:
                     if not n:
                         break
                     relayed += n
-        except RELAY_ERRORS as exc:
+        except relay_errors() as exc:
             log.warning("outbox relay paused", extra={"error": repr(exc), "relayed": relayed})
         return relayed

@@ -9,30 +9,34 @@ column. Needs only PyYAML, which a client install has.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
-
-import yaml
 
 from ordinaut.errors import InvalidPipeline
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML without anchors/aliases (no expansion bombs) and without timestamp types."""
+@functools.cache
+def _loader() -> Any:
+    """Safe YAML without anchors/aliases (no expansion bombs) and without timestamp types.
+    Built on first use: PyYAML is imported only where YAML is read (a CLI file, an HTTP tools
+    file), not by every process that imports this module (the API's cold start)."""
+    import yaml
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not accepted", event.start_mark
-            )
-        return super().compose_node(parent, index)
+    class Loader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, "YAML aliases (*name) are not accepted", event.start_mark
+                )
+            return super().compose_node(parent, index)
 
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return Loader
 
 
 def parse_text(text: str, *, max_bytes: int) -> object:
@@ -53,8 +57,10 @@ def parse_text(text: str, *, max_bytes: int) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         json_error = exc
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+        return yaml.load(text, Loader=_loader())  # a SafeLoader
     except (yaml.YAMLError, RecursionError) as exc:
         yaml_error = exc
     # Text that opens like JSON was meant as JSON: its error is the useful one.
@@ -82,6 +88,8 @@ def parse_text(text: str, *, max_bytes: int) -> object:
 
 def _yaml_position(exc: BaseException) -> tuple[int | None, int | None, str]:
     """1-based line and column of a YAML error (where the parser noticed it), and its reason."""
+    import yaml
+
     if isinstance(exc, yaml.MarkedYAMLError):
         mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
         problem = exc.problem or exc.context or str(exc)

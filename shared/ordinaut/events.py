@@ -17,14 +17,16 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
-from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
 
 from ordinaut import metrics
 from ordinaut.config import Settings
 from ordinaut.store import outbox
+
+if TYPE_CHECKING:  # redis is imported where it is used: an API cold start does not need it
+    from redis.asyncio import Redis
 
 log = logging.getLogger("ordinaut.events")
 
@@ -62,6 +64,8 @@ REDIS_SOCKET_TIMEOUT_S = 10.0
 def connect_redis(settings: Settings) -> Redis:
     """A client for the relay and the consumer: bounded waits, so a hung Redis never holds
     the relay's transaction (and its advisory lock) open for long."""
+    from redis.asyncio import Redis
+
     client: Redis = Redis.from_url(
         settings.redis_url,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
@@ -97,6 +101,8 @@ async def publish_batch(redis: Redis, count: int, fields: bytes, maxlen: int) ->
     ``fields`` is their seven fields each (``outbox.RELAY_FIELDS`` order), already in the
     wire format: only the command's header is built here.
     """
+    from redis.exceptions import ResponseError
+
     head = (b"EVAL", XADD_BATCH, b"1", LIFECYCLE_STREAM.encode(), str(maxlen).encode())
     command = b"".join(
         (b"*%d\r\n" % (len(head) + len(outbox.RELAY_FIELDS) * count), *map(_bulk, head), fields)
@@ -148,6 +154,8 @@ async def relay_pending(
     A Redis failure ends the pass quietly: the rows stay in the outbox, /health reports the
     backlog, and the next pass publishes them in order.
     """
+    from redis.exceptions import RedisError
+
     total = 0
     try:
         while n := await relay_once(

@@ -151,6 +151,27 @@ async def ingest_event(
     after the commit when runs were queued (a Lambda worker wake-up).
     """
     check_event(topic, event_id, payload)
+    shared, own = await events.route(pool, tenant_id, topic)
+    if not shared:
+        # The usual event: one read (above) and one statement writing everything, atomic by
+        # itself, instead of a transaction of seven round trips.
+        summary = await _ingest_own(
+            pool,
+            own,
+            tenant_id=tenant_id,
+            topic=topic,
+            payload=payload,
+            event_id=event_id or str(uuid.uuid4()),
+            now=now,
+            source=source,
+            max_runs_per_minute=max_runs_per_minute,
+        )
+        wake = summary.pop("_wake", False)
+        if wake:
+            await work.notify_work(pool)
+            if on_wake is not None:
+                await on_wake()
+        return summary
     async with pool.acquire() as conn:
         async with conn.transaction():
             quota = RunQuota(max_runs_per_minute, now)
@@ -207,16 +228,7 @@ async def ingest_on(
         depth=depth,
     )
     if seq is None:
-        stored = await events.get_event(conn, tenant_id, event_id)
-        assert stored is not None
-        return {
-            "event_id": event_id,
-            "topic": stored["topic"],
-            "duplicate": True,
-            "runs_queued": 0,
-            "runs_refused": 0,
-            "tasks_matched": stored["tasks_matched"],
-        }
+        return await _duplicate(conn, tenant_id, event_id)
     event = {"id": event_id, "topic": topic, "payload": payload}
     own = await events.matching_tasks(conn, tenant_id, topic)
     copies: list[tuple[UUID, list[asyncpg.Record]]] = []
@@ -257,6 +269,80 @@ async def ingest_on(
         "runs_refused": refused[tenant_id],
         "tasks_matched": len(tasks),
         "_wake": bool(created),
+    }
+
+
+async def _ingest_own(
+    pool: asyncpg.Pool,
+    own: list[asyncpg.Record],
+    *,
+    tenant_id: UUID,
+    topic: str,
+    payload: Any,
+    event_id: str,
+    now: datetime,
+    source: str,
+    max_runs_per_minute: int,
+) -> dict[str, Any]:
+    """``ingest_on`` for a topic no admin shared: the publisher's own ``own`` tasks only, whose
+    filters are evaluated before anything is written; the event, its runs, the lifecycle
+    events and the budget charge are then one statement (``events.ingest``), which writes
+    nothing for an event id stored before."""
+    tasks = await _filtered(own, {"id": event_id, "topic": topic, "payload": payload}, now)
+    quota = RunQuota(max_runs_per_minute, now)
+    wanted = [_slot(t, tenant_id, event_id, now) for t in tasks]
+    allowed = (await quota.allow(pool, {tenant_id: len(wanted)}))[tenant_id] if wanted else 0
+    refused = len(wanted) - allowed
+    lifecycle = [_received(tenant_id, event_id, topic, len(tasks))]
+    if refused:
+        lifecycle.append(_throttled(tenant_id, event_id, topic, refused, quota.limit))
+    seq, created = await events.ingest(
+        pool,
+        tenant_id=tenant_id,
+        event_id=event_id,
+        topic=topic,
+        payload=payload,
+        source=source,
+        now=now,
+        depth=0,
+        tasks_matched=len(tasks),
+        slots=wanted[:allowed],
+        lifecycle=lifecycle,
+        quota_window=quota.window,
+        quota_charge=allowed if quota.limit > 0 else 0,
+    )
+    if seq is None:
+        return await _duplicate(pool, tenant_id, event_id)
+    if refused:
+        metrics.RUNS_THROTTLED.inc(refused)
+        log.warning(
+            "runs refused: max_runs_per_minute_per_agent reached",
+            extra={"event_id": event_id, "topic": topic, "refused": refused},
+        )
+    return {
+        "event_id": event_id,
+        "topic": topic,
+        "duplicate": False,
+        "runs_queued": allowed,
+        "runs_refused": refused,
+        "tasks_matched": len(tasks),
+        "_wake": created > 0,
+    }
+
+
+async def _duplicate(
+    conn: Connection | asyncpg.Pool, tenant_id: UUID, event_id: str
+) -> dict[str, Any]:
+    """The answer for an event id the tenant published before: nothing queued again."""
+    stored = await events.get_event(conn, tenant_id, event_id)
+    assert stored is not None
+    return {
+        "event_id": event_id,
+        "topic": stored["topic"],
+        "duplicate": True,
+        "runs_queued": 0,
+        "runs_refused": 0,
+        "tasks_matched": stored["tasks_matched"],
     }
 
 

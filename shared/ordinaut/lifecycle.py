@@ -20,8 +20,9 @@ left completes, and a completed task with a new fire time is active again.
 
 Every function takes a connection and the caller's one reading of the clock (``now``); each
 locks the task row, checks the transition, writes the row, and records the audit row and the
-outbox event in one transaction (the caller's, when it has one open). A task belongs to the agent acting on it: another
-agent's task is ``NotFound`` exactly like a missing one.
+outbox event in one transaction (the caller's, when it has one open; ``create`` writes all of
+it in one statement, so it also takes a pool). A task belongs to the agent acting on it:
+another agent's task is ``NotFound`` exactly like a missing one.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
+
+import asyncpg
 
 from ordinaut import events, tracing
 from ordinaut.errors import Conflict, InvalidTransition, LimitExceeded, RateLimited
@@ -122,7 +125,7 @@ async def record(
 
 
 async def create(
-    conn: Connection,
+    conn: Connection | asyncpg.Pool,
     actor: Actor,
     prepared: dict[str, Any],
     now: datetime,
@@ -132,14 +135,17 @@ async def create(
     """Store a validated task (``taskdefs.prepare``) as active; returns the row.
 
     422 when the agent already owns ``max_tasks`` tasks; 409 when ``dedupe_key`` matches a
-    task created inside ``dedupe_window_seconds``."""
-    async with _atomic(conn):
-        if await tasks.count_owned(conn, actor.agent_id) >= max_tasks:
-            raise LimitExceeded(
-                f"an agent may own at most {max_tasks} tasks",
-                [{"field": "tasks", "limit": "max_tasks_per_agent"}],
-            )
-        if prepared.get("dedupe_key") and prepared.get("dedupe_window_seconds"):
+    task created inside ``dedupe_window_seconds``. The quota check (the agent's counter row,
+    locked), the insert, its audit row and its outbox event are one statement: atomic on its
+    own, so a pool may be given and no transaction round trips are paid; a dedupe check
+    joins it in a transaction (the caller's, when open)."""
+    if dedupes(prepared):
+        if isinstance(conn, asyncpg.Pool):
+            async with conn.acquire() as own:
+                return await create(own, actor, prepared, now, max_tasks=max_tasks)
+        async with _atomic(conn):
+            if await tasks.count_owned(conn, actor.agent_id) >= max_tasks:
+                raise _limit(max_tasks)  # the limit answers first, as without a dedupe key
             since = now - timedelta(seconds=prepared["dedupe_window_seconds"])
             dup = await tasks.find_recent_duplicate(
                 conn, actor.agent_id, prepared["dedupe_key"], since
@@ -149,12 +155,42 @@ async def create(
                     "a task with this dedupe_key was created inside its dedupe window",
                     {"existing_task_id": str(dup["id"]), "dedupe_key": prepared["dedupe_key"]},
                 )
-        task = {**prepared, "status": "active", "snoozed_until": None}
-        row = await tasks.insert_task(
-            conn, task_id=uuid.uuid4(), owner_id=actor.agent_id, task=task, now=now
-        )
-        await record(conn, actor, events.TASK_CREATED, row, now)
+            return await _insert(conn, actor, prepared, now, max_tasks)
+    return await _insert(conn, actor, prepared, now, max_tasks)
+
+
+def dedupes(prepared: dict[str, Any]) -> bool:
+    """Whether a create must first look for a recent task with the same ``dedupe_key``."""
+    return bool(prepared.get("dedupe_key") and prepared.get("dedupe_window_seconds"))
+
+
+async def _insert(
+    conn: Connection | asyncpg.Pool,
+    actor: Actor,
+    prepared: dict[str, Any],
+    now: datetime,
+    max_tasks: int,
+) -> dict[str, Any]:
+    row = await tasks.create_task(
+        conn,
+        task_id=uuid.uuid4(),
+        owner_id=actor.agent_id,
+        task={**prepared, "status": "active", "snoozed_until": None},
+        now=now,
+        max_owned=max_tasks,
+        action=events.TASK_CREATED,
+        request_id=actor.request_id,
+    )
+    if row is None:
+        raise _limit(max_tasks)
     return row
+
+
+def _limit(max_tasks: int) -> LimitExceeded:
+    return LimitExceeded(
+        f"an agent may own at most {max_tasks} tasks",
+        [{"field": "tasks", "limit": "max_tasks_per_agent"}],
+    )
 
 
 async def update(

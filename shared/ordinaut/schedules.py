@@ -683,8 +683,10 @@ def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None
         # instead of walking hundreds of fires (this runs on every task write).
         if next(plan.stream(start), None) is None:
             raise _bad(f"{schedule.kind} schedule never fires after now")
-        for change in _offset_changes(plan.zone, start, start + _CHECK_SPAN):
-            _check_gaps(plan.stream(change - _AROUND_CHANGE), floor, 1_000, change + _AROUND_CHANGE)
+        day, days = _span_days(start, start + _CHECK_SPAN)
+        problem = _cron_change_gaps(schedule.expr, schedule.timezone, day, days, floor)
+        if problem is not None:
+            raise _bad(problem)
         return
     first = _check_gaps(plan.stream(start), floor, _CHECK_FIRES, None)
     if first is None:
@@ -692,6 +694,24 @@ def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None
 
 
 _AROUND_CHANGE = timedelta(days=2)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cron_change_gaps(
+    expr: str, timezone: str, day: datetime, days: int, floor: float
+) -> str | None:
+    """Why a cron's fires come too close around the offset changes of ``days`` days from
+    ``day`` (None: they do not). Cached: the answer depends on nothing else, and every write of
+    a task with this cron and zone asks the same question all day (it cost a third of a create
+    on the event loop, walking fires around each change)."""
+    zone = _zone(timezone)
+    plan = _parse_cron(expr, zone)[1]
+    try:
+        for change in _offset_changes_walk(zone, day, days):
+            _check_gaps(plan.stream(change - _AROUND_CHANGE), floor, 1_000, change + _AROUND_CHANGE)
+    except InvalidSchedule as exc:
+        return exc.message
+    return None
 
 
 def _check_gaps(
@@ -713,21 +733,18 @@ def _check_gaps(
     return first
 
 
-def _offset_changes(zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
-    """Instants (to the hour) where ``zone``'s UTC offset changes in [start, end).
-
-    The walk starts at the UTC midnight before ``start`` and is cached per (zone, day, days):
-    every task write in a zone checks the same two years, so the day-by-day walk (hundreds of
-    conversions) is done once a day per zone instead of on every write. Starting up to a day
-    early can only add a change to look around, never miss one.
-    """
+def _span_days(start: datetime, end: datetime) -> tuple[datetime, int]:
+    """The UTC midnight before ``start`` and how many whole days from it reach ``end``."""
     day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    days = -((day - end) // timedelta(days=1))
-    return list(_offset_changes_walk(zone, day, days))
+    return day, -((day - end) // timedelta(days=1))
 
 
 @functools.lru_cache(maxsize=1024)
 def _offset_changes_walk(zone: ZoneInfo, start: datetime, days: int) -> tuple[datetime, ...]:
+    """Instants (to the hour) where ``zone``'s UTC offset changes in the ``days`` days from
+    ``start`` (a UTC midnight, ``_span_days``: up to a day early, which can only add a change
+    to look around, never miss one). Cached per (zone, day, days): every task write in a zone
+    checks the same two years, so the day-by-day walk runs once a day per zone."""
     changes: list[datetime] = []
     step = timedelta(days=1)
     t = start

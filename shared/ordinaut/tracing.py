@@ -20,20 +20,65 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
+if TYPE_CHECKING:
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import Span
 
+# OpenTelemetry is imported only once configure() turns tracing on: a process that does not
+# trace (the default) never loads it, which kept tens of milliseconds out of a cold start.
 log = logging.getLogger("ordinaut.tracing")
 
-TRACER = trace.get_tracer("ordinaut")  # a proxy: follows the provider configure() installs
 # Off, no span is even started: a run and its steps then cost the worker nothing extra.
 ENABLED = False
-_OFF: AbstractContextManager[Span] = nullcontext(INVALID_SPAN)
 EXPORTERS = ("otlp", "console")
 MAX_TRACEPARENT = 128
+
+
+class _NoSpan:
+    """What a span is while tracing is off: every call is a no-op (as OpenTelemetry's own
+    invalid span, without importing it)."""
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        pass
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        pass
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: Any = None) -> None:
+        pass
+
+    def record_exception(self, exception: BaseException, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def set_status(self, status: Any, description: str | None = None) -> None:
+        pass
+
+    def update_name(self, name: str) -> None:
+        pass
+
+    def is_recording(self) -> bool:
+        return False
+
+    def end(self, end_time: int | None = None) -> None:
+        pass
+
+
+NO_SPAN = cast("Span", _NoSpan())
+_OFF: AbstractContextManager[Span] = nullcontext(NO_SPAN)
+
+
+TRACER: Any = None  # set on first use while tracing is on
+
+
+def _tracer() -> Any:
+    global TRACER
+    if TRACER is None:
+        from opentelemetry import trace
+
+        TRACER = trace.get_tracer("ordinaut")  # a proxy: follows the installed provider
+    return TRACER
 
 
 def exporters_from(environ: Mapping[str, str]) -> list[str]:
@@ -57,6 +102,7 @@ def configure(process: str, environ: Mapping[str, str] | None = None) -> bool:
     names = exporters_from(env)
     if not names:
         return False
+    from opentelemetry import trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -86,6 +132,8 @@ def flush(timeout_ms: int = 2_000) -> bool:
     True when there was nothing to do or everything went out within ``timeout_ms``."""
     if not ENABLED:
         return True
+    from opentelemetry import trace
+
     provider = trace.get_tracer_provider()
     force_flush = getattr(provider, "force_flush", None)
     return bool(force_flush(timeout_ms)) if force_flush is not None else True
@@ -96,6 +144,8 @@ def current_traceparent() -> str | None:
     there is no sampled span, e.g. tracing is off)."""
     if not ENABLED:
         return None
+    from opentelemetry import propagate
+
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent")
@@ -105,6 +155,8 @@ def parent_context(traceparent: str | None) -> otel_context.Context | None:
     """The context a stored or received ``traceparent`` names (None: start a new trace)."""
     if not traceparent or len(traceparent) > MAX_TRACEPARENT:
         return None
+    from opentelemetry import propagate
+
     return propagate.extract({"traceparent": traceparent})
 
 
@@ -112,8 +164,12 @@ def start_server_span(method: str, traceparent: str | None) -> tuple[Span, objec
     """Start an HTTP request's span as the current one; the caller ends it with
     ``end_server_span`` (pure ASGI middleware has no ``with`` around the whole request)."""
     if not ENABLED:
-        return INVALID_SPAN, None
-    span = TRACER.start_span(
+        return NO_SPAN, None
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
+    span = _tracer().start_span(
         method,
         context=parent_context(traceparent),
         kind=SpanKind.SERVER,
@@ -126,6 +182,9 @@ def start_server_span(method: str, traceparent: str | None) -> tuple[Span, objec
 def end_server_span(span: Span, token: object, method: str, route: str, status: int) -> None:
     if token is None:  # tracing off
         return
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import Status, StatusCode
+
     span.update_name(f"{method} {route}")
     span.set_attribute("http.route", route)
     span.set_attribute("http.response.status_code", status)
@@ -147,7 +206,7 @@ def span(
 
 @contextmanager
 def _span(name: str, parent: str | None, attributes: Mapping[str, Any] | None) -> Iterator[Span]:
-    with TRACER.start_as_current_span(
+    with _tracer().start_as_current_span(
         name, context=parent_context(parent), attributes=dict(attributes or {})
     ) as current:
         yield current

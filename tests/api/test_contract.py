@@ -111,8 +111,8 @@ def test_task_and_run_responses_are_typed(doc: dict[str, Any]) -> None:
         ("/tasks", "post", "201", "TaskOut"),
         ("/tasks/{task_id}", "get", "200", "TaskOut"),
         ("/tasks/{task_id}", "patch", "200", "TaskOut"),
-        ("/tasks", "get", "200", "Page_TaskListItem_"),  # TaskOut + how it last went
-        ("/runs", "get", "200", "Page_RunSummary_"),
+        ("/tasks", "get", "200", "KeysetPage_TaskListItem_"),  # TaskOut + how it last went
+        ("/runs", "get", "200", "KeysetPage_RunSummary_"),
         ("/runs/{run_id}", "get", "200", "RunOut"),
         ("/tasks/{task_id}/run_now", "post", "202", "RunQueued"),
         ("/events", "post", "202", "EventAccepted"),

@@ -6,10 +6,10 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import asyncpg
 from fastapi import APIRouter, FastAPI
-from redis.asyncio import Redis
 
 from ordinaut import cloud
 from ordinaut.api import contract, docs, errors
@@ -23,6 +23,9 @@ from ordinaut.api.middleware import (
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.toolbox import build_registry
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger("ordinaut.api")
 

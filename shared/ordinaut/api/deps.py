@@ -13,15 +13,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 from uuid import UUID
 
 import asyncpg
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from ordinaut import auth, cloud, logs
 from ordinaut.api.errors import new_request_id
@@ -30,6 +27,9 @@ from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import Forbidden, Unauthorized, Unavailable
 from ordinaut.store import agents, db
+
+if TYPE_CHECKING:  # imported on first use: a request that needs no Redis never loads it
+    from redis.asyncio import Redis
 
 POOL_ACQUIRE_TIMEOUT_S = 2.5
 POOL_RETRY_AFTER_FAILURE_S = 1.0
@@ -53,6 +53,10 @@ async def _create_pool(settings: Settings) -> asyncpg.Pool:
 def _create_redis(settings: Settings) -> Redis:
     if not settings.redis_url:
         raise Unavailable("ORDINAUT_REDIS_URL is not set")
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
     # One quick retry covers a connection that went stale across a Redis restart; anything
     # longer would turn a Redis outage into slow requests instead of fast, buffered ones.
     client: Redis = Redis.from_url(

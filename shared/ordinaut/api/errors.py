@@ -10,14 +10,16 @@ also logs it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import os
 import re
+import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
 import orjson
-import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -57,8 +59,6 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
 )
 
 
@@ -66,12 +66,33 @@ def is_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means a backing service could not be reached in time."""
     if isinstance(exc, _UNAVAILABLE):
         return True
+    # Redis's errors, when redis is loaded at all (it is imported on first use, so a process
+    # that never reached Redis cannot be holding one of its errors).
+    redis_errors = sys.modules.get("redis.exceptions")
+    if redis_errors is not None and isinstance(
+        exc, (redis_errors.ConnectionError, redis_errors.TimeoutError)
+    ):
+        return True
     # asyncpg reports a connection that died under it or a pool being closed this way.
     return isinstance(exc, asyncpg.InterfaceError) and "clos" in str(exc)
 
 
+# A request id is unique, not secret: a random prefix per process and a counter (32 hex digits
+# like a UUID's) cost no system call per request, where uuid4 reads os.urandom each time.
+_ids = (uuid.uuid4().hex[:16], itertools.count(int.from_bytes(os.urandom(4), "big")))
+
+
+def _new_id_prefix() -> None:  # a forked process (uvicorn --workers) numbers on its own
+    global _ids
+    _ids = (uuid.uuid4().hex[:16], itertools.count(int.from_bytes(os.urandom(4), "big")))
+
+
+os.register_at_fork(after_in_child=_new_id_prefix)
+
+
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    prefix, counter = _ids
+    return f"{prefix}{next(counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
 # Limits an operator sets, by the name errors give them in ``details[].limit``.

@@ -585,6 +585,19 @@ class Page(BaseModel, Generic[T]):
     has_more: bool = Field(description="True when a later page has items.")
 
 
+class KeysetPage(Page[T], Generic[T]):
+    """The list envelope of the lists that also page by cursor (``GET /tasks``, ``GET /runs``)."""
+
+    total: int | None = Field(  # type: ignore[assignment]
+        description="Items matching, over every page; null when not counted (`total=false`, "
+        "or a page read with `cursor`)."
+    )
+    next_cursor: str | None = Field(
+        description="Send it back as `cursor` for the next page (keyset paging); null on the "
+        "last page."
+    )
+
+
 class SecretIn(BaseModel):
     """A secret's value (write-only)."""
 

@@ -25,6 +25,24 @@ Owner = Annotated[
     ),
 ]
 
+# Keyset paging (api/cursor.py) beside offset, on the lists that can grow without bound.
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        description="Start after the page that returned this `next_cursor` (keyset paging: as "
+        "fast deep in the list as at its start; not with `offset`). Keep the other parameters.",
+    ),
+]
+Total = Annotated[
+    bool,
+    Query(
+        description="Count the items matching over every page (`total`). false skips the "
+        "count, which reads every match; a page read with `cursor` is never counted.",
+    ),
+]
+
 
 def owner_filter(who: Principal, owner: str | None) -> UUID | None:
     """The owner to filter by: the caller without ``owner``; None means every agent."""

@@ -8,6 +8,7 @@ task fires; fire times always come from the API.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -214,6 +215,7 @@ def describe_rrule(expr: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)  # every task read in an API response says it again
 def describe_schedule(kind: str, expr: str, timezone: str = "UTC") -> str:
     """A task's schedule in words with its zone, e.g. "every weekday at 08:00 Europe/Chisinau"."""
     if kind == "event":

@@ -60,6 +60,59 @@ async def delete_in_batches(
     return total
 
 
+class Where:
+    """A WHERE clause built from constant SQL fragments (``{}`` where a value goes), each value
+    bound as the next parameter: list queries with only the predicates a request gives."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.args: list[Any] = []
+
+    def bind(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def add(self, fragment: str, *values: Any) -> None:
+        self.parts.append(fragment.format(*(self.bind(v) for v in values)))
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.parts) or "true"
+
+
+def keyset_page(
+    columns: str,
+    table: str,
+    where: Where,
+    order: str,
+    *,
+    limit: int,
+    offset: int,
+    after: tuple[Any, Any] | None,
+) -> str:
+    """A page of ``table`` in (``order`` DESC, id) order: by ``offset``, or right after the
+    (``order``, id) of ``after`` (a keyset cursor). The keyset page is two index ranges, the
+    rest of ``after``'s instant by id and everything older, merged: a single
+    "order <= x AND (order < x OR id > y)" range would read every row tied on ``order``
+    before the first it keeps (100k tasks loaded in one statement share their created_at)."""
+    lim = where.bind(limit)
+    if after is None:
+        return (
+            f"SELECT {columns} FROM {table} WHERE {where.sql} "  # noqa: S608 - fragments
+            f"ORDER BY {order} DESC, id LIMIT {lim} OFFSET {where.bind(offset)}"
+        )
+    conditions = where.sql
+    at, last = where.bind(after[0]), where.bind(after[1])
+    return (
+        f"SELECT * FROM ("  # noqa: S608 - fragments
+        f"(SELECT {columns} FROM {table} WHERE {conditions} AND {order} = {at} AND id > {last} "
+        f"ORDER BY id LIMIT {lim}) UNION ALL "
+        f"(SELECT {columns} FROM {table} WHERE {conditions} AND {order} < {at} "
+        f"ORDER BY {order} DESC, id LIMIT {lim})"
+        f") AS keyset ORDER BY {order} DESC, id LIMIT {lim}"
+    )
+
+
 def like_literal(text: str) -> str:
     """``text`` matched literally by LIKE (its ``%``, ``_`` and ``\\`` escaped)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -123,6 +176,13 @@ class FastFailPool(asyncpg.Pool):
     acquire_timeout: float | None = None
 
     def acquire(self, *, timeout: float | None = None) -> Any:
+        free = getattr(self, "_queue", None)  # asyncpg's queue of free connection holders
+        if timeout is None and free is not None and free.qsize():
+            # A free connection holder is waiting: taking it never blocks, so no timer. With a
+            # timeout asyncpg runs the acquire in a task of its own under wait_for, which cost
+            # more than the query itself on a short request. A holder without a connection
+            # still connects under the pool's connect timeout.
+            return super().acquire()
         return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import UUID
 
+import asyncpg
+
 from ordinaut.store.db import Connection
 
 WINDOW_S = 60
@@ -51,7 +53,9 @@ class RunQuota:
         self._used: dict[UUID, int] = {}
         self._pending: dict[UUID, int] = {}
 
-    async def allow(self, conn: Connection, wanted: dict[UUID, int]) -> dict[UUID, int]:
+    async def allow(
+        self, conn: Connection | asyncpg.Pool, wanted: dict[UUID, int]
+    ) -> dict[UUID, int]:
         """How many of the runs each agent wants may be queued now; reserves them."""
         if self.limit <= 0:
             return dict(wanted)

@@ -9,33 +9,47 @@ from uuid import UUID
 import asyncpg
 
 from ordinaut.errors import InvalidTransition, NotFound
-from ordinaut.store.db import Connection, delete_in_batches, one_row
+from ordinaut.store.db import Connection, Where, delete_in_batches, keyset_page, one_row
 
 RUN_COLUMNS = (
     "id, task_id, owner_id, scheduled_for, status::text AS status, attempt, trigger, event_id, started_at, "
     "finished_at, duration_ms, output, error, created_at, updated_at"
 )
 
-RUN_FILTERS = """
-  AND ($2::uuid IS NULL OR task_id = $2)
-  AND ($3::run_status IS NULL OR status = $3)
-  AND ($4::boolean IS NULL
-       OR ($4 AND status = 'succeeded')
-       OR (NOT $4 AND status IN ('failed', 'dead_letter')))
-  AND ($5::timestamptz IS NULL OR scheduled_for >= $5)
-  AND ($6::timestamptz IS NULL OR scheduled_for < $6)
-"""
-LIST_RUNS = f"""
-SELECT {RUN_COLUMNS}, count(*) OVER () AS total_count
-FROM runs
-WHERE owner_id = $1{RUN_FILTERS}ORDER BY scheduled_for DESC, id
-LIMIT $7 OFFSET $8
-"""  # noqa: S608 - column list and filters are module constants
-COUNT_RUNS = f"SELECT count(*) FROM runs WHERE owner_id = $1{RUN_FILTERS}"  # noqa: S608
-# Admins read across agents (GET /runs?owner=*): the same statements without the owner ($1 is
-# null there and the predicate a constant, so the owner's plan above stays as it is).
-LIST_RUNS_ANY_OWNER = LIST_RUNS.replace("WHERE owner_id = $1", "WHERE $1::uuid IS NULL")
-COUNT_RUNS_ANY_OWNER = COUNT_RUNS.replace("WHERE owner_id = $1", "WHERE $1::uuid IS NULL")
+
+# GET /runs reads one page in (scheduled_for DESC, id) order: index runs_owner_sched
+# (owner_id, scheduled_for DESC, id), or runs_task_time for one task. Each filter adds its
+# predicate only when given, so each combination is a prepared statement planned for exactly
+# its predicates (an "$n IS NULL OR ..." predicate leaves a generic plan that cannot use the
+# index). A page after a keyset cursor starts right after the cursor's (scheduled_for, id): an
+# index range, so a deep page costs what the first one does; OFFSET stays for clients that
+# number pages. The total is a separate count, run only when asked for and not known already.
+def _run_filters(
+    owner_id: UUID | None,
+    task_id: UUID | None,
+    status: str | None,
+    success: bool | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> Where:
+    where = Where()
+    if owner_id is not None:
+        where.add("owner_id = {}", owner_id)
+    if task_id is not None:
+        where.add("task_id = {}", task_id)
+    if status is not None:
+        where.add("status = {}::run_status", status)
+    if success is True:
+        where.add("status = 'succeeded'")
+    elif success is False:
+        where.add("status IN ('failed', 'dead_letter')")
+    if start is not None:
+        where.add("scheduled_for >= {}", start)
+    if end is not None:
+        where.add("scheduled_for < {}", end)
+    return where
+
+
 RUN_OWNER = "SELECT owner_id FROM runs WHERE id = $1"
 GET_RUN = f"SELECT {RUN_COLUMNS}, step_results, worker_id FROM runs WHERE id = $1 AND owner_id = $2"  # noqa: S608
 GET_RUN_ANY_OWNER = f"SELECT {RUN_COLUMNS}, step_results, worker_id FROM runs WHERE id = $1"  # noqa: S608
@@ -105,17 +119,24 @@ async def list_runs(
     start: datetime | None,
     end: datetime | None,
     limit: int,
-    offset: int,
-) -> tuple[list[dict[str, Any]], int]:
-    """One page of ``owner_id``'s runs (None: every agent's), newest slot first, and the total."""
-    args = (owner_id, task_id, status, success, start, end)
-    if owner_id is None:
-        listing, counting = LIST_RUNS_ANY_OWNER, COUNT_RUNS_ANY_OWNER
-    else:
-        listing, counting = LIST_RUNS, COUNT_RUNS
-    rows = await conn.fetch(listing, *args, limit, offset)
-    total = int(rows[0]["total_count"]) if rows else int(await conn.fetchval(counting, *args))
-    return [_row(r) for r in rows], total
+    offset: int = 0,
+    after: tuple[datetime, UUID] | None = None,
+    count: bool = True,
+) -> tuple[list[dict[str, Any]], int | None, bool]:
+    """One page of ``owner_id``'s runs (None: every agent's), newest slot first: the rows, the
+    total matching (None unless ``count``) and whether more follow. ``after`` (the
+    scheduled_for and id of the previous page's last run, a keyset cursor) starts the page
+    right after that run instead of skipping ``offset`` rows."""
+    where = _run_filters(owner_id, task_id, status, success, start, end)
+    total = None
+    if count:
+        counting = f"SELECT count(*) FROM runs WHERE {where.sql}"  # noqa: S608 - fragments
+        total = int(await conn.fetchval(counting, *where.args))
+    listing = keyset_page(
+        RUN_COLUMNS, "runs", where, "scheduled_for", limit=limit + 1, offset=offset, after=after
+    )
+    rows = await conn.fetch(listing, *where.args)
+    return [_row(r) for r in rows[:limit]], total, len(rows) > limit
 
 
 async def owner_of(conn: Connection | asyncpg.Pool, run_id: UUID) -> UUID | None:

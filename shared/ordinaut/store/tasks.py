@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
 from ordinaut.errors import NotFound
-from ordinaut.store.db import Connection, like_literal, one_row
+from ordinaut.store.db import Connection, Where, keyset_page, like_literal, one_row
 from ordinaut.store.rows import DueTask
 
 TASK_COLUMNS = (
@@ -61,6 +61,33 @@ WHERE id = $1 AND created_by = $20
 RETURNING {TASK_COLUMNS}
 """  # noqa: S608
 
+# A create in one statement (no BEGIN/COMMIT round trips): the owner's counter row is locked
+# (agent_task_counts, migration 0016, kept by triggers), the task inserted only while the
+# owner is under its limit ($25), and its audit row and lifecycle event are written beside it,
+# all or nothing. No row back: the limit was reached. Parameter types come from the columns.
+CREATE_TASK = f"""
+WITH quota AS (
+    SELECT owned FROM agent_task_counts WHERE agent_id = $20 FOR UPDATE
+), ins AS (
+    INSERT INTO tasks (id, created_by, {", ".join(WRITABLE)}, created_at, updated_at,
+                       max_duration_s, run_bound_s, labels)
+    SELECT $1, $20, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+           $19, $21, $21, $22, $23, $24
+    WHERE coalesce((SELECT owned FROM quota), 0) < $25
+    RETURNING {TASK_COLUMNS}
+), audit AS (
+    INSERT INTO audit_log (actor_id, action, subject_type, subject_id, details, request_id,
+                           created_at)
+    SELECT $20, $26, 'task', ins.id, '{{}}', $27, $21 FROM ins
+), lifecycle AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT $28, $26, $20, ins.id,
+           jsonb_build_object('task_id', ins.id, 'status', ins.status), $21
+    FROM ins
+)
+SELECT * FROM ins
+"""  # noqa: S608 - column lists are module constants, values are bound
+
 SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND created_by = $2"  # noqa: S608
 SELECT_TASK_FOR_UPDATE = SELECT_TASK + " FOR UPDATE"
 SELECT_TASK_ANY_OWNER = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"  # noqa: S608
@@ -69,19 +96,13 @@ SELECT_TASK_ANY_OWNER = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"  # noq
 # runs_task_time): the per-task lookups cost one page, never every matching task. Failures
 # are counted among a task's latest 1,000 runs of the window: an index range with a bound,
 # whatever the planner believes about how runs spread over tasks (a plain count over the
-# window was a sequential scan of runs per task when one task held most runs).
-LIST_TASKS = f"""
-WITH page AS (
-    SELECT {TASK_COLUMNS}, count(*) OVER () AS total_count
-    FROM tasks
-    WHERE created_by = $1
-      AND ($2::task_status IS NULL OR status = $2)
-      AND ($3::text IS NULL OR schedule_kind = $3)
-      AND ($6::text IS NULL OR title ILIKE $6 ESCAPE '\\')
-      AND ($8::jsonb IS NULL OR labels @> $8)
-    ORDER BY created_at DESC, id
-    LIMIT $4 OFFSET $5
-)
+# window was a sequential scan of runs per task when one task held most runs). The page reads
+# index tasks_owner (created_by, created_at DESC, id) in order; after a keyset cursor it starts
+# right after the cursor's (created_at, id), so a deep page costs what the first one does.
+# Each filter adds its predicate only when given (see store/runs.py); the total is a separate
+# count, run only when asked for.
+LIST_TASKS = """
+WITH page AS ({page})
 SELECT page.*, last.status AS last_run_status, last.finished_at AS last_run_at,
        fails.n AS failures_24h
 FROM page
@@ -94,27 +115,19 @@ CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE recent.status IN ('failed', 'dead_letter')) AS n
     FROM (
         SELECT r.status FROM runs r
-        WHERE r.task_id = page.id AND r.scheduled_for >= $7
+        WHERE r.task_id = page.id AND r.scheduled_for >= {since}
         ORDER BY r.scheduled_for DESC
         LIMIT 1000
     ) recent
 ) fails
 ORDER BY page.created_at DESC, page.id
-"""  # noqa: S608
-COUNT_TASKS = """
-SELECT count(*) FROM tasks
-WHERE created_by = $1 AND ($2::task_status IS NULL OR status = $2)
-  AND ($3::text IS NULL OR schedule_kind = $3)
-  AND ($4::text IS NULL OR title ILIKE $4 ESCAPE '\\')
-  AND ($5::jsonb IS NULL OR labels @> $5)
 """
-# Admins read across agents (GET /tasks?owner=*): the same queries without the owner ($1 is
-# null there and the predicate is a constant, so the owner's index path stays the plan above).
-LIST_TASKS_ANY_OWNER = LIST_TASKS.replace("WHERE created_by = $1", "WHERE $1::uuid IS NULL")
-COUNT_TASKS_ANY_OWNER = COUNT_TASKS.replace("WHERE created_by = $1", "WHERE $1::uuid IS NULL")
+
+
 # Every stored task counts, canceled ones too: a canceled task keeps its row (and its runs)
-# until its owner deletes it, so leaving them out let the rows grow without bound.
-COUNT_OWNED = "SELECT count(*) FROM tasks WHERE created_by = $1"
+# until its owner deletes it, so leaving them out let the rows grow without bound. Read from
+# the counter the triggers of migration 0016 keep, never by counting the rows.
+OWNED = "SELECT coalesce((SELECT owned FROM agent_task_counts WHERE agent_id = $1), 0)"
 DELETE_TASK = "DELETE FROM tasks WHERE id = $1 AND created_by = $2 RETURNING id"
 FIND_DEDUPE = f"""
 SELECT {TASK_COLUMNS} FROM tasks
@@ -147,6 +160,36 @@ async def insert_task(
     return dict(one_row(row))
 
 
+async def create_task(
+    conn: Connection | asyncpg.Pool,
+    *,
+    task_id: UUID,
+    owner_id: UUID,
+    task: dict[str, Any],
+    now: datetime,
+    max_owned: int,
+    action: str,
+    request_id: str | None,
+) -> dict[str, Any] | None:
+    """Insert a validated task with its audit row and ``action`` lifecycle event, in one
+    statement (atomic on its own, or part of the caller's transaction); None, and nothing
+    written, when the owner already has ``max_owned`` tasks."""
+    row = await conn.fetchrow(
+        CREATE_TASK,
+        task_id,
+        *task_values(task),
+        owner_id,
+        now,
+        *_bounds(task),
+        _labels(task),
+        max_owned,
+        action,
+        request_id,
+        uuid4(),
+    )
+    return None if row is None else dict(row)
+
+
 async def get_task(
     conn: Connection | asyncpg.Pool, task_id: UUID, owner_id: UUID, *, lock: bool = False
 ) -> dict[str, Any]:
@@ -176,40 +219,49 @@ async def list_tasks(
     status: str | None,
     kind: str | None,
     limit: int,
-    offset: int,
+    offset: int = 0,
     failures_since: datetime,
     search: str | None = None,
     labels: Sequence[tuple[str, str]] = (),
-) -> tuple[list[dict[str, Any]], int]:
-    """One page of ``owner_id``'s tasks (None: every agent's), newest first, and the total
-    matching; ``search`` keeps the tasks whose title contains it (case-insensitive, taken
-    literally); ``labels`` keeps the tasks carrying every one of these (key, value) pairs.
-    Each task carries its latest finished run's status and time and its failures since
-    ``failures_since``."""
-    pattern = None if not search else "%" + like_literal(search) + "%"
+    after: tuple[datetime, UUID] | None = None,
+    count: bool = True,
+) -> tuple[list[dict[str, Any]], int | None, bool]:
+    """One page of ``owner_id``'s tasks (None: every agent's), newest first: the rows, the
+    total matching (None unless ``count``) and whether more follow; ``search`` keeps the tasks
+    whose title contains it (case-insensitive, taken literally); ``labels`` keeps the tasks
+    carrying every one of these (key, value) pairs. Each task carries its latest
+    finished run's status and time and its failures since ``failures_since``. ``after`` (the
+    created_at and id of the previous page's last task, a keyset cursor) starts the page right
+    after that task instead of skipping ``offset`` rows."""
+    where = Where()
+    if owner_id is not None:
+        where.add("created_by = {}", owner_id)
+    if status is not None:
+        where.add("status = {}::task_status", status)
+    if kind is not None:
+        where.add("schedule_kind = {}", kind)
+    if search:
+        where.add("title ILIKE {} ESCAPE '\\'", "%" + like_literal(search) + "%")
     wanted = dict(labels)
     if len(wanted) < len(set(labels)):
-        return [], 0  # two values for one key: no task carries both
-    contains = wanted or None
-    sql = LIST_TASKS_ANY_OWNER if owner_id is None else LIST_TASKS
-    rows = await conn.fetch(
-        sql, owner_id, status, kind, limit, offset, pattern, failures_since, contains
+        return [], (0 if count else None), False  # two values for one key: none carries both
+    if wanted:
+        where.add("labels @> {}::jsonb", wanted)
+    total = None
+    if count:
+        counting = f"SELECT count(*) FROM tasks WHERE {where.sql}"  # noqa: S608 - fragments
+        total = int(await conn.fetchval(counting, *where.args))
+    page = keyset_page(
+        TASK_COLUMNS, "tasks", where, "created_at", limit=limit + 1, offset=offset, after=after
     )
-    if rows:
-        total = int(rows[0]["total_count"])
-    else:
-        count = COUNT_TASKS_ANY_OWNER if owner_id is None else COUNT_TASKS
-        total = int(await conn.fetchval(count, owner_id, status, kind, pattern, contains))
-    items = []
-    for r in rows:
-        d = dict(r)
-        d.pop("total_count", None)
-        items.append(d)
-    return items, total
+    sql = LIST_TASKS.format(page=page, since=where.bind(failures_since))
+    rows = await conn.fetch(sql, *where.args)
+    return [dict(r) for r in rows[:limit]], total, len(rows) > limit
 
 
-async def count_owned(conn: Connection, owner_id: UUID) -> int:
-    return int(await conn.fetchval(COUNT_OWNED, owner_id))
+async def count_owned(conn: Connection | asyncpg.Pool, owner_id: UUID) -> int:
+    """The tasks ``owner_id`` stores (its counter row: no scan of its tasks)."""
+    return int(await conn.fetchval(OWNED, owner_id))
 
 
 async def delete_task(conn: Connection, task_id: UUID, owner_id: UUID) -> None:
@@ -219,7 +271,7 @@ async def delete_task(conn: Connection, task_id: UUID, owner_id: UUID) -> None:
 
 
 async def find_recent_duplicate(
-    conn: Connection, owner_id: UUID, dedupe_key: str, since: datetime
+    conn: Connection | asyncpg.Pool, owner_id: UUID, dedupe_key: str, since: datetime
 ) -> dict[str, Any] | None:
     row = await conn.fetchrow(FIND_DEDUPE, owner_id, dedupe_key, since)
     return dict(row) if row else None

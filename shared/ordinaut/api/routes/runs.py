@@ -8,10 +8,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from ordinaut.api import cursor as keyset
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, DepsDep, Now, Page, PagingDep, Principal, RequestId, require
+from ordinaut.api.deps import Deps, DepsDep, Now, PagingDep, Principal, RequestId, require
 from ordinaut.api.schemas import (
     Attention,
+    KeysetPage,
     RunAttempts,
     RunOut,
     RunsOverview,
@@ -19,7 +21,7 @@ from ordinaut.api.schemas import (
     TaskStats,
 )
 from ordinaut.api.strict import JSONRoute, utc_instant
-from ordinaut.api.tenancy import Owner, acting_owner, owner_filter
+from ordinaut.api.tenancy import Cursor, Owner, Total, acting_owner, owner_filter
 from ordinaut.errors import NotFound
 from ordinaut.store import audit, notifications, runs, tasks, work
 from ordinaut.vocabulary import RunStatus
@@ -32,7 +34,7 @@ RunId = Annotated[UUID, Path(description="The run's id.")]
 TaskId = Annotated[UUID, Path(description="The task's id.")]
 
 
-@router.get("/runs", response_model=Page[RunSummary])
+@router.get("/runs", response_model=KeysetPage[RunSummary])
 async def list_runs(
     who: Reader,
     deps: DepsDep,
@@ -54,24 +56,44 @@ async def list_runs(
         datetime | None, Query(description="Runs scheduled before this instant (with an offset).")
     ] = None,
     owner: Owner = None,
-) -> Page[RunSummary]:
+    cursor: Cursor = None,
+    total: Total = True,
+) -> KeysetPage[RunSummary]:
     """The caller's runs, newest first, without step results, in the list envelope; admins
     read another agent's (``owner=ID``) or every agent's (``owner=*``): with
-    ``status=dead_letter&owner=*``, every dead letter."""
+    ``status=dead_letter&owner=*``, every dead letter. Page with ``next_cursor`` (keyset: as
+    fast deep in the list as at its start) or ``offset``; ``total=false`` skips the count."""
     owner_id = owner_filter(who, owner)
+    start, end = utc_instant("start_time", start_time), utc_instant("end_time", end_time)
+    query = ("runs", owner_id, task_id, status, success, start, end)
+    secret = deps.settings.secrets_key
     pool = await deps.pool()
-    rows, total = await runs.list_runs(
+    rows, counted, more = await runs.list_runs(
         pool,
         owner_id,
         task_id=task_id,
         status=status,
         success=success,
-        start=utc_instant("start_time", start_time),
-        end=utc_instant("end_time", end_time),
+        start=start,
+        end=end,
         limit=paging.limit,
         offset=paging.offset,
+        after=keyset.start_after(secret, cursor, paging.offset, query),
+        count=total and cursor is None,
     )
-    return paging.page([RunSummary.model_validate(r) for r in rows], total)
+    last = (rows[-1]["scheduled_for"], rows[-1]["id"]) if rows else None
+    return KeysetPage[RunSummary].model_validate(
+        keyset.page(
+            [RunSummary.model_validate(r) for r in rows],
+            total=counted,
+            limit=paging.limit,
+            offset=paging.offset,
+            more=more,
+            last=last,
+            secret=secret,
+            query=query,
+        )
+    )
 
 
 @router.get("/runs/stats/summary", response_model=RunsOverview)

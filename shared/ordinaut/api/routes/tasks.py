@@ -17,11 +17,13 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.encoders import jsonable_encoder
 
 from ordinaut import lifecycle
+from ordinaut.api import cursor as keyset
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, DepsDep, Now, Page, PagingDep, Principal, RequestId, require
+from ordinaut.api.deps import Deps, DepsDep, Now, PagingDep, Principal, RequestId, require
 from ordinaut.api.schemas import (
     MAX_LABELS,
     FireTimes,
+    KeysetPage,
     PreviewIn,
     RunQueued,
     SnoozeIn,
@@ -34,7 +36,7 @@ from ordinaut.api.schemas import (
     label_filter,
 )
 from ordinaut.api.strict import JSONRoute, utc_instant
-from ordinaut.api.tenancy import Owner, owner_filter
+from ordinaut.api.tenancy import Cursor, Owner, Total, owner_filter
 from ordinaut.api.tooling import Registry
 from ordinaut.config import Settings
 from ordinaut.errors import Conflict, Forbidden, ValidationFailed
@@ -153,6 +155,15 @@ async def create_task(
     actor = lifecycle.Actor(who.agent_id, rid)
     expired = now - timedelta(seconds=deps.settings.idempotency_ttl_s)
     pool = await deps.pool()
+    if not idempotency_key_header:
+        # one statement (lifecycle.create): no connection held, no transaction round trips
+        out = _out(
+            await lifecycle.create(
+                pool, actor, prepared, now, max_tasks=deps.settings.max_tasks_per_agent
+            )
+        )
+        await _wake_if_due(out, prepared, now, pool, deps)
+        return out
     async with pool.acquire() as conn:
         for _ in range(2):
             try:
@@ -185,13 +196,19 @@ async def create_task(
                     raise
         else:
             raise Conflict("concurrent requests with the same Idempotency-Key", {})
+    await _wake_if_due(out, prepared, now, pool, deps)
+    return out
+
+
+async def _wake_if_due(
+    out: TaskOut, prepared: dict[str, Any], now: datetime, pool: asyncpg.Pool, deps: Deps
+) -> None:
     due = prepared["next_run_at"]
     if deps.waker is not None and due is not None and due <= now:
         # Lambda: a task due now (a one-shot for now) gets its slot at once and a worker,
         # instead of waiting up to a minute for the next tick.
         if await materialize_due_task(pool, deps.settings, deps.clock, out.id):
             await deps.wake_workers()
-    return out
 
 
 def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Response) -> TaskOut:
@@ -206,7 +223,7 @@ def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Respons
     return TaskOut.model_validate(body)
 
 
-@router.get("/tasks", response_model=Page[TaskListItem])
+@router.get("/tasks", response_model=KeysetPage[TaskListItem])
 async def list_tasks(
     who: Reader,
     deps: DepsDep,
@@ -235,13 +252,18 @@ async def list_tasks(
             f"carry every one given (at most {MAX_LABELS}).",
         ),
     ] = None,
-) -> Page[TaskListItem]:
+    cursor: Cursor = None,
+    total: Total = True,
+) -> KeysetPage[TaskListItem]:
     """The caller's tasks, newest first, in the list envelope; admins read another agent's
-    (``owner=ID``) or every agent's (``owner=*``)."""
+    (``owner=ID``) or every agent's (``owner=*``). Page with ``next_cursor`` (keyset: as fast
+    deep in the list as at its start) or ``offset``; ``total=false`` skips the count."""
     labels = label_filter(label)
     owner_id = owner_filter(who, owner)
+    query = ("tasks", owner_id, status, schedule_kind, search, tuple(sorted(labels)))
+    secret = deps.settings.secrets_key
     pool = await deps.pool()
-    rows, total = await tasks.list_tasks(
+    rows, counted, more = await tasks.list_tasks(
         pool,
         owner_id,
         status=status,
@@ -251,8 +273,22 @@ async def list_tasks(
         search=search,
         labels=labels,
         failures_since=now - timedelta(days=1),
+        after=keyset.start_after(secret, cursor, paging.offset, query),
+        count=total and cursor is None,
     )
-    return paging.page([TaskListItem.model_validate(r) for r in rows], total)
+    last = (rows[-1]["created_at"], rows[-1]["id"]) if rows else None
+    return KeysetPage[TaskListItem].model_validate(
+        keyset.page(
+            [TaskListItem.model_validate(r) for r in rows],
+            total=counted,
+            limit=paging.limit,
+            offset=paging.offset,
+            more=more,
+            last=last,
+            secret=secret,
+            query=query,
+        )
+    )
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)

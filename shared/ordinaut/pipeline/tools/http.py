@@ -12,15 +12,20 @@ import asyncio
 import functools
 import json
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import certifi
-import httpx
 
+from ordinaut.lazy import lazy_module
 from ordinaut.pipeline.context import RunContext
 from ordinaut.pipeline.limits import PipelineLimits
 from ordinaut.pipeline.tools.egress import Allowlist, Resolver, checked_addresses, system_resolver
 from ordinaut.pipeline.tools.registry import Tool, ToolError
+
+if TYPE_CHECKING:
+    import httpx
+else:  # imported on first use: the API builds this tool's registry entry, only workers call it
+    httpx = lazy_module("httpx")
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _REDIRECTS = {301, 302, 303, 307, 308}
