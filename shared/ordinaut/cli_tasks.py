@@ -373,7 +373,7 @@ def cmd_events_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    from ordinaut import assistant_mcp
+    from ordinaut.mcp import stdio
 
     conn = store.resolve(os.environ, url=args.url, token=args.token)
-    return assistant_mcp.main(conn, transport=args.transport, host=args.host, port=args.port)
+    return stdio.main(conn, transport=args.transport, host=args.host, port=args.port)

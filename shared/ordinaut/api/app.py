@@ -38,6 +38,7 @@ ROUTE_MODULES = [
     "ui",
     "audit",
     "admin",
+    "mcp",
 ]
 
 
