@@ -140,7 +140,8 @@ TOOLS: tuple[ToolSpec, ...] = (
         "GET",
         "/tasks/{task_id}/preview",
         "The next fire times (UTC) of an existing task, optionally in a window (`from`, "
-        "`until`: ISO 8601 instants with an offset). A paused task answers none. Example: "
+        "`until`: ISO 8601 instants with an offset); for a paused task, when it would fire once "
+        "resumed. Example: "
         "task_id='0b9c6a52-...', limit=5",
         READ,
     ),
