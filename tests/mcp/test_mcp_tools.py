@@ -224,6 +224,8 @@ async def test_validation_errors_come_back_naming_the_argument(sdk: AsyncOrdinau
         # an id is one path segment: it cannot reach another route (GET /runs here)
         smuggled = error_text(await mcp.call_tool("get_task", {"task_id": "../runs"}))
         assert smuggled.startswith("Not found: no such route")
+        dots = error_text(await mcp.call_tool("pause_task", {"task_id": ".."}))
+        assert "task_id must be an id, not '..'" in dots
         assert (await sdk.list_tasks()).total == 0
 
 

@@ -421,6 +421,8 @@ def request_of(tool: Tool, arguments: Mapping[str, Any]) -> Request:
         value = arguments.get(name)
         if value is None or value == "":
             raise ArgumentError(f"missing argument {name}")
+        if str(value) in (".", ".."):  # a URL would fold it into the path before it
+            raise ArgumentError(f"{name} must be an id, not {value!r}")
         path = path.replace("{" + name + "}", quote(str(value), safe=""))
     query = {k: _query_value(v) for k, v in tool.spec.fixed.items()}
     for name in tool.route.query_params:
