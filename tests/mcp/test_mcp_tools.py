@@ -4,6 +4,7 @@ against a real `ordinaut api` process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult
 from samples import CRON_TASK, FAILING_PAYLOAD
+from support import load_fixtures
 
 from ordinaut.client import AsyncOrdinaut, NotFoundError
 from ordinaut.client import credentials as store
@@ -270,3 +272,43 @@ async def test_client_and_stdio_server_against_a_real_api(
             await mcp.call_tool("create_task", {**BRIEFING, "timezone": "Nowhere/City"})
         )
         assert "- timezone: unknown time zone 'Nowhere/City'" in rejected
+
+
+async def test_ordinaut_mcp_over_local_http(
+    live_url: str, agent: dict[str, Any], sdk: AsyncOrdinaut, tmp_path: Path
+) -> None:
+    """`ordinaut mcp --transport http`: the same tools on a loopback port, with the one
+    credential it was started with."""
+    port = load_fixtures("e2e").free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+    env.update(ORDINAUT_HOME=str(tmp_path), ORDINAUT_URL=live_url, ORDINAUT_TOKEN=agent["token"])
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ordinaut.cli",
+        "mcp",
+        "--transport",
+        "http",
+        "--port",
+        str(port),
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        for _ in range(300):  # until it listens (bounded attempts, no clock)
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                assert process.returncode is None, await process.stderr.read()  # type: ignore[union-attr]
+                await asyncio.sleep(0.1)
+            else:
+                writer.close()
+                break
+        async with Client(url) as mcp:
+            assert "update_task" in {t.name for t in (await mcp.list_tools()).tools}
+            created = ok(await mcp.call_tool("create_task", {**BRIEFING, "title": "local"}))
+        assert (await sdk.get_task(created["id"])).title == "local"
+    finally:
+        process.terminate()
+        await process.wait()

@@ -257,6 +257,10 @@ class SchemaError(ValueError):
     """The OpenAPI document does not describe a tool's operation the way a tool needs."""
 
 
+class MissingOperation(SchemaError):
+    """The API has no such operation (an older server): the tool is not offered."""
+
+
 def _refs(node: Any) -> Iterator[str]:
     """Every component name ``node`` references, at any depth."""
     if isinstance(node, dict):
@@ -298,7 +302,7 @@ def input_schema(openapi: Mapping[str, Any], spec: ToolSpec) -> tuple[dict[str, 
     the operation. Header parameters are the tool's own business (``ToolSpec``)."""
     operation = openapi.get("paths", {}).get(spec.path, {}).get(spec.method.lower())
     if operation is None:
-        raise SchemaError(f"{spec.method} {spec.path} is not in the API's OpenAPI document")
+        raise MissingOperation(f"{spec.method} {spec.path} is not in the API's OpenAPI document")
     components = openapi.get("components", {}).get("schemas", {})
     properties: dict[str, Any] = {}
     required: list[str] = []
@@ -367,7 +371,8 @@ class Tool:
 @dataclass(frozen=True)
 class Catalog:
     """The tools an API offers: those whose operation its OpenAPI document has (a server
-    that predates a route simply lacks that tool)."""
+    that predates a route simply lacks that tool; an operation a tool cannot take is an
+    error, never a tool left out in silence)."""
 
     tools: dict[str, Tool]
 
@@ -377,9 +382,7 @@ class Catalog:
         for spec in TOOLS:
             try:
                 schema, route = input_schema(openapi, spec)
-            except SchemaError:
-                if spec.path in openapi.get("paths", {}):
-                    raise  # the route is there but its shape is not: a bug, not an old server
+            except MissingOperation:
                 continue
             tools[spec.name] = Tool(spec, schema, route)
         return cls(tools)
