@@ -39,7 +39,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from functions._runtime import CONNECTION_ERRORS, RELAY_ERRORS, Container
 from ordinaut import cloud
 from ordinaut.consumer import MAX_ERROR_LENGTH
-from ordinaut.errors import OrdinautError, ValidationFailed
+from ordinaut.errors import NotFound, OrdinautError, ValidationFailed
 from ordinaut.events import DEAD_STREAM
 from ordinaut.pipeline.context import iso_utc
 
@@ -48,8 +48,6 @@ log = logging.getLogger("ordinaut.events.ingress")
 SQS_FIELDS = frozenset({"tenant_id", "topic", "payload", "event_id"})
 LOGGED = ("event_id", "topic", "duplicate", "runs_queued")  # of ingest_event's summary
 MAX_PARKED_BODY = 64 * 1024  # characters of a parked record's body kept in the dead stream
-# The queue is the trust boundary (no scope check), but the tenant must be an active agent.
-TENANT = "SELECT is_active FROM agents WHERE id = $1"
 
 
 class BadEvent(ValueError):
@@ -177,12 +175,16 @@ async def _one(
     container: Container, incoming: Incoming, source: str, batch: _Batch
 ) -> dict[str, Any]:
     from ordinaut.ingest import ingest_event
+    from ordinaut.store.agents import get_agent
 
     async with container.database() as pool:
-        active = await pool.fetchval(TENANT, incoming.tenant_id)
-        if not active:
-            why = "unknown tenant" if active is None else "tenant is deactivated"
-            raise BadEvent(f"{why}: {incoming.tenant_id}")
+        # The queue is the trust boundary (no scope check), but the tenant must be an active agent.
+        try:
+            tenant = await get_agent(pool, incoming.tenant_id)
+        except NotFound:
+            raise BadEvent(f"unknown tenant: {incoming.tenant_id}") from None
+        if not tenant.is_active:
+            raise BadEvent(f"tenant is deactivated: {incoming.tenant_id}")
         return await ingest_event(
             pool,
             tenant_id=incoming.tenant_id,
