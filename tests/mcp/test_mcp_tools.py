@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 from samples import CRON_TASK, FAILING_PAYLOAD
 from support import load_fixtures
@@ -312,3 +313,18 @@ async def test_ordinaut_mcp_over_local_http(
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_an_unreachable_api_is_said_plainly() -> None:
+    port = load_fixtures("e2e").free_port()  # nothing listens there
+    async with AsyncOrdinaut(f"http://127.0.0.1:{port}", token="t", max_retries=0) as down:
+        async with Client(build_server(down, openapi_catalog(down))) as mcp:
+            with pytest.raises(
+                MCPError, match=f"cannot reach the Ordinaut API at http://127.0.0.1:{port}"
+            ):
+                await mcp.list_tools()
+            failed = error_text(await mcp.call_tool("list_tasks", {}))
+            assert (
+                "cannot reach the Ordinaut API" in failed
+                and "Is the Ordinaut API running?" in failed
+            )

@@ -19,6 +19,7 @@ from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
+    INTERNAL_ERROR,
     INVALID_PARAMS,
     CallToolRequestParams,
     CallToolResult,
@@ -216,7 +217,10 @@ def build_server(client: AsyncOrdinaut, catalog: CatalogSource) -> Server[Any]:
         try:
             served = await catalog()
         except OrdinautConnectionError as exc:
-            raise MCPError(code=INVALID_PARAMS, message=f"{exc}. Is the API running?") from None
+            # no tools to offer: a protocol error, which the client shows to its user
+            raise MCPError(
+                code=INTERNAL_ERROR, message=f"{exc}. Is the Ordinaut API running?"
+            ) from None
         return ListToolsResult(
             tools=[
                 MCPTool(
