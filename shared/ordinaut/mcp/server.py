@@ -54,7 +54,10 @@ use ${params.x}, ${steps.<id>.output...}, ${event.payload...} and expression fun
 (list_expression_functions). Usual flow: list_pipeline_tools -> preview_schedule ->
 validate_task (dry_run) -> create_task -> run_task_now -> get_run. Instants are ISO 8601 in UTC
 unless a timezone (IANA name, e.g. Europe/Chisinau) is given; durations are in seconds unless a
-field ends in _ms. You only ever see your own tasks and runs."""
+field ends in _ms. You only ever see your own tasks and runs. Errors: "Rejected" lists the
+arguments to fix; "Not found" is an id that is wrong or not yours; "Not possible now" is a
+state that forbids the change (get_task shows it); "Not allowed" is a scope this credential
+lacks; "Rate limited" says when to try again."""
 
 CatalogSource = Callable[[], Awaitable[Catalog]]
 
