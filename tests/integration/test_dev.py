@@ -29,8 +29,8 @@ import httpx
 import psutil
 import pytest
 
-from ordinaut import dev
-from ordinaut.cli import CommandError
+from ordinaut.cli import dev
+from ordinaut.cli.common import CommandError
 from ordinaut.config import load_settings
 from ordinaut.pipeline.tools.egress import Allowlist
 

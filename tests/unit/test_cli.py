@@ -15,6 +15,7 @@ import pytest
 
 from ordinaut import __version__, cli
 from ordinaut.auth import SCOPES
+from ordinaut.cli import agents, common, processes
 
 COMMANDS = ("dev", "api", "scheduler", "worker", "migrate", "agents")
 
@@ -141,10 +142,10 @@ def test_an_unknown_log_level_exits_2(
 def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORDINAUT_API_PORT", "9000")
     args = cli.build_parser().parse_args(["api", "--port", "9100", "--host", "0.0.0.0"])
-    settings = cli.settings_from(args)
+    settings = common.settings_from(args)
     assert (settings.api_host, settings.api_port) == ("0.0.0.0", 9100)
     args = cli.build_parser().parse_args(["worker", "--concurrency", "3"])
-    assert cli.settings_from(args).worker_concurrency == 3
+    assert common.settings_from(args).worker_concurrency == 3
 
 
 def test_an_unreachable_database_is_one_line_exit_1_and_hides_the_password(
@@ -170,13 +171,13 @@ def test_an_unreachable_database_is_one_line_exit_1_and_hides_the_password(
     ],
 )  # fmt: skip
 def test_redact_hides_only_the_password(url: str, shown: str) -> None:
-    assert cli.redact(url) == shown
+    assert common.redact(url) == shown
 
 
 def test_scopes_default_admin_and_explicit() -> None:
-    assert cli.parse_scopes(None, admin=False) == [s for s in SCOPES if s != "admin"]
-    assert cli.parse_scopes(None, admin=True) == list(SCOPES)
-    assert cli.parse_scopes("runs:read, tasks:read,runs:read", admin=False) == [
+    assert agents.parse_scopes(None, admin=False) == [s for s in SCOPES if s != "admin"]
+    assert agents.parse_scopes(None, admin=True) == list(SCOPES)
+    assert agents.parse_scopes("runs:read, tasks:read,runs:read", admin=False) == [
         "runs:read",
         "tasks:read",
     ]
@@ -184,8 +185,8 @@ def test_scopes_default_admin_and_explicit() -> None:
 
 @pytest.mark.parametrize("raw", ["tasks:read,root", "", " , "])
 def test_bad_scopes_exit_2(raw: str) -> None:
-    with pytest.raises(cli.CommandError) as excinfo:
-        cli.parse_scopes(raw, admin=False)
+    with pytest.raises(common.CommandError) as excinfo:
+        agents.parse_scopes(raw, admin=False)
     assert excinfo.value.code == 2
 
 
@@ -194,14 +195,14 @@ def test_a_metrics_port_in_use_is_a_clear_error() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(cli.CommandError) as excinfo:
-            cli.serve_metrics(port)
+        with pytest.raises(common.CommandError) as excinfo:
+            processes.serve_metrics(port)
     assert f"127.0.0.1:{port}" in excinfo.value.message
     assert "--metrics-port" in excinfo.value.message
 
 
 def test_metrics_port_0_serves_nothing() -> None:
-    cli.serve_metrics(0)  # would raise or bind if it tried
+    processes.serve_metrics(0)  # would raise or bind if it tried
 
 
 async def test_first_signal_sets_stop_and_the_body_returns() -> None:
@@ -212,7 +213,7 @@ async def test_first_signal_sets_stop_and_the_body_returns() -> None:
         await asyncio.wait_for(stop.wait(), 5)
         seen.append("stopped")
 
-    await cli.run_until_signalled(body)
+    await processes.run_until_signalled(body)
     assert seen == ["stopped"]
     # The handlers are gone again: the loop no longer owns SIGTERM.
     assert asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM) is False
@@ -225,15 +226,33 @@ async def test_a_second_signal_cancels_a_body_that_ignores_stop() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         await asyncio.sleep(30)
 
-    with pytest.raises(cli.CommandError, match="second signal"):
-        await cli.run_until_signalled(body)
+    with pytest.raises(common.CommandError, match="second signal"):
+        await processes.run_until_signalled(body)
+
+
+# What `ordinaut --help` must not import: the servers, the database and Redis drivers, the
+# embedded servers, and the REST client (httpx and pydantic: a quarter of a second on its own).
+HEAVY = (
+    "fastapi",
+    "asyncpg",
+    "uvicorn",
+    "redis",
+    "pgserver",
+    "ordinaut.embedded",
+    "httpx",
+    "pydantic",
+    "ordinaut.client",
+)
 
 
 def test_help_is_fast_because_heavy_modules_load_lazily() -> None:
+    # Every command group's parser is built; no command runs.
     code = (
-        "import sys, ordinaut.cli; "
-        "print(sorted(m for m in ('fastapi', 'asyncpg', 'uvicorn', 'redis', 'pgserver') "
-        "if m in sys.modules))"
+        "import contextlib, io, sys\n"
+        "from ordinaut.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60

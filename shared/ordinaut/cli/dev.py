@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import json
 import logging
 import os
@@ -20,25 +19,29 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from ordinaut.cli import (
+from ordinaut.cli.common import (
     EXIT_FAILURE,
     EXIT_OK,
     CommandError,
+    SubParsers,
     configure_logging,
     database_errors,
+    port_number,
+    process_count,
     settings_from,
+    subparser,
 )
 from ordinaut.config import Settings
-from ordinaut.embedded import EmbeddedPostgres, EmbeddedRedis
+
+if TYPE_CHECKING:
+    from ordinaut.embedded import EmbeddedPostgres, EmbeddedRedis
 
 log = logging.getLogger("ordinaut.dev")
 
@@ -95,6 +98,44 @@ class Signals:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    p = subparser(
+        sub,
+        "dev",
+        "run everything locally: embedded PostgreSQL + Redis, API, scheduler, worker",
+        "Start a complete Ordinaut on this machine with nothing installed but Python: embedded\n"
+        "PostgreSQL and Redis with data under ORDINAUT_HOME (default .ordinaut/) that survives\n"
+        "restarts, migrations applied, the API, scheduler and workers as child processes, and\n"
+        "an admin credential saved to .ordinaut/credentials.json (only its path is printed;\n"
+        "the secret is shown once, on a terminal, when the admin is created). Set\n"
+        "ORDINAUT_DATABASE_URL / ORDINAUT_REDIS_URL to use external servers instead.\n"
+        "Ctrl-C stops everything.",
+        "  ordinaut dev\n  ordinaut dev --port 9000 --workers 2\n  ordinaut dev --no-scheduler\n"
+        "  ordinaut dev --allow-loopback-egress     for examples/ (stub services on 127.0.0.1)",
+    )
+    p.add_argument(
+        "--port",
+        type=port_number,
+        metavar="PORT",
+        help="API port (default: ORDINAUT_API_PORT or 8080)",
+    )
+    p.add_argument(
+        "--workers",
+        type=process_count,
+        default=1,
+        metavar="N",
+        help="worker processes (default: 1)",
+    )
+    p.add_argument("--no-scheduler", action="store_true", help="do not start the scheduler process")
+    p.add_argument(
+        "--allow-loopback-egress",
+        action="store_true",
+        help="let http.request steps reach 127.0.0.0/8 and ::1 (the examples' stub services); "
+        "other internal addresses stay refused",
+    )
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -171,6 +212,9 @@ class DevStack:
     # --- PostgreSQL and Redis --------------------------------------------------------------
 
     def start_servers(self) -> None:
+        # Imported here: the parser imports this module for every command.
+        from ordinaut.embedded import EmbeddedPostgres, EmbeddedRedis
+
         settings = self.settings
         database_url, redis_url = settings.database_url, settings.redis_url
         if not database_url:
@@ -480,6 +524,8 @@ def die_with_parent() -> Callable[[], None] | None:
     """On Linux, a child gets SIGTERM if dev itself is killed outright (no orphans on a port)."""
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes  # here: the parser imports this module for every command
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         prctl = libc.prctl
@@ -536,6 +582,9 @@ def any_free_port(host: str, exclude: set[int]) -> int:
 
 
 def health_live(base: str) -> bool:
+    import urllib.error  # here: the parser imports this module for every command
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"{base}/health/live", timeout=1.0) as resp:
             return bool(resp.status == 200)

@@ -1,14 +1,19 @@
-"""How the task commands print: tables for people, JSON for scripts, progress on stderr."""
+"""How the REST commands print: tables for people, JSON for scripts, progress on stderr.
+
+Imports no other ``ordinaut.cli`` module. The command groups import this one while the parser
+is built, so ``ordinaut.client`` (for its schedule words; with httpx and pydantic it takes about
+a quarter of a second) is imported only by the functions that print.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ordinaut.client import Run, Task
-from ordinaut.client.words import describe_schedule, local_time
+if TYPE_CHECKING:
+    from ordinaut.client import Run, Task
 
 
 def print_json(value: Any) -> None:
@@ -34,6 +39,20 @@ def utc(value: Any) -> str:
     if value is None:
         return "-"
     return value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def in_words(kind: str, expr: str, zone: str) -> str:
+    """A schedule in words (``ordinaut.client.words``)."""
+    from ordinaut.client import words
+
+    return words.describe_schedule(kind, expr, zone)
+
+
+def local_time(at: Any, zone: str) -> str:
+    """An instant in the task's time zone (``ordinaut.client.words``)."""
+    from ordinaut.client import words
+
+    return words.local_time(at, zone)
 
 
 def print_fire_times(times: list[Any], zone: str, label: str) -> None:
@@ -72,7 +91,7 @@ def last_run(task: Task) -> str:
 
 
 def task_row(task: Task) -> list[str]:
-    words = describe_schedule(task.schedule_kind, task.schedule_expr, task.timezone)
+    words = in_words(task.schedule_kind, task.schedule_expr, task.timezone)
     failures = "-" if task.failures_24h is None else str(task.failures_24h)
     return [
         task.id,

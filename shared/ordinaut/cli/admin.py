@@ -1,17 +1,19 @@
 """``ordinaut admin``: the operator's view over REST (an admin credential): due work by state,
 each scheduler's last tick, live workers and the runs they hold, and every agent's dead letters,
-with ``--retry RUN_ID`` to requeue them. The parser is in ``cli_tasks_parser``."""
+with ``--retry RUN_ID`` to requeue them."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ordinaut.cli import EXIT_OK
-from ordinaut.cli_output import print_json, short, table, utc
-from ordinaut.cli_tasks import _client, api_errors
-from ordinaut.client import Ordinaut, Run
+from ordinaut.cli.common import EXIT_OK, SubParsers, int_in, leaf
+from ordinaut.cli.output import print_json, short, table, utc
+from ordinaut.cli.rest import api_errors, connect, connection_flags
+
+if TYPE_CHECKING:
+    from ordinaut.client import Ordinaut, Run
 
 DEAD_LETTER = "dead_letter"
 
@@ -94,7 +96,7 @@ def render(overview: dict[str, Any], dead: list[Run], dead_total: int) -> str:
 
 
 def cmd_admin(args: argparse.Namespace) -> int:
-    with _client(args) as client, api_errors():
+    with connect(args) as client, api_errors():
         if args.retry:
             retried = [client.retry_run(run_id) for run_id in args.retry]
             if args.json:
@@ -115,3 +117,35 @@ def cmd_admin(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(render(overview, dead, dead_total))
     return EXIT_OK
+
+
+def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    p = leaf(
+        sub,
+        "admin",
+        "the operator's view: queue, schedulers, workers, dead letters (admin)",
+        "  ordinaut admin\n  ordinaut admin --dead-letters 100 --json\n"
+        "  ordinaut admin --retry RUN_ID [--retry RUN_ID ...]",
+        cmd_admin,
+    )
+    p.description = (
+        "Show what an operator checks first, over the REST API with an admin credential:\n"
+        "due work by state (due, scheduled, running) and how long the oldest due row waits,\n"
+        "each scheduler's last tick, the workers (live ones first) with the runs each holds,\n"
+        "and the dead letters of every agent. --retry requeues a dead-lettered (or failed)\n"
+        "run of any agent with a fresh retry budget."
+    )
+    p.add_argument(
+        "--retry",
+        action="append",
+        metavar="RUN_ID",
+        help="requeue this dead-lettered or failed run (repeat for several)",
+    )
+    p.add_argument(
+        "--dead-letters",
+        type=int_in(1, 500, "count"),
+        default=20,
+        metavar="N",
+        help="dead letters to list, newest first (default 20, at most 500)",
+    )
+    connection_flags(p)
