@@ -216,6 +216,12 @@ async def test_each_tool_needs_the_scope_of_its_route(
         assert refused.startswith("Not allowed (forbidden)") and "tasks:write" in refused
         runs = error_text(await mcp.call_tool("list_runs", {}))
         assert "runs:read" in runs
+    writer = await make_agent(["tasks:read", "tasks:write"], name="writer")
+    async with hosted(live_url, writer["token"]) as mcp:
+        task = ok(await mcp.call_tool("create_task", CRON_TASK))
+        # get_task's extra read of the runs needs runs:read: without it, only that is left out
+        shown = ok(await mcp.call_tool("get_task", {"task_id": task["id"]}))
+        assert shown["summary"].startswith("every weekday") and "recent_runs" not in shown
 
 
 async def test_a_tool_call_is_the_rest_request_audited_under_the_mcp_request_id(

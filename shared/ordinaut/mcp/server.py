@@ -172,7 +172,7 @@ class _Tools:
     async def _with_schedule(self, task: dict[str, Any], *, runs: bool) -> dict[str, Any]:
         """The task with its schedule in words, next fire times and (get_task) latest runs.
         These are extra reads: the operation itself already succeeded, so a failure here
-        (a credential without runs:read) only leaves them out."""
+        (a credential without runs:read, a dropped connection) only leaves them out."""
         out = dict(task)
         try:
             preview = await self.send(
@@ -183,13 +183,13 @@ class _Tools:
             out["summary"] = summary(
                 task["schedule_kind"], task["schedule_expr"], task["timezone"], _instants(fires)
             )
-        except OrdinautAPIError:
+        except (OrdinautAPIError, OrdinautConnectionError):
             pass
         if runs:
             try:
                 page = await self.send("GET", "/runs", query={"task_id": task["id"], "limit": 5})
                 out["recent_runs"] = page.get("items", [])
-            except OrdinautAPIError:
+            except (OrdinautAPIError, OrdinautConnectionError):
                 pass
         return out
 
