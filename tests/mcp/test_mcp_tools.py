@@ -135,6 +135,8 @@ async def test_every_tool_in_process(sdk: AsyncOrdinaut, run_worker: Worker) -> 
         assert "allowed from: active" in conflict
         paused = ok(await mcp.call_tool("preview_task", {"task_id": task_id, "limit": 1}))
         assert paused["fire_times"] == ["2026-03-03T07:30:00Z"]  # once resumed
+        shown = ok(await mcp.call_tool("get_task", {"task_id": task_id}))
+        assert shown["summary"].endswith("(paused: these are the times once resumed)")
         assert ok(await mcp.call_tool("resume_task", {"task_id": task_id}))["status"] == "active"
 
         queued = ok(await mcp.call_tool("run_task_now", {"task_id": task_id}))

@@ -121,6 +121,13 @@ def _error(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(text=text)], is_error=True)
 
 
+# A task that is not active does not fire at the times its schedule gives.
+_STATUS_NOTES = {
+    "paused": " (paused: these are the times once resumed)",
+    "canceled": " (canceled: it never runs again)",
+}
+
+
 def _instants(values: list[str]) -> list[datetime]:
     return [datetime.fromisoformat(v.replace("Z", "+00:00")) for v in values]
 
@@ -182,7 +189,7 @@ class _Tools:
             out["next_fire_times"] = fires
             out["summary"] = summary(
                 task["schedule_kind"], task["schedule_expr"], task["timezone"], _instants(fires)
-            )
+            ) + _STATUS_NOTES.get(task.get("status", ""), "")
         except (OrdinautAPIError, OrdinautConnectionError):
             pass
         if runs:
