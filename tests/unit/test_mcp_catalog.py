@@ -105,6 +105,9 @@ def test_a_fixed_argument_is_not_offered_and_always_sent() -> None:
     request = request_of(tool, {"success": False, "limit": 5})
     assert (request.method, request.path, request.body) == ("GET", "/runs", None)
     assert request.query == {"status": "dead_letter", "success": "false", "limit": 5}
+    # a repeatable parameter goes out once per value (httpx repeats a list)
+    listed = request_of(catalog.tools["list_runs"], {"status": ["a", "b"], "success": None})
+    assert listed.query == {"status": ["a", "b"]}  # None: not sent, the API's default holds
     # the model cannot override it: it is not an argument
     with pytest.raises(ArgumentError, match="unknown argument status"):
         request_of(tool, {"status": "succeeded"})
