@@ -17,6 +17,7 @@ import asyncpg
 
 from ordinaut.config import load_settings
 from ordinaut.store import db, work
+from ordinaut.store.rows import SlotTask
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,20 +88,12 @@ async def queue_runs(
     for _ in range(n):
         run_id = uuid.uuid4()
         slots.append(
-            work.NewSlot(
+            work.NewSlot.for_task(
+                SlotTask.from_row(task),
                 run_id=run_id,
-                task_id=task["id"],
-                owner_id=task["created_by"],
                 slot=f"manual:{run_id}",
                 trigger=trigger,
-                event_id=None,
                 scheduled_for=at,
-                run_at=at,
-                priority=task["priority"],
-                max_attempts=task["max_retries"] + 1,
-                concurrency_key=task["concurrency_key"],
-                buffer_one=task["overlap_policy"] == "buffer_one",
-                idempotency_key=f"k-{run_id}",
             )
         )
     async with pool.acquire() as conn:

@@ -35,7 +35,10 @@ MIN_WINDOW_S = 1.0
 FIRST_PAUSE_S = 1.0  # doubled after every failed attempt, up to MAX_PAUSE_S
 MAX_PAUSE_S = 10.0
 # A proxy that has just been created may also reject logins until it can read its secret.
-RETRYABLE = (*CONNECTION_ERRORS, asyncpg.InvalidAuthorizationSpecificationError)
+RETRYABLE: tuple[type[Exception], ...] = (
+    *CONNECTION_ERRORS,
+    asyncpg.InvalidAuthorizationSpecificationError,
+)
 MAX_NAME = 200
 
 

@@ -43,12 +43,13 @@ from ordinaut.pipeline import (
     execute,
 )
 from ordinaut.store import conditions as store
+from ordinaut.store.db import Connection
 from ordinaut.triggers import CONDITION_STEP, Decision, check_payload, decide  # the pure side
 
 log = logging.getLogger("ordinaut.conditions")
 
 
-Effect = Callable[[asyncpg.Connection], Awaitable[None]]
+Effect = Callable[[Connection], Awaitable[None]]
 SecretsFn = Callable[[UUID, CompiledPipeline | dict[str, Any]], Awaitable[dict[str, str]]]
 
 
@@ -100,12 +101,12 @@ class ConditionRunner:
         """One evaluation; ``skipped`` when the main pipeline does not run."""
         run_id, task_id = row["run_id"], row["task_id"]
         state = await store.load(self.pool, task_id)
-        if state is None or state["status"] != "active" or state["schedule_kind"] != "condition":
+        if state is None or state.status != "active" or state.schedule_kind != "condition":
             why = "task is " + (
                 "deleted"
                 if state is None
-                else state["status"]
-                if state["status"] != "active"
+                else state.status
+                if state.status != "active"
                 else "no longer a condition task"
             )
             return PipelineResult("skipped", {"fired": False, "reason": why}, [])
@@ -125,10 +126,10 @@ class ConditionRunner:
                 error["step"] = "condition"
             return PipelineResult("failed", checked.output, _label(records), error)
         value = bool(records) and records[-1]["status"] == "succeeded"
-        previous = state["value"]
+        previous = state.value
         cooldown = float(row["payload"].get("cooldown_seconds") or 0)
         decision = decide(
-            value, previous, fired_at=state["fired_at"], now=ctx.now, cooldown_s=cooldown
+            value, previous, fired_at=state.fired_at, now=ctx.now, cooldown_s=cooldown
         )
         records = _label(records, value=value, previous=previous, decision=decision)
         self.pending[run_id] = functools.partial(

@@ -67,6 +67,12 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.AdminShutdownError,
 )
+# what pauses the consumer loop (and is retried with backoff) instead of ending it
+PAUSING_ERRORS: tuple[type[BaseException], ...] = (
+    RedisError,
+    asyncpg.PostgresError,
+    *INFRASTRUCTURE_ERRORS,
+)
 
 
 class Rejected(Exception):
@@ -379,7 +385,7 @@ async def run_consumer(
             )
             backoff = 0.0
             continue
-        except (RedisError, asyncpg.PostgresError, *INFRASTRUCTURE_ERRORS) as exc:
+        except PAUSING_ERRORS as exc:
             backoff = min(5.0, backoff * 2 or 0.5)
             log.warning("ingest consumer paused", extra={"error": repr(exc), "retry_in_s": backoff})
         with contextlib.suppress(TimeoutError):

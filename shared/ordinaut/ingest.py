@@ -32,9 +32,10 @@ from ordinaut.events import EVENT_RECEIVED, RUNS_THROTTLED
 from ordinaut.pipeline import PipelineLimits
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.pipeline.offload import off_loop
-from ordinaut.slots import idempotency_key
 from ordinaut.store import events, outbox, work
+from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
+from ordinaut.store.rows import SlotTask
 from ordinaut.taskdefs import SHARED_PREFIX
 from ordinaut.triggers import filter_passes
 
@@ -72,21 +73,13 @@ def check_event(topic: Any, event_id: Any, payload: Any = None) -> None:
 
 
 def _slot(task: asyncpg.Record, owner: UUID, event_id: str, now: datetime) -> work.NewSlot:
-    slot = f"event:{event_id}"
-    return work.NewSlot(
-        run_id=uuid.uuid4(),
-        task_id=task["id"],
+    return work.NewSlot.for_task(
+        SlotTask.from_row(task),
         owner_id=owner,
-        slot=slot,
+        slot=f"event:{event_id}",
         trigger="event",
         event_id=event_id,
         scheduled_for=now,
-        run_at=now,
-        priority=task["priority"],
-        max_attempts=task["max_retries"] + 1,
-        concurrency_key=task["concurrency_key"],
-        buffer_one=task["overlap_policy"] == "buffer_one",
-        idempotency_key=idempotency_key(task["id"], slot),
         trace_context=tracing.current_traceparent(),  # POST /events: the request's trace
     )
 
@@ -167,7 +160,7 @@ async def ingest_event(
 
 
 async def ingest_on(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     tenant_id: UUID,
     topic: str,
@@ -268,7 +261,7 @@ def _throttled(
 
 
 async def _copy_shared(
-    conn: asyncpg.Connection,
+    conn: Connection,
     publisher: UUID,
     topic: str,
     payload: Any,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -126,12 +125,13 @@ OUTBOX_BACKLOG = Gauge(
 )
 
 
-def count_rescued(rows: Iterable[Mapping[str, Any]]) -> None:
-    """Count rescued leases; a rescue past the last attempt is a dead letter like any other."""
+def count_rescued(actions: Iterable[str]) -> None:
+    """Count rescued leases by what became of each (``requeued``, ``dead_letter``); a rescue
+    past the last attempt is a dead letter like any other."""
     rescued = dead = 0
-    for row in rows:
+    for action in actions:
         rescued += 1
-        dead += row["action"] == "dead_letter"
+        dead += action == "dead_letter"
     RESCUES.inc(rescued)
     if dead:
         DEAD_LETTERS.inc(dead)

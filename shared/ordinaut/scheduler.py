@@ -16,8 +16,10 @@ from ordinaut import metrics, tracing
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidSchedule
-from ordinaut.slots import Policy, idempotency_key, plan_slots, slot_key, stored_schedule
+from ordinaut.slots import Policy, plan_slots, slot_key, stored_schedule
 from ordinaut.store import audit, db, heartbeats, idempotency, outbox, runs, tasks, work
+from ordinaut.store.db import Connection
+from ordinaut.store.rows import DueTask
 
 log = logging.getLogger("ordinaut.scheduler")
 
@@ -115,7 +117,7 @@ async def _tick(pool: asyncpg.Pool, settings: Settings, clock: Clock, *, name: s
             log.warning("housekeeping failed", extra={"error": repr(exc)})
     metrics.TICK_DURATION.observe(result.duration_ms / 1000.0)
     metrics.SLOTS_MATERIALIZED.labels("schedule").inc(result.materialized)
-    metrics.count_rescued(rescued)
+    metrics.count_rescued(r.action for r in rescued)
     metrics.DUE_WORK_LAG.set(result.lag_s)
     metrics.DUE_WORK_QUEUED.set(stats["queued"])
     metrics.DUE_WORK.labels("due").set(result.due)
@@ -151,8 +153,8 @@ async def materialize_due_task(
 
 
 async def _materialize_rows(
-    conn: asyncpg.Connection,
-    due: list[asyncpg.Record],
+    conn: Connection,
+    due: list[DueTask],
     *,
     now: datetime,
     horizon: datetime,
@@ -165,52 +167,43 @@ async def _materialize_rows(
     ids: list[uuid.UUID] = []
     nexts: list[datetime | None] = []
     statuses: list[str] = []
-    for row in due:
+    for task in due:
         try:
             schedule = stored_schedule(
-                row["schedule_kind"], row["schedule_expr"], row["timezone"], row["dtstart"]
+                task.schedule_kind, task.schedule_expr, task.timezone, task.dtstart
             )
         except InvalidSchedule as exc:
             # Validated on write, so only a rule change can bring us here: stop the task
             # loudly instead of retrying it every tick.
             log.error(
                 "stored schedule no longer parses; pausing task",
-                extra={"task_id": str(row["id"]), "error": exc.message},
+                extra={"task_id": str(task.id), "error": exc.message},
             )
-            ids.append(row["id"])
+            ids.append(task.id)
             nexts.append(None)
             statuses.append("paused")
             continue
-        policy = Policy(row["misfire_policy"], *policy_base)
+        policy = Policy(task.misfire_policy, *policy_base)
         plan = plan_slots(
             schedule,
-            row["next_run_at"],
+            task.next_run_at,
             now=now,
             horizon=horizon,
             policy=policy,
-            snoozed_until=row["snoozed_until"],
+            snoozed_until=task.snoozed_until,
         )
         # a condition task's poll runs its check first (ordinaut.conditions)
-        trigger = "condition" if row["schedule_kind"] == "condition" else "schedule"
-        for scheduled_for, run_at in plan.slots:
-            key = slot_key(scheduled_for)
-            slots.append(
-                work.NewSlot(
-                    run_id=uuid.uuid4(),
-                    task_id=row["id"],
-                    owner_id=row["created_by"],
-                    slot=key,
-                    trigger=trigger,
-                    event_id=None,
-                    scheduled_for=scheduled_for,
-                    run_at=run_at,
-                    priority=row["priority"],
-                    max_attempts=row["max_retries"] + 1,
-                    concurrency_key=row["concurrency_key"],
-                    buffer_one=row["overlap_policy"] == "buffer_one",
-                    idempotency_key=idempotency_key(row["id"], key),
-                )
+        trigger = "condition" if task.schedule_kind == "condition" else "schedule"
+        slots.extend(
+            work.NewSlot.for_task(
+                task,
+                slot=slot_key(scheduled_for),
+                trigger=trigger,
+                scheduled_for=scheduled_for,
+                run_at=run_at,
             )
+            for scheduled_for, run_at in plan.slots
+        )
         if plan.skipped:
             metrics.MISFIRES.labels("skipped").inc(plan.skipped)
         if plan.coalesced:
@@ -218,7 +211,7 @@ async def _materialize_rows(
         if plan.caught_up:
             metrics.MISFIRES.labels("run").inc(plan.caught_up)
         result.skipped_misfires += plan.skipped
-        ids.append(row["id"])
+        ids.append(task.id)
         nexts.append(plan.next_run_at)
         finished = plan.next_run_at is None
         statuses.append("completed" if finished else "active")
@@ -234,7 +227,7 @@ async def _materialize_rows(
 STALE_WORKER_S = 86_400.0
 
 
-async def prune_history(conn: asyncpg.Connection, settings: Settings, now: datetime) -> int:
+async def prune_history(conn: Connection, settings: Settings, now: datetime) -> int:
     """Housekeeping each tick: events past ``outbox_retention_s`` (relayed ones, when a relay
     runs), expired idempotency keys and heartbeats of long-gone workers. Returns the events
     deleted."""
@@ -254,7 +247,7 @@ async def prune_history(conn: asyncpg.Connection, settings: Settings, now: datet
     return pruned
 
 
-async def prune_runs(conn: asyncpg.Connection, settings: Settings, now: datetime) -> int:
+async def prune_runs(conn: Connection, settings: Settings, now: datetime) -> int:
     """Finished runs past ``run_retention_s`` (0: none)."""
     if settings.run_retention_s <= 0:
         return 0
@@ -266,7 +259,7 @@ async def prune_runs(conn: asyncpg.Connection, settings: Settings, now: datetime
     return pruned
 
 
-async def prune_audit(conn: asyncpg.Connection, settings: Settings, now: datetime) -> int:
+async def prune_audit(conn: Connection, settings: Settings, now: datetime) -> int:
     """Audit rows past ``audit_retention_s`` (0: none)."""
     if settings.audit_retention_s <= 0:
         return 0

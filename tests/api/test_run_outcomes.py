@@ -148,9 +148,7 @@ async def test_duration_ms_agrees_with_started_and_finished_at(
     (row,) = await worker.lease(1)
     finished = clock.now() + timedelta(milliseconds=12)
     # the worker's own stopwatch said 0 ms (a coarse timer); the stored times say 12
-    outcome = work.Outcome(
-        row["run_id"], row["lease_token"], row["attempt"], "succeeded", finished, 0
-    )
+    outcome = work.Outcome(row.run_id, row.lease_token, row.attempt, "succeeded", finished, 0)
     assert await worker.record(outcome, []) is True
     run = (await client.get(f"/runs/{run_id}", headers=headers)).json()
     span = _ms(run["finished_at"]) - _ms(run["started_at"])

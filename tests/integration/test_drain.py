@@ -18,6 +18,7 @@ from ordinaut.errors import ValidationFailed
 from ordinaut.pipeline import default_registry
 from ordinaut.taskdefs import RUN_OVERHEAD_S, prepare
 from ordinaut.worker import Worker
+from ordinaut.worker.attempt import Attempts
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 ECHO = {"pipeline": [{"id": "hello", "uses": "echo", "with": {"msg": "hi"}}]}
@@ -105,7 +106,7 @@ async def test_a_run_cut_by_the_deadline_counts_its_attempt_and_never_loops(
     (run_id,) = await queue_runs(pool, task, at=START)
     # A run that outlives its bound (a tool that ignores cancellation, a slow database): the
     # deadline is what stops it.
-    monkeypatch.setattr(Worker, "run_bound_s", lambda self, row: 3600.0)
+    monkeypatch.setattr(Attempts, "run_bound_s", lambda self, row: 3600.0)
     first = Worker(pool, settings, clock, worker_id="lambda:1")
     assert await first.drain(2.5) == 1
     row = await run_row(pool, run_id)

@@ -64,7 +64,7 @@ async def test_a_busy_agent_holds_at_most_its_share_of_worker_slots(
         # B asks for a run while A's long runs go on: it starts at once
         (b_run,) = await queue_runs(pool, other, at=clock.now())
         rows = await worker.lease(worker.lease_size())
-        assert [r["run_id"] for r in rows] == [b_run]
+        assert [r.run_id for r in rows] == [b_run]
         worker.start(rows)
         assert (await _status(pool, owner))["running"] == 2
         assert await pool.fetchval("SELECT status::text FROM runs WHERE id = $1", b_run) in (

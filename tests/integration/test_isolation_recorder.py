@@ -154,14 +154,14 @@ async def test_an_outcome_the_encoder_refuses_is_dead_lettered_alone(
     runs = await queue_runs(pool, task, at=clock.now(), n=3)
     async with pool.acquire() as conn:
         leased = await work.lease(conn, now=clock.now(), limit=3, lease_s=30, worker_id="w1")
-    by_id = {r["run_id"]: r for r in leased}
+    by_id = {r.run_id: r for r in leased}
     deep: Any = []
     for _ in range(300):
         deep = [deep]
     outcomes = [
         work.Outcome(
             run_id,
-            by_id[run_id]["lease_token"],
+            by_id[run_id].lease_token,
             1,
             "succeeded",
             clock.now(),

@@ -103,11 +103,9 @@ async def test_stale_worker_is_fenced_and_lease_is_rescued(
     fresh = _worker(pool, s, clock, "fresh")
     assert await fresh.rescue() == 1
     assert await fresh.run_once() == 1
-    late = work.Outcome(run_id, row["lease_token"], row["attempt"], "succeeded", clock.now())
+    late = work.Outcome(run_id, row.lease_token, row.attempt, "succeeded", clock.now())
     assert await stale.record(late, []) is False  # fenced: the old token cannot complete
-    kept = await work.extend_leases(
-        pool, [(run_id, row["lease_token"])], now=clock.now(), lease_s=30
-    )
+    kept = await work.extend_leases(pool, [(run_id, row.lease_token)], now=clock.now(), lease_s=30)
     assert kept == set()
     run = await pool.fetchrow("SELECT status, attempt, worker_id FROM runs WHERE id = $1", run_id)
     assert (run["status"], run["attempt"], run["worker_id"]) == ("succeeded", 2, "fresh")
@@ -142,12 +140,12 @@ async def test_overlap_skip_and_shutdown_release(
     w2 = _worker(pool, settings, clock, "w2")
     assert await w2.run_once() == 1  # the second slot sees the first still running
     statuses = dict(await pool.fetch("SELECT id, status::text FROM runs"))
-    assert statuses[rows[0]["run_id"]] == "running"
-    other = second if rows[0]["run_id"] == first else first
+    assert statuses[rows[0].run_id] == "running"
+    other = second if rows[0].run_id == first else first
     assert statuses[other] == "skipped"
     await w1.shutdown(grace_s=0.0)  # releases the in-flight run, same attempt, due now
     row = await pool.fetchrow(
-        "SELECT state, attempt FROM due_work WHERE run_id = $1", rows[0]["run_id"]
+        "SELECT state, attempt FROM due_work WHERE run_id = $1", rows[0].run_id
     )
     assert (row["state"], row["attempt"]) == ("queued", 1)
 
@@ -162,7 +160,7 @@ async def test_buffer_one_keeps_one_waiting_slot(
     (first,) = await _run_now(pool, task, clock)
     w1 = _worker(pool, settings, clock, "w1")
     running = await w1.lease(10)
-    assert [r["run_id"] for r in running] == [first]
+    assert [r.run_id for r in running] == [first]
     w1.start(list(running))
     await asyncio.sleep(0.05)
     waiting = await _run_now(pool, task, clock, n=3)
@@ -171,7 +169,7 @@ async def test_buffer_one_keeps_one_waiting_slot(
     await w1.shutdown(grace_s=0.0)
     await pool.execute("DELETE FROM due_work WHERE run_id = $1", first)  # first is done
     rows = await w2.lease(10)
-    assert {r["run_id"] for r in rows} == set(waiting)
+    assert {r.run_id for r in rows} == set(waiting)
     payload = {"params": {}, "pipeline": [{"id": "e", "uses": "echo", "with": {}}]}
     await pool.execute("UPDATE tasks SET payload = $2 WHERE id = $1", task["id"], payload)
     await asyncio.gather(*w2.start(list(rows)))

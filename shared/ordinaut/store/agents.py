@@ -23,6 +23,7 @@ from ordinaut import auth
 from ordinaut.config import Settings
 from ordinaut.errors import Conflict, NotFound
 from ordinaut.store import audit
+from ordinaut.store.db import Connection, one_row
 
 SUBJECT = "agent"
 BAD_CREDENTIALS = "invalid agent id or secret"
@@ -98,7 +99,7 @@ RETURNING id, name, scopes, is_active, created_at, updated_at
 
 
 async def create_agent(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     name: str,
     scopes: Sequence[str],
@@ -114,7 +115,7 @@ async def create_agent(
         row = await conn.fetchrow(
             INSERT_AGENT, uuid.uuid4(), name, list(canonical), secret_hash, now
         )
-        agent = _agent(row)
+        agent = _agent(one_row(row))
         await audit.record(
             conn,
             actor_id=actor_id,
@@ -134,7 +135,7 @@ FROM agents WHERE id = $1
 """
 
 
-async def get_agent(conn: asyncpg.Connection | asyncpg.Pool, agent_id: UUID) -> Agent:
+async def get_agent(conn: Connection | asyncpg.Pool, agent_id: UUID) -> Agent:
     """One agent; NotFound when it does not exist."""
     row = await conn.fetchrow(SELECT_AGENT, agent_id)
     if row is None:
@@ -150,7 +151,7 @@ COUNT_AGENTS = "SELECT count(*) FROM agents"
 
 
 async def list_agents(
-    conn: asyncpg.Connection | asyncpg.Pool, *, limit: int, offset: int
+    conn: Connection | asyncpg.Pool, *, limit: int, offset: int
 ) -> tuple[list[Agent], int]:
     """A page of agents (oldest first) and the total count."""
     rows = await conn.fetch(LIST_AGENTS, limit, offset)
@@ -177,7 +178,7 @@ WHERE agent_id = $1 AND revoked_at IS NULL AND expires_at > $2
 
 
 async def update_agent(
-    conn: asyncpg.Connection,
+    conn: Connection,
     agent_id: UUID,
     *,
     now: datetime,
@@ -203,7 +204,7 @@ async def update_agent(
         row = await conn.fetchrow(UPDATE_AGENT, agent_id, name, canonical, is_active, now)
         if row is None:
             raise NotFound("agent not found")
-        agent = _agent(row)
+        agent = _agent(one_row(row))
         changes: dict[str, Any] = {}
         if row["old_name"] != agent.name:
             changes["name"] = {"from": row["old_name"], "to": agent.name}
@@ -231,7 +232,7 @@ DELETE_AGENT = "DELETE FROM agents WHERE id = $1 RETURNING name"
 
 
 async def delete_agent(
-    conn: asyncpg.Connection,
+    conn: Connection,
     agent_id: UUID,
     *,
     now: datetime,
@@ -261,7 +262,7 @@ UPDATE_SECRET = "UPDATE agents SET secret_hash = $2, updated_at = $3 WHERE id = 
 
 
 async def rotate_secret(
-    conn: asyncpg.Connection,
+    conn: Connection,
     agent_id: UUID,
     *,
     now: datetime,
@@ -306,7 +307,7 @@ VALUES ($1, $3, 'access', $4, $5, $6, $7), ($2, $3, 'refresh', $4, $5, $6, $8)
 
 
 async def issue_tokens(
-    conn: asyncpg.Connection,
+    conn: Connection,
     agent_id: UUID,
     now: datetime,
     settings: Settings,
@@ -360,7 +361,7 @@ SELECT_SECRET_HASH = "SELECT secret_hash FROM agents WHERE id = $1 AND is_active
 
 
 async def exchange_secret(
-    db: asyncpg.Pool | asyncpg.Connection,
+    db: asyncpg.Pool | Connection,
     agent_id: str | UUID,
     secret: str,
     now: datetime,
@@ -397,9 +398,7 @@ WHERE t.token_hash = $1 AND t.kind = 'access' AND t.revoked_at IS NULL AND t.exp
 """
 
 
-async def authenticate(
-    conn: asyncpg.Connection | asyncpg.Pool, token: str, now: datetime
-) -> Grant | None:
+async def authenticate(conn: Connection | asyncpg.Pool, token: str, now: datetime) -> Grant | None:
     """The grant of a live access token, or None (unknown, expired, revoked, agent inactive).
 
     Effective scopes are the token's intersected with the agent's current ones, so removing a
@@ -427,7 +426,7 @@ UPDATE agent_tokens SET revoked_at = $2 WHERE family = $1 AND revoked_at IS NULL
 
 
 async def refresh_tokens(
-    conn: asyncpg.Connection,
+    conn: Connection,
     refresh_token: str,
     now: datetime,
     settings: Settings,
@@ -481,7 +480,7 @@ SELECT_TOKEN_OWNER = "SELECT agent_id, family FROM agent_tokens WHERE token_hash
 
 
 async def revoke_token(
-    conn: asyncpg.Connection,
+    conn: Connection,
     token: str,
     now: datetime,
     *,

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut.store.db import delete_in_batches, like_literal
+from ordinaut.store.db import Connection, delete_in_batches, like_literal
 
 INSERT_AUDIT = """
 INSERT INTO audit_log (actor_id, action, subject_type, subject_id, details, request_id,
@@ -19,7 +19,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 
 
 async def record(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     actor_id: UUID | None,
     action: str,
@@ -108,7 +108,7 @@ COUNT_ALL_AUDIT = f"SELECT count(*) FROM audit_log {EVERY} {AUDIT_FILTERS}"  # n
 
 
 async def list_entries(
-    conn: asyncpg.Connection | asyncpg.Pool, where: AuditFilter, *, limit: int, offset: int
+    conn: Connection | asyncpg.Pool, where: AuditFilter, *, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of audit rows, newest first, and how many match."""
     args = where.args()
@@ -134,7 +134,7 @@ DELETE FROM audit_log a USING old WHERE a.id = old.id
 
 
 async def prune(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     *,
     before: datetime,
     batch: int = 5_000,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
+
+from ordinaut.store.db import Connection
+from ordinaut.store.rows import ConditionState
 
 LOAD = """
 SELECT t.status::text AS status, t.schedule_kind, s.value, s.fired_at, s.evaluated_for, s.evaluated_at
@@ -29,14 +31,14 @@ WHERE condition_state.evaluated_for <= EXCLUDED.evaluated_for
 """
 
 
-async def load(conn: asyncpg.Connection | asyncpg.Pool, task_id: UUID) -> dict[str, Any] | None:
+async def load(conn: Connection | asyncpg.Pool, task_id: UUID) -> ConditionState | None:
     """The task's status and its last evaluation (value None: never evaluated); None if gone."""
     row = await conn.fetchrow(LOAD, task_id)
-    return dict(row) if row else None
+    return ConditionState.from_row(row) if row else None
 
 
 async def save(
-    conn: asyncpg.Connection,
+    conn: Connection,
     task_id: UUID,
     *,
     value: bool,

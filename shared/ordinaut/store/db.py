@@ -8,10 +8,11 @@ import math
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolConnectionProxy
 
 from ordinaut.clock import DatabaseClock
 from ordinaut.config import Settings
@@ -31,9 +32,21 @@ SELECT_APPLIED = "SELECT version, checksum FROM schema_migrations"
 INSERT_APPLIED = "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)"
 SELECT_DB_NOW = "SELECT clock_timestamp()"
 
+# What the store's functions take: a connection of their own, or one borrowed from a pool
+# (``async with pool.acquire() as conn`` yields a proxy that forwards to the connection).
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+
+
+def one_row(row: asyncpg.Record | None) -> asyncpg.Record:
+    """The row of a statement that always returns one (an aggregate, INSERT ... RETURNING
+    without ON CONFLICT): None there is a bug, said as such instead of a TypeError later."""
+    if row is None:
+        raise RuntimeError("a statement that always returns a row returned none")
+    return row
+
 
 async def delete_in_batches(
-    conn: asyncpg.Connection | asyncpg.Pool, sql: str, *args: Any, batch: int, max_batches: int
+    conn: Connection | asyncpg.Pool, sql: str, *args: Any, batch: int, max_batches: int
 ) -> int:
     """Run ``sql``, a DELETE of at most ``batch`` rows (its last parameter), until a pass
     removes fewer or ``max_batches`` passes ran; returns how many rows went (housekeeping:
@@ -154,7 +167,7 @@ async def create_pool(
     return pool
 
 
-async def sync_clock(conn: asyncpg.Connection | asyncpg.Pool, clock: DatabaseClock) -> None:
+async def sync_clock(conn: Connection | asyncpg.Pool, clock: DatabaseClock) -> None:
     """Measure the database clock so ``clock.now()`` follows it without I/O."""
     sent = time.monotonic()
     db_now = await conn.fetchval(SELECT_DB_NOW)
@@ -167,7 +180,7 @@ def migration_files(directory: str | Path) -> list[Path]:
     return files
 
 
-async def migrate(conn: asyncpg.Connection, directory: str | Path) -> list[str]:
+async def migrate(conn: Connection, directory: str | Path) -> list[str]:
     """Apply pending migrations in order under an advisory lock; returns the versions applied.
 
     Running it twice is a no-op. An applied file whose text changed is an error: migrations are

@@ -8,6 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
+from ordinaut.store.db import Connection, one_row
+
 INSERT_EVENT = """
 INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, depth)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -72,7 +74,7 @@ GROUP BY schedule_expr ORDER BY schedule_expr
 
 
 async def insert_event(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     tenant_id: UUID,
     event_id: str,
@@ -89,36 +91,34 @@ async def insert_event(
     return seq
 
 
-async def set_matched(conn: asyncpg.Connection, seq: int, count: int) -> None:
+async def set_matched(conn: Connection, seq: int, count: int) -> None:
     await conn.execute(SET_MATCHED, seq, count)
 
 
 async def get_event(
-    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID, event_id: str
+    conn: Connection | asyncpg.Pool, tenant_id: UUID, event_id: str
 ) -> dict[str, Any] | None:
     row = await conn.fetchrow(GET_EVENT, tenant_id, event_id)
     return dict(row) if row else None
 
 
-async def matching_tasks(
-    conn: asyncpg.Connection, tenant_id: UUID, topic: str
-) -> list[asyncpg.Record]:
+async def matching_tasks(conn: Connection, tenant_id: UUID, topic: str) -> list[asyncpg.Record]:
     """The tenant's own active event tasks whose pattern matches ``topic``."""
     return await conn.fetch(MATCH_OWN, tenant_id, topic)
 
 
-async def shared_subscribers(conn: asyncpg.Connection, topic: str) -> list[asyncpg.Record]:
+async def shared_subscribers(conn: Connection, topic: str) -> list[asyncpg.Record]:
     """Every tenant's active ``shared:`` subscriptions matching ``topic``, by owner."""
     return await conn.fetch(MATCH_SHARED, topic)
 
 
-async def is_shared(conn: asyncpg.Connection, topic: str) -> bool:
+async def is_shared(conn: Connection, topic: str) -> bool:
     """Whether an admin declared a shared-topic pattern that matches ``topic``."""
     return bool(await conn.fetchval(IS_SHARED, topic))
 
 
 async def insert_copy(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     tenant_id: UUID,
     event_id: str,
@@ -147,12 +147,12 @@ async def insert_copy(
 
 
 async def recent(
-    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID, *, topic: str | None, limit: int
+    conn: Connection | asyncpg.Pool, tenant_id: UUID, *, topic: str | None, limit: int
 ) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(RECENT, tenant_id, topic, limit)]
 
 
-async def topics(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID) -> list[dict[str, Any]]:
+async def topics(conn: Connection | asyncpg.Pool, tenant_id: UUID) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(TOPICS, tenant_id)]
 
 
@@ -168,21 +168,21 @@ DELETE_SHARED = "DELETE FROM shared_topics WHERE pattern = $1 RETURNING pattern"
 
 
 async def declare_shared(
-    conn: asyncpg.Connection | asyncpg.Pool, pattern: str, admin_id: UUID, now: datetime
+    conn: Connection | asyncpg.Pool, pattern: str, admin_id: UUID, now: datetime
 ) -> tuple[dict[str, Any], bool]:
     """Declare a shared-topic pattern; returns it and whether it is new (idempotent)."""
     row = await conn.fetchrow(INSERT_SHARED, pattern, admin_id, now)
     if row is not None:
         return dict(row), True
     existing = await conn.fetchrow(GET_SHARED, pattern)
-    return dict(existing), False
+    return dict(one_row(existing)), False
 
 
-async def list_shared(conn: asyncpg.Connection | asyncpg.Pool) -> list[dict[str, Any]]:
+async def list_shared(conn: Connection | asyncpg.Pool) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(LIST_SHARED)]
 
 
-async def delete_shared(conn: asyncpg.Connection | asyncpg.Pool, pattern: str) -> bool:
+async def delete_shared(conn: Connection | asyncpg.Pool, pattern: str) -> bool:
     """Remove a shared-topic pattern; False when there was none."""
     return await conn.fetchval(DELETE_SHARED, pattern) is not None
 
@@ -194,7 +194,7 @@ FROM agents WHERE id = $1
 """
 
 
-async def publisher(conn: asyncpg.Connection | asyncpg.Pool, agent_id: UUID) -> str | None:
+async def publisher(conn: Connection | asyncpg.Pool, agent_id: UUID) -> str | None:
     """None when ``agent_id`` may publish events, else why not."""
     row = await conn.fetchrow(PUBLISHER, agent_id)
     if row is None:

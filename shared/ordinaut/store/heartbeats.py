@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from ordinaut.store.db import Connection, one_row
+
 UPSERT_WORKER = """
 INSERT INTO worker_heartbeats (worker_id, hostname, pid, started_at, last_seen, in_flight)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -25,7 +27,7 @@ ON CONFLICT (name) DO UPDATE SET last_tick_at = greatest(scheduler_state.last_ti
 
 
 async def beat(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     *,
     worker_id: str,
     hostname: str,
@@ -37,16 +39,16 @@ async def beat(
     await conn.execute(UPSERT_WORKER, worker_id, hostname, pid, started_at, now, in_flight)
 
 
-async def forget_worker(conn: asyncpg.Connection | asyncpg.Pool, worker_id: str) -> None:
+async def forget_worker(conn: Connection | asyncpg.Pool, worker_id: str) -> None:
     await conn.execute(DELETE_WORKER, worker_id)
 
 
-async def prune_workers(conn: asyncpg.Connection | asyncpg.Pool, *, before: datetime) -> None:
+async def prune_workers(conn: Connection | asyncpg.Pool, *, before: datetime) -> None:
     await conn.execute(PRUNE_WORKERS, before)
 
 
 async def record_tick(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     *,
     name: str,
     now: datetime,
@@ -94,27 +96,22 @@ ORDER BY last_tick_at DESC LIMIT $1
 
 
 async def workers(
-    conn: asyncpg.Connection | asyncpg.Pool, *, since: datetime, limit: int
+    conn: Connection | asyncpg.Pool, *, since: datetime, limit: int
 ) -> list[dict[str, Any]]:
     """Workers (live ones first: seen since ``since``) with the run ids each holds leased."""
     return [dict(r) for r in await conn.fetch(WORKERS, since, limit)]
 
 
-async def schedulers(
-    conn: asyncpg.Connection | asyncpg.Pool, *, limit: int
-) -> list[dict[str, Any]]:
+async def schedulers(conn: Connection | asyncpg.Pool, *, limit: int) -> list[dict[str, Any]]:
     """Each scheduler's last tick, most recent first."""
     return [dict(r) for r in await conn.fetch(SCHEDULERS, limit)]
 
 
-async def ping(conn: asyncpg.Connection) -> None:
+async def ping(conn: Connection) -> None:
     await conn.fetchval(SELECT_ONE)
 
 
-async def liveness(
-    conn: asyncpg.Connection, *, since: datetime, backlog_cap: int
-) -> asyncpg.Record:
+async def liveness(conn: Connection, *, since: datetime, backlog_cap: int) -> asyncpg.Record:
     """Last tick, workers seen since ``since`` and their runs in flight, and the outbox backlog
     (counted up to a cap)."""
-    row: asyncpg.Record = await conn.fetchrow(LIVENESS, since, backlog_cap)
-    return row
+    return one_row(await conn.fetchrow(LIVENESS, since, backlog_cap))

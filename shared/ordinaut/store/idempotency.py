@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut.store.db import delete_in_batches
+from ordinaut.store.db import Connection, delete_in_batches
 
 SELECT_KEY = """
 SELECT request_hash, status_code, response FROM idempotency_keys
@@ -30,7 +30,7 @@ VALUES ($1, $2, $3, $4, $5, $6)
 
 
 async def lookup(
-    conn: asyncpg.Connection, agent_id: UUID, key: str, *, expired_before: datetime
+    conn: Connection, agent_id: UUID, key: str, *, expired_before: datetime
 ) -> tuple[bytes, int, Any] | None:
     """The stored response of a key used after ``expired_before`` (None: new or expired)."""
     row = await conn.fetchrow(SELECT_KEY, agent_id, key, expired_before)
@@ -40,7 +40,7 @@ async def lookup(
 
 
 async def remember(
-    conn: asyncpg.Connection,
+    conn: Connection,
     agent_id: UUID,
     key: str,
     *,
@@ -56,7 +56,7 @@ async def remember(
 
 
 async def prune(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     *,
     expired_before: datetime,
     batch: int = 5_000,

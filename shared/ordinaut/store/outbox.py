@@ -11,7 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut.store.db import delete_in_batches, json_text
+from ordinaut.store.db import Connection, delete_in_batches, json_text, one_row
 
 INSERT_EVENTS = """
 INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
@@ -30,7 +30,7 @@ class OutboxEvent:
     event_id: UUID = field(default_factory=uuid.uuid4)
 
 
-async def append(conn: asyncpg.Connection, events: Sequence[OutboxEvent], *, now: datetime) -> None:
+async def append(conn: Connection, events: Sequence[OutboxEvent], *, now: datetime) -> None:
     """Write events in one statement (call inside the change's transaction)."""
     if not events:
         return
@@ -99,7 +99,7 @@ SELECT count(*) FROM (
 """
 
 
-async def try_relay_lock(conn: asyncpg.Connection) -> bool:
+async def try_relay_lock(conn: Connection) -> bool:
     """Inside a transaction: True when this relay may publish now."""
     return bool(await conn.fetchval(TRY_RELAY_LOCK, RELAY_LOCK_ID))
 
@@ -109,19 +109,18 @@ RELAY_MAX_BYTES = 4 << 20
 
 
 async def pending_batch(
-    conn: asyncpg.Connection, limit: int, max_bytes: int = RELAY_MAX_BYTES
+    conn: Connection, limit: int, max_bytes: int = RELAY_MAX_BYTES
 ) -> asyncpg.Record:
     """Settled events after the relay cursor (at most ``limit``, and at most ``max_bytes`` of
     payloads unless the first alone is bigger): ``n``, ``last_tx``/``last_seq`` (where the
     cursor moves once they are published) and ``body`` (their fields in the wire format)."""
-    cursor = await conn.fetchrow(CURSOR)
-    row: asyncpg.Record = await conn.fetchrow(
-        PENDING_BATCH, cursor["last_tx"], cursor["last_seq"], limit, max_bytes
+    cursor = one_row(await conn.fetchrow(CURSOR))
+    return one_row(
+        await conn.fetchrow(PENDING_BATCH, cursor["last_tx"], cursor["last_seq"], limit, max_bytes)
     )
-    return row
 
 
-async def advance_cursor(conn: asyncpg.Connection, last_tx: Any, last_seq: int) -> None:
+async def advance_cursor(conn: Connection, last_tx: Any, last_seq: int) -> None:
     """Move the relay cursor past the last event of a published batch."""
     await conn.execute(ADVANCE, last_tx, last_seq)
 
@@ -143,7 +142,7 @@ OLDEST = "SELECT created_at FROM outbox ORDER BY seq LIMIT 1"
 
 
 async def prune(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     *,
     before: datetime,
     relayed_only: bool,
@@ -160,7 +159,7 @@ async def prune(
     )
 
 
-async def backlog(conn: asyncpg.Connection | asyncpg.Pool, cap: int = 1_000_000) -> int:
+async def backlog(conn: Connection | asyncpg.Pool, cap: int = 1_000_000) -> int:
     """Events not yet relayed (counted up to ``cap``)."""
     return int(await conn.fetchval(BACKLOG, cap))
 
@@ -186,7 +185,7 @@ LATEST_SEQ = "SELECT coalesce(max(seq), 0) FROM outbox"
 
 
 async def tenant_after(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     tenant_id: UUID,
     after: int,
     *,
@@ -201,6 +200,6 @@ async def tenant_after(
     )
 
 
-async def latest_seq(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+async def latest_seq(conn: Connection | asyncpg.Pool) -> int:
     """The highest seq written so far (0 for an empty outbox): where a live stream starts."""
     return int(await conn.fetchval(LATEST_SEQ))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import UUID
 
-import asyncpg
+from ordinaut.store.db import Connection
 
 WINDOW_S = 60
 
@@ -51,7 +51,7 @@ class RunQuota:
         self._used: dict[UUID, int] = {}
         self._pending: dict[UUID, int] = {}
 
-    async def allow(self, conn: asyncpg.Connection, wanted: dict[UUID, int]) -> dict[UUID, int]:
+    async def allow(self, conn: Connection, wanted: dict[UUID, int]) -> dict[UUID, int]:
         """How many of the runs each agent wants may be queued now; reserves them."""
         if self.limit <= 0:
             return dict(wanted)
@@ -71,7 +71,7 @@ class RunQuota:
                 self._pending[agent] = self._pending.get(agent, 0) + allowed[agent]
         return allowed
 
-    async def charge(self, conn: asyncpg.Connection) -> None:
+    async def charge(self, conn: Connection) -> None:
         """Write what was reserved (call last in the transaction that queued the runs)."""
         if self.limit <= 0 or not self._pending:
             return

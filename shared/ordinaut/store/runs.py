@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from ordinaut.errors import InvalidTransition, NotFound
-from ordinaut.store.db import delete_in_batches
+from ordinaut.store.db import Connection, delete_in_batches, one_row
 
 RUN_COLUMNS = (
     "id, task_id, owner_id, scheduled_for, status::text AS status, attempt, trigger, event_id, started_at, "
@@ -96,7 +96,7 @@ def _row(r: asyncpg.Record) -> dict[str, Any]:
 
 
 async def list_runs(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     owner_id: UUID | None,
     *,
     task_id: UUID | None,
@@ -118,14 +118,14 @@ async def list_runs(
     return [_row(r) for r in rows], total
 
 
-async def owner_of(conn: asyncpg.Connection | asyncpg.Pool, run_id: UUID) -> UUID | None:
+async def owner_of(conn: Connection | asyncpg.Pool, run_id: UUID) -> UUID | None:
     """The agent owning a run (None: no such run); admins act on any agent's run."""
     owner: UUID | None = await conn.fetchval(RUN_OWNER, run_id)
     return owner
 
 
 async def get_run(
-    conn: asyncpg.Connection | asyncpg.Pool, run_id: UUID, owner_id: UUID | None
+    conn: Connection | asyncpg.Pool, run_id: UUID, owner_id: UUID | None
 ) -> dict[str, Any]:
     """One run with its step results; ``owner_id`` None reads any agent's (admins)."""
     if owner_id is None:
@@ -138,7 +138,7 @@ async def get_run(
 
 
 async def latest_run(
-    conn: asyncpg.Connection | asyncpg.Pool, task_id: UUID, owner_id: UUID
+    conn: Connection | asyncpg.Pool, task_id: UUID, owner_id: UUID
 ) -> dict[str, Any] | None:
     row = await conn.fetchrow(LATEST_RUN, task_id, owner_id)
     return _row(row) if row else None
@@ -152,21 +152,21 @@ def _numbers(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def task_stats(
-    conn: asyncpg.Connection | asyncpg.Pool, task_id: UUID, owner_id: UUID
+    conn: Connection | asyncpg.Pool, task_id: UUID, owner_id: UUID
 ) -> dict[str, Any]:
-    stats = _numbers(await conn.fetchrow(TASK_STATS, task_id, owner_id))
+    stats = _numbers(one_row(await conn.fetchrow(TASK_STATS, task_id, owner_id)))
     finished = stats["succeeded"] + stats["failed"] + stats["dead_letter"]
     stats["success_rate"] = (stats["succeeded"] / finished) if finished else None
     return stats
 
 
 async def summary(
-    conn: asyncpg.Connection | asyncpg.Pool, owner_id: UUID, *, since: datetime
+    conn: Connection | asyncpg.Pool, owner_id: UUID, *, since: datetime
 ) -> dict[str, Any]:
-    runs = _numbers(await conn.fetchrow(SUMMARY, owner_id, since))
+    runs = _numbers(one_row(await conn.fetchrow(SUMMARY, owner_id, since)))
     finished = runs["succeeded"] + runs["failed"] + runs["dead_letter"]
     runs["success_rate"] = (runs["succeeded"] / finished) if finished else None
-    tasks = dict(await conn.fetchrow(TASK_COUNTS, owner_id))
+    tasks = dict(one_row(await conn.fetchrow(TASK_COUNTS, owner_id)))
     return {"runs": runs, "tasks": tasks}
 
 
@@ -214,14 +214,14 @@ SELECT id FROM r
 """
 
 
-async def _status_or_404(conn: asyncpg.Connection, run_id: UUID, owner_id: UUID) -> str:
+async def _status_or_404(conn: Connection, run_id: UUID, owner_id: UUID) -> str:
     status: str | None = await conn.fetchval(RUN_STATUS, run_id, owner_id)
     if status is None:
         raise NotFound(f"run {run_id} not found", {"run_id": str(run_id)})
     return status
 
 
-async def retry_run(conn: asyncpg.Connection, run_id: UUID, owner_id: UUID, now: datetime) -> None:
+async def retry_run(conn: Connection, run_id: UUID, owner_id: UUID, now: datetime) -> None:
     """Requeue a failed or dead-lettered run now (409 from any other state)."""
     status = await _status_or_404(conn, run_id, owner_id)
     if await conn.fetchval(RETRY_RUN, run_id, owner_id, now) is None:
@@ -231,7 +231,7 @@ async def retry_run(conn: asyncpg.Connection, run_id: UUID, owner_id: UUID, now:
         )
 
 
-async def cancel_run(conn: asyncpg.Connection, run_id: UUID, owner_id: UUID, now: datetime) -> None:
+async def cancel_run(conn: Connection, run_id: UUID, owner_id: UUID, now: datetime) -> None:
     """Cancel a queued or running run; a running attempt loses its lease and is discarded."""
     status = await _status_or_404(conn, run_id, owner_id)
     if status not in ("queued", "running"):
@@ -254,7 +254,7 @@ DELETE FROM runs r USING old WHERE r.id = old.id
 
 
 async def prune_finished(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     *,
     before: datetime,
     batch: int = 5_000,

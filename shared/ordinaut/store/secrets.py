@@ -9,6 +9,8 @@ from uuid import UUID
 
 import asyncpg
 
+from ordinaut.store.db import Connection
+
 UPSERT = """
 INSERT INTO agent_secrets (tenant_id, name, ciphertext, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $4)
@@ -24,22 +26,22 @@ FETCH = "SELECT name, ciphertext FROM agent_secrets WHERE tenant_id = $1 AND nam
 
 
 async def put(
-    conn: asyncpg.Connection, tenant_id: UUID, name: str, ciphertext: bytes, now: datetime
+    conn: Connection, tenant_id: UUID, name: str, ciphertext: bytes, now: datetime
 ) -> bool:
     """Store or replace; True when it was created."""
     return bool(await conn.fetchval(UPSERT, tenant_id, name, ciphertext, now))
 
 
-async def names(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID) -> list[dict[str, Any]]:
+async def names(conn: Connection | asyncpg.Pool, tenant_id: UUID) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(LIST, tenant_id)]
 
 
-async def delete(conn: asyncpg.Connection, tenant_id: UUID, name: str) -> bool:
+async def delete(conn: Connection, tenant_id: UUID, name: str) -> bool:
     return await conn.fetchval(DELETE, tenant_id, name) is not None
 
 
 async def fetch(
-    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: UUID, wanted: Iterable[str]
+    conn: Connection | asyncpg.Pool, tenant_id: UUID, wanted: Iterable[str]
 ) -> dict[str, bytes]:
     rows = await conn.fetch(FETCH, tenant_id, list(wanted))
     return {r["name"]: bytes(r["ciphertext"]) for r in rows}

@@ -9,7 +9,8 @@ from uuid import UUID
 import asyncpg
 
 from ordinaut.errors import NotFound
-from ordinaut.store.db import like_literal
+from ordinaut.store.db import Connection, like_literal, one_row
+from ordinaut.store.rows import DueTask
 
 TASK_COLUMNS = (
     "id, created_by, title, description, schedule_kind, schedule_expr, timezone, dtstart, "
@@ -128,17 +129,17 @@ def _bounds(task: dict[str, Any]) -> tuple[Any, Any]:
 
 
 async def insert_task(
-    conn: asyncpg.Connection, *, task_id: UUID, owner_id: UUID, task: dict[str, Any], now: datetime
+    conn: Connection, *, task_id: UUID, owner_id: UUID, task: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     """Insert a validated task; returns the stored row."""
     row = await conn.fetchrow(
         INSERT_TASK, task_id, *task_values(task), owner_id, now, *_bounds(task)
     )
-    return dict(row)
+    return dict(one_row(row))
 
 
 async def get_task(
-    conn: asyncpg.Connection | asyncpg.Pool, task_id: UUID, owner_id: UUID, *, lock: bool = False
+    conn: Connection | asyncpg.Pool, task_id: UUID, owner_id: UUID, *, lock: bool = False
 ) -> dict[str, Any]:
     """The caller's task; another agent's task is NotFound exactly like a missing one."""
     row = await conn.fetchrow(SELECT_TASK_FOR_UPDATE if lock else SELECT_TASK, task_id, owner_id)
@@ -148,7 +149,7 @@ async def get_task(
 
 
 async def update_task(
-    conn: asyncpg.Connection, *, owner_id: UUID, task: dict[str, Any], now: datetime
+    conn: Connection, *, owner_id: UUID, task: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     """Write every writable column of ``task`` (read it with ``lock=True`` first)."""
     row = await conn.fetchrow(
@@ -160,7 +161,7 @@ async def update_task(
 
 
 async def list_tasks(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     owner_id: UUID | None,
     *,
     status: str | None,
@@ -190,18 +191,18 @@ async def list_tasks(
     return items, total
 
 
-async def count_owned(conn: asyncpg.Connection, owner_id: UUID) -> int:
+async def count_owned(conn: Connection, owner_id: UUID) -> int:
     return int(await conn.fetchval(COUNT_OWNED, owner_id))
 
 
-async def delete_task(conn: asyncpg.Connection, task_id: UUID, owner_id: UUID) -> None:
+async def delete_task(conn: Connection, task_id: UUID, owner_id: UUID) -> None:
     """Delete the task; its runs and pending work go with it (ON DELETE CASCADE)."""
     if await conn.fetchval(DELETE_TASK, task_id, owner_id) is None:
         raise NotFound(f"task {task_id} not found", {"task_id": str(task_id)})
 
 
 async def find_recent_duplicate(
-    conn: asyncpg.Connection, owner_id: UUID, dedupe_key: str, since: datetime
+    conn: Connection, owner_id: UUID, dedupe_key: str, since: datetime
 ) -> dict[str, Any] | None:
     row = await conn.fetchrow(FIND_DEDUPE, owner_id, dedupe_key, since)
     return dict(row) if row else None
@@ -223,11 +224,9 @@ FOR UPDATE SKIP LOCKED
 """
 
 
-async def lock_due_tasks(
-    conn: asyncpg.Connection, *, horizon: datetime, limit: int
-) -> list[asyncpg.Record]:
+async def lock_due_tasks(conn: Connection, *, horizon: datetime, limit: int) -> list[DueTask]:
     """Lock (inside the caller's transaction) the active tasks due by ``horizon``."""
-    return await conn.fetch(LOCK_DUE_TASKS, horizon, limit)
+    return [DueTask.from_row(r) for r in await conn.fetch(LOCK_DUE_TASKS, horizon, limit)]
 
 
 LOCK_TASK_IF_DUE = """
@@ -239,12 +238,10 @@ FOR UPDATE SKIP LOCKED
 """
 
 
-async def lock_task_if_due(
-    conn: asyncpg.Connection, task_id: UUID, *, now: datetime
-) -> list[asyncpg.Record]:
+async def lock_task_if_due(conn: Connection, task_id: UUID, *, now: datetime) -> list[DueTask]:
     """Lock one active task due by ``now`` (inside the caller's transaction); [] when it is
     not due, or a tick holds it."""
-    return await conn.fetch(LOCK_TASK_IF_DUE, task_id, now)
+    return [DueTask.from_row(r) for r in await conn.fetch(LOCK_TASK_IF_DUE, task_id, now)]
 
 
 ADVANCE_TASKS = """
@@ -255,7 +252,7 @@ WHERE t.id = a.id
 
 
 async def advance_tasks(
-    conn: asyncpg.Connection,
+    conn: Connection,
     ids: list[UUID],
     next_run_ats: list[datetime | None],
     statuses: list[str],
@@ -278,13 +275,11 @@ WHERE t.id = b.id AND t.run_bound_s IS NULL
 """
 
 
-async def unbounded_tasks(
-    conn: asyncpg.Connection, after: UUID, limit: int
-) -> list[asyncpg.Record]:
+async def unbounded_tasks(conn: Connection, after: UUID, limit: int) -> list[asyncpg.Record]:
     """Up to ``limit`` tasks without a run bound, ids after ``after`` (keyset order)."""
     return list(await conn.fetch(UNBOUNDED, after, limit))
 
 
-async def set_run_bounds(conn: asyncpg.Connection, ids: list[UUID], bounds: list[float]) -> None:
+async def set_run_bounds(conn: Connection, ids: list[UUID], bounds: list[float]) -> None:
     """Give each task in ``ids`` its bound, where it has none yet."""
     await conn.execute(SET_RUN_BOUNDS, ids, bounds)

@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 
-from ordinaut.store.db import json_text
+from ordinaut.slots import idempotency_key as slot_idempotency_key
+from ordinaut.store.db import Connection, json_text, one_row
+from ordinaut.store.rows import CountedAttempt, LeasedRun, SlotTask, TaskPayload
 
 WAKE_CHANNEL = "ordinaut_work"
 
@@ -37,6 +39,41 @@ class NewSlot:
     idempotency_key: str
     # the W3C traceparent of the request that created it, continued by the run's span
     trace_context: str | None = None
+
+    @classmethod
+    def for_task(
+        cls,
+        task: SlotTask,
+        *,
+        slot: str,
+        trigger: str,
+        scheduled_for: datetime,
+        run_at: datetime | None = None,
+        owner_id: UUID | None = None,
+        event_id: str | None = None,
+        run_id: UUID | None = None,
+        trace_context: str | None = None,
+    ) -> NewSlot:
+        """The slot ``slot`` of ``task``: priority, attempts (its retries + 1), concurrency key
+        and buffering come from the task, the idempotency key from (task, slot). It runs at
+        ``scheduled_for`` unless ``run_at`` says otherwise; its owner is the task's creator
+        unless ``owner_id`` says otherwise (the same agent, read where the caller has it)."""
+        return cls(
+            run_id=run_id or uuid4(),
+            task_id=task.id,
+            owner_id=task.created_by if owner_id is None else owner_id,
+            slot=slot,
+            trigger=trigger,
+            event_id=event_id,
+            scheduled_for=scheduled_for,
+            run_at=scheduled_for if run_at is None else run_at,
+            priority=task.priority,
+            max_attempts=task.max_retries + 1,
+            concurrency_key=task.concurrency_key,
+            buffer_one=task.overlap_policy == "buffer_one",
+            idempotency_key=slot_idempotency_key(task.id, slot),
+            trace_context=trace_context,
+        )
 
 
 # Runs first (the unique key decides which slots are new), then due_work for those only.
@@ -73,7 +110,7 @@ RETURNING run_id, task_id
 
 
 async def materialize(
-    conn: asyncpg.Connection, slots: Sequence[NewSlot], *, now: datetime
+    conn: Connection, slots: Sequence[NewSlot], *, now: datetime
 ) -> list[tuple[UUID, UUID]]:
     """Insert slots in one statement; a slot that exists already is skipped. Returns new ids."""
     if not slots:
@@ -155,7 +192,7 @@ SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
        r.owner_id, r.scheduled_for, r.trigger, r.event_id, r.idempotency_key, r.trace_context,
        t.title, t.payload_version AS task_version, t.overlap_policy, t.backoff_strategy,
        t.run_bound_s,
-       -- only overlap "skip" of a scheduled slot asks (worker.py); CASE keeps everything else
+       -- only overlap "skip" of a scheduled slot asks (worker/outcomes.py); CASE keeps the rest
        -- from probing the task's index entries, dead ones included, once per leased row
        CASE WHEN t.overlap_policy = 'skip' AND r.trigger = 'schedule' THEN
            EXISTS (SELECT 1 FROM due_work s
@@ -164,7 +201,7 @@ SELECT l.run_id, l.task_id, l.attempt, l.max_attempts, l.lease_token, l.run_at,
        e.event_id AS event_key, e.topic AS event_topic, e.payload AS event_payload,
        e.depth AS event_depth,
        -- the owner as it is now: a deactivated owner's run is not executed, and the scopes
-       -- bound what its steps may do (worker.py)
+       -- bound what its steps may do (worker/outcomes.py, worker/attempt.py)
        a.is_active AS owner_active, a.scopes AS owner_scopes
 FROM l JOIN r ON r.id = l.run_id JOIN tasks t ON t.id = l.task_id
 JOIN agents a ON a.id = r.owner_id
@@ -191,7 +228,7 @@ LEASE_WITHIN = LEASE.replace("-- [budget]", BUDGET_FILTER)
 
 
 async def lease(
-    conn: asyncpg.Connection,
+    conn: Connection,
     *,
     now: datetime,
     limit: int,
@@ -200,7 +237,7 @@ async def lease(
     max_running_per_owner: int = 0,
     within_s: float | None = None,
     default_bound_s: float = 0.0,
-) -> list[asyncpg.Record]:
+) -> list[LeasedRun]:
     """Lease up to ``limit`` due rows (due time, then priority); marks their runs running.
 
     With ``max_running_per_owner`` no owner gets more running rows than that, fleet-wide.
@@ -209,8 +246,10 @@ async def lease(
     """
     args = (now, limit, lease_s, worker_id, max_running_per_owner)
     if within_s is None:
-        return await conn.fetch(LEASE, *args)
-    return await conn.fetch(LEASE_WITHIN, *args, within_s, default_bound_s)
+        rows = await conn.fetch(LEASE, *args)
+    else:
+        rows = await conn.fetch(LEASE_WITHIN, *args, within_s, default_bound_s)
+    return [LeasedRun.from_row(r) for r in rows]
 
 
 # A leased row names its task's payload version; workers keep compiled pipelines per version
@@ -220,16 +259,16 @@ TASK_PAYLOADS = "SELECT id, payload_version, payload FROM tasks WHERE id = ANY($
 
 
 async def task_payloads(
-    conn: asyncpg.Connection | asyncpg.Pool, task_ids: Sequence[UUID]
-) -> list[asyncpg.Record]:
+    conn: Connection | asyncpg.Pool, task_ids: Sequence[UUID]
+) -> list[TaskPayload]:
     """Current payload and version of each task that still exists."""
-    return await conn.fetch(TASK_PAYLOADS, list(task_ids))
+    return [TaskPayload.from_row(r) for r in await conn.fetch(TASK_PAYLOADS, list(task_ids))]
 
 
 NEXT_DUE = "SELECT min(run_at) FROM due_work WHERE state = 'queued'"
 
 
-async def next_due_at(conn: asyncpg.Connection | asyncpg.Pool) -> datetime | None:
+async def next_due_at(conn: Connection | asyncpg.Pool) -> datetime | None:
     """Earliest queued run_at (may be in the past when blocked by overlap/concurrency)."""
     value: datetime | None = await conn.fetchval(NEXT_DUE)
     return value
@@ -244,7 +283,7 @@ WHERE w.state = 'queued' AND w.run_at > $1
 
 
 async def next_due_within(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     *,
     after: datetime,
     deadline: datetime,
@@ -341,7 +380,7 @@ class Outcome:
     retry_at: datetime | None = None
 
 
-async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> list[asyncpg.Record]:
+async def finish(conn: Connection, outcomes: Sequence[Outcome]) -> list[asyncpg.Record]:
     """Record terminal outcomes, fenced; rows whose lease moved on are not returned."""
     if not outcomes:
         return []
@@ -359,7 +398,7 @@ async def finish(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> list[
     )
 
 
-async def requeue(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> list[asyncpg.Record]:
+async def requeue(conn: Connection, outcomes: Sequence[Outcome]) -> list[asyncpg.Record]:
     """Re-queue failed attempts at their retry instants, fenced."""
     if not outcomes:
         return []
@@ -384,7 +423,7 @@ RETURNING d.run_id
 
 
 async def extend_leases(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     leases: Sequence[tuple[UUID, UUID]],
     *,
     now: datetime,
@@ -455,10 +494,10 @@ RESCUE = _count_attempts(
 
 
 async def rescue_expired(
-    conn: asyncpg.Connection, *, now: datetime, limit: int = 500
-) -> list[asyncpg.Record]:
+    conn: Connection, *, now: datetime, limit: int = 500
+) -> list[CountedAttempt]:
     """Expired leases: attempt + 1 and queued now, or dead-lettered past max attempts."""
-    return await conn.fetch(RESCUE, now, limit)
+    return [CountedAttempt.from_row(r) for r in await conn.fetch(RESCUE, now, limit)]
 
 
 # Pending, never-started scheduled slots of a task: dropped when its schedule changes,
@@ -474,7 +513,7 @@ DELETE FROM runs WHERE id IN (SELECT run_id FROM d) RETURNING id
 """
 
 
-async def drop_pending(conn: asyncpg.Connection, task_id: UUID, *, triggers: Sequence[str]) -> int:
+async def drop_pending(conn: Connection, task_id: UUID, *, triggers: Sequence[str]) -> int:
     """Remove queued slots that never started (by trigger); returns how many."""
     rows = await conn.fetch(DROP_PENDING, task_id, list(triggers))
     return len(rows)
@@ -491,9 +530,7 @@ RETURNING id
 """
 
 
-async def cancel_queued(
-    conn: asyncpg.Connection, task_id: UUID, *, now: datetime, reason: str
-) -> int:
+async def cancel_queued(conn: Connection, task_id: UUID, *, now: datetime, reason: str) -> int:
     """Cancel every queued slot of a task (records stay, status canceled)."""
     return len(await conn.fetch(CANCEL_QUEUED, task_id, now, reason))
 
@@ -505,9 +542,7 @@ RETURNING run_id
 """
 
 
-async def snooze_queued(
-    conn: asyncpg.Connection, task_id: UUID, *, now: datetime, delay_s: float
-) -> int:
+async def snooze_queued(conn: Connection, task_id: UUID, *, now: datetime, delay_s: float) -> int:
     return len(await conn.fetch(SNOOZE, task_id, now, delay_s))
 
 
@@ -535,7 +570,7 @@ SELECT count(*) FROM r
 
 
 async def skip_buffered(
-    conn: asyncpg.Connection | asyncpg.Pool, task_id: UUID, keep_run_id: UUID, *, now: datetime
+    conn: Connection | asyncpg.Pool, task_id: UUID, keep_run_id: UUID, *, now: datetime
 ) -> int:
     """Skip every other due slot of a buffer_one task but the one just leased."""
     return int(await conn.fetchval(SKIP_BUFFERED, task_id, keep_run_id, now))
@@ -557,7 +592,7 @@ RETURNING id
 
 
 async def release(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     leases: Sequence[tuple[UUID, UUID]],
     *,
     now: datetime,
@@ -589,19 +624,20 @@ CUT_MESSAGE = "the worker's time ran out before this attempt finished; the attem
 
 
 async def cut_at_deadline(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Connection | asyncpg.Pool,
     leases: Sequence[tuple[UUID, UUID]],
     *,
     now: datetime,
-) -> list[asyncpg.Record]:
+) -> list[CountedAttempt]:
     """Count the attempts of leased rows a deadline cut off: requeued (attempt + 1, due now)
-    or dead-lettered; returns ``(id, task_id, owner_id, action)`` per row."""
+    or dead-lettered."""
     if not leases:
         return []
-    return await conn.fetch(CUT, [r for r, _ in leases], [t for _, t in leases], now, CUT_MESSAGE)
+    rows = await conn.fetch(CUT, [r for r, _ in leases], [t for _, t in leases], now, CUT_MESSAGE)
+    return [CountedAttempt.from_row(r) for r in rows]
 
 
-async def notify_work(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+async def notify_work(conn: Connection | asyncpg.Pool) -> None:
     """One debounced wake-up for idle workers (call at most once per tick or request)."""
     await conn.execute("SELECT pg_notify($1, '')", WAKE_CHANNEL)
 
@@ -615,9 +651,9 @@ FROM due_work
 """
 
 
-async def queue_stats(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> dict[str, Any]:
+async def queue_stats(conn: Connection | asyncpg.Pool, now: datetime) -> dict[str, Any]:
     """Queue depth (queued, of which due; running) and the age of the oldest due row."""
-    row = await conn.fetchrow(QUEUE_STATS, now)
+    row = one_row(await conn.fetchrow(QUEUE_STATS, now))
     oldest = row["oldest_due"]
     return {
         "queued": int(row["queued"]),

@@ -44,9 +44,11 @@ from ordinaut.pipeline import PipelineLimits, compile_payload, dry_run
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.pipeline.offload import off_loop
 from ordinaut.scheduler import materialize_due_task
-from ordinaut.slots import idempotency_key, stored_schedule
+from ordinaut.slots import stored_schedule
 from ordinaut.store import audit, idempotency, outbox, tasks, work
+from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
+from ordinaut.store.rows import SlotTask
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
 from ordinaut.triggers import main_payload, pipeline_parts
 
@@ -109,7 +111,7 @@ def _out(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _record(
-    conn: asyncpg.Connection,
+    conn: Connection,
     request: Request,
     who: Principal,
     action: str,
@@ -236,7 +238,7 @@ def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Respons
 
 
 async def _insert(
-    conn: asyncpg.Connection,
+    conn: Connection,
     request: Request,
     who: Principal,
     prepared: dict[str, Any],
@@ -573,20 +575,13 @@ async def run_now(
             await work.materialize(
                 conn,
                 [
-                    work.NewSlot(
+                    work.NewSlot.for_task(
+                        SlotTask.from_row(current),
                         run_id=run_id,
-                        task_id=task_id,
                         owner_id=who.agent_id,
                         slot=slot,
                         trigger="run_now",
-                        event_id=None,
                         scheduled_for=now,
-                        run_at=now,
-                        priority=current["priority"],
-                        max_attempts=current["max_retries"] + 1,
-                        concurrency_key=current["concurrency_key"],
-                        buffer_one=current["overlap_policy"] == "buffer_one",
-                        idempotency_key=idempotency_key(task_id, slot),
                         trace_context=tracing.current_traceparent(),
                     )
                 ],
