@@ -8,9 +8,11 @@
 #
 # Build for Lambda or Cloud Run from any machine:
 #   docker build --platform linux/amd64 -t ordinaut:local .
-# Every dependency is installed at the version constraints.txt pins (`make constraints`
-# regenerates it), from wheels only: no compiler in any stage. The embedded PostgreSQL/Redis
-# (the package's `embedded` extra, for `ordinaut dev` and the tests) are not installed.
+# The package is installed with its `server` extra (a plain install is the client only), and
+# every dependency at the version constraints.txt pins (`make constraints` regenerates it), from
+# wheels only: no compiler in any stage. The embedded PostgreSQL/Redis (the package's `embedded`
+# extra, for `ordinaut dev` and the tests) are not installed. The SQL migrations travel inside
+# the package (ordinaut/migrations), where `ordinaut migrate` and the migrate function read them.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -27,8 +29,9 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY shared/ shared/
+COPY migrations/ migrations/
 
-RUN pip install --only-binary=:all: --constraint constraints.txt . \
+RUN pip install --only-binary=:all: --constraint constraints.txt ".[server]" \
         "awslambdaric>=3" \
         "aws-lambda-powertools>=2.30" \
         "boto3>=1.34" \
@@ -49,7 +52,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     ORDINAUT_API_HOST=0.0.0.0 \
     ORDINAUT_METRICS_HOST=0.0.0.0 \
     ORDINAUT_API_PORT=8080 \
-    ORDINAUT_MIGRATIONS_DIR=/app/migrations \
     ORDINAUT_HOME=/tmp/ordinaut
 
 RUN groupadd --system --gid 10001 ordinaut \
@@ -60,7 +62,6 @@ COPY --from=build /opt/venv /opt/venv
 
 WORKDIR /app
 COPY functions/ functions/
-COPY migrations/ migrations/
 COPY --chmod=0755 local/docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 # Bytecode compiled now: Lambda's file system is read-only, so a cold start cannot cache it.
 RUN python -m compileall -q functions

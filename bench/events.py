@@ -131,7 +131,8 @@ async def bench_post(api: Api, pool: asyncpg.Pool, seconds: float, clients: int)
                     "event_id": uuid.uuid4().hex,
                 }
                 r = await client.post("/events", json=body, headers=api.headers)
-                assert r.status_code == 202 and r.json()["runs_queued"] == 1, r.text
+                assert r.status_code == 202, r.text
+                assert r.json()["runs_queued"] == 1, r.text
                 count += 1
 
         t0 = time.perf_counter()

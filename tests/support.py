@@ -1,16 +1,14 @@
-"""Helpers shared by test folders that start real `ordinaut` processes."""
+"""Helpers shared by test folders (the fixtures themselves are in tests/fixtures/)."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
@@ -22,23 +20,11 @@ from ordinaut.store.rows import SlotTask
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_fixtures(folder: str) -> ModuleType:
-    """``tests/<folder>/conftest.py`` imported once under a name of its own, so other folders
-    re-export its fixtures instead of keeping a second copy."""
-    name = f"_fixtures_{folder}"
-    if name not in sys.modules:
-        path = REPO / "tests" / folder / "conftest.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def e2e_fixtures() -> ModuleType:
-    """The real-process fixtures of tests/e2e."""
-    return load_fixtures("e2e")
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def fresh_database(server_url: str, name: str) -> str:

@@ -83,13 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         stubs.stop()
 
 
-def price_alert(api: Api, stubs: StubServices, args: argparse.Namespace) -> int:
-    """Create the task, move the price across the threshold, wait for the one alert."""
-    body = load_task(TASK_FILE, services=stubs.base)
-    if args.poll:
-        body["schedule_expr"] = args.poll
+def create_alert_task(api: Api, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The created task, or None (said on stderr) when this Ordinaut refuses condition tasks."""
     try:
-        task = api.create_task(body)
+        return api.create_task(body)
     except ApiError as exc:
         if exc.status != 422:
             raise
@@ -99,22 +96,56 @@ def price_alert(api: Api, stubs: StubServices, args: argparse.Namespace) -> int:
             "with payload.check / condition / pipeline); nothing was created.",
             file=sys.stderr,
         )
+        return None
+
+
+def move_price_and_wait(
+    api: Api, stubs: StubServices, task_id: str, start_price: float, below: float, deadline: float
+) -> dict[str, Any] | None:
+    """Wait for a check above the threshold (if the price starts there), drop the price, wait
+    for the alert; returns the run of a check that failed, if one did."""
+    if start_price >= below:
+        print(f"ACME is at {start_price}; waiting for the first check ...")
+        failed = wait_for(lambda: stubs.checks() > 0, api, task_id, deadline)
+        if failed is not None:
+            return failed
+        stubs.set_price(LOW)
+        print(f"checked: no alert; ACME drops to {LOW}, below {below} ...")
+    else:
+        print(f"ACME is at {start_price}, below {below}; waiting for the first check ...")
+    return wait_for(lambda: bool(stubs.delivered()), api, task_id, deadline)
+
+
+def show_checks(api: Api, task_id: str, alerted: bool, deadline: float) -> None:
+    """Each check is a run: "skipped" when the alert did not fire, else the alert's outcome.
+    The alert reaches the inbox a moment before its run is recorded: wait for the record."""
+    while True:
+        polls = api.call("GET", "/runs", params={"task_id": task_id, "limit": 10})["items"]
+        fired = [p for p in polls if p["status"] in TERMINAL and p["status"] != "skipped"]
+        if fired or not alerted or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for poll in reversed([p for p in polls if p["status"] in TERMINAL]):
+        run = api.call("GET", f"/runs/{poll['id']}")
+        show_run(run)
+        for step in run.get("step_results") or []:
+            if step.get("uses") == "condition":
+                print(f"    condition: {json.dumps(step.get('output'))}")
+
+
+def price_alert(api: Api, stubs: StubServices, args: argparse.Namespace) -> int:
+    """Create the task, move the price across the threshold, wait for the one alert."""
+    body = load_task(TASK_FILE, services=stubs.base)
+    if args.poll:
+        body["schedule_expr"] = args.poll
+    task = create_alert_task(api, body)
+    if task is None:
         return EXIT_UNAVAILABLE
     print(f"created task {task['id']}: {task['title']!r}, checking {task['schedule_expr']!r}")
     deadline = time.monotonic() + args.timeout
     below = body["payload"]["params"]["below"]
     try:
-        if args.start_price >= below:
-            print(f"ACME is at {args.start_price}; waiting for the first check ...")
-            failed = wait_for(lambda: stubs.checks() > 0, api, task["id"], deadline)
-            if failed is None:
-                stubs.set_price(LOW)
-                print(f"checked: no alert; ACME drops to {LOW}, below {below} ...")
-        else:
-            print(f"ACME is at {args.start_price}, below {below}; waiting for the first check ...")
-            failed = None
-        if failed is None:
-            failed = wait_for(lambda: bool(stubs.delivered()), api, task["id"], deadline)
+        failed = move_price_and_wait(api, stubs, task["id"], args.start_price, below, deadline)
         if failed is not None:
             # A check that failed (the worker refused the stubs' address, say) never reaches
             # the stub, so waiting longer would only end in "no alert": say why now.
@@ -123,20 +154,7 @@ def price_alert(api: Api, stubs: StubServices, args: argparse.Namespace) -> int:
             hint_egress(failed, stubs.port)
             return EXIT_RUN_FAILED
         alerts = stubs.delivered()
-        # Each check is a run: "skipped" when the alert did not fire, else the alert's outcome.
-        # The alert reaches the inbox a moment before its run is recorded: wait for the record.
-        while True:
-            polls = api.call("GET", "/runs", params={"task_id": task["id"], "limit": 10})["items"]
-            fired = [p for p in polls if p["status"] in TERMINAL and p["status"] != "skipped"]
-            if fired or not alerts or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        for poll in reversed([p for p in polls if p["status"] in TERMINAL]):
-            run = api.call("GET", f"/runs/{poll['id']}")
-            show_run(run)
-            for step in run.get("step_results") or []:
-                if step.get("uses") == "condition":
-                    print(f"    condition: {json.dumps(step.get('output'))}")
+        show_checks(api, task["id"], bool(alerts), deadline)
         if not alerts:
             print(f"no alert within {args.timeout:.0f} s", file=sys.stderr)
             return EXIT_RUN_FAILED

@@ -6,10 +6,24 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_migrations_dir() -> Path:
+    """Where the SQL migrations are when ``ORDINAUT_MIGRATIONS_DIR`` does not say.
+
+    An installed wheel carries them as ``ordinaut/migrations`` (pyproject.toml), read through
+    importlib.resources; an editable install of a checkout runs the package from ``shared/``,
+    beside the checkout's own ``migrations/``.
+    """
+    packaged = resources.files("ordinaut") / "migrations"
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return REPO_ROOT / "migrations"
 
 
 @dataclass(frozen=True)
@@ -19,7 +33,7 @@ class Settings:
     database_url: str = ""
     redis_url: str = ""
     home: str = ".ordinaut"
-    migrations_dir: str = str(REPO_ROOT / "migrations")
+    migrations_dir: str = str(default_migrations_dir())
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     public_url: str = ""
@@ -43,6 +57,10 @@ class Settings:
     min_interval_s: int = 60
     max_retries_limit: int = 100
     max_step_timeout_s: int = 300
+    # a foreach step: items one run of it may go over, and the largest max_concurrency it
+    # may ask for (a run's worst case counts ceil(items / max_concurrency) rounds)
+    max_foreach_items: int = 100
+    max_foreach_concurrency: int = 10
     # the longest a run (one attempt: every step, its retries and backoffs) may take in this
     # deployment; a task whose bound exceeds it is refused when written. A Lambda worker's
     # timeout minus ORDINAUT_DRAIN_MARGIN_S must be at least this (Terraform sets both)

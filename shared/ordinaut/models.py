@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-ScheduleKind = Literal["cron", "rrule", "once", "event", "condition"]
-Backoff = Literal["exponential_jitter", "linear", "fixed"]
-Misfire = Literal["skip", "run_once", "run_all"]
-Overlap = Literal["skip", "allow", "buffer_one"]
-TaskStatus = Literal["active", "paused", "canceled", "completed"]
-RunStatus = Literal[
-    "queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped"
-]
+from ordinaut.vocabulary import Backoff, Misfire, Overlap, RunStatus, ScheduleKind, TaskStatus
 
 
 class Strict(BaseModel):
@@ -51,8 +44,9 @@ class Payload(BaseModel):
     pipeline: list[dict[str, Any]] = Field(
         default_factory=list,
         max_length=200,
-        description="Steps run in order: `{id, uses, with, if, save_as, timeout_s, attempts, "
-        "continue_on_error}`; `uses` names a tool from `GET /tools`.",
+        description="Steps run in order: `{id, uses, with, if, save_as, timeout_seconds, retry, "
+        "continue_on_error, foreach, max_concurrency}`; `uses` names a tool from `GET /tools` "
+        "(docs/pipeline.md).",
     )
     # trigger fields, checked by ordinaut.conditions: event tasks' filter; condition tasks'
     # check (steps), condition (expression) and cooldown_seconds
@@ -315,7 +309,9 @@ class ValidateOut(BaseModel):
         default=None, description="For a whole task: its first fire time (UTC)."
     )
     steps: list[dict[str, Any]] | None = Field(
-        default=None, description="With `dry_run`: each step's rendered input or why it failed."
+        default=None,
+        description="With `dry_run`: each step's rendered input or why it failed (a foreach "
+        "step: also its `foreach` list and one `items` entry per item).",
     )
 
 
@@ -372,7 +368,8 @@ class RunOut(RunSummary):
     step_results: list[dict[str, Any]] | None = Field(
         default=None,
         description="Per step: `{id, uses, status, input, output, error, duration_ms, "
-        "attempts}` (secrets masked).",
+        "attempts}` (secrets masked); a foreach step adds `items`, one `{index, status, input, "
+        "error, duration_ms, attempts}` per item, and its output is the items' outputs in order.",
     )
 
 

@@ -12,7 +12,7 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
-BACKOFF_STRATEGIES = ("exponential_jitter", "linear", "fixed")
+from ordinaut.vocabulary import BACKOFF_STRATEGIES
 
 # Failures that the same run would meet again on every retry: the pipeline or its arguments
 # do not validate, the URL is refused by the egress policy or is not http(s), a secret the
@@ -55,7 +55,7 @@ def backoff_seconds(
         raise ValueError(f"unknown backoff strategy {strategy!r}; use one of {BACKOFF_STRATEGIES}")
     if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
         raise ValueError(f"attempt must be an integer >= 1, got {attempt!r}")
-    if not (0 < base_s and math.isfinite(base_s) and 0 < max_s and math.isfinite(max_s)):
+    if not (base_s > 0 and math.isfinite(base_s) and max_s > 0 and math.isfinite(max_s)):
         raise ValueError("base_s and max_s must be finite and > 0")
     if strategy == "fixed":
         return min(base_s, max_s)

@@ -43,9 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from dateutil import rrule as du
 
 from ordinaut.errors import InvalidSchedule
-
-SCHEDULE_KINDS = ("cron", "rrule", "once", "event", "condition")
-TIME_KINDS = ("cron", "rrule", "once")
+from ordinaut.vocabulary import SCHEDULE_KINDS
 
 _SECOND = timedelta(seconds=1)
 _MINUTE = timedelta(minutes=1)
@@ -264,9 +262,12 @@ def _parse_cron(text: str, zone: ZoneInfo) -> tuple[str, _Cron]:
         hours_star=fields[1].startswith("*"),
     )
     # Only day-of-month on its own can be unsatisfiable: every month holds every weekday.
-    if not cron.days_star and cron.weekdays_star:
-        if not any(d <= _MONTH_DAYS[m] for m in cron.months for d in cron.days):
-            raise _bad(f"cron {text!r} can never fire: no month has that day")
+    if (
+        not cron.days_star
+        and cron.weekdays_star
+        and not any(d <= _MONTH_DAYS[m] for m in cron.months for d in cron.days)
+    ):
+        raise _bad(f"cron {text!r} can never fire: no month has that day")
     return normalized, cron
 
 
@@ -427,10 +428,8 @@ def _stamp(text: str, zone: ZoneInfo, utc: bool) -> datetime:
     return wall.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None) if utc else wall
 
 
-def _parse_rrule(
-    text: str, tzname: str, zone: ZoneInfo, fallback: datetime | None
-) -> tuple[str, datetime, _RRule, int | None]:
-    """(normalized text, anchor instant, rule without COUNT, COUNT) from DTSTART + RRULE text."""
+def _split_rrule(text: str) -> tuple[str | None, str]:
+    """(the DTSTART token or None, the RRULE body without its ``RRULE:``)."""
     dtstart = body = None
     for token in text.split():
         upper = token.upper()
@@ -442,24 +441,40 @@ def _parse_rrule(
             raise _bad(f"rrule: unexpected {token[:40]!r}; give an optional DTSTART and one RRULE")
     if not body:
         raise _bad("rrule: the RRULE is missing (e.g. FREQ=DAILY;BYHOUR=9)")
+    return dtstart, body
+
+
+def _anchor(
+    dtstart: str | None, tzname: str, zone: ZoneInfo, fallback: datetime | None
+) -> datetime:
+    """The rule's first wall time in ``zone`` (naive): DTSTART's, else ``fallback``'s."""
     if dtstart is not None:
         if (match := _DTSTART.fullmatch(dtstart)) is None:
             raise _bad("rrule: write DTSTART;TZID=Zone:YYYYMMDDTHHMMSS or DTSTART:YYYYMMDDTHHMMSSZ")
         tzid, stamp, z = match.groups()
         if tzid is not None and (z or tzid != tzname):
             raise _invalid("timezone", f"DTSTART;TZID={tzid} differs from timezone {tzname}")
-        anchor = _stamp(stamp, zone, bool(z))
-    elif fallback is not None:
-        anchor = fallback.astimezone(zone).replace(tzinfo=None, microsecond=0, fold=0)
-    else:
-        raise _bad("rrule: DTSTART is missing")
+        return _stamp(stamp, zone, bool(z))
+    if fallback is not None:
+        return fallback.astimezone(zone).replace(tzinfo=None, microsecond=0, fold=0)
+    raise _bad("rrule: DTSTART is missing")
 
+
+def _rule_parts(body: str) -> tuple[str, _Freq, dict[str, str]]:
+    """(FREQ's name, FREQ, the other parts by name) of an RRULE body."""
     parts = dict(item.partition("=")[::2] for item in body.split(";"))
     if len(parts) != body.count(";") + 1 or not all(parts.values()):
         raise _bad(f"rrule: malformed or repeated rule part in {body[:60]!r}")
     freq_name = parts.pop("FREQ", "")
     if (freq := _FREQS.get(freq_name)) is None:
         raise _bad(f"rrule: FREQ must be one of {', '.join(_FREQS)} (not SECONDLY)")
+    return freq_name, freq, parts
+
+
+def _rule_kwargs(
+    parts: dict[str, str], freq: _Freq, zone: ZoneInfo
+) -> tuple[dict[str, Any], int | None, datetime | None]:
+    """(dateutil rrule arguments, COUNT, UNTIL as a naive wall time) of the parts but FREQ."""
     kwargs: dict[str, Any] = {"interval": 1, "wkst": 0}  # RFC WKST default; dateutil's is global
     count = until = None
     for name, value in parts.items():
@@ -477,6 +492,17 @@ def _parse_rrule(
             kwargs[name.lower()] = [_int_in(v, name) for v in value.split(",")]
         else:
             raise _bad(f"rrule: unsupported or malformed part {name}={value[:40]}")
+    return kwargs, count, until
+
+
+def _check_rule(
+    kwargs: dict[str, Any],
+    freq: _Freq,
+    count: int | None,
+    until: datetime | None,
+    anchor: datetime,
+) -> None:
+    """Refuse what RFC 5545 forbids and what would make dateutil walk for ever."""
     if count is not None and until is not None:
         raise _bad("rrule: COUNT and UNTIL cannot both be given")
     # dateutil walks every hour or minute when BYSETPOS matches nothing (no day-level skip),
@@ -488,10 +514,13 @@ def _parse_rrule(
         raise _bad("rrule: a BYDAY ordinal within a month must be within -5..5")
     if until is not None and until < anchor:
         raise _bad("rrule: UNTIL is before DTSTART, so it never fires")
-
     if len(set(kwargs.get("bysecond", ()))) > 1:  # two seconds of a minute: under a minute apart
         raise _bad("rrule: BYSECOND takes one value: fires are at least a minute apart")
-    # dateutil derives missing BYxxx from dtstart; pin them to the anchor so rebasing keeps them.
+
+
+def _pin_to_anchor(kwargs: dict[str, Any], freq: _Freq, anchor: datetime) -> None:
+    """dateutil derives missing BYxxx from dtstart; pin them to the anchor so rebasing keeps
+    them."""
     if freq <= du.DAILY:
         kwargs.setdefault("byhour", [anchor.hour])
     if freq <= du.HOURLY:
@@ -504,22 +533,45 @@ def _parse_rrule(
             kwargs["bymonthday"] = [anchor.day]
         elif freq == du.WEEKLY:
             kwargs["byweekday"] = [anchor.weekday()]
-    # On every day its filters skip, dateutil rebuilds HOURLY times and walks MINUTELY towards
-    # BYHOUR a minute at a time; said as DAILY (same wall times) a skipped day costs one check.
+
+
+def _as_daily(kwargs: dict[str, Any], freq: _Freq, anchor: datetime) -> _Freq:
+    """The frequency to iterate at: HOURLY and MINUTELY said as DAILY where the wall times are
+    the same (``kwargs`` rewritten to match).
+
+    On every day its filters skip, dateutil rebuilds HOURLY times and walks MINUTELY towards
+    BYHOUR a minute at a time; said as DAILY a skipped day costs one check.
+    """
     step = kwargs["interval"]
     if freq == du.HOURLY and 24 % step == 0:
         kwargs["byhour"] = [
             h for h in kwargs.get("byhour", range(24)) if (h - anchor.hour) % step == 0
         ]
-        freq, kwargs["interval"] = du.DAILY, 1
-    elif freq == du.MINUTELY and "byhour" in kwargs:
+        kwargs["interval"] = 1
+        return du.DAILY
+    if freq == du.MINUTELY and "byhour" in kwargs:
         if 60 % step:
             raise _bad("rrule: FREQ=MINUTELY with BYHOUR needs an INTERVAL that divides 60")
         minutes = kwargs.get("byminute", range(60))
         kwargs["byminute"] = [m for m in minutes if (m - anchor.minute) % step == 0]
-        freq, kwargs["interval"] = du.DAILY, 1
-    elif freq == du.HOURLY and len(kwargs["byminute"]) > 10:  # the rest rebuild per skipped day
+        kwargs["interval"] = 1
+        return du.DAILY
+    if freq == du.HOURLY and len(kwargs["byminute"]) > 10:  # the rest rebuild per skipped day
         raise _bad("rrule: FREQ=HOURLY with an INTERVAL not dividing 24 takes at most 10 BYMINUTE")
+    return freq
+
+
+def _parse_rrule(
+    text: str, tzname: str, zone: ZoneInfo, fallback: datetime | None
+) -> tuple[str, datetime, _RRule, int | None]:
+    """(normalized text, anchor instant, rule without COUNT, COUNT) from DTSTART + RRULE text."""
+    dtstart, body = _split_rrule(text)
+    anchor = _anchor(dtstart, tzname, zone, fallback)
+    freq_name, freq, parts = _rule_parts(body)
+    kwargs, count, until = _rule_kwargs(parts, freq, zone)
+    _check_rule(kwargs, freq, count, until, anchor)
+    _pin_to_anchor(kwargs, freq, anchor)
+    freq = _as_daily(kwargs, freq, anchor)
     try:
         du.rrule(freq, dtstart=anchor, **kwargs)
     except (ValueError, TypeError) as exc:
@@ -616,12 +668,12 @@ class Schedule:
 
 def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None:
     plan = schedule._plan
-    if isinstance(plan, _Cron) and (gap := plan.min_daily_gap_s()) is not None:
-        if gap < min_interval_s:
-            raise _bad(
-                f"cron fires {gap} s apart; the minimum interval is {min_interval_s} s "
-                "(ORDINAUT_MIN_INTERVAL_S)"
-            )
+    gap = plan.min_daily_gap_s() if isinstance(plan, _Cron) else None
+    if gap is not None and gap < min_interval_s:
+        raise _bad(
+            f"cron fires {gap} s apart; the minimum interval is {min_interval_s} s "
+            "(ORDINAUT_MIN_INTERVAL_S)"
+        )
     # The scheduler ticks once a minute: hold RRULE (which can name seconds) to that at least.
     floor = max(min_interval_s, 60) if schedule.kind == "rrule" else min_interval_s
     start = now - _PAST_GRACE

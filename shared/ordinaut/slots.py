@@ -30,7 +30,7 @@ def stored_schedule(kind: str, expr: str, timezone: str, dtstart: datetime | Non
 
 @dataclass(frozen=True)
 class Policy:
-    misfire: str  # skip | run_once | run_all
+    misfire: str  # skip | run_once | run_all (ordinaut.vocabulary.MISFIRE_POLICIES)
     grace_s: float
     catchup_s: float
     run_all_cap: int

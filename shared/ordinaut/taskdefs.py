@@ -13,8 +13,9 @@ from ordinaut.config import Settings
 from ordinaut.errors import InvalidPipeline, InvalidSchedule, ValidationFailed
 from ordinaut.pipeline import CompiledPipeline, PipelineLimits, compile_payload
 from ordinaut.pipeline.tools import ToolRegistry
-from ordinaut.schedules import TIME_KINDS, Schedule, parse_schedule
+from ordinaut.schedules import Schedule, parse_schedule
 from ordinaut.triggers import main_payload, pipeline_parts, validate_extras
+from ordinaut.vocabulary import TIME_KINDS
 
 SCHEDULE_FIELDS = ("schedule_kind", "schedule_expr", "timezone")
 SHARED_PREFIX = "shared:"  # an event task's pattern across tenants (store/events.py)
@@ -60,11 +61,14 @@ def first_fire(schedule: Schedule, now: datetime) -> datetime | None:
 
 def worst_case_s(compiled: CompiledPipeline) -> float:
     """The longest ``compiled`` can take: every step's attempts at its timeout, plus the
-    backoffs between them. A tool that does not suspend runs inline and costs no time here."""
+    backoffs between them, once per round (a foreach step runs up to ``max_foreach_items``
+    items, ``max_concurrency`` at a time). A tool that does not suspend runs inline and costs
+    no time here."""
     total = 0.0
     for step in compiled.steps:
         per_attempt = step.timeout_s if step.tool.suspends else 0.0
-        total += step.attempts * per_attempt + (step.attempts - 1) * step.backoff_s
+        once = step.attempts * per_attempt + (step.attempts - 1) * step.backoff_s
+        total += step.rounds * once
     return total
 
 
@@ -115,8 +119,9 @@ def _run_bound(
                 "field": "payload.pipeline",
                 "message": (
                     f"a run may take up to {worst:g} s (steps' timeout_seconds x retry attempts "
-                    f"+ backoffs), more than this deployment's {limit:g} s "
-                    "(max_run_duration_s): shorten the timeouts or set max_duration_s"
+                    "+ backoffs; a foreach step counts ceil(max_foreach_items / max_concurrency) "
+                    f"times), more than this deployment's {limit:g} s (max_run_duration_s): "
+                    "shorten the timeouts, raise max_concurrency or set max_duration_s"
                 ),
                 "limit": "max_run_duration_s",
             }

@@ -87,7 +87,8 @@ async def test_admins_list_one_agents_or_every_agents_tasks_and_runs(
     assert await ids("/runs", owner="*", status="dead_letter") == [b_dead]
     assert await ids("/runs", owner=alice["agent_id"], status="dead_letter") == []
     one = await client.get(f"/runs/{b_dead}", params={"owner": "*"}, headers=ah)
-    assert one.status_code == 200 and one.json()["step_results"], one.text
+    assert one.status_code == 200, one.text
+    assert one.json()["step_results"], one.text
     assert (await client.get(f"/runs/{b_dead}", headers=ah)).status_code == 404
     bad = await client.get("/runs", params={"owner": "bob"}, headers=ah)
     assert bad.status_code == 422
@@ -109,10 +110,12 @@ async def test_admins_retry_and_cancel_any_agents_run_and_the_owner_sees_it(
     assert (await client.post(f"/runs/{dead}/retry", headers=eve["headers"])).status_code == 404
     r = await client.post(f"/runs/{dead}/retry", headers=admin["headers"])
     assert r.status_code == 202, r.text
-    assert r.json()["status"] == "queued" and r.json()["owner_id"] == bob["agent_id"]
+    assert r.json()["status"] == "queued"
+    assert r.json()["owner_id"] == bob["agent_id"]
     assert await pool.fetchval("SELECT count(*) FROM due_work WHERE run_id = $1", uuid.UUID(dead))
     r = await client.post(f"/runs/{dead}/cancel", headers=admin["headers"])
-    assert r.status_code == 200 and r.json()["status"] == "canceled", r.text
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "canceled", r.text
     assert (await client.get(f"/runs/{dead}", headers=bob["headers"])).json()["status"] == (
         "canceled"
     )
@@ -178,4 +181,5 @@ async def test_overview_shows_the_queue_schedulers_and_workers_with_their_runs(
         ("w1", True, [str(leased)]),
         ("gone", False, []),
     ]
-    assert doc["live_workers"] == 1 and doc["in_flight"] == 1
+    assert doc["live_workers"] == 1
+    assert doc["in_flight"] == 1

@@ -77,14 +77,17 @@ async def test_create_get_update_delete(
         headers=admin["headers"],
     )
     assert r.status_code == 200
-    assert r.json()["name"] == "renamed" and r.json()["scopes"] == ["runs:read"]
+    assert r.json()["name"] == "renamed"
+    assert r.json()["scopes"] == ["runs:read"]
     r = await client.patch(
         f"/agents/{created['id']}", json={"is_active": False}, headers=admin["headers"]
     )
-    assert r.json()["name"] == "renamed" and r.json()["is_active"] is False
+    assert r.json()["name"] == "renamed"
+    assert r.json()["is_active"] is False
 
     r = await client.delete(f"/agents/{created['id']}", headers=admin["headers"])
-    assert r.status_code == 204 and r.content == b""
+    assert r.status_code == 204
+    assert r.content == b""
     for method in ("GET", "PUT", "DELETE"):
         r = await client.request(
             method, f"/agents/{created['id']}", json={"name": "x"}, headers=admin["headers"]
@@ -135,7 +138,8 @@ async def test_an_admin_cannot_lock_itself_out(
         assert r.status_code == 409, change
     # Renaming oneself is fine.
     r = await client.put(me, json={"name": "root"}, headers=admin["headers"])
-    assert r.status_code == 200 and r.json()["name"] == "root"
+    assert r.status_code == 200
+    assert r.json()["name"] == "root"
 
 
 async def test_list_envelope_and_paging(
@@ -154,9 +158,11 @@ async def test_list_envelope_and_paging(
     assert [a["name"] for a in page["items"]] == ["a0", "a1"]
     assert all("agent_secret" not in a for a in page["items"])
     last = (await client.get("/agents", params={"offset": 3}, headers=admin["headers"])).json()
-    assert [a["name"] for a in last["items"]] == ["a2", "a3"] and last["has_more"] is False
+    assert [a["name"] for a in last["items"]] == ["a2", "a3"]
+    assert last["has_more"] is False
     beyond = (await client.get("/agents", params={"offset": 50}, headers=admin["headers"])).json()
-    assert beyond["items"] == [] and beyond["total"] == 5
+    assert beyond["items"] == []
+    assert beyond["total"] == 5
     for params in ({"limit": 0}, {"limit": 501}, {"offset": -1}, {"limit": "many"}):
         r = await client.get("/agents", params=params, headers=admin["headers"])
         assert r.status_code == 422, params
@@ -164,7 +170,7 @@ async def test_list_envelope_and_paging(
 
 
 @pytest.mark.parametrize(
-    "body, field",
+    ("body", "field"),
     [
         ({"name": "x", "scopes": ["root"]}, "body.scopes.0"),
         ({"name": "x", "scopes": []}, "body.scopes"),

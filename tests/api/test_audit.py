@@ -32,7 +32,8 @@ async def test_an_entry_says_who_did_what_to_which_object_when_and_in_which_requ
     r = await client.get("/audit", params={"subject_type": "task"}, headers=h)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["total"] == 2 and body["has_more"] is False
+    assert body["total"] == 2
+    assert body["has_more"] is False
     newest, oldest = body["items"]
     assert newest["action"] == "task.paused"
     assert newest["request_id"] == paused.headers["X-Request-ID"]
@@ -86,9 +87,11 @@ async def test_filters_narrow_and_pages_walk_newest_first(
         await client.get("/audit", params={**tasks_only, "limit": 3, "offset": 2}, headers=h)
     ).json()
     assert [e["action"] for e in page["items"]] == ["task.created", "task.created"]
-    assert page["total"] == 4 and page["has_more"] is False
+    assert page["total"] == 4
+    assert page["has_more"] is False
     page = (await client.get("/audit", params={**tasks_only, "limit": 1}, headers=h)).json()
-    assert page["has_more"] is True and page["limit"] == 1
+    assert page["has_more"] is True
+    assert page["limit"] == 1
 
 
 async def test_bad_filters_are_422_naming_the_field(
@@ -122,7 +125,8 @@ async def test_agents_see_their_own_entries_and_admins_see_everyone(
     assert {e["actor_id"] for e in seen["items"]} == {alice["agent_id"]}
     # asking for another agent's entries shows nothing, not their entries
     other = await client.get("/audit", params={"actor": bob["agent_id"]}, headers=alice["headers"])
-    assert other.status_code == 200 and other.json()["total"] == 0
+    assert other.status_code == 200
+    assert other.json()["total"] == 0
     everyone = (await client.get("/audit", headers=admin["headers"])).json()
     actors = {e["actor_id"] for e in everyone["items"]}
     assert {alice["agent_id"], bob["agent_id"]} <= actors

@@ -54,7 +54,7 @@ async def test_exchange_returns_a_working_pair(
 
 
 @pytest.mark.parametrize(
-    "agent_id, secret",
+    ("agent_id", "secret"),
     [
         ("own", "wrong-secret"),
         ("00000000-0000-4000-8000-000000000000", "own"),
@@ -229,7 +229,8 @@ async def test_deactivated_agent_is_locked_out(
     r = await client.put(
         f"/agents/{other['agent_id']}", json={"is_active": False}, headers=admin["headers"]
     )
-    assert r.status_code == 200 and r.json()["is_active"] is False
+    assert r.status_code == 200
+    assert r.json()["is_active"] is False
     assert (await client.get("/agents", headers=other["headers"])).status_code == 401
     r = await client.post(
         "/agents/auth/token",
@@ -266,7 +267,8 @@ async def test_rotating_credentials_replaces_secret_and_revokes_tokens(
     assert r.status_code == 200
     assert r.headers["cache-control"] == "no-store"
     new_secret = r.json()["agent_secret"]
-    assert r.json()["agent_id"] == other["agent_id"] and new_secret != other["secret"]
+    assert r.json()["agent_id"] == other["agent_id"]
+    assert new_secret != other["secret"]
     r = await client.post(
         "/agents/auth/revoke", json={"token": "ord_at_x"}, headers=other["headers"]
     )

@@ -38,7 +38,8 @@ def _ref(response: dict[str, Any]) -> str | None:
 
 def test_no_trace_of_fastapis_default_422(doc: dict[str, Any]) -> None:
     schemas = doc["components"]["schemas"]
-    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas
+    assert "HTTPValidationError" not in schemas
+    assert "ValidationError" not in schemas
     assert set(schemas["ErrorEnvelope"]["required"]) == {"error", "request_id"}
     assert set(schemas["ErrorDetail"]["required"]) == {"code", "message"}
 
@@ -101,8 +102,10 @@ def test_task_and_run_responses_are_typed(doc: dict[str, Any]) -> None:
     schemas = doc["components"]["schemas"]
     for name in ("TaskOut", "RunOut", "RunSummary", "RunQueued", "EventAccepted", "FireTimes"):
         schema = schemas[name]
-        assert schema["type"] == "object" and schema.get("additionalProperties") is not True
-        assert schema["properties"] and schema["required"], name
+        assert schema["type"] == "object"
+        assert schema.get("additionalProperties") is not True
+        assert schema["properties"], name
+        assert schema["required"], name
     paths = doc["paths"]
     for path, method, status, ref in [
         ("/tasks", "post", "201", "TaskOut"),

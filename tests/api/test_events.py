@@ -43,9 +43,11 @@ async def test_event_fans_out_once_per_task_and_event_id(
     body = {"topic": "orders.created", "payload": {"order_id": 42}, "event_id": "evt-1"}
     first = await client.post("/events", json=body, headers=h)
     assert first.status_code == 202, first.text
-    assert first.json()["runs_queued"] == 2 and first.json()["duplicate"] is False
+    assert first.json()["runs_queued"] == 2
+    assert first.json()["duplicate"] is False
     again = await client.post("/events", json=body, headers=h)
-    assert again.status_code == 202 and again.json()["duplicate"] is True
+    assert again.status_code == 202
+    assert again.json()["duplicate"] is True
     assert await pool.fetchval("SELECT count(*) FROM runs") == 2
     worker = Worker(pool, settings, clock, worker_id="w", rng=random.Random(0))
     assert await worker.run_once() == 2
@@ -64,12 +66,14 @@ async def test_events_are_tenant_scoped_and_validated(
     bob = await make_agent(["tasks:read", "tasks:write", "events:publish"])
     await client.post("/tasks", json=event_task("orders.*"), headers=alice["headers"])
     r = await client.post("/events", json={"topic": "orders.created"}, headers=bob["headers"])
-    assert r.status_code == 202 and r.json()["runs_queued"] == 0
+    assert r.status_code == 202
+    assert r.json()["runs_queued"] == 0
     assert (await client.get("/events/stream/recent", headers=alice["headers"])).json()[
         "items"
     ] == []
     bad = await client.post("/events", json={"topic": "orders.*"}, headers=alice["headers"])
-    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "topic"
+    assert bad.status_code == 422
+    assert bad.json()["error"]["details"][0]["field"] == "topic"
     reader = await make_agent(["tasks:read"])
     denied = await client.post("/events", json={"topic": "a"}, headers=reader["headers"])
     assert denied.status_code == 403
@@ -114,7 +118,8 @@ async def test_event_publish_in_a_pipeline_triggers_subscribed_tasks(
     assert await worker.run_once() == 1  # the producer; its event queues the consumer's run
     assert await worker.run_once() == 1
     latest = (await client.get(f"/runs/task/{cid}/latest", headers=h)).json()
-    assert latest["status"] == "succeeded" and latest["trigger"] == "event"
+    assert latest["status"] == "succeeded"
+    assert latest["trigger"] == "event"
     assert latest["output"] == {"order": 7}
     stored = await pool.fetchrow("SELECT source, topic FROM events WHERE topic = 'orders.created'")
     assert dict(stored) == {"source": "pipeline", "topic": "orders.created"}

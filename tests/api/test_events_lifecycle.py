@@ -122,4 +122,5 @@ async def test_every_task_and_run_change_is_an_outbox_event_relayed_in_order(
     ]
     first = published[0]
     assert set(first) == {"event_id", "seq", "type", "time", "tenant_id", "subject_id", "payload"}
-    assert first["tenant_id"] == agent["agent_id"] and first["subject_id"] == tid
+    assert first["tenant_id"] == agent["agent_id"]
+    assert first["subject_id"] == tid

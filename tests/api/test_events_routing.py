@@ -68,7 +68,8 @@ async def test_shared_topics_reach_other_tenants_only_when_declared_and_subscrib
         return doc
 
     await publish("before")  # not shared yet: only alice's own task
-    assert len(await _runs(client, alice)) == 1 and await _runs(client, bob) == []
+    assert len(await _runs(client, alice)) == 1
+    assert await _runs(client, bob) == []
 
     denied = await client.post(
         "/events/shared-topics", json={"pattern": "prices.*"}, headers=alice["headers"]
@@ -77,13 +78,15 @@ async def test_shared_topics_reach_other_tenants_only_when_declared_and_subscrib
     r = await client.post(
         "/events/shared-topics", json={"pattern": "prices.*"}, headers=admin["headers"]
     )
-    assert r.status_code == 201 and r.json()["pattern"] == "prices.*"
+    assert r.status_code == 201
+    assert r.json()["pattern"] == "prices.*"
     again = await client.post(
         "/events/shared-topics", json={"pattern": "prices.*"}, headers=admin["headers"]
     )
     assert again.status_code == 200
     listed = (await client.get("/events/shared-topics", headers=bob["headers"])).json()
-    assert [t["pattern"] for t in listed["items"]] == ["prices.*"] and listed["total"] == 1
+    assert [t["pattern"] for t in listed["items"]] == ["prices.*"]
+    assert listed["total"] == 1
     bad = await client.post(
         "/events/shared-topics", json={"pattern": "shared:x"}, headers=admin["headers"]
     )
@@ -168,9 +171,11 @@ async def test_event_filters_decide_which_tasks_an_event_triggers(
         assert r.status_code == 422, r.text
         assert r.json()["error"]["details"][0]["field"] == field
     r = await client.post("/events", json={"topic": "shared:prices"}, headers=h)
-    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "topic"
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["field"] == "topic"
     r = await client.post("/events", json={"topic": "a", "payload": {"x": "\u0000"}}, headers=h)
-    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "body.payload.x"
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["field"] == "body.payload.x"
 
 
 async def test_condition_tasks_are_validated_like_pipelines(

@@ -209,7 +209,8 @@ async def test_stream_shows_only_the_callers_tenant(
         "GET", "/events/stream", params={"last_event_id": 0}, headers=bob["headers"]
     ) as response:
         (first,) = await Events(response).take(1)
-    assert first["event"] == "task.created" and first["data"]["subject_id"] == mine["id"]
+    assert first["event"] == "task.created"
+    assert first["data"]["subject_id"] == mine["id"]
     assert first["data"]["tenant_id"] == bob["agent_id"]
 
 
@@ -251,7 +252,8 @@ async def test_streams_are_bounded_in_number_and_time_and_kept_alive(
             assert body["error"]["details"]["limit"] == "sse_max_connections"
         stream = Events(first)
         end = await stream.next()
-    assert end["event"] == "end" and end["data"] == {"reason": "sse_max_seconds"}
+    assert end["event"] == "end"
+    assert end["data"] == {"reason": "sse_max_seconds"}
     assert "keep-alive" in stream.comments
     # the slot was given back: a new stream is accepted
     async with live.stream("GET", "/events/stream", headers=h) as again:
@@ -276,7 +278,8 @@ async def test_a_stream_ends_when_its_agent_is_deactivated(
                 conn, uuid.UUID(agent["agent_id"]), now=clock.now(), is_active=False
             )
         end = await stream.next()
-    assert end["event"] == "end" and end["data"] == {"reason": "unauthorized"}
+    assert end["event"] == "end"
+    assert end["data"] == {"reason": "unauthorized"}
 
 
 async def test_one_agent_cannot_take_every_live_stream(

@@ -44,7 +44,8 @@ async def mark_worker(pool: asyncpg.Pool, at: Any) -> None:
 
 async def test_live_and_ready(client: httpx.AsyncClient) -> None:
     r = await client.get("/health/live")
-    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok"}
     r = await client.get("/health/ready")
     assert r.status_code == 200
     assert r.json()["status"] == "ready"
@@ -126,7 +127,8 @@ async def _database_down_answers(dead_db_client: httpx.AsyncClient) -> None:
     assert "postgres" not in doc["components"]["database"].get("error", "").lower()
 
     r = await dead_db_client.get("/health/ready")
-    assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "unavailable"
     assert (await dead_db_client.get("/health/live")).status_code == 200
     # Any route that needs the database answers 503, not 500, and does not hang.
     for _ in range(3):
@@ -218,7 +220,8 @@ async def test_lazy_pool_is_created_once_and_syncs_the_database_clock(
     monkeypatch.setattr(deps_module, "_create_pool", counting)
     app = create_app(settings)  # no clock: the database's clock
     deps = app.state.deps
-    assert isinstance(deps.clock, DatabaseClock) and not deps.clock.synced
+    assert isinstance(deps.clock, DatabaseClock)
+    assert not deps.clock.synced
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as c:
         results = await asyncio.gather(*(c.get("/health/ready") for _ in range(8)))
     assert [r.status_code for r in results] == [200] * 8

@@ -87,7 +87,8 @@ async def test_a_task_publishing_its_own_topic_stops_at_the_event_depth_limit(
     assert len(failed) == 8
     for run in failed:
         step = run["step_results"][0]
-        assert step["status"] == "failed" and step["error"]["code"] == "event_depth_exceeded"
+        assert step["status"] == "failed"
+        assert step["error"]["code"] == "event_depth_exceeded"
         assert "max_event_depth" in step["error"]["message"]
 
 
@@ -116,7 +117,8 @@ async def test_runs_created_per_agent_are_rate_limited_across_run_now_and_events
     throttled = await pool.fetchrow(
         "SELECT tenant_id, payload FROM outbox WHERE event_type = 'runs.throttled'"
     )
-    assert throttled is not None and str(throttled["tenant_id"]) == greedy["agent_id"]
+    assert throttled is not None
+    assert str(throttled["tenant_id"]) == greedy["agent_id"]
     assert throttled["payload"]["refused"] == 1
     assert throttled["payload"]["limit"] == "max_runs_per_minute_per_agent"
     r = await client.post(f"/tasks/{task['id']}/run_now", headers=greedy["headers"])
@@ -206,7 +208,8 @@ async def test_a_deactivated_agents_tasks_stop_everywhere(
     run = await pool.fetchrow(
         "SELECT status, error, step_results FROM runs WHERE task_id = $1", uuid.UUID(manual["id"])
     )
-    assert run["status"] == "canceled" and run["error"]["code"] == "owner_inactive"
+    assert run["status"] == "canceled"
+    assert run["error"]["code"] == "owner_inactive"
     assert run["step_results"] == []
 
 
@@ -247,7 +250,8 @@ async def test_a_run_whose_owner_lost_a_scope_cannot_use_it(
     assert run["status"] == "dead_letter"
     first, tell = run["step_results"]
     assert first["status"] == "succeeded"
-    assert tell["status"] == "failed" and tell["error"]["code"] == "missing_scope"
+    assert tell["status"] == "failed"
+    assert tell["error"]["code"] == "missing_scope"
     assert "events:publish" in tell["error"]["message"]
     assert await pool.fetchval("SELECT count(*) FROM events") == 0
     assert await pool.fetchval("SELECT count(*) FROM runs") == 1
@@ -381,7 +385,8 @@ async def test_canceled_tasks_count_toward_max_tasks_per_agent(
     ]
     assert (await client.post(f"/tasks/{ids[0]}/cancel", headers=h)).status_code == 200
     r = await client.post("/tasks", json=echo_task(), headers=h)
-    assert r.status_code == 422 and r.json()["error"]["code"] == "limit_exceeded"
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "limit_exceeded"
     # deleting the canceled task frees its place
     assert (await client.delete(f"/tasks/{ids[0]}", headers=h)).status_code == 204
     assert (await client.post("/tasks", json=echo_task(), headers=h)).status_code == 201

@@ -72,7 +72,8 @@ async def _check(client: httpx.AsyncClient, headers: dict[str, str], body: dict[
     if r.status_code != 201:
         assert 400 <= r.status_code < 500
         error = r.json()["error"]
-        assert error["code"] and error["message"]
+        assert error["code"]
+        assert error["message"]
         return
     created = r.json()
     got = await client.get(f"/tasks/{created['id']}", headers=headers)

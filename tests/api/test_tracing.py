@@ -64,11 +64,13 @@ async def test_a_request_span_continues_an_incoming_traceparent(
     ok = await client.get("/tasks", headers=h)
     assert ok.status_code == 200
     failed, listed = _named(spans, "GET /tasks/{task_id}"), _named(spans, "GET /tasks")
-    assert len(failed) == 1 and len(listed) == 1
+    assert len(failed) == 1
+    assert len(listed) == 1
     span = failed[0]
     assert span.kind == SpanKind.SERVER
     assert _hex(span.context.trace_id, 32) == TRACE_ID
-    assert span.parent is not None and _hex(span.parent.span_id, 16) == PARENT_ID
+    assert span.parent is not None
+    assert _hex(span.parent.span_id, 16) == PARENT_ID
     assert span.attributes is not None
     assert span.attributes["http.route"] == "/tasks/{task_id}"
     assert span.attributes["http.response.status_code"] == 422
@@ -101,17 +103,20 @@ async def test_run_now_carries_the_requests_trace_into_the_run_and_its_steps(
     assert await worker.run_once() == 1
     (run,) = _named(spans, "run")
     assert _hex(run.context.trace_id, 32) == TRACE_ID
-    assert run.parent is not None and run.parent.span_id == request.context.span_id
+    assert run.parent is not None
+    assert run.parent.span_id == request.context.span_id
     assert run.attributes is not None
     assert run.attributes["ordinaut.run_id"] == queued.json()["run_id"]
     assert run.attributes["ordinaut.outcome"] == "succeeded"
     (step,) = _named(spans, "step")
-    assert step.parent is not None and step.parent.span_id == run.context.span_id
+    assert step.parent is not None
+    assert step.parent.span_id == run.context.span_id
     assert step.attributes is not None
     assert step.attributes["ordinaut.tool"] == "echo"
     assert step.attributes["ordinaut.step.status"] == "succeeded"
     (lease,) = [s for s in _named(spans, "worker.lease") if s.attributes["ordinaut.leased"]]
-    assert lease.attributes is not None and lease.attributes["ordinaut.worker"] == "w"
+    assert lease.attributes is not None
+    assert lease.attributes["ordinaut.worker"] == "w"
     (ticked,) = _named(spans, "scheduler.tick")
     assert ticked.attributes is not None
     assert ticked.attributes["ordinaut.scheduler"] == "scheduler@trace"
@@ -140,8 +145,10 @@ async def test_an_event_run_continues_the_trace_of_the_post_that_published_it(
     (request,) = _named(spans, "POST /events")
     (run,) = _named(spans, "run")
     assert _hex(run.context.trace_id, 32) == TRACE_ID
-    assert run.parent is not None and run.parent.span_id == request.context.span_id
-    assert run.attributes is not None and run.attributes["ordinaut.trigger"] == "event"
+    assert run.parent is not None
+    assert run.parent.span_id == request.context.span_id
+    assert run.attributes is not None
+    assert run.attributes["ordinaut.trigger"] == "event"
 
 
 async def test_a_failed_request_marks_its_span_as_an_error(

@@ -98,7 +98,8 @@ async def test_run_now_retry_and_events_wake_a_worker(
             headers=h,
         )
         event = await client.post("/events", json={"topic": "orders.new"}, headers=h)
-        assert event.status_code == 202 and event.json()["runs_queued"] == 1
+        assert event.status_code == 202
+        assert event.json()["runs_queued"] == 1
         assert len(drain_queue(sqs, url)) == 1
         unmatched = await client.post("/events", json={"topic": "nobody.cares"}, headers=h)
         assert unmatched.json()["runs_queued"] == 0

@@ -41,10 +41,12 @@ async def test_agent_credentials_are_exchanged_and_renewed_once(
         on_tokens=heard.append,
     ) as client:
         assert (await client.list_tasks()).total == 0  # exchanged on first use
-        assert len(heard) == 1 and client.token == heard[0].access_token
+        assert len(heard) == 1
+        assert client.token == heard[0].access_token
         client.credentials.token = "ordinaut_at_expired"  # a token the API no longer knows
         await client.create_task(CRON_TASK)
-        assert len(heard) == 2 and client.token == heard[1].access_token
+        assert len(heard) == 2
+        assert client.token == heard[1].access_token
 
     async with AsyncOrdinaut(
         "http://test", agent_id=agent["agent_id"], agent_secret="wrong", transport=asgi(app)
@@ -65,7 +67,8 @@ async def test_refresh_token_renews_and_revoke_ends_the_login(
     ) as client:
         await client.list_tasks()
         first = client.token
-        assert first and first != agent["token"]
+        assert first
+        assert first != agent["token"]
         assert client.credentials.refresh_token != agent["refresh_token"]  # rotated
         rotated = await client.refresh_token()
         assert client.token == rotated.access_token != first
@@ -82,7 +85,8 @@ async def test_refresh_token_renews_and_revoke_ends_the_login(
 async def test_admin_manages_agents_through_the_client(app: FastAPI, admin: dict[str, Any]) -> None:
     async with AsyncOrdinaut("http://test", token=admin["token"], transport=asgi(app)) as root:
         bot = await root.create_agent("bot", ["tasks:read"])
-        assert bot.agent_secret and bot.scopes == ["tasks:read"]
+        assert bot.agent_secret
+        assert bot.scopes == ["tasks:read"]
         assert {a.name async for a in root.iter_agents(page_size=1)} == {"admin", "bot"}
         assert (await root.get_agent(bot.id)).name == "bot"
         updated = await root.update_agent(bot.id, scopes=["tasks:read", "runs:read"])
@@ -130,7 +134,8 @@ async def test_429_is_retried_after_retry_after_and_bounded(
     ) as impatient:
         with pytest.raises(RateLimitedError) as caught:  # Retry-After 30 > 5: no early retry
             await impatient.list_tasks()
-        assert caught.value.retry_after == 30 and caught.value.code == "rate_limited"
+        assert caught.value.retry_after == 30
+        assert caught.value.code == "rate_limited"
     await limited.state.deps.close()
 
 
@@ -170,9 +175,11 @@ async def test_503_is_retried_only_when_safe_and_keeps_the_idempotency_key() -> 
         "http://x", token="t", transport=flaky([503, 503, 201], seen), sleep=no_sleep
     ) as client:
         task = await client.create_task(CRON_TASK)
-    assert task.id == "t1" and len(seen) == 3
+    assert task.id == "t1"
+    assert len(seen) == 3
     keys = {r.headers["Idempotency-Key"] for r in seen}
-    assert len(keys) == 1 and len(keys.pop()) >= 16
+    assert len(keys) == 1
+    assert len(keys.pop()) >= 16
 
     seen.clear()
     async with AsyncOrdinaut(
@@ -180,7 +187,8 @@ async def test_503_is_retried_only_when_safe_and_keeps_the_idempotency_key() -> 
     ) as client:
         with pytest.raises(UnavailableError) as caught:
             await client.get_task("t1")
-        assert len(seen) == 3 and caught.value.request_id == "r"
+        assert len(seen) == 3
+        assert caught.value.request_id == "r"
         seen.clear()
         with pytest.raises(UnavailableError):  # run_now is not idempotent: never resent
             await client.run_task_now("t1")
@@ -204,4 +212,5 @@ async def test_unreachable_server_raises_a_connection_error() -> None:
         with pytest.raises(OrdinautConnectionError) as caught:
             await client.list_tasks()
     assert f"127.0.0.1:{port}" in str(caught.value)
-    assert len(waits) == 3 and all(0 < w <= 30 for w in waits)
+    assert len(waits) == 3
+    assert all(0 < w <= 30 for w in waits)

@@ -26,8 +26,11 @@ async def test_runs_history_step_results_retry_and_cancel(
 
     seen: list[str] = []
     run = await sdk.wait_for_run(queued.run_id, on_update=lambda r: seen.append(r.status))
-    assert isinstance(run, Run) and run.finished and seen == ["succeeded"]
-    assert run.trigger == "run_now" and run.step_results is not None
+    assert isinstance(run, Run)
+    assert run.finished
+    assert seen == ["succeeded"]
+    assert run.trigger == "run_now"
+    assert run.step_results is not None
     assert run.step_results[0]["output"] == {"text": "weather in Chisinau"}
     assert (await sdk.latest_run(ok.id)).id == run.id
 
@@ -69,12 +72,16 @@ async def test_events_publish_once_per_id_and_feed_event_tasks(
     accepted = await sdk.publish_event("orders.created", {"id": 7}, event_id="evt-1")
     assert (accepted.event_id, accepted.runs_queued, accepted.duplicate) == ("evt-1", 1, False)
     again = await sdk.publish_event("orders.created", {"id": 7}, event_id="evt-1")
-    assert again.duplicate and again.runs_queued == 0
+    assert again.duplicate
+    assert again.runs_queued == 0
     generated = await sdk.publish_event("other.topic")
-    assert generated.event_id and generated.tasks_matched == 0
+    assert generated.event_id
+    assert generated.tasks_matched == 0
     recent = await sdk.recent_events(topic="orders.created")
     assert [e["event_id"] for e in recent] == ["evt-1"]
 
     assert await run_worker() == 1
     run = (await sdk.list_runs(task_id=listener.id)).items[0]
-    assert run.trigger == "event" and run.event_id == "evt-1" and run.output == {"id": 7}
+    assert run.trigger == "event"
+    assert run.event_id == "evt-1"
+    assert run.output == {"id": 7}

@@ -22,7 +22,8 @@ from ordinaut.client import (
 async def test_task_lifecycle_is_typed_end_to_end(sdk: AsyncOrdinaut) -> None:
     task = await sdk.create_task(CRON_TASK)
     assert isinstance(task, Task)
-    assert task.status == "active" and task.timezone == "Europe/Chisinau"
+    assert task.status == "active"
+    assert task.timezone == "Europe/Chisinau"
     # 2026-03-02 12:00Z is a Monday afternoon in Chisinau: next is Tuesday 08:00 (06:00Z).
     assert task.next_run_at == datetime(2026, 3, 3, 6, 0, tzinfo=UTC)
     assert (await sdk.get_task(task.id)).title == "Morning briefing"
@@ -33,9 +34,11 @@ async def test_task_lifecycle_is_typed_end_to_end(sdk: AsyncOrdinaut) -> None:
     assert draft.fire_times == preview.fire_times[:2]
 
     patched = await sdk.patch_task(task.id, {"title": "Briefing"})
-    assert patched.title == "Briefing" and patched.schedule_expr == "0 8 * * 1-5"
+    assert patched.title == "Briefing"
+    assert patched.schedule_expr == "0 8 * * 1-5"
     replaced = await sdk.update_task(task.id, {**CRON_TASK, "schedule_expr": "0 9 * * *"})
-    assert replaced.title == "Morning briefing" and replaced.schedule_expr == "0 9 * * *"
+    assert replaced.title == "Morning briefing"
+    assert replaced.schedule_expr == "0 9 * * *"
 
     assert (await sdk.pause_task(task.id)).status == "paused"
     assert (await sdk.resume_task(task.id)).status == "active"
@@ -46,7 +49,8 @@ async def test_task_lifecycle_is_typed_end_to_end(sdk: AsyncOrdinaut) -> None:
         await sdk.get_task(task.id)
     error = caught.value
     assert (error.status, error.code) == (404, "not_found")
-    assert error.request_id and error.request_id in str(error)
+    assert error.request_id
+    assert error.request_id in str(error)
 
 
 async def test_validation_errors_name_the_field(sdk: AsyncOrdinaut) -> None:
@@ -61,7 +65,9 @@ async def test_validation_errors_name_the_field(sdk: AsyncOrdinaut) -> None:
     assert caught.value.problems[0]["field"].endswith("priority")
 
     ok = await sdk.validate_task(CRON_TASK, dry_run=True)
-    assert ok.valid and ok.next_run_at is not None and ok.steps
+    assert ok.valid
+    assert ok.next_run_at is not None
+    assert ok.steps
     with pytest.raises(ValidationError) as caught:
         await sdk.validate_task(
             payload={"pipeline": [{"id": "x", "uses": "no.such.tool"}]},
@@ -100,7 +106,8 @@ async def test_state_conflicts_and_scopes_are_typed(
     async with AsyncOrdinaut("http://test", token=reader["token"], transport=transport) as ro:
         with pytest.raises(PermissionDeniedError) as denied:
             await ro.create_task(CRON_TASK)
-        assert isinstance(denied.value, AuthError) and denied.value.status == 403
+        assert isinstance(denied.value, AuthError)
+        assert denied.value.status == 403
         with pytest.raises(NotFoundError):  # another agent's task is invisible
             await ro.get_task(task.id)
     async with AsyncOrdinaut("http://test", transport=transport) as anonymous:
@@ -122,7 +129,7 @@ async def test_ids_cannot_escape_their_path_segment(sdk: AsyncOrdinaut) -> None:
     # "../agents" stays inside /tasks/ (percent-encoded): never another route.
     with pytest.raises(NotFoundError):
         await sdk.get_task("../agents")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="an id must not be empty"):
         await sdk.get_task("")
 
 
@@ -130,6 +137,10 @@ async def test_tools_secrets_and_health(sdk: AsyncOrdinaut) -> None:
     tools = {t.name: t for t in await sdk.list_tools()}
     assert {"echo", "http.request", "wait"} <= set(tools)
     assert tools["wait"].input_schema["type"] == "object"
+    functions = {f.name: f for f in await sdk.list_functions()}
+    assert functions["upper"].example == "upper('Hello')"
+    assert functions["upper"].result == "HELLO"
+    assert {"format_time", "sort_by", "not_null"} <= set(functions)
     await sdk.put_secret("WEATHER_KEY", "s3cret")
     assert [s["name"] for s in await sdk.list_secrets()] == ["WEATHER_KEY"]
     await sdk.delete_secret("WEATHER_KEY")

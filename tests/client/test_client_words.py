@@ -77,7 +77,8 @@ def test_credentials_resolution_order(tmp_path: Path) -> None:
     )
     assert path == dev_home / "credentials.json"  # shares ordinaut dev's file...
     saved = json.loads(path.read_text())
-    assert saved["url"] == dev["url"] and saved["servers"]["http://127.0.0.1:7000"]["token"] == "t7"
+    assert saved["url"] == dev["url"]
+    assert saved["servers"]["http://127.0.0.1:7000"]["token"] == "t7"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert store.resolve(env_dev).url == "http://127.0.0.1:7000"  # ...and becomes the default
     assert store.resolve(env_dev, url="http://127.0.0.1:9000").agent_id == "a"

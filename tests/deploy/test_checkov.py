@@ -45,5 +45,7 @@ def test_checkov_passes() -> None:
     )
     output = result.stdout + result.stderr
     failed = re.findall(r"Failed checks: (\d+)", output)
-    assert result.returncode == 0 and failed and all(n == "0" for n in failed), output
+    assert result.returncode == 0, output
+    assert failed, output
+    assert all(n == "0" for n in failed), output
     assert "Parsing errors" not in output, output

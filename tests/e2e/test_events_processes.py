@@ -66,7 +66,9 @@ async def test_a_worker_process_runs_tasks_for_stream_events_and_relays_their_ev
                 await asyncio.sleep(0.2)
             else:
                 raise AssertionError(f"no run for the stream event\n{processes.logs()}")
-        assert run is not None and run["event_id"] == "order-42" and run["output"] == {"o": 42}
+        assert run is not None
+        assert run["event_id"] == "order-42"
+        assert run["output"] == {"o": 42}
         assert {"event.received", "run.queued", "run.started", "run.succeeded"} <= published
         pending = await redis.xpending(events.INGEST_STREAM, events.INGEST_GROUP)
         assert pending["pending"] == 0

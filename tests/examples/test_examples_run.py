@@ -25,7 +25,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support import e2e_fixtures, fresh_database
+from fixtures.processes import Processes
+from support import free_port, fresh_database
 
 from ordinaut.config import load_settings
 from ordinaut.store import agents, db
@@ -37,10 +38,6 @@ EXAMPLES = REPO / "examples"
 SCRIPT_TIMEOUT_S = 60
 # The condition example's first poll comes at the next full minute.
 CONDITION_TIMEOUT_S = 80
-
-
-_e2e = e2e_fixtures()
-free_port = _e2e.free_port
 
 
 @dataclass
@@ -104,7 +101,7 @@ async def stack(
         "ORDINAUT_POLL_INTERVAL_S": "0.5",
         "ORDINAUT_BACKOFF_BASE_S": "0.1",
     }
-    processes = _e2e.Processes(env, home)
+    processes = Processes(env, home)
     stub_ports = (free_port(), free_port())
     allow = ",".join(f"127.0.0.1:{p}" for p in stub_ports)
     port = free_port()
@@ -233,6 +230,30 @@ async def test_webhook_events_run_the_task_once_each(stack: Stack) -> None:
     assert out.count("succeeded (attempt 1") == 2
 
 
+async def test_foreach_checks_each_invoice_and_publishes_one_reminder_per_overdue_one(
+    stack: Stack,
+) -> None:
+    code, out, err = await run_example("foreach", "--credentials", str(stack.credentials))
+    assert code == 0, out + err + stack.processes.logs()
+    assert "step check [transform]: failed" in out  # one item failed; the run went on
+    checked = [
+        line.strip()
+        for line in out.splitlines()
+        if line.startswith("  [") and line.split()[1].startswith("INV-")
+    ]
+    assert [line.split(" ", 3)[:3] for line in checked] == [
+        ["[0]", "INV-101", "succeeded:"],
+        ["[1]", "INV-102", "succeeded:"],
+        ["[2]", "INV-103", "failed:"],
+        ["[3]", "INV-104", "succeeded:"],
+    ]
+    assert "diff_seconds(): 'someday' is not an ISO 8601 time" in out
+    assert "[0] to ana@example.com: Dear Ana, invoice INV-101 (120.5 EUR) is " in out
+    assert "[1] to eva@example.com: Dear Eva, invoice INV-104 (300 EUR) is " in out
+    assert "summary: 2 reminder(s) published; 1 invoice(s) could not be checked" in out
+    assert "dan@example.com" not in out.split("published on reminders.invoice:")[1]
+
+
 async def test_condition_task_alerts_once_the_price_drops(stack: Stack) -> None:
     if stack.condition is None:
         pytest.skip(
@@ -256,7 +277,8 @@ async def test_condition_example_stops_at_a_failed_check_and_says_why(stack: Sta
     code, out, err = await stack.condition_refused
     assert code == 1, out + err + stack.processes.logs()
     assert "a check of the price failed" in err
-    assert "step quote [http.request]: failed" in out and "egress_refused" in out
+    assert "step quote [http.request]: failed" in out
+    assert "egress_refused" in out
     assert f"ORDINAUT_EGRESS_ALLOWLIST=127.0.0.1:{stack.refused_port} make dev" in err
     assert "make dev ARGS=--allow-loopback-egress" in err
     assert "no alert within" not in err

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 from aws_lambda_powertools import Metrics
-from fn_support import ECHO, db_now
+from fn_support import ECHO, HandlerLoader, TaskFactory, db_now
 
 from ordinaut import cloud
 from ordinaut.config import Settings
@@ -31,9 +31,6 @@ from ordinaut.taskdefs import prepare
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # functions/ is a top-level package beside shared/
     sys.path.insert(0, str(REPO))
-
-HandlerLoader = Callable[[str], Awaitable[ModuleType]]
-TaskFactory = Callable[..., Awaitable[dict[str, Any]]]
 
 
 SERVICE = "ordinaut-test"  # POWERTOOLS_SERVICE_NAME in lambda_env

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import ModuleType
 from typing import Any
 
 import asyncpg
 from support import queue_runs
+
+HandlerLoader = Callable[[str], Awaitable[ModuleType]]  # the load_handler fixture
+TaskFactory = Callable[..., Awaitable[dict[str, Any]]]  # the make_task fixture
 
 ECHO = {"pipeline": [{"id": "hello", "uses": "echo", "with": {"msg": "hello"}}]}
 

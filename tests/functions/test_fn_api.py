@@ -9,8 +9,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from conftest import HandlerLoader
-from fn_support import FakeContext, call, db_now
+from fn_support import FakeContext, HandlerLoader, call, db_now
 from moto import mock_aws
 
 from ordinaut.config import load_settings

@@ -110,7 +110,8 @@ def test_a_missing_field_names_the_variable_not_the_value(
     with pytest.raises(cloud.SecretError) as raised:
         cloud.settings_from_environment(os.environ)
     message = str(raised.value)
-    assert cloud.DATABASE_SECRET_ENV in message and repr(missing) in message
+    assert cloud.DATABASE_SECRET_ENV in message
+    assert repr(missing) in message
     assert DB_SECRET["password"] not in message
 
 
@@ -119,7 +120,8 @@ def test_a_secret_that_is_not_json_is_reported_without_its_text(aws: pytest.Monk
     with pytest.raises(cloud.SecretError, match=cloud.SECRETS_KEY_ENV) as raised:
         cloud.settings_from_environment(os.environ)
     assert "s3cr3t" not in str(raised.value)
-    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__
     aws.setenv(cloud.SECRETS_KEY_ENV, put_secret("key2", {"other": 1}))
     with pytest.raises(cloud.SecretError, match="'secrets_key'"):
         cloud.settings_from_environment(os.environ)
@@ -237,7 +239,8 @@ async def test_a_rotated_database_secret_reaches_a_warm_container(
     ticking.now += 301
     await call(worker.handler, {"Records": []}, context)
     assert worker.container.settings.database_url == rotated
-    assert worker.container.pool is not None and worker.container.pool is not pool
+    assert worker.container.pool is not None
+    assert worker.container.pool is not pool
 
 
 def test_an_rds_managed_secret_with_the_endpoint_in_the_environment(

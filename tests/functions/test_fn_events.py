@@ -10,8 +10,7 @@ from typing import Any
 import asyncpg
 import boto3
 import pytest
-from conftest import HandlerLoader, TaskFactory
-from fn_support import FakeContext, call
+from fn_support import FakeContext, HandlerLoader, TaskFactory, call
 from moto import mock_aws
 from redis.asyncio import Redis
 
@@ -104,7 +103,8 @@ async def test_sqs_batch_parks_what_can_never_be_ingested(
     assert "secret" in reasons["m-extra"]
     assert dead[0]["body"] == "{not json"  # kept as sent, for whoever replays it
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert emf[-1]["EventsIngested"] == [2.0] and emf[-1]["EventsParked"] == [4.0]
+    assert emf[-1]["EventsIngested"] == [2.0]
+    assert emf[-1]["EventsParked"] == [4.0]
     stored = await pool.fetch("SELECT event_id, source FROM events ORDER BY seq")
     assert [(r["event_id"], r["source"]) for r in stored] == [
         ("m-good", "sqs"),  # no event_id: the SQS message id makes redelivery idempotent
@@ -135,7 +135,8 @@ async def test_eventbridge_event_is_ingested_once(
         "tasks_matched": 1,
     }
     retried = await call(events.handler, event, FakeContext())
-    assert retried["duplicate"] is True and retried["runs_queued"] == 0
+    assert retried["duplicate"] is True
+    assert retried["runs_queued"] == 0
     row = await pool.fetchrow("SELECT payload, source FROM events WHERE event_id = 'eb-1'")
     assert row["source"] == "eventbridge"
     assert row["payload"] == {"tenant_id": str(owner), "order": 42}
@@ -216,7 +217,8 @@ def test_envelopes() -> None:
         with pytest.raises(BadEvent):
             from_sqs_body(body, "m-2")
     keyed = from_eventbridge(eventbridge({"tenant_id": tenant, "event_id": "mine"}))
-    assert keyed.event_id == "mine" and keyed.topic == "orders.created"
+    assert keyed.event_id == "mine"
+    assert keyed.topic == "orders.created"
     with pytest.raises(BadEvent, match="detail"):
         from_eventbridge({"detail-type": "x", "detail": "text"})
 

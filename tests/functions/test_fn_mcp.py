@@ -11,8 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from conftest import HandlerLoader
-from fn_support import FakeContext, call, db_now
+from fn_support import FakeContext, HandlerLoader, call, db_now
 from samples import CRON_TASK
 from test_fn_api import http_event
 
@@ -68,9 +67,11 @@ async def test_mcp_tool_calls_through_mangum(
     assert created["headers"]["content-type"].startswith("application/json")
     assert "mcp-session-id" not in created["headers"]
     result = answer(created)
-    assert result["id"] == 7 and result["result"]["isError"] is False, result
+    assert result["id"] == 7
+    assert result["result"]["isError"] is False, result
     task = result["result"]["structuredContent"]
-    assert task["title"] == "Morning briefing" and task["next_fire_times"]
+    assert task["title"] == "Morning briefing"
+    assert task["next_fire_times"]
 
     # a second (warm) invocation, as if another container or instance answered it
     listed = await call(

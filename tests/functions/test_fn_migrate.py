@@ -11,8 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from conftest import HandlerLoader
-from fn_support import FakeContext, call
+from fn_support import FakeContext, HandlerLoader, call
 
 from functions.migrate import invocation
 from functions.migrate.invocation import UnknownAction
@@ -74,7 +73,8 @@ async def test_create_admin_returns_a_working_secret_and_never_logs_it(
     row = await pool.fetchrow(
         "SELECT name, scopes, secret_hash FROM agents WHERE id = $1", uuid.UUID(created["agent_id"])
     )
-    assert row["name"] == "admin" and "admin" in row["scopes"]
+    assert row["name"] == "admin"
+    assert "admin" in row["scopes"]
     assert auth.verify_secret(secret, row["secret_hash"])
     records = [json.dumps(vars(r), default=str) for r in caplog.records]
     assert any(created["agent_id"] in r for r in records)
@@ -89,7 +89,7 @@ async def test_create_admin_returns_a_working_secret_and_never_logs_it(
 )
 async def test_anything_else_is_an_error(load_handler: HandlerLoader, event: Any) -> None:
     migrate = await load_handler("migrate")
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(ValueError, match="unknown action|create-admin needs a name") as raised:
         await call(migrate.handler, event, FakeContext())
     if isinstance(raised.value, UnknownAction):
         assert "expected 'migrate' or 'create-admin'" in str(raised.value)
@@ -118,7 +118,7 @@ async def test_connect_gives_up_after_its_window() -> None:
     settings = Settings(
         database_url="postgresql://u:p@127.0.0.1:1/ordinaut", db_connect_timeout_s=1.0
     )
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         await invocation.connect(settings, within_s=0.2)
 
 
@@ -143,7 +143,8 @@ async def test_first_apply_waits_for_a_proxy_that_comes_up_late(
     monkeypatch.setattr(invocation, "FIRST_PAUSE_S", 0.01)
     migrate = await load_handler("migrate")
     result = await call(migrate.handler, {"action": "migrate"}, FakeContext(remaining_ms=300_000))
-    assert result["action"] == "migrate" and not failures
+    assert result["action"] == "migrate"
+    assert not failures
 
 
 def test_the_connect_window_is_the_invocations_time_less_a_reserve() -> None:
@@ -159,7 +160,7 @@ async def test_a_database_that_never_comes_gives_up_within_the_invocation(
     lambda_env.setenv("ORDINAUT_DB_CONNECT_TIMEOUT_S", "1")
     migrate = await load_handler("migrate")
     context = FakeContext(remaining_ms=int((invocation.RESERVE_S + 0.5) * 1000))
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         await call(migrate.handler, {"action": "migrate"}, context)
 
 

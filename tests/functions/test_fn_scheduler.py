@@ -8,8 +8,7 @@ from typing import Any
 import asyncpg
 import boto3
 import pytest
-from conftest import HandlerLoader, TaskFactory
-from fn_support import FakeContext, call, queue_now
+from fn_support import FakeContext, HandlerLoader, TaskFactory, call, queue_now
 from moto import mock_aws
 
 from ordinaut import cloud
@@ -45,7 +44,8 @@ async def test_tick_materializes_due_work_and_emits_lag_metrics(
     runs = await pool.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", task["id"])
     assert runs == result["materialized"]
     state = await pool.fetchrow("SELECT * FROM scheduler_state WHERE name = 'lambda:sched'")
-    assert state is not None and state["last_materialized"] == result["materialized"]
+    assert state is not None
+    assert state["last_materialized"] == result["materialized"]
 
     (doc,) = emf_documents(capsys.readouterr().out)
     directive = doc["_aws"]["CloudWatchMetrics"][0]
@@ -66,7 +66,8 @@ async def test_a_second_tick_is_idempotent_on_the_warm_pool(
     first = await call(scheduler.handler, TICK_EVENT, FakeContext())
     pool = scheduler.container.pool
     again = await call(scheduler.handler, TICK_EVENT, FakeContext())
-    assert first["materialized"] >= 1 and again["materialized"] == 0
+    assert first["materialized"] >= 1
+    assert again["materialized"] == 0
     assert scheduler.container.pool is pool is not None
 
 
@@ -91,7 +92,8 @@ async def test_lost_connections_are_replaced_on_the_next_invocation(
     await make_task(schedule_expr="* * * * *")
     result = await call(scheduler.handler, TICK_EVENT, FakeContext())
     assert result["materialized"] >= 1
-    assert scheduler.container.pool is not None and scheduler.container.pool is not stale
+    assert scheduler.container.pool is not None
+    assert scheduler.container.pool is not stale
 
 
 async def test_wakeups_fan_out_to_the_work_queue(
@@ -131,7 +133,8 @@ async def test_no_wakeups_while_nothing_is_due_before_the_next_tick(
         attributes = sqs.get_queue_attributes(
             QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
         )["Attributes"]
-    assert result["materialized"] == 0 and result["wakeups"] == 0
+    assert result["materialized"] == 0
+    assert result["wakeups"] == 0
     assert attributes["ApproximateNumberOfMessages"] == "0"
 
 

@@ -8,8 +8,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from conftest import HandlerLoader, TaskFactory
-from fn_support import FakeContext, call, db_now, queue_now
+from fn_support import FakeContext, HandlerLoader, TaskFactory, call, db_now, queue_now
 
 from ordinaut.store import outbox, work
 
@@ -78,7 +77,8 @@ async def test_idle_wakeup_keeps_the_pool_for_the_next(load_handler: HandlerLoad
     pool = worker.container.pool
     second = await call(worker.handler, wakeup(), FakeContext(remaining_ms=10_000))
     assert first["ran"] == second["ran"] == 0
-    assert pool is not None and worker.container.pool is pool
+    assert pool is not None
+    assert worker.container.pool is pool
 
 
 async def test_logs_are_powertools_json_with_request_and_run_ids(
@@ -175,7 +175,8 @@ async def test_drain_emits_its_outcomes_as_emf_metrics(
     (doc,) = emf
     (directive,) = doc["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "Ordinaut"
-    assert directive["Dimensions"] == [["service"]] and doc["service"] == "ordinaut-test"
+    assert directive["Dimensions"] == [["service"]]
+    assert doc["service"] == "ordinaut-test"
     names = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
     assert names == {
         "RunsSucceeded": "Count",

@@ -31,8 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import boto3
 import pytest
-from conftest import HandlerLoader, TaskFactory
-from fn_support import FakeContext, call, db_now
+from fn_support import FakeContext, HandlerLoader, TaskFactory, call, db_now
 from moto import mock_aws
 from redis.asyncio import Redis
 
@@ -234,7 +233,8 @@ async def test_the_lambda_shape_end_to_end(
     assert "ORDINAUT_DATABASE_URL" not in os.environ
     # what Terraform invokes after every deploy (the schema is current here)
     migrated = await call(migrate.handler, {"action": "migrate"}, FakeContext())
-    assert migrated["applied"] == [] and migrated["action"] == "migrate"
+    assert migrated["applied"] == []
+    assert migrated["action"] == "migrate"
 
     # --- the tick wakes a worker, which runs what fell due -----------------------------------
     now = await db_now(pool)
@@ -242,9 +242,11 @@ async def test_the_lambda_shape_end_to_end(
         schedule_kind="once", schedule_expr=now.isoformat(), payload=ECHO, title="one-shot"
     )
     ticked = await call(scheduler.handler, {"source": "aws.scheduler"}, FakeContext())
-    assert ticked["materialized"] == 1 and ticked["wakeups"] >= 1
+    assert ticked["materialized"] == 1
+    assert ticked["wakeups"] >= 1
     wakeups = account.receive(account.work_url)
-    assert wakeups and json.loads(wakeups[0]["body"])["source"] == "ordinaut.tick"
+    assert wakeups
+    assert json.loads(wakeups[0]["body"])["source"] == "ordinaut.tick"
     drained = await call(worker.handler, {"Records": wakeups[:1]}, FakeContext(remaining_ms=10_000))
     assert drained["ran"] == 1
     run = await run_of(pool, due["id"])
@@ -322,7 +324,8 @@ async def test_the_lambda_shape_end_to_end(
     stored = await pool.fetchrow(
         "SELECT event_id, source, payload FROM events WHERE topic = 'orders.shipped'"
     )
-    assert stored["source"] == "eventbridge" and stored["event_id"] == envelope["id"]
+    assert stored["source"] == "eventbridge"
+    assert stored["event_id"] == envelope["id"]
     assert stored["payload"] == {"tenant_id": str(owner), "order": 9}
     (wakeup,) = account.receive(account.work_url)
     drained = await call(worker.handler, {"Records": [wakeup]}, FakeContext(remaining_ms=10_000))

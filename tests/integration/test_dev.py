@@ -7,6 +7,7 @@ external URLs are passed), so these tests also prove that the data survives a re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import logging
@@ -146,10 +147,8 @@ def processes_using(path: Path) -> list[psutil.Process]:
 
 def kill_leftovers(path: Path) -> None:
     for proc in processes_using(path):
-        try:
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        except psutil.Error:
-            pass
 
 
 def assert_nothing_left_running(home: Path) -> None:
@@ -191,10 +190,12 @@ def test_dev_starts_everything_saves_a_working_credential_and_stops_cleanly(
     assert "curl " in banner
     # stdout is a file here, not a terminal: neither the secret nor a token is in any output
     for credential in (creds["agent_secret"], creds["token"]):
-        assert credential not in banner and credential not in run.logs()
+        assert credential not in banner
+        assert credential not in run.logs()
     # Each component is a real process of its own.
     pids = {child_pid(banner, name) for name in ("api", "scheduler", "worker")}
-    assert len(pids) == 3 and all(psutil.pid_exists(p) for p in pids)
+    assert len(pids) == 3
+    assert all(psutil.pid_exists(p) for p in pids)
 
     health = wait_healthy(run.url)
     assert health.status_code == 200, health.text
@@ -246,7 +247,8 @@ def test_a_second_run_reuses_the_data_and_the_admin(start: Callable[..., DevRun]
     assert after["agent_secret"] == before["agent_secret"]
     assert after["token"] != before["token"]
     banner = second.output()
-    assert "worker-1 (" in banner and "worker-2 (" in banner
+    assert "worker-1 (" in banner
+    assert "worker-2 (" in banner
     assert "scheduler (" not in banner
     auth = {"Authorization": f"Bearer {after['token']}"}
     response = httpx.get(f"{second.url}/agents", headers=auth, timeout=10)
@@ -351,11 +353,13 @@ def test_a_second_dev_does_not_die_on_metrics_ports_another_one_holds(
         pids = {name: child_pid(banner, name) for name in ("api", "scheduler", "worker")}
         assert all(psutil.pid_exists(pid) for pid in pids.values())
         ports = {name: int(port) for name, port in re.findall(r"(scheduler|worker) :(\d+)", banner)}
-        assert set(ports) == {"scheduler", "worker"} and not held & set(ports.values())
+        assert set(ports) == {"scheduler", "worker"}
+        assert not held & set(ports.values())
         assert "is in use (another ordinaut dev?)" in run.logs()
         for port in ports.values():
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
-            assert metrics.status_code == 200 and "ordinaut_" in metrics.text
+            assert metrics.status_code == 200
+            assert "ordinaut_" in metrics.text
         health = httpx.get(f"{run.url}/health", timeout=10).json()["components"]
         assert health["scheduler"]["status"] == "healthy", health
         assert health["workers"]["live"] >= 1, health
@@ -388,7 +392,8 @@ def test_metrics_ports_in_use_are_replaced_by_free_ones(tmp_path: Path) -> None:
         stack = _stack(tmp_path, workers=3, scheduler_port=port, worker_port=port)
         ports = stack.pick_metrics_ports()
     assert list(ports) == ["scheduler", "worker-1", "worker-2", "worker-3"]
-    assert port not in ports.values() and len(set(ports.values())) == 4
+    assert port not in ports.values()
+    assert len(set(ports.values())) == 4
     assert _stack(tmp_path, worker_port=0, no_scheduler=True).pick_metrics_ports() == {"worker": 0}
 
 
@@ -458,7 +463,8 @@ def test_the_banner_names_the_credential_file_and_never_prints_the_token(tmp_pat
     text = dev.banner(_banner_stack(tmp_path), CREDS, show_secret=False)  # type: ignore[arg-type]
     assert str(tmp_path / "credentials.json") in text
     assert "a-1" in text
-    assert "s3cr3t" not in text and "tok-XYZ123" not in text
+    assert "s3cr3t" not in text
+    assert "tok-XYZ123" not in text
     assert "TOKEN=$(" in text  # read from the file, not pasted into the output
 
 

@@ -161,7 +161,8 @@ def test_bounds_are_checked_when_the_task_is_written(settings: Settings) -> None
         prepare(base, now=START, settings=limited, registry=registry)
     (problem,) = too_long.value.details or []
     assert problem["field"] == "payload.pipeline"
-    assert "max_duration_s" in problem["message"] and "301" in problem["message"]
+    assert "max_duration_s" in problem["message"]
+    assert "301" in problem["message"]
     with pytest.raises(ValidationFailed) as over:
         prepare({**base, "max_duration_s": 121}, now=START, settings=limited, registry=registry)
     assert [p["field"] for p in over.value.details or []] == ["max_duration_s"]

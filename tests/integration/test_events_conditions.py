@@ -110,7 +110,8 @@ async def test_the_pipeline_runs_only_on_the_false_to_true_edge_across_a_restart
         "succeeded",
     ]
     state = await pool.fetchrow("SELECT * FROM condition_state WHERE task_id = $1", task["id"])
-    assert state["value"] is True and state["fired_at"] == clock.now()
+    assert state["value"] is True
+    assert state["fired_at"] == clock.now()
 
 
 async def test_the_cooldown_swallows_edges_too_soon_after_a_fire(
@@ -149,6 +150,7 @@ async def test_a_failing_check_fails_the_poll_and_leaves_the_state_alone(
     )
     run = await Poller(pool, settings, clock, task["id"]).poll(90)
     assert run["status"] == "dead_letter"
-    assert run["error"]["step"] == "condition" and run["error"]["phase"] == "check"
+    assert run["error"]["step"] == "condition"
+    assert run["error"]["phase"] == "check"
     assert "missing path" in run["error"]["message"]
     assert await pool.fetchval("SELECT count(*) FROM condition_state") == 0

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from fixtures.database import MIGRATED_ROWS, emptied_tables
 
 from ordinaut.config import Settings
 from ordinaut.store import db
@@ -51,7 +52,7 @@ async def applied_versions(settings: Settings) -> list[str]:
 
 def test_there_are_migrations_in_order() -> None:
     assert VERSIONS
-    assert VERSIONS == sorted(VERSIONS)
+    assert sorted(VERSIONS) == VERSIONS
     assert all(v[:4].isdigit() and v[4] == "_" for v in VERSIONS)
 
 
@@ -68,6 +69,25 @@ async def test_migrate_applies_everything_once_then_nothing(fresh: Settings) -> 
         await conn.close()
     assert await applied_versions(fresh) == VERSIONS
     assert {"agents", "tasks", "runs", "due_work", "schema_migrations"} <= tables
+
+
+async def test_the_tests_empty_every_table_but_those_the_migrations_fill(fresh: Settings) -> None:
+    """The fixtures' TRUNCATE list comes from the catalogue: every public table but the ones
+    holding rows the migrations wrote, which a test must not lose."""
+    conn = await db.connect(fresh)
+    try:
+        await db.migrate(conn, fresh.migrations_dir)
+        tables = [
+            r[0]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        filled = {t for t in tables if await conn.fetchval(f'SELECT EXISTS (SELECT FROM "{t}")')}
+        assert filled == set(MIGRATED_ROWS)
+        assert set(await emptied_tables(conn)) == set(tables) - filled
+        await conn.execute("CREATE TABLE a_later_table (id int)")
+        assert "a_later_table" in await emptied_tables(conn)
+    finally:
+        await conn.close()
 
 
 async def test_concurrent_migrators_apply_each_file_once(fresh: Settings) -> None:

@@ -101,7 +101,8 @@ async def test_paused_and_once_tasks(
     result = await tick(pool, settings.replace(lookahead_s=60), clock)
     assert result.materialized == 1
     row = await pool.fetchrow("SELECT status, next_run_at FROM tasks WHERE id = $1", once["id"])
-    assert row["status"] == "completed" and row["next_run_at"] is None
+    assert row["status"] == "completed"
+    assert row["next_run_at"] is None
     assert await pool.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", paused["id"]) == 0
 
 

@@ -25,8 +25,11 @@ async def test_create_stores_only_a_salted_hash(pool: asyncpg.Pool, clock: Froze
             conn, name="two", scopes=["tasks:read"], now=clock.now()
         )
     assert one.scopes == ("tasks:read", "tasks:write")
-    assert one.id.version == 4 and one.created_at == clock.now() and one.is_active
-    assert len(secret_one) >= 43 and secret_one != secret_two
+    assert one.id.version == 4
+    assert one.created_at == clock.now()
+    assert one.is_active
+    assert len(secret_one) >= 43
+    assert secret_one != secret_two
     rows = await pool.fetch("SELECT id, secret_hash FROM agents ORDER BY name")
     for row, secret in zip(rows, (secret_one, secret_two), strict=True):
         assert row["secret_hash"].startswith("scrypt$")
@@ -69,7 +72,8 @@ async def test_exchange_authenticate_refresh_revoke(
             conn, name="a", scopes=["tasks:read", "runs:read"], now=now
         )
         pair = await agents.exchange_secret(conn, str(agent.id), secret, now, settings)
-    assert pair.scope == "tasks:read runs:read" and pair.token_type == "bearer"
+    assert pair.scope == "tasks:read runs:read"
+    assert pair.token_type == "bearer"
     stored = await pool.fetch("SELECT token_hash, kind, expires_at FROM agent_tokens")
     assert {r["kind"] for r in stored} == {"access", "refresh"}
     assert auth.token_digest(pair.access_token) in {bytes(r["token_hash"]) for r in stored}
@@ -164,6 +168,8 @@ async def test_update_delete_rotate_guards(
         with pytest.raises(Conflict):
             await agents.update_agent(conn, admin.id, now=now, is_active=False, actor_id=admin.id)
         unchanged = await agents.update_agent(conn, admin.id, now=now, actor_id=admin.id)
-        assert unchanged.name == "root" and unchanged.scopes == ("admin",)
+        assert unchanged.name == "root"
+        assert unchanged.scopes == ("admin",)
         page, total = await agents.list_agents(conn, limit=10, offset=0)
-        assert total == 1 and page[0].id == admin.id
+        assert total == 1
+        assert page[0].id == admin.id

@@ -17,7 +17,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
 from samples import CRON_TASK, FAILING_PAYLOAD
-from support import load_fixtures
+from support import free_port
 
 from ordinaut.client import AsyncOrdinaut, NotFoundError
 from ordinaut.client import credentials as store
@@ -49,9 +49,7 @@ def server(sdk: AsyncOrdinaut) -> Client:
 async def test_tools_are_described_for_a_model(sdk: AsyncOrdinaut) -> None:
     async with server(sdk) as mcp:
         listed = {t.name: t for t in (await mcp.list_tools()).tools}
-    # every tool whose route this API has (GET /pipeline/functions may come later)
-    served = {t.name for t in TOOLS if t.name != "list_expression_functions"}
-    assert served <= set(listed)
+    assert set(listed) == {t.name for t in TOOLS}
     for tool in listed.values():  # written for a model: short, with an example
         assert (
             tool.description and "Example" in tool.description or "e.g." in (tool.description or "")
@@ -59,14 +57,17 @@ async def test_tools_are_described_for_a_model(sdk: AsyncOrdinaut) -> None:
         assert len(tool.description or "") < 900, tool.name
         assert tool.input_schema["type"] == "object"
         assert tool.input_schema["additionalProperties"] is False
-    assert listed["get_task"].annotations and listed["get_task"].annotations.read_only_hint
-    assert listed["delete_task"].annotations and listed["delete_task"].annotations.destructive_hint
+    assert listed["get_task"].annotations
+    assert listed["get_task"].annotations.read_only_hint
+    assert listed["delete_task"].annotations
+    assert listed["delete_task"].annotations.destructive_hint
     create = listed["create_task"].input_schema
     assert set(create["required"]) == {"title", "schedule_kind", "schedule_expr", "payload"}
     assert create["properties"]["payload"]["$ref"] == "#/$defs/Payload"
     assert "pipeline" in create["$defs"]["Payload"]["properties"]
     dead = listed["list_dead_letters"].input_schema["properties"]
-    assert "status" not in dead and "task_id" in dead  # the status is the tool's own
+    assert "status" not in dead
+    assert "task_id" in dead
 
 
 async def test_every_tool_in_process(sdk: AsyncOrdinaut, run_worker: Worker) -> None:
@@ -89,9 +90,16 @@ async def test_every_tool_in_process(sdk: AsyncOrdinaut, run_worker: Worker) -> 
         assert preview["fire_times"] == ["2026-03-03T06:00:00Z", "2026-03-04T06:00:00Z"]
         assert preview["fire_times_local"][0].startswith("Tue 2026-03-03 08:00")
 
+        functions = ok(await mcp.call_tool("list_expression_functions", {}))["functions"]
+        length = next(f for f in functions if f["name"] == "length")
+        assert length["signature"].startswith("length(")
+        assert length["example"]
+        assert "format_time" in {f["name"] for f in functions}
+
         tools = ok(await mcp.call_tool("list_pipeline_tools", {}))["items"]
         echo = next(t for t in tools if t["name"] == "echo")
-        assert echo["input_schema"]["type"] == "object" and "output_schema" in echo
+        assert echo["input_schema"]["type"] == "object"
+        assert "output_schema" in echo
 
         checked = ok(
             await mcp.call_tool(
@@ -99,12 +107,14 @@ async def test_every_tool_in_process(sdk: AsyncOrdinaut, run_worker: Worker) -> 
                 {"task": BRIEFING, "dry_run": True, "sample_params": {"city": "Balti"}},
             )
         )
-        assert checked["valid"] is True and checked["next_run_at"] == "2026-03-03T06:00:00Z"
+        assert checked["valid"] is True
+        assert checked["next_run_at"] == "2026-03-03T06:00:00Z"
         assert checked["steps"][0]["input"] == {"text": "weather in Balti"}
 
         created = ok(await mcp.call_tool("create_task", BRIEFING))
         task_id = created["id"]
-        assert created["status"] == "active" and created["title"] == "Morning briefing"
+        assert created["status"] == "active"
+        assert created["title"] == "Morning briefing"
         assert created["summary"].startswith("every weekday at 08:00 Europe/Chisinau, next: Tue")
         assert created["next_fire_times"][0] == "2026-03-03T06:00:00Z"
 
@@ -114,13 +124,15 @@ async def test_every_tool_in_process(sdk: AsyncOrdinaut, run_worker: Worker) -> 
                 "update_task", {"task_id": task_id, "schedule_expr": "30 9 * * 1-5"}
             )
         )
-        assert updated["title"] == "Morning briefing" and updated["timezone"] == "Europe/Chisinau"
+        assert updated["title"] == "Morning briefing"
+        assert updated["timezone"] == "Europe/Chisinau"
         assert updated["schedule_expr"] == "30 9 * * 1-5"
         assert updated["next_fire_times"][0] == "2026-03-03T07:30:00Z"
         assert updated["payload"]["params"] == {"city": "Chisinau"}
 
         listed = ok(await mcp.call_tool("list_tasks", {"status": "active", "limit": 5}))
-        assert listed["total"] == 1 and listed["items"][0]["id"] == task_id
+        assert listed["total"] == 1
+        assert listed["items"][0]["id"] == task_id
 
         snoozed = ok(
             await mcp.call_tool(
@@ -151,7 +163,8 @@ async def test_every_tool_in_process(sdk: AsyncOrdinaut, run_worker: Worker) -> 
         assert [r["id"] for r in runs["items"]] == [queued["run_id"]]
         task = ok(await mcp.call_tool("get_task", {"task_id": task_id}))
         assert [r["status"] for r in task["recent_runs"]] == ["succeeded"]
-        assert len(task["next_fire_times"]) == 5 and task["summary"].startswith("every weekday")
+        assert len(task["next_fire_times"]) == 5
+        assert task["summary"].startswith("every weekday")
 
         # a run that fails with no retries left is a dead letter; retry it, then cancel it
         failing = ok(
@@ -178,13 +191,15 @@ async def test_every_tool_in_process(sdk: AsyncOrdinaut, run_worker: Worker) -> 
                 {"topic": "orders.created", "payload": {"id": 1}, "event_id": "order-1"},
             )
         )
-        assert event["topic"] == "orders.created" and event["event_id"] == "order-1"
+        assert event["topic"] == "orders.created"
+        assert event["event_id"] == "order-1"
 
         assert ok(await mcp.call_tool("cancel_task", {"task_id": task_id}))["status"] == "canceled"
         deleted = ok(await mcp.call_tool("delete_task", {"task_id": task_id}))
         assert deleted == {"deleted": True, "task_id": task_id}
         gone = error_text(await mcp.call_tool("get_task", {"task_id": task_id}))
-        assert gone.startswith("Not found: task ") and "list_tasks" in gone
+        assert gone.startswith("Not found: task ")
+        assert "list_tasks" in gone
         missing = error_text(await mcp.call_tool("get_task", {"task_id": "nope"}))
         assert "- task_id: Input should be a valid UUID" in missing
     with pytest.raises(NotFoundError):
@@ -197,7 +212,8 @@ async def test_validation_errors_come_back_naming_the_argument(sdk: AsyncOrdinau
             await mcp.call_tool("create_task", {**BRIEFING, "schedule_expr": "0 8 * * 9"})
         )
         assert bad_cron.startswith("Rejected (invalid_schedule)")
-        assert "\n- schedule_expr: " in bad_cron and "preview_schedule" in bad_cron
+        assert "\n- schedule_expr: " in bad_cron
+        assert "preview_schedule" in bad_cron
 
         bad_tool = error_text(
             await mcp.call_tool(
@@ -214,7 +230,8 @@ async def test_validation_errors_come_back_naming_the_argument(sdk: AsyncOrdinau
                 {"schedule_kind": "cron", "schedule_expr": "0 8 * * *", "timezone": "Mars/Olympus"},
             )
         )
-        assert "- timezone: " in bad_zone and "IANA" in bad_zone
+        assert "- timezone: " in bad_zone
+        assert "IANA" in bad_zone
 
         # the API's own validation of the request schema: the enum names the field
         wrong_kind = error_text(
@@ -223,7 +240,8 @@ async def test_validation_errors_come_back_naming_the_argument(sdk: AsyncOrdinau
         assert "- schedule_kind: " in wrong_kind
         # arguments the request has no place for never reach the API
         unknown = error_text(await mcp.call_tool("create_task", {**BRIEFING, "colour": "red"}))
-        assert "unknown argument colour" in unknown and "schedule_expr" in unknown
+        assert "unknown argument colour" in unknown
+        assert "schedule_expr" in unknown
         no_id = error_text(await mcp.call_tool("pause_task", {}))
         assert "missing argument task_id" in no_id
         # an id is one path segment: it cannot reach another route (GET /runs here)
@@ -268,7 +286,8 @@ async def test_client_and_stdio_server_against_a_real_api(
         assert {"create_task", "update_task", "list_dead_letters", "get_run"} <= names
         created = ok(await mcp.call_tool("create_task", {**BRIEFING, "title": "by stdio"}))
         shown = ok(await mcp.call_tool("get_task", {"task_id": created["id"]}))
-        assert shown["title"] == "by stdio" and len(shown["next_fire_times"]) == 5
+        assert shown["title"] == "by stdio"
+        assert len(shown["next_fire_times"]) == 5
         listed = ok(await mcp.call_tool("list_tasks", {}))
         assert {t["title"] for t in listed["items"]} == {"direct", "by stdio"}
         rejected = error_text(
@@ -282,7 +301,7 @@ async def test_ordinaut_mcp_over_local_http(
 ) -> None:
     """`ordinaut mcp --transport http`: the same tools on a loopback port, with the one
     credential it was started with."""
-    port = load_fixtures("e2e").free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
     env.update(ORDINAUT_HOME=str(tmp_path), ORDINAUT_URL=live_url, ORDINAUT_TOKEN=agent["token"])
     process = await asyncio.create_subprocess_exec(
@@ -318,15 +337,13 @@ async def test_ordinaut_mcp_over_local_http(
 
 
 async def test_an_unreachable_api_is_said_plainly() -> None:
-    port = load_fixtures("e2e").free_port()  # nothing listens there
-    async with AsyncOrdinaut(f"http://127.0.0.1:{port}", token="t", max_retries=0) as down:
-        async with Client(build_server(down, openapi_catalog(down))) as mcp:
-            with pytest.raises(
-                MCPError, match=f"cannot reach the Ordinaut API at http://127.0.0.1:{port}"
-            ):
-                await mcp.list_tools()
-            failed = error_text(await mcp.call_tool("list_tasks", {}))
-            assert (
-                "cannot reach the Ordinaut API" in failed
-                and "Is the Ordinaut API running?" in failed
-            )
+    port = free_port()  # nothing listens there
+    down = AsyncOrdinaut(f"http://127.0.0.1:{port}", token="t", max_retries=0)
+    async with down, Client(build_server(down, openapi_catalog(down))) as mcp:
+        with pytest.raises(
+            MCPError, match=f"cannot reach the Ordinaut API at http://127.0.0.1:{port}"
+        ):
+            await mcp.list_tools()
+        failed = error_text(await mcp.call_tool("list_tasks", {}))
+        assert "cannot reach the Ordinaut API" in failed
+        assert "Is the Ordinaut API running?" in failed

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from support import e2e_fixtures, eventually, fresh_database
+from support import eventually, fresh_database
 
 CHROMIUM = os.environ.get("ORDINAUT_TEST_CHROMIUM", "/usr/bin/chromium")
 if not Path(CHROMIUM).exists():
@@ -49,11 +49,6 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 WAIT_MS = 15_000
-
-
-_e2e = e2e_fixtures()
-processes = _e2e.processes
-api = _e2e.api
 
 
 @pytest.fixture(scope="session")
@@ -183,7 +178,8 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         )
 
         response = await page.goto(api["base"] + "/ui")
-        assert response is not None and response.status == 200
+        assert response is not None
+        assert response.status == 200
         assert "script-src 'self'" in response.headers["content-security-policy"]
 
         # A wrong secret: the API's error envelope is shown, the page stays on the form.

@@ -64,7 +64,7 @@ def test_an_empty_value_means_the_default() -> None:
 def test_a_bad_value_names_the_variable_the_value_and_the_type(
     name: str, raw: str, kind: str
 ) -> None:
-    with pytest.raises(ValueError) as excinfo:
+    with pytest.raises(ValueError, match=f"^{re.escape(name)}: ") as excinfo:
         load_settings({name: raw})
     assert str(excinfo.value) == f"{name}: cannot read {raw!r} as {kind}"
 

@@ -137,6 +137,9 @@ def test_an_operation_a_tool_cannot_take_is_an_error() -> None:
     }
     with pytest.raises(SchemaError, match="unknown component 'Gone'"):
         Catalog.from_openapi(dangling)
+    gone = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Gone"}}}}
+    with pytest.raises(SchemaError, match="POST /events: unknown component 'Gone'"):
+        Catalog.from_openapi({"paths": {"/events": {"post": {"requestBody": gone}}}})
     clash = {
         "paths": {
             "/x/{title}": {

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ordinaut.retries import BACKOFF_STRATEGIES, backoff_seconds, next_attempt_at
+from ordinaut.retries import backoff_seconds, next_attempt_at
+from ordinaut.vocabulary import BACKOFF_STRATEGIES
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -42,23 +44,23 @@ def test_huge_attempt_numbers_are_capped_without_overflow() -> None:
 
 
 @pytest.mark.parametrize(
-    ("strategy", "attempt", "kwargs"),
+    ("strategy", "attempt", "kwargs", "message"),
     [
-        ("exponential", 1, {}),
-        ("", 1, {}),
-        ("fixed", 0, {}),
-        ("fixed", -3, {}),
-        ("fixed", True, {}),
-        ("linear", 1, {"base_s": 0}),
-        ("linear", 1, {"max_s": 0}),
-        ("linear", 1, {"base_s": float("nan")}),
-        ("linear", 1, {"max_s": float("inf")}),
+        ("exponential", 1, {}, "unknown backoff strategy 'exponential'"),
+        ("", 1, {}, "unknown backoff strategy ''"),
+        ("fixed", 0, {}, "attempt must be an integer >= 1, got 0"),
+        ("fixed", -3, {}, "attempt must be an integer >= 1, got -3"),
+        ("fixed", True, {}, "attempt must be an integer >= 1, got True"),
+        ("linear", 1, {"base_s": 0}, "base_s and max_s must be finite and > 0"),
+        ("linear", 1, {"max_s": 0}, "base_s and max_s must be finite and > 0"),
+        ("linear", 1, {"base_s": float("nan")}, "base_s and max_s must be finite and > 0"),
+        ("linear", 1, {"max_s": float("inf")}, "base_s and max_s must be finite and > 0"),
     ],
 )
 def test_bad_arguments_raise_value_error(
-    strategy: str, attempt: int, kwargs: dict[str, float]
+    strategy: str, attempt: int, kwargs: dict[str, float], message: str
 ) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape(message)):
         backoff_seconds(strategy, attempt, **kwargs)
 
 
@@ -66,9 +68,10 @@ def test_next_attempt_at_adds_the_delay_to_now() -> None:
     assert next_attempt_at("linear", 3, NOW, base_s=10) == NOW + timedelta(seconds=30)
     eastern = NOW.astimezone(timezone(timedelta(hours=-5)))
     due = next_attempt_at("fixed", 1, eastern, base_s=2)
-    assert due == NOW + timedelta(seconds=2) and due.tzinfo is UTC
+    assert due == NOW + timedelta(seconds=2)
+    assert due.tzinfo is UTC
     assert next_attempt_at("fixed", 1, NOW, base_s=1e-9) > NOW  # never "now" itself
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="now must be a timezone-aware datetime"):
         next_attempt_at("fixed", 1, datetime(2026, 1, 15))
 
 
@@ -84,4 +87,4 @@ def test_delay_is_positive_and_capped(
 ) -> None:
     delay = backoff_seconds(strategy, attempt, base_s=base_s, max_s=max_s, rng=random.Random(seed))
     assert 0 < delay <= max_s
-    assert NOW < next_attempt_at(strategy, attempt, NOW, base_s=base_s, max_s=max_s)
+    assert next_attempt_at(strategy, attempt, NOW, base_s=base_s, max_s=max_s) > NOW

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ordinaut.errors import InvalidSchedule
-from ordinaut.schedules import SCHEDULE_KINDS, TIME_KINDS, Schedule, describe, parse_schedule
+from ordinaut.schedules import Schedule, describe, parse_schedule
+from ordinaut.vocabulary import SCHEDULE_KINDS, TIME_KINDS
 
 NY = "America/New_York"
 CHISINAU = "Europe/Chisinau"
@@ -505,9 +506,9 @@ def test_empty_or_overlong_expr_is_rejected(kind: str) -> None:
 
 
 def test_naive_instants_are_a_programming_error() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="now must be a timezone-aware datetime"):
         parse_schedule("cron", "0 8 * * *", now=datetime(2026, 1, 15))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="after must be a timezone-aware datetime"):
         parse("cron", "0 8 * * *").next_after(datetime(2026, 1, 15))
 
 

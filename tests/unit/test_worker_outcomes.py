@@ -178,7 +178,8 @@ def test_exponential_jitter_retries_between_half_a_base_and_a_base_on_the_first_
         (classify(failed("http_error"), row, NOW, POLICY).retry_at - NOW).total_seconds()  # type: ignore[operator]
         for _ in range(50)
     }
-    assert all(5.0 <= d <= 10.0 for d in delays) and len(delays) > 1
+    assert all(5.0 <= d <= 10.0 for d in delays)
+    assert len(delays) > 1
 
 
 def test_the_same_seed_gives_the_same_retry_instant() -> None:

@@ -26,12 +26,6 @@ EXIT_CONFLICT = 5
 EXIT_RUN_FAILED = 6
 EXIT_TIMEOUT = 7
 
-# The API's task and run statuses and schedule kinds, as the parsers offer them
-# (ordinaut.client.models has them too, behind pydantic).
-TASK_STATUSES = ("active", "paused", "canceled", "completed")
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped")
-SCHEDULE_KINDS = ("cron", "rrule", "once", "event", "condition")
-
 
 class CommandError(Exception):
     """A failure reported as one line on stderr, with the process exit code."""

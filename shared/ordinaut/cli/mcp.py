@@ -7,13 +7,18 @@ from __future__ import annotations
 import argparse
 import os
 
-from ordinaut.cli.common import SubParsers, leaf
+from ordinaut.cli.common import CommandError, SubParsers, leaf
 from ordinaut.cli.rest import connection_flags
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        from ordinaut.mcp import stdio
+    except ModuleNotFoundError as exc:  # a plain (client) install has no MCP SDK
+        if exc.name != "mcp" and not (exc.name or "").startswith("mcp."):
+            raise
+        raise CommandError("ordinaut mcp needs the MCP SDK: pip install 'ordinaut[mcp]'") from None
     from ordinaut.client import credentials as store
-    from ordinaut.mcp import stdio
 
     conn = store.resolve(os.environ, url=args.url, token=args.token)
     return stdio.main(conn, transport=args.transport, host=args.host, port=args.port)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ordinaut.cli.common import EXIT_OK, RUN_STATUSES, SubParsers, group, leaf
+from ordinaut.cli.common import EXIT_OK, SubParsers, group, leaf
 from ordinaut.cli.output import RUN_HEADERS, print_json, run_row, table
 from ordinaut.cli.rest import (
     api_errors,
@@ -17,6 +17,7 @@ from ordinaut.cli.rest import (
     task_title,
     task_titles,
 )
+from ordinaut.vocabulary import RUN_STATUSES
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from ordinaut.cli import tasks_edit
 from ordinaut.cli.common import (
     EXIT_OK,
-    SCHEDULE_KINDS,
-    TASK_STATUSES,
     SubParsers,
     group,
     leaf,
@@ -36,6 +34,7 @@ from ordinaut.cli.rest import (
     follow_flags,
     read_task_file,
 )
+from ordinaut.vocabulary import SCHEDULE_KINDS, TASK_STATUSES
 
 TASK_FILE_FORMAT = """\
 The file is the body of POST /tasks, as YAML or JSON ('-' reads it from stdin):

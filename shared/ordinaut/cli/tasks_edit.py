@@ -12,13 +12,18 @@ from typing import TYPE_CHECKING, Any
 from ordinaut.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
-    SCHEDULE_KINDS,
     CommandError,
     SubParsers,
     leaf,
 )
 from ordinaut.cli.output import in_words, print_fire_times, print_json, print_next
 from ordinaut.cli.rest import api_errors, connect, connection_flags, read_task_file
+from ordinaut.vocabulary import (
+    BACKOFF_STRATEGIES,
+    MISFIRE_POLICIES,
+    OVERLAP_POLICIES,
+    SCHEDULE_KINDS,
+)
 
 if TYPE_CHECKING:
     from ordinaut.client import FireTimes, Task
@@ -190,19 +195,19 @@ def register(tasks: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--backoff",
         dest="backoff_strategy",
-        choices=("exponential_jitter", "linear", "fixed"),
+        choices=BACKOFF_STRATEGIES,
         help="wait between retries",
     )
     p.add_argument(
         "--misfire",
         dest="misfire_policy",
-        choices=("skip", "run_once", "run_all"),
+        choices=MISFIRE_POLICIES,
         help="what happens to fire times missed while nothing ran",
     )
     p.add_argument(
         "--overlap",
         dest="overlap_policy",
-        choices=("skip", "allow", "buffer_one"),
+        choices=OVERLAP_POLICIES,
         help="what happens when a run is due while the previous one still runs",
     )
     connection_flags(p)

@@ -29,13 +29,13 @@ from ordinaut.client.errors import (
     ValidationError,
 )
 from ordinaut.client.models import (
-    FINAL_RUN_STATUSES,
     Agent,
     AgentCreated,
     AgentSecret,
     AuditEntry,
     EventAccepted,
     FireTimes,
+    FunctionInfo,
     Page,
     Run,
     RunQueued,
@@ -47,6 +47,7 @@ from ordinaut.client.models import (
 )
 from ordinaut.client.session import DEFAULT_URL, RetryPolicy
 from ordinaut.client.sync import Ordinaut, paginate
+from ordinaut.vocabulary import FINAL_RUN_STATUSES
 
 RateLimited = RateLimitedError
 
@@ -63,6 +64,7 @@ __all__ = [
     "ConflictError",
     "EventAccepted",
     "FireTimes",
+    "FunctionInfo",
     "NotFoundError",
     "Ordinaut",
     "OrdinautAPIError",

@@ -21,6 +21,7 @@ from ordinaut.client.models import (
     AuditEntry,
     EventAccepted,
     FireTimes,
+    FunctionInfo,
     Page,
     Run,
     RunQueued,
@@ -159,7 +160,8 @@ class AsyncOrdinaut:
                 if not creds.can_exchange:
                     raise
         if creds.can_exchange:
-            assert creds.agent_id is not None and creds.agent_secret is not None
+            assert creds.agent_id is not None
+            assert creds.agent_secret is not None
             creds.apply(await self.send(calls.exchange_token(creds.agent_id, creds.agent_secret)))
 
     # --- tasks -----------------------------------------------------------------------------
@@ -361,6 +363,10 @@ class AsyncOrdinaut:
     async def list_tools(self) -> list[ToolInfo]:
         """Every pipeline tool with its input and output JSON Schemas."""
         return await self.send(calls.list_tools())
+
+    async def list_functions(self) -> list[FunctionInfo]:
+        """Every expression function of ``${...}`` with its signature and a true example."""
+        return await self.send(calls.list_functions())
 
     async def put_secret(self, name: str, value: str) -> None:
         await self.send(calls.put_secret(name, value))

@@ -21,6 +21,7 @@ from ordinaut.client.models import (
     AuditEntry,
     EventAccepted,
     FireTimes,
+    FunctionInfo,
     Items,
     Model,
     Page,
@@ -77,6 +78,10 @@ def _nothing(_: Any) -> None:
 
 def _dict(data: Any) -> dict[str, Any]:
     return dict(data) if isinstance(data, dict) else {"value": data}
+
+
+def _functions(data: Any) -> list[FunctionInfo]:
+    return [FunctionInfo.model_validate(f) for f in data["functions"]]
 
 
 def _tools(data: Any) -> list[ToolInfo]:
@@ -309,6 +314,10 @@ def recent_events(topic: str | None, limit: int) -> Call[list[dict[str, Any]]]:
 
 def list_tools() -> Call[list[ToolInfo]]:
     return Call("GET", "/tools", _tools, safe=True)
+
+
+def list_functions() -> Call[list[FunctionInfo]]:
+    return Call("GET", "/pipeline/functions", _functions, safe=True)
 
 
 def put_secret(name: str, value: str) -> Call[None]:

@@ -12,11 +12,9 @@ from typing import Any, Generic, NotRequired, Required, TypedDict, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-T = TypeVar("T")
+from ordinaut.vocabulary import FINAL_RUN_STATUSES
 
-TASK_STATUSES = ("active", "paused", "canceled", "completed")
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped")
-FINAL_RUN_STATUSES = frozenset({"succeeded", "failed", "dead_letter", "canceled", "skipped"})
+T = TypeVar("T")
 
 
 class Model(BaseModel):
@@ -130,6 +128,16 @@ class ToolInfo(Model):
     output_schema: dict[str, Any] = Field(default_factory=dict)
     default_timeout_s: float | None = None
     scopes: list[str] = Field(default_factory=list)
+
+
+class FunctionInfo(Model):
+    """One expression function of ``${...}`` (``GET /pipeline/functions``)."""
+
+    name: str
+    signature: str
+    description: str = ""
+    example: str = ""
+    result: Any = None
 
 
 class Agent(Model):

@@ -44,7 +44,7 @@ class RetryPolicy:
         if retry_after is not None:
             return retry_after if retry_after <= self.max_wait_s else None
         # Exponential with jitter, so many clients hit by one outage do not return in step.
-        return min(self.max_wait_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
+        return min(self.max_wait_s, self.backoff_s * 2.0**attempt) * random.uniform(0.5, 1.0)
 
     def after_response(
         self, call: Call[Any], response: httpx.Response, attempt: int

@@ -21,6 +21,7 @@ from ordinaut.client.models import (
     AuditEntry,
     EventAccepted,
     FireTimes,
+    FunctionInfo,
     Page,
     Run,
     RunQueued,
@@ -156,7 +157,8 @@ class Ordinaut:
                 if not creds.can_exchange:
                     raise
         if creds.can_exchange:
-            assert creds.agent_id is not None and creds.agent_secret is not None
+            assert creds.agent_id is not None
+            assert creds.agent_secret is not None
             creds.apply(self.send(calls.exchange_token(creds.agent_id, creds.agent_secret)))
 
     # --- tasks -----------------------------------------------------------------------------
@@ -356,6 +358,10 @@ class Ordinaut:
     def list_tools(self) -> list[ToolInfo]:
         """Every pipeline tool with its input and output JSON Schemas."""
         return self.send(calls.list_tools())
+
+    def list_functions(self) -> list[FunctionInfo]:
+        """Every expression function of ``${...}`` with its signature and a true example."""
+        return self.send(calls.list_functions())
 
     def put_secret(self, name: str, value: str) -> None:
         self.send(calls.put_secret(name, value))

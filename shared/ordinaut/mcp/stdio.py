@@ -10,6 +10,8 @@ hosted ``/mcp`` (each caller with its own token) is the way to share Ordinaut.
 
 from __future__ import annotations
 
+import contextlib
+
 import anyio
 
 from ordinaut.client import AsyncOrdinaut
@@ -38,8 +40,6 @@ def main(
     conn: Connection, *, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765
 ) -> int:
     """Entry point of ``ordinaut mcp``; returns the exit code."""
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         anyio.run(lambda: serve(conn, transport=transport, host=host, port=port))
-    except KeyboardInterrupt:
-        pass
     return 0

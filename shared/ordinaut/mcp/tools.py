@@ -296,43 +296,67 @@ class Route:
     body: bool
 
 
+def _body_model(operation: Mapping[str, Any], components: Mapping[str, Any], where: str) -> Any:
+    """The JSON body's schema, its reference followed (None without a JSON body)."""
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    schema = body.get("schema")
+    if schema is None:
+        return None
+    ref = schema.get("$ref", "")
+    if not ref.startswith(COMPONENTS):
+        return schema
+    if ref[len(COMPONENTS) :] not in components:
+        raise SchemaError(f"{where}: unknown component {ref[len(COMPONENTS) :]!r}")
+    return components[ref[len(COMPONENTS) :]]
+
+
+def _referenced(
+    properties: Mapping[str, Any], components: Mapping[str, Any], where: str
+) -> dict[str, Any]:
+    """The components ``properties`` reference, transitively, sorted by name."""
+    wanted: dict[str, Any] = {}
+    pending = list(_refs(properties))
+    while pending:
+        name = pending.pop()
+        if name in wanted:
+            continue
+        if name not in components:
+            raise SchemaError(f"{where}: unknown component {name!r}")
+        wanted[name] = components[name]
+        pending.extend(_refs(components[name]))
+    return {name: wanted[name] for name in sorted(wanted)}
+
+
 def input_schema(openapi: Mapping[str, Any], spec: ToolSpec) -> tuple[dict[str, Any], Route]:
     """The tool's input schema from the operation's parameters and JSON body, with the
     components they reference as ``$defs``; raises ``SchemaError`` when the document lacks
     the operation. Header parameters are the tool's own business (``ToolSpec``)."""
+    where = f"{spec.method} {spec.path}"
     operation = openapi.get("paths", {}).get(spec.path, {}).get(spec.method.lower())
     if operation is None:
-        raise MissingOperation(f"{spec.method} {spec.path} is not in the API's OpenAPI document")
+        raise MissingOperation(f"{where} is not in the API's OpenAPI document")
     components = openapi.get("components", {}).get("schemas", {})
     properties: dict[str, Any] = {}
     required: list[str] = []
-    path_params: list[str] = []
-    query_params: list[str] = []
+    placed: dict[str, list[str]] = {"path": [], "query": []}
     for parameter in operation.get("parameters", []):
-        where, name = parameter["in"], parameter["name"]
-        if where not in ("path", "query") or name in spec.fixed:
+        kind, name = parameter["in"], parameter["name"]
+        if kind not in placed or name in spec.fixed:
             continue
         prop = copy.deepcopy(parameter.get("schema", {}))
         if parameter.get("description"):
             prop.setdefault("description", parameter["description"])
         properties[name] = prop
-        (path_params if where == "path" else query_params).append(name)
+        placed[kind].append(name)
         if parameter.get("required"):
             required.append(name)
-    body = (
-        operation.get("requestBody", {})
-        .get("content", {})
-        .get("application/json", {})
-        .get("schema")
-    )
-    if body is not None:
-        ref = body.get("$ref", "")
-        model = components.get(ref[len(COMPONENTS) :]) if ref.startswith(COMPONENTS) else body
-        if not model or model.get("type") != "object" or "properties" not in model:
-            raise SchemaError(f"{spec.method} {spec.path}: the body is not an object schema")
+    model = _body_model(operation, components, where)
+    if model is not None:
+        if model.get("type") != "object" or "properties" not in model:
+            raise SchemaError(f"{where}: the body is not an object schema")
         for name, prop in model["properties"].items():
             if name in properties:
-                raise SchemaError(f"{spec.method} {spec.path}: {name!r} is a parameter and a field")
+                raise SchemaError(f"{where}: {name!r} is a parameter and a field")
             properties[name] = copy.deepcopy(prop)
         required.extend(model.get("required", []))
     schema: dict[str, Any] = {
@@ -342,20 +366,10 @@ def input_schema(openapi: Mapping[str, Any], spec: ToolSpec) -> tuple[dict[str, 
     }
     if required:
         schema["required"] = required
-    # the components referenced, transitively
-    wanted: dict[str, Any] = {}
-    pending = list(_refs(properties))
-    while pending:
-        name = pending.pop()
-        if name in wanted:
-            continue
-        if name not in components:
-            raise SchemaError(f"{spec.method} {spec.path}: unknown component {name!r}")
-        wanted[name] = components[name]
-        pending.extend(_refs(components[name]))
-    if wanted:
-        schema["$defs"] = {name: wanted[name] for name in sorted(wanted)}
-    route = Route(tuple(path_params), tuple(query_params), body is not None)
+    defs = _referenced(properties, components, where)
+    if defs:
+        schema["$defs"] = defs
+    route = Route(tuple(placed["path"]), tuple(placed["query"]), model is not None)
     return _retarget(schema), route
 
 

@@ -10,7 +10,8 @@ from ordinaut.pipeline.document import parse_pipeline_text
 from ordinaut.pipeline.dryrun import dry_run
 from ordinaut.pipeline.executor import execute
 from ordinaut.pipeline.expressions import ExpressionError, compile_expression
-from ordinaut.pipeline.interpreter import function_names
+from ordinaut.pipeline.functions import FunctionDoc
+from ordinaut.pipeline.interpreter import catalogue, function_names
 from ordinaut.pipeline.limits import PipelineLimits
 from ordinaut.pipeline.tools import (
     Tool,
@@ -25,12 +26,14 @@ from ordinaut.pipeline.validate import CompiledPipeline, compile_payload, valida
 __all__ = [
     "CompiledPipeline",
     "ExpressionError",
+    "FunctionDoc",
     "PipelineLimits",
     "PipelineResult",
     "RunContext",
     "Tool",
     "ToolError",
     "ToolRegistry",
+    "catalogue",
     "compile_expression",
     "compile_payload",
     "default_registry",

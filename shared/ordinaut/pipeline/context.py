@@ -67,8 +67,9 @@ class PipelineResult:
 
     ``status`` is ``"succeeded"`` or ``"failed"``; ``output`` is the recorded output of the
     last step that ran; ``steps`` holds one record per step reached, each
-    ``{id, uses, status, input, output, error, duration_ms, attempts}``; ``error`` is
-    ``{step, code, message}`` when the run failed.
+    ``{id, uses, status, input, output, error, duration_ms, attempts}`` (a foreach step adds
+    ``items``: ``{index, status, input, error, duration_ms, attempts}`` per item reached);
+    ``error`` is ``{step, code, message}`` when the run failed.
     """
 
     status: str

@@ -1,7 +1,9 @@
-"""Running a pipeline: steps in order, conditions, per-step retries and timeouts, records.
+"""Running a pipeline: steps in order, conditions, per-step retries and timeouts, records,
+and ``foreach`` steps (one tool call per item, up to ``max_concurrency`` at once).
 
 Nothing a tool raises escapes ``execute`` except ``asyncio.CancelledError`` (the worker
-cancelling the run): every failure becomes a failed step ``{code, message}``.
+cancelling the run): every failure becomes a failed step ``{code, message}``. A cancelled
+foreach step cancels and awaits its items before the cancellation goes on.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ordinaut.pipeline.records import (
     to_jsonable,
     with_encodings,
 )
+from ordinaut.pipeline.schema import type_of
 from ordinaut.pipeline.schema import validate as validate_schema
 from ordinaut.pipeline.templates import Renderer, Template, render_tree
 from ordinaut.pipeline.tools.registry import ToolError, ToolRegistry
@@ -162,45 +165,187 @@ class _Run:
                 record["status"] = "skipped"
                 return record, None, None
             self._check_scopes(step)
-            await self._breathe()
-            args, shown = self._arguments(step)
-            tainted = shown is not args
-            record["input"] = record_value(shown, self.masks, self.limits.max_step_output_bytes)
-            if not step.static_args:
-                problems = validate_schema(args, step.tool.input_schema, "with")
-                if problems:
-                    message = "; ".join(f"{p}: {m}" for p, m in problems)
-                    raise ToolError("invalid_arguments", message)
-            await self._breathe()
-            ctx = dataclasses.replace(self.ctx, shown_args=shown) if tainted else self.ctx
-            try:
-                value = await self._attempts(step, args, record, ctx)
-            except ToolError as exc:
-                if tainted and step.tool.pure:
-                    # its message may quote what it computed from the secret
-                    raise self._shadow_failure(step, shown, exc) from None
-                raise
-            try:
-                value = to_jsonable(value)
-            except TooBig as exc:
-                raise ToolError("output_too_large", f"output has {exc}") from None
-            shown_value = self._shown_output(step, shown, value) if tainted else value
-            # the record gets its own copy: later steps may be handed ``value`` itself
-            record["output"] = record_value(
-                shown_value, self.masks, self.limits.max_step_output_bytes
-            )
-        except ExpressionError as exc:
-            record.update(status="failed", error=self._error(exc.code, exc.message))
-            value = shown_value = None
-        except ToolError as exc:
-            record.update(status="failed", error=self._error(exc.code, exc.message))
-            value = shown_value = None
+            if step.foreach is not None:
+                value, shown_value = await self._foreach(step, record)
+            else:
+                value, shown_value = await self._invoke(
+                    step, self.with_secrets, self.shadow, record
+                )
         except Exception as exc:  # our own bug must still not crash the worker
-            record.update(status="failed", error=self._error("internal_error", repr(exc)))
+            record.update(status="failed", error=self._failure(exc))
             value = shown_value = None
         finally:
             record["duration_ms"] = round((time.monotonic() - started) * 1000)
         return record, value, shown_value
+
+    def _failure(self, exc: Exception) -> dict[str, str]:
+        """The error record of a failed step or item (``internal_error``: our own bug)."""
+        if isinstance(exc, (ExpressionError, ToolError)):
+            return self._error(exc.code, exc.message)
+        return self._error("internal_error", repr(exc))
+
+    async def _invoke(
+        self, step: CompiledStep, scope: dict[str, Any], shadow: dict[str, Any], record: Any
+    ) -> tuple[Any, Any]:
+        """Render the step's arguments in ``scope`` (its shadow in ``shadow``), run the tool,
+        and fill ``record``'s input, output and attempts; returns the output and its shadow."""
+        await self._breathe()
+        args, shown = self._arguments(step, scope, shadow)
+        tainted = shown is not args
+        record["input"] = record_value(shown, self.masks, self.limits.max_step_output_bytes)
+        if not step.static_args:
+            problems = validate_schema(args, step.tool.input_schema, "with")
+            if problems:
+                message = "; ".join(f"{p}: {m}" for p, m in problems)
+                raise ToolError("invalid_arguments", message)
+        await self._breathe()
+        ctx = dataclasses.replace(self.ctx, shown_args=shown) if tainted else self.ctx
+        try:
+            value = await self._attempts(step, args, record, ctx)
+        except ToolError as exc:
+            if tainted and step.tool.pure:
+                # its message may quote what it computed from the secret
+                raise self._shadow_failure(step, shown, exc) from None
+            raise
+        try:
+            value = to_jsonable(value)
+        except TooBig as exc:
+            raise ToolError("output_too_large", f"output has {exc}") from None
+        shown_value = self._shown_output(step, shown, value) if tainted else value
+        # the record gets its own copy: later steps may be handed ``value`` itself
+        record["output"] = record_value(shown_value, self.masks, self.limits.max_step_output_bytes)
+        return value, shown_value
+
+    def _items(self, step: CompiledStep) -> tuple[list[Any], list[Any]]:
+        """The list a foreach step runs over, and its shadow (what records may show)."""
+        assert step.foreach is not None
+        try:
+            items = step.foreach.evaluate(
+                self.scope,
+                budget=self.limits.budget(),
+                max_string=self.limits.max_render_bytes,
+                max_depth=self.limits.max_json_depth,
+            )
+        except ExpressionError as exc:
+            raise ExpressionError(f"foreach: {exc.message}", code=exc.code) from None
+        if not isinstance(items, list):
+            raise ToolError(
+                "invalid_foreach", f"foreach: evaluated to {type_of(items)}, not a list"
+            )
+        bound = self.limits.max_foreach_items
+        if len(items) > bound:
+            raise ToolError(
+                "limit_exceeded",
+                f"foreach: {len(items)} items, more than max_foreach_items ({bound})",
+            )
+        if not self.tainted:
+            return items, items
+        # earlier outputs derive from a secret: the items may too, and are shown as the
+        # shadow scope has them (or *** each when the shadow has no list of the same length)
+        try:
+            shown = step.foreach.evaluate(
+                self.shadow,
+                budget=self.limits.budget(),
+                max_string=self.limits.max_render_bytes,
+                max_depth=self.limits.max_json_depth,
+            )
+        except ExpressionError:
+            shown = None
+        if not (isinstance(shown, list) and len(shown) == len(items)):
+            shown = [MASK] * len(items)
+        if shown != items:
+            self._taint(items, shown)
+        return items, shown
+
+    async def _foreach(self, step: CompiledStep, record: dict[str, Any]) -> tuple[Any, Any]:  # noqa: C901
+        """Run the step once per item, ``max_concurrency`` at a time; outputs in item order.
+
+        ``item`` and ``index`` join the scope of each item's arguments. A failed item fails
+        the step at once (items still running are cancelled, none is started) unless the step
+        has ``continue_on_error``: then every item runs, a failed one's output is
+        ``{"error": {code, message}}`` and the step is recorded as failed after the others.
+        """
+        items, shown_items = self._items(step)
+        limit = self.limits.max_step_output_bytes
+        record["input"] = record_value(shown_items, self.masks, limit)
+        count = len(items)
+        results: list[tuple[Any, Any] | None] = [None] * count
+        item_records: list[dict[str, Any] | None] = [None] * count
+        failed: list[int] = []  # indexes of failed items, in the order they failed
+        pending = iter(range(count))  # shared by the workers: each index is taken once
+
+        async def run_item(index: int) -> None:
+            entry: dict[str, Any] = {
+                "index": index,
+                "status": "succeeded",
+                "input": None,
+                "output": None,
+                "error": None,
+                "duration_ms": 0,
+                "attempts": 0,
+            }
+            item_records[index] = entry
+            started = time.monotonic()
+            scope = {**self.with_secrets, "item": items[index], "index": index}
+            shadow = {**self.shadow, "item": shown_items[index], "index": index}
+            try:
+                results[index] = await self._invoke(step, scope, shadow, entry)
+            except asyncio.CancelledError:
+                entry.update(
+                    status="canceled",
+                    error={"code": "canceled", "message": "stopped: the step is failing"},
+                )
+                raise
+            except Exception as exc:
+                entry.update(status="failed", error=self._failure(exc))
+                failure = {"error": entry["error"]}
+                results[index] = (failure, failure)
+                failed.append(index)
+            finally:
+                entry["duration_ms"] = round((time.monotonic() - started) * 1000)
+
+        async def worker() -> None:
+            for index in pending:
+                await run_item(index)
+                if failed and not step.continue_on_error:
+                    raise _StopItems
+
+        try:
+            if min(step.max_concurrency, count) <= 1:
+                await worker()
+            else:
+                async with asyncio.TaskGroup() as group:
+                    for _ in range(min(step.max_concurrency, count)):
+                        group.create_task(worker())
+        except* _StopItems:
+            pass
+        finally:
+            reached = [entry for entry in item_records if entry is not None]
+            record["attempts"] = sum(entry["attempts"] for entry in reached)
+            # each item's output is in the step's output list, at its index
+            for entry in reached:
+                entry.pop("output", None)
+            record["items"] = record_value(reached, self.masks, limit)
+        if failed and not step.continue_on_error:
+            first = item_records[failed[0]]
+            assert first is not None
+            raise ToolError(
+                first["error"]["code"], f"item {failed[0]}: {first['error']['message']}"
+            )
+        values = [result[0] if result else None for result in results]
+        shown_values = [result[1] if result else None for result in results]
+        record["output"] = record_value(shown_values, self.masks, limit)
+        if failed:
+            first = item_records[min(failed)]
+            assert first is not None
+            more = f" ({len(failed)} of {count} items failed)" if len(failed) > 1 else ""
+            record.update(
+                status="failed",
+                error=self._error(
+                    first["error"]["code"], f"item {min(failed)}: {first['error']['message']}{more}"
+                ),
+            )
+        return values, shown_values
 
     def _check_scopes(self, step: CompiledStep) -> None:
         """The task was checked against its owner's scopes when saved; an admin may since
@@ -233,34 +378,37 @@ class _Run:
         renderer = Renderer(scope, limits=self.limits)
         return renderer.render(step.args, "with")
 
-    def _arguments(self, step: CompiledStep) -> tuple[Any, Any]:
-        """The step's real arguments and its shadow ones (the same object when untainted)."""
+    def _arguments(
+        self, step: CompiledStep, scope: dict[str, Any], shadow: dict[str, Any]
+    ) -> tuple[Any, Any]:
+        """The step's real arguments (rendered in ``scope``, which holds the secrets) and its
+        shadow ones (in ``shadow``); the same object when untainted."""
         if not (step.secrets or self.tainted):
-            args = self._render(step, self.with_secrets)
+            args = self._render(step, scope)
             return args, args
         try:
-            args = self._render(step, self.with_secrets)
+            args = self._render(step, scope)
         except ExpressionError as exc:
             # the message may quote a value computed from a secret: say what the shadow says
             try:
-                self._render(step, self.shadow)
+                self._render(step, shadow)
             except ExpressionError as shadow_exc:
                 raise shadow_exc from None
             raise ExpressionError(
                 "evaluation failed on a value derived from a secret (details withheld)",
                 code=exc.code,
             ) from None
-        shown = self._shadow_render(step)
+        shown = self._shadow_render(step, shadow)
         if shown == args:
             return args, args
         self.tainted = True
         self._taint(args, shown)
         return args, shown
 
-    def _shadow_render(self, step: CompiledStep) -> Any:
+    def _shadow_render(self, step: CompiledStep, shadow: dict[str, Any]) -> Any:
         """The arguments rendered in the shadow scope; a template that cannot be evaluated
         there (``abs(to_number("***"))``) shows as ``***``, never as its real value."""
-        renderer = Renderer(self.shadow, limits=self.limits)
+        renderer = Renderer(shadow, limits=self.limits)
 
         def leaf(template: Template, path: str) -> Any:
             try:
@@ -318,6 +466,10 @@ class _Run:
             if step.backoff_s:
                 await asyncio.sleep(step.backoff_s)
         raise AssertionError("a step always makes at least one attempt")
+
+
+class _StopItems(Exception):
+    """An item of a foreach step without continue_on_error failed: start no more."""
 
 
 def _run_inline(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -190,42 +190,54 @@ class _Analyzer:
         kind = node["type"]
         children = [c for c in node.get("children", []) if isinstance(c, dict)]
         if kind in _CHAIN:
-            path, rest = _chain(node)
-            if path is None:  # e.g. [a, b].x or f(a).b: the head reads the context
-                self.root(children[0], lenient)
-                for child in children[1:]:
-                    self.relative(child)
-                return
-            if not path:
-                raise ExpressionError("'@' cannot stand for the whole context; start with a name")
-            self.refs.append(Ref(tuple(path), lenient))
-            for child in rest:
-                self.relative(child)
+            self._chain_root(node, children, lenient)
         elif kind in ("current", "identity"):
             raise ExpressionError(
                 "'@' and '*' cannot range over the whole context; start with a name such as params"
             )
         elif kind in ("projection", "value_projection", "filter_projection", "pipe", "flatten"):
-            self.root(children[0], lenient)
-            for child in children[1:]:
-                self.relative(child)
+            self._head_root(children, lenient)
         elif kind == "or_expression":
             self.root(children[0], True)
             self.root(children[1], lenient)
         elif kind == "function_expression":
-            self._function(node)
-            for i, child in enumerate(children):
-                if child["type"] == "expref":
-                    self.relative(child)
-                    continue
-                name = node["value"]
-                covered = name in _LENIENT_ALL or (name in _LENIENT_FIRST and i == 0)
-                self.root(child, lenient or covered)
+            self._function_root(node, children, lenient)
         elif kind == "expref":
             self.relative(node)
         else:  # comparator, and/not, multi-selects, key_val_pair, literal, slice, index
             for child in children:
                 self.root(child, lenient)
+
+    def _head_root(self, children: list[dict[str, Any]], lenient: bool) -> None:
+        """The first child reads the context; the others, what it gave."""
+        self.root(children[0], lenient)
+        for child in children[1:]:
+            self.relative(child)
+
+    def _chain_root(
+        self, node: dict[str, Any], children: list[dict[str, Any]], lenient: bool
+    ) -> None:
+        path, rest = _chain(node)
+        if path is None:  # e.g. [a, b].x or f(a).b: the head reads the context
+            self._head_root(children, lenient)
+            return
+        if not path:
+            raise ExpressionError("'@' cannot stand for the whole context; start with a name")
+        self.refs.append(Ref(tuple(path), lenient))
+        for child in rest:
+            self.relative(child)
+
+    def _function_root(
+        self, node: dict[str, Any], children: list[dict[str, Any]], lenient: bool
+    ) -> None:
+        self._function(node)
+        name = node["value"]
+        for i, child in enumerate(children):
+            if child["type"] == "expref":
+                self.relative(child)
+                continue
+            covered = name in _LENIENT_ALL or (name in _LENIENT_FIRST and i == 0)
+            self.root(child, lenient or covered)
 
     def relative(self, node: dict[str, Any]) -> None:
         """A sub-expression evaluated against a value the expression already holds."""

@@ -8,6 +8,7 @@ of budget long before its result could exhaust memory or time.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any
@@ -16,7 +17,12 @@ import jmespath
 from jmespath.visitor import TreeInterpreter
 
 from ordinaut.pipeline.datetimes import TimeFunctions
-from ordinaut.pipeline.functions import DataFunctions, ExpressionError
+from ordinaut.pipeline.functions import (
+    JMESPATH_DOCS,
+    DataFunctions,
+    ExpressionError,
+    FunctionDoc,
+)
 
 
 class PipelineFunctions(DataFunctions, TimeFunctions):
@@ -26,6 +32,27 @@ class PipelineFunctions(DataFunctions, TimeFunctions):
 def function_names() -> list[str]:
     """Every function an expression may call, built-in and added."""
     return sorted(PipelineFunctions.FUNCTION_TABLE)
+
+
+@functools.cache
+def catalogue() -> tuple[FunctionDoc, ...]:
+    """Every function an expression may call, documented, sorted by name: the body of
+    ``GET /pipeline/functions`` and the function list of docs/pipeline.md.
+
+    Read from the table the evaluator calls through, so a function cannot be callable and
+    missing here; one without documentation raises (tests/unit/pipeline/test_pipeline_catalogue.py
+    keeps every entry documented, its signature in step with the declared types and its
+    example true).
+    """
+    docs = []
+    for name, spec in sorted(PipelineFunctions.FUNCTION_TABLE.items()):
+        doc = getattr(spec["function"], "doc", None)
+        if doc is None and name in JMESPATH_DOCS:
+            doc = FunctionDoc(name, *JMESPATH_DOCS[name])
+        if not isinstance(doc, FunctionDoc) or doc.name != name:
+            raise LookupError(f"expression function {name}() has no documentation")
+        docs.append(doc)
+    return tuple(docs)
 
 
 def function_arity(name: str) -> tuple[int, bool] | None:

@@ -110,9 +110,10 @@ def _check(
         _check_number(value, schema, path, out)
     for sub in schema.get("allOf", []):
         _check(value, sub, path, deferred, out)
-    if "anyOf" in schema:
-        if all(validate(value, sub, path, deferred=deferred, limit=1) for sub in schema["anyOf"]):
-            out.append((path, "matches none of the allowed forms (anyOf)"))
+    if "anyOf" in schema and all(
+        validate(value, sub, path, deferred=deferred, limit=1) for sub in schema["anyOf"]
+    ):
+        out.append((path, "matches none of the allowed forms (anyOf)"))
 
 
 def _check_object(

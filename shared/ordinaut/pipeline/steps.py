@@ -23,12 +23,78 @@ from ordinaut.pipeline.templates import (
 from ordinaut.pipeline.templates import join_path as at
 from ordinaut.pipeline.tools.registry import DEFERRED, Tool, ToolRegistry
 
-STEP_KEYS = ("id", "uses", "with", "save_as", "if", "timeout_seconds", "retry", "continue_on_error")
+# Every field a step may have: (what it holds, what it means); docs/pipeline.md shows them
+STEP_FIELDS = {
+    "id": (
+        "name, required",
+        "The step's name ([A-Za-z_][A-Za-z0-9_-]*), unique in the pipeline; later steps read "
+        "its result as `steps.<id>`.",
+    ),
+    "uses": ("tool name, required", "The tool the step runs (`GET /tools`)."),
+    "with": (
+        "object",
+        "The tool's arguments; any string in it may hold `${...}`. Checked against the tool's "
+        "input schema when the task is written (a templated value when it has been rendered).",
+    ),
+    "save_as": ("name", "A second name for the step's result: `steps.<save_as>`."),
+    "if": (
+        "expression",
+        "Run the step only when this is true (`${...}` or a bare expression). A skipped step "
+        "has status `skipped` and output null. Reads neither secrets nor `item`.",
+    ),
+    "timeout_seconds": (
+        "number",
+        "Seconds one attempt may take (default: the tool's), at most `max_step_timeout_s`; "
+        "a foreach step's items each get it.",
+    ),
+    "retry": (
+        "{attempts, backoff_seconds}",
+        "Attempts on a retryable failure (default 1, at most `max_retry_attempts`) and the "
+        "seconds between them (default 0); a foreach step's items each get them.",
+    ),
+    "continue_on_error": (
+        "boolean",
+        "When the step fails the run goes on; later steps see its `status` (`failed`) and "
+        "`error`. In a foreach step it applies per item: every item runs, a failed item's "
+        'output is `{"error": {code, message}}`, and the step is `failed` if any item failed. '
+        "Without it a foreach step's first failed item fails the step at once (items still "
+        "running are cancelled).",
+    ),
+    "foreach": (
+        "expression",
+        "`${...}` that evaluates to a list (at most `max_foreach_items` items): the step runs "
+        "once per item, with `item` and `index` in scope in `with`, and its output is the list "
+        "of the items' outputs, in the list's order.",
+    ),
+    "max_concurrency": (
+        "integer",
+        "With `foreach`: how many items run at once (default 1, at most "
+        "`max_foreach_concurrency`).",
+    ),
+}
+STEP_KEYS = tuple(STEP_FIELDS)
 ROOTS = ("params", "steps", "event", "run", "task", "now")
+# what the ``with`` of a foreach step reads besides ROOTS: the current item and its position
+ITEM_ROOTS = ("item", "index")
 FIELDS = {
     "steps": ("output", "status", "error"),
     "run": ("id", "attempt", "scheduled_for"),
     "task": ("id", "title"),
+}
+# What each name an expression starts from holds (docs/pipeline.md shows them)
+ROOT_DOCS = {
+    "params": "The task's `params`, with a run's params override (`run_now`) merged over them.",
+    "steps": "Earlier steps by `id` or `save_as`: `steps.<id>.output`, `.status` (`succeeded`, "
+    "`failed`, `skipped`) and `.error` (`{code, message}` or null). Only steps before this one.",
+    "event": "Event tasks: the event that queued the run, `{id, topic, payload}`; null otherwise.",
+    "run": "`run.id`, `run.attempt` (1 on the first try) and `run.scheduled_for` (ISO 8601, UTC).",
+    "task": "`task.id` and `task.title`.",
+    "now": "The instant the worker read from its clock for this run, ISO 8601 in UTC "
+    "(`2026-03-08T07:30:00Z`); a string without fields.",
+    "secrets": "Stored secrets, `secrets.NAME` (`PUT /secrets/{name}`): only in `with`, and "
+    "`***` in every record, log line and event.",
+    "item": "In `with` of a foreach step: the current item.",
+    "index": "In `with` of a foreach step: the current item's position in the list, from 0.",
 }
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 MAX_DETAILS = 50
@@ -53,6 +119,13 @@ class CompiledStep:
     # ``with`` holds no template: it was checked against the tool's schema in full when the
     # pipeline was compiled, so a run need not check the same value again
     static_args: bool = False
+    # ``foreach``: the expression giving the list the step runs over (None: runs once), and
+    # how many items run at once
+    foreach: Expression | None = None
+    max_concurrency: int = 1
+    # the most times the step's attempts can happen one after another: 1, or for a foreach
+    # step ceil(max_foreach_items / max_concurrency) (a run's worst case counts them)
+    rounds: int = 1
 
 
 class Problems:
@@ -123,14 +196,17 @@ def compile_step(
     attempts, backoff = _check_retry(raw.get("retry"), limits, bad)
     if not isinstance(raw.get("continue_on_error", False), bool):
         bad("continue_on_error", "must be true or false")
+    foreach, concurrency = _check_foreach(raw, known, names, limits, bad)
     condition = _check_condition(raw.get("if"), known, names, limits, bad)
-    args, secrets = _check_args(raw.get("with"), tool, known, names, limits, bad)
+    item_roots = ITEM_ROOTS if foreach is not None else ()
+    args, secrets = _check_args(raw.get("with"), tool, known, names, limits, bad, item_roots)
     for name in (sid, save_as):
         if isinstance(name, str):
             known.add(name)
     if len(problems.items) > before or tool is None:
         return None
-    assert isinstance(sid, str) and isinstance(uses, str)
+    assert isinstance(sid, str)
+    assert isinstance(uses, str)
     return CompiledStep(
         id=sid,
         uses=uses,
@@ -144,6 +220,9 @@ def compile_step(
         continue_on_error=bool(raw.get("continue_on_error", False)),
         secrets=secrets,
         static_args=not has_template(args),
+        foreach=foreach,
+        max_concurrency=concurrency,
+        rounds=-(-limits.max_foreach_items // concurrency) if foreach is not None else 1,
     )
 
 
@@ -191,6 +270,48 @@ def _check_retry(retry: Any, limits: PipelineLimits, bad: Bad) -> tuple[int, flo
     return attempts, float(backoff)
 
 
+def _check_foreach(
+    raw: dict[str, Any], known: set[str], names: set[str], limits: PipelineLimits, bad: Bad
+) -> tuple[Expression | None, int]:
+    """The step's ``foreach`` expression (None without one) and its ``max_concurrency``."""
+    value, concurrency = raw.get("foreach"), raw.get("max_concurrency")
+    bound = limits.max_foreach_concurrency
+    if concurrency is not None and (
+        not isinstance(concurrency, int)
+        or isinstance(concurrency, bool)
+        or not 1 <= concurrency <= bound
+    ):
+        bad(
+            "max_concurrency",
+            f"must be an integer from 1 to {bound} (max_foreach_concurrency)",
+            limit="max_foreach_concurrency",
+        )
+        concurrency = None
+    if value is None:
+        if concurrency is not None:
+            bad("max_concurrency", "goes with foreach (the items to run at once)")
+        return None, 1
+    usage = "must be one expression such as ${params.cities} that evaluates to a list"
+    if not isinstance(value, str):
+        bad("foreach", usage)
+        return None, 1
+    try:
+        parsed = parse_template(value.strip(), max_expression_length=limits.max_expression_length)
+    except ExpressionError as exc:
+        bad(
+            "foreach",
+            exc.message,
+            **({"limit": "max_expression_length"} if exc.code == "limit_exceeded" else {}),
+        )
+        return None, 1
+    expression = parsed.whole if not isinstance(parsed, str) else None
+    if expression is None:
+        bad("foreach", usage + ", not text around ${...}" if "${" in value else usage)
+        return None, 1
+    _check_refs(expression, "foreach", known, names, bad, allow_secrets=False)
+    return expression, concurrency or 1
+
+
 def _check_condition(
     value: Any, known: set[str], names: set[str], limits: PipelineLimits, bad: Bad
 ) -> Expression | None:
@@ -228,6 +349,7 @@ def _check_args(
     names: set[str],
     limits: PipelineLimits,
     bad: Bad,
+    item_roots: tuple[str, ...] = (),
 ) -> tuple[Any, frozenset[str]]:
     if value is None:
         value = {}
@@ -246,7 +368,9 @@ def _check_args(
     secrets: set[str] = set()
     for path, template in iter_templates(tree, "with"):
         for expression in template.expressions:
-            secrets |= _check_refs(expression, path, known, names, bad, allow_secrets=True)
+            secrets |= _check_refs(
+                expression, path, known, names, bad, allow_secrets=True, item_roots=item_roots
+            )
     if tool is not None:
         for path, message in validate_schema(tree, tool.input_schema, "with", deferred=_deferred):
             bad(path, message)
@@ -271,6 +395,7 @@ def _check_refs(
     bad: Bad,
     *,
     allow_secrets: bool,
+    item_roots: tuple[str, ...] = (),
 ) -> set[str]:
     secrets: set[str] = set()
     shown = expression.source if len(expression.source) <= 60 else expression.source[:57] + "..."
@@ -285,8 +410,12 @@ def _check_refs(
                 secrets.add(second)
         elif root == "secrets":
             bad(field, where + "secrets can only be used in tool arguments (with)")
-        elif root not in ROOTS:
-            roots = ", ".join(ROOTS + (("secrets",) if allow_secrets else ()))
+        elif root in ITEM_ROOTS and root not in item_roots:
+            bad(field, where + f"{root} is in scope only in the with of a step that has foreach")
+        elif root == "index" and rest:
+            bad(field, where + "index is the item's position (a number) and has no fields")
+        elif root not in ROOTS + item_roots:
+            roots = ", ".join(ROOTS + item_roots + (("secrets",) if allow_secrets else ()))
             bad(field, where + f"unknown name {root!r}; expressions start from {roots}")
         elif root == "steps" and not isinstance(second, str):
             bad(field, where + "name a step: steps.<id or save_as>")

@@ -95,7 +95,7 @@ def _all_names(pipeline: list[Any]) -> set[str]:
 
 def _normal(raw: dict[str, Any]) -> dict[str, Any]:
     retry = raw.get("retry") or {}
-    return {
+    step = {
         "id": raw["id"],
         "uses": raw["uses"],
         "with": copy.deepcopy(raw.get("with") or {}),
@@ -108,3 +108,7 @@ def _normal(raw: dict[str, Any]) -> dict[str, Any]:
         },
         "continue_on_error": bool(raw.get("continue_on_error", False)),
     }
+    if raw.get("foreach") is not None:  # a step without it keeps the shape it always had
+        step["foreach"] = raw["foreach"]
+        step["max_concurrency"] = raw.get("max_concurrency") or 1
+    return step

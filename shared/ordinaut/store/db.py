@@ -176,8 +176,7 @@ async def sync_clock(conn: Connection | asyncpg.Pool, clock: DatabaseClock) -> N
 
 def migration_files(directory: str | Path) -> list[Path]:
     """``NNNN_name.sql`` files in version order."""
-    files = sorted(p for p in Path(directory).glob("*.sql") if p.name[:4].isdigit())
-    return files
+    return sorted(p for p in Path(directory).glob("*.sql") if p.name[:4].isdigit())
 
 
 async def migrate(conn: Connection, directory: str | Path) -> list[str]:

@@ -71,7 +71,7 @@ def test_allowlist_entries() -> None:
     assert allow.allows("anything", 1, ipaddress.ip_address("10.8.3.4"))
     assert not allow.allows("anything", 1, ipaddress.ip_address("10.9.3.4"))
     assert allow.including("x.test", 81).allows("x.test", 81, loopback)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="notaport"):
         Allowlist.parse(["host:notaport"])
 
 
@@ -119,4 +119,5 @@ async def test_resolution_failure_is_a_retryable_tool_error() -> None:
         await checked_addresses(
             "nowhere.test", 80, allowlist=Allowlist(), resolver=resolver_for({})
         )
-    assert info.value.code == "dns_error" and info.value.retryable
+    assert info.value.code == "dns_error"
+    assert info.value.retryable

@@ -136,7 +136,8 @@ async def test_steps_run_in_order_with_typed_values_and_save_as() -> None:
         ],
         params={"n": 2, "l": [1, 2, 3]},
     )
-    assert result.status == "succeeded" and result.error is None
+    assert result.status == "succeeded"
+    assert result.error is None
     assert [s["id"] for s in result.steps] == ["a", "b", "c"]
     assert result.steps[0]["input"] == {"n": 2, "list": [1, 2, 3]}
     assert result.steps[1]["output"] == 6
@@ -309,7 +310,8 @@ async def test_tools_that_do_not_suspend_run_inline_with_their_errors_and_result
 async def test_a_tool_that_says_it_does_not_suspend_and_awaits_fails_its_step() -> None:
     result = await run([{"id": "x", "uses": "test.liar"}])
     assert result.status == "failed"
-    assert result.error is not None and result.error["code"] == "internal_error"
+    assert result.error is not None
+    assert result.error["code"] == "internal_error"
     assert "declared as not suspending" in result.error["message"]
     assert CALLS["liar"] == 1  # run once, not retried, and closed (no "never awaited" warning)
 
@@ -318,7 +320,8 @@ async def test_wait_tool_sleeps_for_real_within_its_timeout() -> None:
     ok = await run([{"id": "w", "uses": "wait", "with": {"seconds": 0.01}}])
     assert ok.output == {"waited": 0.01}
     late = await run([{"id": "w", "uses": "wait", "with": {"seconds": 1}, "timeout_seconds": 0.02}])
-    assert late.error is not None and late.error["code"] == "timeout"
+    assert late.error is not None
+    assert late.error["code"] == "timeout"
 
 
 async def test_cancelling_the_run_propagates() -> None:
@@ -337,7 +340,8 @@ async def test_large_outputs_are_truncated_in_records_but_usable_later() -> None
         ]
     )
     record = result.steps[0]["output"]
-    assert record["truncated"] is True and len(record["preview"]) <= 500
+    assert record["truncated"] is True
+    assert len(record["preview"]) <= 500
     assert result.output == 10_000
 
 
@@ -346,7 +350,8 @@ async def test_render_size_bound_fails_the_step() -> None:
         [{"id": "a", "uses": "echo", "with": {"a": "${params.s}", "b": "${params.s}"}}],
         params={"s": "x" * 3_000},
     )
-    assert result.error is not None and result.error["code"] == "limit_exceeded"
+    assert result.error is not None
+    assert result.error["code"] == "limit_exceeded"
     assert "max_render_bytes" in result.error["message"]
 
 
@@ -384,7 +389,8 @@ async def test_secrets_are_masked_in_inputs_outputs_and_errors() -> None:
         "code": "tool_error",
         "message": "RuntimeError: kaboom ***",
     }
-    assert secret not in repr(result.to_dict()) and secret.upper() not in repr(result.to_dict())
+    assert secret not in repr(result.to_dict())
+    assert secret.upper() not in repr(result.to_dict())
 
 
 async def test_event_publish_uses_the_emitter_and_masks_secrets() -> None:
@@ -402,7 +408,8 @@ async def test_event_publish_uses_the_emitter_and_masks_secrets() -> None:
     assert result.output == {"topic": "briefing.sent", "published": True}
     assert emitted == [("briefing.sent", {"k": "***"})]
     no_sink = await run([step], secrets={"K": "hidden"})
-    assert no_sink.error is not None and no_sink.error["code"] == "event_unavailable"
+    assert no_sink.error is not None
+    assert no_sink.error["code"] == "event_unavailable"
 
 
 async def test_log_records_the_value() -> None:
@@ -420,13 +427,16 @@ async def test_transform_failures_are_step_failures() -> None:
             }
         ]
     )
-    assert result.error is not None and result.error["code"] == "expression_error"
+    assert result.error is not None
+    assert result.error["code"] == "expression_error"
 
 
 async def test_invalid_payload_fails_the_run_without_raising() -> None:
     result = await run([{"id": "a", "uses": "no.such.tool"}])
-    assert result.status == "failed" and result.steps == []
-    assert result.error is not None and result.error["code"] == "invalid_pipeline"
+    assert result.status == "failed"
+    assert result.steps == []
+    assert result.error is not None
+    assert result.error["code"] == "invalid_pipeline"
     assert result.error["details"][0]["field"] == "payload.pipeline[0].uses"
 
 

@@ -55,7 +55,8 @@ def test_builtins_are_registered_with_schemas() -> None:
     assert listed["event.publish"]["scopes"] == ["events:publish"]
     assert listed["wait"]["input_schema"]["properties"]["seconds"]["maximum"] == 300
     for tool in registry:
-        assert check_schema(tool.input_schema) == [] and check_schema(tool.output_schema) == []
+        assert check_schema(tool.input_schema) == []
+        assert check_schema(tool.output_schema) == []
 
 
 def test_registry_refuses_bad_tools_and_duplicates() -> None:
@@ -72,7 +73,8 @@ def test_registry_refuses_bad_tools_and_duplicates() -> None:
         )
     with pytest.raises(ValueError, match="describe an object"):
         registry.register(Tool(name="c", description="", input_schema={"type": "string"}, fn=fn))
-    assert "a.b" in registry and len(registry) == 1
+    assert "a.b" in registry
+    assert len(registry) == 1
 
 
 async def test_entry_points_load_and_broken_ones_are_reported(

@@ -206,7 +206,8 @@ async def test_total_time_is_capped(port: int) -> None:
         # the server sleeps far longer than the cap: only the cap can end this in time
         async with asyncio.timeout(30):
             await client.request("GET", f"http://127.0.0.1:{port}/slow")
-    assert info.value.code == "timeout" and info.value.retryable
+    assert info.value.code == "timeout"
+    assert info.value.retryable
 
 
 async def test_only_http_and_https(port: int) -> None:
@@ -259,7 +260,8 @@ async def test_http_request_step_sends_params_previous_output_and_idempotency_ke
     assert seen["authorization"] == "Bearer ***"  # masked in the record; the server saw the token
     assert call["input"]["headers"] == {"Authorization": "Bearer ***"}
     assert result.error is not None
-    assert result.error["code"] == "http_status" and "answered 503" in result.error["message"]
+    assert result.error["code"] == "http_status"
+    assert "answered 503" in result.error["message"]
     assert result.steps[2]["attempts"] == 2
 
 
@@ -276,5 +278,6 @@ async def test_refused_step_is_not_retried() -> None:
         ]
     }
     result = await execute(payload, ctx(), registry=registry, limits=LIMITS)
-    assert result.error is not None and result.error["code"] == "egress_refused"
+    assert result.error is not None
+    assert result.error["code"] == "egress_refused"
     assert result.steps[0]["attempts"] == 1

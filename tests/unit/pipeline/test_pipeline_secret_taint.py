@@ -90,7 +90,7 @@ async def test_a_transform_of_a_secret_is_recorded_masked(expr: str) -> None:
         "upper(@)": SECRET.upper(),
         "reverse(@)": SECRET[::-1],
     }.get(expr, [SECRET[:6], SECRET[6:]])
-    assert RECEIVED == [{"v": real}]
+    assert [{"v": real}] == RECEIVED
 
 
 async def test_secret_derived_values_in_templates_are_masked_in_every_record() -> None:
@@ -129,7 +129,8 @@ async def test_an_error_about_a_derived_value_does_not_quote_it() -> None:
     in_template = await _run(
         [{"id": "e", "uses": "echo", "with": {"x": "${abs(reverse(secrets.X))}"}}]
     )
-    assert in_template.error is not None and "abs()" in in_template.error["message"]
+    assert in_template.error is not None
+    assert "abs()" in in_template.error["message"]
     assert _leaks(in_template.to_dict()) == []
 
 
@@ -182,14 +183,18 @@ async def test_event_publish_never_publishes_a_derived_secret() -> None:
     )
     assert result.succeeded, result.error
     ((topic, payload),) = emitted
-    assert topic == "done" and payload["plain"] == "kept"
-    assert payload["r"] == "***" and payload["u"] == "***"  # redacted, not refused
-    assert _leaks(payload) == [] and _leaks(result.to_dict()) == []
+    assert topic == "done"
+    assert payload["plain"] == "kept"
+    assert payload["r"] == "***"
+    assert payload["u"] == "***"
+    assert _leaks(payload) == []
+    assert _leaks(result.to_dict()) == []
     refused = await _run(
         [{"id": "p", "uses": "event.publish", "with": {"topic": "t.${lower(secrets.X)}"}}],
         emit=lambda topic, payload: emitted.append((topic, payload)),
     )
-    assert refused.error is not None and refused.error["code"] in (
+    assert refused.error is not None
+    assert refused.error["code"] in (
         "secret_in_event",
         "invalid_arguments",
     )
@@ -256,7 +261,8 @@ async def test_http_request_never_records_a_secret_query_string(port: int) -> No
         ],
         registry=registry,
     )
-    assert result.error is not None and result.error["step"] == "fails"
+    assert result.error is not None
+    assert result.error["step"] == "fails"
     assert [s["status"] for s in result.steps] == ["succeeded"] * 3 + ["failed"]
     # the server really got the secret; nothing recorded shows it in any form
     for step in result.steps[:2]:

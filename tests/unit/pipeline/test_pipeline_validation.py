@@ -22,7 +22,8 @@ REGISTRY = default_registry(Settings(), limits=LIMITS)
 def problems(payload: object) -> list[dict[str, Any]]:
     with pytest.raises(InvalidPipeline) as info:
         validate_payload(payload, registry=REGISTRY, limits=LIMITS)
-    assert info.value.status == 422 and info.value.code == "invalid_pipeline"
+    assert info.value.status == 422
+    assert info.value.code == "invalid_pipeline"
     return list(info.value.details)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -15,6 +15,7 @@ from ordinaut.api.tenancy import OWNER_QUERY, acting_owner, owner_filter
 from ordinaut.errors import NotFound
 from ordinaut.models import RunOut, RunsOverview, RunSummary, TaskStats, page
 from ordinaut.store import audit, runs, tasks, work
+from ordinaut.vocabulary import RunStatus
 
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
 
@@ -36,10 +37,7 @@ async def list_runs(
     who: Principal = RUNS_READ,
     deps: Deps = Depends(get_deps),
     task_id: UUID | None = Query(None, description="Only runs of this task."),
-    status: Literal[
-        "queued", "running", "succeeded", "failed", "dead_letter", "canceled", "skipped"
-    ]
-    | None = Query(
+    status: RunStatus | None = Query(
         None, description="Only runs in this state (`dead_letter`: the runs to look at)."
     ),
     success: bool | None = Query(

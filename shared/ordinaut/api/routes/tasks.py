@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
@@ -51,6 +51,7 @@ from ordinaut.store.quota import RunQuota
 from ordinaut.store.rows import SlotTask
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
 from ordinaut.triggers import main_payload, pipeline_parts
+from ordinaut.vocabulary import TIME_KINDS, ScheduleKind, TaskStatus
 
 router = APIRouter(tags=["tasks"], route_class=JSONRoute)
 
@@ -270,10 +271,8 @@ async def _insert(
 async def list_tasks(
     who: Principal = TASK_READ,
     deps: Deps = Depends(get_deps),
-    status: Literal["active", "paused", "canceled", "completed"] | None = Query(
-        None, description="Only tasks in this state."
-    ),
-    schedule_kind: Literal["cron", "rrule", "once", "event", "condition"] | None = Query(
+    status: TaskStatus | None = Query(None, description="Only tasks in this state."),
+    schedule_kind: ScheduleKind | None = Query(
         None, description="Only tasks with this kind of schedule."
     ),
     limit: int = Query(50, ge=1, le=500, description="Page size."),
@@ -348,11 +347,7 @@ async def _update(
             await work.drop_pending(conn, task_id, triggers=["schedule", "condition"])
             if current["status"] == "paused":
                 task["next_run_at"] = None
-            elif task["next_run_at"] is None and prepared["schedule_kind"] in (
-                "cron",
-                "rrule",
-                "once",
-            ):
+            elif task["next_run_at"] is None and prepared["schedule_kind"] in TIME_KINDS:
                 task["status"] = "completed"
             elif current["status"] == "completed":
                 task["status"] = "active"
@@ -452,7 +447,7 @@ async def _transition(
                 current["dtstart"],
             )
             task["next_run_at"] = first_fire(schedule, now)
-            if task["next_run_at"] is None and schedule.kind in ("cron", "rrule", "once"):
+            if task["next_run_at"] is None and schedule.kind in TIME_KINDS:
                 task["status"] = "completed"
         row = await tasks.update_task(conn, owner_id=who.agent_id, task=task, now=now)
         await _record(conn, request, who, action, row, now)

@@ -1,7 +1,9 @@
-"""Tools: every pipeline tool with its input and output JSON Schemas."""
+"""What a pipeline may use: every tool with its input and output JSON Schemas, and every
+expression function of ``${...}`` with its signature and an example."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -10,6 +12,7 @@ from pydantic import BaseModel, Field
 from ordinaut.api.deps import Principal, require
 from ordinaut.api.strict import JSONRoute
 from ordinaut.api.tooling import tool_registry
+from ordinaut.pipeline import catalogue
 
 router = APIRouter(tags=["tools"], route_class=JSONRoute)
 
@@ -35,3 +38,29 @@ async def list_tools(
     """Every pipeline tool with its input and output JSON Schemas."""
     items = tool_registry(request).describe()
     return {"items": items, "total": len(items)}
+
+
+class FunctionInfo(BaseModel):
+    name: str = Field(description="What an expression calls (`format_time`).")
+    signature: str = Field(
+        description="`name(param: type, ...more: type) -> type` with JMESPath's type names: "
+        "`any`, `array-string` (a list of strings), `expref` (an `&expression`); `...` marks "
+        "one or more values."
+    )
+    description: str = Field(description="What the function returns, and when it fails.")
+    example: str = Field(description="An expression as written inside `${...}`.")
+    result: Any = Field(description="What `example` evaluates to.")
+
+
+class Functions(BaseModel):
+    functions: list[FunctionInfo] = Field(
+        description="Every function an expression may call (JMESPath's and Ordinaut's), "
+        "sorted by name."
+    )
+
+
+@router.get("/pipeline/functions", response_model=Functions, tags=["pipeline"])
+async def list_functions(who: Principal = Depends(require("tasks:read"))) -> dict[str, Any]:
+    """Every expression function of `${...}` with its signature, what it does and an example
+    (docs/pipeline.md has the whole language)."""
+    return {"functions": [dataclasses.asdict(doc) for doc in catalogue()]}

@@ -268,7 +268,7 @@ def http_request_tool(egress: HttpEgress) -> Tool:
             args["url"],
             headers=args.get("headers"),
             query=args.get("query"),
-            body=args["json"] if "json" in args else NO_BODY,
+            body=args.get("json", NO_BODY),
             text=args.get("text"),
             idempotency_key=ctx.idempotency_key,
         )
