@@ -24,11 +24,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ordinaut.api.deps import Principal, id_of, require
 from ordinaut.api.middleware import IN_PROCESS
+from ordinaut.api.strict import JSONRoute
 from ordinaut.client import AsyncOrdinaut
 from ordinaut.mcp.server import build_server
 from ordinaut.mcp.tools import Catalog
 
-router = APIRouter(tags=["mcp"])
+router = APIRouter(tags=["mcp"], route_class=JSONRoute)
 
 # The app's own requests need no network timeout; this only bounds a pathological one.
 IN_PROCESS_TIMEOUT_S = 60.0
