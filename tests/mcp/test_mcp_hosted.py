@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import httpx2
 import pytest
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -97,6 +98,14 @@ async def test_tools_end_to_end_over_http(
 
         page = ok(await mcp.call_tool("list_tasks", {"status": "active"}))
         assert [t["id"] for t in page["items"]] == [task_id]
+
+        # an assistant files each end user's tasks under a label, and lists them by it
+        for user in ("ana", "ion"):
+            labels = {"user": user, "team": "ops"}
+            ok(await mcp.call_tool("create_task", {**CRON_TASK, "title": user, "labels": labels}))
+        by_label = ok(await mcp.call_tool("list_tasks", {"label": ["user:ana", "team:ops"]}))
+        assert [t["title"] for t in by_label["items"]] == ["ana"]
+        assert by_label["items"][0]["labels"] == {"user": "ana", "team": "ops"}
 
         queued = ok(await mcp.call_tool("run_task_now", {"task_id": task_id}))
         assert queued["task_id"] == task_id
@@ -294,8 +303,9 @@ async def test_every_tool_takes_exactly_its_rest_request(
             continue
         route = routes[(spec.method, spec.path)]
         schema = resolve(schemas[spec.name], schemas[spec.name].get("$defs", {}))
-        params = {p.alias: p for p in [*route.dependant.path_params, *route.dependant.query_params]}
-        body = route.dependant.body_params
+        dependants = list(walk(route.dependant))  # with sub-dependencies (paging)
+        params = {p.alias: p for d in dependants for p in [*d.path_params, *d.query_params]}
+        body = [p for d in dependants for p in d.body_params]
         expected = {name for name in params if name not in spec.fixed}
         required = {name for name, p in params.items() if p.field_info.is_required()}
         if body:
@@ -313,6 +323,13 @@ async def test_every_tool_takes_exactly_its_rest_request(
         assert set(schema.get("required", [])) == required, spec.name
         for name in spec.fixed:
             assert name in params, (spec.name, name)  # a fixed argument is a real parameter
+
+
+def walk(dependant: Dependant) -> Iterator[Dependant]:
+    """A route's dependant and every dependency under it."""
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from walk(sub)
 
 
 def resolve(node: Any, defs: dict[str, Any]) -> Any:
