@@ -59,8 +59,9 @@ TOOLS: tuple[ToolSpec, ...] = (
         "timezone is an IANA name. Example: title='Morning briefing', schedule_kind='cron', "
         "schedule_expr='0 8 * * 1-5', timezone='Europe/Chisinau', payload={'params': {'city': "
         "'Chisinau'}, 'pipeline': [{'id': 'say', 'uses': 'echo', 'with': {'text': 'weather in "
-        "${params.city}'}}]}. A rejection names each argument to fix; check schedules with "
-        "preview_schedule and step tools with list_pipeline_tools.",
+        "${params.city}'}}]}, labels={'user': 'ana'} (to find an end user's tasks later). A "
+        "rejection names each argument to fix; check schedules with preview_schedule and step "
+        "tools with list_pipeline_tools.",
         WRITE,
     ),
     ToolSpec(
@@ -161,8 +162,9 @@ TOOLS: tuple[ToolSpec, ...] = (
         "GET",
         "/tasks",
         "List your tasks, newest first, a page at a time (`limit` per page, `offset` to skip; "
-        "`has_more` says whether another page exists). Filter by status, schedule_kind or a "
-        "title search. Example: status='active', search='briefing', limit=20",
+        "`has_more` says whether another page exists). Filter by status, schedule_kind, "
+        "labels (every key:value given must match) or a title search. Example: "
+        "status='active', label=['user:ana'], search='briefing', limit=20",
         READ,
     ),
     ToolSpec(
