@@ -99,6 +99,7 @@ def slot_key(scheduled_for: datetime) -> str:
 
 
 def idempotency_key(task_id: UUID, slot: str) -> str:
-    """Stable across every attempt of one slot (tools pass it on as Idempotency-Key)."""
+    """Stable across every attempt of one slot; each step's call carries it followed by
+    ``:<step id>`` (``:<step id>:<index>`` per foreach item), see ``pipeline/executor.py``."""
     digest = hashlib.sha256(f"{task_id}|{slot}".encode()).hexdigest()[:32]
     return f"ord-{digest}"

@@ -34,6 +34,8 @@ class RunContext:
     now: datetime
     params_override: dict[str, Any] | None = None
     event: dict[str, Any] | None = None
+    # the slot's key as the run hands it in; the engine gives each step's call its own
+    # (``<key>:<step id>``, ``<key>:<step id>:<index>`` per foreach item) before the tool sees it
     idempotency_key: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict)
     emit: EmitFn | None = None

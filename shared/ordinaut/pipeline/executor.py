@@ -169,7 +169,7 @@ class _Run:
                 value, shown_value = await self._foreach(step, record)
             else:
                 value, shown_value = await self._invoke(
-                    step, self.with_secrets, self.shadow, record
+                    step, self.with_secrets, self.shadow, record, ctx=self._keyed(step.id)
                 )
         except Exception as exc:  # our own bug must still not crash the worker
             record.update(status="failed", error=self._failure(exc))
@@ -178,6 +178,18 @@ class _Run:
             record["duration_ms"] = round((time.monotonic() - started) * 1000)
         return record, value, shown_value
 
+    def _keyed(self, suffix: str) -> RunContext:
+        """The run's context with the idempotency key of one call: the slot's key, then
+        ``:<suffix>`` (``<step id>`` or ``<step id>:<index>``).
+
+        Every step is a request of its own: with the slot's key alone a receiver that honours
+        Idempotency-Key would drop the second POST of a run as a repeat of the first. The
+        suffix depends only on the pipeline, so every attempt of the slot sends the same key
+        for the same call. No slot key (a dry run): no key.
+        """
+        key = self.ctx.idempotency_key
+        return dataclasses.replace(self.ctx, idempotency_key=f"{key}:{suffix}" if key else "")
+
     def _failure(self, exc: Exception) -> dict[str, str]:
         """The error record of a failed step or item (``internal_error``: our own bug)."""
         if isinstance(exc, (ExpressionError, ToolError)):
@@ -185,10 +197,17 @@ class _Run:
         return self._error("internal_error", repr(exc))
 
     async def _invoke(
-        self, step: CompiledStep, scope: dict[str, Any], shadow: dict[str, Any], record: Any
+        self,
+        step: CompiledStep,
+        scope: dict[str, Any],
+        shadow: dict[str, Any],
+        record: Any,
+        *,
+        ctx: RunContext | None = None,
     ) -> tuple[Any, Any]:
-        """Render the step's arguments in ``scope`` (its shadow in ``shadow``), run the tool,
-        and fill ``record``'s input, output and attempts; returns the output and its shadow."""
+        """Render the step's arguments in ``scope`` (its shadow in ``shadow``), run the tool
+        with ``ctx`` (default: the run's), and fill ``record``'s input, output and attempts;
+        returns the output and its shadow."""
         await self._breathe()
         args, shown = self._arguments(step, scope, shadow)
         tainted = shown is not args
@@ -199,7 +218,8 @@ class _Run:
                 message = "; ".join(f"{p}: {m}" for p, m in problems)
                 raise ToolError("invalid_arguments", message)
         await self._breathe()
-        ctx = dataclasses.replace(self.ctx, shown_args=shown) if tainted else self.ctx
+        ctx = ctx or self.ctx
+        ctx = dataclasses.replace(ctx, shown_args=shown) if tainted else ctx
         try:
             value = await self._attempts(step, args, record, ctx)
         except ToolError as exc:
@@ -288,8 +308,11 @@ class _Run:
             started = time.monotonic()
             scope = {**self.with_secrets, "item": items[index], "index": index}
             shadow = {**self.shadow, "item": shown_items[index], "index": index}
+            # each item is a request of its own: one key for all would have a receiver that
+            # honours Idempotency-Key drop items 1..n as repeats of item 0
+            item_ctx = self._keyed(f"{step.id}:{index}")
             try:
-                results[index] = await self._invoke(step, scope, shadow, entry)
+                results[index] = await self._invoke(step, scope, shadow, entry, ctx=item_ctx)
             except asyncio.CancelledError:
                 entry.update(
                     status="canceled",

@@ -256,7 +256,7 @@ async def test_http_request_step_sends_params_previous_output_and_idempotency_ke
     call = result.steps[1]
     seen = call["output"]["body"]
     assert json.loads(seen["body"]) == {"q": "Chisinau", "n": 3}
-    assert seen["idempotency_key"] == "slot-key-1"
+    assert seen["idempotency_key"] == "slot-key-1:call"  # the slot's key, then the step's id
     assert seen["authorization"] == "Bearer ***"  # masked in the record; the server saw the token
     assert call["input"]["headers"] == {"Authorization": "Bearer ***"}
     assert result.error is not None
@@ -281,3 +281,100 @@ async def test_refused_step_is_not_retried() -> None:
     assert result.error is not None
     assert result.error["code"] == "egress_refused"
     assert result.steps[0]["attempts"] == 1
+
+
+class HonouringReceiver(BaseHTTPRequestHandler):
+    """A receiver that honours Idempotency-Key: a request whose key it has seen is answered
+    with the first response and has no effect of its own."""
+
+    server: IdempotentServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+        key = self.headers.get("Idempotency-Key", "")
+        with self.server.lock:
+            self.server.requests.append((key, body["item"]))
+            if key not in self.server.answers:
+                self.server.effects.append(body["item"])
+                self.server.answers[key] = {"order": len(self.server.effects), **body}
+            answer = json.dumps(self.server.answers[key]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+
+class IdempotentServer(QuietServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), HonouringReceiver)
+        self.lock = threading.Lock()
+        self.requests: list[tuple[str, str]] = []
+        self.effects: list[str] = []
+        self.answers: dict[str, dict[str, Any]] = {}
+
+
+@pytest.fixture
+def receiver() -> Iterator[IdempotentServer]:
+    server = IdempotentServer()
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+async def test_each_step_sends_its_own_idempotency_key_the_same_on_every_attempt(
+    receiver: IdempotentServer,
+) -> None:
+    # Two ordinary steps POSTing to one receiver are two requests: with the slot's key on
+    # both, a receiver that honours Idempotency-Key answers the second with the first's
+    # response and the second order is never placed. A retry of the run (attempt 2) must
+    # send the same key per step as attempt 1, so the receiver drops those as repeats.
+    port = receiver.server_address[1]
+    registry = default_registry(Settings(egress_allowlist=(f"127.0.0.1:{port}",)), limits=LIMITS)
+    url = f"http://127.0.0.1:{port}/orders"
+    payload = {
+        "params": {"more": ["bread", "jam"]},
+        "pipeline": [
+            {
+                "id": "first",
+                "uses": "http.request",
+                "with": {"method": "POST", "url": url, "json": {"item": "tea"}},
+            },
+            {
+                "id": "second",
+                "uses": "http.request",
+                "with": {"method": "POST", "url": url, "json": {"item": "milk"}},
+            },
+            {
+                "id": "each",
+                "uses": "http.request",
+                "foreach": "${params.more}",
+                "with": {"method": "POST", "url": url, "json": {"item": "${item}"}},
+            },
+        ],
+    }
+    outputs = []
+    for attempt in (1, 2):
+        context = RunContext("run-1", "task-1", "T", attempt, NOW, NOW, idempotency_key="ord-slot")
+        result = await execute(payload, context, registry=registry, limits=LIMITS)
+        assert result.status == "succeeded", result.error
+        outputs.append([step["output"] for step in result.steps])
+    first_attempt = [
+        ("ord-slot:first", "tea"),
+        ("ord-slot:second", "milk"),
+        ("ord-slot:each:0", "bread"),
+        ("ord-slot:each:1", "jam"),
+    ]
+    assert receiver.requests == first_attempt * 2  # attempt 2 sent the very same keys
+    assert receiver.effects == ["tea", "milk", "bread", "jam"]  # each placed once, none lost
+    first, second, each = outputs[0]
+    assert second["body"] == {"order": 2, "item": "milk"}  # not the first step's replayed answer
+    assert [item["body"]["item"] for item in each] == ["bread", "jam"]
+    assert outputs[1] == outputs[0]  # attempt 2 got the first answers back

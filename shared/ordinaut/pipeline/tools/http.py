@@ -290,7 +290,9 @@ def http_request_tool(egress: HttpEgress) -> Tool:
     return Tool(
         name="http.request",
         description="Send an HTTP request (egress policy applies); returns status, headers "
-        "and body (parsed when JSON). Fails on 4xx/5xx unless raise_for_status is false.",
+        "and body (parsed when JSON). Fails on 4xx/5xx unless raise_for_status is false. "
+        "Unless `headers` sets one, sends `Idempotency-Key`: the run's key, then `:<step id>` "
+        "(`:<step id>:<index>` per foreach item), the same on every attempt of the run.",
         input_schema={
             "type": "object",
             "required": ["url"],
