@@ -5,7 +5,9 @@ lasts longer than a lease keeps it, instead of being rescued and run a second ti
 worker. ``drain`` leases only runs whose bound fits the time left; one still running when the
 budget ends is cut off and its attempt counts (``drain`` does that), and if the container dies
 first, the lease expires and the tick rescues the run: nothing stays ``running`` and nothing
-repeats for ever. Afterwards the outbox is relayed to Redis within what is left of the margin.
+repeats for ever. Afterwards the outbox is relayed to Redis, and the ended runs' notifications
+and lifecycle events are routed and sent (``ordinaut.notifier``), within what is left of the
+margin.
 
 Metrics (EMF, one document per invocation, dimension ``service``): ``RunsSucceeded``,
 ``RunsFailed`` (attempts that failed: retried, failed for good or dead-lettered, a deadline
@@ -25,6 +27,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions._runtime import CONNECTION_ERRORS, Container
+from ordinaut import notifier
 from ordinaut.store import heartbeats
 from ordinaut.worker import Worker
 
@@ -34,6 +37,7 @@ log = logging.getLogger("ordinaut.worker")
 
 RELAY_WITHIN_S = 3.0
 DATABASE_ERRORS: tuple[type[Exception], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+OUTCOME_ERRORS: tuple[type[Exception], ...] = (TimeoutError, *DATABASE_ERRORS)
 
 
 async def drain(
@@ -57,10 +61,36 @@ async def drain(
                     await heartbeats.forget_worker(pool, worker_id)
             within_s = min(RELAY_WITHIN_S, settings.drain_margin_s / 2)
             relayed = await container.relay_outbox(pool, within_s=within_s)
+            routed, notified = await route_outcomes(container, pool, within_s=within_s)
     finally:
         if metrics is not None:
             record(metrics, worker)
-    return {"ran": ran, "budget_s": round(budget_s, 3), "relayed": relayed}
+    return {
+        "ran": ran,
+        "budget_s": round(budget_s, 3),
+        "relayed": relayed,
+        "outcomes_routed": routed,
+        "notifications_sent": notified,
+    }
+
+
+async def route_outcomes(
+    container: Container, pool: asyncpg.Pool, *, within_s: float
+) -> tuple[int, int]:
+    """Notifications and lifecycle events of ended runs (``ordinaut.notifier``), within
+    ``within_s``: what is left stays queued for the next invocation or any worker."""
+    routed = notified = 0
+    if within_s <= 0:
+        return routed, notified
+    try:
+        async with asyncio.timeout(within_s):
+            deliverer = notifier.Deliverer(pool, container.settings)
+            routed, notified = await notifier.relay(
+                pool, deliverer, container.clock.now, container.settings
+            )
+    except OUTCOME_ERRORS as exc:
+        log.warning("run outcomes paused", extra={"error": repr(exc)})
+    return routed, notified
 
 
 async def _heartbeats(worker: Worker, every_s: float) -> None:

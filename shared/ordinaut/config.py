@@ -130,6 +130,13 @@ class Settings:
     sse_keepalive_s: float = 15.0
     sse_poll_s: float = 0.5
     sse_settle_s: float = 2.0  # how late a commit may land behind a streamed higher seq
+    # run notifications (payload.notify webhooks, docs/guarantees.md "Notifications"): a
+    # delivery is tried this many times, waiting base * 2**(n-1) s (at most max) between
+    notify_max_attempts: int = 8
+    notify_backoff_base_s: float = 10.0
+    notify_backoff_max_s: float = 3600.0
+    notify_batch: int = 20  # deliveries sent at once per pass
+    notify_interval_s: float = 1.0  # how often a worker routes outcomes and sends deliveries
     # http tool egress
     egress_allowlist: tuple[str, ...] = ()
     # operator-declared HTTP tools (JSON or YAML); entry points "ordinaut.tools" load always

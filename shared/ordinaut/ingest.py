@@ -44,10 +44,16 @@ TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 EVENT_ID_RE = re.compile(r"^[A-Za-z0-9._:@/-]{1,200}$")
 FILTER_LIMITS = PipelineLimits()
 MAX_PAYLOAD_NODES = 100_000
+# the owner's own run outcomes (notifier.py, notifications.topic)
+LIFECYCLE_TOPICS = frozenset(("run.succeeded", "run.failed", "run.dead_letter"))
 
 
-def check_event(topic: Any, event_id: Any, payload: Any = None) -> None:
-    """Reject topics, event ids and payloads PostgreSQL could not store (422 naming it)."""
+def check_event(topic: Any, event_id: Any, payload: Any = None, *, lifecycle: bool = False) -> None:
+    """Reject topics, event ids and payloads PostgreSQL could not store (422 naming it).
+
+    The lifecycle topics (``run.succeeded``, ``run.failed``, ``run.dead_letter``) are
+    Ordinaut's own (``notifier.py``): no other source may publish them, so a task reacting to
+    one can trust it happened."""
     problems = []
     if not isinstance(topic, str) or not TOPIC_RE.match(topic):
         problems.append(
@@ -59,6 +65,14 @@ def check_event(topic: Any, event_id: Any, payload: Any = None) -> None:
     elif topic.startswith(SHARED_PREFIX):
         problems.append(
             {"field": "topic", "message": "shared: is a subscription prefix, not part of a topic"}
+        )
+    elif topic in LIFECYCLE_TOPICS and not lifecycle:
+        problems.append(
+            {
+                "field": "topic",
+                "message": f"{topic} is published by Ordinaut itself when a run ends; "
+                "choose another topic",
+            }
         )
     if event_id is not None and (not isinstance(event_id, str) or not EVENT_ID_RE.match(event_id)):
         problems.append(
@@ -170,13 +184,16 @@ async def ingest_on(
     source: str,
     depth: int = 0,
     quota: RunQuota | None = None,
+    share: bool = True,
 ) -> dict[str, Any]:
     """``ingest_event`` inside the caller's transaction (a run's completion publishing the
     events its pipeline emitted). ``_wake`` in the result says runs were queued.
 
     ``depth`` is the event's causation depth (0 from outside, one more per ``event.publish``
-    hop). Runs are reserved against ``quota``; the caller charges it last in the transaction."""
-    check_event(topic, event_id, payload)
+    hop). Runs are reserved against ``quota``; the caller charges it last in the transaction.
+    ``share=False`` keeps the event in ``tenant_id`` even on a shared topic (lifecycle events
+    about a tenant's own runs, ``notifier.py``)."""
+    check_event(topic, event_id, payload, lifecycle=source == "lifecycle")
     quota = quota or RunQuota(0, now)
     event_id = event_id or str(uuid.uuid4())
     seq = await events.insert_event(
@@ -203,7 +220,7 @@ async def ingest_on(
     event = {"id": event_id, "topic": topic, "payload": payload}
     own = await events.matching_tasks(conn, tenant_id, topic)
     copies: list[tuple[UUID, list[asyncpg.Record]]] = []
-    if await events.is_shared(conn, topic):
+    if share and await events.is_shared(conn, topic):
         own += [
             t for t in await events.shared_subscribers(conn, topic) if t["created_by"] == tenant_id
         ]

@@ -190,3 +190,15 @@ INGEST_ENTRIES = Counter(
 # Every outcome exported from the start (at 0): increase() then sees the first parked entry.
 for _outcome in ("ingested", "duplicate", "failed", "parked", "reclaimed"):
     INGEST_ENTRIES.labels(_outcome)
+
+NOTIFICATIONS = Counter(
+    "ordinaut_notifications_total",
+    "Notification delivery attempts by result (delivered, retried, failed: given up).",
+    ["result"],
+    registry=REGISTRY,
+)
+LIFECYCLE_NOT_ROUTED = Counter(
+    "ordinaut_lifecycle_events_not_routed_total",
+    "Run lifecycle events not routed to event tasks because max_event_depth was reached.",
+    registry=REGISTRY,
+)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from ordinaut import notifications
 from ordinaut.config import Settings
 from ordinaut.errors import InvalidPipeline, InvalidSchedule, ValidationFailed
 from ordinaut.pipeline import CompiledPipeline, PipelineLimits, compile_payload
-from ordinaut.pipeline.tools import ToolRegistry
+from ordinaut.pipeline.tools import Allowlist, ToolRegistry
 from ordinaut.schedules import Schedule, parse_schedule
 from ordinaut.triggers import main_payload, pipeline_parts, validate_extras
 from ordinaut.vocabulary import TIME_KINDS
@@ -160,6 +161,12 @@ def prepare(
             fields["schedule_kind"], payload, registry=registry, limits=limits
         )
         problems.extend(found)
+        # webhooks for the run's end: checked here, delivered by ordinaut.notifier
+        notify, found = notifications.validate(
+            payload.get("notify"), allowlist=Allowlist.parse(settings.egress_allowlist)
+        )
+        problems.extend(found)
+        extras.update(notify)
         payload = main_payload(payload)
     run_bound: float | None = None
     try:

@@ -39,8 +39,9 @@ MAX_COOLDOWN_S = 366 * 24 * 3600
 
 
 def main_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The payload the pipeline engine runs: everything but the trigger fields."""
-    return {k: v for k, v in payload.items() if k not in EXTRA_FIELDS}
+    """The payload the pipeline engine runs: everything but the trigger fields and
+    ``notify`` (webhooks for the run's end, ``ordinaut.notifications``)."""
+    return {k: v for k, v in payload.items() if k not in EXTRA_FIELDS and k != "notify"}
 
 
 def check_payload(payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,9 @@ RunStatus = Literal[
 Backoff = Literal["exponential_jitter", "linear", "fixed"]
 Misfire = Literal["skip", "run_once", "run_all"]
 Overlap = Literal["skip", "allow", "buffer_one"]
+# a task's payload.notify: the run outcomes a webhook is told about, and a delivery's state
+NotifyOutcome = Literal["succeeded", "failed", "dead_letter"]
+NotificationStatus = Literal["pending", "delivered", "failed"]
 
 SCHEDULE_KINDS: Final[tuple[ScheduleKind, ...]] = get_args(ScheduleKind)
 # the kinds whose fire times come from the clock (event and condition tasks fire on events)
@@ -32,3 +35,5 @@ FINAL_RUN_STATUSES: Final[frozenset[RunStatus]] = frozenset(
 BACKOFF_STRATEGIES: Final[tuple[Backoff, ...]] = get_args(Backoff)
 MISFIRE_POLICIES: Final[tuple[Misfire, ...]] = get_args(Misfire)
 OVERLAP_POLICIES: Final[tuple[Overlap, ...]] = get_args(Overlap)
+NOTIFY_OUTCOMES: Final[tuple[NotifyOutcome, ...]] = get_args(NotifyOutcome)
+NOTIFICATION_STATUSES: Final[tuple[NotificationStatus, ...]] = get_args(NotificationStatus)

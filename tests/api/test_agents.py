@@ -210,3 +210,32 @@ async def test_openapi_documents_the_agents_routes_and_bearer_auth(
     assert {"/agents", "/agents/{agent_id}", "/agents/auth/token"} <= set(doc["paths"])
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_me_names_the_caller_for_any_token(
+    client: httpx.AsyncClient, make_agent: AgentFactory, admin: dict[str, Any]
+) -> None:
+    # No scope needed: an agent that may only read runs still learns who it is.
+    reader = await make_agent(["runs:read"], name="night reader")
+    r = await client.get("/agents/me", headers=reader["headers"])
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "id": reader["agent_id"],
+        "name": "night reader",
+        "scopes": ["runs:read"],
+        "is_admin": False,
+    }
+    r = await client.get("/agents/me", headers=admin["headers"])
+    assert r.json()["id"] == admin["agent_id"]
+    assert r.json()["name"] == "admin"
+    assert r.json()["is_admin"] is True
+    # A renamed agent is shown by its new name at once.
+    r = await client.put(
+        f"/agents/{reader['agent_id']}", json={"name": "day reader"}, headers=admin["headers"]
+    )
+    assert r.status_code == 200, r.text
+    r = await client.get("/agents/me", headers=reader["headers"])
+    assert r.json()["name"] == "day reader"
+    r = await client.get("/agents/me")
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unauthorized"

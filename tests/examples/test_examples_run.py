@@ -29,6 +29,7 @@ from fixtures.processes import Processes
 from support import free_port, fresh_database
 
 from ordinaut.config import load_settings
+from ordinaut.secrets import new_key
 from ordinaut.store import agents, db
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +52,7 @@ class Stack:
     condition_refused: asyncio.Task[tuple[int, str, str]] | None = None
     refused_port: int = 0
     condition_unavailable: str = ""
+    notify_port: int = 0
 
 
 async def run_example(
@@ -100,15 +102,18 @@ async def stack(
         "ORDINAUT_RESCUE_INTERVAL_S": "0.5",
         "ORDINAUT_POLL_INTERVAL_S": "0.5",
         "ORDINAUT_BACKOFF_BASE_S": "0.1",
+        "ORDINAUT_SECRETS_KEY": new_key(),  # the notify example signs with a stored secret
     }
     processes = Processes(env, home)
     stub_ports = (free_port(), free_port())
-    allow = ",".join(f"127.0.0.1:{p}" for p in stub_ports)
+    notify_port = free_port()
+    allow = ",".join(f"127.0.0.1:{p}" for p in (*stub_ports, notify_port))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     found: Stack | None = None
     try:
-        processes.start("api", "--port", str(port))
+        # the API checks a notify URL when the task is written: it needs the opt-in too
+        processes.start("api", "--port", str(port), ORDINAUT_EGRESS_ALLOWLIST=allow)
         processes.start("scheduler", "--metrics-port", "0")
         processes.start("worker", "--metrics-port", "0", ORDINAUT_EGRESS_ALLOWLIST=allow)
         conn = await db.connect(load_settings({}, database_url=examples_database))
@@ -150,6 +155,7 @@ async def stack(
             body = yaml.safe_load((EXAMPLES / "condition/task.yaml").read_text())
             probe = await http.post("/tasks/validate", headers=admin_headers, json={"task": body})
         found = Stack(base, admin_headers, credentials, stub_ports, processes)
+        found.notify_port = notify_port
         if probe.status_code == 422:
             error = probe.json()["error"]
             problems = "; ".join(
@@ -228,6 +234,31 @@ async def test_webhook_events_run_the_task_once_each(stack: Stack) -> None:
         "paged dan@example.com: Deploy failed: search 1.9.0 to production: failed (by dan)" in out
     )
     assert out.count("succeeded (attempt 1") == 2
+
+
+async def test_notify_receiver_verifies_each_outcome_and_refuses_a_forgery(
+    stack: Stack,
+) -> None:
+    code, out, err = await run_example(
+        "notify",
+        *("--credentials", str(stack.credentials), "--receiver-port", str(stack.notify_port)),
+        *("--timeout", "30"),
+    )
+    assert code == 0, out + err + stack.processes.logs()
+    assert "the receiver verified: run.dead_letter, run.succeeded" in out
+    assert "delivered after 1 attempt(s), last answer 200" in out
+    assert "a forged notification (wrong signature): the receiver answered 401" in out
+    assert "rejected a request: bad or missing Ordinaut-Signature" in out
+
+    # On a port the operator did not open, the task is refused when written, and the
+    # script says what to set.
+    refused = free_port()
+    code, out, err = await run_example(
+        "notify", "--credentials", str(stack.credentials), "--receiver-port", str(refused)
+    )
+    assert code == 1, out + err
+    assert "payload.notify[0].url" in err
+    assert "--allow-loopback-egress" in err
 
 
 async def test_foreach_checks_each_invoice_and_publishes_one_reminder_per_overdue_one(

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
 import pytest
 from fn_support import FakeContext, HandlerLoader, TaskFactory, call, db_now, queue_now
 
+from ordinaut import notifications
+from ordinaut.secrets import SecretBox, new_key
 from ordinaut.store import outbox, work
+from ordinaut.store import secrets as secrets_store
 
 pytestmark = pytest.mark.cloud
 
@@ -190,3 +197,58 @@ async def test_drain_emits_its_outcomes_as_emf_metrics(
         [1.0],
     )
     assert doc["StartLagMs"][0] >= 0
+
+
+async def test_a_drain_sends_the_notifications_of_the_runs_it_ended(
+    load_handler: HandlerLoader,
+    lambda_env: pytest.MonkeyPatch,
+    make_task: TaskFactory,
+    pool: asyncpg.Pool,
+    owner: uuid.UUID,
+) -> None:
+    received: list[tuple[str, str]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            received.append((self.headers["Ordinaut-Signature"], body))
+            self.send_response(204)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    key, value = new_key(), "lambda-hook-secret"
+    lambda_env.setenv("ORDINAUT_DRAIN_MARGIN_S", "2")
+    lambda_env.setenv("ORDINAUT_SECRETS_KEY", key)
+    lambda_env.setenv("ORDINAUT_EGRESS_ALLOWLIST", f"127.0.0.1:{port}")
+    try:
+        task = await make_task(schedule_kind="once", schedule_expr="2099-01-01T00:00:00Z")
+        notify = [{"url": f"http://127.0.0.1:{port}/", "on": ["succeeded"], "secret": "HOOK"}]
+        await pool.execute(
+            "UPDATE tasks SET payload = payload || jsonb_build_object('notify', $2::text::jsonb)"
+            " WHERE id = $1",
+            task["id"],
+            json.dumps(notify),
+        )
+        async with pool.acquire() as conn:
+            await secrets_store.put(
+                conn, owner, "HOOK", SecretBox(key).seal(value), task["created_at"]
+            )
+        (run_id,) = await queue_now(pool, task)
+        worker = await load_handler("worker")
+        result = await call(worker.handler, wakeup(), FakeContext(remaining_ms=5_000))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["ran"] == 1
+    assert result["notifications_sent"] == 1
+    [(signature, body)] = received
+    assert json.loads(body)["run"]["id"] == str(run_id)
+    t = int(signature.split(",")[0][2:])
+    assert notifications.verify(value, signature, body, now=datetime.fromtimestamp(t, UTC))
+    status = await pool.fetchval("SELECT status FROM notifications WHERE run_id = $1", run_id)
+    assert status == "delivered"

@@ -3,26 +3,39 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 from support import queue_runs
 
-from ordinaut import events
+from ordinaut import events, notifier
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
 from ordinaut.scheduler import tick
 from ordinaut.store import heartbeats, outbox
 
 
-async def _append(pool: asyncpg.Pool, n: int, at: object) -> None:
+async def _append(pool: asyncpg.Pool, n: int, at: datetime, *, routed: bool = True) -> None:
     async with pool.acquire() as conn:
         await outbox.append(
             conn,
             [outbox.OutboxEvent("run.started", None, uuid.uuid4(), {"i": i}) for i in range(n)],
-            now=at,  # type: ignore[arg-type]
+            now=at,
         )
+    if routed:  # the outcome router (notifications, lifecycle events) moved past them
+        while await notifier.route_once(pool, now=at, settings=Settings()):
+            pass
+
+
+async def test_events_the_outcome_router_has_not_passed_stay(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    cutoff = clock.now() - timedelta(days=1)
+    await _append(pool, 5, clock.now() - timedelta(days=3), routed=False)
+    assert await outbox.prune(pool, before=cutoff, relayed_only=False) == 0
+    await _append(pool, 1, clock.now())
+    assert await outbox.prune(pool, before=cutoff, relayed_only=False) == 5
 
 
 async def test_old_events_go_only_once_relayed_and_new_ones_stay(

@@ -17,6 +17,8 @@ COLUMN_CHECKS = [
     ("tasks", "backoff_strategy", vocabulary.BACKOFF_STRATEGIES),
     ("tasks", "misfire_policy", vocabulary.MISFIRE_POLICIES),
     ("tasks", "overlap_policy", vocabulary.OVERLAP_POLICIES),
+    ("notifications", "outcome", vocabulary.NOTIFY_OUTCOMES),
+    ("notifications", "status", vocabulary.NOTIFICATION_STATUSES),
 ]
 
 # the CHECK constraints over exactly one column of a table, as Postgres prints them

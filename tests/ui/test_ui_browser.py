@@ -74,6 +74,16 @@ def _utc(instant: str) -> str:
     return instant.replace("T", " ").replace("Z", "")[:19] + " UTC"
 
 
+def _local(instant: str, zone: str = "Europe/Chisinau") -> datetime:
+    return datetime.fromisoformat(instant.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+
+
+async def _status_is(
+    http: httpx.AsyncClient, headers: dict[str, str], run_id: str, status: str
+) -> bool:
+    return bool((await http.get(f"/runs/{run_id}", headers=headers)).json()["status"] == status)
+
+
 XSS_TITLE = '<img src=x onerror="window.__pwned=1">Broken feed'
 
 
@@ -111,9 +121,14 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
                 "schedule_kind": "cron",
                 "schedule_expr": "30 7 * * 1-5",
                 "timezone": "Europe/Chisinau",
+                "labels": {"user": "ana"},
                 "payload": {
-                    "params": {"who": "Ana"},
-                    "pipeline": [{"id": "greet", "uses": "echo", "with": {"hi": "${params.who}"}}],
+                    "params": {"who": "Ana", "loud": False},
+                    "pipeline": [
+                        {"id": "greet", "uses": "echo", "with": {"hi": "${params.who}"}},
+                        # its condition is false: a skipped step, shown as such
+                        {"id": "shout", "uses": "echo", "with": {"x": 1}, "if": "${params.loud}"},
+                    ],
                 },
             }
         )
@@ -181,6 +196,10 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         assert response is not None
         assert response.status == 200
         assert "script-src 'self'" in response.headers["content-security-policy"]
+        # The sign-in screen says where an id and a secret come from.
+        hint = page.locator("#login .hint").first
+        await expect(hint).to_contain_text(".ordinaut/credentials.json")
+        await expect(hint).to_contain_text("ordinaut agents create NAME")
 
         # A wrong secret: the API's error envelope is shown, the page stays on the form.
         await page.fill("#agent-id", agent_id)
@@ -196,7 +215,10 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await page.click("#login-agent button[type=submit]")
         await expect(page.locator("#dashboard")).to_be_visible()
         await expect(page.locator("#error")).to_be_hidden()
-        await expect(page.locator("#who")).to_contain_text(agent_id)
+        # The header names the agent (GET /agents/me), its id and scopes on hover.
+        await expect(page.locator("#who")).to_have_text("signed in as ui-viewer")
+        await expect(page.locator("#who")).to_have_attribute("title", re.compile(agent_id))
+        await expect(page.locator("#who")).to_have_attribute("title", re.compile("runs:read"))
         stored = await page.evaluate("() => JSON.stringify(Object.entries(sessionStorage))")
         assert secret not in stored  # the secret was used once, never kept
         assert await page.evaluate("() => localStorage.length") == 0
@@ -216,6 +238,9 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await expect(page.locator(f'#attention li[data-task-id="{broken}"]')).to_contain_text(
             "last run dead-letter"
         )
+        await expect(page.locator("#attention-meta")).to_contain_text(
+            "1 run ended without success and has not been retried; 1 task's last run failed"
+        )
 
         # The caller's tasks, the schedule in words, the next run in the task's zone (UTC on
         # hover), all from the one list request; nothing of the admin's.
@@ -225,6 +250,7 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await expect(good_row).to_contain_text("Morning briefing")
         await expect(good_row).to_contain_text("every weekday at 07:30 Europe/Chisinau")
         await expect(good_row).to_contain_text("30 7 * * 1-5")
+        await expect(good_row.locator('.chip[data-label="user:ana"]')).to_have_text("user: ana")
         await expect(good_row).to_contain_text("active")
         first = fires["fire_times"][0]
         local = datetime.fromisoformat(first.replace("Z", "+00:00"))
@@ -268,11 +294,16 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await expect(page.locator("#run-section")).to_be_visible()
         await expect(page.locator("#run-id")).to_have_text(dead_run)
         await expect(page.locator("#run-fields")).to_contain_text("dead_letter")
-        step = page.locator('#steps tr[data-step-id="fetch"]')
+        first_attempt = page.locator('#attempts section[data-attempt="1"]')
+        await expect(page.locator("#attempts section")).to_have_count(1)
+        await expect(first_attempt).to_have_attribute("data-status", "dead_letter")
+        await expect(first_attempt).to_contain_text("the final attempt")
+        step = first_attempt.locator('tr[data-step-id="fetch"]')
         await expect(step).to_contain_text("http.request")
         await expect(step).to_contain_text("egress_refused")
+        await expect(step).to_contain_text("input")  # the step's input, folded
         # The step after the failed one never ran: it is listed as such, not left out.
-        never = page.locator('#steps tr[data-step-id="after"]')
+        never = first_attempt.locator('tr[data-step-id="after"]')
         await expect(never).to_contain_text("not run")
         await expect(never).to_contain_text("never ran in this attempt")
         await page.screenshot(path=shots / "run-with-steps.png", full_page=True)
@@ -280,12 +311,40 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         # The address keeps the place: a reload (same tab, same session) reopens the run.
         await page.reload()
         await expect(page.locator("#run-id")).to_have_text(dead_run)
-        await expect(page.locator('#steps tr[data-step-id="fetch"]')).to_contain_text("egress")
+        await expect(page.locator('#attempts tr[data-step-id="fetch"]')).to_contain_text("egress")
 
         # The good task's run: its next fire times (one preview, for this task), its output.
         await good_row.locator(".task-title").click()
         for instant in fires["fire_times"]:
-            await expect(page.locator("#runs-next")).to_contain_text(_utc(instant))
+            upcoming = page.locator(f'#runs-next li[data-fire="{instant}"]')
+            await expect(upcoming).to_contain_text("upcoming")
+            await expect(upcoming).to_contain_text(f"{_local(instant):%Y-%m-%d %H:%M}")
+            await expect(upcoming.locator("time")).to_have_attribute(
+                "title", re.compile(re.escape(_utc(instant)))
+            )
+        # The time axis: its run and the next fire times (upcoming) placed on it, ticks in the
+        # task's zone with UTC on hover, and a legend.
+        await expect(page.locator(f'#axis-track .mark[data-run-id="{ok_run}"]')).to_have_class(
+            re.compile("status-succeeded")
+        )
+        fire_marks = page.locator("#axis-track .mark.fire.status-upcoming")
+        await expect(fire_marks).to_have_count(3)
+        await expect(fire_marks.first).to_have_attribute("title", re.compile("^upcoming"))
+        ticks = page.locator("#axis-ticks time")
+        assert await ticks.count() >= 3
+        for index in range(await ticks.count()):
+            tick = ticks.nth(index)
+            instant = await tick.get_attribute("datetime")
+            assert instant is not None
+            await expect(tick).to_have_attribute("title", _utc(instant.replace(".000Z", "Z")))
+            wall = _local(instant)
+            text = await tick.inner_text()
+            if f"{wall:%H:%M}" not in text:  # a day tick: the task zone's midnight, by date
+                assert (wall.hour, wall.minute) == (0, 0), (instant, text)
+                assert f"{wall.day} {wall:%b}" in text, (instant, text)
+        await expect(page.locator("#axis-caption")).to_contain_text("Europe/Chisinau")
+        await expect(page.locator("#legend")).to_contain_text("upcoming")
+        await expect(page.locator("#legend")).to_contain_text("now")
         # Pause and resume from the task's own section; a paused task lists no next runs.
         await page.locator('#task-actions button[data-action="pause"]').click()
         await expect(page.locator("#notice")).to_contain_text("Task Morning briefing is paused.")
@@ -293,13 +352,20 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         await expect(page.locator("#runs-next")).to_contain_text("No next runs while paused")
         await page.locator('#task-actions button[data-action="resume"]').click()
         await expect(page.locator("#notice")).to_contain_text("Task Morning briefing is active.")
-        await expect(page.locator("#runs-next")).to_contain_text(_utc(fires["fire_times"][0]))
+        first_fire = fires["fire_times"][0]
+        await expect(page.locator(f'#runs-next li[data-fire="{first_fire}"]')).to_contain_text(
+            "upcoming"
+        )
         ok_item = page.locator(f'#timeline li[data-run-id="{ok_run}"]')
         await expect(ok_item).to_have_attribute("data-status", "succeeded")
         await ok_item.get_by_role("button", name="Open").click()
-        greet = page.locator('#steps tr[data-step-id="greet"]')
+        greet = page.locator('#attempts tr[data-step-id="greet"]')
         await expect(greet).to_contain_text("succeeded")
         await expect(greet).to_contain_text('"hi": "Ana"')
+        shout = page.locator('#attempts tr[data-step-id="shout"]')
+        await expect(shout).to_have_attribute("data-status", "skipped")
+        await expect(shout).to_contain_text("skipped: its condition was false")
+        await page.screenshot(path=shots / "timeline-and-skipped-step.png", full_page=True)
 
         # Dead letters: retry one; the page says it was requeued, and the worker runs it again.
         dead_row = page.locator(f'#dead tr[data-run-id="{dead_run}"]')
@@ -316,6 +382,34 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
             return bool(run["attempt"] > 1)
 
         await eventually(retried, 20, "the requeued run's next attempt", processes.logs)
+        await eventually(
+            lambda: _status_is(http, h, dead_run, "dead_letter"),
+            20,
+            "the retried run dead-lettered again",
+            processes.logs,
+        )
+        # Both attempts, each with its own steps and error, the first one retried by hand.
+        await page.click("#refresh")
+        await (
+            page.locator(f'#dead tr[data-run-id="{dead_run}"]')
+            .get_by_role("button", name="Open")
+            .click()
+        )
+        sections = page.locator("#attempts section")
+        await expect(sections).to_have_count(2)
+        await expect(sections.nth(0)).to_have_attribute("data-attempt", "1")
+        await expect(sections.nth(0)).to_contain_text("ended and was retried")
+        await expect(sections.nth(1)).to_have_attribute("data-attempt", "2")
+        await expect(sections.nth(1)).to_contain_text("the final attempt")
+        for index in range(2):
+            await expect(sections.nth(index).locator('tr[data-step-id="fetch"]')).to_contain_text(
+                "egress_refused"
+            )
+            await expect(sections.nth(index).locator('tr[data-step-id="after"]')).to_contain_text(
+                "never ran in this attempt"
+            )
+        await expect(page.locator("#attempts-meta")).to_contain_text("2 attempts, oldest first")
+        await page.screenshot(path=shots / "run-attempts.png", full_page=True)
 
         # Sign out; a bad token is refused with the API's message; a good one signs in.
         await page.click("#logout")
@@ -334,6 +428,8 @@ async def test_sign_in_see_tasks_open_a_run_and_retry_a_dead_letter(
         assert sorted(p.name for p in shots.glob("*.png")) == [
             "dead-letter-retried.png",
             "overview-and-tasks.png",
+            "run-attempts.png",
             "run-with-steps.png",
+            "timeline-and-skipped-step.png",
         ]
         await page.close()

@@ -12,7 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_f
 
 from ordinaut.errors import ValidationFailed
 from ordinaut.secrets import MAX_VALUE_BYTES
-from ordinaut.vocabulary import Backoff, Misfire, Overlap, RunStatus, ScheduleKind, TaskStatus
+from ordinaut.vocabulary import (
+    Backoff,
+    Misfire,
+    NotificationStatus,
+    NotifyOutcome,
+    Overlap,
+    RunStatus,
+    ScheduleKind,
+    TaskStatus,
+)
 
 
 class Strict(BaseModel):
@@ -99,6 +108,15 @@ class Payload(BaseModel):
         ge=0,
         le=366 * 24 * 3600,
         description="Condition tasks: the least time between two runs the condition starts.",
+    )
+    notify: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=5,
+        description="Webhooks for the run's end, at most 5: `{url, on, secret}`; `url` https "
+        "(http only to hosts in ORDINAUT_EGRESS_ALLOWLIST), `on` a non-empty subset of "
+        "`succeeded`, `failed` (an attempt failed, the run is retried), `dead_letter`, "
+        "`secret` the name of a stored secret the body is signed with (HMAC-SHA256, header "
+        "`Ordinaut-Signature: t=<unix s>,v1=<hex>` over `<t>.<body>`).",
     )
 
 
@@ -368,7 +386,8 @@ class RunQueued(BaseModel):
 
 
 class RunSummary(BaseModel):
-    """One run (attempt history is in ``attempt``; step results only on the single-run routes)."""
+    """One run: its current or last attempt (every attempt: ``GET /runs/{id}/attempts``); step
+    results only on the single-run routes."""
 
     id: UUID = Field(description="The run's id.")
     task_id: UUID = Field(description="Its task.")
@@ -398,6 +417,30 @@ class RunSummary(BaseModel):
     updated_at: datetime = Field(description="When the run last changed (UTC).")
 
 
+class NotificationOut(BaseModel):
+    """One webhook of a run's outcome (the task's `payload.notify`) and how its delivery went."""
+
+    id: UUID = Field(description="The delivery id, sent as the `Ordinaut-Delivery` header.")
+    outcome: NotifyOutcome = Field(
+        description="The outcome it reports (`failed`: an attempt failed, the run is retried)."
+    )
+    url: str = Field(description="Where it is sent.")
+    status: NotificationStatus = Field(
+        description="`pending` (queued or waiting for a retry), `delivered` (a 2xx answer), "
+        "`failed` (given up: attempts used, or an error no retry can fix)."
+    )
+    attempts: int = Field(description="Delivery attempts so far.")
+    last_status_code: int | None = Field(description="The receiver's last HTTP status, if any.")
+    last_error: str | None = Field(description="Why the last attempt failed, if it did.")
+    delivered_at: datetime | None = Field(description="When it was delivered (UTC).")
+    next_attempt_at: datetime | None = Field(description="When it is tried next (pending).")
+    created_at: datetime = Field(description="When it was queued (UTC).")
+    updated_at: datetime = Field(description="When it last changed (UTC).")
+    history: list[dict[str, Any]] = Field(
+        description="Every attempt: `{attempt, at, status_code, error}`."
+    )
+
+
 class RunOut(RunSummary):
     """One run with the record of every step."""
 
@@ -407,6 +450,85 @@ class RunOut(RunSummary):
         "attempts}` (secrets masked); a foreach step adds `items`, one `{index, status, input, "
         "error, duration_ms, attempts}` per item, and its output is the items' outputs in order.",
     )
+    notifications: list[NotificationOut] | None = Field(
+        default=None,
+        description="`GET /runs/{id}` only: the webhooks its outcomes were sent to "
+        "(`payload.notify`), each with its delivery attempts.",
+    )
+
+
+class RunAttempt(BaseModel):
+    """One attempt of a run."""
+
+    attempt: int = Field(description="Its number, from 1.")
+    status: RunStatus = Field(
+        description="How it ended: `failed` for an attempt that was retried, `dead_letter` for "
+        "one retried by hand; the current attempt carries the run's status."
+    )
+    current: bool = Field(
+        description="True for the run's current or final attempt (the run's own record); "
+        "false for an attempt that ended and was retried."
+    )
+    started_at: datetime | None = Field(description="When it started (UTC); null before.")
+    finished_at: datetime | None = Field(description="When it ended (UTC); null until then.")
+    duration_ms: int | None = Field(description="`finished_at` - `started_at`, milliseconds.")
+    output: Any = Field(default=None, description="The last step's output (a success).")
+    error: Any = Field(default=None, description="`{step, code, message}` of its failure.")
+    step_results: list[dict[str, Any]] = Field(
+        description="Per step that ran or was skipped: `{id, uses, status, input, output, "
+        "error, duration_ms, attempts}` (secrets masked); steps that never ran are absent."
+    )
+    worker_id: str | None = Field(description="The worker that ran it, when known.")
+
+
+class RunAttempts(BaseModel):
+    """Every attempt of one run, oldest first, the current or final one last."""
+
+    run_id: UUID = Field(description="The run.")
+    task_id: UUID = Field(description="Its task.")
+    status: RunStatus = Field(description="The run's status.")
+    attempt: int = Field(description="The run's current or last attempt.")
+    attempts: list[RunAttempt] = Field(
+        description="Oldest first. Attempts of runs retried before this record existed are "
+        "missing: their numbers are skipped."
+    )
+
+
+class AttentionRun(BaseModel):
+    """A run that ended without success and has not been retried since."""
+
+    id: UUID = Field(description="The run's id.")
+    task_id: UUID = Field(description="Its task.")
+    task_title: str | None = Field(description="The task's title (null without `tasks:read`).")
+    status: RunStatus = Field(description="`dead_letter` (`failed`: recorded by older versions).")
+    attempt: int = Field(description="Its last attempt.")
+    trigger: str = Field(description="`schedule`, `event`, `condition` or `run_now`.")
+    scheduled_for: datetime = Field(description="The slot it was for (UTC).")
+    finished_at: datetime = Field(description="When it ended (UTC).")
+    error: Any = Field(default=None, description="`{step, code, message}` of the failure.")
+
+
+class FailingTask(BaseModel):
+    """A task whose latest finished run did not succeed."""
+
+    task_id: UUID = Field(description="The task.")
+    title: str | None = Field(description="Its title (null without `tasks:read`).")
+    task_status: TaskStatus = Field(description="The task's status.")
+    run_id: UUID = Field(description="Its latest finished run.")
+    status: RunStatus = Field(description="That run's status.")
+    scheduled_for: datetime = Field(description="The slot that run was for (UTC).")
+    finished_at: datetime = Field(description="When it ended (UTC).")
+    error: Any = Field(default=None, description="Its error.")
+
+
+class Attention(BaseModel):
+    """What needs a person, over all of the caller's history."""
+
+    dead_letters: list[AttentionRun] = Field(description="The newest first, at most `limit`.")
+    dead_letters_total: int = Field(description="All of them.")
+    failing_tasks: list[FailingTask] = Field(description="Newest failure first, at most `limit`.")
+    failing_tasks_total: int = Field(description="All of them.")
+    limit: int = Field(description="The limit asked for.")
 
 
 class RunCounts(BaseModel):

@@ -127,14 +127,16 @@ async def advance_cursor(conn: Connection, last_tx: Any, last_seq: int) -> None:
 
 # Old events leave from the head of the outbox (seq order follows time closely): a pass looks
 # at the first rows only, so it costs the same with a million rows kept as with none to prune.
-# With a relay, only rows behind its cursor may go.
+# With a relay, only rows behind its cursor may go; always only rows the outcome router
+# (ordinaut.notifier: notifications, lifecycle events) has passed.
 PRUNE = """
 WITH head AS (
     SELECT seq FROM outbox ORDER BY seq LIMIT $3
 )
-DELETE FROM outbox o USING head h, relay_cursor c
-WHERE o.seq = h.seq AND o.created_at < $1 AND c.name = 'lifecycle'
+DELETE FROM outbox o USING head h, relay_cursor c, relay_cursor n
+WHERE o.seq = h.seq AND o.created_at < $1 AND c.name = 'lifecycle' AND n.name = 'outcomes'
   AND (NOT $2::bool OR (o.tx, o.seq) <= (c.last_tx, c.last_seq))
+  AND (o.tx, o.seq) <= (n.last_tx, n.last_seq)
 """
 
 

@@ -37,8 +37,8 @@ COUNT_RUNS = f"SELECT count(*) FROM runs WHERE owner_id = $1{RUN_FILTERS}"  # no
 LIST_RUNS_ANY_OWNER = LIST_RUNS.replace("WHERE owner_id = $1", "WHERE $1::uuid IS NULL")
 COUNT_RUNS_ANY_OWNER = COUNT_RUNS.replace("WHERE owner_id = $1", "WHERE $1::uuid IS NULL")
 RUN_OWNER = "SELECT owner_id FROM runs WHERE id = $1"
-GET_RUN = f"SELECT {RUN_COLUMNS}, step_results FROM runs WHERE id = $1 AND owner_id = $2"  # noqa: S608
-GET_RUN_ANY_OWNER = f"SELECT {RUN_COLUMNS}, step_results FROM runs WHERE id = $1"  # noqa: S608
+GET_RUN = f"SELECT {RUN_COLUMNS}, step_results, worker_id FROM runs WHERE id = $1 AND owner_id = $2"  # noqa: S608
+GET_RUN_ANY_OWNER = f"SELECT {RUN_COLUMNS}, step_results, worker_id FROM runs WHERE id = $1"  # noqa: S608
 LATEST_RUN = f"""
 SELECT {RUN_COLUMNS}, step_results FROM runs
 WHERE task_id = $1 AND owner_id = $2
@@ -144,6 +144,135 @@ async def latest_run(
     return _row(row) if row else None
 
 
+# Each attempt that ended and was retried (migrations/0018), oldest first; the run's current
+# or final attempt is the runs row itself.
+RUN_ATTEMPTS = """
+SELECT attempt, status::text AS status, started_at, finished_at, error, step_results, worker_id
+FROM run_attempts WHERE run_id = $1 AND owner_id = $2
+ORDER BY attempt
+"""
+
+
+def _current_attempt(run: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's current or final attempt, from its runs row.
+
+    The row keeps a retried attempt's start, error and step results until the next attempt
+    overwrites them, so they are this attempt's only once it started (a lease sets a new
+    start): a queued retry has none yet, a running one only its start, and a retry canceled
+    or skipped before it started shows no steps of the attempt before.
+    """
+    status = run["status"]
+    started = run["started_at"]
+    if status == "queued" or (previous is not None and started == previous["started_at"]):
+        started = None
+    current: dict[str, Any] = {
+        "attempt": run["attempt"],
+        "status": status,
+        "current": True,
+        "started_at": started,
+        "finished_at": None,
+        "duration_ms": None,
+        "output": None,
+        "error": None,
+        "step_results": [],
+        "worker_id": run.get("worker_id") if started is not None else None,
+    }
+    if status in ("queued", "running"):
+        return current
+    current.update(finished_at=run["finished_at"], error=run["error"], output=run["output"])
+    if started is not None:
+        current.update(duration_ms=run["duration_ms"], step_results=run["step_results"] or [])
+    return current
+
+
+async def run_attempts(
+    conn: Connection | asyncpg.Pool, run_id: UUID, owner_id: UUID | None
+) -> dict[str, Any]:
+    """Every attempt of one run, oldest first (``owner_id`` None: any agent's, admins)."""
+    run = await get_run(conn, run_id, owner_id)
+    rows = await conn.fetch(RUN_ATTEMPTS, run_id, run["owner_id"])
+    attempts: list[dict[str, Any]] = []
+    for r in rows:
+        if r["attempt"] >= run["attempt"]:
+            continue  # recorded for a number the run has not moved past (cannot happen)
+        a = dict(r)
+        start, end = a["started_at"], a["finished_at"]
+        a["duration_ms"] = (
+            max(0, round((end - start).total_seconds() * 1000)) if start is not None else None
+        )
+        attempts.append({**a, "current": False, "output": None})
+    previous = attempts[-1] if attempts and attempts[-1]["attempt"] == run["attempt"] - 1 else None
+    attempts.append(_current_attempt(run, previous))
+    return {
+        "run_id": run["id"],
+        "task_id": run["task_id"],
+        "status": run["status"],
+        "attempt": run["attempt"],
+        "attempts": attempts,
+    }
+
+
+# Needs attention, over all history, from dead_letters (migrations/0018): the newest runs that
+# ended without success and were not retried since, and the tasks whose latest finished run
+# is one of them. A task can only be failing if it has such a run, so the candidates are the
+# owner's dead-lettered tasks, each checked with one short walk of runs_task_time.
+ATTENTION_RUNS = """
+SELECT r.id, r.task_id, t.title AS task_title, r.status::text AS status, r.attempt, r.trigger,
+       r.scheduled_for, d.finished_at, r.error
+FROM (
+    SELECT run_id, finished_at FROM dead_letters WHERE owner_id = $1
+    ORDER BY finished_at DESC, run_id LIMIT $2
+) d
+JOIN runs r ON r.id = d.run_id
+JOIN tasks t ON t.id = r.task_id
+ORDER BY d.finished_at DESC, d.run_id
+"""
+COUNT_DEAD_LETTERS = "SELECT count(*) FROM dead_letters WHERE owner_id = $1"
+ATTENTION_TASKS = """
+WITH candidates AS (
+    SELECT DISTINCT task_id FROM dead_letters WHERE owner_id = $1
+), failing AS (
+    SELECT c.task_id, last.id AS run_id, last.status, last.scheduled_for, last.finished_at,
+           last.error
+    FROM candidates c
+    CROSS JOIN LATERAL (
+        SELECT r.id, r.status::text AS status, r.scheduled_for, r.finished_at, r.error
+        FROM runs r
+        WHERE r.task_id = c.task_id AND r.status IN ('succeeded', 'failed', 'dead_letter')
+        ORDER BY r.scheduled_for DESC LIMIT 1
+    ) last
+    WHERE last.status <> 'succeeded'
+)
+SELECT f.task_id, t.title, t.status::text AS task_status, f.run_id, f.status, f.scheduled_for,
+       f.finished_at, f.error, count(*) OVER () AS total_count
+FROM failing f JOIN tasks t ON t.id = f.task_id AND t.created_by = $1
+ORDER BY f.finished_at DESC, f.task_id
+LIMIT $2
+"""
+
+
+async def attention(
+    conn: Connection | asyncpg.Pool, owner_id: UUID, *, limit: int
+) -> dict[str, Any]:
+    """What needs a person: the owner's newest dead letters (and how many in all) and the
+    tasks whose last finished run did not succeed (newest first, and how many)."""
+    dead = [dict(r) for r in await conn.fetch(ATTENTION_RUNS, owner_id, limit)]
+    total_dead = len(dead)
+    if total_dead == limit:
+        total_dead = int(await conn.fetchval(COUNT_DEAD_LETTERS, owner_id))
+    failing = [dict(r) for r in await conn.fetch(ATTENTION_TASKS, owner_id, limit)]
+    total_failing = int(failing[0]["total_count"]) if failing else 0
+    for f in failing:
+        f.pop("total_count")
+    return {
+        "dead_letters": dead,
+        "dead_letters_total": total_dead,
+        "failing_tasks": failing,
+        "failing_tasks_total": total_failing,
+        "limit": limit,
+    }
+
+
 def _numbers(row: asyncpg.Record) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in dict(row).items():
@@ -180,6 +309,16 @@ WITH r AS (
       AND runs.status IN ('failed', 'dead_letter')
     RETURNING runs.id, runs.task_id, runs.attempt, t.priority, t.max_retries, t.concurrency_key,
               t.overlap_policy, runs.owner_id
+), a AS (
+    -- the attempt that dead-lettered, kept (``old`` is the run as it was before this statement)
+    INSERT INTO run_attempts (run_id, attempt, owner_id, status, started_at, finished_at, error,
+                              step_results, worker_id)
+    SELECT old.id, old.attempt, old.owner_id, old.status, old.started_at, old.finished_at,
+           old.error, old.step_results, old.worker_id
+    FROM r JOIN runs old ON old.id = r.id
+    ON CONFLICT (run_id, attempt) DO NOTHING
+), dl AS (
+    DELETE FROM dead_letters WHERE run_id IN (SELECT id FROM r)
 ), o AS (
     INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
     SELECT gen_random_uuid(), 'run.retried', r.owner_id, r.id,
@@ -200,7 +339,8 @@ CANCEL_RUN = """
 WITH d AS (
     DELETE FROM due_work WHERE run_id = $1 RETURNING run_id
 ), r AS (
-    UPDATE runs SET status = 'canceled', finished_at = $3, updated_at = $3,
+    -- a running attempt's steps are discarded with it; those left are an earlier attempt's
+    UPDATE runs SET status = 'canceled', finished_at = $3, updated_at = $3, step_results = '[]',
         error = jsonb_build_object('code', 'canceled', 'message', 'canceled through the API')
     WHERE id = $1 AND owner_id = $2 AND status IN ('queued', 'running')
     RETURNING id, task_id, owner_id

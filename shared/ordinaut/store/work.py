@@ -352,6 +352,15 @@ WITH f AS (
     FROM f JOIN w ON w.run_id = f.run_id
     WHERE r.id = f.run_id
     RETURNING r.id, r.task_id, r.owner_id, r.attempt, f.now, f.run_at
+), a AS (
+    -- the attempt that just failed, kept before the next one overwrites the run's record
+    -- (runs r is read as it was before this statement: the attempt's start and worker)
+    INSERT INTO run_attempts (run_id, attempt, owner_id, status, started_at, finished_at, error,
+                              step_results, worker_id)
+    SELECT r.id, f.attempt, r.owner_id, 'failed', r.started_at, f.now, f.error, f.steps,
+           r.worker_id
+    FROM f JOIN w ON w.run_id = f.run_id JOIN runs r ON r.id = f.run_id
+    ON CONFLICT (run_id, attempt) DO NOTHING
 ), o AS (
     INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
     SELECT gen_random_uuid(), 'run.retried', u.owner_id, u.id,
@@ -380,12 +389,30 @@ class Outcome:
     retry_at: datetime | None = None
 
 
+# A batch with a run that ended without success also files it under dead_letters ("needs
+# attention", migrations/0018) in the same statement; a batch without one (the hot path) runs
+# FINISH as it is, so successes pay nothing for it.
+FINISH_WITH_DEAD_LETTERS = FINISH.replace(
+    "\n), o AS (",
+    """
+), dl AS (
+    INSERT INTO dead_letters (run_id, owner_id, task_id, finished_at)
+    SELECT u.id, u.owner_id, u.task_id, u.finished_at FROM u
+    WHERE u.status IN ('failed', 'dead_letter')
+    ON CONFLICT (run_id) DO NOTHING
+), o AS (""",
+    1,
+)
+DEAD_STATUSES = frozenset({"failed", "dead_letter"})
+
+
 async def finish(conn: Connection, outcomes: Sequence[Outcome]) -> list[asyncpg.Record]:
     """Record terminal outcomes, fenced; rows whose lease moved on are not returned."""
     if not outcomes:
         return []
+    dead = any(o.status in DEAD_STATUSES for o in outcomes)
     return await conn.fetch(
-        FINISH,
+        FINISH_WITH_DEAD_LETTERS if dead else FINISH,
         [o.run_id for o in outcomes],
         [o.token for o in outcomes],
         [o.attempt for o in outcomes],
@@ -460,10 +487,25 @@ WITH {counted}, requeued AS (
     FROM requeued q WHERE runs.id = q.run_id
     RETURNING runs.id, runs.task_id, runs.owner_id, 'requeued'::text AS action
 ), r2 AS (
+    -- the cut attempt recorded no steps; those in the row are an earlier attempt's
     UPDATE runs SET status = 'dead_letter', finished_at = {now}, updated_at = {now},
+        step_results = '[]',
         error = jsonb_build_object('code', '{reason}', 'message', {dead_message})
     FROM dead x WHERE runs.id = x.run_id
     RETURNING runs.id, runs.task_id, runs.owner_id, 'dead_letter'::text AS action
+), a AS (
+    -- the attempt cut off, kept (runs is read as it was before this statement); its steps
+    -- were never recorded
+    INSERT INTO run_attempts (run_id, attempt, owner_id, status, started_at, finished_at, error,
+                              worker_id)
+    SELECT r.id, c.attempt, r.owner_id, 'failed', r.started_at, {now},
+           jsonb_build_object('code', '{reason}', 'message', {requeued_message}), r.worker_id
+    FROM requeued q JOIN counted c ON c.run_id = q.run_id JOIN runs r ON r.id = q.run_id
+    ON CONFLICT (run_id, attempt) DO NOTHING
+), dl AS (
+    INSERT INTO dead_letters (run_id, owner_id, task_id, finished_at)
+    SELECT r2.id, r2.owner_id, r2.task_id, {now} FROM r2
+    ON CONFLICT (run_id) DO NOTHING
 ), x AS (SELECT * FROM r1 UNION ALL SELECT * FROM r2
 ), o AS (
     INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)

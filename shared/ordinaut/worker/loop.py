@@ -2,7 +2,8 @@
 
 It sleeps until the next due instant, a wake-up (``LISTEN`` on ``work.WAKE_CHANNEL``) or a
 freed slot, then leases. Beside it: the heartbeat (with the clock's resync), the rescue of
-expired leases, the outbox relay to Redis and, with Redis, the ingest stream's consumer. On
+expired leases, the outbox relay to Redis, the notifier (webhooks and lifecycle events of
+ended runs) and, with Redis, the ingest stream's consumer. On
 stop, runs in flight get the lease's length to finish; what is left is released.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from ordinaut import consumer, events, logs
+from ordinaut import consumer, events, logs, notifier
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.store import db, heartbeats, work
@@ -72,7 +73,16 @@ async def run_worker(
             return
         await events.relay_pending(pool, redis, clock.now, settings)
 
+    # notifications and lifecycle events of ended runs (ordinaut.notifier), never in a run's way
+    deliverer = notifier.Deliverer(pool, settings)
+
+    async def route_outcomes() -> None:
+        await notifier.relay(pool, deliverer, clock.now, settings)
+
     background = [
+        asyncio.create_task(
+            _periodic(stop, settings.notify_interval_s, route_outcomes, "run outcomes")
+        ),
         asyncio.create_task(_periodic(stop, settings.heartbeat_s, beat_and_sync, "heartbeat")),
         asyncio.create_task(_periodic(stop, settings.rescue_interval_s, worker.rescue, "rescue")),
         asyncio.create_task(_periodic(stop, settings.relay_interval_s, relay, "event relay")),

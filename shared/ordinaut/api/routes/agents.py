@@ -102,6 +102,30 @@ class AgentCreated(AgentOut):
     agent_secret: str = Field(description="Shown once; store it now. Only its hash is kept.")
 
 
+class Me(BaseModel):
+    """The caller, as its token presents it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3f2b6f0e-8a51-4c3e-9d0a-6c1f2e4b5a79",
+                    "name": "assistant",
+                    "scopes": ["runs:read", "tasks:read", "tasks:write"],
+                    "is_admin": False,
+                }
+            ]
+        }
+    )
+    id: UUID = Field(description="The agent's id.")
+    name: str = Field(description="Its name.")
+    scopes: list[str] = Field(
+        description="What this token may do, sorted (a token may carry fewer scopes than its "
+        "agent holds)."
+    )
+    is_admin: bool = Field(description="True: the token carries `admin` (every scope).")
+
+
 class Credentials(BaseModel):
     agent_id: UUID = Field(description="The agent.")
     agent_secret: str = Field(description="The new secret, shown once. Old tokens are revoked.")
@@ -236,6 +260,14 @@ async def list_agents(_: Admin, deps: DepsDep, paging: PagingDep) -> Page[AgentO
         await deps.pool(), limit=paging.limit, offset=paging.offset
     )
     return paging.page([AgentOut.model_validate(a.as_dict()) for a in items], total)
+
+
+@router.get("/me", response_model=Me)
+async def me(caller: Caller, deps: DepsDep) -> Me:
+    """The caller's own identity: its id, name and the scopes of the token used (any
+    authenticated agent, for itself; no scope needed)."""
+    agent = await store.get_agent(await deps.pool(), caller.agent_id)
+    return Me(id=agent.id, name=agent.name, scopes=sorted(caller.scopes), is_admin=caller.is_admin)
 
 
 @router.get("/{agent_id}", response_model=AgentOut)

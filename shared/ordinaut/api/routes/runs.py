@@ -10,11 +10,18 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import Deps, DepsDep, Now, Page, PagingDep, Principal, RequestId, require
-from ordinaut.api.schemas import RunOut, RunsOverview, RunSummary, TaskStats
+from ordinaut.api.schemas import (
+    Attention,
+    RunAttempts,
+    RunOut,
+    RunsOverview,
+    RunSummary,
+    TaskStats,
+)
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import Owner, acting_owner, owner_filter
 from ordinaut.errors import NotFound
-from ordinaut.store import audit, runs, tasks, work
+from ordinaut.store import audit, notifications, runs, tasks, work
 from ordinaut.vocabulary import RunStatus
 
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
@@ -75,6 +82,26 @@ async def runs_summary(who: Reader, deps: DepsDep, now: Now) -> RunsOverview:
     return RunsOverview.model_validate(summary)
 
 
+@router.get("/runs/attention", response_model=Attention)
+async def runs_attention(
+    who: Reader,
+    deps: DepsDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="At most this many of each list.")] = 20,
+) -> Attention:
+    """What needs a person, over all of the caller's history, in one answer: runs that ended
+    without success and have not been retried since (dead letters), and tasks whose latest
+    finished run did not succeed; each newest first with its total. Task titles need
+    ``tasks:read``."""
+    pool = await deps.pool()
+    found = await runs.attention(pool, who.agent_id, limit=limit)
+    if not who.has("tasks:read"):
+        for item in found["dead_letters"]:
+            item["task_title"] = None
+        for item in found["failing_tasks"]:
+            item["title"] = None
+    return Attention.model_validate(found)
+
+
 @router.get("/runs/task/{task_id}/latest", response_model=RunOut)
 async def latest_run(task_id: TaskId, who: Reader, deps: DepsDep) -> RunOut:
     """The task's most recent run with its step results (404 before its first run)."""
@@ -100,7 +127,21 @@ async def get_run(run_id: RunId, who: Reader, deps: DepsDep, owner: Owner = None
     """One run with the record of each step (inputs and outputs, secrets masked); admins read
     any agent's with ``owner=*``."""
     pool = await deps.pool()
-    return RunOut.model_validate(await runs.get_run(pool, run_id, owner_filter(who, owner)))
+    row = await runs.get_run(pool, run_id, owner_filter(who, owner))
+    row["notifications"] = await notifications.for_run(pool, run_id, row["owner_id"])
+    return RunOut.model_validate(row)
+
+
+@router.get("/runs/{run_id}/attempts", response_model=RunAttempts)
+async def get_run_attempts(
+    run_id: RunId, who: Reader, deps: DepsDep, owner: Owner = None
+) -> RunAttempts:
+    """Every attempt of one run, oldest first: each attempt that ended and was retried, then
+    the current or final one, with their step records; admins read any agent's with
+    ``owner=*``."""
+    pool = await deps.pool()
+    found = await runs.run_attempts(pool, run_id, owner_filter(who, owner))
+    return RunAttempts.model_validate(found)
 
 
 @router.post(

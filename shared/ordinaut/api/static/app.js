@@ -18,7 +18,6 @@
   const DEAD_LIMIT = 100;
   const PREVIEW_COUNT = 3;
   const ATTENTION_LIMIT = 20;
-  const RECENT_LIMIT = 200; // the newest runs, to find tasks whose last run failed
   const WINDOWS = [
     ["last hour", 3600e3],
     ["last day", 86400e3],
@@ -31,8 +30,9 @@
   const state = {
     tasks: new Map(), // the task table's page
     known: new Map(), // every task seen (for titles elsewhere on the page)
-    filter: { search: "", status: "", kind: "", offset: 0 },
+    filter: { search: "", status: "", kind: "", labels: [], offset: 0 },
     searchTimer: null,
+    taskSeq: 0,
     taskId: null,
     runId: null,
     timer: null,
@@ -94,9 +94,13 @@
     return doc;
   }
 
+  // A query string; an array value repeats its parameter (label=a:1&label=b:2).
   const q = (params) => {
     const s = new URLSearchParams();
-    for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) s.set(k, v);
+    for (const [k, v] of Object.entries(params)) {
+      if (Array.isArray(v)) for (const item of v) s.append(k, item);
+      else if (v !== null && v !== undefined) s.set(k, v);
+    }
     return s.toString();
   };
   const seg = (id) => encodeURIComponent(String(id));
@@ -398,8 +402,11 @@
     return cell;
   }
 
+  // One request per view of the table (first view, search, filter, page), whatever the number
+  // of tasks: the list answer carries each row's last run, failures and next run.
   async function loadTasks() {
     const box = $("tasks-error");
+    const seq = ++state.taskSeq;
     try {
       const f = state.filter;
       const doc = await api(
@@ -411,8 +418,10 @@
             status: f.status || null,
             schedule_kind: f.kind || null,
             search: f.search || null,
+            label: f.labels,
           }),
       );
+      if (seq !== state.taskSeq) return true; // a newer view was asked for meanwhile
       show(box, "");
       state.tasks = new Map(doc.items.map((t) => [t.id, t]));
       for (const task of doc.items) state.known.set(task.id, task);
@@ -431,6 +440,7 @@
               {},
               el("button", { type: "button", class: "link task-title", onclick: open }, task.title),
               task.description ? el("div", { class: "muted small" }, task.description) : null,
+              labelChips(task.labels),
             ),
             el("td", {}, schedule(task)),
             el("td", {}, badge(task.status)),
@@ -440,16 +450,96 @@
           ),
         );
       }
-      const filtered = f.status || f.kind || f.search;
+      renderLabelFilters();
+      const filtered = f.status || f.kind || f.search || f.labels.length;
       $("tasks-meta").textContent =
         doc.total === 0
           ? filtered ? "No tasks match these filters." : "No tasks yet."
           : doc.total > doc.items.length
             ? "Tasks " + (f.offset + 1) + "–" + (f.offset + doc.items.length) + " of " + doc.total + "."
             : doc.total + (doc.total === 1 ? " task." : " tasks.");
+      return true;
     } catch (error) {
       fail(box, error);
+      return false;
     }
+  }
+
+  // --- labels: chips on each task; a chip, or key:value typed in, filters the table --------
+
+  const LABEL_FILTERS = 16; // the API's bound on label= parameters
+
+  function labelChips(labels) {
+    const entries = labels && typeof labels === "object" ? Object.entries(labels) : [];
+    if (!entries.length) return null;
+    return el(
+      "div",
+      { class: "chips" },
+      entries.map(([key, value]) =>
+        el(
+          "button",
+          {
+            type: "button",
+            class: "chip",
+            "data-label": key + ":" + value,
+            title: "show only tasks labelled " + key + ":" + value,
+            onclick: () => addLabelFilter(key + ":" + value),
+          },
+          key + ": " + value,
+        ),
+      ),
+    );
+  }
+
+  function addLabelFilter(text) {
+    const f = state.filter;
+    const colon = text.indexOf(":");
+    if (colon < 1) {
+      show($("tasks-error"), "A label filter is key:value (for example user:ana).");
+      return;
+    }
+    if (f.labels.includes(text)) return;
+    if (f.labels.length >= LABEL_FILTERS) {
+      show($("tasks-error"), "At most " + LABEL_FILTERS + " label filters.");
+      return;
+    }
+    const before = { ...f };
+    f.labels = [...f.labels, text];
+    f.offset = 0;
+    renderLabelFilters();
+    // A filter the API refuses (422 naming query.label) is dropped again; its error stays.
+    loadTasks().then((ok) => {
+      if (!ok && state.filter.labels.includes(text)) {
+        state.filter = before;
+        renderLabelFilters();
+      }
+    });
+  }
+
+  function removeLabelFilter(text) {
+    state.filter.labels = state.filter.labels.filter((l) => l !== text);
+    state.filter.offset = 0;
+    renderLabelFilters();
+    loadTasks();
+  }
+
+  function renderLabelFilters() {
+    $("label-filters").replaceChildren(
+      ...state.filter.labels.map((text) =>
+        el(
+          "button",
+          {
+            type: "button",
+            class: "chip active",
+            "data-label": text,
+            title: "remove this filter",
+            onclick: () => removeLabelFilter(text),
+          },
+          text,
+          " ×",
+        ),
+      ),
+    );
   }
 
   // A queued run whose slot is still ahead is upcoming, not waiting for a worker.
@@ -542,84 +632,221 @@
     } catch (error) {
       return fail(box, error);
     }
+    const task = state.known.get(state.taskId);
     $("runs-task").textContent = taskLabel(state.taskId);
-    taskActions(state.known.get(state.taskId));
-    loadNext(state.taskId);
-    try {
-      const doc = await api("GET", "/runs?" + q({ task_id: state.taskId, limit: RUN_LIMIT }));
-      show(box, "");
-      const list = $("timeline");
-      const strip = $("strip");
-      clear(list);
-      clear(strip);
-      for (const run of doc.items.slice().reverse()) {
-        const shown = shownStatus(run);
-        strip.append(
-          el("span", { class: "tick status-" + shown, title: shown + " · " + utc(run.scheduled_for) }),
-        );
-      }
-      for (const run of doc.items) {
-        list.append(
+    taskActions(task);
+    // The runs and the schedule's next fire times together: the axis spans both.
+    const [doc, fires] = await Promise.all([
+      api("GET", "/runs?" + q({ task_id: state.taskId, limit: RUN_LIMIT })).catch((e) => e),
+      loadNext(task),
+    ]);
+    if (doc instanceof Error) return fail(box, doc);
+    show(box, "");
+    const zone = (task && task.timezone) || "UTC";
+    drawAxis(doc.items, fires, zone);
+    const list = $("timeline");
+    clear(list);
+    for (const run of doc.items) {
+      const shown = shownStatus(run);
+      list.append(
+        el(
+          "li",
+          {
+            "data-run-id": run.id,
+            "data-status": run.status,
+            "data-shown": shown,
+            class: run.id === state.runId ? "selected" : null,
+          },
+          badge(shown),
+          " ",
+          zonedTime(run.scheduled_for, zone),
           el(
-            "li",
-            {
-              "data-run-id": run.id,
-              "data-status": run.status,
-              class: run.id === state.runId ? "selected" : null,
-            },
-            badge(shownStatus(run)),
-            " ",
-            time(run.scheduled_for),
-            el(
-              "span",
-              { class: "muted" },
-              " · attempt " + run.attempt + " · " + run.trigger + " · " + duration(run.duration_ms),
-            ),
-            " ",
-            el("button", { type: "button", class: "link", onclick: () => selectRun(run.id) }, "Open"),
+            "span",
+            { class: "muted" },
+            shown === "upcoming"
+              ? " · upcoming, due " + relative(run.scheduled_for) + " · " + run.trigger
+              : " · attempt " + run.attempt + " · " + run.trigger + " · " + duration(run.duration_ms),
           ),
-        );
-      }
-      $("runs-meta").textContent =
-        doc.total === 0
-          ? "No runs yet."
-          : "Newest first; " + doc.items.length + " of " + doc.total + " runs.";
-    } catch (error) {
-      fail(box, error);
+          " ",
+          el("button", { type: "button", class: "link", onclick: () => selectRun(run.id) }, "Open"),
+        ),
+      );
+    }
+    $("runs-meta").textContent =
+      doc.total === 0
+        ? "No runs yet."
+        : "Newest first; " + doc.items.length + " of " + doc.total + " runs.";
+  }
+
+  // --- the time axis: runs and next fire times at their instants ------------------------
+
+  // Tick spacings in minutes; the first that gives at most AXIS_TICKS ticks is used.
+  const AXIS_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080, 43200];
+  const AXIS_TICKS = 7;
+  const DAY_MS = 86400e3;
+
+  // The zone's offset from UTC at an instant (wall time minus UTC), in ms; 0 for an unknown zone.
+  function zoneOffset(ms, zone) {
+    try {
+      const parts = {};
+      const format = new Intl.DateTimeFormat("en-US", {
+        timeZone: zone,
+        hourCycle: "h23",
+        year: "numeric",
+        month: "numeric",
+        day: "numeric",
+        hour: "numeric",
+        minute: "numeric",
+        second: "numeric",
+      });
+      for (const part of format.formatToParts(new Date(ms))) parts[part.type] = part.value;
+      const wall = Date.UTC(
+        +parts.year, +parts.month - 1, +parts.day, +parts.hour % 24, +parts.minute, +parts.second,
+      );
+      return wall - Math.floor(ms / 1000) * 1000;
+    } catch (_) {
+      return 0;
     }
   }
 
-  async function loadNext(taskId) {
-    const task = state.known.get(taskId);
+  // Ticks at round wall times of the task's zone (whole hours there, midnights there; the
+  // offset at the start of the axis, so across a DST change a tick may sit an hour off round,
+  // while its label, from Intl, stays true).
+  function axisTicks(min, max, zone) {
+    const span = max - min;
+    const minutes = AXIS_STEPS.find((m) => span / (m * 60e3) <= AXIS_TICKS) || AXIS_STEPS.at(-1);
+    const step = minutes * 60e3;
+    const offset = zoneOffset(min, zone);
+    const ticks = [];
+    for (let t = Math.ceil((min + offset) / step) * step - offset; t <= max; t += step) {
+      ticks.push(t);
+    }
+    return { ticks, step };
+  }
+
+  function tickLabel(ms, step, zone, withDay) {
+    const options = { timeZone: zone };
+    if (step >= DAY_MS) Object.assign(options, { weekday: "short", day: "numeric", month: "short" });
+    else {
+      Object.assign(options, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+      if (withDay) Object.assign(options, { weekday: "short", day: "numeric", month: "short" });
+    }
+    try {
+      return new Intl.DateTimeFormat("en-GB", options).format(new Date(ms));
+    } catch (_) {
+      return utc(new Date(ms).toISOString());
+    }
+  }
+
+  function dayOf(ms, zone) {
+    return Math.floor((ms + zoneOffset(ms, zone)) / DAY_MS);
+  }
+
+  function place(node, ms, min, span) {
+    node.style.left = (((ms - min) / span) * 100).toFixed(3) + "%";
+    return node;
+  }
+
+  function drawAxis(runs, fires, zone) {
+    const track = $("axis-track");
+    const scale = $("axis-ticks");
+    clear(track);
+    clear(scale);
+    const now = Date.now();
+    const slots = new Set(runs.map((r) => new Date(r.scheduled_for).getTime()));
+    const upcoming = fires.map((f) => new Date(f).getTime()).filter((t) => !slots.has(t));
+    const instants = [...slots, ...upcoming, now].filter((t) => !Number.isNaN(t));
+    let min = Math.min(...instants);
+    let max = Math.max(...instants);
+    if (max - min < 60e3) {
+      min -= 30 * 60e3;
+      max += 30 * 60e3;
+    }
+    const pad = (max - min) * 0.03;
+    min -= pad;
+    max += pad;
+    const span = max - min;
+    const { ticks, step } = axisTicks(min, max, zone);
+    let lastDay = null;
+    for (const t of ticks) {
+      const iso = new Date(t).toISOString();
+      const day = dayOf(t, zone);
+      const label = tickLabel(t, step, zone, lastDay === null || day !== lastDay);
+      lastDay = day;
+      scale.append(
+        place(el("time", { class: "axis-tick", datetime: iso, title: utc(iso) }, label), t, min, span),
+      );
+    }
+    track.append(place(el("span", { class: "mark-now", title: "now · " + utc(new Date(now).toISOString()) }), now, min, span));
+    for (const run of runs.slice().reverse()) {
+      const shown = shownStatus(run);
+      const at = new Date(run.scheduled_for).getTime();
+      const title = shown + " · " + zoned(run.scheduled_for, zone) + " (" + utc(run.scheduled_for) + ")";
+      track.append(
+        place(
+          el("button", {
+            type: "button",
+            class: "mark status-" + shown.replace(/[^a-z_]/g, ""),
+            title,
+            "aria-label": title,
+            "data-run-id": run.id,
+            onclick: () => selectRun(run.id),
+          }),
+          at,
+          min,
+          span,
+        ),
+      );
+    }
+    for (const t of upcoming) {
+      const iso = new Date(t).toISOString();
+      const title = "upcoming (next fire time) · " + zoned(iso, zone) + " (" + utc(iso) + ")";
+      track.append(
+        place(el("span", { class: "mark fire status-upcoming", title, "data-fire": iso }), t, min, span),
+      );
+    }
+    $("axis-caption").textContent =
+      runs.length + (runs.length === 1 ? " run" : " runs") +
+      (upcoming.length ? " and " + upcoming.length + " next fire times" : "") +
+      " at their scheduled times; the axis is in " + zone + " (hover a time for UTC).";
+  }
+
+  // The schedule's next fire times (one preview request for this task), listed as upcoming;
+  // returns them for the axis. A paused or finished task has none.
+  async function loadNext(task) {
     const next = $("runs-next");
     $("runs-schedule").textContent = task ? task.schedule_text || "" : "";
     if (!task || task.schedule_kind === "event" || task.schedule_kind === "condition") {
       clear(next);
-      return;
+      return [];
     }
     if (task.status !== "active") {
       next.replaceChildren(el("span", { class: "muted" }, "No next runs while " + task.status + "."));
-      return;
+      return [];
     }
     try {
-      const doc = await api("GET", "/tasks/" + seg(taskId) + "/preview?" + q({ limit: PREVIEW_COUNT }));
+      const doc = await api("GET", "/tasks/" + seg(task.id) + "/preview?" + q({ limit: PREVIEW_COUNT }));
       const times = (doc && doc.fire_times) || [];
       next.replaceChildren(
         times.length
           ? el(
               "ul",
               { class: "plain" },
-              times.map((t) => el("li", {}, "next ", time(t), " · ", zoned(t, task.timezone))),
+              times.map((t) =>
+                el("li", { "data-fire": t }, badge("upcoming"), " ", zonedTime(t, task.timezone), " · ", relative(t)),
+              ),
             )
           : el("span", { class: "muted" }, "No further fire times."),
       );
+      return times;
     } catch (error) {
-      if (error instanceof ApiError && error.status === 401) return fail($("runs-error"), error);
-      next.replaceChildren(el("span", { class: "error-inline" }, describe(error)));
+      if (error instanceof ApiError && error.status === 401) fail($("runs-error"), error);
+      else next.replaceChildren(el("span", { class: "error-inline" }, describe(error)));
+      return [];
     }
   }
 
-  // --- one run and its step results -----------------------------------------------------
+  // --- one run: every attempt and every step of each ------------------------------------
 
   function selectRun(runId) {
     state.runId = runId;
@@ -644,20 +871,25 @@
     $("run-id").textContent = state.runId;
     const box = $("run-error");
     try {
-      const run = await api("GET", "/runs/" + seg(state.runId));
+      const [run, history] = await Promise.all([
+        api("GET", "/runs/" + seg(state.runId)),
+        api("GET", "/runs/" + seg(state.runId) + "/attempts"),
+      ]);
       await ensureTasks([run.task_id]);
       show(box, "");
+      const task = state.known.get(run.task_id);
+      const zone = (task && task.timezone) || "UTC";
       const fields = $("run-fields");
       clear(fields);
-      field(fields, "Status", badge(run.status));
+      field(fields, "Status", badge(shownStatus(run)));
       field(fields, "Task", taskLabel(run.task_id));
       field(fields, "Trigger", run.trigger + (run.event_id ? " (event " + run.event_id + ")" : ""));
       field(fields, "Attempt", String(run.attempt));
-      field(fields, "Scheduled for", time(run.scheduled_for));
-      field(fields, "Started", time(run.started_at));
-      field(fields, "Finished", time(run.finished_at));
+      field(fields, "Scheduled for", zonedTime(run.scheduled_for, zone));
+      field(fields, "Started", zonedTime(run.started_at, zone));
+      field(fields, "Finished", zonedTime(run.finished_at, zone));
       field(fields, "Duration", duration(run.duration_ms));
-      if (run.error !== null && run.error !== undefined) {
+      if (run.finished_at && run.error !== null && run.error !== undefined) {
         field(fields, "Error", el("span", { class: "error-inline" }, capped(errorLine(run.error))));
       }
       if (run.output !== null && run.output !== undefined) {
@@ -668,68 +900,137 @@
       if (run.status === "failed" || run.status === "dead_letter") {
         actions.append(retryButton(run.id, box));
       }
-      const body = $("steps").tBodies[0];
-      clear(body);
-      const steps = run.step_results || [];
-      const unrun = stepsNeverRun(run, steps);
-      if (!steps.length && !unrun.length) {
-        body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No step results.")));
-      }
-      steps.forEach((step, index) => {
-        const failed = step.error !== null && step.error !== undefined;
-        body.append(
-          el(
-            "tr",
-            { "data-step-id": step.id === undefined ? null : String(step.id) },
-            el("td", {}, String(index + 1)),
-            el("td", {}, el("code", {}, step.id === undefined ? "?" : String(step.id))),
-            el("td", {}, step.uses === undefined ? "" : String(step.uses)),
-            el("td", {}, badge(step.status)),
-            el("td", {}, duration(step.duration_ms)),
-            el(
-              "td",
-              {},
-              el("pre", { class: failed ? "error-inline" : null }, json(failed ? step.error : step.output)),
-              step.input === null || step.input === undefined
-                ? null
-                : el("details", {}, el("summary", {}, "input"), el("pre", {}, json(step.input))),
-            ),
-          ),
-        );
-      });
-      unrun.forEach((step, index) => {
-        body.append(
-          el(
-            "tr",
-            { "data-step-id": String(step.id), class: "never-ran" },
-            el("td", {}, String(steps.length + index + 1)),
-            el("td", {}, el("code", {}, String(step.id))),
-            el("td", {}, step.uses === undefined ? "" : String(step.uses)),
-            el("td", {}, badge("not run")),
-            el("td", {}, "—"),
-            el(
-              "td",
-              { class: "muted" },
-              run.finished_at
-                ? "never ran in this attempt (the run ended before it)"
-                : "not reached yet",
-            ),
-          ),
-        );
-      });
+      const attempts = history.attempts || [];
+      const missing = run.attempt - attempts.length;
+      $("attempts-meta").textContent =
+        (attempts.length === 1 ? "One attempt." : attempts.length + " attempts, oldest first.") +
+        (missing > 0 ? " " + missing + " earlier attempt(s) ended before attempts were recorded." : "") +
+        " Steps that never ran are taken from the task's current pipeline.";
+      $("attempts").replaceChildren(...attempts.map((a) => attemptSection(a, run, task, zone)));
     } catch (error) {
       fail(box, error);
     }
   }
 
-  // Steps of the task's (current) pipeline that have no result in this run: the run ended
+  function attemptSection(attempt, run, task, zone) {
+    const status = attempt.current ? shownStatus(run) : attempt.status;
+    const heading = el(
+      "h4",
+      {},
+      "Attempt " + attempt.attempt + " ",
+      badge(status),
+      el(
+        "span",
+        { class: "muted small" },
+        attempt.current
+          ? run.finished_at ? " · the final attempt" : " · the current attempt"
+          : " · ended and was retried",
+      ),
+    );
+    const when = attempt.started_at
+      ? el(
+          "p",
+          { class: "small muted" },
+          "started ",
+          zonedTime(attempt.started_at, zone),
+          attempt.finished_at ? " · ended " : "",
+          attempt.finished_at ? zonedTime(attempt.finished_at, zone) : "",
+          " · " + duration(attempt.duration_ms),
+          attempt.worker_id ? " · worker " + attempt.worker_id : "",
+        )
+      : el(
+          "p",
+          { class: "small muted" },
+          status === "upcoming" || status === "queued" ? "not started yet" : "it never started",
+        );
+    const error =
+      attempt.error === null || attempt.error === undefined
+        ? null
+        : el("p", { class: "error-inline" }, capped(errorLine(attempt.error)));
+    const body = el("tbody");
+    const steps = attempt.step_results || [];
+    const unrun = stepsNeverRun(task, attempt, status, steps);
+    if (!steps.length && !unrun.length) {
+      body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No step results.")));
+    }
+    steps.forEach((step, index) => body.append(stepRow(step, index)));
+    const why = attempt.finished_at
+      ? "never ran in this attempt (the attempt ended before it)"
+      : attempt.started_at
+        ? "not reached yet"
+        : "not started yet";
+    unrun.forEach((step, index) => {
+      body.append(
+        el(
+          "tr",
+          { "data-step-id": String(step.id), class: "never-ran" },
+          el("td", {}, String(steps.length + index + 1)),
+          el("td", {}, el("code", {}, String(step.id))),
+          el("td", {}, step.uses === undefined ? "" : String(step.uses)),
+          el("td", {}, badge("not run")),
+          el("td", {}, "—"),
+          el("td", { class: "muted" }, why),
+        ),
+      );
+    });
+    return el(
+      "section",
+      {
+        class: "attempt" + (attempt.current ? " current" : ""),
+        "data-attempt": String(attempt.attempt),
+        "data-status": status,
+      },
+      heading,
+      when,
+      error,
+      el(
+        "table",
+        { class: "grid steps" },
+        el(
+          "thead",
+          {},
+          el(
+            "tr",
+            {},
+            ["#", "Step", "Tool", "Status", "Time", "Input, output, error"].map((h) => el("th", {}, h)),
+          ),
+        ),
+        body,
+      ),
+    );
+  }
+
+  function stepRow(step, index) {
+    const failed = step.error !== null && step.error !== undefined;
+    const hasOutput = step.output !== null && step.output !== undefined;
+    const hasInput = step.input !== null && step.input !== undefined;
+    return el(
+      "tr",
+      { "data-step-id": step.id === undefined ? null : String(step.id), "data-status": step.status },
+      el("td", {}, String(index + 1)),
+      el("td", {}, el("code", {}, step.id === undefined ? "?" : String(step.id))),
+      el("td", {}, step.uses === undefined ? "" : String(step.uses)),
+      el("td", {}, badge(step.status), step.attempts > 1 ? el("div", { class: "small muted" }, step.attempts + " tries") : null),
+      el("td", {}, duration(step.duration_ms)),
+      el(
+        "td",
+        {},
+        failed ? el("pre", { class: "error-inline" }, json(step.error)) : null,
+        hasOutput ? el("pre", { class: "output" }, json(step.output)) : null,
+        step.status === "skipped" ? el("span", { class: "muted" }, "skipped: its condition was false") : null,
+        !failed && !hasOutput && step.status !== "skipped" ? el("span", { class: "muted" }, "no output") : null,
+        hasInput ? el("details", {}, el("summary", {}, "input"), el("pre", {}, json(step.input))) : null,
+      ),
+    );
+  }
+
+  // Steps of the task's (current) pipeline with no result in this attempt: the attempt ended
   // before them, or has not got there yet. Skipped steps have a result of their own.
-  function stepsNeverRun(run, steps) {
-    const task = state.known.get(run.task_id);
+  function stepsNeverRun(task, attempt, status, steps) {
     const pipeline = task && task.payload && Array.isArray(task.payload.pipeline)
       ? task.payload.pipeline
       : [];
-    if (run.status === "skipped" || (run.status === "canceled" && !steps.length)) return [];
+    if (status === "skipped" || (status === "canceled" && !steps.length)) return [];
     const seen = new Set(steps.map((s) => String(s.id)));
     return pipeline.filter((s) => s && s.id !== undefined && !seen.has(String(s.id)));
   }
@@ -777,59 +1078,58 @@
     await refresh();
   }
 
-  async function loadDead() {
+  // The dead letters card, from the same answer as "needs attention" (titles included: no
+  // lookup per row).
+  function renderDead(attention) {
     const box = $("dead-error");
-    try {
-      const doc = await api("GET", "/runs?" + q({ status: "dead_letter", limit: DEAD_LIMIT }));
-      await ensureTasks(doc.items.map((r) => r.task_id));
-      show(box, "");
-      const body = $("dead").tBodies[0];
-      clear(body);
-      for (const run of doc.items) {
-        const message = errorLine(run.error);
-        body.append(
+    const items = attention.dead_letters;
+    const total = attention.dead_letters_total;
+    show(box, "");
+    const body = $("dead").tBodies[0];
+    clear(body);
+    for (const run of items) {
+      const message = errorLine(run.error);
+      body.append(
+        el(
+          "tr",
+          { "data-run-id": run.id },
+          el("td", {}, run.task_title || taskLabel(run.task_id)),
+          el("td", {}, time(run.scheduled_for)),
+          el("td", {}, String(run.attempt)),
+          el("td", {}, time(run.finished_at)),
+          el("td", { class: "error-inline" }, capped(message)),
           el(
-            "tr",
-            { "data-run-id": run.id },
-            el("td", {}, taskLabel(run.task_id)),
-            el("td", {}, time(run.scheduled_for)),
-            el("td", {}, String(run.attempt)),
-            el("td", {}, time(run.finished_at)),
-            el("td", { class: "error-inline" }, capped(message)),
+            "td",
+            { class: "actions" },
             el(
-              "td",
-              { class: "actions" },
-              el(
-                "button",
-                {
-                  type: "button",
-                  class: "link",
-                  onclick: () => {
-                    selectTask(run.task_id);
-                    selectRun(run.id);
-                  },
+              "button",
+              {
+                type: "button",
+                class: "link",
+                onclick: () => {
+                  selectTask(run.task_id);
+                  selectRun(run.id);
                 },
-                "Open",
-              ),
-              " ",
-              retryButton(run.id, box),
+              },
+              "Open",
             ),
+            " ",
+            retryButton(run.id, box),
           ),
-        );
-      }
-      const all = $("retry-all");
-      all.hidden = doc.items.length === 0;
-      all.disabled = false;
-      all.onclick = () => retryAll(doc.items.map((r) => r.id), all, box);
-      $("dead-meta").textContent =
-        doc.total === 0
-          ? "No dead letters."
-          : doc.total +
-            (doc.total === 1 ? " run" : " runs") +
-            " used up every retry; Retry requeues one now with a fresh retry budget.";
-    } catch (error) {
-      fail(box, error);
+        ),
+      );
     }
+    const all = $("retry-all");
+    all.hidden = items.length === 0;
+    all.disabled = false;
+    all.onclick = () => retryAll(items.map((r) => r.id), all, box);
+    $("dead-meta").textContent =
+      total === 0
+        ? "No dead letters."
+        : total + (total === 1 ? " run" : " runs") +
+          " ended without success and will not be retried" +
+          (total > items.length ? " (newest " + items.length + " shown)" : "") +
+          "; Retry requeues one now with a fresh retry budget.";
   }
 
   // --- the overview: health, counters, what needs attention ------------------------------
@@ -915,37 +1215,24 @@
     return rows;
   }
 
-  // Tasks whose newest finished run (among the recent ones, newest first) did not succeed.
-  function lastRunFailed(runs) {
-    const last = new Map();
-    for (const run of runs) {
-      const finished = ["succeeded", "failed", "dead_letter"].includes(run.status);
-      if (finished && !last.has(run.task_id)) last.set(run.task_id, run);
-    }
-    return [...last.values()].filter((r) => r.status !== "succeeded");
-  }
-
-  async function loadAttention() {
-    const [failed, recent] = await Promise.all([
-      api("GET", "/runs?" + q({ success: "false", limit: ATTENTION_LIMIT })),
-      api("GET", "/runs?" + q({ limit: RECENT_LIMIT })),
-    ]);
-    const failing = lastRunFailed(recent.items);
-    await ensureTasks([...failed.items, ...failing].map((r) => r.task_id));
+  // What needs a person, over all history, from one request (GET /runs/attention): dead
+  // letters not retried since, and tasks whose last finished run did not succeed.
+  function attentionItems(doc) {
+    const title = (id, given) => given || taskLabel(id);
     const items = [];
-    // Runs that ended without success: failed and dead_letter are final (a run that will be
-    // retried is queued again, not failed).
-    for (const run of failed.items) {
+    const dead = doc.dead_letters.slice(0, ATTENTION_LIMIT);
+    const failingTasks = doc.failing_tasks.slice(0, ATTENTION_LIMIT);
+    for (const run of dead) {
       items.push(
         el(
           "li",
           { "data-run-id": run.id, "data-status": run.status },
           badge(run.status),
           " ",
-          el("strong", {}, taskLabel(run.task_id)),
+          el("strong", {}, title(run.task_id, run.task_title)),
           " · ",
-          time(run.finished_at || run.scheduled_for),
-          " · ",
+          time(run.finished_at),
+          " · attempt " + run.attempt + " · ",
           el("span", { class: "error-inline" }, capped(errorLine(run.error))),
           " ",
           el(
@@ -965,46 +1252,53 @@
         ),
       );
     }
-    for (const run of failing) {
+    for (const task of failingTasks) {
       items.push(
         el(
           "li",
-          { "data-task-id": run.task_id },
+          { "data-task-id": task.task_id },
           "Task ",
-          el("strong", {}, taskLabel(run.task_id)),
-          ": its last run " + run.status.replace("_", "-") + " ",
-          time(run.finished_at || run.scheduled_for),
+          el("strong", {}, title(task.task_id, task.title)),
+          " (" + task.task_status + "): its last run " + task.status.replace("_", "-") + " ",
+          time(task.finished_at),
+          task.error ? el("span", { class: "error-inline" }, " · " + capped(errorLine(task.error))) : null,
           " ",
-          el("button", { type: "button", class: "link", onclick: () => selectTask(run.task_id) }, "Runs"),
+          el("button", { type: "button", class: "link", onclick: () => selectTask(task.task_id) }, "Runs"),
         ),
       );
     }
+    const deadTotal = doc.dead_letters_total;
+    const failing = doc.failing_tasks_total;
     const meta =
-      items.length === 0
-        ? "Nothing: no run ended without success, and no task's last run failed."
-        : failed.total + (failed.total === 1 ? " run" : " runs") +
-          " ended without success, with no retry left" +
-          (failed.total > failed.items.length ? " (newest " + failed.items.length + " shown)" : "") +
-          "; " + failing.length + (failing.length === 1 ? " task's" : " tasks'") +
-          " last run failed (among the newest " + recent.items.length + " runs).";
+      deadTotal === 0 && failing === 0
+        ? "Nothing: no run ended without success unretried, and no task's last run failed."
+        : deadTotal + (deadTotal === 1 ? " run" : " runs") + " ended without success and " +
+          (deadTotal === 1 ? "has" : "have") + " not been retried" +
+          (deadTotal > dead.length ? " (newest " + dead.length + " shown)" : "") +
+          "; " + failing + (failing === 1 ? " task's" : " tasks'") + " last run failed" +
+          (failing > failingTasks.length ? " (newest " + failingTasks.length + " shown)" : "") +
+          ". Over all history.";
     return [items, meta];
   }
 
   async function loadOverview() {
     const box = $("overview-error");
     try {
-      const [health, counters, [attention, meta]] = await Promise.all([
+      const [health, counters, doc] = await Promise.all([
         loadHealth(),
         loadCounters(),
-        loadAttention(),
+        api("GET", "/runs/attention?" + q({ limit: DEAD_LIMIT })),
       ]);
       show(box, "");
+      const [attention, meta] = attentionItems(doc);
       $("health").replaceChildren(...health);
       $("counters").tBodies[0].replaceChildren(...counters);
       $("attention").replaceChildren(...attention);
       $("attention-meta").textContent = meta;
+      renderDead(doc);
     } catch (error) {
       fail(box, error);
+      fail($("dead-error"), error);
     }
   }
 
@@ -1021,7 +1315,7 @@
       do {
         state.again = false;
         await loadTasks();
-        await Promise.all([loadOverview(), loadRuns(), loadRun(), loadDead()]);
+        await Promise.all([loadOverview(), loadRuns(), loadRun()]);
       } while (state.again && signedIn());
     } finally {
       state.loading = false;
@@ -1040,14 +1334,31 @@
     if (on && signedIn()) state.timer = setInterval(refresh, AUTO_REFRESH_MS);
   }
 
+  // The signed-in agent by name (GET /agents/me), its id and the token's scopes on hover.
+  async function loadMe() {
+    try {
+      const me = await api("GET", "/agents/me");
+      const scopes = me.is_admin ? "admin (every scope)" : me.scopes.join(", ");
+      sessionStorage.setItem(WHO_KEY, me.name);
+      $("who").textContent = "signed in as " + me.name;
+      $("who").title = "agent " + me.id + " · " + scopes;
+      $("who").dataset.agentId = me.id;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) fail($("error"), error);
+      // otherwise the name given at sign-in stays
+    }
+  }
+
   function render() {
     const inside = signedIn();
     $("login").hidden = inside;
     $("dashboard").hidden = !inside;
     $("session").hidden = !inside;
     $("who").textContent = inside ? "signed in as " + (sessionStorage.getItem(WHO_KEY) || "?") : "";
+    $("who").title = "";
     if (inside) {
       setAuto(sessionStorage.getItem(AUTO_KEY) === "1");
+      loadMe();
       refresh();
     }
   }
@@ -1067,9 +1378,10 @@
         search: $("filter-search").value.trim(),
         status: $("filter-status").value,
         kind: $("filter-kind").value,
+        labels: state.filter.labels,
         offset: 0,
       };
-      refresh();
+      loadTasks(); // the table's view changes; nothing else on the page does
     };
     // Typing searches once it pauses (one request, not one per key).
     $("filter-search").addEventListener("input", () => {
@@ -1077,14 +1389,21 @@
       state.searchTimer = setTimeout(refilter, 300);
     });
     $("filter-status").addEventListener("change", refilter);
+    $("label-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = $("filter-label").value.trim();
+      if (!text) return;
+      $("filter-label").value = "";
+      addLabelFilter(text);
+    });
     $("filter-kind").addEventListener("change", refilter);
     $("tasks-prev").addEventListener("click", () => {
       state.filter.offset = Math.max(0, state.filter.offset - TASK_LIMIT);
-      refresh();
+      loadTasks();
     });
     $("tasks-next").addEventListener("click", () => {
       state.filter.offset += TASK_LIMIT;
-      refresh();
+      loadTasks();
     });
     window.addEventListener("hashchange", () => {
       readHash();

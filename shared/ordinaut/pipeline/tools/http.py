@@ -206,12 +206,13 @@ def static_url_problem(url: str) -> str | None:
     """Why ``url`` can never be requested (not http/https, no host, unreadable), else None."""
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        host = parsed.host  # decodes an IDNA name: a malformed one ("xn--") raises here
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:  # UnicodeError is a ValueError
         return f"invalid URL: {exc}"
     if parsed.scheme not in ("http", "https"):
         shown = f"{parsed.scheme}:" if parsed.scheme else "a URL without a scheme"
         return f"only http and https URLs can be requested, not {shown}"
-    if not parsed.host:
+    if not host:
         return "the URL has no host"
     return None
 
