@@ -41,6 +41,7 @@ ROUTE_MODULES = [
     "ui",
     "audit",
     "admin",
+    "mcp",
 ]
 
 

@@ -39,6 +39,10 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "unmatched"
 UNLIMITED_PATHS = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+# Scope key of the requests the app sends to itself (a ``/mcp`` tool call's REST requests,
+# api/routes/mcp.py): the ``/mcp`` request that made them was charged already. A scope key,
+# not a header, so no client can set it.
+IN_PROCESS = "ordinaut.in_process"
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -258,7 +262,7 @@ class RateLimitMiddleware:
         self._script: Any = None  # the bucket script, sent once and then called by its SHA
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
+        if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS or scope.get(IN_PROCESS):
             await self.app(scope, receive, send)
             return
         address = client_address(scope)

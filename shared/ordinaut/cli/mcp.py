@@ -1,5 +1,6 @@
 """``ordinaut mcp``: serve Ordinaut's tools to an assistant over the Model Context Protocol
-(the server itself is ``ordinaut.assistant_mcp``; it calls the REST API)."""
+(the server itself is ``ordinaut.mcp.stdio``, the hosted ``/mcp`` endpoint's tools over
+stdio or a local port; it calls the REST API)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ordinaut.cli.rest import connection_flags
 
 def cmd_mcp(args: argparse.Namespace) -> int:
     try:
-        from ordinaut import assistant_mcp
+        from ordinaut.mcp import stdio
     except ModuleNotFoundError as exc:  # a plain (client) install has no MCP SDK
         if exc.name != "mcp" and not (exc.name or "").startswith("mcp."):
             raise
@@ -20,7 +21,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from ordinaut.client import credentials as store
 
     conn = store.resolve(os.environ, url=args.url, token=args.token)
-    return assistant_mcp.main(conn, transport=args.transport, host=args.host, port=args.port)
+    return stdio.main(conn, transport=args.transport, host=args.host, port=args.port)
 
 
 def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
@@ -33,9 +34,10 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
         cmd_mcp,
     )
     p.description = (
-        "Serve Ordinaut's tools (create_task, preview_schedule, list_tasks, get_run, ...) over\n"
-        "the Model Context Protocol. The server calls the REST API at ORDINAUT_URL with\n"
-        "ORDINAUT_TOKEN, or with the credential saved by `ordinaut login`."
+        "Serve Ordinaut's tools (create_task, update_task, run_task_now, get_run, ...) over\n"
+        "the Model Context Protocol: the tools of the API's own /mcp endpoint. The server\n"
+        "calls the REST API at ORDINAUT_URL with ORDINAUT_TOKEN, or with the credential\n"
+        "saved by `ordinaut login`."
     )
     p.add_argument(
         "--transport",
