@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ordinaut import tracing
@@ -94,6 +94,30 @@ _YIELD_AFTER_S = 0.02
 # How many values of a step's output are looked at to name the part a record cannot hold
 # (``to_jsonable`` converts no more).
 _MAX_NODES = 200_000
+
+
+async def _run_items(
+    step: CompiledStep, count: int, run_item: Callable[[int], Awaitable[None]], failed: list[int]
+) -> None:
+    """Run items ``0..count-1`` in order over ``max_concurrency`` workers; once an item has
+    failed (``failed`` is not empty) no further one starts, unless ``continue_on_error``."""
+    pending = iter(range(count))  # shared by the workers: each index is taken once
+
+    async def worker() -> None:
+        for index in pending:
+            await run_item(index)
+            if failed and not step.continue_on_error:
+                raise _StopItems
+
+    try:
+        if min(step.max_concurrency, count) <= 1:
+            await worker()
+        else:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(step.max_concurrency, count)):
+                    group.create_task(worker())
+    except* _StopItems:
+        pass
 
 
 class _Run:
@@ -273,7 +297,7 @@ class _Run:
             self._taint(items, shown)
         return items, shown
 
-    async def _foreach(self, step: CompiledStep, record: dict[str, Any]) -> tuple[Any, Any]:  # noqa: C901
+    async def _foreach(self, step: CompiledStep, record: dict[str, Any]) -> tuple[Any, Any]:
         """Run the step once per item, ``max_concurrency`` at a time; outputs in item order.
 
         ``item`` and ``index`` join the scope of each item's arguments. A failed item fails
@@ -288,7 +312,6 @@ class _Run:
         results: list[tuple[Any, Any] | None] = [None] * count
         item_records: list[dict[str, Any] | None] = [None] * count
         failed: list[int] = []  # indexes of failed items, in the order they failed
-        pending = iter(range(count))  # shared by the workers: each index is taken once
 
         async def run_item(index: int) -> None:
             entry: dict[str, Any] = {
@@ -320,21 +343,8 @@ class _Run:
             finally:
                 entry["duration_ms"] = round((time.monotonic() - started) * 1000)
 
-        async def worker() -> None:
-            for index in pending:
-                await run_item(index)
-                if failed and not step.continue_on_error:
-                    raise _StopItems
-
         try:
-            if min(step.max_concurrency, count) <= 1:
-                await worker()
-            else:
-                async with asyncio.TaskGroup() as group:
-                    for _ in range(min(step.max_concurrency, count)):
-                        group.create_task(worker())
-        except* _StopItems:
-            pass
+            await _run_items(step, count, run_item, failed)
         finally:
             reached = [entry for entry in item_records if entry is not None]
             record["attempts"] = sum(entry["attempts"] for entry in reached)
