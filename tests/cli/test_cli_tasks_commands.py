@@ -452,3 +452,78 @@ async def test_runs_list_dead_letters_by_title_then_retry_and_cancel(
     code, _, err = await run("runs", "retry", "00000000-0000-0000-0000-000000000000")
     assert code == 3
     assert "not_found" in err
+
+
+# --- labels ---------------------------------------------------------------------------------
+
+
+async def _login_as(run: Cli, agent: dict[str, Any]) -> None:
+    code, _, err = await run(
+        "login", "--url", run.url, "--agent-id", agent["agent_id"], "--secret", agent["secret"]
+    )
+    assert code == 0, err
+
+
+async def _label_ids(run: Cli, *flags: str) -> set[str]:
+    code, out, err = await run("tasks", "list", "--json", *flags)
+    assert code == 0, err
+    return {t["id"] for t in json.loads(out)["items"]}
+
+
+async def test_labels_on_create_update_list_and_show(
+    run: Cli, agent: dict[str, Any], home: Path
+) -> None:
+    await _login_as(run, agent)
+    task_file = home / "task.yaml"
+    task_file.write_text(yaml.safe_dump({**CRON_TASK, "labels": {"from": "file"}}))
+    code, out, err = await run("tasks", "create", "-f", str(task_file), "--json")
+    assert code == 0, err
+    filed = json.loads(out)
+    assert filed["labels"] == {"from": "file"}
+    code, out, err = await run(
+        "tasks", "create", "-f", str(task_file), "--json",
+        "--label", "user=ana", "--label", "kind=daily", "--label", "url=https://a.test/x=1",
+    )  # fmt: skip
+    assert code == 0, err
+    ana = json.loads(out)
+    # the flags replace the file's labels; a value keeps every '=' after the first
+    assert ana["labels"] == {"user": "ana", "kind": "daily", "url": "https://a.test/x=1"}
+
+    assert await _label_ids(run, "--label", "user=ana") == {ana["id"]}
+    assert await _label_ids(run, "--label", "user=ana", "--label", "kind=weekly") == set()
+    assert await _label_ids(run, "--label", "from=file", "--all") == {filed["id"]}
+
+    code, out, _ = await run("tasks", "show", ana["id"])
+    assert code == 0
+    assert "labels      kind=daily, url=https://a.test/x=1, user=ana" in out
+
+    code, out, err = await run("tasks", "update", ana["id"], "--label", "user=bo", "--json")
+    assert code == 0, err
+    assert json.loads(out)["labels"] == {"user": "bo"}  # the whole map is replaced
+    assert await _label_ids(run, "--label", "user=bo") == {ana["id"]}
+    code, out, err = await run("tasks", "update", ana["id"], "--clear-labels", "--json")
+    assert code == 0, err
+    assert json.loads(out)["labels"] == {}
+    code, out, err = await run("tasks", "update", filed["id"], "--title", "renamed", "--json")
+    assert json.loads(out)["labels"] == {"from": "file"}  # untouched without label flags
+
+
+async def test_malformed_labels_are_refused(run: Cli, agent: dict[str, Any], home: Path) -> None:
+    await _login_as(run, agent)
+    task_file = home / "task.yaml"
+    task_file.write_text(yaml.safe_dump(CRON_TASK))
+    code, _, err = await run("tasks", "list", "--label", "user")
+    assert code == 2
+    assert "KEY=VALUE" in err
+    code, _, err = await run("tasks", "create", "-f", str(task_file), "--label", "Bad=x")
+    assert code == 2, err
+    assert "labels" in err  # the API's 422, field by field
+    code, _, err = await run("tasks", "list", "--label", "Bad=x")
+    assert code == 2, err
+    assert "label" in err
+    code, _, err = await run(
+        "tasks", "update", "00000000-0000-4000-8000-000000000000",
+        "--label", "a=b", "--clear-labels",
+    )  # fmt: skip
+    assert code == 2
+    assert "not both" in err

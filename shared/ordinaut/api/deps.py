@@ -13,19 +13,19 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, TypeVar
 from uuid import UUID
 
 import asyncpg
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from ordinaut import auth, cloud, logs
 from ordinaut.api.errors import new_request_id
+from ordinaut.api.schemas import Page
 from ordinaut.clock import Clock, DatabaseClock
 from ordinaut.config import Settings
 from ordinaut.errors import Forbidden, Unauthorized, Unavailable
@@ -274,30 +274,22 @@ def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
 T = TypeVar("T")
 
 
-class Page(BaseModel, Generic[T]):
-    """The list envelope every list route uses."""
-
-    items: list[T] = Field(description="This page's items.")
-    total: int = Field(description="Items matching, over every page.")
-    limit: int = Field(description="The page size asked for.")
-    offset: int = Field(description="Items skipped before this page.")
-    has_more: bool = Field(description="True when a later page has items.")
-
-
 @dataclass(frozen=True)
 class Paging:
+    """A list route's ``limit`` and ``offset``; ``page`` wraps one page in the envelope."""
+
     limit: int
     offset: int
 
-    def page(self, items: list[Any], total: int) -> dict[str, Any]:
-        """The envelope for one page (validate it with ``response_model=Page[Item]``)."""
-        return {
-            "items": items,
-            "total": total,
-            "limit": self.limit,
-            "offset": self.offset,
-            "has_more": self.offset + len(items) < total,
-        }
+    def page(self, items: list[T], total: int) -> Page[T]:
+        """The envelope (``schemas.Page``) for one page of ``total`` matching items."""
+        return Page(
+            items=items,
+            total=total,
+            limit=self.limit,
+            offset=self.offset,
+            has_more=self.offset + len(items) < total,
+        )
 
 
 async def paging(

@@ -7,7 +7,7 @@ without the admin scope gets 403 for the parameter itself, so tenancy (docs/guar
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import Query
@@ -17,11 +17,13 @@ from ordinaut.errors import Forbidden, ValidationFailed
 
 EVERY_AGENT = "*"
 
-OWNER_QUERY: Any = Query(
-    None,
-    max_length=36,
-    description="admin only: read this agent's rows (an agent id), or every agent's (`*`)",
-)
+Owner = Annotated[
+    str | None,
+    Query(
+        max_length=36,
+        description="admin only: read this agent's rows (an agent id), or every agent's (`*`)",
+    ),
+]
 
 
 def owner_filter(who: Principal, owner: str | None) -> UUID | None:

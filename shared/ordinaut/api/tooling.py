@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from ordinaut.pipeline.tools import ToolRegistry
 from ordinaut.toolbox import build_registry
@@ -15,3 +17,11 @@ def tool_registry(request: Request) -> ToolRegistry:
         registry = build_registry(state.deps.settings)
         state.tool_registry = registry
     return registry
+
+
+async def request_registry(request: Request) -> ToolRegistry:
+    """Dependency: the app's tool registry (``tool_registry``)."""
+    return tool_registry(request)
+
+
+Registry = Annotated[ToolRegistry, Depends(request_registry)]

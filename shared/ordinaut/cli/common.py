@@ -142,6 +142,33 @@ def int_in(low: int, high: int, what: str) -> Callable[[str], int]:
     return parse
 
 
+def label_pair(text: str) -> tuple[str, str]:
+    """An argparse type: ``KEY=VALUE`` (a task label); the API checks the key and the value."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"a label is KEY=VALUE, e.g. user=ana: {text!r}")
+    return key, value
+
+
+def label_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--label KEY=VALUE``, repeatable; ``labels_of`` reads it back."""
+    parser.add_argument(
+        "--label",
+        dest="labels",
+        action="append",
+        type=label_pair,
+        metavar="KEY=VALUE",
+        help=what,
+    )
+
+
+def labels_of(args: argparse.Namespace) -> dict[str, str] | None:
+    """The ``--label`` flags given as a map (the last value of a repeated key wins); None
+    when there were none."""
+    pairs = getattr(args, "labels", None)
+    return dict(pairs) if pairs else None
+
+
 port_number = int_in(0, 65535, "port number")
 count = int_in(1, 10_000, "count")
 process_count = int_in(1, 64, "process count")

@@ -11,6 +11,8 @@ from ordinaut.cli.common import (
     EXIT_OK,
     SubParsers,
     group,
+    label_flag,
+    labels_of,
     leaf,
 )
 from ordinaut.cli.output import (
@@ -53,6 +55,7 @@ The file is the body of POST /tasks, as YAML or JSON ('-' reads it from stdin):
         with: {text: "weather in ${params.city}"}
   priority: 5                              # optional: 1-9, max_retries, backoff_strategy,
   max_retries: 3                           #   misfire_policy, overlap_policy, dedupe_key, ...
+  labels: {user: ana}                      # optional: up to 16; --label user=ana sets them
 
 A file that does not parse is reported with its line and column; a task the API refuses
 is reported field by field (exit 2)."""
@@ -60,6 +63,9 @@ is reported field by field (exit 2)."""
 
 def cmd_tasks_create(args: argparse.Namespace) -> int:
     body = read_task_file(args.file)
+    labels = labels_of(args)
+    if labels is not None:  # the flags are the task's labels, like any flag over the file
+        body["labels"] = labels
     with connect(args) as client, api_errors():
         if args.dry_run:
             result = client.validate_task(body, dry_run=True)
@@ -82,14 +88,21 @@ def cmd_tasks_create(args: argparse.Namespace) -> int:
 
 def cmd_tasks_list(args: argparse.Namespace) -> int:
     with connect(args) as client, api_errors():
+        labels = labels_of(args)
         if args.all:
             tasks = list(
-                client.iter_tasks(status=args.status, schedule_kind=args.kind, search=args.search)
+                client.iter_tasks(
+                    status=args.status, schedule_kind=args.kind, search=args.search, labels=labels
+                )
             )
             total = len(tasks)
         else:
             page = client.list_tasks(
-                status=args.status, schedule_kind=args.kind, limit=args.limit, search=args.search
+                status=args.status,
+                schedule_kind=args.kind,
+                limit=args.limit,
+                search=args.search,
+                labels=labels,
             )
             tasks, total = page.items, page.total
     if args.json:
@@ -131,6 +144,8 @@ def cmd_tasks_show(args: argparse.Namespace) -> int:
     elif fires or task.schedule_kind not in ("event", "condition"):
         print_fire_times(fires, task.timezone, "next runs")
     print(f"  pipeline    {len(steps)} step(s): {pipeline or '-'}")
+    if task.labels:
+        print(f"  labels      {', '.join(f'{k}={v}' for k, v in sorted(task.labels.items()))}")
     print(
         f"  policy      priority {task.priority}, max_retries {task.max_retries}, "
         f"{task.backoff_strategy}, misfire {task.misfire_policy}, overlap {task.overlap_policy}"
@@ -196,6 +211,7 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     )
     p.description = f"Create a task from a YAML or JSON file.\n\n{TASK_FILE_FORMAT}"
     p.add_argument("-f", "--file", required=True, metavar="FILE", help="task file ('-' = stdin)")
+    label_flag(p, "a label, repeatable; given, they replace the file's labels")
     p.add_argument(
         "--dry-run", action="store_true", help="validate and render every step, create nothing"
     )
@@ -205,12 +221,14 @@ def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
         "list",
         "list your tasks with their next run",
         "  ordinaut tasks list\n  ordinaut tasks list --status paused --json\n"
-        "  ordinaut tasks list --search briefing",
+        "  ordinaut tasks list --search briefing\n"
+        "  ordinaut tasks list --label user=ana --label kind=daily      both labels",
         cmd_tasks_list,
     )
     p.add_argument("--status", choices=TASK_STATUSES, help="only tasks in this status")
     p.add_argument("--kind", choices=SCHEDULE_KINDS, help="only tasks with this schedule kind")
     p.add_argument("--search", metavar="TEXT", help="only tasks whose title contains TEXT")
+    label_flag(p, "only tasks with this label; repeated: tasks with every one")
     p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (default 50)")
     p.add_argument("--all", action="store_true", help="every task, walking all pages")
     connection_flags(p)

@@ -14,6 +14,8 @@ from ordinaut.cli.common import (
     EXIT_USAGE,
     CommandError,
     SubParsers,
+    label_flag,
+    labels_of,
     leaf,
 )
 from ordinaut.cli.output import in_words, print_fire_times, print_json, print_next
@@ -51,6 +53,11 @@ def _flags(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
 def cmd_tasks_update(args: argparse.Namespace) -> int:
     changes = read_task_file(args.file) if args.file else {}
     changes.update(_flags(args, UPDATE_FIELDS))
+    labels = labels_of(args)
+    if labels is not None and args.clear_labels:
+        raise CommandError("give --label or --clear-labels, not both", EXIT_USAGE)
+    if labels is not None or args.clear_labels:
+        changes["labels"] = labels or {}  # the task's whole map: it replaces the old one
     if not changes:
         raise CommandError(
             "nothing to change: give -f FILE or a flag such as --title or --schedule "
@@ -176,20 +183,24 @@ def register(tasks: SubParsers[argparse.ArgumentParser]) -> None:
         "change some fields of a task (from a file or flags)",
         "  ordinaut tasks update ID --title 'Morning briefing (weekends too)' --schedule '0 8 * * *'\n"
         "  ordinaut tasks update ID -f changes.yaml\n"
-        "  ordinaut tasks update ID -f task.yaml --priority 2      flags win over the file",
+        "  ordinaut tasks update ID -f task.yaml --priority 2      flags win over the file\n"
+        "  ordinaut tasks update ID --label user=ana --label team=ops   these labels, no others",
         cmd_tasks_update,
     )
     p.description = (
         "Change only the fields given (PATCH): every other field keeps its value. The file\n"
         "holds any of the fields of `ordinaut tasks create --help`; a flag overrides the\n"
         "same field in the file. A new schedule or pipeline is validated like a new task's\n"
-        "and takes effect from the next tick."
+        "and takes effect from the next tick. Labels are one field: --label flags (or the\n"
+        "file's labels) replace every label of the task; --clear-labels removes them all."
     )
     p.add_argument("id", help="task id")
     p.add_argument("-f", "--file", metavar="FILE", help="YAML or JSON with the fields to change")
     p.add_argument("--title", metavar="TEXT", help="new title (1-200 characters)")
     p.add_argument("--description", metavar="TEXT", help="new description")
     _schedule_flags(p)
+    label_flag(p, "a label, repeatable: the task's labels become exactly these")
+    p.add_argument("--clear-labels", action="store_true", help="remove every label")
     p.add_argument("--priority", type=int, metavar="N", help="1 (first) to 9")
     p.add_argument("--max-retries", type=int, metavar="N", help="retries after a failed attempt")
     p.add_argument(

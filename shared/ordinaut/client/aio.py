@@ -179,9 +179,13 @@ class AsyncOrdinaut:
         limit: int = 50,
         offset: int = 0,
         search: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Page[Task]:
-        """One page of your tasks, newest first; ``search`` matches titles (any case)."""
-        return await self.send(calls.list_tasks(status, schedule_kind, limit, offset, search))
+        """One page of your tasks, newest first; ``search`` matches titles (any case),
+        ``labels`` keeps the tasks carrying every one of these labels."""
+        return await self.send(
+            calls.list_tasks(status, schedule_kind, limit, offset, search, labels)
+        )
 
     def iter_tasks(
         self,
@@ -189,6 +193,7 @@ class AsyncOrdinaut:
         status: str | None = None,
         schedule_kind: str | None = None,
         search: str | None = None,
+        labels: Mapping[str, str] | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[Task]:
         """Every task of the caller, walking all pages."""
@@ -199,6 +204,7 @@ class AsyncOrdinaut:
                 limit=limit,
                 offset=offset,
                 search=search,
+                labels=labels,
             ),
             page_size,
         )

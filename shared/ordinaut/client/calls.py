@@ -132,10 +132,14 @@ def list_tasks(
     limit: int,
     offset: int,
     search: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> Call[Page[Task]]:
     params = _query(
         status=status, schedule_kind=schedule_kind, limit=limit, offset=offset, search=search
     )
+    if labels:
+        # repeated label=key:value, every one of which a task must carry
+        params["label"] = [f"{key}:{value}" for key, value in labels.items()]
     return Call("GET", "/tasks", _page(Task), params=params, safe=True)
 
 

@@ -58,6 +58,7 @@ class Task(Model):
     updated_at: datetime
     next_run_at: datetime | None = None
     snoozed_until: datetime | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
     # in lists only: the latest finished run and the failures of the last 24 hours
     last_run_status: str | None = None
     last_run_at: datetime | None = None
@@ -189,6 +190,7 @@ class TaskSpec(TypedDict, total=False):
     concurrency_key: NotRequired[str | None]
     misfire_policy: NotRequired[str]
     overlap_policy: NotRequired[str]
+    labels: NotRequired[dict[str, str]]
 
 
 class AuditEntry(Model):

@@ -176,9 +176,11 @@ class Ordinaut:
         limit: int = 50,
         offset: int = 0,
         search: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> Page[Task]:
-        """One page of your tasks, newest first; ``search`` matches titles (any case)."""
-        return self.send(calls.list_tasks(status, schedule_kind, limit, offset, search))
+        """One page of your tasks, newest first; ``search`` matches titles (any case),
+        ``labels`` keeps the tasks carrying every one of these labels."""
+        return self.send(calls.list_tasks(status, schedule_kind, limit, offset, search, labels))
 
     def iter_tasks(
         self,
@@ -186,6 +188,7 @@ class Ordinaut:
         status: str | None = None,
         schedule_kind: str | None = None,
         search: str | None = None,
+        labels: Mapping[str, str] | None = None,
         page_size: int = 100,
     ) -> Iterator[Task]:
         """Every task of the caller, walking all pages."""
@@ -196,6 +199,7 @@ class Ordinaut:
                 limit=limit,
                 offset=offset,
                 search=search,
+                labels=labels,
             ),
             page_size,
         )

@@ -85,6 +85,7 @@ class TaskRow(SlotTask):
     updated_at: datetime
     max_duration_s: float | None
     run_bound_s: float | None
+    labels: dict[str, str]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

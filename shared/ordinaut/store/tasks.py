@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,7 +17,7 @@ TASK_COLUMNS = (
     "id, created_by, title, description, schedule_kind, schedule_expr, timezone, dtstart, "
     "payload, status, priority, max_retries, backoff_strategy, dedupe_key, "
     "dedupe_window_seconds, concurrency_key, misfire_policy, overlap_policy, next_run_at, "
-    "snoozed_until, created_at, updated_at, max_duration_s, run_bound_s"
+    "snoozed_until, created_at, updated_at, max_duration_s, run_bound_s, labels"
 )
 # Columns a create or an update writes, in this order ($2..$19 below).
 WRITABLE = (
@@ -42,9 +43,9 @@ WRITABLE = (
 
 INSERT_TASK = f"""
 INSERT INTO tasks (id, created_by, {", ".join(WRITABLE)}, created_at, updated_at,
-                   max_duration_s, run_bound_s)
+                   max_duration_s, run_bound_s, labels)
 VALUES ($1, $20, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-        $21, $21, $22, $23)
+        $21, $21, $22, $23, $24)
 RETURNING {TASK_COLUMNS}
 """  # noqa: S608 - column lists are module constants, values are bound
 
@@ -54,6 +55,7 @@ UPDATE tasks SET title = $2, description = $3, schedule_kind = $4, schedule_expr
     backoff_strategy = $12, dedupe_key = $13, dedupe_window_seconds = $14,
     concurrency_key = $15, misfire_policy = $16, overlap_policy = $17, next_run_at = $18,
     snoozed_until = $19, updated_at = $21, max_duration_s = $22, run_bound_s = $23,
+    labels = $24,
     payload_version = payload_version + (payload IS DISTINCT FROM $8::jsonb)::int
 WHERE id = $1 AND created_by = $20
 RETURNING {TASK_COLUMNS}
@@ -76,6 +78,7 @@ WITH page AS (
       AND ($2::task_status IS NULL OR status = $2)
       AND ($3::text IS NULL OR schedule_kind = $3)
       AND ($6::text IS NULL OR title ILIKE $6 ESCAPE '\\')
+      AND ($8::jsonb IS NULL OR labels @> $8)
     ORDER BY created_at DESC, id
     LIMIT $4 OFFSET $5
 )
@@ -103,6 +106,7 @@ SELECT count(*) FROM tasks
 WHERE created_by = $1 AND ($2::task_status IS NULL OR status = $2)
   AND ($3::text IS NULL OR schedule_kind = $3)
   AND ($4::text IS NULL OR title ILIKE $4 ESCAPE '\\')
+  AND ($5::jsonb IS NULL OR labels @> $5)
 """
 # Admins read across agents (GET /tasks?owner=*): the same queries without the owner ($1 is
 # null there and the predicate is a constant, so the owner's index path stays the plan above).
@@ -128,12 +132,17 @@ def _bounds(task: dict[str, Any]) -> tuple[Any, Any]:
     return task.get("max_duration_s"), task.get("run_bound_s")
 
 
+def _labels(task: dict[str, Any]) -> dict[str, str]:
+    """labels ($24): the task's whole map (a row written before labels existed has none)."""
+    return task.get("labels") or {}
+
+
 async def insert_task(
     conn: Connection, *, task_id: UUID, owner_id: UUID, task: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
     """Insert a validated task; returns the stored row."""
     row = await conn.fetchrow(
-        INSERT_TASK, task_id, *task_values(task), owner_id, now, *_bounds(task)
+        INSERT_TASK, task_id, *task_values(task), owner_id, now, *_bounds(task), _labels(task)
     )
     return dict(one_row(row))
 
@@ -153,7 +162,7 @@ async def update_task(
 ) -> dict[str, Any]:
     """Write every writable column of ``task`` (read it with ``lock=True`` first)."""
     row = await conn.fetchrow(
-        UPDATE_TASK, task["id"], *task_values(task), owner_id, now, *_bounds(task)
+        UPDATE_TASK, task["id"], *task_values(task), owner_id, now, *_bounds(task), _labels(task)
     )
     if row is None:
         raise NotFound(f"task {task['id']} not found", {"task_id": str(task["id"])})
@@ -170,19 +179,27 @@ async def list_tasks(
     offset: int,
     failures_since: datetime,
     search: str | None = None,
+    labels: Sequence[tuple[str, str]] = (),
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of ``owner_id``'s tasks (None: every agent's), newest first, and the total
     matching; ``search`` keeps the tasks whose title contains it (case-insensitive, taken
-    literally). Each task carries its latest finished run's status and time and its failures
-    since ``failures_since``."""
+    literally); ``labels`` keeps the tasks carrying every one of these (key, value) pairs.
+    Each task carries its latest finished run's status and time and its failures since
+    ``failures_since``."""
     pattern = None if not search else "%" + like_literal(search) + "%"
+    wanted = dict(labels)
+    if len(wanted) < len(set(labels)):
+        return [], 0  # two values for one key: no task carries both
+    contains = wanted or None
     sql = LIST_TASKS_ANY_OWNER if owner_id is None else LIST_TASKS
-    rows = await conn.fetch(sql, owner_id, status, kind, limit, offset, pattern, failures_since)
+    rows = await conn.fetch(
+        sql, owner_id, status, kind, limit, offset, pattern, failures_since, contains
+    )
     if rows:
         total = int(rows[0]["total_count"])
     else:
         count = COUNT_TASKS_ANY_OWNER if owner_id is None else COUNT_TASKS
-        total = int(await conn.fetchval(count, owner_id, status, kind, pattern))
+        total = int(await conn.fetchval(count, owner_id, status, kind, pattern, contains))
     items = []
     for r in rows:
         d = dict(r)

@@ -5,28 +5,27 @@ what ``ordinaut admin`` prints. Dead letters of every agent: ``GET /runs?owner=*
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.encoders import jsonable_encoder
 
 from ordinaut import auth
-from ordinaut.api.deps import Deps, Principal, get_deps, require
+from ordinaut.api.deps import DepsDep, Now, Principal, require
 from ordinaut.api.strict import JSONRoute
 from ordinaut.store import heartbeats, work
 
 router = APIRouter(prefix="/admin", tags=["admin"], route_class=JSONRoute)
 
-ADMIN = Depends(require(auth.ADMIN))
+Admin = Annotated[Principal, Depends(require(auth.ADMIN))]
 MAX_WORKERS = 200
 MAX_SCHEDULERS = 20
 
 
 @router.get("/overview")
-async def overview(who: Principal = ADMIN, deps: Deps = Depends(get_deps)) -> dict[str, Any]:
+async def overview(who: Admin, deps: DepsDep, now: Now) -> dict[str, Any]:
     """Due work by state and the oldest due row's age; each scheduler's last tick and its
     age; each worker (live ones first) with the runs it holds now."""
-    now = deps.clock.now()
     window = heartbeats.LIVE_HEARTBEATS * deps.settings.heartbeat_s
     pool = await deps.pool()
     async with pool.acquire() as conn:

@@ -230,12 +230,12 @@ async def create(
 
 
 @router.get("", response_model=Page[AgentOut])
-async def list_agents(_: Admin, deps: DepsDep, paging: PagingDep) -> dict[str, object]:
+async def list_agents(_: Admin, deps: DepsDep, paging: PagingDep) -> Page[AgentOut]:
     """Agents, oldest first, in the list envelope."""
     items, total = await store.list_agents(
         await deps.pool(), limit=paging.limit, offset=paging.offset
     )
-    return paging.page([a.as_dict() for a in items], total)
+    return paging.page([AgentOut.model_validate(a.as_dict()) for a in items], total)
 
 
 @router.get("/{agent_id}", response_model=AgentOut)

@@ -7,21 +7,20 @@ admin made on its objects (an admin retrying its run).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from ordinaut.api.deps import Deps, Page, PagingDep, Principal, get_deps, require
+from ordinaut.api.deps import DepsDep, Page, PagingDep, Principal, require
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.errors import ValidationFailed
-from ordinaut.models import page
 from ordinaut.store import audit
 
 router = APIRouter(tags=["audit"], route_class=JSONRoute)
 
-CALLER = Depends(require(None))
+Caller = Annotated[Principal, Depends(require(None))]
 
 
 class AuditEntry(BaseModel):
@@ -45,22 +44,24 @@ class AuditEntry(BaseModel):
 @router.get("/audit", response_model=Page[AuditEntry])
 async def list_audit(
     paging: PagingDep,
-    who: Principal = CALLER,
-    deps: Deps = Depends(get_deps),
-    actor: UUID | None = Query(None, description="only entries by this agent"),
-    subject_type: str | None = Query(
-        None, min_length=1, max_length=100, description="task, run, agent, secret"
-    ),
-    subject_id: UUID | None = Query(None, description="only entries about this object"),
-    action: str | None = Query(
-        None,
-        min_length=1,
-        max_length=100,
-        description="an action (`run.retry`), or a prefix ending in `*` (`task.*`)",
-    ),
-    frm: datetime | None = Query(None, alias="from", description="entries at or after"),
-    until: datetime | None = Query(None, description="entries before"),
-) -> dict[str, Any]:
+    who: Caller,
+    deps: DepsDep,
+    actor: Annotated[UUID | None, Query(description="only entries by this agent")] = None,
+    subject_type: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="task, run, agent, secret")
+    ] = None,
+    subject_id: Annotated[UUID | None, Query(description="only entries about this object")] = None,
+    action: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="an action (`run.retry`), or a prefix ending in `*` (`task.*`)",
+        ),
+    ] = None,
+    frm: Annotated[datetime | None, Query(alias="from", description="entries at or after")] = None,
+    until: Annotated[datetime | None, Query(description="entries before")] = None,
+) -> Page[AuditEntry]:
     """Audit entries, newest first: ``actor_id`` did ``action`` to ``subject_type``
     ``subject_id`` (owned by ``owner_id`` when that is another agent) at ``created_at``, in
     request ``request_id``."""
@@ -80,5 +81,4 @@ async def list_audit(
     )
     pool = await deps.pool()
     rows, total = await audit.list_entries(pool, where, limit=paging.limit, offset=paging.offset)
-    items = [AuditEntry.model_validate(r).model_dump(mode="json") for r in rows]
-    return page(items, total, paging.limit, paging.offset)
+    return paging.page([AuditEntry.model_validate(r) for r in rows], total)

@@ -19,7 +19,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, Page, PagingDep, Principal, get_deps, principal_of, require
+from ordinaut.api.deps import Deps, DepsDep, Now, Page, PagingDep, Principal, principal_of, require
 from ordinaut.api.errors import is_unavailable
 from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound, RateLimited, Unavailable, ValidationFailed
@@ -29,6 +29,10 @@ from ordinaut.store import agents, events, outbox
 from ordinaut.taskdefs import SHARED_PREFIX
 
 router = APIRouter(tags=["events"], route_class=JSONRoute)
+
+Reader = Annotated[Principal, Depends(require("tasks:read"))]
+Publisher = Annotated[Principal, Depends(require("events:publish"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
 
 PATTERN = r"^[A-Za-z0-9._:*-]{1,200}$"
 PATTERN_RE = re.compile(PATTERN)
@@ -140,8 +144,9 @@ class SharedTopicIn(BaseModel):
 @router.post("/events", status_code=202, response_model=EventAccepted)
 async def publish_event(
     body: EventIn,
-    who: Principal = Depends(require("events:publish")),
-    deps: Deps = Depends(get_deps),
+    who: Publisher,
+    deps: DepsDep,
+    now: Now,
 ) -> dict[str, Any]:
     """Store the event durably, then queue one run per active event task whose topic matches.
 
@@ -154,16 +159,14 @@ async def publish_event(
         topic=body.topic,
         payload=body.payload,
         event_id=body.event_id,
-        now=deps.clock.now(),
+        now=now,
         max_runs_per_minute=deps.settings.max_runs_per_minute_per_agent,
         on_wake=deps.wake_workers,
     )
 
 
 @router.get("/events/topics", response_model=Topics)
-async def list_topics(
-    who: Principal = Depends(require("tasks:read")), deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+async def list_topics(who: Reader, deps: DepsDep) -> dict[str, Any]:
     """Topic patterns with active subscribed tasks (the caller's own)."""
     pool = await deps.pool()
     return {"items": await events.topics(pool, who.agent_id)}
@@ -171,8 +174,8 @@ async def list_topics(
 
 @router.get("/events/stream/recent", response_model=RecentEvents)
 async def recent_events(
-    who: Principal = Depends(require("tasks:read")),
-    deps: Deps = Depends(get_deps),
+    who: Reader,
+    deps: DepsDep,
     topic: str | None = Query(None, max_length=200, description="Only events on this topic."),
     limit: int = Query(50, ge=1, le=500, description="At most this many."),
 ) -> dict[str, Any]:
@@ -213,14 +216,15 @@ def _check_pattern(pattern: str, field: str) -> str:
 async def declare_shared_topic(
     body: SharedTopicIn,
     response: Response,
-    who: Principal = Depends(require("admin")),
-    deps: Deps = Depends(get_deps),
+    who: Admin,
+    deps: DepsDep,
+    now: Now,
 ) -> dict[str, Any]:
     """Declare a topic pattern shared: events on it reach every tenant's ``shared:`` tasks.
     201 when new, 200 when it was declared already."""
     pattern = _check_pattern(body.pattern, "pattern")
     pool = await deps.pool()
-    row, new = await events.declare_shared(pool, pattern, who.agent_id, deps.clock.now())
+    row, new = await events.declare_shared(pool, pattern, who.agent_id, now)
     if not new:
         response.status_code = 200
     return jsonable_encoder(row)
@@ -229,8 +233,8 @@ async def declare_shared_topic(
 @router.get("/events/shared-topics", response_model=Page[SharedTopic])
 async def list_shared_topics(
     paging: PagingDep,
-    who: Principal = Depends(require("tasks:read")),
-    deps: Deps = Depends(get_deps),
+    who: Reader,
+    deps: DepsDep,
 ) -> dict[str, Any]:
     """Every shared-topic pattern (readable by all agents: it is what they may subscribe to)."""
     pool = await deps.pool()
@@ -242,8 +246,8 @@ async def list_shared_topics(
 @router.delete("/events/shared-topics/{pattern}", status_code=204, response_class=Response)
 async def delete_shared_topic(
     pattern: Annotated[str, Path(max_length=200, description="The shared pattern to remove.")],
-    who: Principal = Depends(require("admin")),
-    deps: Deps = Depends(get_deps),
+    who: Admin,
+    deps: DepsDep,
 ) -> Response:
     """Stop sharing a pattern; subscriptions stay and simply stop matching."""
     pool = await deps.pool()
@@ -364,8 +368,8 @@ def _cursor(header: str | None, query: int | None) -> int | None:
 )
 async def stream_events(
     request: Request,
-    who: Principal = Depends(require("tasks:read")),
-    deps: Deps = Depends(get_deps),
+    who: Reader,
+    deps: DepsDep,
     type_: str | None = Query(
         None,
         alias="type",
@@ -445,6 +449,7 @@ def _bearer(request: Request) -> str:
 async def _still_allowed(deps: Deps, token: str) -> bool:
     """Whether the stream's token still grants ``tasks:read``: revoking it, deactivating its
     agent or removing the scope ends a stream already open, not only the next request."""
+    # a fresh reading, not the request's: the stream outlives the instant it was opened at
     grant = await agents.authenticate(await deps.pool(), token, deps.clock.now())
     return grant is not None and principal_of(grant).has("tasks:read")
 

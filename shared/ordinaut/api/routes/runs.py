@@ -3,56 +3,51 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, Page, Principal, get_deps, id_of, require
+from ordinaut.api.deps import Deps, DepsDep, Now, Page, PagingDep, Principal, RequestId, require
+from ordinaut.api.schemas import RunOut, RunsOverview, RunSummary, TaskStats
 from ordinaut.api.strict import JSONRoute, utc_instant
-from ordinaut.api.tenancy import OWNER_QUERY, acting_owner, owner_filter
+from ordinaut.api.tenancy import Owner, acting_owner, owner_filter
 from ordinaut.errors import NotFound
-from ordinaut.models import RunOut, RunsOverview, RunSummary, TaskStats, page
 from ordinaut.store import audit, runs, tasks, work
 from ordinaut.vocabulary import RunStatus
 
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
 
-RUNS_READ = Depends(require("runs:read"))
-TASKS_WRITE = Depends(require("tasks:write"))
+Reader = Annotated[Principal, Depends(require("runs:read"))]
+Writer = Annotated[Principal, Depends(require("tasks:write"))]
 RunId = Annotated[UUID, Path(description="The run's id.")]
 TaskId = Annotated[UUID, Path(description="The task's id.")]
 
 
-def _out(row: dict[str, Any], *, steps: bool) -> dict[str, Any]:
-    data = RunOut.model_validate(row).model_dump(mode="json")
-    if not steps:
-        data.pop("step_results", None)
-    return data
-
-
 @router.get("/runs", response_model=Page[RunSummary])
 async def list_runs(
-    who: Principal = RUNS_READ,
-    deps: Deps = Depends(get_deps),
-    task_id: UUID | None = Query(None, description="Only runs of this task."),
-    status: RunStatus | None = Query(
-        None, description="Only runs in this state (`dead_letter`: the runs to look at)."
-    ),
-    success: bool | None = Query(
-        None, description="true: succeeded runs; false: runs that ended without success."
-    ),
-    start_time: datetime | None = Query(
-        None, description="Runs scheduled at or after this instant (with an offset)."
-    ),
-    end_time: datetime | None = Query(
-        None, description="Runs scheduled before this instant (with an offset)."
-    ),
-    limit: int = Query(50, ge=1, le=500, description="Page size."),
-    offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
-    owner: str | None = OWNER_QUERY,
-) -> dict[str, Any]:
+    who: Reader,
+    deps: DepsDep,
+    paging: PagingDep,
+    task_id: Annotated[UUID | None, Query(description="Only runs of this task.")] = None,
+    status: Annotated[
+        RunStatus | None,
+        Query(description="Only runs in this state (`dead_letter`: the runs to look at)."),
+    ] = None,
+    success: Annotated[
+        bool | None,
+        Query(description="true: succeeded runs; false: runs that ended without success."),
+    ] = None,
+    start_time: Annotated[
+        datetime | None,
+        Query(description="Runs scheduled at or after this instant (with an offset)."),
+    ] = None,
+    end_time: Annotated[
+        datetime | None, Query(description="Runs scheduled before this instant (with an offset).")
+    ] = None,
+    owner: Owner = None,
+) -> Page[RunSummary]:
     """The caller's runs, newest first, without step results, in the list envelope; admins
     read another agent's (``owner=ID``) or every agent's (``owner=*``): with
     ``status=dead_letter&owner=*``, every dead letter."""
@@ -66,83 +61,71 @@ async def list_runs(
         success=success,
         start=utc_instant("start_time", start_time),
         end=utc_instant("end_time", end_time),
-        limit=limit,
-        offset=offset,
+        limit=paging.limit,
+        offset=paging.offset,
     )
-    return page([_out(r, steps=False) for r in rows], total, limit, offset)
+    return paging.page([RunSummary.model_validate(r) for r in rows], total)
 
 
 @router.get("/runs/stats/summary", response_model=RunsOverview)
-async def runs_summary(
-    who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+async def runs_summary(who: Reader, deps: DepsDep, now: Now) -> RunsOverview:
     """Counts of the caller's runs (all time and the last 24 hours) and tasks."""
-    now = deps.clock.now()
     pool = await deps.pool()
-    return await runs.summary(pool, who.agent_id, since=now - timedelta(hours=24))
+    summary = await runs.summary(pool, who.agent_id, since=now - timedelta(hours=24))
+    return RunsOverview.model_validate(summary)
 
 
 @router.get("/runs/task/{task_id}/latest", response_model=RunOut)
-async def latest_run(
-    task_id: TaskId, who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+async def latest_run(task_id: TaskId, who: Reader, deps: DepsDep) -> RunOut:
     """The task's most recent run with its step results (404 before its first run)."""
     pool = await deps.pool()
     await tasks.get_task(pool, task_id, who.agent_id)
     row = await runs.latest_run(pool, task_id, who.agent_id)
     if row is None:
         raise NotFound(f"task {task_id} has no runs yet", {"task_id": str(task_id)})
-    return _out(row, steps=True)
+    return RunOut.model_validate(row)
 
 
 @router.get("/runs/task/{task_id}/stats", response_model=TaskStats)
-async def task_stats(
-    task_id: TaskId, who: Principal = RUNS_READ, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+async def task_stats(task_id: TaskId, who: Reader, deps: DepsDep) -> TaskStats:
     """Counts, durations and success rate of the task's runs."""
     pool = await deps.pool()
     await tasks.get_task(pool, task_id, who.agent_id)
     stats = await runs.task_stats(pool, task_id, who.agent_id)
-    return {"task_id": str(task_id), **stats}
+    return TaskStats.model_validate({"task_id": task_id, **stats})
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
-async def get_run(
-    run_id: RunId,
-    who: Principal = RUNS_READ,
-    deps: Deps = Depends(get_deps),
-    owner: str | None = OWNER_QUERY,
-) -> dict[str, Any]:
+async def get_run(run_id: RunId, who: Reader, deps: DepsDep, owner: Owner = None) -> RunOut:
     """One run with the record of each step (inputs and outputs, secrets masked); admins read
     any agent's with ``owner=*``."""
     pool = await deps.pool()
-    return _out(await runs.get_run(pool, run_id, owner_filter(who, owner)), steps=True)
+    return RunOut.model_validate(await runs.get_run(pool, run_id, owner_filter(who, owner)))
 
 
 @router.post(
     "/runs/{run_id}/retry", status_code=202, response_model=RunSummary, responses=errors(409)
 )
 async def retry_run(
-    run_id: RunId, request: Request, who: Principal = TASKS_WRITE, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+    run_id: RunId, who: Writer, deps: DepsDep, now: Now, rid: RequestId
+) -> RunSummary:
     """Requeue a dead-lettered (or failed) run now, with a fresh retry budget (409 from any
     other state; admins: any agent's run)."""
-    return await _act(run_id, request, who, deps, "run.retry")
+    return await _act(run_id, who, deps, now, rid, "run.retry")
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunSummary, responses=errors(409))
 async def cancel_run(
-    run_id: RunId, request: Request, who: Principal = TASKS_WRITE, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+    run_id: RunId, who: Writer, deps: DepsDep, now: Now, rid: RequestId
+) -> RunSummary:
     """Cancel a queued or running run; a running attempt's result is discarded (409 from any
     other state; admins: any agent's run)."""
-    return await _act(run_id, request, who, deps, "run.cancel")
+    return await _act(run_id, who, deps, now, rid, "run.cancel")
 
 
 async def _act(
-    run_id: UUID, request: Request, who: Principal, deps: Deps, action: str
-) -> dict[str, Any]:
-    now = deps.clock.now()
+    run_id: UUID, who: Principal, deps: Deps, now: datetime, rid: str, action: str
+) -> RunSummary:
     pool = await deps.pool()
     async with pool.acquire() as conn:
         async with conn.transaction():
@@ -160,12 +143,14 @@ async def _act(
                 subject_type="run",
                 subject_id=run_id,
                 now=now,
-                request_id=id_of(request),
+                request_id=rid,
                 owner_id=owner_id,
             )
+            # read before the commit: the answer is the state this request made (a woken
+            # worker may lease a retried run the moment it commits)
+            row = await runs.get_run(conn, run_id, owner_id)
         if action == "run.retry":
             await work.notify_work(conn)
-        row = await runs.get_run(conn, run_id, owner_id)
     if action == "run.retry":
         await deps.wake_workers()
-    return _out(row, steps=False)
+    return RunSummary.model_validate(row)

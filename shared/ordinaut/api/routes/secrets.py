@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
-from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Path, Response
 
-from ordinaut.api.deps import Deps, Principal, get_deps, id_of, require
+from ordinaut.api.deps import DepsDep, Now, Principal, RequestId, require
+from ordinaut.api.schemas import SecretIn, SecretInfo, SecretNames
 from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound
-from ordinaut.secrets import MAX_VALUE_BYTES, SecretBox, check_secret
+from ordinaut.secrets import SecretBox, check_secret
 from ordinaut.store import audit, secrets
 
 router = APIRouter(tags=["secrets"], route_class=JSONRoute)
-WRITE = Depends(require("tasks:write"))
+Writer = Annotated[Principal, Depends(require("tasks:write"))]
 
 
 SecretName = Annotated[
@@ -28,39 +26,13 @@ SecretName = Annotated[
 ]
 
 
-class SecretIn(BaseModel):
-    """A secret's value (write-only)."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"value": "s3cr3t-t0ken"}]}
-    )
-    value: str = Field(
-        min_length=1, max_length=MAX_VALUE_BYTES, description="Stored encrypted; never returned."
-    )
-
-
-class SecretInfo(BaseModel):
-    name: str = Field(description="The secret's name.")
-    created_at: datetime = Field(description="When it was first stored (UTC).")
-    updated_at: datetime = Field(description="When its value last changed (UTC).")
-
-
-class SecretNames(BaseModel):
-    items: list[SecretInfo] = Field(description="The caller's secrets, by name.")
-
-
 @router.put("/secrets/{name}", status_code=204, response_class=Response)
 async def put_secret(
-    name: SecretName,
-    body: SecretIn,
-    request: Request,
-    who: Principal = WRITE,
-    deps: Deps = Depends(get_deps),
+    name: SecretName, body: SecretIn, who: Writer, deps: DepsDep, now: Now, rid: RequestId
 ) -> Response:
     """Store or replace a secret; its value is never returned by any route."""
     check_secret(name, body.value)
     sealed = SecretBox(deps.settings.secrets_key).seal(body.value)
-    now = deps.clock.now()
     pool = await deps.pool()
     async with pool.acquire() as conn, conn.transaction():
         created = await secrets.put(conn, who.agent_id, name, sealed, now)
@@ -72,25 +44,25 @@ async def put_secret(
             subject_id=None,
             now=now,
             details={"name": name},
-            request_id=id_of(request),
+            request_id=rid,
         )
     return Response(status_code=204)
 
 
 @router.get("/secrets", response_model=SecretNames)
-async def list_secrets(who: Principal = WRITE, deps: Deps = Depends(get_deps)) -> dict[str, Any]:
+async def list_secrets(who: Writer, deps: DepsDep) -> SecretNames:
     """Names and times only."""
     pool = await deps.pool()
-    return jsonable_encoder({"items": await secrets.names(pool, who.agent_id)})
+    names = await secrets.names(pool, who.agent_id)
+    return SecretNames(items=[SecretInfo.model_validate(n) for n in names])
 
 
 @router.delete("/secrets/{name}", status_code=204, response_class=Response)
 async def delete_secret(
-    name: SecretName, request: Request, who: Principal = WRITE, deps: Deps = Depends(get_deps)
+    name: SecretName, who: Writer, deps: DepsDep, now: Now, rid: RequestId
 ) -> Response:
     """Delete a secret; runs that read it fail from then on."""
     check_secret(name, None)
-    now = deps.clock.now()
     pool = await deps.pool()
     async with pool.acquire() as conn, conn.transaction():
         if not await secrets.delete(conn, who.agent_id, name):
@@ -103,6 +75,6 @@ async def delete_secret(
             subject_id=None,
             now=now,
             details={"name": name},
-            request_id=id_of(request),
+            request_id=rid,
         )
     return Response(status_code=204)

@@ -1,33 +1,26 @@
-"""Tasks: create, read, update, delete and the lifecycle actions."""
+"""Tasks over HTTP: create, read, update, delete and the lifecycle actions.
+
+The state machine and its transitions live in ``ordinaut.lifecycle``; a route here validates the
+request, calls one of its functions with the request's one reading of the clock, and shapes
+the answer."""
 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.encoders import jsonable_encoder
 
-from ordinaut import events, tracing
+from ordinaut import lifecycle
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, Page, Principal, get_deps, id_of, require
-from ordinaut.api.strict import JSONRoute, utc_instant
-from ordinaut.api.tenancy import OWNER_QUERY, owner_filter
-from ordinaut.api.tooling import tool_registry
-from ordinaut.errors import (
-    Conflict,
-    Forbidden,
-    InvalidTransition,
-    LimitExceeded,
-    RateLimited,
-    ValidationFailed,
-)
-from ordinaut.models import (
+from ordinaut.api.deps import Deps, DepsDep, Now, Page, PagingDep, Principal, RequestId, require
+from ordinaut.api.schemas import (
+    MAX_LABELS,
     FireTimes,
     PreviewIn,
     RunQueued,
@@ -38,26 +31,37 @@ from ordinaut.models import (
     TaskPatch,
     ValidateIn,
     ValidateOut,
-    page,
+    label_filter,
 )
+from ordinaut.api.strict import JSONRoute, utc_instant
+from ordinaut.api.tenancy import Owner, owner_filter
+from ordinaut.api.tooling import Registry
+from ordinaut.config import Settings
+from ordinaut.errors import Conflict, Forbidden, ValidationFailed
 from ordinaut.pipeline import PipelineLimits, compile_payload, dry_run
-from ordinaut.pipeline.context import iso_utc
 from ordinaut.pipeline.offload import off_loop
+from ordinaut.pipeline.tools import ToolRegistry
 from ordinaut.scheduler import materialize_due_task
+from ordinaut.schedules import Schedule
 from ordinaut.slots import stored_schedule
-from ordinaut.store import audit, idempotency, outbox, tasks, work
-from ordinaut.store.db import Connection
-from ordinaut.store.quota import RunQuota
-from ordinaut.store.rows import SlotTask
-from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire, prepare
+from ordinaut.store import idempotency, tasks
+from ordinaut.taskdefs import build_schedule, prepare
 from ordinaut.triggers import main_payload, pipeline_parts
-from ordinaut.vocabulary import TIME_KINDS, ScheduleKind, TaskStatus
+from ordinaut.vocabulary import ScheduleKind, TaskStatus
 
 router = APIRouter(tags=["tasks"], route_class=JSONRoute)
 
-TASK_READ = Depends(require("tasks:read"))
-TASK_WRITE = Depends(require("tasks:write"))
+Reader = Annotated[Principal, Depends(require("tasks:read"))]
+Writer = Annotated[Principal, Depends(require("tasks:write"))]
 TaskId = Annotated[UUID, Path(description="The task's id.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="1-200 characters; a retried request with the same key and body returns "
+        "the first response instead of creating a second task (409 with another body).",
+    ),
+]
 # OpenAPI links: what a client (or a stateful test) can do next with the id in the response.
 _TASK_ID = {"task_id": "$response.body#/id"}
 TASK_LINKS = {
@@ -88,15 +92,13 @@ RUN_LINKS = {
 
 
 def _check_tool_scopes(
-    payload: dict[str, Any], who: Principal, request: Request, deps: Deps
+    payload: dict[str, Any], who: Principal, registry: ToolRegistry, settings: Settings
 ) -> None:
     """403 when the pipeline uses a tool needing a scope the caller lacks (event.publish...)."""
     scopes: set[str] = set()
     for part in pipeline_parts(payload):  # the pipeline, and a condition task's check
         compiled = compile_payload(
-            part,
-            registry=tool_registry(request),
-            limits=PipelineLimits.from_settings(deps.settings),
+            part, registry=registry, limits=PipelineLimits.from_settings(settings)
         )
         scopes |= compiled.scopes
     missing = sorted(scope for scope in scopes if not who.has(scope))
@@ -107,42 +109,8 @@ def _check_tool_scopes(
         )
 
 
-def _out(row: dict[str, Any]) -> dict[str, Any]:
-    return TaskOut.model_validate(row).model_dump(mode="json")
-
-
-async def _record(
-    conn: Connection,
-    request: Request,
-    who: Principal,
-    action: str,
-    task: dict[str, Any],
-    now: datetime,
-    details: dict[str, Any] | None = None,
-) -> None:
-    """Audit row + outbox event for one task mutation, inside its transaction."""
-    await audit.record(
-        conn,
-        actor_id=who.agent_id,
-        action=action,
-        subject_type="task",
-        subject_id=task["id"],
-        now=now,
-        details=details,
-        request_id=id_of(request),
-    )
-    await outbox.append(
-        conn,
-        [
-            outbox.OutboxEvent(
-                event_type=action,
-                tenant_id=who.agent_id,
-                subject_id=task["id"],
-                payload={"task_id": str(task["id"]), "status": task["status"], **(details or {})},
-            )
-        ],
-        now=now,
-    )
+def _out(row: dict[str, Any]) -> TaskOut:
+    return TaskOut.model_validate(row)
 
 
 @router.post(
@@ -161,22 +129,18 @@ async def _record(
 )
 async def create_task(
     body: TaskCreate,
-    request: Request,
     response: Response,
-    who: Principal = TASK_WRITE,
-    deps: Deps = Depends(get_deps),
-    idempotency_key_header: str | None = Header(
-        default=None,
-        alias="Idempotency-Key",
-        description="1-200 characters; a retried request with the same key and body returns "
-        "the first response instead of creating a second task (409 with another body).",
-    ),
-) -> Any:
+    who: Writer,
+    deps: DepsDep,
+    now: Now,
+    rid: RequestId,
+    registry: Registry,
+    idempotency_key_header: IdempotencyKey = None,
+) -> TaskOut:
     """Create a task; with ``Idempotency-Key`` a retried request returns the first response.
 
     409 when the key was used with another body, or `dedupe_key` matches a task created
     inside its `dedupe_window_seconds`; 422 when the agent owns `max_tasks_per_agent` tasks."""
-    now = deps.clock.now()
     fields = body.model_dump(mode="json")
     if idempotency_key_header is not None and not 1 <= len(idempotency_key_header) <= 200:
         raise ValidationFailed(
@@ -184,8 +148,9 @@ async def create_task(
             [{"field": "header.Idempotency-Key", "message": "1 to 200 characters"}],
         )
     request_hash = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
-    prepared = prepare(fields, now=now, settings=deps.settings, registry=tool_registry(request))
-    _check_tool_scopes(prepared["payload"], who, request, deps)
+    prepared = prepare(fields, now=now, settings=deps.settings, registry=registry)
+    _check_tool_scopes(prepared["payload"], who, registry, deps.settings)
+    actor = lifecycle.Actor(who.agent_id, rid)
     expired = now - timedelta(seconds=deps.settings.idempotency_ttl_s)
     pool = await deps.pool()
     async with pool.acquire() as conn:
@@ -198,7 +163,10 @@ async def create_task(
                         )
                         if seen is not None:
                             return _replay(seen, request_hash, response)
-                    out = await _insert(conn, request, who, prepared, now, deps)
+                    row = await lifecycle.create(
+                        conn, actor, prepared, now, max_tasks=deps.settings.max_tasks_per_agent
+                    )
+                    out = _out(row)
                     if idempotency_key_header:
                         await idempotency.remember(
                             conn,
@@ -206,7 +174,7 @@ async def create_task(
                             idempotency_key_header,
                             request_hash=request_hash,
                             status_code=201,
-                            response=out,
+                            response=out.model_dump(mode="json"),
                             now=now,
                             expired_before=expired,
                         )
@@ -221,12 +189,12 @@ async def create_task(
     if deps.waker is not None and due is not None and due <= now:
         # Lambda: a task due now (a one-shot for now) gets its slot at once and a worker,
         # instead of waiting up to a minute for the next tick.
-        if await materialize_due_task(pool, deps.settings, deps.clock, uuid.UUID(out["id"])):
+        if await materialize_due_task(pool, deps.settings, deps.clock, out.id):
             await deps.wake_workers()
     return out
 
 
-def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Response) -> Any:
+def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Response) -> TaskOut:
     stored_hash, status_code, body = seen
     if stored_hash != request_hash:
         raise Conflict(
@@ -235,57 +203,42 @@ def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Respons
         )
     response.status_code = status_code
     response.headers["Idempotent-Replayed"] = "true"
-    return body
-
-
-async def _insert(
-    conn: Connection,
-    request: Request,
-    who: Principal,
-    prepared: dict[str, Any],
-    now: datetime,
-    deps: Deps,
-) -> dict[str, Any]:
-    if await tasks.count_owned(conn, who.agent_id) >= deps.settings.max_tasks_per_agent:
-        raise LimitExceeded(
-            f"an agent may own at most {deps.settings.max_tasks_per_agent} tasks",
-            [{"field": "tasks", "limit": "max_tasks_per_agent"}],
-        )
-    if prepared.get("dedupe_key") and prepared.get("dedupe_window_seconds"):
-        since = now - timedelta(seconds=prepared["dedupe_window_seconds"])
-        dup = await tasks.find_recent_duplicate(conn, who.agent_id, prepared["dedupe_key"], since)
-        if dup is not None:
-            raise Conflict(
-                "a task with this dedupe_key was created inside its dedupe window",
-                {"existing_task_id": str(dup["id"]), "dedupe_key": prepared["dedupe_key"]},
-            )
-    prepared = {**prepared, "status": "active", "snoozed_until": None}
-    row = await tasks.insert_task(
-        conn, task_id=uuid.uuid4(), owner_id=who.agent_id, task=prepared, now=now
-    )
-    await _record(conn, request, who, events.TASK_CREATED, row, now)
-    return _out(row)
+    return TaskOut.model_validate(body)
 
 
 @router.get("/tasks", response_model=Page[TaskListItem])
 async def list_tasks(
-    who: Principal = TASK_READ,
-    deps: Deps = Depends(get_deps),
-    status: TaskStatus | None = Query(None, description="Only tasks in this state."),
-    schedule_kind: ScheduleKind | None = Query(
-        None, description="Only tasks with this kind of schedule."
-    ),
-    limit: int = Query(50, ge=1, le=500, description="Page size."),
-    offset: int = Query(0, ge=0, le=1_000_000, description="Items to skip."),
-    owner: str | None = OWNER_QUERY,
-    search: str | None = Query(
-        None,
-        max_length=200,
-        description="Only tasks whose title contains this text (case-insensitive).",
-    ),
-) -> dict[str, Any]:
+    who: Reader,
+    deps: DepsDep,
+    now: Now,
+    paging: PagingDep,
+    status: Annotated[
+        TaskStatus | None,
+        Query(description="Only tasks in this state."),
+    ] = None,
+    schedule_kind: Annotated[
+        ScheduleKind | None,
+        Query(description="Only tasks with this kind of schedule."),
+    ] = None,
+    owner: Owner = None,
+    search: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Only tasks whose title contains this text (case-insensitive).",
+        ),
+    ] = None,
+    label: Annotated[
+        list[str] | None,
+        Query(
+            description="`key:value`: only tasks with this label; repeat it for tasks that "
+            f"carry every one given (at most {MAX_LABELS}).",
+        ),
+    ] = None,
+) -> Page[TaskListItem]:
     """The caller's tasks, newest first, in the list envelope; admins read another agent's
     (``owner=ID``) or every agent's (``owner=*``)."""
+    labels = label_filter(label)
     owner_id = owner_filter(who, owner)
     pool = await deps.pool()
     rows, total = await tasks.list_tasks(
@@ -293,76 +246,43 @@ async def list_tasks(
         owner_id,
         status=status,
         kind=schedule_kind,
-        limit=limit,
-        offset=offset,
+        limit=paging.limit,
+        offset=paging.offset,
         search=search,
-        failures_since=deps.clock.now() - timedelta(days=1),
+        labels=labels,
+        failures_since=now - timedelta(days=1),
     )
-    items = [TaskListItem.model_validate(r).model_dump(mode="json") for r in rows]
-    return page(items, total, limit, offset)
+    return paging.page([TaskListItem.model_validate(r) for r in rows], total)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
-async def get_task(
-    task_id: TaskId, who: Principal = TASK_READ, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+async def get_task(task_id: TaskId, who: Reader, deps: DepsDep) -> TaskOut:
     """One task the caller owns."""
     pool = await deps.pool()
     return _out(await tasks.get_task(pool, task_id, who.agent_id))
 
 
 async def _update(
-    request: Request,
     task_id: UUID,
     changes: dict[str, Any],
     who: Principal,
     deps: Deps,
-) -> dict[str, Any]:
-    now = deps.clock.now()
-    pool = await deps.pool()
-    async with pool.acquire() as conn, conn.transaction():
-        current = await tasks.get_task(conn, task_id, who.agent_id, lock=True)
-        if current["status"] == "canceled":
-            raise InvalidTransition("a canceled task cannot be updated", {"status": "canceled"})
-        merged = {**current, **changes}
-        schedule_changed = any(merged[f] != current[f] for f in SCHEDULE_FIELDS)
+    now: datetime,
+    rid: str,
+    registry: ToolRegistry,
+) -> TaskOut:
+    def validate(merged: dict[str, Any], stored: Schedule | None) -> dict[str, Any]:
         fields = {k: merged[k] for k in TaskCreate.model_fields}
         prepared = prepare(
-            fields,
-            now=now,
-            settings=deps.settings,
-            registry=tool_registry(request),
-            stored=None
-            if schedule_changed
-            else stored_schedule(
-                current["schedule_kind"],
-                current["schedule_expr"],
-                current["timezone"],
-                current["dtstart"],
-            ),
+            fields, now=now, settings=deps.settings, registry=registry, stored=stored
         )
-        _check_tool_scopes(prepared["payload"], who, request, deps)
-        task = {**current, **prepared}
-        if schedule_changed:
-            await work.drop_pending(conn, task_id, triggers=["schedule", "condition"])
-            if current["status"] == "paused":
-                task["next_run_at"] = None
-            elif task["next_run_at"] is None and prepared["schedule_kind"] in TIME_KINDS:
-                task["status"] = "completed"
-            elif current["status"] == "completed":
-                task["status"] = "active"
-        else:
-            task["next_run_at"] = current["next_run_at"]
-            task["dtstart"] = current["dtstart"]
-        row = await tasks.update_task(conn, owner_id=who.agent_id, task=task, now=now)
-        await _record(
-            conn,
-            request,
-            who,
-            events.TASK_UPDATED,
-            row,
-            now,
-            {"fields": sorted(k for k in changes if changes[k] != current.get(k))},
+        _check_tool_scopes(prepared["payload"], who, registry, deps.settings)
+        return prepared
+
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        row = await lifecycle.update(
+            conn, task_id, lifecycle.Actor(who.agent_id, rid), changes, now, validate=validate
         )
     return _out(row)
 
@@ -371,22 +291,26 @@ async def _update(
 async def replace_task(
     task_id: TaskId,
     body: TaskCreate,
-    request: Request,
-    who: Principal = TASK_WRITE,
-    deps: Deps = Depends(get_deps),
-) -> dict[str, Any]:
+    who: Writer,
+    deps: DepsDep,
+    now: Now,
+    rid: RequestId,
+    registry: Registry,
+) -> TaskOut:
     """Replace every field; pending runs follow a changed schedule (409 for a canceled task)."""
-    return await _update(request, task_id, body.model_dump(mode="json"), who, deps)
+    return await _update(task_id, body.model_dump(mode="json"), who, deps, now, rid, registry)
 
 
 @router.patch("/tasks/{task_id}", response_model=TaskOut, responses=errors(409))
 async def patch_task(
     task_id: TaskId,
     body: TaskPatch,
-    request: Request,
-    who: Principal = TASK_WRITE,
-    deps: Deps = Depends(get_deps),
-) -> dict[str, Any]:
+    who: Writer,
+    deps: DepsDep,
+    now: Now,
+    rid: RequestId,
+    registry: Registry,
+) -> TaskOut:
     """Change only the fields sent (409 for a canceled task)."""
     changes = body.model_dump(mode="json", exclude_unset=True)
     nulls = [k for k, v in changes.items() if v is None and k not in TaskPatch.nullable()]
@@ -395,144 +319,67 @@ async def patch_task(
             "these fields cannot be null",
             [{"field": k, "message": "may not be null"} for k in nulls],
         )
-    return await _update(request, task_id, changes, who, deps)
+    return await _update(task_id, changes, who, deps, now, rid, registry)
 
 
 @router.delete("/tasks/{task_id}", status_code=204, response_class=Response)
 async def delete_task(
-    task_id: TaskId, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
+    task_id: TaskId, who: Writer, deps: DepsDep, now: Now, rid: RequestId
 ) -> Response:
     """Delete the task with its runs."""
-    now = deps.clock.now()
     pool = await deps.pool()
-    async with pool.acquire() as conn, conn.transaction():
-        current = await tasks.get_task(conn, task_id, who.agent_id, lock=True)
-        await tasks.delete_task(conn, task_id, who.agent_id)
-        await _record(conn, request, who, events.TASK_DELETED, current, now)
+    async with pool.acquire() as conn:
+        await lifecycle.delete(conn, task_id, lifecycle.Actor(who.agent_id, rid), now)
     return Response(status_code=204)
-
-
-async def _transition(
-    request: Request,
-    task_id: UUID,
-    who: Principal,
-    deps: Deps,
-    *,
-    action: str,
-    verb: str,
-    allowed_from: tuple[str, ...],
-    to: str,
-) -> dict[str, Any]:
-    now = deps.clock.now()
-    pool = await deps.pool()
-    async with pool.acquire() as conn, conn.transaction():
-        current = await tasks.get_task(conn, task_id, who.agent_id, lock=True)
-        if current["status"] not in allowed_from:
-            raise InvalidTransition(
-                f"cannot {verb} a task that is {current['status']}",
-                {"status": current["status"], "allowed_from": list(allowed_from)},
-            )
-        task = dict(current, status=to)
-        if to == "paused":
-            task["next_run_at"] = None
-            await work.drop_pending(conn, task_id, triggers=["schedule", "condition"])
-        elif to == "canceled":
-            task["next_run_at"] = None
-            await work.cancel_queued(conn, task_id, now=now, reason="task canceled")
-        elif to == "active":
-            schedule = stored_schedule(
-                current["schedule_kind"],
-                current["schedule_expr"],
-                current["timezone"],
-                current["dtstart"],
-            )
-            task["next_run_at"] = first_fire(schedule, now)
-            if task["next_run_at"] is None and schedule.kind in TIME_KINDS:
-                task["status"] = "completed"
-        row = await tasks.update_task(conn, owner_id=who.agent_id, task=task, now=now)
-        await _record(conn, request, who, action, row, now)
-    return _out(row)
 
 
 @router.post("/tasks/{task_id}/pause", response_model=TaskOut, responses=errors(409))
 async def pause_task(
-    task_id: TaskId, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+    task_id: TaskId, who: Writer, deps: DepsDep, now: Now, rid: RequestId
+) -> TaskOut:
     """Stop scheduling new runs; queued scheduled runs are dropped (409 unless active)."""
-    return await _transition(
-        request,
-        task_id,
-        who,
-        deps,
-        action=events.TASK_PAUSED,
-        verb="pause",
-        allowed_from=("active",),
-        to="paused",
-    )
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        row = await lifecycle.pause(conn, task_id, lifecycle.Actor(who.agent_id, rid), now)
+    return _out(row)
 
 
 @router.post("/tasks/{task_id}/resume", response_model=TaskOut, responses=errors(409))
 async def resume_task(
-    task_id: TaskId, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+    task_id: TaskId, who: Writer, deps: DepsDep, now: Now, rid: RequestId
+) -> TaskOut:
     """Schedule again from now on (409 unless paused)."""
-    return await _transition(
-        request,
-        task_id,
-        who,
-        deps,
-        action=events.TASK_RESUMED,
-        verb="resume",
-        allowed_from=("paused",),
-        to="active",
-    )
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        row = await lifecycle.resume(conn, task_id, lifecycle.Actor(who.agent_id, rid), now)
+    return _out(row)
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=TaskOut, responses=errors(409))
 async def cancel_task(
-    task_id: TaskId, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+    task_id: TaskId, who: Writer, deps: DepsDep, now: Now, rid: RequestId
+) -> TaskOut:
     """End the task for good; queued runs are canceled (409 when already canceled)."""
-    return await _transition(
-        request,
-        task_id,
-        who,
-        deps,
-        action=events.TASK_CANCELED,
-        verb="cancel",
-        allowed_from=("active", "paused", "completed"),
-        to="canceled",
-    )
+    pool = await deps.pool()
+    async with pool.acquire() as conn:
+        row = await lifecycle.cancel(conn, task_id, lifecycle.Actor(who.agent_id, rid), now)
+    return _out(row)
 
 
 @router.post("/tasks/{task_id}/snooze", response_model=TaskOut, responses=errors(409))
 async def snooze_task(
-    task_id: TaskId,
-    body: SnoozeIn,
-    request: Request,
-    who: Principal = TASK_WRITE,
-    deps: Deps = Depends(get_deps),
-) -> dict[str, Any]:
+    task_id: TaskId, body: SnoozeIn, who: Writer, deps: DepsDep, now: Now, rid: RequestId
+) -> TaskOut:
     """Postpone pending work by ``delay_seconds``; slots due before then start at its end."""
-    now = deps.clock.now()
     pool = await deps.pool()
-    async with pool.acquire() as conn, conn.transaction():
-        current = await tasks.get_task(conn, task_id, who.agent_id, lock=True)
-        if current["status"] not in ("active", "paused"):
-            raise InvalidTransition(
-                f"cannot snooze a task that is {current['status']}", {"status": current["status"]}
-            )
-        shifted = await work.snooze_queued(conn, task_id, now=now, delay_s=body.delay_seconds)
-        task = dict(current, snoozed_until=now + timedelta(seconds=body.delay_seconds))
-        row = await tasks.update_task(conn, owner_id=who.agent_id, task=task, now=now)
-        await _record(
+    async with pool.acquire() as conn:
+        row = await lifecycle.snooze(
             conn,
-            request,
-            who,
-            events.TASK_SNOOZED,
-            row,
+            task_id,
+            lifecycle.Actor(who.agent_id, rid),
             now,
-            {"delay_seconds": body.delay_seconds, "reason": body.reason, "shifted_runs": shifted},
+            delay_seconds=body.delay_seconds,
+            reason=body.reason,
         )
     return _out(row)
 
@@ -544,58 +391,20 @@ async def snooze_task(
     responses={**errors(409), 202: {"description": "The run is queued.", "links": RUN_LINKS}},
 )
 async def run_now(
-    task_id: TaskId, request: Request, who: Principal = TASK_WRITE, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+    task_id: TaskId, who: Writer, deps: DepsDep, now: Now, rid: RequestId
+) -> RunQueued:
     """Queue one run of the task now, whatever its schedule (409 for a canceled task)."""
-    now = deps.clock.now()
     pool = await deps.pool()
     async with pool.acquire() as conn:
-        async with conn.transaction():
-            current = await tasks.get_task(conn, task_id, who.agent_id, lock=True)
-            if current["status"] == "canceled":
-                raise InvalidTransition("a canceled task cannot run", {"status": "canceled"})
-            limit = deps.settings.max_runs_per_minute_per_agent
-            quota = RunQuota(limit, now)
-            if not (await quota.allow(conn, {who.agent_id: 1}))[who.agent_id]:
-                raise RateLimited(
-                    f"this agent queued {limit} runs this minute (max_runs_per_minute_per_agent)",
-                    {
-                        "limit": "max_runs_per_minute_per_agent",
-                        "max": limit,
-                        "retry_after_s": quota.retry_after_s,
-                    },
-                )
-            run_id = uuid.uuid4()
-            slot = f"manual:{run_id}"
-            await work.materialize(
-                conn,
-                [
-                    work.NewSlot.for_task(
-                        SlotTask.from_row(current),
-                        run_id=run_id,
-                        owner_id=who.agent_id,
-                        slot=slot,
-                        trigger="run_now",
-                        scheduled_for=now,
-                        trace_context=tracing.current_traceparent(),
-                    )
-                ],
-                now=now,
-            )
-            await audit.record(
-                conn,
-                actor_id=who.agent_id,
-                action="task.run_now",
-                subject_type="task",
-                subject_id=task_id,
-                now=now,
-                details={"run_id": str(run_id)},
-                request_id=id_of(request),
-            )
-            await quota.charge(conn)  # last: see store/quota.py
-        await work.notify_work(conn)
+        run_id = await lifecycle.run_now(
+            conn,
+            task_id,
+            lifecycle.Actor(who.agent_id, rid),
+            now,
+            runs_per_minute=deps.settings.max_runs_per_minute_per_agent,
+        )
     await deps.wake_workers()
-    return {"run_id": str(run_id), "task_id": str(task_id), "scheduled_for": iso_utc(now)}
+    return RunQueued(run_id=run_id, task_id=task_id, scheduled_for=now)
 
 
 def _window(
@@ -613,54 +422,47 @@ def _window(
 @router.get("/tasks/{task_id}/preview", response_model=FireTimes, response_model_exclude_unset=True)
 async def preview_task(
     task_id: TaskId,
-    who: Principal = TASK_READ,
-    deps: Deps = Depends(get_deps),
-    frm: datetime | None = Query(
-        None, alias="from", description="Fire times strictly after this (default: now)."
-    ),
-    until: datetime | None = Query(None, description="Fire times before this."),
-    limit: int = Query(10, ge=1, le=1000, description="At most this many."),
-) -> dict[str, Any]:
+    who: Reader,
+    deps: DepsDep,
+    now: Now,
+    frm: Annotated[
+        datetime | None,
+        Query(alias="from", description="Fire times strictly after this (default: now)."),
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Fire times before this.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 10,
+) -> FireTimes:
     """Fire times in UTC from the same code the scheduler uses."""
-    now = deps.clock.now()
     pool = await deps.pool()
     task = await tasks.get_task(pool, task_id, who.agent_id)
     start, end = _window(frm, until, now)
     if task["schedule_kind"] in ("event", "condition"):
-        return {"fire_times": [], "schedule_kind": task["schedule_kind"]}
+        return FireTimes(fire_times=[], schedule_kind=task["schedule_kind"])
     schedule = stored_schedule(
         task["schedule_kind"], task["schedule_expr"], task["timezone"], task["dtstart"]
     )
-    times = schedule.fire_times(start, end, limit)
-    return {"fire_times": [iso_utc(t) for t in times]}
+    return FireTimes(fire_times=schedule.fire_times(start, end, limit))
 
 
 @router.post("/schedules/preview", response_model=FireTimes, response_model_exclude_unset=True)
-async def preview_schedule(
-    body: PreviewIn, who: Principal = TASK_READ, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+async def preview_schedule(body: PreviewIn, who: Reader, deps: DepsDep, now: Now) -> FireTimes:
     """Fire times of a schedule that is not a task (yet)."""
-    now = deps.clock.now()
     start, end = _window(body.from_, body.until, now)
     fields = body.model_dump()
-    from ordinaut.taskdefs import build_schedule
-
     # A window that starts in the past previews the schedule as if written at its start: fire
     # times that all lie before now are listed, not refused as "never fires after now" (which
     # stays the answer for a window starting now, as for creating the task).
     as_of = min(start, now)
     schedule = build_schedule(fields, now=as_of, settings=deps.settings, dtstart=None)
     times = schedule.fire_times(start, end, body.limit)
-    return {"fire_times": [iso_utc(t) for t in times], "timezone": schedule.timezone}
+    return FireTimes(fire_times=times, timezone=schedule.timezone)
 
 
 @router.post("/tasks/validate", response_model=ValidateOut, response_model_exclude_unset=True)
 async def validate_task(
-    body: ValidateIn, request: Request, who: Principal = TASK_READ, deps: Deps = Depends(get_deps)
-) -> dict[str, Any]:
+    body: ValidateIn, who: Reader, deps: DepsDep, now: Now, registry: Registry
+) -> ValidateOut:
     """Validate a whole task or a payload; ``dry_run`` renders each step without running it."""
-    now = deps.clock.now()
-    registry = tool_registry(request)
     if body.task is None and body.payload is None:
         raise ValidationFailed(
             "send a task or a payload", [{"field": "task", "message": "task or payload required"}]
@@ -697,4 +499,5 @@ async def validate_task(
             limits=PipelineLimits.from_settings(deps.settings),
             now=now,
         )
-    return jsonable_encoder(result)
+    # only the keys set here are sent (response_model_exclude_unset)
+    return ValidateOut.model_validate(jsonable_encoder(result))

@@ -1,18 +1,46 @@
-"""Request and response models of the REST API (pydantic), with the documented bounds."""
+"""The HTTP schemas of the REST API (pydantic): request and response bodies with their
+documented bounds, and ``Page``, the one list envelope every paged list route returns."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
+from ordinaut.errors import ValidationFailed
+from ordinaut.secrets import MAX_VALUE_BYTES
 from ordinaut.vocabulary import Backoff, Misfire, Overlap, RunStatus, ScheduleKind, TaskStatus
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# Labels: a small map an agent files its tasks under (docs/api.md, "Labels"). Keys are short
+# identifiers so that `key:value` filters and `--label key=value` stay unambiguous.
+MAX_LABELS = 16
+MAX_LABEL_KEY = 63
+MAX_LABEL_VALUE = 256
+LABEL_KEY_RE = r"^[a-z0-9][a-z0-9._/-]*$"
+LABEL_VALUE_RE = r"^[^\x00-\x1f\x7f]*$"  # no control characters
+LabelKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_LABEL_KEY, pattern=LABEL_KEY_RE)
+]
+LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE, pattern=LABEL_VALUE_RE)]
+Labels = Annotated[
+    dict[LabelKey, LabelValue],
+    Field(
+        max_length=MAX_LABELS,
+        description=f"Up to {MAX_LABELS} labels: keys of 1-63 characters (lowercase letters, "
+        "digits, `.` `_` `-` `/`, starting with a letter or digit), values of up to "
+        f"{MAX_LABEL_VALUE} characters without control characters. List tasks by label with "
+        "`GET /tasks?label=key:value`.",
+        examples=[{"user": "ana", "team": "ops"}],
+    ),
+]
 
 
 TASK_EXAMPLE: dict[str, Any] = {
@@ -29,6 +57,7 @@ TASK_EXAMPLE: dict[str, Any] = {
     },
     "priority": 5,
     "max_retries": 3,
+    "labels": {"user": "ana"},
 }
 PATCH_EXAMPLE: dict[str, Any] = {"schedule_expr": "30 7 * * 1-5", "priority": 3}
 
@@ -131,6 +160,7 @@ class TaskFields(Strict):
         description="A scheduled run due while the previous one still runs: skip it, run "
         "it alongside, or keep one waiting.",
     )
+    labels: Labels = Field(default_factory=dict)
     max_duration_s: float | None = Field(
         default=None,
         gt=0,
@@ -179,6 +209,9 @@ class TaskPatch(Strict):
     max_duration_s: float | None = Field(
         default=None, gt=0, le=24 * 3600, description="See create; null clears it."
     )
+    labels: Labels | None = Field(
+        default=None, description="Replaces the whole map (`{}` removes every label)."
+    )
 
     @staticmethod
     def nullable() -> frozenset[str]:
@@ -221,6 +254,9 @@ class TaskOut(BaseModel):
     snoozed_until: datetime | None = Field(description="Runs due before this wait until then.")
     max_duration_s: float | None = Field(
         default=None, description="The longest one attempt may take, in seconds, if set."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="The task's labels (`{}` when it has none)."
     )
 
     @computed_field  # type: ignore[prop-decorator]
@@ -414,12 +450,67 @@ class RunsOverview(BaseModel):
     tasks: TaskCounts = Field(description="The agent's tasks.")
 
 
-def page(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
-    """The one list envelope every collection route returns."""
-    return {
-        "items": items,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "has_more": offset + len(items) < total,
-    }
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """The list envelope every paged list route uses."""
+
+    items: list[T] = Field(description="This page's items.")
+    total: int = Field(description="Items matching, over every page.")
+    limit: int = Field(description="The page size asked for.")
+    offset: int = Field(description="Items skipped before this page.")
+    has_more: bool = Field(description="True when a later page has items.")
+
+
+class SecretIn(BaseModel):
+    """A secret's value (write-only)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"value": "s3cr3t-t0ken"}]}
+    )
+    value: str = Field(
+        min_length=1, max_length=MAX_VALUE_BYTES, description="Stored encrypted; never returned."
+    )
+
+
+class SecretInfo(BaseModel):
+    name: str = Field(description="The secret's name.")
+    created_at: datetime = Field(description="When it was first stored (UTC).")
+    updated_at: datetime = Field(description="When its value last changed (UTC).")
+
+
+class SecretNames(BaseModel):
+    items: list[SecretInfo] = Field(description="The caller's secrets, by name.")
+
+
+def label_filter(values: list[str] | None) -> list[tuple[str, str]]:
+    """``label=key:value`` query values as (key, value) pairs (a 422 naming ``label`` for a
+    malformed one); every pair must match (AND)."""
+    pairs: list[tuple[str, str]] = []
+    problems: list[dict[str, Any]] = []
+    for text in values or []:
+        key, sep, value = text.partition(":")
+        if not sep or len(key) > MAX_LABEL_KEY or not re.fullmatch(LABEL_KEY_RE, key):
+            problems.append(
+                {
+                    "field": "query.label",
+                    "message": "a label filter is key:value with a valid label key "
+                    f"(got {text[:80]!r})",
+                }
+            )
+        elif len(value) > MAX_LABEL_VALUE or not re.fullmatch(LABEL_VALUE_RE, value):
+            problems.append(
+                {
+                    "field": "query.label",
+                    "message": f"a label value has at most {MAX_LABEL_VALUE} characters and no "
+                    "control characters",
+                }
+            )
+        else:
+            pairs.append((key, value))
+    if len(values or []) > MAX_LABELS:
+        problems.append({"field": "query.label", "message": f"at most {MAX_LABELS} label filters"})
+    if problems:
+        raise ValidationFailed("invalid label filter", problems)
+    return pairs
