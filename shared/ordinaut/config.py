@@ -58,7 +58,7 @@ class Settings:
     max_retries_limit: int = 100
     max_step_timeout_s: int = 300
     # a foreach step: items one run of it may go over, and the largest max_concurrency it
-    # may ask for (a run's worst case counts ceil(items / max_concurrency) rounds)
+    # may ask for (a run's worst case counts ceil(max_foreach_items / max_concurrency) rounds)
     max_foreach_items: int = 100
     max_foreach_concurrency: int = 10
     # the longest a run (one attempt: every step, its retries and backoffs) may take in this

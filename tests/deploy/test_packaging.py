@@ -1,9 +1,10 @@
 """What a wheel of the project installs: the SQL migrations as package data, found without a
-checkout, and a plain (client) install that needs httpx and pydantic and nothing else.
+checkout, and a plain (client) install that needs httpx, pydantic and pyyaml (task files) and
+nothing else.
 
 The wheel is built once, offline (``pip wheel --no-build-isolation --no-index``: hatchling
 comes with the ``dev`` extra), and installed with ``--no-deps`` into a fresh virtual
-environment that has no pip and no site packages; the client's two dependencies, and theirs,
+environment that has no pip and no site packages; the client's dependencies, and theirs,
 are copied in from this environment's installed files, so nothing is downloaded.
 """
 
@@ -27,7 +28,7 @@ from ordinaut.config import Settings, default_migrations_dir
 
 REPO = Path(__file__).resolve().parents[2]
 MIGRATIONS = sorted(p.name for p in (REPO / "migrations").glob("*.sql"))
-CLIENT_DEPENDENCIES = {"httpx", "pydantic"}
+CLIENT_DEPENDENCIES = {"httpx", "pydantic", "pyyaml"}
 
 RESOLVE = """
 import json
@@ -105,7 +106,7 @@ def copy_installed(dist: metadata.Distribution, site_packages: Path) -> None:
 
 @pytest.fixture(scope="module")
 def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtual environment holding the wheel (``--no-deps``), httpx and pydantic."""
+    """A virtual environment holding the wheel (``--no-deps``), httpx, pydantic and pyyaml."""
     root = tmp_path_factory.mktemp("venv") / "client"
     run(sys.executable, "-m", "venv", "--without-pip", root, cwd=root.parent)
     python = root / "bin" / "python"
@@ -141,7 +142,7 @@ def test_the_wheel_carries_the_migrations_and_the_package_data(wheel: Path) -> N
     assert not any(n.startswith(("shared/", "migrations/", "tests/")) for n in names)
 
 
-def test_a_plain_install_requires_httpx_and_pydantic_only(wheel: Path) -> None:
+def test_a_plain_install_requires_httpx_pydantic_and_pyyaml_only(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         info = Parser().parsestr(archive.read("ordinaut-0.1.0.dist-info/METADATA").decode())
     requirements = [Requirement(r) for r in info.get_all("Requires-Dist") or []]
@@ -199,3 +200,40 @@ def test_ordinaut_mcp_in_a_client_install_names_the_extra(venv: Path, tmp_path: 
     assert result.returncode == 1, result.stderr
     assert "pip install 'ordinaut[mcp]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (
+            "task.yaml",
+            # unquoted, a YAML timestamp: read as the text it is, as the API reads it
+            "title: nightly\nschedule_kind: once\nschedule_expr: 2030-01-01T00:00:00Z\n"
+            "payload:\n  pipeline: []\n",
+        ),
+        ("task.json", '{"title": "nightly", "schedule_kind": "once"}'),
+    ],
+)
+def test_a_client_install_reads_a_task_file(
+    venv: Path, tmp_path: Path, name: str, text: str
+) -> None:
+    # `ordinaut tasks create -f task.yaml` is the client's main command: reading the file must
+    # not need the server's packages (the request then fails: nothing listens on port 9)
+    (tmp_path / name).write_text(text)
+    result = subprocess.run(
+        [str(venv / "bin" / "ordinaut"), "tasks", "create", "-f", name],
+        cwd=tmp_path,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "ORDINAUT_URL": "http://127.0.0.1:9",
+            "ORDINAUT_TOKEN": "x",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "cannot reach the Ordinaut API at http://127.0.0.1:9" in result.stderr
+    assert result.returncode == 1

@@ -135,17 +135,22 @@ def task_title(client: Ordinaut, task_id: str) -> str:
     return task_titles(client, [task_id])[task_id]
 
 
+# The API's default body bound (ORDINAUT_MAX_BODY_BYTES); a server set higher still gets one.
+MAX_TASK_FILE_BYTES = 256 * 1024
+
+
 def read_task_file(name: str) -> dict[str, Any]:
-    """A task body from a YAML or JSON file ('-' for stdin)."""
+    """A task body from a YAML or JSON file ('-' for stdin), read as the API reads one
+    (``ordinaut.documents``: no ``ordinaut.pipeline``, which a client install cannot import)."""
+    from ordinaut.documents import parse_text
     from ordinaut.errors import InvalidPipeline
-    from ordinaut.pipeline import parse_pipeline_text
 
     try:
         text = sys.stdin.read() if name == "-" else Path(name).read_text()
     except OSError as exc:
         raise CommandError(f"cannot read {name}: {exc.strerror or exc}", EXIT_USAGE) from None
     try:
-        body = parse_pipeline_text(text)
+        body = parse_text(text, max_bytes=MAX_TASK_FILE_BYTES)
     except InvalidPipeline as exc:
         raise CommandError(f"{name}: {exc.message}", EXIT_USAGE) from None
     if not isinstance(body, dict):

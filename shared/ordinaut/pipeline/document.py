@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
-import yaml
-
-from ordinaut.errors import InvalidPipeline
+from ordinaut.documents import parse_text
 from ordinaut.pipeline.limits import PipelineLimits
 from ordinaut.pipeline.templates import join_path
 
@@ -16,86 +13,9 @@ _MAX_NODES = 100_000
 _MAX_PROBLEMS = 50
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML without anchors/aliases (no expansion bombs) and without timestamp types."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event: yaml.Event = self.current_event  # check_event read it ahead
-            # the pure-Python parser's marks (this loader's) are always yaml.error.Mark
-            mark = event.start_mark if isinstance(event.start_mark, yaml.error.Mark) else None
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not accepted", mark
-            )
-        return super().compose_node(parent, index)
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def parse_pipeline_text(text: str, *, limits: PipelineLimits | None = None) -> object:
     """A payload (or bare pipeline) read from JSON or YAML text; raises ``InvalidPipeline``."""
-    bound = (limits or PipelineLimits()).max_payload_bytes
-    if len(text.encode("utf-8")) > bound:
-        raise InvalidPipeline(
-            f"pipeline text is larger than max_payload_bytes ({bound})",
-            details=[
-                {
-                    "field": "payload",
-                    "message": f"at most {bound} bytes",
-                    "limit": "max_payload_bytes",
-                }
-            ],
-        )
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        json_error = exc
-    try:
-        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
-    except (yaml.YAMLError, RecursionError) as exc:
-        yaml_error = exc
-    # Text that opens like JSON was meant as JSON: its error is the useful one.
-    where: tuple[int | None, int | None, str]
-    if text.lstrip()[:1] in ("{", "["):
-        where = (json_error.lineno, json_error.colno, json_error.msg)
-        kind = "JSON"
-    else:
-        where = _yaml_position(yaml_error)
-        kind = "YAML"
-    line, column, problem = where
-    at = f" at line {line}, column {column}" if line else ""
-    raise InvalidPipeline(
-        f"not valid {kind}{at}: {problem}"[:500],
-        details=[
-            {
-                "field": "payload",
-                "message": f"not valid {kind}: {problem}"[:500],
-                "line": line,
-                "column": column,
-            }
-        ],
-    ) from None
-
-
-def _yaml_position(exc: BaseException) -> tuple[int | None, int | None, str]:
-    """1-based line and column of a YAML error (where the parser noticed it), and its reason."""
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark, context = exc.problem_mark or exc.context_mark, exc.context_mark
-        problem = exc.problem or exc.context or str(exc)
-        if exc.problem and exc.context and context is not None:
-            # "expected ',' or ']' ... (while parsing a flow sequence at line 2, column 11)"
-            problem += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
-        problem = problem.replace("\n", " ")
-        if mark is not None:
-            return mark.line + 1, mark.column + 1, problem
-        return None, None, problem
-    if isinstance(exc, RecursionError):
-        return None, None, "nested too deeply"
-    return None, None, str(exc).replace("\n", " ")
+    return parse_text(text, max_bytes=(limits or PipelineLimits()).max_payload_bytes)
 
 
 def check_document(

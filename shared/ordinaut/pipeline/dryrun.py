@@ -7,6 +7,7 @@ whose list is known is rendered once per item (``items``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -59,9 +60,12 @@ def dry_run(
     ``would_run`` is None when the condition depends on earlier steps. A foreach step adds
     ``foreach``: the items (None when they depend on earlier steps) and ``items``: one
     ``{index, input, deferred, errors}`` per item; its ``input`` shows what depends on the
-    item as template text. Raises ``InvalidPipeline`` exactly as ``validate_payload`` does.
+    item as template text. The items of a dry run are rendered within what ``max_steps``
+    renders may spend; an item past that shows its templates, ``deferred``, with a ``note``.
+    Raises ``InvalidPipeline`` exactly as ``validate_payload`` does.
     """
     compiled = compile_payload(payload, registry=registry, limits=limits)
+    allowance = _ItemAllowance(limits)
     ctx = RunContext("dry-run", "dry-run", "", 1, now, now, event=event)
     scope = ctx.scope({**compiled.params, **(sample_params or {})})
     scope["secrets"] = {name: MASK for name in compiled.secrets}
@@ -102,7 +106,10 @@ def dry_run(
             items = _items(step, scope, limits, errors)
             report["foreach"] = record_value(items, [], limits.max_step_output_bytes)
             report["items"] = record_value(
-                [_item_report(step, scope, limits, i, item) for i, item in enumerate(items or [])],
+                [
+                    _item_report(step, scope, limits, i, item, allowance)
+                    for i, item in enumerate(items or [])
+                ],
                 [],
                 limits.max_step_output_bytes,
             )
@@ -143,14 +150,59 @@ def _items(
     return items
 
 
+class _ItemAllowance:
+    """What the item renders of one dry run may spend together: the work and time of
+    ``max_steps`` renders, what a dry run without foreach may take. A dry run evaluates in the
+    API's small evaluation pool (``offload``, shared with event filters); without this, items
+    would multiply its cost by ``max_foreach_items``. Items past it are shown unrendered."""
+
+    NOTE = (
+        "not rendered: this dry run's item renders together may spend what max_steps renders "
+        "may (max_expression_work, max_expression_ms); a run renders every item"
+    )
+
+    def __init__(self, limits: PipelineLimits) -> None:
+        self.units = limits.max_steps * limits.max_expression_work
+        self.deadline = time.monotonic() + limits.max_steps * limits.max_expression_ms / 1000
+
+    def spent(self, renderer: Renderer) -> None:
+        self.units -= renderer.budget.limit - renderer.budget.left
+
+    @property
+    def exhausted(self) -> bool:
+        return self.units <= 0 or time.monotonic() > self.deadline
+
+
 def _item_report(
-    step: CompiledStep, scope: dict[str, Any], limits: PipelineLimits, index: int, item: Any
+    step: CompiledStep,
+    scope: dict[str, Any],
+    limits: PipelineLimits,
+    index: int,
+    item: Any,
+    allowance: _ItemAllowance,
 ) -> dict[str, Any]:
-    """What one item's tool call would receive."""
+    """What one item's tool call would receive (its templates, once ``allowance`` is spent)."""
     errors: list[dict[str, str]] = []
     deferred: list[str] = []
+    if allowance.exhausted:
+
+        def unrendered(template: Template, path: str) -> Any:
+            deferred.append(path)
+            return template.source
+
+        held = render_tree(step.args, unrendered, "with")
+        return {
+            "index": index,
+            "input": record_value(held, [], limits.max_step_output_bytes),
+            "deferred": deferred,
+            "errors": errors,
+            "note": _ItemAllowance.NOTE,
+        }
     renderer = Renderer({**scope, "item": item, "index": index}, limits=limits)
-    rendered = render_tree(step.args, _leaf(renderer, deferred, errors), "with")
+    try:
+        rendered = render_tree(step.args, _leaf(renderer, deferred, errors), "with")
+    finally:
+        allowance.spent(renderer)
     if not deferred and not errors:
         for path, message in validate_schema(rendered, step.tool.input_schema, "with"):
             errors.append({"field": path, "message": message})

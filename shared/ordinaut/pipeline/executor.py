@@ -225,10 +225,17 @@ class _Run:
         return self._error("internal_error", repr(exc))
 
     async def _invoke(
-        self, step: CompiledStep, scope: dict[str, Any], shadow: dict[str, Any], record: Any
+        self,
+        step: CompiledStep,
+        scope: dict[str, Any],
+        shadow: dict[str, Any],
+        record: Any,
+        *,
+        ctx: RunContext | None = None,
     ) -> tuple[Any, Any]:
-        """Render the step's arguments in ``scope`` (its shadow in ``shadow``), run the tool,
-        and fill ``record``'s input, output and attempts; returns the output and its shadow."""
+        """Render the step's arguments in ``scope`` (its shadow in ``shadow``), run the tool
+        with ``ctx`` (default: the run's), and fill ``record``'s input, output and attempts;
+        returns the output and its shadow."""
         await self._breathe()
         args, shown = self._arguments(step, scope, shadow)
         tainted = shown is not args
@@ -239,7 +246,8 @@ class _Run:
                 message = "; ".join(f"{p}: {m}" for p, m in problems)
                 raise ToolError("invalid_arguments", message)
         await self._breathe()
-        ctx = dataclasses.replace(self.ctx, shown_args=shown) if tainted else self.ctx
+        ctx = ctx or self.ctx
+        ctx = dataclasses.replace(ctx, shown_args=shown) if tainted else ctx
         try:
             value = await self._attempts(step, args, record, ctx)
         except ToolError as exc:
@@ -327,8 +335,14 @@ class _Run:
             started = time.monotonic()
             scope = {**self.with_secrets, "item": items[index], "index": index}
             shadow = {**self.shadow, "item": shown_items[index], "index": index}
+            # each item is a request of its own: one key for all would have a receiver that
+            # honours Idempotency-Key drop items 1..n as repeats of item 0
+            key = self.ctx.idempotency_key
+            item_ctx = dataclasses.replace(
+                self.ctx, idempotency_key=f"{key}:{step.id}:{index}" if key else ""
+            )
             try:
-                results[index] = await self._invoke(step, scope, shadow, entry)
+                results[index] = await self._invoke(step, scope, shadow, entry, ctx=item_ctx)
             except asyncio.CancelledError:
                 entry.update(
                     status="canceled",

@@ -64,7 +64,9 @@ STEP_FIELDS = {
         "expression",
         "`${...}` that evaluates to a list (at most `max_foreach_items` items): the step runs "
         "once per item, with `item` and `index` in scope in `with`, and its output is the list "
-        "of the items' outputs, in the list's order.",
+        "of the items' outputs, in the list's order. Each item's call carries an idempotency key "
+        "of its own (the run's, then `:<id>:<index>`; `http.request` sends it as "
+        "`Idempotency-Key`), the same on every attempt.",
     ),
     "max_concurrency": (
         "integer",

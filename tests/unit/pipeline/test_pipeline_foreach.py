@@ -581,3 +581,107 @@ def test_dry_run_renders_each_item_and_defers_lists_from_earlier_steps() -> None
     assert say["deferred"] == ["with.status"]
     assert say["input"]["city"] == "Paris"
     assert bad["errors"] == [{"field": "foreach", "message": "is string, not a list"}]
+
+
+async def test_each_item_passes_on_its_own_idempotency_key_stable_across_attempts() -> None:
+    # Items are distinct requests: one key for all would make a receiver that honours
+    # Idempotency-Key drop items 1..n as repeats of item 0 (or refuse them: same key, another
+    # body). Each item's key is stable across attempts of the slot, as the run's key is.
+    seen: list[tuple[int, str, str]] = []
+
+    async def keyed(args: dict[str, Any], context: RunContext) -> Any:
+        seen.append((context.attempt, args["name"], context.idempotency_key))
+        return None
+
+    registry = _registry()
+    registry.register(
+        Tool(name="test.keyed", description="", input_schema={"type": "object"}, fn=keyed)
+    )
+    payload = {
+        "params": {"items": ["a", "b", "c"]},
+        "pipeline": [
+            {"id": "one", "uses": "test.keyed", "with": {"name": "plain"}},
+            {
+                "id": "each",
+                "uses": "test.keyed",
+                "foreach": "${params.items}",
+                "max_concurrency": 2,
+                "with": {"name": "each-${item}"},
+            },
+            {
+                "id": "again",
+                "uses": "test.keyed",
+                "foreach": "${params.items}",
+                "with": {"name": "again-${item}"},
+            },
+        ],
+    }
+    for attempt in (1, 2):
+        result = await execute(
+            payload,
+            ctx(attempt=attempt, idempotency_key="ord-slot"),
+            registry=registry,
+            limits=LIMITS,
+        )
+        assert result.status == "succeeded", result.error
+    keys = {(attempt, name): key for attempt, name, key in seen}
+    assert keys[1, "plain"] == "ord-slot"  # a step without foreach keeps the run's key
+    item_names = [f"{step}-{item}" for step in ("each", "again") for item in "abc"]
+    first = [keys[1, name] for name in item_names]
+    assert len(set(first)) == len(first)  # one key per item, of each foreach step
+    assert "ord-slot" not in first
+    assert all(key.startswith("ord-slot") for key in first)  # derived from the slot's key
+    assert [keys[2, name] for name in item_names] == first  # the same on the next attempt
+
+
+async def test_items_pass_on_no_idempotency_key_when_the_run_has_none() -> None:
+    seen: list[str] = []
+
+    async def keyed(args: dict[str, Any], context: RunContext) -> Any:
+        seen.append(context.idempotency_key)
+        return None
+
+    registry = _registry()
+    registry.register(
+        Tool(name="test.keyed", description="", input_schema={"type": "object"}, fn=keyed)
+    )
+    payload = {
+        "params": {"items": [1, 2]},
+        "pipeline": [{"id": "each", "uses": "test.keyed", "foreach": "${params.items}"}],
+    }
+    result = await execute(payload, ctx(), registry=registry, limits=LIMITS)
+    assert result.status == "succeeded", result.error
+    assert seen == ["", ""]
+
+
+def test_a_dry_runs_item_renders_together_spend_at_most_one_render_per_step() -> None:
+    # A dry run evaluates in the API's small evaluation pool (shared with event filters): its
+    # foreach items must not multiply what a dry run may cost by max_foreach_items. Items
+    # together get max_steps renders' worth of work; the rest are shown unrendered (deferred).
+    limits = PipelineLimits(
+        max_steps=2, max_expression_work=4_000, max_foreach_items=50, max_foreach_concurrency=4
+    )
+    registry = default_registry(Settings(), limits=limits)
+    heavy = "${join(',', map(&to_string(@), params.big))}-${item}"
+    payload = {
+        "params": {"items": list(range(50)), "big": list(range(300))},
+        "pipeline": [
+            {"id": "each", "uses": "echo", "foreach": "${params.items}", "with": {"t": heavy}}
+        ],
+    }
+    (report,) = dry_run(payload, sample_params=None, registry=registry, limits=limits, now=NOW)
+    items = report["items"]
+    assert len(items) == 50  # one entry per item, as always
+    rendered = [i for i in items if not i["deferred"]]
+    held_back = [i for i in items if i["deferred"]]
+    assert rendered  # the first items are rendered in full
+    assert rendered[0]["input"]["t"].endswith("-0")
+    assert rendered[0]["errors"] == []
+    assert held_back  # ... until the dry run's allowance for items is spent
+    assert len(rendered) < 20
+    assert [i["index"] for i in items] == list(range(50))
+    assert items.index(held_back[0]) == len(rendered)  # a prefix is rendered, the rest is not
+    assert held_back[0]["input"] == {"t": heavy}
+    assert held_back[0]["deferred"] == ["with.t"]
+    assert held_back[0]["errors"] == []
+    assert "max_steps" in held_back[0]["note"]
