@@ -26,9 +26,11 @@ def _loader() -> Any:
     class Loader(yaml.SafeLoader):
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
+                event: yaml.Event = self.current_event  # check_event read it ahead
+                # the pure-Python parser's marks (this loader's) are always yaml.error.Mark
+                mark = event.start_mark if isinstance(event.start_mark, yaml.error.Mark) else None
                 raise yaml.composer.ComposerError(
-                    None, None, "YAML aliases (*name) are not accepted", event.start_mark
+                    None, None, "YAML aliases (*name) are not accepted", mark
                 )
             return super().compose_node(parent, index)
 

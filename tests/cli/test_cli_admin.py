@@ -86,10 +86,12 @@ async def test_admin_shows_queue_schedulers_workers_and_dead_letters_and_retries
     assert "queue        due 0   scheduled 0   running 0" in out
     assert "scheduler@ops" in out
     assert "workers      1 live, 0 runs in flight" in out
-    assert "worker-7" in out and "box:42" in out
+    assert "worker-7" in out
+    assert "box:42" in out
     assert "dead letters 1 across all agents" in out
     dead_line = next(line for line in out.splitlines() if line.startswith(queued.run_id))
-    assert agent["agent_id"] in dead_line and failing.id in dead_line
+    assert agent["agent_id"] in dead_line
+    assert failing.id in dead_line
 
     code, out, err = await admin_cli(admin["token"], "--json")
     assert code == 0, err
@@ -103,7 +105,8 @@ async def test_admin_shows_queue_schedulers_workers_and_dead_letters_and_retries
     assert f"requeued run {queued.run_id} of agent {agent['agent_id']} (attempt 3)" in out
     assert (await sdk.get_run(queued.run_id)).status == "queued"
     code, out, _ = await admin_cli(admin["token"])
-    assert "dead letters 0 across all agents" in out and "queue        due 1" in out
+    assert "dead letters 0 across all agents" in out
+    assert "queue        due 1" in out
 
 
 async def test_admin_needs_an_admin_and_valid_flags(
@@ -113,6 +116,7 @@ async def test_admin_needs_an_admin_and_valid_flags(
     assert code == 4, err
     assert "403" in err
     code, _, err = await admin_cli(admin["token"], "--dead-letters", "0")
-    assert code == 2 and "--dead-letters" in err
+    assert code == 2
+    assert "--dead-letters" in err
     code, _, err = await admin_cli(admin["token"], "--retry", "not-a-run")
     assert code == 2, err  # the API answers 422 for a malformed run id

@@ -67,11 +67,13 @@ async def test_login_then_create_list_show_and_control_a_task(
     code, out, err = await run(
         "login", "--url", run.url, "--agent-id", agent["agent_id"], "--secret", agent["secret"]
     )
-    assert code == 0 and "logged in" in out, err
+    assert code == 0, err
+    assert "logged in" in out
     saved = home / "credentials.json"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     entry = json.loads(saved.read_text())["servers"][run.url]
-    assert entry["agent_id"] == agent["agent_id"] and entry["token"]
+    assert entry["agent_id"] == agent["agent_id"]
+    assert entry["token"]
 
     task_file = home / "task.yaml"
     task_file.write_text(yaml.safe_dump(CRON_TASK))
@@ -83,33 +85,42 @@ async def test_login_then_create_list_show_and_control_a_task(
     json_file.write_text(json.dumps({**CRON_TASK, "title": "Second"}))
     code, out, _ = await run("tasks", "create", "-f", str(json_file), "--json")
     second = json.loads(out)
-    assert code == 0 and second["title"] == "Second"
+    assert code == 0
+    assert second["title"] == "Second"
 
     code, out, _ = await run("tasks", "list")
     assert code == 0
     assert out.splitlines()[0].split() == [
         *("ID", "TITLE", "STATUS", "SCHEDULE", "NEXT", "RUN", "LAST", "RUN", "FAILED", "24H")
     ]
-    assert "Morning briefing" in out and "Tue 2026-03-03 08:00 EET" in out
+    assert "Morning briefing" in out
+    assert "Tue 2026-03-03 08:00 EET" in out
     code, out, _ = await run("tasks", "list", "--json", "--limit", "1")
     listed = json.loads(out)
     assert (len(listed["items"]), listed["total"]) == (1, 2)
     code, out, _ = await run("tasks", "list", "--search", "SECOND")
-    assert code == 0 and "Second" in out and "Morning briefing" not in out
+    assert code == 0
+    assert "Second" in out
+    assert "Morning briefing" not in out
 
     code, out, _ = await run("tasks", "show", second["id"])
-    assert code == 0 and "next runs" in out and "no runs yet" in out
+    assert code == 0
+    assert "next runs" in out
+    assert "no runs yet" in out
     assert out.count("EET  (2026-03-") == 5
     code, out, _ = await run("tasks", "pause", second["id"])
     assert (code, out.strip()) == (0, f"task {second['id']} is paused")
     code, _, err = await run("tasks", "pause", second["id"])
-    assert code == 5 and "cannot pause a task that is paused" in err
+    assert code == 5
+    assert "cannot pause a task that is paused" in err
     code, out, _ = await run("tasks", "resume", second["id"], "--json")
-    assert code == 0 and json.loads(out)["status"] == "active"
+    assert code == 0
+    assert json.loads(out)["status"] == "active"
     code, _, _ = await run("tasks", "cancel", second["id"])
     assert code == 0
     code, _, err = await run("tasks", "show", "00000000-0000-0000-0000-000000000000")
-    assert code == 3 and "not_found" in err
+    assert code == 3
+    assert "not_found" in err
 
 
 async def test_invalid_input_names_the_field_and_exits_2(
@@ -120,21 +131,27 @@ async def test_invalid_input_names_the_field_and_exits_2(
     bad = home / "bad.yaml"
     bad.write_text(yaml.safe_dump({**CRON_TASK, "schedule_expr": "0 8 * * 9"}))
     code, out, err = await run("tasks", "create", "-f", str(bad))
-    assert code == 2 and out == ""
-    assert "invalid_schedule" in err and "\n  schedule_expr: " in err
+    assert code == 2
+    assert out == ""
+    assert "invalid_schedule" in err
+    assert "\n  schedule_expr: " in err
     code, _, err = await run("tasks", "create", "-f", str(home / "missing.yaml"))
-    assert code == 2 and "cannot read" in err
+    assert code == 2
+    assert "cannot read" in err
     bad.write_text("- just\n- a list\n")
     code, _, err = await run("tasks", "create", "-f", str(bad))
-    assert code == 2 and "mapping" in err
+    assert code == 2
+    assert "mapping" in err
     good = home / "good.json"
     good.write_text(json.dumps(CRON_TASK))
     code, out, _ = await run("tasks", "create", "-f", str(good), "--dry-run")
-    assert code == 0 and out.startswith("valid; first run 2026-03-03 06:00:00Z")
+    assert code == 0
+    assert out.startswith("valid; first run 2026-03-03 06:00:00Z")
     code, out, _ = await run("tasks", "list")
     assert out.strip() == "no tasks"  # the dry run created nothing
     code, _, err = await run("events", "publish", "t", "--data", "{not json")
-    assert code == 2 and "--data is not JSON" in err
+    assert code == 2
+    assert "--data is not JSON" in err
     code, _, _ = await run("tasks", "create")
     assert code == 2  # argparse: -f is required
 
@@ -166,17 +183,21 @@ async def test_run_now_follow_runs_list_and_events(
     assert await run_worker() == 1
     code, out, err = await follow
     assert code == 0, err
-    assert ": queued (attempt 1)" in err and ": succeeded (attempt 1)" in err
-    assert "steps" in out and "say   echo  succeeded" in out
+    assert ": queued (attempt 1)" in err
+    assert ": succeeded (attempt 1)" in err
+    assert "steps" in out
+    assert "say   echo  succeeded" in out
     assert '{"text": "weather in Chisinau"}' in out
 
     code, out, _ = await run("runs", "list", "--task", task_id, "--json")
     (listed,) = json.loads(out)["items"]
     assert listed["status"] == "succeeded"
     code, out, _ = await run("runs", "show", listed["id"])
-    assert code == 0 and out.startswith(f"run {listed['id']}  succeeded")
+    assert code == 0
+    assert out.startswith(f"run {listed['id']}  succeeded")
     code, out, _ = await run("runs", "list")
-    assert "succeeded" in out and "run_now" in out
+    assert "succeeded" in out
+    assert "run_now" in out
 
     home.joinpath("bad.json").write_text(
         json.dumps({**CRON_TASK, "payload": FAILING_PAYLOAD, "max_retries": 0})
@@ -186,13 +207,16 @@ async def test_run_now_follow_runs_list_and_events(
     code, out, _ = await run("tasks", "run-now", bad_id, "--json")
     run_id = json.loads(out)["run_id"]
     code, _, err = await run("runs", "show", run_id, "--follow", "--timeout", "0.1")
-    assert code == 7 and "still queued" in err
+    assert code == 7
+    assert "still queued" in err
     assert await run_worker() == 1
     code, out, _ = await run("runs", "show", run_id, "--follow", "--json")
-    assert code == 6 and json.loads(out)["status"] == "dead_letter"
+    assert code == 6
+    assert json.loads(out)["status"] == "dead_letter"
 
     code, out, _ = await run("events", "publish", "orders.created", "--data", '{"id": 7}')
-    assert code == 0 and "0 task(s) matched" in out
+    assert code == 0
+    assert "0 task(s) matched" in out
     code, out, _ = await run("events", "publish", "x", "--event-id", "e1", "--json")
     assert json.loads(out)["event_id"] == "e1"
     code, out, _ = await run("events", "publish", "x", "--event-id", "e1")
@@ -203,7 +227,8 @@ async def test_credentials_come_from_env_dev_file_or_nowhere(
     run: Cli, agent: dict[str, Any], home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, _, err = await run("tasks", "list", "--url", run.url)
-    assert code == 4 and "ordinaut login" in err
+    assert code == 4
+    assert "ordinaut login" in err
     code, _, err = await run("tasks", "list", "--url", run.url, "--token", "nope")
     assert code == 4
     # `ordinaut dev`'s credential file, for its own URL, is used when nothing else is given.
@@ -213,7 +238,8 @@ async def test_credentials_come_from_env_dev_file_or_nowhere(
     assert (code, out.strip()) == (0, "no tasks"), err
     monkeypatch.setattr(time, "sleep", lambda _: None)  # the client's retries, not the test's
     code, _, err = await run("tasks", "list", "--url", "http://127.0.0.1:9")
-    assert code == 1 and "cannot reach" in err
+    assert code == 1
+    assert "cannot reach" in err
 
 
 def test_help_documents_exit_codes_once_and_examples_everywhere(
@@ -261,7 +287,8 @@ async def test_the_file_format_in_create_help_is_a_task_the_api_accepts(
     code, out, _ = await run("tasks", "create", "--help")
     assert code == 0
     block = out.split("('-' reads it from stdin):\n\n", 1)[1].split("\n\n", 1)[0]
-    assert "schedule_expr:" in block and "pipeline:" in block
+    assert "schedule_expr:" in block
+    assert "pipeline:" in block
     (home / "example.yaml").write_text(block)
     code, out, err = await run("tasks", "create", "-f", str(home / "example.yaml"), "--json")
     assert code == 0, err
@@ -318,48 +345,62 @@ async def test_update_preview_delete_and_paused_tasks_have_no_next_runs(
     assert (updated["title"], updated["timezone"]) == ("Briefing at nine", "Europe/Chisinau")
     assert updated["payload"] == created["payload"]
     code, _, err = await run("tasks", "update", task_id)
-    assert code == 2 and "nothing to change" in err
+    assert code == 2
+    assert "nothing to change" in err
     code, _, err = await run("tasks", "update", task_id, "--schedule", "0 9 * * 9")
-    assert code == 2 and "schedule_expr" in err
+    assert code == 2
+    assert "schedule_expr" in err
 
     code, out, _ = await run("tasks", "preview", task_id, "--next", "3")
     assert code == 0
-    assert out.count("EET  (2026-03-0") == 3 and "next runs" in out
+    assert out.count("EET  (2026-03-0") == 3
+    assert "next runs" in out
     code, out, _ = await run(
         "tasks", "preview", "--schedule-kind", "cron", "--schedule", "30 7 * * 1",
         "--timezone", "Europe/Chisinau", "--next", "2",
     )  # fmt: skip
-    assert code == 0 and "every Monday at 07:30 Europe/Chisinau" in out
+    assert code == 0
+    assert "every Monday at 07:30 Europe/Chisinau" in out
     assert "Mon 2026-03-09 07:30 EET  (2026-03-09 05:30:00Z)" in out
     code, out, _ = await run("tasks", "preview", "-f", str(home / "task.yaml"), "--next", "1")
-    assert code == 0 and "Tue 2026-03-03 08:00 EET" in out
+    assert code == 0
+    assert "Tue 2026-03-03 08:00 EET" in out
     code, _, err = await run("tasks", "preview")
-    assert code == 2 and "give a task id" in err
+    assert code == 2
+    assert "give a task id" in err
 
     # paused: the schedule stays, but nothing is listed as if it will run
     code, _, _ = await run("tasks", "pause", task_id)
     assert code == 0
     code, out, _ = await run("tasks", "list")
-    assert "- (paused)" in out and "EET" not in out
+    assert "- (paused)" in out
+    assert "EET" not in out
     code, out, _ = await run("tasks", "show", task_id)
-    assert "nothing runs until it is resumed" in out and "EET  (2026" not in out
+    assert "nothing runs until it is resumed" in out
+    assert "EET  (2026" not in out
     code, out, _ = await run("tasks", "show", task_id, "--json")
     assert json.loads(out)["next_fire_times"] == []
     code, out, _ = await run("tasks", "preview", task_id, "--next", "2")
     assert f"paused: no runs until `ordinaut tasks resume {task_id}`" in out
-    assert "if resumed" in out and "next runs" not in out
+    assert "if resumed" in out
+    assert "next runs" not in out
     code, out, _ = await run("tasks", "update", task_id, "--title", "Still paused")
-    assert code == 0 and "no next runs while paused" in out and "next  " not in out
+    assert code == 0
+    assert "no next runs while paused" in out
+    assert "next  " not in out
 
     # delete: asks on a terminal, needs --yes elsewhere
     code, out, err = await run("tasks", "delete", task_id)
-    assert code == 2 and "without --yes" in err and "Still paused" in err
+    assert code == 2
+    assert "without --yes" in err
+    assert "Still paused" in err
     code, out, _ = await run("tasks", "delete", task_id, "--yes")
     assert (code, out.strip()) == (0, f"deleted task {task_id}  Still paused")
     code, _, err = await run("tasks", "show", task_id)
     assert code == 3
     code, _, err = await run("tasks", "delete", task_id, "--yes")
-    assert code == 3 and "not_found" in err
+    assert code == 3
+    assert "not_found" in err
 
 
 async def test_runs_list_dead_letters_by_title_then_retry_and_cancel(
@@ -386,13 +427,15 @@ async def test_runs_list_dead_letters_by_title_then_retry_and_cancel(
     (listed,) = json.loads(out)["items"]
     assert (listed["last_run_status"], listed["failures_24h"]) == ("dead_letter", 1)
     code, out, _ = await run("tasks", "list", "--search", "flaky")
-    assert "dead_letter Mon 2026-03-02" in out and out.rstrip().endswith("  1")
+    assert "dead_letter Mon 2026-03-02" in out
+    assert out.rstrip().endswith("  1")
 
     code, out, _ = await run("runs", "list", "--status", "dead_letter")
     assert code == 0, out
     header, row = out.splitlines()
     assert header.split()[:3] == ["ID", "TASK", "STATUS"]
-    assert row.startswith(f"{run_id}  Flaky report") and "dead_letter" in row
+    assert row.startswith(f"{run_id}  Flaky report")
+    assert "dead_letter" in row
     assert task_id not in out  # the title, not the task's UUID
     code, out, _ = await run("runs", "show", run_id)
     assert f"  task           Flaky report  ({task_id})" in out
@@ -407,7 +450,8 @@ async def test_runs_list_dead_letters_by_title_then_retry_and_cancel(
     code, _, err = await run("runs", "cancel", run_id)
     assert code == 5, err
     code, _, err = await run("runs", "retry", "00000000-0000-0000-0000-000000000000")
-    assert code == 3 and "not_found" in err
+    assert code == 3
+    assert "not_found" in err
 
 
 # --- labels ---------------------------------------------------------------------------------
@@ -450,14 +494,16 @@ async def test_labels_on_create_update_list_and_show(
     assert await _label_ids(run, "--label", "from=file", "--all") == {filed["id"]}
 
     code, out, _ = await run("tasks", "show", ana["id"])
-    assert code == 0 and "labels      kind=daily, url=https://a.test/x=1, user=ana" in out
+    assert code == 0
+    assert "labels      kind=daily, url=https://a.test/x=1, user=ana" in out
 
     code, out, err = await run("tasks", "update", ana["id"], "--label", "user=bo", "--json")
     assert code == 0, err
     assert json.loads(out)["labels"] == {"user": "bo"}  # the whole map is replaced
     assert await _label_ids(run, "--label", "user=bo") == {ana["id"]}
     code, out, err = await run("tasks", "update", ana["id"], "--clear-labels", "--json")
-    assert code == 0 and json.loads(out)["labels"] == {}, err
+    assert code == 0, err
+    assert json.loads(out)["labels"] == {}
     code, out, err = await run("tasks", "update", filed["id"], "--title", "renamed", "--json")
     assert json.loads(out)["labels"] == {"from": "file"}  # untouched without label flags
 
@@ -467,13 +513,17 @@ async def test_malformed_labels_are_refused(run: Cli, agent: dict[str, Any], hom
     task_file = home / "task.yaml"
     task_file.write_text(yaml.safe_dump(CRON_TASK))
     code, _, err = await run("tasks", "list", "--label", "user")
-    assert code == 2 and "KEY=VALUE" in err
+    assert code == 2
+    assert "KEY=VALUE" in err
     code, _, err = await run("tasks", "create", "-f", str(task_file), "--label", "Bad=x")
-    assert code == 2 and "labels" in err, err  # the API's 422, field by field
+    assert code == 2, err
+    assert "labels" in err  # the API's 422, field by field
     code, _, err = await run("tasks", "list", "--label", "Bad=x")
-    assert code == 2 and "label" in err, err
+    assert code == 2, err
+    assert "label" in err
     code, _, err = await run(
         "tasks", "update", "00000000-0000-4000-8000-000000000000",
         "--label", "a=b", "--clear-labels",
     )  # fmt: skip
-    assert code == 2 and "not both" in err
+    assert code == 2
+    assert "not both" in err

@@ -81,7 +81,8 @@ async def test_the_tour_runs_as_written(
     preview, queued, runs, latest, paused, validated = answers
     assert len(preview["fire_times"]) == 3
     assert latest["id"] == queued["run_id"] == runs["items"][0]["id"]
-    assert paused["status"] == "paused" and paused["title"] == "hello every minute"
+    assert paused["status"] == "paused"
+    assert paused["title"] == "hello every minute"
     assert validated["valid"] is True
     assert validated["steps"][0]["input"] == {"message": "good morning, Ana"}
     assert err == ""
@@ -96,7 +97,8 @@ async def test_a_failed_step_prints_the_api_error_and_stops(
     # A wrong secret: the token exchange fails; the script stops there with the API's error.
     home = credentials(tmp_path, admin, secret="not-the-secret")
     code, out, err = await run_tour(live_url, home, strict=True)
-    assert code != 0 and out == ""
+    assert code != 0
+    assert out == ""
     assert "POST /agents/auth/token failed: " in err
     assert '"code":"invalid_credentials"' in err.replace(" ", "")
 
@@ -106,6 +108,7 @@ async def test_a_failed_step_prints_the_api_error_and_stops(
     home = credentials(tmp_path, reader)
     code, out, err = await run_tour(live_url, home, strict=False)
     assert code != 0
-    assert "POST /tasks failed: " in err and '"code":"forbidden"' in err.replace(" ", "")
+    assert "POST /tasks failed: " in err
+    assert '"code":"forbidden"' in err.replace(" ", "")
     assert "TASK: no task: see the error above" in err
     assert "no such route" not in err + out

@@ -137,9 +137,13 @@ async def test_a_tenants_unstorable_outcomes_fail_only_its_own_runs(
     assert rows[deep_run]["status"] == "dead_letter"
     assert "max_json_depth" in rows[deep_run]["error"]["message"]
     assert await pool.fetchval("SELECT count(*) FROM events WHERE topic = 'boom'") == 0
-    # A's NUL output cannot be stored: that run alone ends as a dead letter, not re-run
+    # A's NUL value cannot be stored: it is refused where it is produced (the step's
+    # arguments), naming it; that run alone ends as a dead letter, not re-run
     assert rows[nul_run]["status"] == "dead_letter"
-    assert rows[nul_run]["error"]["code"] == "storage_error"
+    assert rows[nul_run]["error"]["code"] == "unstorable_value"
+    assert rows[nul_run]["error"]["message"].startswith(
+        "with.value: text may not contain NUL (\\u0000)"
+    )
     assert await pool.fetchval("SELECT count(*) FROM due_work WHERE run_id = $1", nul_run) == 0
     # nothing is left to a lease expiry and a rescue
     assert await worker.rescue() == 0

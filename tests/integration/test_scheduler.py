@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
-from ordinaut.scheduler import tick
+from ordinaut.scheduler import materialize_due_task, tick
 
 SLOTS = "SELECT scheduled_for FROM runs WHERE task_id = $1 ORDER BY scheduled_for"
 
@@ -104,6 +105,21 @@ async def test_paused_and_once_tasks(
     assert row["status"] == "completed"
     assert row["next_run_at"] is None
     assert await pool.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", paused["id"]) == 0
+
+
+async def test_a_deactivated_agents_due_task_waits_on_both_paths(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings, make_task: Any, owner: uuid.UUID
+) -> None:
+    # The tick and the one-task path (a task written due now) read with one predicate: a
+    # deactivated agent's task is materialized by neither, and runs again once it is active.
+    due = await make_task(schedule_kind="once", schedule_expr=clock.now().isoformat())
+    await pool.execute("UPDATE agents SET is_active = false WHERE id = $1", owner)
+    assert await materialize_due_task(pool, settings, clock, due["id"]) == 0
+    assert (await tick(pool, settings.replace(lookahead_s=60), clock)).materialized == 0
+    assert await pool.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", due["id"]) == 0
+    await pool.execute("UPDATE agents SET is_active = true WHERE id = $1", owner)
+    assert await materialize_due_task(pool, settings, clock, due["id"]) == 1
+    assert await pool.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", due["id"]) == 1
 
 
 async def test_dst_spring_forward_in_new_york(

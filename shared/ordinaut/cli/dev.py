@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -302,7 +303,8 @@ class DevStack:
             )
         # Reader threads start only after every fork: preexec_fn is not safe beside threads.
         for child in self.children:
-            assert child.proc is not None and child.proc.stdout is not None
+            assert child.proc is not None
+            assert child.proc.stdout is not None
             thread = threading.Thread(
                 target=relay, args=(child.proc.stdout, f"{child.name:<{width}} | "), daemon=True
             )
@@ -446,13 +448,12 @@ async def children_reported(settings: Settings, since: Any, children: list[Child
         }
     finally:
         await conn.close()
-    reported = set()
-    for child in children:
-        if child.name == "scheduler" and ticked:
-            reported.add(child.name)
-        elif child.name.startswith("worker") and child.pid in beating:
-            reported.add(child.name)
-    return reported
+    return {
+        child.name
+        for child in children
+        if (child.name == "scheduler" and ticked)
+        or (child.name.startswith("worker") and child.pid in beating)
+    }
 
 
 async def prepare_database(settings: Settings, home: Path, url: str) -> tuple[dict[str, str], bool]:
@@ -542,10 +543,8 @@ def die_with_parent() -> Callable[[], None] | None:
 def signal_child(child: Child, sig: signal.Signals) -> None:
     if child.proc is None:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         child.proc.send_signal(sig)
-    except ProcessLookupError:
-        pass
 
 
 def relay(stream: IO[str], prefix: str) -> None:

@@ -31,14 +31,10 @@ def check_document(
         if nodes > _MAX_NODES:
             problems.append({"field": root, "message": f"more than {_MAX_NODES} values"})
             break
-        if isinstance(item, str):
-            if len(item) > limits.max_string_length:
-                problems.append(_too_long(path, len(item), limits))
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                problems.append({"field": path, "message": "must be a finite number"})
-        elif item is None or isinstance(item, (bool, int)):
-            continue
+        if item is None or isinstance(item, (str, float, bool, int)):
+            problem = _scalar_problem(item, path, limits)
+            if problem is not None:
+                problems.append(problem)
         elif depth >= limits.max_json_depth:
             problems.append(
                 {
@@ -48,14 +44,7 @@ def check_document(
                 }
             )
         elif isinstance(item, dict):
-            for key, sub in item.items():
-                if not isinstance(key, str):
-                    problems.append({"field": path, "message": f"key {key!r} is not a string"})
-                    continue
-                if len(key) > limits.max_string_length:
-                    problems.append(_too_long(path, len(key), limits))
-                    continue
-                stack.append((sub, join_path(path, key), depth + 1))
+            problems.extend(_push_members(item, path, depth + 1, limits, stack))
         elif isinstance(item, list):
             stack.extend((sub, join_path(path, i), depth + 1) for i, sub in enumerate(item))
         else:
@@ -63,6 +52,34 @@ def check_document(
                 {"field": path, "message": f"{type(item).__name__} is not a JSON value"}
             )
     return sorted(problems, key=lambda p: p["field"])
+
+
+def _scalar_problem(item: Any, path: str, limits: PipelineLimits) -> dict[str, Any] | None:
+    """What is wrong with a string, number, boolean or null, if anything."""
+    if isinstance(item, str) and len(item) > limits.max_string_length:
+        return _too_long(path, len(item), limits)
+    if isinstance(item, float) and not math.isfinite(item):
+        return {"field": path, "message": "must be a finite number"}
+    return None
+
+
+def _push_members(
+    item: dict[Any, Any],
+    path: str,
+    depth: int,
+    limits: PipelineLimits,
+    stack: list[tuple[Any, str, int]],
+) -> list[dict[str, Any]]:
+    """Push an object's members onto ``stack`` to be checked; the problems of its keys."""
+    problems: list[dict[str, Any]] = []
+    for key, sub in item.items():
+        if not isinstance(key, str):
+            problems.append({"field": path, "message": f"key {key!r} is not a string"})
+        elif len(key) > limits.max_string_length:
+            problems.append(_too_long(path, len(key), limits))
+        else:
+            stack.append((sub, join_path(path, key), depth))
+    return problems
 
 
 def _too_long(path: str, length: int, limits: PipelineLimits) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ordinaut import tracing
@@ -26,6 +26,7 @@ from ordinaut.pipeline.records import (
     mask_secrets,
     record_value,
     to_jsonable,
+    unstorable,
     with_encodings,
 )
 from ordinaut.pipeline.schema import type_of
@@ -90,6 +91,33 @@ async def execute(
 # other runs): each evaluation is bounded by max_expression_ms, and the engine yields between
 # them once this much time has passed.
 _YIELD_AFTER_S = 0.02
+# How many values of a step's output are looked at to name the part a record cannot hold
+# (``to_jsonable`` converts no more).
+_MAX_NODES = 200_000
+
+
+async def _run_items(
+    step: CompiledStep, count: int, run_item: Callable[[int], Awaitable[None]], failed: list[int]
+) -> None:
+    """Run items ``0..count-1`` in order over ``max_concurrency`` workers; once an item has
+    failed (``failed`` is not empty) no further one starts, unless ``continue_on_error``."""
+    pending = iter(range(count))  # shared by the workers: each index is taken once
+
+    async def worker() -> None:
+        for index in pending:
+            await run_item(index)
+            if failed and not step.continue_on_error:
+                raise _StopItems
+
+    try:
+        if min(step.max_concurrency, count) <= 1:
+            await worker()
+        else:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(step.max_concurrency, count)):
+                    group.create_task(worker())
+    except* _StopItems:
+        pass
 
 
 class _Run:
@@ -130,6 +158,18 @@ class _Run:
     def _error(self, code: str, message: str) -> dict[str, str]:
         text = clip_message(message, self.masks, self.limits.max_error_message_length)
         return {"code": code, "message": text}
+
+    def _recorded(self, value: Any, field: str) -> Any:
+        """What a step record stores of ``value`` (``record_value``). A value PostgreSQL would
+        not store as given (NUL, a lone surrogate: ``ordinaut.storable``) fails the step here,
+        naming where it is, instead of the run's whole outcome at the write."""
+        recorded = record_value(value, self.masks, self.limits.max_step_output_bytes)
+        problem = unstorable(recorded, field)
+        if problem is None:
+            return recorded
+        # the record may be a cut preview of ``value``: name the part of the value itself
+        problem = unstorable(value, field, max_nodes=_MAX_NODES) or problem
+        raise ToolError("unstorable_value", f"{problem}; it cannot be recorded")
 
     def _taint(self, real: Any, shown: Any) -> None:
         """Remember the strings of ``real`` that differ from ``shown`` as secret-derived."""
@@ -211,7 +251,7 @@ class _Run:
         await self._breathe()
         args, shown = self._arguments(step, scope, shadow)
         tainted = shown is not args
-        record["input"] = record_value(shown, self.masks, self.limits.max_step_output_bytes)
+        record["input"] = self._recorded(shown, "with")
         if not step.static_args:
             problems = validate_schema(args, step.tool.input_schema, "with")
             if problems:
@@ -233,7 +273,7 @@ class _Run:
             raise ToolError("output_too_large", f"output has {exc}") from None
         shown_value = self._shown_output(step, shown, value) if tainted else value
         # the record gets its own copy: later steps may be handed ``value`` itself
-        record["output"] = record_value(shown_value, self.masks, self.limits.max_step_output_bytes)
+        record["output"] = self._recorded(shown_value, "output")
         return value, shown_value
 
     def _items(self, step: CompiledStep) -> tuple[list[Any], list[Any]]:
@@ -277,7 +317,7 @@ class _Run:
             self._taint(items, shown)
         return items, shown
 
-    async def _foreach(self, step: CompiledStep, record: dict[str, Any]) -> tuple[Any, Any]:  # noqa: C901
+    async def _foreach(self, step: CompiledStep, record: dict[str, Any]) -> tuple[Any, Any]:
         """Run the step once per item, ``max_concurrency`` at a time; outputs in item order.
 
         ``item`` and ``index`` join the scope of each item's arguments. A failed item fails
@@ -287,12 +327,11 @@ class _Run:
         """
         items, shown_items = self._items(step)
         limit = self.limits.max_step_output_bytes
-        record["input"] = record_value(shown_items, self.masks, limit)
+        record["input"] = self._recorded(shown_items, "foreach")
         count = len(items)
         results: list[tuple[Any, Any] | None] = [None] * count
         item_records: list[dict[str, Any] | None] = [None] * count
         failed: list[int] = []  # indexes of failed items, in the order they failed
-        pending = iter(range(count))  # shared by the workers: each index is taken once
 
         async def run_item(index: int) -> None:
             entry: dict[str, Any] = {
@@ -327,21 +366,8 @@ class _Run:
             finally:
                 entry["duration_ms"] = round((time.monotonic() - started) * 1000)
 
-        async def worker() -> None:
-            for index in pending:
-                await run_item(index)
-                if failed and not step.continue_on_error:
-                    raise _StopItems
-
         try:
-            if min(step.max_concurrency, count) <= 1:
-                await worker()
-            else:
-                async with asyncio.TaskGroup() as group:
-                    for _ in range(min(step.max_concurrency, count)):
-                        group.create_task(worker())
-        except* _StopItems:
-            pass
+            await _run_items(step, count, run_item, failed)
         finally:
             reached = [entry for entry in item_records if entry is not None]
             record["attempts"] = sum(entry["attempts"] for entry in reached)
@@ -357,7 +383,7 @@ class _Run:
             )
         values = [result[0] if result else None for result in results]
         shown_values = [result[1] if result else None for result in results]
-        record["output"] = record_value(shown_values, self.masks, limit)
+        record["output"] = self._recorded(shown_values, "output")
         if failed:
             first = item_records[min(failed)]
             assert first is not None

@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from ordinaut import storable
+
 MASK = "***"
 TRUNCATED_DEPTH = "<nested too deep>"
 _MAX_DEPTH = 64
@@ -38,7 +40,11 @@ def json_size(value: Any, cap: int) -> int:
     total = 0
     try:
         for chunk in _ENCODER.iterencode(value):
-            total += len(chunk.encode("utf-8")) if not chunk.isascii() else len(chunk)
+            # surrogatepass: a lone surrogate has a size too (whether it may be stored is
+            # ``unstorable``'s question, not a size)
+            total += (
+                len(chunk.encode("utf-8", "surrogatepass")) if not chunk.isascii() else len(chunk)
+            )
             if total > cap:
                 return total
     except (ValueError, RecursionError):
@@ -125,21 +131,26 @@ def storage_problem(value: Any, *, max_depth: int, max_bytes: int, what: str) ->
     """
     if nesting_depth(value, max_depth) > max_depth:
         return f"{what} nested deeper than max_json_depth ({max_depth})"
+    # before the size: a lone surrogate has no UTF-8 size. Every value takes at least a byte,
+    # so a walk of max_bytes values sees all of any value that fits.
+    problem = unstorable(value, what, max_nodes=max_bytes)
+    if problem is not None:
+        return problem
     size = json_size(value, max_bytes)
     if size > max_bytes:
         return f"{what} larger than max_payload_bytes ({max_bytes} bytes)"
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return f"{what} holds a \\u0000 character, which cannot be stored"
-        elif isinstance(item, dict):
-            stack.extend(str(k) for k in item)
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
     return None
+
+
+def unstorable(value: Any, root: str, *, max_nodes: int | None = None) -> str | None:
+    """The first part of ``value`` PostgreSQL would not store as given (``ordinaut.storable``:
+    NUL or a lone surrogate in text or a key, a non-finite number, an integer too wide), as
+    ``path: why`` with the path starting at ``root``; None when all of it would be stored (or
+    its first ``max_nodes`` values, when given)."""
+    found = storable.problems(value, (root,), max_nodes=max_nodes)
+    if not found:
+        return None
+    return f"{storable.field_name(found[0]['loc'])}: {found[0]['msg']}"
 
 
 def mask_secrets(value: Any, secrets: Iterable[str]) -> Any:

@@ -93,6 +93,24 @@ def _check(
         out.append((path, f"must be one of {', '.join(map(repr, schema['enum']))}"))
     if "const" in schema and value != schema["const"]:
         out.append((path, f"must be {schema['const']!r}"))
+    _check_shape(value, schema, actual, path, deferred, out)
+    for sub in schema.get("allOf", []):
+        _check(value, sub, path, deferred, out)
+    if "anyOf" in schema and all(
+        validate(value, sub, path, deferred=deferred, limit=1) for sub in schema["anyOf"]
+    ):
+        out.append((path, "matches none of the allowed forms (anyOf)"))
+
+
+def _check_shape(
+    value: Any,
+    schema: dict[str, Any],
+    actual: str,
+    path: str,
+    deferred: Deferred | None,
+    out: list[Problem],
+) -> None:
+    """The keywords of ``value``'s own kind: members, items, length, pattern, range."""
     if isinstance(value, dict):
         _check_object(value, schema, path, deferred, out)
     elif isinstance(value, list):
@@ -108,12 +126,6 @@ def _check(
             out.append((path, f"must match {pattern!r}"))
     elif actual in ("integer", "number"):
         _check_number(value, schema, path, out)
-    for sub in schema.get("allOf", []):
-        _check(value, sub, path, deferred, out)
-    if "anyOf" in schema and all(
-        validate(value, sub, path, deferred=deferred, limit=1) for sub in schema["anyOf"]
-    ):
-        out.append((path, "matches none of the allowed forms (anyOf)"))
 
 
 def _check_object(
@@ -170,6 +182,15 @@ def check_schema(schema: Any, path: str = "schema") -> list[str]:
     for name in wanted if isinstance(wanted, list) else [] if wanted is None else [wanted]:
         if name not in TYPES:
             problems.append(f"{path}.type: unknown type {name!r}")
+    problems += _object_keyword_problems(schema, path)
+    problems += _subschema_problems(schema, path)
+    problems += _value_keyword_problems(schema, path)
+    return problems
+
+
+def _object_keyword_problems(schema: dict[str, Any], path: str) -> list[str]:
+    """Problems of ``properties`` (each a schema) and ``required``."""
+    problems: list[str] = []
     properties = schema.get("properties", {})
     if not isinstance(properties, dict):
         problems.append(f"{path}.properties: must be an object")
@@ -179,6 +200,12 @@ def check_schema(schema: Any, path: str = "schema") -> list[str]:
     required = schema.get("required", [])
     if not (isinstance(required, list) and all(isinstance(r, str) for r in required)):
         problems.append(f"{path}.required: must be a list of field names")
+    return problems
+
+
+def _subschema_problems(schema: dict[str, Any], path: str) -> list[str]:
+    """Problems of the other schemas ``schema`` holds: items and the like, anyOf and allOf."""
+    problems: list[str] = []
     for key in _SCHEMA_KEYS:
         if key in schema:
             problems += check_schema(schema[key], f"{path}.{key}")
@@ -189,6 +216,12 @@ def check_schema(schema: Any, path: str = "schema") -> list[str]:
         else:
             for i, sub in enumerate(subs):
                 problems += check_schema(sub, f"{path}.{key}[{i}]")
+    return problems
+
+
+def _value_keyword_problems(schema: dict[str, Any], path: str) -> list[str]:
+    """Problems of the keywords holding plain values: counts, bounds, enum and pattern."""
+    problems: list[str] = []
     for key in _COUNT_KEYS:
         if key in schema and (type_of(schema[key]) != "integer" or schema[key] < 0):
             problems.append(f"{path}.{key}: must be a non-negative integer")

@@ -181,20 +181,9 @@ def compile_step(
     if save_as is not None and save_as != sid:
         _check_name(save_as, "save_as", known, limits, bad, required=False)
     uses = raw.get("uses")
-    tool = registry.get(uses) if isinstance(uses, str) else None
-    if not isinstance(uses, str):
-        bad("uses", "is required: the name of a tool")
-    elif tool is None:
-        bad("uses", f"unknown tool {uses!r}; available: {', '.join(registry.names()[:30])}")
+    tool = _check_tool(uses, registry, bad)
     timeout = raw.get("timeout_seconds")
-    if timeout is not None and not (
-        _is_number(timeout) and 0 < timeout <= limits.max_step_timeout_s
-    ):
-        bad(
-            "timeout_seconds",
-            f"must be a number in (0, {limits.max_step_timeout_s}] (max_step_timeout_s)",
-            limit="max_step_timeout_s",
-        )
+    _check_timeout(timeout, limits, bad)
     attempts, backoff = _check_retry(raw.get("retry"), limits, bad)
     if not isinstance(raw.get("continue_on_error", False), bool):
         bad("continue_on_error", "must be true or false")
@@ -226,6 +215,28 @@ def compile_step(
         max_concurrency=concurrency,
         rounds=-(-limits.max_foreach_items // concurrency) if foreach is not None else 1,
     )
+
+
+def _check_tool(uses: Any, registry: ToolRegistry, bad: Bad) -> Tool | None:
+    """The tool a step ``uses``, or None (reported) when it names none or an unknown one."""
+    if not isinstance(uses, str):
+        bad("uses", "is required: the name of a tool")
+        return None
+    tool = registry.get(uses)
+    if tool is None:
+        bad("uses", f"unknown tool {uses!r}; available: {', '.join(registry.names()[:30])}")
+    return tool
+
+
+def _check_timeout(timeout: Any, limits: PipelineLimits, bad: Bad) -> None:
+    if timeout is not None and not (
+        _is_number(timeout) and 0 < timeout <= limits.max_step_timeout_s
+    ):
+        bad(
+            "timeout_seconds",
+            f"must be a number in (0, {limits.max_step_timeout_s}] (max_step_timeout_s)",
+            limit="max_step_timeout_s",
+        )
 
 
 def _check_name(
@@ -404,39 +415,50 @@ def _check_refs(
     for ref in expression.refs:
         root, rest = ref.path[0], ref.path[1:]
         second = rest[0] if rest else None
-        where = f"${{{shown}}}: "
-        if root == "secrets" and allow_secrets:
-            if not isinstance(second, str):
-                bad(field, where + "name the secret: secrets.NAME")
-            else:
-                secrets.add(second)
-        elif root == "secrets":
-            bad(field, where + "secrets can only be used in tool arguments (with)")
-        elif root in ITEM_ROOTS and root not in item_roots:
-            bad(field, where + f"{root} is in scope only in the with of a step that has foreach")
-        elif root == "index" and rest:
-            bad(field, where + "index is the item's position (a number) and has no fields")
-        elif root not in ROOTS + item_roots:
-            roots = ", ".join(ROOTS + item_roots + (("secrets",) if allow_secrets else ()))
-            bad(field, where + f"unknown name {root!r}; expressions start from {roots}")
-        elif root == "steps" and not isinstance(second, str):
-            bad(field, where + "name a step: steps.<id or save_as>")
-        elif root == "steps" and second not in known:
-            later = second in names
-            bad(
-                field,
-                where
-                + (
-                    f"step {second!r} does not run before this one"
-                    if later
-                    else f"no earlier step {second!r}"
-                ),
-            )
-        elif root == "now" and rest:
-            bad(field, where + "now is an ISO 8601 string and has no fields")
-        elif root in FIELDS and len(ref.path) > (2 if root == "steps" else 1):
-            allowed = FIELDS[root]
-            field_name = ref.path[2] if root == "steps" else second
-            if field_name not in allowed:
-                bad(field, where + f"{root} has only {', '.join(allowed)}")
+        if root == "secrets" and allow_secrets and isinstance(second, str):
+            secrets.add(second)
+            continue
+        problem = _scope_problem(root, rest, allow_secrets, item_roots) or _field_problem(
+            ref.path, known, names
+        )
+        if problem is not None:
+            bad(field, f"${{{shown}}}: " + problem)
     return secrets
+
+
+def _scope_problem(
+    root: str | int, rest: tuple[str | int, ...], allow_secrets: bool, item_roots: tuple[str, ...]
+) -> str | None:
+    """Whether a reference's first name is in scope where it is written."""
+    if root == "secrets" and allow_secrets:
+        return "name the secret: secrets.NAME"  # the caller took secrets.NAME itself
+    if root == "secrets":
+        return "secrets can only be used in tool arguments (with)"
+    if root in ITEM_ROOTS and root not in item_roots:
+        return f"{root} is in scope only in the with of a step that has foreach"
+    if root == "index" and rest:
+        return "index is the item's position (a number) and has no fields"
+    if root not in ROOTS + item_roots:
+        roots = ", ".join(ROOTS + item_roots + (("secrets",) if allow_secrets else ()))
+        return f"unknown name {root!r}; expressions start from {roots}"
+    return None
+
+
+def _field_problem(path: tuple[str | int, ...], known: set[str], names: set[str]) -> str | None:
+    """Whether a reference in scope names a step that ran before and a field its root has."""
+    root, rest = path[0], path[1:]
+    second = rest[0] if rest else None
+    if root == "steps" and not isinstance(second, str):
+        return "name a step: steps.<id or save_as>"
+    if root == "steps" and second not in known:
+        if second in names:
+            return f"step {second!r} does not run before this one"
+        return f"no earlier step {second!r}"
+    if root == "now" and rest:
+        return "now is an ISO 8601 string and has no fields"
+    if isinstance(root, str) and root in FIELDS and len(path) > (2 if root == "steps" else 1):
+        allowed = FIELDS[root]
+        field_name = path[2] if root == "steps" else second
+        if field_name not in allowed:
+            return f"{root} has only {', '.join(allowed)}"
+    return None

@@ -277,20 +277,25 @@ async def find_recent_duplicate(
     return dict(row) if row else None
 
 
-# The tick's read: only active tasks of active agents whose next slot falls inside the
-# lookahead (tasks_due index). SKIP LOCKED lets concurrent schedulers split the work instead of waiting.
-LOCK_DUE_TASKS = """
-SELECT id, created_by, schedule_kind, schedule_expr, timezone, dtstart, next_run_at, priority,
-       max_retries, misfire_policy, overlap_policy, concurrency_key, snoozed_until
+# What may run on a schedule: active tasks of active agents with a next slot. The tick's read
+# and the one-task read below share it (and the columns planning needs), so they cannot drift.
+# A deactivated agent's tasks wait where they are, like paused ones; when it is active again,
+# each task's misfire policy decides what happens to the slots it missed.
+DUE_TASK_COLUMNS = """id, created_by, schedule_kind, schedule_expr, timezone, dtstart, next_run_at,
+       priority, max_retries, misfire_policy, overlap_policy, concurrency_key, snoozed_until"""
+RUNNABLE_TASK = """status = 'active' AND next_run_at IS NOT NULL
+  AND EXISTS (SELECT 1 FROM agents a WHERE a.id = tasks.created_by AND a.is_active)"""
+
+# The tick's read: runnable tasks whose next slot falls inside the lookahead (tasks_due index).
+# SKIP LOCKED lets concurrent schedulers split the work instead of waiting.
+LOCK_DUE_TASKS = f"""
+SELECT {DUE_TASK_COLUMNS}
 FROM tasks
-WHERE status = 'active' AND next_run_at IS NOT NULL AND next_run_at <= $1
-  -- a deactivated agent's tasks wait where they are, like paused ones; when it is active
-  -- again, each task's misfire policy decides what happens to the slots it missed
-  AND EXISTS (SELECT 1 FROM agents a WHERE a.id = tasks.created_by AND a.is_active)
+WHERE {RUNNABLE_TASK} AND next_run_at <= $1
 ORDER BY next_run_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED
-"""
+"""  # noqa: S608 - column list and predicate are module constants, values are bound
 
 
 async def lock_due_tasks(conn: Connection, *, horizon: datetime, limit: int) -> list[DueTask]:
@@ -298,18 +303,17 @@ async def lock_due_tasks(conn: Connection, *, horizon: datetime, limit: int) -> 
     return [DueTask.from_row(r) for r in await conn.fetch(LOCK_DUE_TASKS, horizon, limit)]
 
 
-LOCK_TASK_IF_DUE = """
-SELECT id, created_by, schedule_kind, schedule_expr, timezone, dtstart, next_run_at, priority,
-       max_retries, misfire_policy, overlap_policy, concurrency_key, snoozed_until
+LOCK_TASK_IF_DUE = f"""
+SELECT {DUE_TASK_COLUMNS}
 FROM tasks
-WHERE id = $1 AND status = 'active' AND next_run_at IS NOT NULL AND next_run_at <= $2
+WHERE id = $1 AND {RUNNABLE_TASK} AND next_run_at <= $2
 FOR UPDATE SKIP LOCKED
-"""
+"""  # noqa: S608 - column list and predicate are module constants, values are bound
 
 
 async def lock_task_if_due(conn: Connection, task_id: UUID, *, now: datetime) -> list[DueTask]:
-    """Lock one active task due by ``now`` (inside the caller's transaction); [] when it is
-    not due, or a tick holds it."""
+    """Lock one runnable task due by ``now`` (inside the caller's transaction); [] when it is
+    not due, its agent is deactivated, or a tick holds it."""
     return [DueTask.from_row(r) for r in await conn.fetch(LOCK_TASK_IF_DUE, task_id, now)]
 
 

@@ -98,30 +98,9 @@ async def run_worker(
     log.info("worker started", extra={"concurrency": settings.worker_concurrency})
     try:
         while not stop.is_set():
-            want = worker.lease_size()
-            if want:
-                try:
-                    rows = await worker.lease(want)
-                except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
-                    log.warning("lease failed", extra={"error": repr(exc)})
-                    rows = []
-                    await asyncio.sleep(settings.poll_interval_s)
-                worker.start(list(rows))
-                if rows and len(rows) == want:
-                    continue
-                timeout = await _until_next_due(worker, clock, settings)
-            else:
-                timeout = settings.poll_interval_s
-            wake.clear()
-            worker.slot_freed.clear()
-            waiters = [
-                asyncio.create_task(wake.wait()),
-                asyncio.create_task(stop.wait()),
-                asyncio.create_task(worker.slot_freed.wait()),
-            ]
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            for w in waiters:
-                w.cancel()
+            pause = await _lease_round(worker, clock, settings)
+            if pause is not None:
+                await _wait_for_work(worker, wake, stop, pause)
     finally:
         log.info("worker stopping", extra={"in_flight": len(worker.in_flight)})
         for t in background:
@@ -134,6 +113,40 @@ async def run_worker(
             await redis.aclose()
         await pool.close()
         log.info("worker stopped")
+
+
+async def _lease_round(worker: Worker, clock: Clock, settings: Settings) -> float | None:
+    """Lease what the free slots allow and start it; the seconds to wait before the next
+    round, or None when the lease came back full and the next round should start at once."""
+    want = worker.lease_size()
+    if not want:
+        return settings.poll_interval_s
+    try:
+        rows = await worker.lease(want)
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+        log.warning("lease failed", extra={"error": repr(exc)})
+        rows = []
+        await asyncio.sleep(settings.poll_interval_s)
+    worker.start(list(rows))
+    if rows and len(rows) == want:
+        return None
+    return await _until_next_due(worker, clock, settings)
+
+
+async def _wait_for_work(
+    worker: Worker, wake: asyncio.Event, stop: asyncio.Event, seconds: float
+) -> None:
+    """Sleep until a wake-up notification, a stop, a freed slot or `seconds` pass."""
+    wake.clear()
+    worker.slot_freed.clear()
+    waiters = [
+        asyncio.create_task(wake.wait()),
+        asyncio.create_task(stop.wait()),
+        asyncio.create_task(worker.slot_freed.wait()),
+    ]
+    await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for w in waiters:
+        w.cancel()
 
 
 async def _until_next_due(worker: Worker, clock: Clock, settings: Settings) -> float:

@@ -157,14 +157,21 @@ def _nested(depth: int) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("value", "named"),
+    ("value", "code", "named"),
     [
-        ('"' * 200_000, "max_payload_bytes"),  # renders in 200 KB, encodes in 400 KB
-        ({"a": "x\x00y"}, "\\u0000"),
-        (_nested(40), "max_json_depth"),
+        (
+            '"' * 200_000,
+            "limit_exceeded",
+            "max_payload_bytes",
+        ),  # renders in 200 KB, encodes in 400 KB
+        # refused already as the step's arguments, which are recorded
+        ({"a": "x\x00y"}, "unstorable_value", "with.payload.v.a: text may not contain NUL"),
+        (_nested(40), "limit_exceeded", "max_json_depth"),
     ],
 )
-async def test_an_event_that_could_not_be_stored_fails_its_step(value: Any, named: str) -> None:
+async def test_an_event_that_could_not_be_stored_fails_its_step(
+    value: Any, code: str, named: str
+) -> None:
     emitted: list[Any] = []
     payload = {
         "pipeline": [
@@ -188,7 +195,7 @@ async def test_an_event_that_could_not_be_stored_fails_its_step(value: Any, name
     )
     result = await execute(payload, context, registry=REGISTRY, limits=PipelineLimits())
     assert result.error is not None
-    assert result.error["code"] == "limit_exceeded"
+    assert result.error["code"] == code
     assert named in result.error["message"]
     assert emitted == []
 

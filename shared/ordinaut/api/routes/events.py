@@ -454,6 +454,17 @@ async def _still_allowed(deps: Deps, token: str) -> bool:
     return grant is not None and principal_of(grant).has("tasks:read")
 
 
+async def _not_revoked(deps: Deps, token: str) -> bool:
+    """``_still_allowed``, except that an unavailable database does not end the stream: the
+    rows read next say the database is down, and the grant is checked again later."""
+    try:
+        return await _still_allowed(deps, token)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        return True
+
+
 async def _events(
     deps: Deps,
     tenant_id: UUID,
@@ -471,13 +482,7 @@ async def _events(
     while True:
         if loop.time() - checked >= settings.sse_recheck_s:
             checked = loop.time()
-            try:
-                allowed = await _still_allowed(deps, token)
-            except Exception as exc:
-                if not is_unavailable(exc):
-                    raise
-                allowed = True  # the rows below say the database is down; checked again later
-            if not allowed:
+            if not await _not_revoked(deps, token):
                 yield b'event: end\ndata: {"reason": "unauthorized"}\n\n'
                 return
         after = tail.floor

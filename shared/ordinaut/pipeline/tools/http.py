@@ -42,6 +42,63 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+def _target(url: str, query: dict[str, Any] | None) -> httpx.URL:
+    """The URL to request: ``url`` with ``query`` merged into its query string."""
+    try:
+        target = httpx.URL(url)
+        if query:
+            target = target.copy_merge_params({k: _query_value(v) for k, v in query.items()})
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise ToolError("invalid_url", f"invalid URL: {exc}") from None
+    return target
+
+
+def _prepare(
+    headers: dict[str, str], body: Any, text: str | None, idempotency_key: str
+) -> bytes | None:
+    """The request's content; completes ``headers`` (Idempotency-Key, Content-Type) in place
+    unless the caller set them."""
+    lowered = {k.lower() for k in headers}
+    if "host" in lowered:
+        raise ToolError("invalid_arguments", "the Host header is set from the URL")
+    if idempotency_key and "idempotency-key" not in lowered:
+        headers["Idempotency-Key"] = idempotency_key
+    if body is not NO_BODY:
+        content = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        kind = "application/json"
+    elif text is not None:
+        content = text.encode("utf-8")
+        kind = "text/plain; charset=utf-8"
+    else:
+        return None
+    if "content-type" not in lowered:
+        headers["Content-Type"] = kind
+    return content
+
+
+def _redirected(
+    status: int,
+    method: str,
+    content: bytes | None,
+    headers: dict[str, str],
+    target: httpx.URL,
+    following: httpx.URL,
+) -> tuple[str, bytes | None, dict[str, str]]:
+    """Method, content and headers for following a redirect from ``target`` to ``following``:
+    303 (and 301/302 after a POST) turn into a body-less GET; credentials stay on their origin."""
+    if status == 303 or (status in (301, 302) and method == "POST"):
+        method = "GET" if method != "HEAD" else method
+        content = None
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    if (following.scheme, following.host, _port(following)) != (
+        target.scheme,
+        target.host,
+        _port(target),
+    ):
+        headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+    return method, content, headers
+
+
 class HttpEgress:
     """An HTTP client that only talks to addresses the egress policy allows."""
 
@@ -102,26 +159,8 @@ class HttpEgress:
         idempotency_key: str,
         trust_target: bool,
     ) -> dict[str, Any]:
-        try:
-            target = httpx.URL(url)
-            if query:
-                target = target.copy_merge_params({k: _query_value(v) for k, v in query.items()})
-        except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise ToolError("invalid_url", f"invalid URL: {exc}") from None
-        lowered = {k.lower() for k in headers}
-        if "host" in lowered:
-            raise ToolError("invalid_arguments", "the Host header is set from the URL")
-        if idempotency_key and "idempotency-key" not in lowered:
-            headers["Idempotency-Key"] = idempotency_key
-        content: bytes | None = None
-        if body is not NO_BODY:
-            content = json.dumps(body, ensure_ascii=False).encode("utf-8")
-            if "content-type" not in lowered:
-                headers["Content-Type"] = "application/json"
-        elif text is not None:
-            content = text.encode("utf-8")
-            if "content-type" not in lowered:
-                headers["Content-Type"] = "text/plain; charset=utf-8"
+        target = _target(url, query)
+        content = _prepare(headers, body, text, idempotency_key)
         allow = self.allowlist
         if trust_target:
             allow = allow.including(target.host, _port(target))
@@ -137,20 +176,9 @@ class HttpEgress:
                 if response.status_code not in _REDIRECTS or not location:
                     return _result(response, raw, target)
                 following = target.join(location)
-                if response.status_code == 303 or (
-                    response.status_code in (301, 302) and method == "POST"
-                ):
-                    method = "GET" if method != "HEAD" else method
-                    content = None
-                    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-                if (following.scheme, following.host, _port(following)) != (
-                    target.scheme,
-                    target.host,
-                    _port(target),
-                ):
-                    headers = {
-                        k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS
-                    }
+                method, content, headers = _redirected(
+                    response.status_code, method, content, headers, target, following
+                )
                 target = following
         raise ToolError(
             "too_many_redirects", f"more than {self.limits.http_max_redirects} redirects"
