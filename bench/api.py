@@ -274,7 +274,7 @@ async def deep_cursor(base: str, token: str, path: str, depth: int) -> str:
 
 
 async def side_by_side(
-    settings: Settings, seconds: float, quick: bool, reps: int
+    settings: Settings, seconds: float, quick: bool, reps: int, only: list[str] | None = None
 ) -> dict[str, Any]:
     port_o, port_b = free_port(), free_port()
     procs = [start_ordinaut(settings, port_o), start_bare(settings, port_b)]
@@ -304,6 +304,8 @@ async def side_by_side(
             "the reps (the machine is shared: read the ratio)",
         }
         for name, (method, path, body) in routes.items():
+            if only and name not in only:
+                continue
             script = wrk_script(method, token, body)
             pairs = [
                 (
@@ -317,6 +319,8 @@ async def side_by_side(
                 f"api {name}: ratio {result[name]['ratio']}, cpu ratio {result[name]['cpu_ratio']}",
                 flush=True,
             )
+        if only:  # a side-by-side reading of the named routes only: no data seeded
+            return result
 
         # flat costs: the create rate of an agent owning many tasks against one owning none,
         # alternately in the same minutes (so the machine's drift hits both alike)
@@ -386,7 +390,9 @@ async def side_by_side(
             p.wait(timeout=30)
 
 
-async def bench(settings: Settings, seconds: float, quick: bool, reps: int = 3) -> dict[str, Any]:
+async def bench(
+    settings: Settings, seconds: float, quick: bool, reps: int = 3, only: list[str] | None = None
+) -> dict[str, Any]:
     """Everything this module measures, as the ``api`` entry of bench/results.json."""
     out: dict[str, Any] = {"cold_import_api_handler": cold_import_s()}
     print(f"api cold import: {out['cold_import_api_handler']}", flush=True)
@@ -394,7 +400,7 @@ async def bench(settings: Settings, seconds: float, quick: bool, reps: int = 3) 
         out["skipped"] = "wrk is not installed (apt-get install wrk): wrk measurements skipped"
         print(out["skipped"], flush=True)
         return out
-    out.update(await side_by_side(settings, seconds, quick, reps))
+    out.update(await side_by_side(settings, seconds, quick, reps, only))
     return out
 
 
@@ -404,10 +410,18 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller data, for a smoke run")
     parser.add_argument("--reps", type=int, default=3, help="alternating readings per route")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument(
+        "--route",
+        action="append",
+        help="only this side-by-side route (repeatable), e.g. 'GET /tasks/{id}'; "
+        "skips the flat-cost and page measurements",
+    )
     args = parser.parse_args()
     async with private_stack("ordinaut-bench-api-") as (settings, _):
         t0 = time.perf_counter()
-        api = await bench(settings, 3.0 if args.quick else args.seconds, args.quick, args.reps)
+        api = await bench(
+            settings, 3.0 if args.quick else args.seconds, args.quick, args.reps, args.route
+        )
         api["bench_s"] = round(time.perf_counter() - t0, 1)
     path = Path(args.out)
     results = json.loads(path.read_text()) if path.exists() else {}

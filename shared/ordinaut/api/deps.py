@@ -13,10 +13,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 from uuid import UUID
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -272,6 +273,68 @@ def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     dependency.__name__ = f"require_{(scope or 'auth').replace(':', '_')}"
+    return dependency
+
+
+REQUEST_CONN = "ordinaut.conn"  # request-state key of the connection ``require_conn`` took
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """What a hot read route needs, resolved as one dependency (``require_conn``): the
+    authenticated agent, the request's pooled connection and the app's Deps."""
+
+    who: Principal
+    conn: PoolConnectionProxy
+    deps: Deps
+
+
+async def release_request_conn(state: dict[str, object]) -> None:
+    """Give the connection ``require_conn`` took back to its pool (idempotent). The request
+    context middleware calls it when the response starts and again when the request ends, so
+    an error, a cancelled request or a streaming body never keeps it."""
+    held = cast("tuple[asyncpg.Pool, PoolConnectionProxy] | None", state.pop(REQUEST_CONN, None))
+    if held is not None:
+        await held[0].release(held[1])
+
+
+def require_conn(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """Like ``require``, for routes that run a few autocommit statements before answering:
+    one pooled connection serves the token check and the route's statements (one acquire
+    per request instead of two), released when the response starts. The token is still
+    checked against the database on every request. Routes that open their own transaction
+    or stream must keep ``require`` and ``deps.pool()``: holding this connection while
+    acquiring another would take two per request."""
+    if scope not in auth.SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> Caller:
+        if credentials is None or not credentials.credentials:
+            raise Unauthorized(MISSING_TOKEN)
+        deps = deps_of(request)
+        state: dict[str, object] = request.scope.setdefault("state", {})
+        held = cast("tuple[asyncpg.Pool, PoolConnectionProxy] | None", state.get(REQUEST_CONN))
+        if held is None:
+            pool = await deps.pool()
+            held = (pool, await pool.acquire())
+            state[REQUEST_CONN] = held
+        conn = held[1]
+        principal = state.get("principal")
+        if not isinstance(principal, Principal):
+            grant = await agents.authenticate(conn, credentials.credentials, now_of(request))
+            if grant is None:
+                raise auth.InvalidToken(agents.BAD_TOKEN)
+            principal = principal_of(grant)
+            state["principal"] = principal
+            logs.bind(agent_id=str(principal.agent_id))
+        if not principal.has(scope):
+            raise Forbidden(f"this route needs the {scope!r} scope", {"required_scope": scope})
+        return Caller(who=principal, conn=conn, deps=deps)
+
+    dependency.__name__ = f"require_conn_{scope.replace(':', '_')}"
     return dependency
 
 

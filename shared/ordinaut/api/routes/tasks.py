@@ -19,7 +19,17 @@ from fastapi.encoders import jsonable_encoder
 from ordinaut import lifecycle
 from ordinaut.api import cursor as keyset
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, DepsDep, Now, PagingDep, Principal, RequestId, require
+from ordinaut.api.deps import (
+    Caller,
+    Deps,
+    DepsDep,
+    Now,
+    PagingDep,
+    Principal,
+    RequestId,
+    require,
+    require_conn,
+)
 from ordinaut.api.schemas import (
     MAX_LABELS,
     FireTimes,
@@ -54,6 +64,7 @@ from ordinaut.vocabulary import ScheduleKind, TaskStatus
 router = APIRouter(tags=["tasks"], route_class=JSONRoute)
 
 Reader = Annotated[Principal, Depends(require("tasks:read"))]
+ReaderConn = Annotated[Caller, Depends(require_conn("tasks:read"))]
 Writer = Annotated[Principal, Depends(require("tasks:write"))]
 TaskId = Annotated[UUID, Path(description="The task's id.")]
 IdempotencyKey = Annotated[
@@ -292,10 +303,9 @@ async def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
-async def get_task(task_id: TaskId, who: Reader, deps: DepsDep) -> TaskOut:
+async def get_task(task_id: TaskId, caller: ReaderConn) -> TaskOut:
     """One task the caller owns."""
-    pool = await deps.pool()
-    return _out(await tasks.get_task(pool, task_id, who.agent_id))
+    return _out(await tasks.get_task(caller.conn, task_id, caller.who.agent_id))
 
 
 async def _update(
