@@ -34,6 +34,9 @@ async def test_the_connection_goes_back_on_every_outcome(
         (no_scope["headers"], 403),
         ({"Authorization": "Bearer ord_at_nope"}, 401),
         ({}, 401),
+        ({"Authorization": f"Basic {owner['token']}"}, 401),  # another scheme
+        ({"Authorization": "Bearer "}, 401),
+        ({"Authorization": f"bearer   {owner['token']} "}, 200),  # as HTTPBearer reads it
     ]
     for headers, status in cases:
         for _ in range(3):

@@ -20,6 +20,7 @@ from ordinaut import lifecycle
 from ordinaut.api import cursor as keyset
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import (
+    BEARER_SECURITY,
     Caller,
     Deps,
     DepsDep,
@@ -302,7 +303,7 @@ async def list_tasks(
     )
 
 
-@router.get("/tasks/{task_id}", response_model=TaskOut)
+@router.get("/tasks/{task_id}", response_model=TaskOut, openapi_extra=BEARER_SECURITY)
 async def get_task(task_id: TaskId, caller: ReaderConn) -> TaskOut:
     """One task the caller owns."""
     return _out(await tasks.get_task(caller.conn, task_id, caller.who.agent_id))
