@@ -20,6 +20,7 @@ import functools
 import hashlib
 import hmac
 import struct
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -103,23 +104,28 @@ def start_after(
 
 
 def page(
-    items: list[Any],
+    rows: Sequence[Mapping[str, Any]],
+    item: Callable[[Mapping[str, Any]], Any],
     *,
+    sort: str,
     total: int | None,
     limit: int,
     offset: int,
     more: bool,
-    last: tuple[datetime, UUID] | None,
     secret: str,
     query: tuple[object, ...],
 ) -> dict[str, Any]:
-    """The list envelope: ``next_cursor`` names ``last`` (the page's last item's sort key)
-    when more items follow; ``total`` is None when it was not counted."""
+    """The list envelope of ``rows`` (each made an item by ``item``): ``next_cursor`` names the
+    last row's sort key (``sort``, then ``id``) when more rows follow; ``total`` is None when
+    it was not counted."""
+    last = rows[-1] if rows else None
     return {
-        "items": items,
+        "items": [item(row) for row in rows],
         "total": total,
         "limit": limit,
         "offset": offset,
         "has_more": more,
-        "next_cursor": cursors(secret).encode(*last, query) if more and last else None,
+        "next_cursor": (
+            cursors(secret).encode(last[sort], last["id"], query) if more and last else None
+        ),
     }

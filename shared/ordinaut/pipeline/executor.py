@@ -17,7 +17,7 @@ from typing import Any
 from ordinaut import tracing
 from ordinaut.errors import InvalidPipeline
 from ordinaut.pipeline.context import PipelineResult, RunContext
-from ordinaut.pipeline.expressions import ExpressionError, truthy
+from ordinaut.pipeline.expressions import Expression, ExpressionError, truthy
 from ordinaut.pipeline.limits import PipelineLimits
 from ordinaut.pipeline.records import (
     MASK,
@@ -279,15 +279,7 @@ class _Run:
     def _items(self, step: CompiledStep) -> tuple[list[Any], list[Any]]:
         """The list a foreach step runs over, and its shadow (what records may show)."""
         assert step.foreach is not None
-        try:
-            items = step.foreach.evaluate(
-                self.scope,
-                budget=self.limits.budget(),
-                max_string=self.limits.max_render_bytes,
-                max_depth=self.limits.max_json_depth,
-            )
-        except ExpressionError as exc:
-            raise ExpressionError(f"foreach: {exc.message}", code=exc.code) from None
+        items = self._evaluate(step.foreach, "foreach")
         if not isinstance(items, list):
             raise ToolError(
                 "invalid_foreach", f"foreach: evaluated to {type_of(items)}, not a list"
@@ -412,16 +404,20 @@ class _Run:
 
     def _condition(self, step: CompiledStep) -> bool:
         assert step.condition is not None
+        return truthy(self._evaluate(step.condition, "if"))
+
+    def _evaluate(self, expression: Expression, field: str) -> Any:
+        """A step field's expression over the run's scope, within one expression budget; an
+        error names the field."""
         try:
-            result = step.condition.evaluate(
+            return expression.evaluate(
                 self.scope,
                 budget=self.limits.budget(),
                 max_string=self.limits.max_render_bytes,
                 max_depth=self.limits.max_json_depth,
             )
         except ExpressionError as exc:
-            raise ExpressionError(f"if: {exc.message}", code=exc.code) from None
-        return truthy(result)
+            raise ExpressionError(f"{field}: {exc.message}", code=exc.code) from None
 
     def _render(self, step: CompiledStep, scope: dict[str, Any]) -> Any:
         renderer = Renderer(scope, limits=self.limits)

@@ -81,15 +81,15 @@ async def list_runs(
         after=keyset.start_after(secret, cursor, paging.offset, query),
         count=total and cursor is None,
     )
-    last = (rows[-1]["scheduled_for"], rows[-1]["id"]) if rows else None
     return KeysetPage[RunSummary].model_validate(
         keyset.page(
-            [RunSummary.model_validate(r) for r in rows],
+            rows,
+            RunSummary.model_validate,
+            sort="scheduled_for",
             total=counted,
             limit=paging.limit,
             offset=paging.offset,
             more=more,
-            last=last,
             secret=secret,
             query=query,
         )

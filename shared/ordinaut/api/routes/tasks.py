@@ -277,15 +277,15 @@ async def list_tasks(
         after=keyset.start_after(secret, cursor, paging.offset, query),
         count=total and cursor is None,
     )
-    last = (rows[-1]["created_at"], rows[-1]["id"]) if rows else None
     return KeysetPage[TaskListItem].model_validate(
         keyset.page(
-            [TaskListItem.model_validate(r) for r in rows],
+            rows,
+            TaskListItem.model_validate,
+            sort="created_at",
             total=counted,
             limit=paging.limit,
             offset=paging.offset,
             more=more,
-            last=last,
             secret=secret,
             query=query,
         )
