@@ -21,13 +21,17 @@ import ipaddress
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from ordinaut.lazy import lazy_module
 from ordinaut.pipeline.tools.egress import Allowlist, refusal_reason
 from ordinaut.secrets import NAME_RE
 from ordinaut.vocabulary import NOTIFY_OUTCOMES
+
+if TYPE_CHECKING:
+    import httpx
+else:  # only a task with notify targets parses a URL; the API's cold start skips httpx
+    httpx = lazy_module("httpx")
 
 MAX_TARGETS = 5
 MAX_URL_LENGTH = 2048

@@ -41,20 +41,25 @@ async def test_run_history_stats_retry_and_cancel(
     assert [r["task_id"] for r in failed["items"]] == [bad["id"]]
     assert failed["items"][0]["status"] == "dead_letter"
     latest = (await client.get(f"/runs/task/{ok['id']}/latest", headers=h)).json()
-    assert latest["status"] == "succeeded" and latest["trigger"] == "run_now"
+    assert latest["status"] == "succeeded"
+    assert latest["trigger"] == "run_now"
     assert latest["step_results"][0]["output"] == {"text": "weather in Chisinau"}
     stats = (await client.get(f"/runs/task/{ok['id']}/stats", headers=h)).json()
-    assert stats["succeeded"] == 1 and stats["success_rate"] == 1.0
+    assert stats["succeeded"] == 1
+    assert stats["success_rate"] == 1.0
     summary = (await client.get("/runs/stats/summary", headers=h)).json()
-    assert summary["runs"]["total"] == 2 and summary["tasks"]["total"] == 2
+    assert summary["runs"]["total"] == 2
+    assert summary["tasks"]["total"] == 2
     run_id = failed["items"][0]["id"]
     retried = await client.post(f"/runs/{run_id}/retry", headers=h)
-    assert retried.status_code == 202 and retried.json()["status"] == "queued"
+    assert retried.status_code == 202
+    assert retried.json()["status"] == "queued"
     assert retried.json()["attempt"] == 2
     again = await client.post(f"/runs/{latest['id']}/retry", headers=h)
     assert again.status_code == 409
     canceled = await client.post(f"/runs/{run_id}/cancel", headers=h)
-    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+    assert canceled.status_code == 200
+    assert canceled.json()["status"] == "canceled"
     assert await pool.fetchval("SELECT count(*) FROM due_work") == 0
     other = await make_agent(["runs:read"])
     assert (await client.get(f"/runs/{run_id}", headers=other["headers"])).status_code == 404

@@ -27,7 +27,8 @@ async def test_secret_reaches_the_tool_and_nothing_else(
     r = await client.put("/secrets/API_KEY", json={"value": VALUE}, headers=h)
     assert r.status_code == 204, r.text
     listed = (await client.get("/secrets", headers=h)).json()["items"]
-    assert [s["name"] for s in listed] == ["API_KEY"] and VALUE not in str(listed)
+    assert [s["name"] for s in listed] == ["API_KEY"]
+    assert VALUE not in str(listed)
     stored = await pool.fetchval("SELECT ciphertext FROM agent_secrets")
     assert VALUE.encode() not in bytes(stored)  # encrypted at rest
     task = {
@@ -67,7 +68,8 @@ async def test_secret_names_are_checked_and_other_agents_cannot_see_them(
     alice = await make_agent(["tasks:write"])
     bob = await make_agent(["tasks:write"])
     bad = await client.put("/secrets/9bad-name", json={"value": "x"}, headers=alice["headers"])
-    assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "name"
+    assert bad.status_code == 422
+    assert bad.json()["error"]["details"][0]["field"] == "name"
     await client.put("/secrets/TOKEN", json={"value": "x"}, headers=alice["headers"])
     assert (await client.get("/secrets", headers=bob["headers"])).json()["items"] == []
     gone = await client.delete("/secrets/TOKEN", headers=bob["headers"])

@@ -32,7 +32,8 @@ async def test_create_get_list_and_next_run(
     got = await client.get(f"/tasks/{task['id']}", headers=agent["headers"])
     assert got.json() == task
     listing = (await client.get("/tasks", headers=agent["headers"])).json()
-    assert listing["total"] == 1 and listing["has_more"] is False
+    assert listing["total"] == 1
+    assert listing["has_more"] is False
     assert listing["items"][0]["id"] == task["id"]
 
 
@@ -92,13 +93,17 @@ async def test_lifecycle_pause_resume_cancel(client: httpx.AsyncClient, make_age
     task = (await client.post("/tasks", json=CRON_TASK, headers=h)).json()
     tid = task["id"]
     paused = (await client.post(f"/tasks/{tid}/pause", headers=h)).json()
-    assert paused["status"] == "paused" and paused["next_run_at"] is None
+    assert paused["status"] == "paused"
+    assert paused["next_run_at"] is None
     again = await client.post(f"/tasks/{tid}/pause", headers=h)
-    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_transition"
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "invalid_transition"
     resumed = (await client.post(f"/tasks/{tid}/resume", headers=h)).json()
-    assert resumed["status"] == "active" and resumed["next_run_at"] == task["next_run_at"]
+    assert resumed["status"] == "active"
+    assert resumed["next_run_at"] == task["next_run_at"]
     snoozed = await client.post(f"/tasks/{tid}/snooze", json={"delay_seconds": 600}, headers=h)
-    assert snoozed.status_code == 200 and snoozed.json()["snoozed_until"]
+    assert snoozed.status_code == 200
+    assert snoozed.json()["snoozed_until"]
     canceled = (await client.post(f"/tasks/{tid}/cancel", headers=h)).json()
     assert canceled["status"] == "canceled"
     assert (await client.patch(f"/tasks/{tid}", json={"title": "x"}, headers=h)).status_code == 409
@@ -179,7 +184,8 @@ async def test_idempotency_key_and_dedupe(client: httpx.AsyncClient, make_agent:
     d = {**CRON_TASK, "dedupe_key": "brief", "dedupe_window_seconds": 3600}
     assert (await client.post("/tasks", json=d, headers=agent["headers"])).status_code == 201
     dup = await client.post("/tasks", json=d, headers=agent["headers"])
-    assert dup.status_code == 409 and "existing_task_id" in dup.json()["error"]["details"]
+    assert dup.status_code == 409
+    assert "existing_task_id" in dup.json()["error"]["details"]
 
 
 async def test_an_idempotency_key_is_remembered_for_its_ttl_then_forgotten(
@@ -207,7 +213,8 @@ async def test_an_idempotency_key_is_remembered_for_its_ttl_then_forgotten(
     assert replay.json()["id"] == first.json()["id"]
     clock.advance(2)  # past the TTL: the same key with another body creates a new task
     again = await post({**CRON_TASK, "title": "tomorrow"})
-    assert again.status_code == 201 and again.json()["id"] != first.json()["id"]
+    assert again.status_code == 201
+    assert again.json()["id"] != first.json()["id"]
     assert (await post({**CRON_TASK, "title": "tomorrow"})).json()["id"] == again.json()["id"]
     clock.advance(settings.idempotency_ttl_s + 1)
     assert await idempotency.prune(pool, expired_before=clock.now() - timedelta(hours=1)) == 1
@@ -295,4 +302,5 @@ async def test_list_searches_titles_literally_and_in_any_case(
     )
     assert r.json()["total"] == 2
     r = await client.get("/tasks", params={"search": "x" * 201}, headers=agent["headers"])
-    assert r.status_code == 422 and "search" in r.text
+    assert r.status_code == 422
+    assert "search" in r.text

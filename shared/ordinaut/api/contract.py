@@ -1,9 +1,10 @@
-"""The OpenAPI contract: the error envelope, and which error statuses each route documents.
+"""The OpenAPI contract: which error statuses each route documents, each with the error envelope.
 
 Every error leaves the API as ``{"error": {"code", "message", "details"}, "request_id"}``
-(``api/errors.py``); the document says so for every status a route can answer, so generated
-clients know them. Most of those statuses follow from what a route is made of, so
-``document`` derives them from each route before its router is included in the app:
+(``api/errors.py``; its schema: ``api/schemas/common.py``); the document says so for every
+status a route can answer, so generated clients know them. Most of those statuses follow from
+what a route is made of, so ``document`` derives them from each route before its router is
+included in the app:
 
 * 401 for a route that needs a bearer token, 403 when it needs a scope;
 * 429 for every route but the health checks (the rate limit is per agent, else per address);
@@ -24,8 +25,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from fastapi.utils import create_model_field
-from pydantic import BaseModel, ConfigDict, Field
 
+from ordinaut.api.schemas import ErrorEnvelope
 from ordinaut.api.strict import JSONRoute
 
 DESCRIPTIONS = {
@@ -50,51 +51,6 @@ RETRY_AFTER = {
 # Routes that answer without the database, Redis or a token.
 NO_BACKEND = frozenset({"/health/live"})
 NOT_RATE_LIMITED = frozenset({"/health", "/health/live", "/health/ready"})
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(
-        description="Stable, machine-readable error code, e.g. `validation_error`, `not_found`.",
-        examples=["validation_error"],
-    )
-    message: str = Field(
-        description="What went wrong, for a human.", examples=["invalid input at body.title"]
-    )
-    details: Any = Field(
-        default=None,
-        description="Structured details: for validation errors a list of "
-        "`{field, message, type}`; otherwise an object naming what was involved, or null.",
-    )
-
-
-class ErrorEnvelope(BaseModel):
-    """The body of every error response."""
-
-    model_config = ConfigDict(
-        title="Error",
-        json_schema_extra={
-            "examples": [
-                {
-                    "error": {
-                        "code": "validation_error",
-                        "message": "invalid input at body.title",
-                        "details": [
-                            {
-                                "field": "body.title",
-                                "message": "String should have at least 1 character",
-                                "type": "string_too_short",
-                            }
-                        ],
-                    },
-                    "request_id": "5f0c1f3c2b7a4d0e9b6f2a1c8d7e6f50",
-                }
-            ]
-        },
-    )
-    error: ErrorDetail = Field(description="What went wrong.")
-    request_id: str = Field(
-        description="The request's id, also sent as `X-Request-ID`; quote it when reporting."
-    )
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

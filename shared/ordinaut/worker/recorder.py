@@ -83,34 +83,36 @@ class Recorder:
     async def _flush(self) -> None:
         while self.queue:
             batch, self.queue = self.queue[: self.MAX_BATCH], self.queue[self.MAX_BATCH :]
-            deadline = time.monotonic() + self.retry_for_s
-            try:
-                done = await self._persist(batch, deadline)
-            except _TRANSIENT as exc:
-                for _, _, _, fut in batch:  # the database stays unreachable
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            except Exception as exc:
-                # One outcome the encoder or PostgreSQL refuses must not fail the others that
-                # happened to finish with it (they may belong to other agents): the batch
-                # rolled back as a whole, so write each outcome on its own.
-                if len(batch) > 1:
-                    log.warning(
-                        "batched completion failed; writing each outcome alone",
-                        extra={"error": repr(exc), "count": len(batch)},
-                    )
-                for item in batch:
-                    await self._write_alone(item, deadline)
-                continue
-            except BaseException as exc:
-                for _, _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(RuntimeError(f"recorder stopped: {exc!r}"))
-                raise
-            for outcome, _, _, fut in batch:
-                if not fut.done():
-                    fut.set_result(outcome.run_id in done)
+            await self._flush_batch(batch)
+
+    async def _flush_batch(self, batch: list[_Pending]) -> None:
+        """Write one batch and settle every caller's future: with whether its run was
+        recorded, or with why the database could not be reached."""
+        deadline = time.monotonic() + self.retry_for_s
+        try:
+            done = await self._persist(batch, deadline)
+        except _TRANSIENT as exc:  # the database stays unreachable
+            _fail(batch, exc)
+            return
+        except Exception as exc:
+            await self._write_each(batch, deadline, exc)
+            return
+        except BaseException as exc:
+            _fail(batch, RuntimeError(f"recorder stopped: {exc!r}"))
+            raise
+        _settle(batch, done)
+
+    async def _write_each(self, batch: list[_Pending], deadline: float, exc: Exception) -> None:
+        """One outcome the encoder or PostgreSQL refuses must not fail the others that happened
+        to finish with it (they may belong to other agents): the batch rolled back as a whole,
+        so write each outcome on its own."""
+        if len(batch) > 1:
+            log.warning(
+                "batched completion failed; writing each outcome alone",
+                extra={"error": repr(exc), "count": len(batch)},
+            )
+        for item in batch:
+            await self._write_alone(item, deadline)
 
     async def _persist(self, batch: list[_Pending], deadline: float) -> set[uuid.UUID]:
         """``_write``, retried with backoff on connection errors until ``deadline``."""
@@ -155,8 +157,7 @@ class Recorder:
                 if not fut.done():
                     fut.set_exception(again)
                 return
-        if not fut.done():
-            fut.set_result(outcome.run_id in done)
+        _settle([item], done)
 
     async def _write(self, batch: list[_Pending]) -> set[uuid.UUID]:
         retries = [o for o, _, _, _ in batch if o.status == "retry"]
@@ -185,3 +186,17 @@ class Recorder:
             if wake:
                 await work.notify_work(conn)
         return done
+
+
+def _settle(batch: list[_Pending], done: set[uuid.UUID]) -> None:
+    """Each caller learns whether its run was recorded (false: the lease was no longer ours)."""
+    for outcome, _, _, fut in batch:
+        if not fut.done():
+            fut.set_result(outcome.run_id in done)
+
+
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    """Each caller still waiting gets ``exc``: its outcome was not recorded."""
+    for _, _, _, fut in batch:
+        if not fut.done():
+            fut.set_exception(exc)

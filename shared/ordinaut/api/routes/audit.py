@@ -7,13 +7,13 @@ admin made on its objects (an admin retrying its run).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
 
 from ordinaut.api.deps import DepsDep, Page, PagingDep, Principal, require
+from ordinaut.api.schemas import AuditEntry
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.errors import ValidationFailed
 from ordinaut.store import audit
@@ -21,24 +21,6 @@ from ordinaut.store import audit
 router = APIRouter(tags=["audit"], route_class=JSONRoute)
 
 Caller = Annotated[Principal, Depends(require(None))]
-
-
-class AuditEntry(BaseModel):
-    """One mutation: who did what to which object, when, in which request."""
-
-    id: int = Field(description="The entry's number; later entries have larger ones.")
-    created_at: datetime = Field(description="When it happened (UTC).")
-    actor_id: UUID | None = Field(
-        description="The agent that acted (null: the command line, e.g. `ordinaut agents`)."
-    )
-    action: str = Field(description="What it did: `task.created`, `run.retry`, `agent.updated`...")
-    subject_type: str = Field(description="The kind of object: `task`, `run`, `agent`, `secret`.")
-    subject_id: UUID | None = Field(description="The object (null for secrets, named in details).")
-    owner_id: UUID | None = Field(
-        description="The agent owning the object, when another agent (an admin) acted on it."
-    )
-    request_id: str | None = Field(description="The request's `X-Request-ID` (null: not HTTP).")
-    details: dict[str, Any] = Field(description="What changed (never a secret's value).")
 
 
 @router.get("/audit", response_model=Page[AuditEntry])

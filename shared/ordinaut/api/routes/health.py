@@ -17,10 +17,9 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
 
-from ordinaut.api.contract import ErrorEnvelope
 from ordinaut.api.deps import Deps, deps_of, id_of, now_of
+from ordinaut.api.schemas import Health, Live, Ready, Unhealthy
 from ordinaut.api.strict import JSONRoute
 from ordinaut.events import DEAD_STREAM, INGEST_GROUP, INGEST_STREAM
 from ordinaut.metrics import REGISTRY
@@ -130,31 +129,6 @@ def _scheduler(deps: Deps, now: datetime, last_tick_at: datetime | None) -> dict
         "age_s": round(age, 3),
         "stale_after_s": stale_after,
     }
-
-
-class Live(BaseModel):
-    status: str = Field(description="Always `ok`.")
-
-
-class Ready(BaseModel):
-    status: str = Field(description="`ready`.")
-    database_latency_ms: float = Field(description="Round trip of `SELECT 1`.")
-
-
-class Health(BaseModel):
-    status: str = Field(description="`healthy`, `degraded` (200) or `unhealthy` (503).")
-    checked_at: datetime = Field(description="When the check ran (UTC).")
-    components: dict[str, dict[str, Any]] = Field(
-        description="`database`, `redis`, `scheduler` and `workers`, each with its `status` "
-        "and what was measured."
-    )
-
-
-class Unhealthy(ErrorEnvelope):
-    """The health document (``status``, ``components`` or ``database``) and the error
-    envelope in one body."""
-
-    status: str = Field(description="`unhealthy` or `unavailable`.")
 
 
 def _unhealthy(text: str) -> dict[int | str, dict[str, Any]]:

@@ -15,19 +15,20 @@ are not charged to the rate limit again (the ``/mcp`` request was).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ordinaut.api.deps import Principal, id_of, require
 from ordinaut.api.middleware import IN_PROCESS
 from ordinaut.api.strict import JSONRoute
-from ordinaut.client import AsyncOrdinaut
-from ordinaut.mcp.server import build_server
-from ordinaut.mcp.tools import Catalog
+
+if TYPE_CHECKING:
+    from ordinaut.mcp.tools import Catalog
+
+# The MCP SDK, httpx and the client load on the first /mcp request, not with the app: most
+# requests never need them, and a Lambda's cold start pays for every import (issue 12).
 
 router = APIRouter(tags=["mcp"], route_class=JSONRoute)
 
@@ -37,6 +38,8 @@ IN_PROCESS_TIMEOUT_S = 60.0
 
 def catalog_of(app: FastAPI) -> Catalog:
     """The tools this app serves, from its own OpenAPI document (built once per app)."""
+    from ordinaut.mcp.tools import Catalog
+
     catalog = getattr(app.state, "mcp_catalog", None)
     if not isinstance(catalog, Catalog):
         catalog = Catalog.from_openapi(app.openapi())
@@ -68,6 +71,12 @@ class MCPExchange(Response):
         self.base_url = str(request.base_url).rstrip("/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        import httpx
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+        from ordinaut.client import AsyncOrdinaut
+        from ordinaut.mcp.server import build_server
+
         peer = scope.get("client")
         transport = httpx.ASGITransport(
             app=in_process(self.app, self.request_id),

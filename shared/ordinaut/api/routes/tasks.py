@@ -216,11 +216,12 @@ async def _wake_if_due(
     out: TaskOut, prepared: dict[str, Any], now: datetime, pool: asyncpg.Pool, deps: Deps
 ) -> None:
     due = prepared["next_run_at"]
-    if deps.waker is not None and due is not None and due <= now:
-        # Lambda: a task due now (a one-shot for now) gets its slot at once and a worker,
-        # instead of waiting up to a minute for the next tick.
-        if await materialize_due_task(pool, deps.settings, deps.clock, out.id):
-            await deps.wake_workers()
+    if deps.waker is None or due is None or due > now:
+        return
+    # Lambda: a task due now (a one-shot for now) gets its slot at once and a worker,
+    # instead of waiting up to a minute for the next tick.
+    if await materialize_due_task(pool, deps.settings, deps.clock, out.id):
+        await deps.wake_workers()
 
 
 def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Response) -> TaskOut:
