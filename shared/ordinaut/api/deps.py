@@ -246,14 +246,27 @@ async def authenticate(
         return cached
     if credentials is None or not credentials.credentials:
         raise Unauthorized(MISSING_TOKEN)
-    deps = deps_of(request)
-    now = now_of(request)
-    grant = await agents.authenticate(await deps.pool(), credentials.credentials, now)
+    return await _verified(request, credentials.credentials, await deps_of(request).pool())
+
+
+async def _verified(
+    request: Request, token: str, db: asyncpg.Pool | PoolConnectionProxy
+) -> Principal:
+    """The caller ``token`` names, checked on ``db`` at the request's instant; kept on the
+    request so a second dependency asking again costs nothing."""
+    grant = await agents.authenticate(db, token, now_of(request))
     if grant is None:
         raise auth.InvalidToken(agents.BAD_TOKEN)
     principal = principal_of(grant)
     request.state.principal = principal
     logs.bind(agent_id=str(principal.agent_id))
+    return principal
+
+
+def _demand(principal: Principal, scope: str | None) -> Principal:
+    """``principal`` when it holds ``scope`` (None: any); 403 naming the scope otherwise."""
+    if scope is not None and not principal.has(scope):
+        raise Forbidden(f"this route needs the {scope!r} scope", {"required_scope": scope})
     return principal
 
 
@@ -267,10 +280,7 @@ def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     ) -> Principal:
-        principal = await authenticate(request, credentials)
-        if scope is not None and not principal.has(scope):
-            raise Forbidden(f"this route needs the {scope!r} scope", {"required_scope": scope})
-        return principal
+        return _demand(await authenticate(request, credentials), scope)
 
     dependency.__name__ = f"require_{(scope or 'auth').replace(':', '_')}"
     return dependency
@@ -337,15 +347,8 @@ def require_conn(scope: str) -> Callable[..., Awaitable[Caller]]:
         conn = held[1]
         principal = state.get("principal")
         if not isinstance(principal, Principal):
-            grant = await agents.authenticate(conn, token, now_of(request))
-            if grant is None:
-                raise auth.InvalidToken(agents.BAD_TOKEN)
-            principal = principal_of(grant)
-            state["principal"] = principal
-            logs.bind(agent_id=str(principal.agent_id))
-        if not principal.has(scope):
-            raise Forbidden(f"this route needs the {scope!r} scope", {"required_scope": scope})
-        return Caller(who=principal, conn=conn, deps=deps)
+            principal = await _verified(request, token, conn)
+        return Caller(who=_demand(principal, scope), conn=conn, deps=deps)
 
     dependency.__name__ = f"require_conn_{scope.replace(':', '_')}"
     return dependency
