@@ -118,6 +118,12 @@ def like_literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def glob_like(sql: str) -> str:
+    """SQL for the LIKE pattern of the topic glob that ``sql`` evaluates to: ``*`` matches any
+    run of characters, everything else (``%``, ``_``, ``\\`` included) only itself."""
+    return rf"replace(replace(replace(replace({sql}, '\', '\\'), '%', '\%'), '_', '\_'), '*', '%')"
+
+
 def json_text(value: Any) -> str | None:
     """JSON text for a ``text[]`` parameter cast to jsonb in SQL (None stays SQL NULL)."""
     return None if value is None else _dumps(value)

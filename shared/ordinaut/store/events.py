@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut.store.db import Connection, json_text, one_row
+from ordinaut.store.db import Connection, glob_like, json_text, one_row
 
 INSERT_EVENT = """
 INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, depth)
@@ -26,34 +26,31 @@ FROM events WHERE tenant_id = $1 AND event_id = $2
 # characters in the pattern are escaped so only * is a wildcard. A pattern prefixed "shared:"
 # is a subscription across tenants: it only matches topics an admin declared shared. Tasks of
 # a deactivated agent match nothing.
-MATCH_OWN = r"""
+MATCH_OWN = rf"""
 SELECT id, created_by, priority, max_retries, concurrency_key, overlap_policy,
        payload -> 'filter' AS filter, payload -> 'params' AS params
 FROM tasks
 WHERE created_by = $1 AND schedule_kind = 'event' AND status = 'active'
   AND schedule_expr NOT LIKE 'shared:%'
   AND EXISTS (SELECT 1 FROM agents a WHERE a.id = created_by AND a.is_active)
-  AND $2 LIKE replace(replace(replace(replace(schedule_expr, '\', '\\'), '%', '\%'), '_', '\_'),
-                      '*', '%')
+  AND $2 LIKE {glob_like("schedule_expr")}
 ORDER BY id
-"""
-MATCH_SHARED = r"""
+"""  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
+MATCH_SHARED = rf"""
 SELECT id, created_by, priority, max_retries, concurrency_key, overlap_policy,
        payload -> 'filter' AS filter, payload -> 'params' AS params
 FROM tasks
 WHERE schedule_kind = 'event' AND status = 'active' AND schedule_expr LIKE 'shared:%'
   AND EXISTS (SELECT 1 FROM agents a WHERE a.id = created_by AND a.is_active)
-  AND $1 LIKE replace(replace(replace(replace(substr(schedule_expr, 8), '\', '\\'), '%', '\%'),
-                      '_', '\_'), '*', '%')
+  AND $1 LIKE {glob_like("substr(schedule_expr, 8)")}
 ORDER BY created_by, id
-"""
-IS_SHARED = r"""
+"""  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
+IS_SHARED = rf"""
 SELECT EXISTS (
     SELECT 1 FROM shared_topics
-    WHERE $1 LIKE replace(replace(replace(replace(pattern, '\', '\\'), '%', '\%'), '_', '\_'),
-                          '*', '%')
+    WHERE $1 LIKE {glob_like("pattern")}
 )
-"""
+"""  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
 # The reads of an ingest before anything is written (no transaction needed): whether the topic
 # is shared, and the publisher's own tasks it triggers; one row with a null id when none.
 ROUTE = f"""

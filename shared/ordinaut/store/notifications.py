@@ -16,7 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut.store.db import Connection, json_text, one_row
+from ordinaut.store.db import Connection, glob_like, json_text, one_row
 
 ROUTE_LOCK_ID = 0x4F52_4E54  # one router at a time, so the cursor moves in order
 CURSOR_NAME = "outcomes"
@@ -35,7 +35,7 @@ RETURNING 1
 # the window, and only the outcomes that cause something read their run, so the common case
 # (nobody listens) costs one index range of the outbox per window. A window without outcomes
 # still returns its end, where the cursor moves.
-OUTCOMES_AFTER = r"""
+OUTCOMES_AFTER = rf"""
 WITH w AS (
     SELECT tx, seq, event_id, event_type, tenant_id, subject_id, payload, created_at
     FROM outbox
@@ -63,8 +63,7 @@ WITH w AS (
         SELECT 1 FROM tasks
         WHERE created_by = p.owner_id AND schedule_kind = 'event' AND status = 'active'
           AND schedule_expr NOT LIKE 'shared:%'
-          AND p.topic LIKE replace(replace(replace(replace(schedule_expr, '\', '\\'), '%', '\%'),
-                                           '_', '\_'), '*', '%')
+          AND p.topic LIKE {glob_like("schedule_expr")}
     )
 ), y AS (
     SELECT x.*, n.notify, l.owner_id IS NOT NULL AS subscribed
@@ -86,7 +85,7 @@ FROM last LEFT JOIN LATERAL (
                       AND e.event_id = r.event_id
 ) z ON true
 ORDER BY z.seq
-"""
+"""  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
 # Whether any task could want an outcome routed (the partial indexes of migration 0015; the
 # listener predicate repeats that index's), and the newest settled outbox row: read in one
 # snapshot, so a task that starts listening either is seen here or came after every row skipped.

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut.store.db import Connection, delete_in_batches, json_text, one_row
+from ordinaut.store.db import Connection, delete_in_batches, glob_like, json_text, one_row
 
 INSERT_EVENTS = """
 INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
@@ -169,20 +169,18 @@ async def backlog(conn: Connection | asyncpg.Pool, cap: int = 1_000_000) -> int:
 # The live stream (SSE) reads one tenant's events after a cursor in seq order. The primary key
 # bounds the scan to rows after the cursor, so no extra index slows the hot path's inserts.
 # Patterns use * as the only wildcard (LIKE's own wildcards are escaped).
-TENANT_AFTER = r"""
+TENANT_AFTER = rf"""
 SELECT seq, event_id, event_type, tenant_id, subject_id, payload, created_at
 FROM outbox
 WHERE seq > $2 AND tenant_id = $1
   AND ($3::text IS NULL
-       OR event_type LIKE replace(replace(replace(replace($3, '\', '\\'), '%', '\%'), '_', '\_'),
-                                  '*', '%'))
+       OR event_type LIKE {glob_like("$3")})
   AND ($4::text IS NULL
-       OR payload ->> 'topic' LIKE replace(replace(replace(replace($4, '\', '\\'), '%', '\%'),
-                                                   '_', '\_'), '*', '%'))
+       OR payload ->> 'topic' LIKE {glob_like("$4")})
   AND ($5::uuid IS NULL OR subject_id = $5 OR payload ->> 'task_id' = $5::text)
 ORDER BY seq
 LIMIT $6
-"""
+"""  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
 LATEST_SEQ = "SELECT coalesce(max(seq), 0) FROM outbox"
 
 
