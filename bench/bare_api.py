@@ -35,8 +35,9 @@ INSERT INTO tasks (id, created_by, title, schedule_kind, schedule_expr, timezone
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)
 RETURNING *
 """
+# Ordinaut's first page of a task's runs, in its order (newest slot first).
 LIST_RUNS = """
-SELECT * FROM runs WHERE task_id = $1 AND owner_id = $2 ORDER BY created_at DESC, id LIMIT 50
+SELECT * FROM runs WHERE task_id = $1 AND owner_id = $2 ORDER BY scheduled_for DESC, id LIMIT 50
 """
 INSERT_EVENT = """
 INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at)

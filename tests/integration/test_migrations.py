@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -215,3 +216,116 @@ async def test_ordinaut_agents_create_prints_a_secret_that_verifies(fresh: Setti
         await conn.close()
     assert stored != created["agent_secret"]
     assert verify_secret(created["agent_secret"], stored)
+
+
+RUNS_TASK_SCHED = (
+    "CREATE INDEX runs_task_sched ON public.runs USING btree (task_id, scheduled_for DESC, id)"
+)
+
+
+async def _runs_indexes(conn: asyncpg.Connection) -> dict[str, tuple[str, bool]]:
+    rows = await conn.fetch(
+        """
+        SELECT c.relname, pg_get_indexdef(c.oid) AS def, i.indisvalid
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = 'runs'::regclass
+        """
+    )
+    return {r["relname"]: (r["def"], r["indisvalid"]) for r in rows}
+
+
+async def _migrated_before(settings: Settings, tmp_path: Path, version: str) -> Path:
+    """A database migrated up to (not including) ``version``; the directory with every file."""
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in db.migration_files(REPO / "migrations"):
+        if path.stem < version:
+            shutil.copy(path, before)
+    conn = await db.connect(settings)
+    try:
+        await db.migrate(conn, before)
+    finally:
+        await conn.close()
+    return REPO / "migrations"
+
+
+async def test_0021_replaces_the_task_time_index_with_the_page_index(
+    fresh: Settings, tmp_path: Path
+) -> None:
+    every = await _migrated_before(fresh, tmp_path, "0021")
+    conn = await db.connect(fresh)
+    try:
+        assert "runs_task_time" in await _runs_indexes(conn)
+        assert await db.migrate(conn, every) == [v for v in VERSIONS if v >= "0021"]
+        indexes = await _runs_indexes(conn)
+    finally:
+        await conn.close()
+    assert indexes["runs_task_sched"] == (RUNS_TASK_SCHED, True)
+    assert "runs_task_time" not in indexes
+
+
+async def test_0021_keeps_an_index_built_beforehand_and_rebuilds_a_failed_one(
+    fresh: Settings, tmp_path: Path
+) -> None:
+    """On a large table an operator builds the index CONCURRENTLY before upgrading; the
+    migration keeps it. A concurrent build that failed leaves an invalid index of that name,
+    which the migration must not take for the real one."""
+    every = await _migrated_before(fresh, tmp_path, "0021")
+    conn = await db.connect(fresh)
+    try:
+        await conn.execute(
+            "CREATE INDEX CONCURRENTLY runs_task_sched ON runs (task_id, scheduled_for DESC, id)"
+        )
+        built = await conn.fetchval("SELECT to_regclass('runs_task_sched')::oid")
+        await db.migrate(conn, every)
+        assert await conn.fetchval("SELECT to_regclass('runs_task_sched')::oid") == built
+        assert (await _runs_indexes(conn))["runs_task_sched"] == (RUNS_TASK_SCHED, True)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    "prepare",
+    [
+        # a unique build over one task's two runs fails and leaves the index invalid
+        "CREATE UNIQUE INDEX CONCURRENTLY runs_task_sched ON runs (task_id)",
+        "CREATE INDEX runs_task_sched ON runs (task_id, scheduled_for)",
+    ],
+    ids=["failed", "another"],
+)
+async def test_0021_rebuilds_an_index_of_its_name_that_is_invalid_or_another(
+    fresh: Settings, tmp_path: Path, prepare: str
+) -> None:
+    every = await _migrated_before(fresh, tmp_path, "0021")
+    conn = await db.connect(fresh)
+    try:
+        agent, task = uuid.uuid4(), uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO agents (id, name, scopes, secret_hash, created_at, updated_at) "
+            "VALUES ($1, 'a', ARRAY['admin'], 'x', now(), now())",
+            agent,
+        )
+        await conn.execute(
+            "INSERT INTO tasks (id, created_by, title, schedule_kind, schedule_expr, timezone, "
+            "payload, status, created_at, updated_at) "
+            "VALUES ($1, $2, 't', 'cron', '0 8 * * *', 'UTC', '{}', 'paused', now(), now())",
+            task,
+            agent,
+        )
+        await conn.execute(
+            "INSERT INTO runs (id, task_id, owner_id, slot, trigger, scheduled_for, status, "
+            "attempt, idempotency_key, started_at, finished_at, created_at, updated_at) "
+            "SELECT u, $1, $2, 'manual:' || u, 'run_now', now(), 'succeeded', 1, u::text, "
+            "now(), now(), now(), now() "
+            "FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, 2)) AS s",
+            task,
+            agent,
+        )
+        with contextlib.suppress(asyncpg.UniqueViolationError):
+            await conn.execute(prepare)
+        assert (await _runs_indexes(conn))["runs_task_sched"] != (RUNS_TASK_SCHED, True)
+        await db.migrate(conn, every)
+        assert (await _runs_indexes(conn))["runs_task_sched"] == (RUNS_TASK_SCHED, True)
+        assert await conn.fetchval("SELECT count(*) FROM runs WHERE task_id = $1", task) == 2
+    finally:
+        await conn.close()

@@ -18,7 +18,11 @@ RUN_COLUMNS = (
 
 
 # GET /runs reads one page in (scheduled_for DESC, id) order: index runs_owner_sched
-# (owner_id, scheduled_for DESC, id), or runs_task_time for one task. Each filter adds its
+# (owner_id, scheduled_for DESC, id), or runs_task_sched (task_id, scheduled_for DESC, id) for
+# one task (migrations/0021). A task's page must not walk the owner's index filtered by task:
+# below another task's newer runs it reads all of those first. The planner cannot tell (it
+# costs both by row counts), so with a task the owner is checked on the rows the task's index
+# reads, written as a condition no index serves. Each filter adds its
 # predicate only when given, so each combination is a prepared statement planned for exactly
 # its predicates (an "$n IS NULL OR ..." predicate leaves a generic plan that cannot use the
 # index). A page after a keyset cursor starts right after the cursor's (scheduled_for, id): an
@@ -33,7 +37,9 @@ def _run_filters(
     end: datetime | None,
 ) -> Where:
     where = Where()
-    if owner_id is not None:
+    if owner_id is not None and task_id is not None:
+        where.add("(owner_id = {}) IS TRUE", owner_id)  # a filter: never runs_owner_sched
+    elif owner_id is not None:
         where.add("owner_id = {}", owner_id)
     if task_id is not None:
         where.add("task_id = {}", task_id)
@@ -236,7 +242,7 @@ async def run_attempts(
 # Needs attention, over all history, from dead_letters (migrations/0018): the newest runs that
 # ended without success and were not retried since, and the tasks whose latest finished run
 # is one of them. A task can only be failing if it has such a run, so the candidates are the
-# owner's dead-lettered tasks, each checked with one short walk of runs_task_time.
+# owner's dead-lettered tasks, each checked with one short walk of runs_task_sched.
 ATTENTION_RUNS = """
 SELECT r.id, r.task_id, t.title AS task_title, r.status::text AS status, r.attempt, r.trigger,
        r.scheduled_for, d.finished_at, r.error

@@ -93,7 +93,7 @@ SELECT_TASK_FOR_UPDATE = SELECT_TASK + " FOR UPDATE"
 SELECT_TASK_ANY_OWNER = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"  # noqa: S608
 
 # The page first, then each of its tasks' latest finished run and recent failures (index
-# runs_task_time): the per-task lookups cost one page, never every matching task. Failures
+# runs_task_sched): the per-task lookups cost one page, never every matching task. Failures
 # are counted among a task's latest 1,000 runs of the window: an index range with a bound,
 # whatever the planner believes about how runs spread over tasks (a plain count over the
 # window was a sequential scan of runs per task when one task held most runs). The page reads
