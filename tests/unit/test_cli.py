@@ -268,3 +268,23 @@ def test_runs_as_python_dash_m() -> None:
         timeout=60,
     )
     assert (out.returncode, out.stdout.strip()) == (0, f"ordinaut {__version__}")
+
+
+def test_the_api_process_keeps_its_start_up_objects_out_of_every_collection() -> None:
+    """`ordinaut api` freezes what create_app built before serving, as the worker and the
+    scheduler do: full collections then no longer walk the whole app under load."""
+    code = (
+        "import gc, uvicorn\n"
+        "from ordinaut.cli import main\n"
+        "def run(self):\n"
+        "    print(gc.get_freeze_count() > 10_000, gc.get_threshold())\n"
+        "uvicorn.Server.run = run\n"
+        "main(['api', '--port', '0'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDINAUT_")}
+    env["ORDINAUT_DATABASE_URL"] = "postgresql://127.0.0.1:1/never-connected"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True (50000, 20, 20)"

@@ -85,7 +85,7 @@ def run_loop(
 
 
 def tune_gc() -> None:
-    """Collect cyclic garbage less eagerly in a long-running loop.
+    """Collect cyclic garbage less eagerly in a long-running process (worker, scheduler, API).
 
     A worker allocates many short-lived objects per run (records, step results, futures);
     with the default thresholds the collector kept re-scanning everything that survived
@@ -119,6 +119,10 @@ def cmd_api(args: argparse.Namespace) -> int:
     from ordinaut.api.app import create_app
 
     app = create_app(settings)
+    # The app's start-up objects (routes, schemas, validators) are most of the heap: with the
+    # default thresholds every full collection walked them again, a 40-200 ms pause of every
+    # request in flight every few seconds under load (bench/README.md, list pages).
+    tune_gc()
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_config=None, lifespan="on"
     )
