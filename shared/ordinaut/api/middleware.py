@@ -28,7 +28,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordinaut import errors as domain
 from ordinaut import logs, tracing
-from ordinaut.api.deps import release_request_conn
 from ordinaut.api.errors import is_unavailable, new_request_id, send_error
 from ordinaut.config import Settings
 from ordinaut.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMIT_FALLBACKS
@@ -105,12 +104,9 @@ class RequestContextMiddleware:
         status = 500
         started = False
 
-        state = _state(scope)
-
         async def send_with_id(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
-                await release_request_conn(state)  # the route is done with it: free it first
                 started = True
                 status = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()), rid_header]}
@@ -152,7 +148,6 @@ class RequestContextMiddleware:
                     request_id=rid,
                 )
         finally:
-            await release_request_conn(state)
             elapsed = time.perf_counter() - begun
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = route_template(scope)
