@@ -81,6 +81,16 @@ def _reads_an_empty_id(scope: Scope, path: str) -> bool:
     return path.rstrip("/") in (collections or ())
 
 
+# (method, route template, status) -> its request counter and latency histogram children.
+# ``labels()`` checks and converts its values under a lock on every call; the children never
+# change, and the keys are bounded (methods, route templates and statuses are few).
+_counted: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _children(method: str, route: str, status: int) -> tuple[Any, Any]:
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(method, route)
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -151,8 +161,11 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - begun
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = route_template(scope)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            counted = _counted.get((method, route, status))
+            if counted is None:
+                counted = _counted[(method, route, status)] = _children(method, route, status)
+            counted[0].inc()
+            counted[1].observe(elapsed)
             tracing.end_server_span(span, span_token, method, route, status)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(

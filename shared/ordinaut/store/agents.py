@@ -402,10 +402,8 @@ WHERE t.token_hash = $1 AND t.kind = 'access' AND t.revoked_at IS NULL AND t.exp
 # digest $1, instant $2): the token check and the route's read in one round trip. The
 # statement selects ``GRANT_COLUMNS`` from ``grant_`` and reads ``grant_from`` back.
 GRANT_CTE = f"grant_ AS ({SELECT_GRANT})"
-GRANT_COLUMNS = (
-    "grant_.agent_id AS grant_agent_id, grant_.token_scopes AS grant_token_scopes, "
-    "grant_.agent_scopes AS grant_agent_scopes"
-)
+GRANT_KEYS = ("grant_agent_id", "grant_token_scopes", "grant_agent_scopes")
+GRANT_COLUMNS = ", ".join(f"grant_.{key.removeprefix('grant_')} AS {key}" for key in GRANT_KEYS)
 
 
 def _grant(agent_id: UUID, token_scopes: list[str], agent_scopes: list[str]) -> Grant:

@@ -219,7 +219,10 @@ async def get_task_granted(
     grant = agents.grant_from(row)
     if row is None or row["id"] is None:
         return grant, None
-    return grant, {k: v for k, v in row.items() if not k.startswith("grant_")}
+    task = dict(row)
+    for column in agents.GRANT_KEYS:
+        del task[column]
+    return grant, task
 
 
 async def update_task(
