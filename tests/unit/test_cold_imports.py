@@ -50,3 +50,60 @@ def test_the_deferred_libraries_still_load_where_they_are_used() -> None:
         "events.connect_redis(Settings(redis_url='redis://127.0.0.1:1/0'))"
     )
     assert {"httpx", "redis", "yaml"} <= set(loaded)
+
+
+def _run(code: str, **extra: str) -> str:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ORDINAUT_", "OTEL_"))},
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}",
+        **extra,
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_the_handler_builds_the_app_without_collecting_and_freezes_it(tmp_path: Path) -> None:
+    """No collection runs during the cold start (each rescanned the growing heap); afterwards
+    the collector is on again and the start-up objects are out of its way."""
+    code = (
+        "import gc, json; runs = []\n"
+        "gc.callbacks.append(lambda phase, info: runs.append(phase))\n"
+        "import functions.api.handler\n"
+        "print(json.dumps([len(runs), gc.isenabled(), gc.get_freeze_count()]))"
+    )
+    # with its bytecode compiled, as in the image (compiling the handler itself collects)
+    cache = {"PYTHONPYCACHEPREFIX": str(tmp_path), "PYTHONDONTWRITEBYTECODE": ""}
+    _run(code, **cache)
+    collections, enabled, frozen = json.loads(_run(code, **cache))
+    assert collections == 0
+    assert enabled is True
+    assert frozen > 10_000
+
+
+def test_the_error_responses_share_one_schema_field_per_status() -> None:
+    """The statuses derived for every route (api/contract.py) share one field per status,
+    built once, not one per route and status (~350 schema builds at each cold start); a
+    route declaring a status itself keeps the field FastAPI built for it."""
+    code = (
+        "import collections, json\n"
+        "from functions.api.handler import app\n"
+        "from fastapi.routing import APIRoute\n"
+        "routes = [r for r in app.routes if isinstance(r, APIRoute) and r.include_in_schema]\n"
+        "shared = {s: collections.Counter(id(r.response_fields[s]) for r in routes\n"
+        "                                 if s in r.response_fields).most_common(1)[0][1]\n"
+        "          for s in (401, 429, 503)}\n"
+        "print(json.dumps([len(routes), shared]))"
+    )
+    routes, shared = json.loads(_run(code))
+    assert routes > 40
+    assert shared["429"] > routes - 5
+    assert shared["503"] > routes - 5
+    assert shared["401"] > routes // 2

@@ -20,11 +20,15 @@ named in the path) it declares with ``responses=errors(409)``.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from fastapi.utils import create_model_field
+
+if TYPE_CHECKING:
+    from fastapi._compat import ModelField
 
 from ordinaut.api.schemas import ErrorEnvelope
 from ordinaut.api.strict import JSONRoute
@@ -121,10 +125,25 @@ def document(router: APIRouter) -> None:
         derived = errors(*derived_statuses(route))
         route.responses = {**derived, **route.responses}
         # FastAPI builds a response's schema field when the route is created; these entries
-        # arrive later, so their fields are built the same way here.
+        # arrive later, so their fields are built here. Only the OpenAPI document reads them,
+        # and every derived one is the same error envelope: one field per status serves every
+        # route (a field per route and status was ~350 schema builds at each cold start).
         for status, response in route.responses.items():
             model = response.get("model")
             if model is not None and status not in route.response_fields:
-                route.response_fields[status] = create_model_field(
-                    name=f"Response_{status}_{route.unique_id}", type_=model, mode="serialization"
+                route.response_fields[status] = (
+                    _envelope_field(status)
+                    if model is ErrorEnvelope
+                    else create_model_field(
+                        name=f"Response_{status}_{route.unique_id}",
+                        type_=model,
+                        mode="serialization",
+                    )
                 )
+
+
+@functools.cache
+def _envelope_field(status: int) -> ModelField:
+    return create_model_field(
+        name=f"Response_{status}_error", type_=ErrorEnvelope, mode="serialization"
+    )
