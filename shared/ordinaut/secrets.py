@@ -7,10 +7,17 @@ run records, events, errors or metrics (the pipeline masks them in what it recor
 from __future__ import annotations
 
 import re
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING
 
 from ordinaut.errors import Unavailable, ValidationFailed
+from ordinaut.lazy import lazy_module
+
+if TYPE_CHECKING:
+    from cryptography import fernet
+else:
+    # loaded by the first secret sealed or opened, not by every process that names this module
+    # (the API's cold start: ~10 ms)
+    fernet = lazy_module("cryptography.fernet")
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_VALUE_BYTES = 8 * 1024
@@ -26,7 +33,7 @@ class SecretBox:
                 "`ordinaut dev` makes one for you)"
             )
         try:
-            self._fernet = Fernet(key.encode())
+            self._fernet = fernet.Fernet(key.encode())
         except (ValueError, TypeError) as exc:
             raise Unavailable("ORDINAUT_SECRETS_KEY is not a valid Fernet key") from exc
 
@@ -36,7 +43,7 @@ class SecretBox:
     def open(self, sealed: bytes) -> str:
         try:
             return self._fernet.decrypt(sealed).decode()
-        except InvalidToken as exc:
+        except fernet.InvalidToken as exc:
             raise Unavailable(
                 "a stored secret cannot be decrypted with the configured key"
             ) from exc
@@ -44,7 +51,7 @@ class SecretBox:
 
 def new_key() -> str:
     """A fresh key for ORDINAUT_SECRETS_KEY."""
-    return Fernet.generate_key().decode()
+    return fernet.Fernet.generate_key().decode()
 
 
 def check_secret(name: str, value: str | None) -> None:

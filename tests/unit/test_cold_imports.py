@@ -1,6 +1,7 @@
 """The API Lambda handler's cold start loads only what a request needs (issue 12): libraries
 used on other paths (Redis for the relay and shared rate limits, OpenTelemetry when tracing is
-on, httpx for the HTTP tool in workers, PyYAML for pipeline files) load on first use.
+on, httpx for the HTTP tool in workers, PyYAML for pipeline files, cryptography for secret
+values) load on first use.
 FastAPI itself imports the OpenTelemetry API; only the SDK counts here."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # FastAPI imports OpenTelemetry's API itself; its SDK is what tracing (and redis-py) add.
-DEFERRED = ("redis", "opentelemetry.sdk", "httpx", "yaml")
+DEFERRED = ("redis", "opentelemetry.sdk", "httpx", "yaml", "cryptography")
 
 
 def _loaded_after(statement: str) -> list[str]:
@@ -47,9 +48,11 @@ def test_the_deferred_libraries_still_load_where_they_are_used() -> None:
         "parse_pipeline_text('pipeline: []'); "
         "from ordinaut.pipeline.tools import http; http.httpx.URL('https://example.org'); "
         "from ordinaut import events; from ordinaut.config import Settings; "
-        "events.connect_redis(Settings(redis_url='redis://127.0.0.1:1/0'))"
+        "events.connect_redis(Settings(redis_url='redis://127.0.0.1:1/0')); "
+        "from ordinaut.secrets import SecretBox, new_key; "
+        "box = SecretBox(new_key()); assert box.open(box.seal('v')) == 'v'"
     )
-    assert {"httpx", "redis", "yaml"} <= set(loaded)
+    assert {"httpx", "redis", "yaml", "cryptography"} <= set(loaded)
 
 
 def _run(code: str, **extra: str) -> str:
