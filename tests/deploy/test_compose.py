@@ -43,6 +43,7 @@ def _depends(service: dict[str, Any]) -> dict[str, str]:
 def test_datastores_with_health_checks() -> None:
     services = _services()
     assert services["postgres"]["image"].startswith("postgres:16")
+    assert services["postgres"]["command"] == ["postgres", "-c", "jit=off"]
     assert services["redis"]["image"].startswith("redis:7")
     for name in ("postgres", "redis"):
         assert services[name]["healthcheck"]["test"], f"{name} has no health check"

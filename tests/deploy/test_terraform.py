@@ -754,6 +754,7 @@ def test_postgres_behind_proxy_with_tls_backups_and_insights() -> None:
         for p in one("resource", "aws_db_parameter_group", "this", where).body["parameter"]
     }
     assert params["rds.force_ssl"] == "1"
+    assert params["jit"] == "0"  # short statements: no plan worth compiling
     proxy = one("resource", "aws_db_proxy", "this", where).body
     assert proxy["require_tls"] is True
     assert proxy["engine_family"] == "POSTGRESQL"

@@ -220,6 +220,14 @@ resource "aws_db_parameter_group" "this" {
     value = "1"
   }
 
+  # Every statement here is a short index read or write. JIT compiles any plan whose estimate
+  # passes jit_above_cost (100,000): a page of 100 tasks with their latest runs is estimated
+  # above that, and would pay tens of milliseconds of compiling for a ~1 ms read.
+  parameter {
+    name  = "jit"
+    value = "0"
+  }
+
   lifecycle {
     create_before_destroy = true
   }
