@@ -103,6 +103,13 @@ def start_after(
     return cursors(secret).decode(cursor, query)
 
 
+def as_is(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``page``'s ``item`` for a route whose response model validates the rows itself: making
+    each row a model first, then validating the envelope of models, did the work twice (~80 µs
+    of a page of 50 runs)."""
+    return row
+
+
 def page(
     rows: Sequence[Mapping[str, Any]],
     item: Callable[[Mapping[str, Any]], Any],

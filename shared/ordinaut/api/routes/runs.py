@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -58,7 +58,7 @@ async def list_runs(
     owner: Owner = None,
     cursor: Cursor = None,
     total: Total = True,
-) -> KeysetPage[RunSummary]:
+) -> dict[str, Any]:
     """The caller's runs, newest first, without step results, in the list envelope; admins
     read another agent's (``owner=ID``) or every agent's (``owner=*``): with
     ``status=dead_letter&owner=*``, every dead letter. Page with ``next_cursor`` (keyset: as
@@ -81,18 +81,17 @@ async def list_runs(
         after=keyset.start_after(secret, cursor, paging.offset, query),
         count=total and cursor is None,
     )
-    return KeysetPage[RunSummary].model_validate(
-        keyset.page(
-            rows,
-            RunSummary.model_validate,
-            sort="scheduled_for",
-            total=counted,
-            limit=paging.limit,
-            offset=paging.offset,
-            more=more,
-            secret=secret,
-            query=query,
-        )
+    # plain rows: the response model validates and serializes the envelope once
+    return keyset.page(
+        rows,
+        keyset.as_is,
+        sort="scheduled_for",
+        total=counted,
+        limit=paging.limit,
+        offset=paging.offset,
+        more=more,
+        secret=secret,
+        query=query,
     )
 
 

@@ -267,7 +267,7 @@ async def list_tasks(
     ] = None,
     cursor: Cursor = None,
     total: Total = True,
-) -> KeysetPage[TaskListItem]:
+) -> dict[str, Any]:
     """The caller's tasks, newest first, in the list envelope; admins read another agent's
     (``owner=ID``) or every agent's (``owner=*``). Page with ``next_cursor`` (keyset: as fast
     deep in the list as at its start) or ``offset``; ``total=false`` skips the count."""
@@ -289,18 +289,17 @@ async def list_tasks(
         after=keyset.start_after(secret, cursor, paging.offset, query),
         count=total and cursor is None,
     )
-    return KeysetPage[TaskListItem].model_validate(
-        keyset.page(
-            rows,
-            TaskListItem.model_validate,
-            sort="created_at",
-            total=counted,
-            limit=paging.limit,
-            offset=paging.offset,
-            more=more,
-            secret=secret,
-            query=query,
-        )
+    # plain rows: the response model validates and serializes the envelope once
+    return keyset.page(
+        rows,
+        keyset.as_is,
+        sort="created_at",
+        total=counted,
+        limit=paging.limit,
+        offset=paging.offset,
+        more=more,
+        secret=secret,
+        query=query,
     )
 
 
