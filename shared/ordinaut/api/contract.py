@@ -27,11 +27,11 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 from fastapi.utils import create_model_field
 
-if TYPE_CHECKING:
-    from fastapi._compat import ModelField
-
 from ordinaut.api.schemas import ErrorEnvelope
 from ordinaut.api.strict import JSONRoute
+
+if TYPE_CHECKING:
+    from fastapi._compat import ModelField
 
 DESCRIPTIONS = {
     400: "The body is not valid JSON (`invalid_json`, with the position).",

@@ -20,9 +20,10 @@ RUN_COLUMNS = (
 # GET /runs reads one page in (scheduled_for DESC, id) order: index runs_owner_sched
 # (owner_id, scheduled_for DESC, id), or runs_task_sched (task_id, scheduled_for DESC, id) for
 # one task (migrations/0021). A task's page must not walk the owner's index filtered by task:
-# below another task's newer runs it reads all of those first. The planner cannot tell (it
-# costs both by row counts), so with a task the owner is checked on the rows the task's index
-# reads, written as a condition no index serves. Each filter adds its
+# below another task's newer runs it reads all of those first. The planner cannot see where
+# the task's runs sit in that index (it chose it for one agent's table stored in its order), so
+# with a task the owner is checked on the rows the task's index reads, written as a condition
+# no index serves. Each filter adds its
 # predicate only when given, so each combination is a prepared statement planned for exactly
 # its predicates (an "$n IS NULL OR ..." predicate leaves a generic plan that cannot use the
 # index). A page after a keyset cursor starts right after the cursor's (scheduled_for, id): an
