@@ -103,6 +103,34 @@ def start_after(
     return cursors(secret).decode(cursor, query)
 
 
+def cursor_position(cursor: str | None, offset: int) -> tuple[datetime, UUID] | None:
+    """The (instant, id) a cursor names, before it is checked against its listing: for a
+    statement that reads the page and checks the caller's token at once, so the listing's
+    owner is not known yet. The route checks the cursor with ``start_after`` as soon as it
+    is, before it uses anything read (the page is the caller's own either way). A cursor
+    that is not even well formed is a 422 here."""
+    if cursor is None:
+        return None
+    if offset:
+        message = "send either cursor or offset, not both"
+        raise ValidationFailed(message, [{"field": "query.offset", "message": message}])
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != _BODY.size + _MAC_BYTES:
+        raise _invalid(
+            "not a cursor from this listing: pass next_cursor back unchanged, with the same filters"
+        )
+    version, micros, item = _BODY.unpack(raw[: _BODY.size])
+    if version != VERSION:
+        raise _invalid("a cursor from another version: start again from the first page")
+    try:
+        return _EPOCH + timedelta(microseconds=micros), UUID(bytes=item)
+    except OverflowError:
+        raise _invalid("not a cursor from this listing: start again from the first page") from None
+
+
 def as_is(row: Mapping[str, Any]) -> Mapping[str, Any]:
     """``page``'s ``item`` for a route whose response model validates the rows itself: making
     each row a model first, then validating the envelope of models, did the work twice (~80 µs

@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from ordinaut.errors import InvalidTransition, NotFound
+from ordinaut.store import agents
 from ordinaut.store.db import Connection, Where, delete_in_batches, keyset_page, one_row
 
 RUN_COLUMNS = (
@@ -36,12 +37,19 @@ def _run_filters(
     success: bool | None,
     start: datetime | None,
     end: datetime | None,
+    *,
+    where: Where | None = None,
+    owner_sql: str | None = None,
 ) -> Where:
-    where = Where()
-    if owner_id is not None and task_id is not None:
-        where.add("(owner_id = {}) IS TRUE", owner_id)  # a filter: never runs_owner_sched
-    elif owner_id is not None:
-        where.add("owner_id = {}", owner_id)
+    """The predicates of a listing, added to ``where`` (default: a new one); ``owner_sql``: the
+    owner as an SQL expression of the statement instead of the bound ``owner_id``."""
+    where = Where() if where is None else where
+    if owner_sql is None and owner_id is not None:
+        owner_sql = where.bind(owner_id)
+    if owner_sql is not None and task_id is not None:
+        where.add(f"(owner_id = {owner_sql}) IS TRUE")  # a filter: never runs_owner_sched
+    elif owner_sql is not None:
+        where.add(f"owner_id = {owner_sql}")
     if task_id is not None:
         where.add("task_id = {}", task_id)
     if status is not None:
@@ -109,6 +117,8 @@ FROM tasks WHERE created_by = $1
 def _row(r: asyncpg.Record) -> dict[str, Any]:
     d = dict(r)
     d.pop("total_count", None)
+    for key in agents.GRANT_KEYS:
+        d.pop(key, None)
     status = d["status"]
     d["success"] = (
         True if status == "succeeded" else False if status in ("failed", "dead_letter") else None
@@ -135,15 +145,78 @@ async def list_runs(
     scheduled_for and id of the previous page's last run, a keyset cursor) starts the page
     right after that run instead of skipping ``offset`` rows."""
     where = _run_filters(owner_id, task_id, status, success, start, end)
-    total = None
-    if count:
-        counting = f"SELECT count(*) FROM runs WHERE {where.sql}"  # noqa: S608 - fragments
-        total = int(await conn.fetchval(counting, *where.args))
+    total = await _count(conn, where) if count else None
     listing = keyset_page(
         RUN_COLUMNS, "runs", where, "scheduled_for", limit=limit + 1, offset=offset, after=after
     )
     rows = await conn.fetch(listing, *where.args)
     return [_row(r) for r in rows[:limit]], total, len(rows) > limit
+
+
+async def _count(conn: Connection | asyncpg.Pool, where: Where) -> int:
+    counting = f"SELECT count(*) FROM runs WHERE {where.sql}"  # noqa: S608 - fragments
+    return int(await conn.fetchval(counting, *where.args))
+
+
+async def count_runs(
+    conn: Connection | asyncpg.Pool,
+    owner_id: UUID | None,
+    *,
+    task_id: UUID | None,
+    status: str | None,
+    success: bool | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> int:
+    """How many runs ``list_runs`` would list over every page (it reads them all)."""
+    return await _count(conn, _run_filters(owner_id, task_id, status, success, start, end))
+
+
+# The caller's own page with its token check, in one statement (GET /runs without ``owner``):
+# the grant of the token (agents.GRANT_CTE, $1 and $2) beside the page of that agent's runs,
+# one row with no run when it has none, no row when the token is not live.
+LIST_GRANTED = """
+WITH {grant}
+SELECT {grant_columns}, page.*
+FROM grant_ LEFT JOIN LATERAL ({listing}) AS page ON true
+ORDER BY page.scheduled_for DESC, page.id
+"""
+
+
+async def list_own_runs_granted(
+    db: Connection | asyncpg.Pool,
+    digest: bytes,
+    now: datetime,
+    *,
+    task_id: UUID | None,
+    status: str | None,
+    success: bool | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    offset: int = 0,
+    after: tuple[datetime, UUID] | None = None,
+) -> tuple[agents.Grant | None, list[dict[str, Any]], bool]:
+    """The grant of the access token whose digest is ``digest`` at ``now`` and, when it is
+    live, a page of its agent's runs as ``list_runs`` reads it (uncounted): one round trip."""
+    where = Where()
+    where.bind(digest)  # $1 and $2, as agents.GRANT_CTE names them
+    where.bind(now)
+    _run_filters(
+        None, task_id, status, success, start, end, where=where, owner_sql="grant_.agent_id"
+    )
+    listing = keyset_page(
+        RUN_COLUMNS, "runs", where, "scheduled_for", limit=limit + 1, offset=offset, after=after
+    )
+    sql = LIST_GRANTED.format(
+        grant=agents.GRANT_CTE, grant_columns=agents.GRANT_COLUMNS, listing=listing
+    )
+    rows = await db.fetch(sql, *where.args)
+    if not rows:
+        return None, [], False
+    grant = agents.grant_from(rows[0])
+    found = [r for r in rows if r["id"] is not None]
+    return grant, [_row(r) for r in found[:limit]], len(found) > limit
 
 
 async def owner_of(conn: Connection | asyncpg.Pool, run_id: UUID) -> UUID | None:

@@ -10,7 +10,18 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from ordinaut.api import cursor as keyset
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, DepsDep, Now, PagingDep, Principal, RequestId, require
+from ordinaut.api.deps import (
+    BEARER_SECURITY,
+    Bearer,
+    Deps,
+    DepsDep,
+    Now,
+    PagingDep,
+    Principal,
+    RequestId,
+    require,
+    require_bearer,
+)
 from ordinaut.api.schemas import (
     Attention,
     KeysetPage,
@@ -29,15 +40,15 @@ from ordinaut.vocabulary import RunStatus
 router = APIRouter(tags=["runs"], route_class=JSONRoute)
 
 Reader = Annotated[Principal, Depends(require("runs:read"))]
+ReaderToken = Annotated[Bearer, Depends(require_bearer("runs:read"))]
 Writer = Annotated[Principal, Depends(require("tasks:write"))]
 RunId = Annotated[UUID, Path(description="The run's id.")]
 TaskId = Annotated[UUID, Path(description="The task's id.")]
 
 
-@router.get("/runs", response_model=KeysetPage[RunSummary])
+@router.get("/runs", response_model=KeysetPage[RunSummary], openapi_extra=BEARER_SECURITY)
 async def list_runs(
-    who: Reader,
-    deps: DepsDep,
+    bearer: ReaderToken,
     paging: PagingDep,
     task_id: Annotated[UUID | None, Query(description="Only runs of this task.")] = None,
     status: Annotated[
@@ -63,24 +74,57 @@ async def list_runs(
     read another agent's (``owner=ID``) or every agent's (``owner=*``): with
     ``status=dead_letter&owner=*``, every dead letter. Page with ``next_cursor`` (keyset: as
     fast deep in the list as at its start) or ``offset``; ``total=false`` skips the count."""
-    owner_id = owner_filter(who, owner)
     start, end = utc_instant("start_time", start_time), utc_instant("end_time", end_time)
-    query = ("runs", owner_id, task_id, status, success, start, end)
+    deps = bearer.deps
     secret = deps.settings.secrets_key
     pool = await deps.pool()
-    rows, counted, more = await runs.list_runs(
-        pool,
-        owner_id,
-        task_id=task_id,
-        status=status,
-        success=success,
-        start=start,
-        end=end,
-        limit=paging.limit,
-        offset=paging.offset,
-        after=keyset.start_after(secret, cursor, paging.offset, query),
-        count=total and cursor is None,
-    )
+    if owner is None:
+        # The caller's own runs (the common read): the token is checked in the page's own
+        # statement. The cursor names where the page starts; whether it was issued for this
+        # listing is checked before anything read is used, once the caller is known.
+        grant, rows, more = await runs.list_own_runs_granted(
+            pool,
+            bearer.digest,
+            bearer.now,
+            task_id=task_id,
+            status=status,
+            success=success,
+            start=start,
+            end=end,
+            limit=paging.limit,
+            offset=paging.offset,
+            after=keyset.cursor_position(cursor, paging.offset),
+        )
+        owner_id: UUID | None = bearer.admit(grant).agent_id
+        query = ("runs", owner_id, task_id, status, success, start, end)
+        keyset.start_after(secret, cursor, paging.offset, query)
+        counted = None
+        if total and cursor is None:
+            counted = await runs.count_runs(
+                pool,
+                owner_id,
+                task_id=task_id,
+                status=status,
+                success=success,
+                start=start,
+                end=end,
+            )
+    else:
+        owner_id = owner_filter(await bearer.verify(), owner)
+        query = ("runs", owner_id, task_id, status, success, start, end)
+        rows, counted, more = await runs.list_runs(
+            pool,
+            owner_id,
+            task_id=task_id,
+            status=status,
+            success=success,
+            start=start,
+            end=end,
+            limit=paging.limit,
+            offset=paging.offset,
+            after=keyset.start_after(secret, cursor, paging.offset, query),
+            count=total and cursor is None,
+        )
     # plain rows: the response model validates and serializes the envelope once
     return keyset.page(
         rows,
