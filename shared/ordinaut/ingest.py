@@ -151,17 +151,40 @@ async def ingest_event(
     after the commit when runs were queued (a Lambda worker wake-up).
     """
     check_event(topic, event_id, payload)
-    shared, own = await events.route(pool, tenant_id, topic)
-    if not shared:
-        # The usual event: one read (above) and one statement writing everything, atomic by
-        # itself, instead of a transaction of seven round trips.
+    event_id = event_id or str(uuid.uuid4())
+    routed = await events.route_or_store(
+        pool,
+        tenant_id=tenant_id,
+        event_id=event_id,
+        topic=topic,
+        payload=payload,
+        source=source,
+        now=now,
+        received=_received(tenant_id, event_id, topic, 0),
+    )
+    if routed.stored:
+        # Nothing listens (the usual event): that one statement stored it with its
+        # event.received, or found the event id stored before.
+        if routed.seq is None:
+            return await _duplicate(pool, tenant_id, event_id)
+        return {
+            "event_id": event_id,
+            "topic": topic,
+            "duplicate": False,
+            "runs_queued": 0,
+            "runs_refused": 0,
+            "tasks_matched": 0,
+        }
+    if not routed.shared:
+        # Own tasks listen: their filters run here, then one statement writes everything,
+        # atomic by itself, instead of a transaction of seven round trips.
         summary = await _ingest_own(
             pool,
-            own,
+            routed.own,
             tenant_id=tenant_id,
             topic=topic,
             payload=payload,
-            event_id=event_id or str(uuid.uuid4()),
+            event_id=event_id,
             now=now,
             source=source,
             max_runs_per_minute=max_runs_per_minute,

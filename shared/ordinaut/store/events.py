@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -10,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from ordinaut.store.db import Connection, glob_like, json_text, one_row
+from ordinaut.store.outbox import OutboxEvent
 
 INSERT_EVENT = """
 INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, depth)
@@ -51,13 +53,30 @@ SELECT EXISTS (
     WHERE $1 LIKE {glob_like("pattern")}
 )
 """  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
-# The reads of an ingest before anything is written (no transaction needed): whether the topic
-# is shared, and the publisher's own tasks it triggers; one row with a null id when none.
-ROUTE = f"""
-SELECT sh.shared, own.*
-FROM ({IS_SHARED.strip()}) AS sh(shared)
-LEFT JOIN LATERAL ({MATCH_OWN.strip().replace("$2", "$3").replace("$1", "$2")}) AS own ON true
-"""  # noqa: S608 - built from the constant statements above ($1 topic, $2 tenant, $3 topic)
+# The first statement of an ingest: whether the topic is shared, and the publisher's own tasks
+# it triggers (one row with a null id when none). When neither (nothing listens: the usual
+# event), the same statement also stores the event and its event.received outbox row, so such
+# an event costs one round trip; otherwise it writes nothing and the caller goes on with what
+# it read. A duplicate event id writes nothing either (seq null).
+ROUTE_OR_STORE = f"""
+WITH sh(shared) AS (
+    {IS_SHARED.strip().replace("$1", "$3")}
+), own AS (
+    {MATCH_OWN.strip().replace("$2", "$3")}
+), ev AS (
+    INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, depth)
+    SELECT $1, $2, $3, $4, $5, $6, 0
+    WHERE NOT (SELECT shared FROM sh) AND NOT EXISTS (SELECT 1 FROM own)
+    ON CONFLICT (tenant_id, event_id) DO NOTHING
+    RETURNING seq
+), o AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT $7::uuid, $8::text, $1, NULL, $9::jsonb, $6 FROM ev
+)
+SELECT sh.shared, (SELECT seq FROM ev) AS seq, own.*
+FROM sh LEFT JOIN own ON true
+ORDER BY own.id
+"""  # noqa: S608 - built from the constant statements above ($1 tenant, $3 topic)
 # The writes of an ingest in one statement, so atomic without BEGIN/COMMIT round trips: the
 # event (tasks_matched known already), and only when it is new: its runs (as work.MATERIALIZE:
 # runs first, due_work for the new ones), their run.queued events and the lifecycle events in
@@ -136,6 +155,20 @@ WITH ev AS (
 )
 SELECT (SELECT seq FROM ev) AS seq, 0::bigint AS created
 """
+
+
+@dataclass(frozen=True)
+class Routed:
+    """What ``route_or_store`` found: ``shared`` topic, the publisher's ``own`` matching tasks,
+    whether the event was ``stored`` (neither), and its ``seq`` (None: not stored, or a
+    duplicate event id when ``stored``)."""
+
+    shared: bool
+    own: list[asyncpg.Record]
+    stored: bool
+    seq: int | None
+
+
 INSERT_COPY = """
 INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, tasks_matched,
                     origin_tenant, origin_event_id, depth)
@@ -174,13 +207,35 @@ async def insert_event(
     return seq
 
 
-async def route(
-    conn: Connection | asyncpg.Pool, tenant_id: UUID, topic: str
-) -> tuple[bool, list[asyncpg.Record]]:
-    """Whether ``topic`` is shared, and the tenant's own active event tasks it matches (as
-    ``matching_tasks``), read in one statement."""
-    rows = await conn.fetch(ROUTE, topic, tenant_id, topic)
-    return bool(rows[0]["shared"]), [r for r in rows if r["id"] is not None]
+async def route_or_store(
+    conn: Connection | asyncpg.Pool,
+    *,
+    tenant_id: UUID,
+    event_id: str,
+    topic: str,
+    payload: Any,
+    source: str,
+    now: datetime,
+    received: OutboxEvent,
+) -> Routed:
+    """Whether ``topic`` is shared and the tenant's own active event tasks it matches (as
+    ``matching_tasks``); when neither, the event is stored too, with ``received`` (the
+    ``outbox.OutboxEvent`` saying it arrived and triggered nothing), in the same statement."""
+    rows = await conn.fetch(
+        ROUTE_OR_STORE,
+        tenant_id,
+        event_id,
+        topic,
+        payload,
+        source,
+        now,
+        received.event_id,
+        received.event_type,
+        received.payload,
+    )
+    shared = bool(rows[0]["shared"])
+    own = [r for r in rows if r["id"] is not None]
+    return Routed(shared, own, stored=not shared and not own, seq=rows[0]["seq"])
 
 
 async def ingest(

@@ -1,0 +1,276 @@
+"""An event nothing listens to (issue 12): one statement reads the routing and, finding no
+shared topic and none of the publisher's own tasks, stores the event and its event.received
+outbox row. Every other case (own tasks listen, the topic is shared, the event id was seen)
+must still write exactly what it wrote before: the first statement writes nothing there."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from ordinaut.clock import FrozenClock
+from ordinaut.ingest import ingest_event
+
+ECHO = {"params": {}, "pipeline": [{"id": "a", "uses": "echo", "with": {}}]}
+
+
+class CountingPool:
+    """The pool, counting the statements run through it and the connections taken."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.statements = 0
+        self.acquired = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.pool, name)
+        if name in ("fetch", "fetchrow", "fetchval", "execute"):
+
+            async def counted(*args: Any, **kwargs: Any) -> Any:
+                self.statements += 1
+                return await attr(*args, **kwargs)
+
+            return counted
+        if name == "acquire":
+            self.acquired += 1
+        return attr
+
+
+async def _agent(pool: asyncpg.Pool, clock: FrozenClock, active: bool = True) -> uuid.UUID:
+    agent_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO agents (id, name, scopes, secret_hash, is_active, created_at, updated_at)"
+        " VALUES ($1, 'a', ARRAY['events:publish'], 'x', $2, $3, $3)",
+        agent_id,
+        active,
+        clock.now(),
+    )
+    return agent_id
+
+
+async def _task(
+    pool: asyncpg.Pool, clock: FrozenClock, owner: uuid.UUID, pattern: str, **extra: Any
+) -> uuid.UUID:
+    task_id = uuid.uuid4()
+    await pool.execute(
+        "INSERT INTO tasks (id, created_by, title, schedule_kind, schedule_expr, payload,"
+        " overlap_policy, created_at, updated_at)"
+        " VALUES ($1, $2, 't', 'event', $3, $4, 'allow', $5, $5)",
+        task_id,
+        owner,
+        pattern,
+        {**ECHO, **extra},
+        clock.now(),
+    )
+    return task_id
+
+
+async def _publish(
+    pool: asyncpg.Pool | CountingPool,
+    clock: FrozenClock,
+    tenant: uuid.UUID,
+    topic: str,
+    event_id: str | None = None,
+    payload: Any = None,
+) -> dict[str, Any]:
+    return await ingest_event(
+        pool,  # type: ignore[arg-type]
+        tenant_id=tenant,
+        topic=topic,
+        payload={"n": 1} if payload is None else payload,
+        event_id=event_id,
+        now=clock.now(),
+    )
+
+
+async def _written(pool: asyncpg.Pool, tenant: uuid.UUID) -> dict[str, Any]:
+    return {
+        "events": [
+            dict(r)
+            for r in await pool.fetch(
+                "SELECT event_id, topic, payload, source, received_at, depth, tasks_matched"
+                " FROM events WHERE tenant_id = $1 ORDER BY seq",
+                tenant,
+            )
+        ],
+        "outbox": [
+            dict(r)
+            for r in await pool.fetch(
+                "SELECT event_type, subject_id, payload, created_at FROM outbox"
+                " WHERE tenant_id = $1 ORDER BY seq",
+                tenant,
+            )
+        ],
+        "runs": await pool.fetchval("SELECT count(*) FROM runs WHERE owner_id = $1", tenant),
+    }
+
+
+async def test_an_event_nothing_listens_to_is_one_statement(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    tenant, other = await _agent(pool, clock), await _agent(pool, clock)
+    # none of these may take the event: another topic, another tenant's task on this very
+    # topic, a shared: subscription of the publisher on a topic no admin shared
+    await _task(pool, clock, tenant, "payments.*")
+    await _task(pool, clock, other, "orders.*")
+    await _task(pool, clock, tenant, "shared:orders.*")
+    counting = CountingPool(pool)
+
+    summary = await _publish(counting, clock, tenant, "orders.created", "e1", {"id": 7})
+
+    assert summary == {
+        "event_id": "e1",
+        "topic": "orders.created",
+        "duplicate": False,
+        "runs_queued": 0,
+        "runs_refused": 0,
+        "tasks_matched": 0,
+    }
+    assert (counting.statements, counting.acquired) == (1, 0)
+    written = await _written(pool, tenant)
+    assert written["events"] == [
+        {
+            "event_id": "e1",
+            "topic": "orders.created",
+            "payload": {"id": 7},
+            "source": "api",
+            "received_at": clock.now(),
+            "depth": 0,
+            "tasks_matched": 0,
+        }
+    ]
+    assert written["outbox"] == [
+        {
+            "event_type": "event.received",
+            "subject_id": None,
+            "payload": {"event_id": "e1", "topic": "orders.created", "tasks": 0},
+            "created_at": clock.now(),
+        }
+    ]
+    assert written["runs"] == 0
+    assert await _written(pool, other) == {"events": [], "outbox": [], "runs": 0}
+
+
+async def test_an_unheard_event_without_id_gets_a_new_one(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    tenant = await _agent(pool, clock)
+    first = await _publish(pool, clock, tenant, "orders.created")
+    second = await _publish(pool, clock, tenant, "orders.created")
+    assert str(uuid.UUID(first["event_id"])) == first["event_id"]
+    assert first["event_id"] != second["event_id"]
+    assert (first["duplicate"], second["duplicate"]) == (False, False)
+    written = await _written(pool, tenant)
+    assert [e["event_id"] for e in written["events"]] == [first["event_id"], second["event_id"]]
+    assert [o["payload"]["event_id"] for o in written["outbox"]] == [
+        first["event_id"],
+        second["event_id"],
+    ]
+
+
+async def test_an_unheard_event_id_seen_before_writes_nothing(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    tenant = await _agent(pool, clock)
+    await _publish(pool, clock, tenant, "orders.created", "e1")
+    before = await _written(pool, tenant)
+
+    again = await _publish(pool, clock, tenant, "orders.other", "e1", {"changed": True})
+
+    assert again == {
+        "event_id": "e1",
+        "topic": "orders.created",  # the stored event's
+        "duplicate": True,
+        "runs_queued": 0,
+        "runs_refused": 0,
+        "tasks_matched": 0,
+    }
+    assert await _written(pool, tenant) == before
+
+
+async def test_own_listeners_take_the_write_statement_and_the_first_writes_nothing(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    tenant = await _agent(pool, clock)
+    await _task(pool, clock, tenant, "orders.*")
+    await _task(pool, clock, tenant, "orders.*", filter="${event.payload.n > 5}")
+    counting = CountingPool(pool)
+
+    summary = await _publish(counting, clock, tenant, "orders.created", "e1")
+
+    assert (summary["tasks_matched"], summary["runs_queued"]) == (1, 1)
+    # the routing read, one statement writing everything, the workers' wake-up
+    assert counting.statements == 3
+    written = await _written(pool, tenant)
+    assert [(e["event_id"], e["tasks_matched"]) for e in written["events"]] == [("e1", 1)]
+    assert [o["event_type"] for o in written["outbox"]] == ["run.queued", "event.received"]
+    assert written["outbox"][1]["payload"]["tasks"] == 1
+    assert written["runs"] == 1
+
+
+async def test_own_listeners_whose_filters_all_refuse_store_the_event_once(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    tenant = await _agent(pool, clock)
+    await _task(pool, clock, tenant, "orders.*", filter="${event.payload.n > 5}")
+
+    summary = await _publish(pool, clock, tenant, "orders.created", "e1")
+
+    assert (summary["tasks_matched"], summary["runs_queued"]) == (0, 0)
+    written = await _written(pool, tenant)
+    assert [(e["event_id"], e["tasks_matched"]) for e in written["events"]] == [("e1", 0)]
+    assert [o["event_type"] for o in written["outbox"]] == ["event.received"]
+    assert written["runs"] == 0
+
+
+async def test_a_shared_topic_nothing_listens_to_is_stored_once_by_the_transaction(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    tenant = await _agent(pool, clock)
+    await pool.execute(
+        "INSERT INTO shared_topics (pattern, created_at) VALUES ('prices.*', $1)", clock.now()
+    )
+    counting = CountingPool(pool)
+
+    summary = await _publish(counting, clock, tenant, "prices.eur", "e1")
+
+    assert (summary["duplicate"], summary["tasks_matched"]) == (False, 0)
+    assert counting.acquired == 1  # the shared path's transaction
+    written = await _written(pool, tenant)
+    assert [e["event_id"] for e in written["events"]] == ["e1"]
+    assert [o["event_type"] for o in written["outbox"]] == ["event.received"]
+
+
+async def test_a_shared_topic_reaches_other_tenants_shared_subscribers(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    publisher, subscriber = await _agent(pool, clock), await _agent(pool, clock)
+    await _task(pool, clock, subscriber, "shared:prices.*")
+    await pool.execute(
+        "INSERT INTO shared_topics (pattern, created_at) VALUES ('prices.*', $1)", clock.now()
+    )
+
+    summary = await _publish(pool, clock, publisher, "prices.eur", "e1")
+
+    assert (summary["tasks_matched"], summary["runs_queued"]) == (0, 0)  # its own tasks only
+    copy = await _written(pool, subscriber)
+    assert [e["event_id"] for e in copy["events"]] == [f"{publisher}#e1"]
+    assert copy["runs"] == 1
+    assert [e["event_id"] for e in (await _written(pool, publisher))["events"]] == ["e1"]
+
+
+async def test_a_deactivated_publishers_tasks_take_nothing(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    tenant = await _agent(pool, clock)
+    await _task(pool, clock, tenant, "orders.*")
+    await pool.execute("UPDATE agents SET is_active = false WHERE id = $1", tenant)
+    counting = CountingPool(pool)
+
+    summary = await _publish(counting, clock, tenant, "orders.created", "e1")
+
+    assert (summary["tasks_matched"], summary["runs_queued"]) == (0, 0)
+    assert counting.statements == 1
+    assert (await _written(pool, tenant))["runs"] == 0
