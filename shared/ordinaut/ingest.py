@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -132,7 +133,7 @@ def _received(tenant: UUID, event_id: str, topic: str, matched: int) -> outbox.O
 
 
 async def ingest_event(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | Connection,
     *,
     tenant_id: UUID,
     topic: str,
@@ -149,6 +150,9 @@ async def ingest_event(
     agent gets queued per minute; runs past it are refused and reported (``runs_refused``, and
     a ``runs.throttled`` lifecycle event to the agent that lost them). ``on_wake`` is awaited
     after the commit when runs were queued (a Lambda worker wake-up).
+
+    ``pool`` may be a connection out of a pool instead (the request's, ``POST /events``):
+    the statements then run on it, and a shared topic's transaction too.
     """
     check_event(topic, event_id, payload)
     event_id = event_id or str(uuid.uuid4())
@@ -195,7 +199,7 @@ async def ingest_event(
             if on_wake is not None:
                 await on_wake()
         return summary
-    async with pool.acquire() as conn:
+    async with _connection(pool) as conn:
         async with conn.transaction():
             quota = RunQuota(max_runs_per_minute, now)
             summary = await ingest_on(
@@ -215,6 +219,16 @@ async def ingest_event(
     if wake and on_wake is not None:
         await on_wake()
     return summary
+
+
+@asynccontextmanager
+async def _connection(db: asyncpg.Pool | Connection) -> AsyncIterator[Connection]:
+    """A connection of the pool ``db``, or ``db`` itself when it is a connection."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            yield conn
+    else:
+        yield db
 
 
 async def ingest_on(
@@ -296,7 +310,7 @@ async def ingest_on(
 
 
 async def _ingest_own(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | Connection,
     own: list[asyncpg.Record],
     *,
     tenant_id: UUID,

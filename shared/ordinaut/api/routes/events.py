@@ -17,7 +17,19 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, DepsDep, Now, Page, PagingDep, Principal, principal_of, require
+from ordinaut.api.deps import (
+    BEARER_SECURITY,
+    Caller,
+    Deps,
+    DepsDep,
+    Now,
+    Page,
+    PagingDep,
+    Principal,
+    principal_of,
+    require,
+    require_conn,
+)
 from ordinaut.api.errors import is_unavailable
 from ordinaut.api.schemas import (
     EventAccepted,
@@ -37,7 +49,7 @@ from ordinaut.taskdefs import SHARED_PREFIX
 router = APIRouter(tags=["events"], route_class=JSONRoute)
 
 Reader = Annotated[Principal, Depends(require("tasks:read"))]
-Publisher = Annotated[Principal, Depends(require("events:publish"))]
+PublisherConn = Annotated[Caller, Depends(require_conn("events:publish"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 
 PATTERN = r"^[A-Za-z0-9._:*-]{1,200}$"
@@ -60,21 +72,18 @@ SSE_EVENT_SCHEMA: dict[str, Any] = {
 }
 
 
-@router.post("/events", status_code=202, response_model=EventAccepted)
-async def publish_event(
-    body: EventIn,
-    who: Publisher,
-    deps: DepsDep,
-    now: Now,
-) -> dict[str, Any]:
+@router.post(
+    "/events", status_code=202, response_model=EventAccepted, openapi_extra=BEARER_SECURITY
+)
+async def publish_event(body: EventIn, caller: PublisherConn, now: Now) -> dict[str, Any]:
     """Store the event durably, then queue one run per active event task whose topic matches.
 
     Runs past the agent's budget (``max_runs_per_minute_per_agent``) are not queued: the answer
     counts them in ``runs_refused`` and a ``runs.throttled`` lifecycle event records them."""
-    pool = await deps.pool()
+    deps = caller.deps
     return await ingest_event(
-        pool,
-        tenant_id=who.agent_id,
+        caller.conn,  # the token check's connection: one acquire per request
+        tenant_id=caller.who.agent_id,
         topic=body.topic,
         payload=body.payload,
         event_id=body.event_id,
