@@ -193,11 +193,9 @@ async def ingest_event(
             source=source,
             max_runs_per_minute=max_runs_per_minute,
         )
-        wake = summary.pop("_wake", False)
-        if wake:
-            await work.notify_work(pool)
-            if on_wake is not None:
-                await on_wake()
+        # the write statement woke the workers already when it queued runs
+        if summary.pop("_wake", False) and on_wake is not None:
+            await on_wake()
         return summary
     async with _connection(pool) as conn:
         async with conn.transaction():

@@ -14,7 +14,9 @@ import asyncpg
 import pytest
 
 from ordinaut.clock import FrozenClock
+from ordinaut.config import Settings
 from ordinaut.ingest import ingest_event
+from ordinaut.store import db, work
 
 ASYNCPG_INTROSPECTION = ("typeinfo_tree", "'jit'")
 ECHO = {"params": {}, "pipeline": [{"id": "a", "uses": "echo", "with": {}}]}
@@ -212,8 +214,8 @@ async def test_own_listeners_take_the_write_statement_and_the_first_writes_nothi
     summary = await _publish(conn, clock, tenant, "orders.created", "e1")
 
     assert (summary["tasks_matched"], summary["runs_queued"]) == (1, 1)
-    # the routing read, one statement writing everything, the workers' wake-up
-    assert len(await statements.seen()) == 3
+    # the routing read, then one statement writing everything and waking the workers
+    assert len(await statements.seen()) == 2
     written = await _written(pool, tenant)
     assert [(e["event_id"], e["tasks_matched"]) for e in written["events"]] == [("e1", 1)]
     assert [o["event_type"] for o in written["outbox"]] == ["run.queued", "event.received"]
@@ -291,3 +293,24 @@ async def test_a_deactivated_publishers_tasks_take_nothing(
     assert (summary["tasks_matched"], summary["runs_queued"]) == (0, 0)
     assert len(await statements.seen()) == 1
     assert (await _written(pool, tenant))["runs"] == 0
+
+
+async def test_workers_are_woken_once_when_runs_are_queued(
+    pool: asyncpg.Pool, clock: FrozenClock, settings: Settings
+) -> None:
+    tenant = await _agent(pool, clock)
+    await _task(pool, clock, tenant, "orders.*")
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    listener = await db.connect(settings)
+    try:
+        await listener.add_listener(work.WAKE_CHANNEL, lambda *args: heard.put_nowait(args[-1]))
+        await _publish(pool, clock, tenant, "orders.created", "e1")  # a run: one wake-up
+        await _publish(pool, clock, tenant, "orders.created", "e1")  # a duplicate: none
+        await _publish(pool, clock, tenant, "other.topic", "e2")  # nothing listens: none
+        await pool.execute("SELECT pg_notify($1, 'marker')", work.WAKE_CHANNEL)
+        got = [await asyncio.wait_for(heard.get(), 10)]
+        while got[-1] != "marker":
+            got.append(await asyncio.wait_for(heard.get(), 10))
+        assert got == ["", "marker"]
+    finally:
+        await listener.close()

@@ -12,6 +12,7 @@ import asyncpg
 
 from ordinaut.store.db import Connection, glob_like, json_text, one_row
 from ordinaut.store.outbox import OutboxEvent
+from ordinaut.store.work import WAKE_CHANNEL
 
 INSERT_EVENT = """
 INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, depth)
@@ -80,7 +81,8 @@ ORDER BY own.id
 # The writes of an ingest in one statement, so atomic without BEGIN/COMMIT round trips: the
 # event (tasks_matched known already), and only when it is new: its runs (as work.MATERIALIZE:
 # runs first, due_work for the new ones), their run.queued events and the lifecycle events in
-# one outbox insert in that order, and the publisher's run budget charged (quota.CHARGE).
+# one outbox insert in that order, the publisher's run budget charged (quota.CHARGE), and when
+# runs are new, the idle workers' wake-up (work.notify_work; a NOTIFY is sent at the commit).
 INGEST = """
 WITH ev AS (
     INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, depth,
@@ -133,8 +135,11 @@ WITH ev AS (
     SET used = CASE WHEN q.window_start = EXCLUDED.window_start THEN q.used + EXCLUDED.used
                     ELSE EXCLUDED.used END,
         window_start = EXCLUDED.window_start
+), w AS (
+    SELECT pg_notify($23, '') FROM (SELECT 1 FROM d LIMIT 1) AS queued
 )
-SELECT (SELECT seq FROM ev) AS seq, (SELECT count(*) FROM d) AS created
+SELECT (SELECT seq FROM ev) AS seq, (SELECT count(*) FROM d) AS created,
+       (SELECT count(*) FROM w) AS woken
 """
 # INGEST for an event that queues no run (no task matched, or the budget is spent): the same
 # writes without the run parts, so PostgreSQL plans a statement a quarter the size.
@@ -256,7 +261,8 @@ async def ingest(
 ) -> tuple[int | None, int]:
     """Store an event and, only if it is new, its runs (``work.NewSlot``s of the tenant, for
     the event, at ``now``), the run.queued and ``lifecycle`` (``outbox.OutboxEvent``) events and
-    ``quota_charge`` runs against the tenant's budget of ``quota_window``, in one statement.
+    ``quota_charge`` runs against the tenant's budget of ``quota_window``, in one statement,
+    which also wakes idle workers when runs are new (no ``work.notify_work`` after it).
     Returns the event's seq (None: a duplicate, nothing written) and how many runs are new."""
     head = (tenant_id, event_id, topic, payload, source, now, depth, tasks_matched)
     lifecycle_args = (
@@ -283,6 +289,7 @@ async def ingest(
             *lifecycle_args,
             quota_window,
             quota_charge,
+            WAKE_CHANNEL,
         )
     )
     return row["seq"], int(row["created"])
