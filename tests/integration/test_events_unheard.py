@@ -1,7 +1,9 @@
-"""An event nothing listens to (issue 12): one statement reads the routing and, finding no
-shared topic and none of the publisher's own tasks, stores the event and its event.received
-outbox row. Every other case (own tasks listen, the topic is shared, the event id was seen)
-must still write exactly what it wrote before: the first statement writes nothing there."""
+"""Events in, as few statements as each case needs (issue 12). An event nothing listens to: one
+statement reads the routing and, finding no shared topic and none of the publisher's own
+tasks, stores the event and its event.received outbox row. Every other case (own tasks listen,
+the topic is shared, the event id was seen) writes exactly what it wrote before: the first
+statement writes nothing there. Routing reads the publisher's exact subscriptions by one index
+probe and tries only its * patterns."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 from ordinaut.clock import FrozenClock
 from ordinaut.config import Settings
 from ordinaut.ingest import ingest_event
-from ordinaut.store import db, work
+from ordinaut.store import db, events, work
 
 ASYNCPG_INTROSPECTION = ("typeinfo_tree", "'jit'")
 ECHO = {"params": {}, "pipeline": [{"id": "a", "uses": "echo", "with": {}}]}
@@ -314,3 +316,67 @@ async def test_workers_are_woken_once_when_runs_are_queued(
         assert got == ["", "marker"]
     finally:
         await listener.close()
+
+
+async def test_exact_and_wildcard_patterns_match_as_globs(
+    pool: asyncpg.Pool, clock: FrozenClock
+) -> None:
+    tenant, other = await _agent(pool, clock), await _agent(pool, clock)
+    hits = {
+        await _task(pool, clock, tenant, "a_b"),  # exact: _ is itself, not any character
+        await _task(pool, clock, tenant, "a_b*"),
+        await _task(pool, clock, tenant, "*"),
+        await _task(pool, clock, tenant, "a*b"),
+    }
+    for pattern in ("axb", "a_b.*", "a_bc", "shared:a_b", "shared:*", "a_", "A_B"):
+        await _task(pool, clock, tenant, pattern)
+    await _task(pool, clock, other, "a_b")
+    paused = await _task(pool, clock, tenant, "a_b")
+    await pool.execute("UPDATE tasks SET status = 'paused' WHERE id = $1", paused)
+
+    summary = await _publish(pool, clock, tenant, "a_b", "e1")
+
+    assert summary["tasks_matched"] == len(hits)
+    queued = await pool.fetch("SELECT task_id FROM runs WHERE event_id = 'e1'")
+    assert {r["task_id"] for r in queued} == hits
+    assert (await _publish(pool, clock, tenant, "axb", "e2"))["tasks_matched"] == 3  # axb, *, a*b
+
+
+async def test_routing_reads_only_the_wildcard_subscriptions(
+    pool: asyncpg.Pool, conn: Any, clock: FrozenClock
+) -> None:
+    """Routing stays flat: the publisher's exact subscriptions to other topics are not read,
+    only its * patterns (migration 0020)."""
+    tenant = await _agent(pool, clock)
+    await pool.execute(
+        "INSERT INTO tasks (id, created_by, title, schedule_kind, schedule_expr, payload,"
+        " overlap_policy, created_at, updated_at)"
+        " SELECT gen_random_uuid(), $1, 't', 'event', e, $2, 'allow', $3, $3"
+        " FROM unnest($4::text[]) AS e",
+        tenant,
+        ECHO,
+        clock.now(),
+        [f"orders.{i}" for i in range(500)] + [f"wild{i}.*" for i in range(5)],
+    )
+    await pool.execute("ANALYZE tasks")
+    await conn.execute(f"PREPARE own_match(uuid, text) AS {events.MATCH_OWN}")
+    await conn.execute("SET plan_cache_mode = force_generic_plan")  # as a reused statement
+    try:
+        for topic, matched in (("nobody.listens", 0), ("orders.7", 1), ("wild3.x", 1)):
+            plan = await conn.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE own_match('{tenant}', '{topic}')"
+            )
+            read = _rows_read(plan[0]["Plan"], "tasks")  # json: decoded by the codec
+            assert read <= 5 + matched, (topic, read)
+            assert len(await conn.fetch(events.MATCH_OWN, tenant, topic)) == matched
+    finally:
+        await conn.execute("RESET plan_cache_mode")
+        await conn.execute("DEALLOCATE own_match")
+
+
+def _rows_read(node: dict[str, Any], table: str) -> int:
+    """Rows the plan's scans of ``table`` produced or filtered out."""
+    own = 0
+    if node.get("Relation Name") == table:
+        own = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+    return own + sum(_rows_read(child, table) for child in node.get("Plans", []))

@@ -28,20 +28,28 @@ FROM events WHERE tenant_id = $1 AND event_id = $2
 # A task's pattern is its topic, exact or with * wildcards ("orders.*"); LIKE special
 # characters in the pattern are escaped so only * is a wildcard. A pattern prefixed "shared:"
 # is a subscription across tenants: it only matches topics an admin declared shared. Tasks of
-# a deactivated agent match nothing.
+# a deactivated agent match nothing. A pattern without * matches only the topic equal to it:
+# those are one index probe (tasks_event_patterns), and only the * patterns are tried one by
+# one (tasks_event_wildcards), so the read stays flat however many topics an agent subscribes
+# to. (A topic has no *, so the two parts never overlap.)
+SUBSCRIBER = """id, created_by, priority, max_retries, concurrency_key, overlap_policy,
+       payload -> 'filter' AS filter, payload -> 'params' AS params"""
 MATCH_OWN = rf"""
-SELECT id, created_by, priority, max_retries, concurrency_key, overlap_policy,
-       payload -> 'filter' AS filter, payload -> 'params' AS params
-FROM tasks
-WHERE created_by = $1 AND schedule_kind = 'event' AND status = 'active'
-  AND schedule_expr NOT LIKE 'shared:%'
-  AND EXISTS (SELECT 1 FROM agents a WHERE a.id = created_by AND a.is_active)
-  AND $2 LIKE {glob_like("schedule_expr")}
-ORDER BY id
+SELECT t.* FROM (
+    SELECT {SUBSCRIBER} FROM tasks
+    WHERE created_by = $1 AND schedule_kind = 'event' AND status = 'active'
+      AND schedule_expr = $2 AND schedule_expr NOT LIKE 'shared:%'
+    UNION ALL
+    SELECT {SUBSCRIBER} FROM tasks
+    WHERE created_by = $1 AND schedule_kind = 'event' AND status = 'active'
+      AND schedule_expr LIKE '%*%' AND schedule_expr NOT LIKE 'shared:%'
+      AND $2 LIKE {glob_like("schedule_expr")}
+) AS t
+WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = $1 AND a.is_active)
+ORDER BY t.id
 """  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
 MATCH_SHARED = rf"""
-SELECT id, created_by, priority, max_retries, concurrency_key, overlap_policy,
-       payload -> 'filter' AS filter, payload -> 'params' AS params
+SELECT {SUBSCRIBER}
 FROM tasks
 WHERE schedule_kind = 'event' AND status = 'active' AND schedule_expr LIKE 'shared:%'
   AND EXISTS (SELECT 1 FROM agents a WHERE a.id = created_by AND a.is_active)
