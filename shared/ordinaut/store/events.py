@@ -45,7 +45,7 @@ SELECT t.* FROM (
       AND schedule_expr LIKE '%*%' AND schedule_expr NOT LIKE 'shared:%'
       AND $2 LIKE {glob_like("schedule_expr")}
 ) AS t
-WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = $1 AND a.is_active)
+WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = t.created_by AND a.is_active)
 ORDER BY t.id
 """  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
 MATCH_SHARED = rf"""
