@@ -10,6 +10,8 @@ from uuid import UUID
 
 import asyncpg
 
+from ordinaut import auth
+from ordinaut.store import agents
 from ordinaut.store.db import Connection, glob_like, json_text, one_row
 from ordinaut.store.outbox import OutboxEvent
 from ordinaut.store.work import WAKE_CHANNEL
@@ -62,30 +64,67 @@ SELECT EXISTS (
     WHERE $1 LIKE {glob_like("pattern")}
 )
 """  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
-# The first statement of an ingest: whether the topic is shared, and the publisher's own tasks
-# it triggers (one row with a null id when none). When neither (nothing listens: the usual
-# event), the same statement also stores the event and its event.received outbox row, so such
-# an event costs one round trip; otherwise it writes nothing and the caller goes on with what
-# it read. A duplicate event id writes nothing either (seq null).
-ROUTE_OR_STORE = f"""
-WITH sh(shared) AS (
-    {IS_SHARED.strip().replace("$1", "$3")}
+
+
+def _route_or_store(publisher: str, first: int, *, granted: bool = False) -> str:
+    """The first statement of an ingest: whether the topic is shared, and the publisher's own
+    tasks it triggers (one row with a null id when none). When neither (nothing listens: the
+    usual event), the same statement also stores the event and its event.received outbox row,
+    so such an event costs one round trip; otherwise it writes nothing and the caller goes on
+    with what it read. A duplicate event id writes nothing either (seq null).
+
+    ``publisher`` is the CTE ``pub(id)`` naming the publishing tenant (no row: nothing is
+    read or written), ``first`` the number of the statement's first parameter after those
+    ``publisher`` uses (event id, topic, payload, source, instant, then the event.received
+    outbox row's id, type and payload). ``granted``: ``publisher`` follows agents.GRANT_CTE,
+    whose grant is read back beside (agents.GRANT_COLUMNS)."""
+    n = dict(
+        zip(
+            ("event_id", "topic", "payload", "source", "now", "rid", "rtype", "rpayload"),
+            (f"${i}" for i in range(first, first + 8)),
+            strict=True,
+        )
+    )
+    tenant = "(SELECT id FROM pub)"
+    grant = f", {agents.GRANT_COLUMNS}" if granted else ""
+    grant_join = "LEFT JOIN grant_ ON true " if granted else ""
+    shared = IS_SHARED.strip().replace("$1", n["topic"])
+    own = MATCH_OWN.strip().replace("$2", n["topic"]).replace("$1", tenant)
+    return f"""
+WITH {publisher}, sh(shared) AS (
+    {shared}
 ), own AS (
-    {MATCH_OWN.strip().replace("$2", "$3")}
+    {own}
 ), ev AS (
     INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, depth)
-    SELECT $1, $2, $3, $4, $5, $6, 0
+    SELECT pub.id, {n["event_id"]}, {n["topic"]}, {n["payload"]}, {n["source"]}, {n["now"]}, 0
+    FROM pub
     WHERE NOT (SELECT shared FROM sh) AND NOT EXISTS (SELECT 1 FROM own)
     ON CONFLICT (tenant_id, event_id) DO NOTHING
-    RETURNING seq
+    RETURNING seq, tenant_id
 ), o AS (
     INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
-    SELECT $7::uuid, $8::text, $1, NULL, $9::jsonb, $6 FROM ev
+    SELECT {n["rid"]}::uuid, {n["rtype"]}::text, ev.tenant_id, NULL, {n["rpayload"]}::jsonb,
+           {n["now"]}
+    FROM ev
 )
-SELECT sh.shared, (SELECT seq FROM ev) AS seq, own.*
-FROM sh LEFT JOIN own ON true
+SELECT sh.shared, {tenant} AS publisher, (SELECT seq FROM ev) AS seq{grant}, own.*
+FROM sh {grant_join}LEFT JOIN own ON true
 ORDER BY own.id
-"""  # noqa: S608 - built from the constant statements above ($1 tenant, $3 topic)
+"""  # noqa: S608 - built from the constant statements above
+
+
+# The publisher named by the caller ($1).
+ROUTE_OR_STORE = _route_or_store("pub(id) AS (SELECT $1::uuid)", 2)
+# The publisher a bearer token names (agents.GRANT_CTE: $1 digest, $2 instant), when the grant
+# holds one of the scopes $3 (effective scopes: the token's and its agent's both, as
+# agents.authenticate); the grant is read back (agents.grant_from) for the caller to admit.
+GRANTED_PUBLISHER = f"""{agents.GRANT_CTE}, pub(id) AS (
+    SELECT agent_id FROM grant_
+    WHERE EXISTS (SELECT 1 FROM unnest($3::text[]) AS s(scope)
+                  WHERE s.scope = ANY (token_scopes) AND s.scope = ANY (agent_scopes))
+)"""  # noqa: S608 - constant SQL
+ROUTE_OR_STORE_GRANTED = _route_or_store(GRANTED_PUBLISHER, 4, granted=True)
 # The writes of an ingest in one statement, so atomic without BEGIN/COMMIT round trips: the
 # event (tasks_matched known already), and only when it is new: its runs (as work.MATERIALIZE:
 # runs first, due_work for the new ones), their run.queued events and the lifecycle events in
@@ -172,10 +211,12 @@ SELECT (SELECT seq FROM ev) AS seq, 0::bigint AS created
 
 @dataclass(frozen=True)
 class Routed:
-    """What ``route_or_store`` found: ``shared`` topic, the publisher's ``own`` matching tasks,
+    """What ``route_or_store`` found: the ``publisher`` (None: a token that may not publish,
+    nothing read or written), ``shared`` topic, the publisher's ``own`` matching tasks,
     whether the event was ``stored`` (neither), and its ``seq`` (None: not stored, or a
     duplicate event id when ``stored``)."""
 
+    publisher: UUID | None
     shared: bool
     own: list[asyncpg.Record]
     stored: bool
@@ -235,8 +276,45 @@ async def route_or_store(
     ``matching_tasks``); when neither, the event is stored too, with ``received`` (the
     ``outbox.OutboxEvent`` saying it arrived and triggered nothing), in the same statement."""
     rows = await conn.fetch(
-        ROUTE_OR_STORE,
-        tenant_id,
+        ROUTE_OR_STORE, tenant_id, *_event_args(event_id, topic, payload, source, now, received)
+    )
+    return _routed(rows)
+
+
+async def route_or_store_granted(
+    conn: Connection | asyncpg.Pool,
+    *,
+    digest: bytes,
+    at: datetime,
+    scope: str,
+    event_id: str,
+    topic: str,
+    payload: Any,
+    source: str,
+    now: datetime,
+    received: OutboxEvent,
+) -> tuple[agents.Grant | None, Routed]:
+    """``route_or_store`` for the agent of the access token whose digest is ``digest`` (live
+    at ``at``), in the same statement as the token check: the grant (None: not a live token)
+    and what was routed. Nothing is read or written for a token that is not live or lacks
+    ``scope`` (``admin`` implies every scope, as the API's ``Principal.has``): the routed
+    ``publisher`` is None then, and the caller refuses the request from the grant."""
+    rows = await conn.fetch(
+        ROUTE_OR_STORE_GRANTED,
+        digest,
+        at,
+        [scope, auth.ADMIN],
+        *_event_args(event_id, topic, payload, source, now, received),
+    )
+    return agents.grant_from(rows[0] if rows[0]["grant_agent_id"] is not None else None), _routed(
+        rows
+    )
+
+
+def _event_args(
+    event_id: str, topic: str, payload: Any, source: str, now: datetime, received: OutboxEvent
+) -> tuple[Any, ...]:
+    return (
         event_id,
         topic,
         payload,
@@ -246,9 +324,14 @@ async def route_or_store(
         received.event_type,
         received.payload,
     )
-    shared = bool(rows[0]["shared"])
+
+
+def _routed(rows: list[asyncpg.Record]) -> Routed:
+    first = rows[0]
+    shared, publisher = bool(first["shared"]), first["publisher"]
     own = [r for r in rows if r["id"] is not None]
-    return Routed(shared, own, stored=not shared and not own, seq=rows[0]["seq"])
+    stored = publisher is not None and not shared and not own
+    return Routed(publisher, shared, own, stored=stored, seq=first["seq"])
 
 
 async def ingest(

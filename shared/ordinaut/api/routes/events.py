@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import (
     BEARER_SECURITY,
-    Caller,
+    Bearer,
     Deps,
     DepsDep,
     Now,
@@ -28,7 +28,7 @@ from ordinaut.api.deps import (
     Principal,
     principal_of,
     require,
-    require_conn,
+    require_bearer,
 )
 from ordinaut.api.errors import is_unavailable
 from ordinaut.api.schemas import (
@@ -41,7 +41,7 @@ from ordinaut.api.schemas import (
 )
 from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound, RateLimited, Unavailable, ValidationFailed
-from ordinaut.ingest import ingest_event
+from ordinaut.ingest import ingest_granted
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.store import agents, events, outbox
 from ordinaut.taskdefs import SHARED_PREFIX
@@ -49,7 +49,7 @@ from ordinaut.taskdefs import SHARED_PREFIX
 router = APIRouter(tags=["events"], route_class=JSONRoute)
 
 Reader = Annotated[Principal, Depends(require("tasks:read"))]
-PublisherConn = Annotated[Caller, Depends(require_conn("events:publish"))]
+PublisherToken = Annotated[Bearer, Depends(require_bearer("events:publish"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 
 PATTERN = r"^[A-Za-z0-9._:*-]{1,200}$"
@@ -75,22 +75,27 @@ SSE_EVENT_SCHEMA: dict[str, Any] = {
 @router.post(
     "/events", status_code=202, response_model=EventAccepted, openapi_extra=BEARER_SECURITY
 )
-async def publish_event(body: EventIn, caller: PublisherConn, now: Now) -> dict[str, Any]:
+async def publish_event(body: EventIn, bearer: PublisherToken) -> dict[str, Any]:
     """Store the event durably, then queue one run per active event task whose topic matches.
 
     Runs past the agent's budget (``max_runs_per_minute_per_agent``) are not queued: the answer
     counts them in ``runs_refused`` and a ``runs.throttled`` lifecycle event records them."""
-    deps = caller.deps
-    return await ingest_event(
-        caller.conn,  # the token check's connection: one acquire per request
-        tenant_id=caller.who.agent_id,
-        topic=body.topic,
-        payload=body.payload,
-        event_id=body.event_id,
-        now=now,
-        max_runs_per_minute=deps.settings.max_runs_per_minute_per_agent,
-        on_wake=deps.wake_workers,
-    )
+    deps = bearer.deps
+    pool = await deps.pool()
+    async with pool.acquire() as conn:  # one connection for every statement of the request
+        return await ingest_granted(
+            conn,
+            digest=bearer.digest,  # checked by the routing statement itself
+            at=bearer.now,
+            scope=bearer.scope,
+            admit=lambda grant: bearer.admit(grant).agent_id,
+            topic=body.topic,
+            payload=body.payload,
+            event_id=body.event_id,
+            now=bearer.now,
+            max_runs_per_minute=deps.settings.max_runs_per_minute_per_agent,
+            on_wake=deps.wake_workers,
+        )
 
 
 @router.get("/events/topics", response_model=Topics)
