@@ -380,3 +380,47 @@ def _rows_read(node: dict[str, Any], table: str) -> int:
     if node.get("Relation Name") == table:
         own = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
     return own + sum(_rows_read(child, table) for child in node.get("Plans", []))
+
+
+async def test_shared_subscriptions_match_as_globs_and_only_wildcards_are_tried(
+    pool: asyncpg.Pool, conn: Any, clock: FrozenClock
+) -> None:
+    publisher = await _agent(pool, clock)
+    subscribers = [await _agent(pool, clock) for _ in range(3)]
+    hits = set()
+    for owner in subscribers:
+        hits.add(await _task(pool, clock, owner, "shared:p_x.eur"))
+        hits.add(await _task(pool, clock, owner, "shared:p_x.*"))
+        for pattern in ("shared:pxx.eur", "shared:p_x.eu", "p_x.eur", "shared:q.*"):
+            await _task(pool, clock, owner, pattern)
+        await pool.execute(
+            "INSERT INTO tasks (id, created_by, title, schedule_kind, schedule_expr, payload,"
+            " overlap_policy, created_at, updated_at)"
+            " SELECT gen_random_uuid(), $1, 't', 'event', e, $2, 'allow', $3, $3"
+            " FROM unnest($4::text[]) AS e",
+            owner,
+            ECHO,
+            clock.now(),
+            [f"shared:other.{i}" for i in range(300)],
+        )
+    await pool.execute(
+        "INSERT INTO shared_topics (pattern, created_at) VALUES ('p_x.*', $1)", clock.now()
+    )
+    await pool.execute("ANALYZE tasks")
+
+    summary = await _publish(pool, clock, publisher, "p_x.eur", "e1")
+
+    assert summary["duplicate"] is False
+    queued = await pool.fetch("SELECT task_id FROM runs WHERE event_id = $1", f"{publisher}#e1")
+    assert {r["task_id"] for r in queued} == hits
+    assert len(await conn.fetch(events.MATCH_SHARED, "p_x.eur")) == len(hits)
+
+    await conn.execute(f"PREPARE shared_match(text) AS {events.MATCH_SHARED}")
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    try:
+        plan = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE shared_match('p_x.eur')")
+        # the 3 exact hits and the 6 * patterns (3 matching), not the 900 other subscriptions
+        assert _rows_read(plan[0]["Plan"], "tasks") <= 3 + 6
+    finally:
+        await conn.execute("RESET plan_cache_mode")
+        await conn.execute("DEALLOCATE shared_match")

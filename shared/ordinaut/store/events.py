@@ -50,13 +50,20 @@ SELECT t.* FROM (
 WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = t.created_by AND a.is_active)
 ORDER BY t.id
 """  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
+# Every tenant's shared: subscriptions matching a shared topic, the same way: the exact ones by
+# one probe (tasks_shared_subscriptions), only the * patterns tried (tasks_shared_wildcards).
 MATCH_SHARED = rf"""
-SELECT {SUBSCRIBER}
-FROM tasks
-WHERE schedule_kind = 'event' AND status = 'active' AND schedule_expr LIKE 'shared:%'
-  AND EXISTS (SELECT 1 FROM agents a WHERE a.id = created_by AND a.is_active)
-  AND $1 LIKE {glob_like("substr(schedule_expr, 8)")}
-ORDER BY created_by, id
+SELECT t.* FROM (
+    SELECT {SUBSCRIBER} FROM tasks
+    WHERE schedule_kind = 'event' AND status = 'active' AND schedule_expr LIKE 'shared:%'
+      AND schedule_expr = 'shared:' || $1
+    UNION ALL
+    SELECT {SUBSCRIBER} FROM tasks
+    WHERE schedule_kind = 'event' AND status = 'active' AND schedule_expr LIKE 'shared:%'
+      AND schedule_expr LIKE '%*%' AND $1 LIKE {glob_like("substr(schedule_expr, 8)")}
+) AS t
+WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = t.created_by AND a.is_active)
+ORDER BY t.created_by, t.id
 """  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
 IS_SHARED = rf"""
 SELECT EXISTS (
