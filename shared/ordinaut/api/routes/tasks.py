@@ -49,17 +49,16 @@ from ordinaut.api.schemas import (
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import Cursor, Owner, Total, owner_filter
 from ordinaut.api.tooling import Registry
-from ordinaut.config import Settings
 from ordinaut.errors import Conflict, Forbidden, ValidationFailed
-from ordinaut.pipeline import PipelineLimits, compile_payload, dry_run
+from ordinaut.pipeline import PipelineLimits, dry_run
 from ordinaut.pipeline.offload import off_loop
 from ordinaut.pipeline.tools import ToolRegistry
 from ordinaut.scheduler import materialize_due_task
 from ordinaut.schedules import Schedule
 from ordinaut.slots import stored_schedule
 from ordinaut.store import idempotency, tasks
-from ordinaut.taskdefs import build_schedule, prepare
-from ordinaut.triggers import main_payload, pipeline_parts
+from ordinaut.taskdefs import build_schedule, prepare, prepare_scoped
+from ordinaut.triggers import main_payload
 from ordinaut.vocabulary import ScheduleKind, TaskStatus
 
 router = APIRouter(tags=["tasks"], route_class=JSONRoute)
@@ -105,16 +104,11 @@ RUN_LINKS = {
 }
 
 
-def _check_tool_scopes(
-    payload: dict[str, Any], who: Principal, registry: ToolRegistry, settings: Settings
-) -> None:
-    """403 when the pipeline uses a tool needing a scope the caller lacks (event.publish...)."""
-    scopes: set[str] = set()
-    for part in pipeline_parts(payload):  # the pipeline, and a condition task's check
-        compiled = compile_payload(
-            part, registry=registry, limits=PipelineLimits.from_settings(settings)
-        )
-        scopes |= compiled.scopes
+def _check_tool_scopes(scopes: frozenset[str], who: Principal) -> None:
+    """403 when the pipeline uses a tool needing a scope the caller lacks (event.publish...).
+
+    ``scopes``: what the tools of every pipeline of the task (the pipeline, and a condition
+    task's check) need, from ``taskdefs.prepare_scoped``, which compiled them once."""
     missing = sorted(scope for scope in scopes if not who.has(scope))
     if missing:
         raise Forbidden(
@@ -161,11 +155,9 @@ async def create_task(
             "Idempotency-Key must be 1 to 200 characters",
             [{"field": "header.Idempotency-Key", "message": "1 to 200 characters"}],
         )
-    request_hash = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
-    prepared = prepare(fields, now=now, settings=deps.settings, registry=registry)
-    _check_tool_scopes(prepared["payload"], who, registry, deps.settings)
+    prepared, scopes = prepare_scoped(fields, now=now, settings=deps.settings, registry=registry)
+    _check_tool_scopes(scopes, who)
     actor = lifecycle.Actor(who.agent_id, rid)
-    expired = now - timedelta(seconds=deps.settings.idempotency_ttl_s)
     pool = await deps.pool()
     if not idempotency_key_header:
         # one statement (lifecycle.create): no connection held, no transaction round trips
@@ -176,6 +168,8 @@ async def create_task(
         )
         await _wake_if_due(out, prepared, now, pool, deps)
         return out
+    request_hash = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
+    expired = now - timedelta(seconds=deps.settings.idempotency_ttl_s)
     async with pool.acquire() as conn:
         for _ in range(2):
             try:
@@ -321,10 +315,10 @@ async def _update(
 ) -> TaskOut:
     def validate(merged: dict[str, Any], stored: Schedule | None) -> dict[str, Any]:
         fields = {k: merged[k] for k in TaskCreate.model_fields}
-        prepared = prepare(
+        prepared, scopes = prepare_scoped(
             fields, now=now, settings=deps.settings, registry=registry, stored=stored
         )
-        _check_tool_scopes(prepared["payload"], who, registry, deps.settings)
+        _check_tool_scopes(scopes, who)
         return prepared
 
     pool = await deps.pool()
