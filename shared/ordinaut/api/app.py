@@ -53,6 +53,17 @@ def _routers() -> list[APIRouter]:
     return routers
 
 
+def _mount(app: FastAPI, router: APIRouter) -> None:
+    """Put ``router``'s routes into the app's own route list. ``include_router`` would add
+    one lazily resolved branch per router, matched twice per request (once to select the
+    branch, once inside it) at about 10% of a small read's CPU. Every router here carries
+    its whole configuration (full paths, tags, route class, schema visibility) on its routes
+    and has no lifespan or event handlers, so its routes can be used as they are."""
+    if router.on_startup or router.on_shutdown:
+        raise ValueError("a route module's router has event handlers: include it instead")
+    app.router.routes.extend(router.routes)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -105,6 +116,6 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     for router in _routers():
         contract.document(router)
-        app.include_router(router)
+        _mount(app, router)
     docs.install(app)
     return app

@@ -13,11 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, TypeVar
 from uuid import UUID
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -249,14 +248,18 @@ async def authenticate(
     return await _verified(request, credentials.credentials, await deps_of(request).pool())
 
 
-async def _verified(
-    request: Request, token: str, db: asyncpg.Pool | PoolConnectionProxy
-) -> Principal:
+async def _verified(request: Request, token: str, db: asyncpg.Pool) -> Principal:
     """The caller ``token`` names, checked on ``db`` at the request's instant; kept on the
     request so a second dependency asking again costs nothing."""
     grant = await agents.authenticate(db, token, now_of(request))
     if grant is None:
         raise auth.InvalidToken(agents.BAD_TOKEN)
+    return _admitted(request, grant)
+
+
+def _admitted(request: Request, grant: agents.Grant) -> Principal:
+    """The caller a live token's grant makes, kept on the request (for the rate limiter, a
+    second dependency asking again, and the log lines of the request)."""
     principal = principal_of(grant)
     request.state.principal = principal
     logs.bind(agent_id=str(principal.agent_id))
@@ -286,28 +289,6 @@ def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-REQUEST_CONN = "ordinaut.conn"  # request-state key of the connection ``require_conn`` took
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """What a hot read route needs, resolved as one dependency (``require_conn``): the
-    authenticated agent, the request's pooled connection and the app's Deps."""
-
-    who: Principal
-    conn: PoolConnectionProxy
-    deps: Deps
-
-
-async def release_request_conn(state: dict[str, object]) -> None:
-    """Give the connection ``require_conn`` took back to its pool (idempotent). The request
-    context middleware calls it when the response starts and again when the request ends, so
-    an error, a cancelled request or a streaming body never keeps it."""
-    held = cast("tuple[asyncpg.Pool, PoolConnectionProxy] | None", state.pop(REQUEST_CONN, None))
-    if held is not None:
-        await held[0].release(held[1])
-
-
 def bearer_token(request: Request) -> str:
     """The credentials of ``Authorization: Bearer <token>`` ("" without them), read as
     ``HTTPBearer(auto_error=False)`` reads them."""
@@ -316,41 +297,65 @@ def bearer_token(request: Request) -> str:
     return token if token and scheme.lower() == "bearer" else ""
 
 
-# The security requirement a ``require_conn`` route declares with ``openapi_extra``: that
+# The security requirement a ``require_bearer`` route declares with ``openapi_extra``: that
 # dependency reads the header itself (a ``Security(HTTPBearer)`` sub-dependency cost ~12 µs
 # of FastAPI's dependency resolution per request), so the operation names the scheme here.
 BEARER_SECURITY: dict[str, object] = {"security": [{"HTTPBearer": []}]}
+# Request-state key of a bearer token not checked yet (``Bearer.verify``): an input error
+# found before the route runs checks it first, so 401 and 403 still come before 422.
+UNVERIFIED_BEARER = "unverified_bearer"
 
 
-def require_conn(scope: str) -> Callable[..., Awaitable[Caller]]:
-    """Like ``require``, for routes that run a few autocommit statements before answering:
-    one pooled connection serves the token check and the route's statements (one acquire
-    per request instead of two), released when the response starts. The token is still
-    checked against the database on every request. Routes that open their own transaction
-    or stream must keep ``require`` and ``deps.pool()``: holding this connection while
-    acquiring another would take two per request. The route declares
-    ``openapi_extra=BEARER_SECURITY``."""
+@dataclass(frozen=True, slots=True)
+class Bearer:
+    """A request's access token, to be checked by the route's own statement: the route
+    selects ``agents.GRANT_COLUMNS`` beside what it reads (one round trip instead of two)
+    and hands the grant that came back to ``admit``, before using anything it read. The
+    token is still checked against the database on every request, at the request's instant."""
+
+    request: Request
+    token: str
+    scope: str
+    deps: Deps
+    now: datetime
+
+    @property
+    def digest(self) -> bytes:
+        return auth.token_digest(self.token)
+
+    def admit(self, grant: agents.Grant | None) -> Principal:
+        """The caller, from the grant the route's statement returned: 401 when the token is
+        not live, 403 when it lacks the route's scope."""
+        if grant is None:
+            raise auth.InvalidToken(agents.BAD_TOKEN)
+        self.request.state.unverified_bearer = None
+        return _demand(_admitted(self.request, grant), self.scope)
+
+    async def verify(self) -> Principal:
+        """Check the token by itself (one statement): for a request refused before its route
+        ran, so a caller without a live token learns nothing about its input."""
+        grant = await agents.authenticate(await self.deps.pool(), self.token, self.now)
+        return self.admit(grant)
+
+
+def require_bearer(scope: str) -> Callable[..., Awaitable[Bearer]]:
+    """Like ``require``, for a route that checks the token in the same statement as its read
+    (``Bearer``): this dependency only refuses a missing or malformed token (401). The route
+    declares ``openapi_extra=BEARER_SECURITY``."""
     if scope not in auth.SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
-    async def dependency(request: Request) -> Caller:
+    async def dependency(request: Request) -> Bearer:
         token = bearer_token(request)
         if not token:
             raise Unauthorized(MISSING_TOKEN)
-        deps = deps_of(request)
-        state: dict[str, object] = request.scope.setdefault("state", {})
-        held = cast("tuple[asyncpg.Pool, PoolConnectionProxy] | None", state.get(REQUEST_CONN))
-        if held is None:
-            pool = await deps.pool()
-            held = (pool, await pool.acquire())
-            state[REQUEST_CONN] = held
-        conn = held[1]
-        principal = state.get("principal")
-        if not isinstance(principal, Principal):
-            principal = await _verified(request, token, conn)
-        return Caller(who=_demand(principal, scope), conn=conn, deps=deps)
+        if auth.token_kind(token) != "access":
+            raise auth.InvalidToken(agents.BAD_TOKEN)
+        bearer = Bearer(request, token, scope, deps_of(request), now_of(request))
+        request.state.unverified_bearer = bearer
+        return bearer
 
-    dependency.__name__ = f"require_conn_{scope.replace(':', '_')}"
+    dependency.__name__ = f"require_bearer_{scope.replace(':', '_')}"
     return dependency
 
 

@@ -232,6 +232,15 @@ async def _domain(request: Request, exc: Exception) -> Response:
 
 async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    # A route that checks its token in its own statement (api/deps.py ``Bearer``) has not
+    # checked it yet: a caller without a live token, or without the scope, hears 401 / 403
+    # as from every other route, never what was wrong with its input.
+    bearer = getattr(request.state, "unverified_bearer", None)
+    if bearer is not None:
+        try:
+            await bearer.verify()
+        except errors.OrdinautError as denied:
+            return await _domain(request, denied)
     problems = list(exc.errors())
     broken = next((p for p in problems if p.get("type") == "json_invalid"), None)
     if broken is not None:

@@ -28,7 +28,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordinaut import errors as domain
 from ordinaut import logs, tracing
-from ordinaut.api.deps import release_request_conn
 from ordinaut.api.errors import is_unavailable, new_request_id, send_error
 from ordinaut.config import Settings
 from ordinaut.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMIT_FALLBACKS
@@ -82,6 +81,16 @@ def _reads_an_empty_id(scope: Scope, path: str) -> bool:
     return path.rstrip("/") in (collections or ())
 
 
+# (method, route template, status) -> its request counter and latency histogram children.
+# ``labels()`` checks and converts its values under a lock on every call; the children never
+# change, and the keys are bounded (methods, route templates and statuses are few).
+_counted: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _children(method: str, route: str, status: int) -> tuple[Any, Any]:
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(method, route)
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -105,12 +114,9 @@ class RequestContextMiddleware:
         status = 500
         started = False
 
-        state = _state(scope)
-
         async def send_with_id(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
-                await release_request_conn(state)  # the route is done with it: free it first
                 started = True
                 status = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()), rid_header]}
@@ -152,12 +158,14 @@ class RequestContextMiddleware:
                     request_id=rid,
                 )
         finally:
-            await release_request_conn(state)
             elapsed = time.perf_counter() - begun
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             route = route_template(scope)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            counted = _counted.get((method, route, status))
+            if counted is None:
+                counted = _counted[(method, route, status)] = _children(method, route, status)
+            counted[0].inc()
+            counted[1].observe(elapsed)
             tracing.end_server_span(span, span_token, method, route, status)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(

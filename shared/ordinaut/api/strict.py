@@ -28,6 +28,8 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 from ordinaut.errors import ValidationFailed
 from ordinaut.storable import (
@@ -152,6 +154,21 @@ def param_problems(request: Request) -> list[dict[str, Any]]:
 
 class JSONRoute(APIRoute):
     """The route class of every router (``APIRouter(route_class=JSONRoute)``)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        # Every path this route's pattern matches starts with the literal text before its
+        # first parameter (``/tasks/`` for ``/tasks/{task_id}``).
+        self.literal_prefix = self.path_format.split("{", 1)[0]
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """The router asks each route in turn; a path that does not start with this route's
+        literal prefix is ruled out by one string comparison instead of the framework's
+        four calls and a regular expression. With a ``root_path`` (a mounted app) the
+        framework strips it first, so the full check runs."""
+        if not scope.get("root_path") and not scope["path"].startswith(self.literal_prefix):
+            return Match.NONE, {}
+        return super().matches(scope)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -398,21 +398,36 @@ WHERE t.token_hash = $1 AND t.kind = 'access' AND t.revoked_at IS NULL AND t.exp
 """
 
 
-async def authenticate(conn: Connection | asyncpg.Pool, token: str, now: datetime) -> Grant | None:
-    """The grant of a live access token, or None (unknown, expired, revoked, agent inactive).
+# SELECT_GRANT as the first part of a route's own statement (``WITH grant_ AS (...)``, token
+# digest $1, instant $2): the token check and the route's read in one round trip. The
+# statement selects ``GRANT_COLUMNS`` from ``grant_`` and reads ``grant_from`` back.
+GRANT_CTE = f"grant_ AS ({SELECT_GRANT})"
+GRANT_KEYS = ("grant_agent_id", "grant_token_scopes", "grant_agent_scopes")
+GRANT_COLUMNS = ", ".join(f"grant_.{key.removeprefix('grant_')} AS {key}" for key in GRANT_KEYS)
 
-    Effective scopes are the token's intersected with the agent's current ones, so removing a
-    scope from an agent takes effect on its live tokens immediately.
-    """
+
+def _grant(agent_id: UUID, token_scopes: list[str], agent_scopes: list[str]) -> Grant:
+    # Effective scopes are the token's intersected with the agent's current ones, so
+    # removing a scope from an agent takes effect on its live tokens immediately.
+    return Grant(agent_id=agent_id, scopes=frozenset(token_scopes) & frozenset(agent_scopes))
+
+
+def grant_from(row: asyncpg.Record | None) -> Grant | None:
+    """The grant in a row of a statement that selected ``GRANT_COLUMNS`` (None: no row, the
+    token is unknown, expired, revoked or its agent inactive)."""
+    if row is None:
+        return None
+    return _grant(row["grant_agent_id"], row["grant_token_scopes"], row["grant_agent_scopes"])
+
+
+async def authenticate(conn: Connection | asyncpg.Pool, token: str, now: datetime) -> Grant | None:
+    """The grant of a live access token, or None (unknown, expired, revoked, agent inactive)."""
     if auth.token_kind(token) != "access":
         return None
     row = await conn.fetchrow(SELECT_GRANT, auth.token_digest(token), now)
     if row is None:
         return None
-    return Grant(
-        agent_id=row["agent_id"],
-        scopes=frozenset(row["token_scopes"]) & frozenset(row["agent_scopes"]),
-    )
+    return _grant(row["agent_id"], row["token_scopes"], row["agent_scopes"])
 
 
 SELECT_TOKEN_FOR_UPDATE = """

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from ordinaut.errors import NotFound
+from ordinaut.store import agents
 from ordinaut.store.db import Connection, Where, keyset_page, like_literal, one_row
 from ordinaut.store.rows import DueTask
 
@@ -90,6 +91,15 @@ SELECT * FROM ins
 
 SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND created_by = $2"  # noqa: S608
 SELECT_TASK_FOR_UPDATE = SELECT_TASK + " FOR UPDATE"
+# The bearer token's grant ($1 digest, $2 instant) and its agent's task $3, in one round trip:
+# no row when the token is not live; a row with a null task when the task is not the agent's.
+SELECT_TASK_GRANTED = f"""
+WITH {agents.GRANT_CTE}
+SELECT {agents.GRANT_COLUMNS}, t.*
+FROM grant_ LEFT JOIN LATERAL (
+    SELECT {TASK_COLUMNS} FROM tasks WHERE id = $3 AND created_by = grant_.agent_id
+) t ON true
+"""  # noqa: S608
 SELECT_TASK_ANY_OWNER = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"  # noqa: S608
 
 # The page first, then each of its tasks' latest finished run and recent failures (index
@@ -198,6 +208,21 @@ async def get_task(
     if row is None:
         raise NotFound(f"task {task_id} not found", {"task_id": str(task_id)})
     return dict(row)
+
+
+async def get_task_granted(
+    db: Connection | asyncpg.Pool, digest: bytes, now: datetime, task_id: UUID
+) -> tuple[agents.Grant | None, dict[str, Any] | None]:
+    """The grant of the access token whose digest is ``digest`` at ``now`` and, when it is
+    live, its agent's task ``task_id`` (None: no such task of that agent), in one statement."""
+    row = await db.fetchrow(SELECT_TASK_GRANTED, digest, now, task_id)
+    grant = agents.grant_from(row)
+    if row is None or row["id"] is None:
+        return grant, None
+    task = dict(row)
+    for column in agents.GRANT_KEYS:
+        del task[column]
+    return grant, task
 
 
 async def update_task(

@@ -21,7 +21,7 @@ from ordinaut.api import cursor as keyset
 from ordinaut.api.contract import errors
 from ordinaut.api.deps import (
     BEARER_SECURITY,
-    Caller,
+    Bearer,
     Deps,
     DepsDep,
     Now,
@@ -29,7 +29,7 @@ from ordinaut.api.deps import (
     Principal,
     RequestId,
     require,
-    require_conn,
+    require_bearer,
 )
 from ordinaut.api.schemas import (
     MAX_LABELS,
@@ -49,7 +49,7 @@ from ordinaut.api.schemas import (
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import Cursor, Owner, Total, owner_filter
 from ordinaut.api.tooling import Registry
-from ordinaut.errors import Conflict, Forbidden, ValidationFailed
+from ordinaut.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ordinaut.pipeline import PipelineLimits, dry_run
 from ordinaut.pipeline.offload import off_loop
 from ordinaut.pipeline.tools import ToolRegistry
@@ -64,7 +64,7 @@ from ordinaut.vocabulary import ScheduleKind, TaskStatus
 router = APIRouter(tags=["tasks"], route_class=JSONRoute)
 
 Reader = Annotated[Principal, Depends(require("tasks:read"))]
-ReaderConn = Annotated[Caller, Depends(require_conn("tasks:read"))]
+ReaderToken = Annotated[Bearer, Depends(require_bearer("tasks:read"))]
 Writer = Annotated[Principal, Depends(require("tasks:write"))]
 TaskId = Annotated[UUID, Path(description="The task's id.")]
 IdempotencyKey = Annotated[
@@ -299,9 +299,14 @@ async def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut, openapi_extra=BEARER_SECURITY)
-async def get_task(task_id: TaskId, caller: ReaderConn) -> TaskOut:
+async def get_task(task_id: TaskId, bearer: ReaderToken) -> TaskOut:
     """One task the caller owns."""
-    return _out(await tasks.get_task(caller.conn, task_id, caller.who.agent_id))
+    pool = await bearer.deps.pool()
+    grant, row = await tasks.get_task_granted(pool, bearer.digest, bearer.now, task_id)
+    bearer.admit(grant)
+    if row is None:
+        raise NotFound(f"task {task_id} not found", {"task_id": str(task_id)})
+    return _out(row)
 
 
 async def _update(

@@ -3,6 +3,9 @@ sends, a partial update, and a task as stored and as listed."""
 
 from __future__ import annotations
 
+import functools
+import importlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -200,6 +203,17 @@ class TaskPatch(Strict):
         )
 
 
+@functools.cache
+def _describe() -> Callable[[str, str, str], str]:
+    """``ordinaut.client.words.describe_schedule``, imported on the first task answered: its
+    package's ``__init__`` loads the HTTP client, which the API's cold start does without. An
+    import statement in ``schedule_text`` itself would run on every task answered."""
+    describe: Callable[[str, str, str], str] = importlib.import_module(
+        "ordinaut.client.words"
+    ).describe_schedule
+    return describe
+
+
 class TaskOut(BaseModel):
     """A task as stored."""
 
@@ -243,9 +257,7 @@ class TaskOut(BaseModel):
     def schedule_text(self) -> str:
         """The schedule in words in the task's zone ("every weekday at 08:00 Europe/Chisinau"),
         the same words the CLI and the MCP server use; fire times come from the scheduler."""
-        from ordinaut.client.words import describe_schedule
-
-        return describe_schedule(self.schedule_kind, self.schedule_expr, self.timezone)
+        return _describe()(self.schedule_kind, self.schedule_expr, self.timezone)
 
 
 class TaskListItem(TaskOut):
