@@ -672,7 +672,7 @@ class Schedule:
         """First fire instant strictly after `after`, aware UTC; None if exhausted or event-driven."""
         _require_aware(after, "after")
         after = after.astimezone(UTC)
-        known = self.__dict__.get("_first_known")
+        known: tuple[datetime, datetime | None] | None = self.__dict__.get("_first_known")
         if known is not None and known[0] <= after and (known[1] is None or after < known[1]):
             return known[1]  # nothing fires in (known[0], known[1]), so none in (after, known[1])
         return next(self._plan.stream(after), None)

@@ -22,6 +22,8 @@ def check_document(
     value: Any, limits: PipelineLimits, root: str = "payload"
 ) -> list[dict[str, Any]]:
     """Problems making ``value`` unfit JSON: foreign types, depth, string length, size."""
+    if _fits(value, limits):
+        return []  # the usual case, found without building a path for every value
     problems: list[dict[str, Any]] = []
     stack: list[tuple[Any, str, int]] = [(value, root, 0)]
     nodes = 0
@@ -52,6 +54,37 @@ def check_document(
                 {"field": path, "message": f"{type(item).__name__} is not a JSON value"}
             )
     return sorted(problems, key=lambda p: p["field"])
+
+
+def _fits(value: Any, limits: PipelineLimits) -> bool:
+    """True when ``check_document`` finds no problem: the same rules, checked without naming
+    where (a document that fails any is walked again to name each problem)."""
+    max_length, max_depth = limits.max_string_length, limits.max_json_depth
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    nodes = 0
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1
+        if nodes > _MAX_NODES:
+            return False
+        if item is None or isinstance(item, (str, float, bool, int)):
+            if isinstance(item, str):
+                if len(item) > max_length:
+                    return False
+            elif isinstance(item, float) and not math.isfinite(item):
+                return False
+        elif depth >= max_depth:
+            return False
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, str) or len(key) > max_length:
+                    return False
+                stack.append((sub, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((sub, depth + 1) for sub in item)
+        else:
+            return False
+    return True
 
 
 def _scalar_problem(item: Any, path: str, limits: PipelineLimits) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from ordinaut.api.deps import (
     PagingDep,
     Principal,
     RequestId,
+    id_of,
     require,
     require_bearer,
 )
@@ -48,8 +49,8 @@ from ordinaut.api.schemas import (
 )
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import Cursor, Owner, Total, owner_filter
-from ordinaut.api.tooling import Registry
-from ordinaut.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from ordinaut.api.tooling import Registry, tool_registry
+from ordinaut.errors import Conflict, Forbidden, NotFound, OrdinautError, ValidationFailed
 from ordinaut.pipeline import PipelineLimits, dry_run
 from ordinaut.pipeline.offload import off_loop
 from ordinaut.pipeline.tools import ToolRegistry
@@ -57,6 +58,7 @@ from ordinaut.scheduler import materialize_due_task
 from ordinaut.schedules import Schedule
 from ordinaut.slots import stored_schedule
 from ordinaut.store import idempotency, tasks
+from ordinaut.store.agents import Grant
 from ordinaut.taskdefs import build_schedule, prepare, prepare_scoped
 from ordinaut.triggers import main_payload
 from ordinaut.vocabulary import ScheduleKind, TaskStatus
@@ -65,6 +67,7 @@ router = APIRouter(tags=["tasks"], route_class=JSONRoute)
 
 Reader = Annotated[Principal, Depends(require("tasks:read"))]
 ReaderToken = Annotated[Bearer, Depends(require_bearer("tasks:read"))]
+WriterToken = Annotated[Bearer, Depends(require_bearer("tasks:write"))]
 Writer = Annotated[Principal, Depends(require("tasks:write"))]
 TaskId = Annotated[UUID, Path(description="The task's id.")]
 IdempotencyKey = Annotated[
@@ -125,6 +128,7 @@ def _out(row: dict[str, Any]) -> TaskOut:
     "/tasks",
     status_code=201,
     response_model=TaskOut,
+    openapi_extra=BEARER_SECURITY,
     responses={
         **errors(409),
         201: {"description": "The task, as stored.", "links": TASK_LINKS},
@@ -138,29 +142,52 @@ def _out(row: dict[str, Any]) -> TaskOut:
 async def create_task(
     body: TaskCreate,
     response: Response,
-    who: Writer,
-    deps: DepsDep,
-    now: Now,
-    rid: RequestId,
-    registry: Registry,
+    bearer: WriterToken,
     idempotency_key_header: IdempotencyKey = None,
 ) -> TaskOut:
     """Create a task; with ``Idempotency-Key`` a retried request returns the first response.
 
     409 when the key was used with another body, or `dedupe_key` matches a task created
     inside its `dedupe_window_seconds`; 422 when the agent owns `max_tasks_per_agent` tasks."""
-    fields = body.model_dump(mode="json")
-    if idempotency_key_header is not None and not 1 <= len(idempotency_key_header) <= 200:
-        raise ValidationFailed(
-            "Idempotency-Key must be 1 to 200 characters",
-            [{"field": "header.Idempotency-Key", "message": "1 to 200 characters"}],
+    deps, now, rid = bearer.deps, bearer.now, id_of(bearer.request)
+    try:
+        fields = body.model_dump(mode="json")
+        if idempotency_key_header is not None and not 1 <= len(idempotency_key_header) <= 200:
+            raise ValidationFailed(
+                "Idempotency-Key must be 1 to 200 characters",
+                [{"field": "header.Idempotency-Key", "message": "1 to 200 characters"}],
+            )
+        prepared, scopes = prepare_scoped(
+            fields, now=now, settings=deps.settings, registry=tool_registry(bearer.request)
         )
-    prepared, scopes = prepare_scoped(fields, now=now, settings=deps.settings, registry=registry)
+    except OrdinautError:
+        await bearer.verify()  # 401 / 403 come first, as on every route: then what is wrong
+        raise
+    pool = await deps.pool()
+    if not idempotency_key_header and not lifecycle.dedupes(prepared):
+        # One statement checks the token, the scopes and the quota and writes the task, its
+        # audit row and its event (lifecycle.create_granted): no connection held, one round trip.
+        def admit(grant: Grant | None) -> None:
+            _check_tool_scopes(scopes, bearer.admit(grant))
+
+        row = await lifecycle.create_granted(
+            pool,
+            digest=bearer.digest,
+            now=now,
+            prepared=prepared,
+            required=scopes | {bearer.scope},
+            admit=admit,
+            request_id=rid,
+            max_tasks=deps.settings.max_tasks_per_agent,
+        )
+        out = _out(row)
+        await _wake_if_due(out, prepared, now, pool, deps)
+        return out
+    who = await bearer.verify()
     _check_tool_scopes(scopes, who)
     actor = lifecycle.Actor(who.agent_id, rid)
-    pool = await deps.pool()
     if not idempotency_key_header:
-        # one statement (lifecycle.create): no connection held, no transaction round trips
+        # a dedupe key: lifecycle.create looks for the duplicate in a transaction of its own
         out = _out(
             await lifecycle.create(
                 pool, actor, prepared, now, max_tasks=deps.settings.max_tasks_per_agent
