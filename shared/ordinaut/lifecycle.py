@@ -184,7 +184,6 @@ async def create_granted(
         now=now,
         required=required,
         admin=auth.ADMIN,
-        task_id=uuid.uuid4(),
         task={**prepared, "status": "active", "snoozed_until": None},
         max_owned=max_tasks,
         action=events.TASK_CREATED,

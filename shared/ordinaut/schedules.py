@@ -225,8 +225,10 @@ class _Cron:
     def stream(self, after: datetime) -> Iterator[datetime]:
         return _stream(self.zone, self.walls_from, self.hours_star, after)
 
+    @functools.cached_property
     def min_daily_gap_s(self) -> int | None:
-        """Smallest gap between two fires within a day: exact, as every matching day is alike."""
+        """Smallest gap between two fires within a day: exact, as every matching day is alike.
+        Kept with the (cached) parse: every write of a task with this cron asks again."""
         grid = sorted(h * 60 + m for h in self.hours for m in self.minutes)
         return min((b - a) * 60 for a, b in zip(grid, grid[1:], strict=False)) if grid[1:] else None
 
@@ -671,16 +673,7 @@ class Schedule:
     def next_after(self, after: datetime) -> datetime | None:
         """First fire instant strictly after `after`, aware UTC; None if exhausted or event-driven."""
         _require_aware(after, "after")
-        after = after.astimezone(UTC)
-        known: tuple[datetime, datetime | None] | None = self.__dict__.get("_first_known")
-        if known is not None and known[0] <= after and (known[1] is None or after < known[1]):
-            return known[1]  # nothing fires in (known[0], known[1]), so none in (after, known[1])
-        return next(self._plan.stream(after), None)
-
-    def _know_first(self, after: datetime, first: datetime | None) -> None:
-        """Remember ``first``, the first fire after ``after``: parse_schedule finds it while
-        checking, and a create asks next_after() for (almost) the same instant right away."""
-        self.__dict__["_first_known"] = (after, first)  # not a field: eq/hash/repr ignore it
+        return _first_after(self._plan, after.astimezone(UTC))
 
     def fire_times(self, start: datetime, until: datetime | None, limit: int) -> list[datetime]:
         """At most `limit` fire instants in (start, until), strictly increasing, aware UTC."""
@@ -695,9 +688,35 @@ class Schedule:
         return out
 
 
+_Known = tuple[datetime, datetime | None]  # (after, the first fire after it)
+
+
+def _first_after(plan: _Plan, after: datetime) -> datetime | None:
+    """``next(plan.stream(after), None)``, remembered per plan for the last ``after`` asked.
+
+    Nothing fires in (after, first), so every instant from ``after`` up to ``first`` has the
+    same answer. Plans are cached per schedule (``_compile``): a task write checks its
+    schedule's first fire and then asks for it again, the writes of tasks sharing a schedule
+    ask about instants moments apart, and so does the scheduler's tick; until that fire
+    passes they are answered without walking wall times again. One pair per plan (bounded
+    with the plans), replaced by the next question it cannot answer."""
+    known: _Known | None = vars(plan).get("_first_after")
+    if known is not None and known[0] <= after and (known[1] is None or after < known[1]):
+        return known[1]
+    first = next(plan.stream(after), None)
+    _remember_first(plan, after, first)
+    return first
+
+
+def _remember_first(plan: _Plan, after: datetime, first: datetime | None) -> None:
+    # Not a field of the frozen plan: its eq, hash and repr never see it. One tuple,
+    # replaced whole, so a reader sees an old pair or a new one, each true.
+    vars(plan)["_first_after"] = (after, first)
+
+
 def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None:
     plan = schedule._plan
-    gap = plan.min_daily_gap_s() if isinstance(plan, _Cron) else None
+    gap = plan.min_daily_gap_s if isinstance(plan, _Cron) else None
     if gap is not None and gap < min_interval_s:
         raise _bad(
             f"cron fires {gap} s apart; the minimum interval is {min_interval_s} s "
@@ -710,9 +729,7 @@ def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None
         # The grid gap above is exact away from DST; only offset changes can bring two cron
         # fires closer, so look at a couple of days around each one in the sample span
         # instead of walking hundreds of fires (this runs on every task write).
-        first = next(plan.stream(start), None)
-        schedule._know_first(start, first)
-        if first is None:
+        if _first_after(plan, start) is None:
             raise _bad(f"{schedule.kind} schedule never fires after now")
         day, days = _span_days(start, start + _CHECK_SPAN)
         problem = _cron_change_gaps(schedule.expr, schedule.timezone, day, days, floor)
@@ -720,7 +737,7 @@ def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None
             raise _bad(problem)
         return
     first = _check_gaps(plan.stream(start), floor, _CHECK_FIRES, None)
-    schedule._know_first(start, first)
+    _remember_first(plan, start, first)
     if first is None:
         raise _bad(f"{schedule.kind} schedule never fires after now")
 

@@ -3,8 +3,9 @@
 - ``_stream`` hands out a fire time as soon as it is final (one wall time read per
   ``next_after``, not two): checked against a minute-by-minute walk of the wall clock across
   DST gaps and folds, a 30-minute shift and a skipped day.
-- ``parse_schedule`` remembers the first fire it found while checking, and ``next_after``
-  answers from it where it applies: always what a freshly built Schedule answers.
+- the first fire after an instant is remembered per compiled schedule (``_first_after``):
+  a write checks it and asks again, writes moments apart ask alike; always what walking the
+  schedule answers.
 - ``_parse_cron`` is cached per (text, zone), bounded.
 """
 
@@ -106,7 +107,7 @@ offsets = st.lists(st.integers(-3 * 86_400_000_000, 3 * 86_400_000_000), max_siz
 
 @settings(max_examples=200, deadline=None)
 @given(case=st.sampled_from(CASES), now=nows, more=offsets)
-def test_the_remembered_first_fire_is_what_a_fresh_schedule_answers(
+def test_the_remembered_first_fire_is_what_the_schedule_walk_answers(
     case: tuple[str, str, str], now: datetime, more: list[int]
 ) -> None:
     kind, expr, zone = case
@@ -114,23 +115,24 @@ def test_the_remembered_first_fire_is_what_a_fresh_schedule_answers(
         parsed = parse_schedule(kind, expr, zone, now=now)
     except schedules.InvalidSchedule:
         return  # a one-shot in the past, a COUNT spent: nothing remembered
-    fresh = Schedule(parsed.kind, parsed.expr, parsed.timezone, parsed.dtstart)
-    assert parsed == fresh
-    assert hash(parsed) == hash(fresh)
-    first = fresh.next_after(now - timedelta(minutes=1))
+    plan = parsed._plan
+    first = next(plan.stream(now - timedelta(minutes=1)), None)
     around = [timedelta(0), -timedelta(minutes=1), -timedelta(microseconds=1), timedelta(days=1)]
     if first is not None:
         around += [first - now, first - now - timedelta(microseconds=1)]
     around += [timedelta(microseconds=n) for n in more]
-    for delta in around:
-        assert parsed.next_after(now + delta) == fresh.next_after(now + delta), delta
+    for delta in around:  # in any order: each answer from the memo or a walk that resets it
+        walked = next(plan.stream(now + delta), None)
+        assert parsed.next_after(now + delta) == walked, delta
+        assert Schedule(kind, parsed.expr, zone, parsed.dtstart).next_after(now + delta) == walked
 
 
 def test_a_create_reads_its_first_fire_without_walking_the_schedule_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = utc(2026, 3, 7, 12)
-    parsed = parse_schedule("cron", "30 2 * * *", "America/New_York", now=now)
+    expr = "30 2 * * 1-6"  # a schedule no other test parses: its plan is fresh
+    parsed = parse_schedule("cron", expr, "America/New_York", now=now)
     walked: list[datetime] = []
     real = schedules._stream
 
@@ -139,11 +141,20 @@ def test_a_create_reads_its_first_fire_without_walking_the_schedule_again(
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(schedules, "_stream", counting)
-    assert parsed.next_after(now - timedelta(microseconds=1)) == utc(2026, 3, 8, 7, 30)
+    assert parsed.next_after(now - timedelta(microseconds=1)) == utc(2026, 3, 9, 6, 30)
+    # the next create of a task with this schedule, a second later: answered alike
+    later = parse_schedule("cron", expr, "America/New_York", now=now + timedelta(seconds=1))
+    assert later.next_after(now + timedelta(seconds=1)) == utc(2026, 3, 9, 6, 30)
     assert walked == []
-    # outside what was remembered, the schedule is walked as ever
-    assert parsed.next_after(utc(2026, 3, 8, 7, 30)) == utc(2026, 3, 9, 6, 30)
+    # outside what was remembered, the schedule is walked as ever (and that is remembered)
+    assert parsed.next_after(utc(2026, 3, 9, 6, 30)) == utc(2026, 3, 10, 6, 30)
+    assert parsed.next_after(utc(2026, 3, 9, 7)) == utc(2026, 3, 10, 6, 30)
     assert len(walked) == 1
+    # the memo is not part of the plan's value
+    fresh = schedules._parse_cron.__wrapped__(expr.upper(), ZoneInfo("America/New_York"))[1]
+    assert fresh == parsed._plan
+    assert hash(fresh) == hash(parsed._plan)
+    assert repr(fresh) == repr(parsed._plan)
 
 
 def test_cron_parses_are_cached_per_zone_and_bounded() -> None:

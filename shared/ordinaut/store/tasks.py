@@ -91,36 +91,36 @@ SELECT * FROM ins
 
 # CREATE_TASK with the bearer token checked in the same statement (one round trip instead of
 # two): the grant of the token whose digest is $1 at the instant $2 (agents.GRANT_CTE), and the
-# task inserted for its agent only when the grant holds every scope in $29 (the route's and
-# those of the pipeline's tools; $30 is the admin scope, which implies them all, as
-# Principal.has says) and the agent is under its limit ($25). No row back: the token is not
+# task inserted for its agent only when the grant holds every scope in $27 (the route's and
+# those of the pipeline's tools; $28 is the admin scope, which implies them all, as
+# Principal.has says) and the agent is under its limit ($24). No row back: the token is not
 # live. A row whose task columns are null: nothing was written (a scope is missing or the
-# limit reached; the caller tells which from the grant). $3 is the task's id, $4..$21 the
-# WRITABLE columns, $22..$24 max_duration_s, run_bound_s, labels, $26 the action, $27 the
-# request id, $28 the lifecycle event's id.
-_GRANTED_VALUES = ", ".join(f"${n}" for n in range(4, 4 + len(WRITABLE)))
+# limit reached; the caller tells which from the grant). $3..$20 are the WRITABLE columns,
+# $21..$23 max_duration_s, run_bound_s, labels, $25 the action, $26 the request id; the task's
+# and the lifecycle event's ids are drawn by the server (gen_random_uuid(), as uuid4 would).
+_GRANTED_VALUES = ", ".join(f"${n}" for n in range(3, 3 + len(WRITABLE)))
 CREATE_TASK_GRANTED = f"""
 WITH {agents.GRANT_CTE}, allowed AS (
     SELECT agent_id FROM grant_
-    WHERE ($30 = ANY(token_scopes) AND $30 = ANY(agent_scopes))
-       OR ($29::text[] <@ token_scopes AND $29::text[] <@ agent_scopes)
+    WHERE ($28 = ANY(token_scopes) AND $28 = ANY(agent_scopes))
+       OR ($27::text[] <@ token_scopes AND $27::text[] <@ agent_scopes)
 ), quota AS (
     SELECT owned FROM agent_task_counts
     WHERE agent_id = (SELECT agent_id FROM allowed) FOR UPDATE
 ), ins AS (
     INSERT INTO tasks (id, created_by, {", ".join(WRITABLE)}, created_at, updated_at,
                        max_duration_s, run_bound_s, labels)
-    SELECT $3, allowed.agent_id, {_GRANTED_VALUES}, $2, $2, $22, $23, $24
+    SELECT gen_random_uuid(), allowed.agent_id, {_GRANTED_VALUES}, $2, $2, $21, $22, $23
     FROM allowed
-    WHERE coalesce((SELECT owned FROM quota), 0) < $25
+    WHERE coalesce((SELECT owned FROM quota), 0) < $24
     RETURNING {TASK_COLUMNS}
 ), audit AS (
     INSERT INTO audit_log (actor_id, action, subject_type, subject_id, details, request_id,
                            created_at)
-    SELECT ins.created_by, $26, 'task', ins.id, '{{}}', $27, $2 FROM ins
+    SELECT ins.created_by, $25, 'task', ins.id, '{{}}', $26, $2 FROM ins
 ), lifecycle AS (
     INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
-    SELECT $28, $26, ins.created_by, ins.id,
+    SELECT gen_random_uuid(), $25, ins.created_by, ins.id,
            jsonb_build_object('task_id', ins.id, 'status', ins.status), $2
     FROM ins
 )
@@ -245,7 +245,6 @@ async def create_task_granted(
     now: datetime,
     required: frozenset[str],
     admin: str,
-    task_id: UUID,
     task: dict[str, Any],
     max_owned: int,
     action: str,
@@ -259,14 +258,12 @@ async def create_task_granted(
         CREATE_TASK_GRANTED,
         digest,
         now,
-        task_id,
         *task_values(task),
         *_bounds(task),
         _labels(task),
         max_owned,
         action,
         request_id,
-        uuid4(),
         sorted(required),
         admin,
     )
