@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
 from ordinaut.documents import parse_text
@@ -57,34 +58,35 @@ def check_document(
 
 
 def _fits(value: Any, limits: PipelineLimits) -> bool:
-    """True when ``check_document`` finds no problem: the same rules, checked without naming
-    where (a document that fails any is walked again to name each problem)."""
+    """True only when ``check_document`` finds no problem: the same rules, checked without
+    naming where, on plain JSON types (a document that fails any rule, or holds anything else,
+    is walked again by the full check, which names each problem and stays the authority)."""
     max_length, max_depth = limits.max_string_length, limits.max_json_depth
-    stack: list[tuple[Any, int]] = [(value, 0)]
+    todo: list[tuple[Collection[Any], int]] = [((value,), 0)]  # members, and their depth
     nodes = 0
-    while stack:
-        item, depth = stack.pop()
-        nodes += 1
+    while todo:
+        members, depth = todo.pop()
+        nodes += len(members)  # every value counts once, as in the full walk
         if nodes > _MAX_NODES:
             return False
-        if item is None or isinstance(item, (str, float, bool, int)):
-            if isinstance(item, str):
+        for item in members:
+            kind = type(item)
+            if kind is str:
                 if len(item) > max_length:
                     return False
-            elif isinstance(item, float) and not math.isfinite(item):
-                return False
-        elif depth >= max_depth:
-            return False
-        elif isinstance(item, dict):
-            for key, sub in item.items():
-                if not isinstance(key, str) or len(key) > max_length:
+            elif kind is int or kind is bool or item is None:
+                continue
+            elif kind is dict or kind is list:
+                if depth >= max_depth or (kind is dict and not _keys_fit(item, max_length)):
                     return False
-                stack.append((sub, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((sub, depth + 1) for sub in item)
-        else:
-            return False
+                todo.append((item.values() if kind is dict else item, depth + 1))
+            elif kind is not float or not math.isfinite(item):
+                return False
     return True
+
+
+def _keys_fit(item: dict[Any, Any], max_length: int) -> bool:
+    return all(type(key) is str and len(key) <= max_length for key in item)
 
 
 def _scalar_problem(item: Any, path: str, limits: PipelineLimits) -> dict[str, Any] | None:

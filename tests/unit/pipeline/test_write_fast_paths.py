@@ -79,6 +79,16 @@ def test_the_quick_walk_fits_exactly_the_documents_without_problems(value: Any) 
     assert doc.check_document(value, SMALL) == problems
 
 
+class Text(str):
+    """A str subclass: valid JSON to the full walk; the quick walk leaves it to that walk."""
+
+
+def test_what_the_quick_walk_leaves_to_the_full_one_is_still_accepted() -> None:
+    value = {Text("key"): [Text("text"), 1.5]}
+    assert not doc._fits(value, SMALL)
+    assert doc.check_document(value, SMALL) == []
+
+
 @pytest.mark.parametrize(
     ("value", "fits"),
     [
