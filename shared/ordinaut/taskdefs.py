@@ -239,4 +239,7 @@ def prepare_scoped(
     out["next_run_at"] = first_fire(schedule, now)
     out["max_duration_s"] = fields.get("max_duration_s")
     out["run_bound_s"] = run_bound
-    return out, frozenset().union(*(part.scopes for part in parts))
+    # CompiledPipeline.scopes, read without its cached property (a lock per read on 3.11)
+    return out, frozenset(
+        scope for part in parts for step in part.steps for scope in step.tool.scopes
+    )

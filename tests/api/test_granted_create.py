@@ -213,3 +213,43 @@ async def test_the_quota_answers_after_the_scopes(
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "limit_exceeded"
     assert await _written(pool, plain["agent_id"]) == (1, 1, 1)
+
+
+async def test_a_replay_answers_the_first_response_byte_for_byte(
+    client: httpx.AsyncClient, make_agent: Any
+) -> None:
+    owner = await make_agent(["tasks:read", "tasks:write"])
+    h = {**owner["headers"], "idempotency-key": "replay-1"}  # any case, as any header
+    first = await client.post("/tasks", json=CRON_TASK, headers=h)
+    assert first.status_code == 201
+    assert "idempotent-replayed" not in first.headers
+    replay = await client.post("/tasks", json=CRON_TASK, headers=h)
+    assert replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.headers["content-type"] == first.headers["content-type"]
+    assert replay.content == first.content
+    r = await client.post(
+        "/tasks", json=CRON_TASK, headers={**owner["headers"], "Idempotency-Key": ""}
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["field"] == "header.Idempotency-Key"
+
+
+def test_the_idempotency_key_is_documented_as_a_header_parameter(app: Any) -> None:
+    operation = app.openapi()["paths"]["/tasks"]["post"]
+    assert operation["parameters"] == [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": {
+                "anyOf": [{"type": "string"}, {"type": "null"}],
+                "description": operation["parameters"][0]["description"],
+                "title": "Idempotency-Key",
+            },
+            "description": "1-200 characters; a retried request with the same key and body "
+            "returns the first response instead of creating a second task (409 with another "
+            "body).",
+        }
+    ]
+    assert operation["security"] == [{"HTTPBearer": []}]

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.encoders import jsonable_encoder
 
 from ordinaut import lifecycle
@@ -70,14 +70,25 @@ ReaderToken = Annotated[Bearer, Depends(require_bearer("tasks:read"))]
 WriterToken = Annotated[Bearer, Depends(require_bearer("tasks:write"))]
 Writer = Annotated[Principal, Depends(require("tasks:write"))]
 TaskId = Annotated[UUID, Path(description="The task's id.")]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        description="1-200 characters; a retried request with the same key and body returns "
-        "the first response instead of creating a second task (409 with another body).",
-    ),
-]
+# POST /tasks reads its Idempotency-Key header itself (a header parameter FastAPI resolves
+# cost ~3 % of a create's CPU, for a header most creates do not send); the operation declares
+# it for the OpenAPI document exactly as FastAPI declared the ``str | None`` Header parameter.
+IDEMPOTENCY_KEY = "Idempotency-Key"
+_IDEMPOTENCY_KEY_DOC = (
+    "1-200 characters; a retried request with the same key and body returns the first "
+    "response instead of creating a second task (409 with another body)."
+)
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": IDEMPOTENCY_KEY,
+    "in": "header",
+    "required": False,
+    "schema": {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "description": _IDEMPOTENCY_KEY_DOC,
+        "title": IDEMPOTENCY_KEY,
+    },
+    "description": _IDEMPOTENCY_KEY_DOC,
+}
 # OpenAPI links: what a client (or a stateful test) can do next with the id in the response.
 _TASK_ID = {"task_id": "$response.body#/id"}
 TASK_LINKS = {
@@ -128,7 +139,7 @@ def _out(row: dict[str, Any]) -> TaskOut:
     "/tasks",
     status_code=201,
     response_model=TaskOut,
-    openapi_extra=BEARER_SECURITY,
+    openapi_extra={**BEARER_SECURITY, "parameters": [IDEMPOTENCY_KEY_PARAMETER]},
     responses={
         **errors(409),
         201: {"description": "The task, as stored.", "links": TASK_LINKS},
@@ -139,17 +150,13 @@ def _out(row: dict[str, Any]) -> TaskOut:
         },
     },
 )
-async def create_task(
-    body: TaskCreate,
-    response: Response,
-    bearer: WriterToken,
-    idempotency_key_header: IdempotencyKey = None,
-) -> TaskOut:
+async def create_task(body: TaskCreate, bearer: WriterToken) -> TaskOut | Response:
     """Create a task; with ``Idempotency-Key`` a retried request returns the first response.
 
     409 when the key was used with another body, or `dedupe_key` matches a task created
     inside its `dedupe_window_seconds`; 422 when the agent owns `max_tasks_per_agent` tasks."""
     deps, now, rid = bearer.deps, bearer.now, id_of(bearer.request)
+    idempotency_key_header = bearer.request.headers.get(IDEMPOTENCY_KEY)
     try:
         fields = body.model_dump(mode="json")
         if idempotency_key_header is not None and not 1 <= len(idempotency_key_header) <= 200:
@@ -206,7 +213,7 @@ async def create_task(
                             conn, who.agent_id, idempotency_key_header, expired_before=expired
                         )
                         if seen is not None:
-                            return _replay(seen, request_hash, response)
+                            return _replay(seen, request_hash)
                     row = await lifecycle.create(
                         conn, actor, prepared, now, max_tasks=deps.settings.max_tasks_per_agent
                     )
@@ -245,16 +252,20 @@ async def _wake_if_due(
         await deps.wake_workers()
 
 
-def _replay(seen: tuple[bytes, int, Any], request_hash: bytes, response: Response) -> TaskOut:
+def _replay(seen: tuple[bytes, int, Any], request_hash: bytes) -> Response:
+    """The first response again (its status, ``Idempotent-Replayed: true``), as TaskOut."""
     stored_hash, status_code, body = seen
     if stored_hash != request_hash:
         raise Conflict(
             "Idempotency-Key was already used with a different request body",
             {"header": "Idempotency-Key"},
         )
-    response.status_code = status_code
-    response.headers["Idempotent-Replayed"] = "true"
-    return TaskOut.model_validate(body)
+    return Response(
+        TaskOut.model_validate(body).model_dump_json(),
+        status_code=status_code,
+        headers={"Idempotent-Replayed": "true"},
+        media_type="application/json",
+    )
 
 
 @router.get("/tasks", response_model=KeysetPage[TaskListItem])
