@@ -14,6 +14,7 @@ import pytest
 from samples import CRON_TASK
 
 from ordinaut.api.routes import tasks as task_routes
+from ordinaut.errors import ValidationFailed
 from ordinaut.store import agents
 
 
@@ -157,3 +158,27 @@ async def test_401_and_403_come_before_what_is_wrong_with_the_id(
         r = await client.get("/tasks/not-a-uuid", headers=headers)
         assert r.status_code == status, (headers, r.text)
         assert r.json()["error"]["code"] == code, r.text
+
+
+async def test_a_route_refusing_its_input_before_its_statement_checks_the_token_first(
+    client: httpx.AsyncClient, make_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = await make_agent(["tasks:read", "tasks:write"])
+    no_scope = await make_agent(["runs:read"])
+    task = (await client.post("/tasks", json=CRON_TASK, headers=owner["headers"])).json()
+    calls = []
+
+    async def refusing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        raise ValidationFailed("refused", [{"field": "task_id", "message": "refused"}])
+
+    monkeypatch.setattr(task_routes.tasks, "get_task_granted", refusing)
+    path = f"/tasks/{task['id']}"
+    for headers, status in [
+        ({"Authorization": "Bearer ord_at_made_up"}, 401),
+        (no_scope["headers"], 403),
+        (owner["headers"], 422),
+    ]:
+        r = await client.get(path, headers=headers)
+        assert r.status_code == status, r.text
+    assert len(calls) == 3  # each reached the route, which refused before its statement ran

@@ -311,7 +311,9 @@ class Bearer:
     """A request's access token, to be checked by the route's own statement: the route
     selects ``agents.GRANT_COLUMNS`` beside what it reads (one round trip instead of two)
     and hands the grant that came back to ``admit``, before using anything it read. The
-    token is still checked against the database on every request, at the request's instant."""
+    token is still checked against the database on every request, at the request's instant.
+    An error answered before ``admit`` (the route's input refused by FastAPI or by the
+    route itself) checks the token first (api/errors.py), so 401 and 403 keep precedence."""
 
     request: Request
     token: str
@@ -326,14 +328,15 @@ class Bearer:
     def admit(self, grant: agents.Grant | None) -> Principal:
         """The caller, from the grant the route's statement returned: 401 when the token is
         not live, 403 when it lacks the route's scope."""
+        self.request.state.unverified_bearer = None
         if grant is None:
             raise auth.InvalidToken(agents.BAD_TOKEN)
-        self.request.state.unverified_bearer = None
         return _demand(_admitted(self.request, grant), self.scope)
 
     async def verify(self) -> Principal:
         """Check the token by itself (one statement): for a request refused before its route
         ran, so a caller without a live token learns nothing about its input."""
+        self.request.state.unverified_bearer = None
         grant = await agents.authenticate(await self.deps.pool(), self.token, self.now)
         return self.admit(grant)
 

@@ -218,8 +218,31 @@ def validation_details(problems: Sequence[Any]) -> list[dict[str, Any]]:
     return details
 
 
+async def _token_first(request: Request) -> Response | None:
+    """A route that checks its token in its own statement (api/deps.py ``Bearer``) and is
+    refused before that statement ran has not checked the token yet: check it now, so a
+    caller without a live token or without the scope hears 401 / 403 as from every other
+    route, never what was wrong with its input. None when there is nothing to check or the
+    token is good."""
+    bearer = getattr(request.state, "unverified_bearer", None)
+    if bearer is None:
+        return None
+    try:
+        await bearer.verify()  # clears the mark first: never checked twice
+    except errors.OrdinautError as denied:
+        return _domain_response(request, denied)
+    return None
+
+
 async def _domain(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.OrdinautError)
+    refused = await _token_first(request)
+    if refused is not None:
+        return refused
+    return _domain_response(request, exc)
+
+
+def _domain_response(request: Request, exc: errors.OrdinautError) -> Response:
     return error_response(
         exc.status,
         exc.code,
@@ -232,15 +255,9 @@ async def _domain(request: Request, exc: Exception) -> Response:
 
 async def _validation(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    # A route that checks its token in its own statement (api/deps.py ``Bearer``) has not
-    # checked it yet: a caller without a live token, or without the scope, hears 401 / 403
-    # as from every other route, never what was wrong with its input.
-    bearer = getattr(request.state, "unverified_bearer", None)
-    if bearer is not None:
-        try:
-            await bearer.verify()
-        except errors.OrdinautError as denied:
-            return await _domain(request, denied)
+    refused = await _token_first(request)
+    if refused is not None:
+        return refused
     problems = list(exc.errors())
     broken = next((p for p in problems if p.get("type") == "json_invalid"), None)
     if broken is not None:
