@@ -50,7 +50,7 @@ from ordinaut.api.schemas import (
 from ordinaut.api.strict import JSONRoute, utc_instant
 from ordinaut.api.tenancy import Cursor, Owner, Total, owner_filter
 from ordinaut.api.tooling import Registry, tool_registry
-from ordinaut.errors import Conflict, Forbidden, NotFound, OrdinautError, ValidationFailed
+from ordinaut.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from ordinaut.pipeline import PipelineLimits, dry_run
 from ordinaut.pipeline.offload import off_loop
 from ordinaut.pipeline.tools import ToolRegistry
@@ -157,19 +157,17 @@ async def create_task(body: TaskCreate, bearer: WriterToken) -> TaskOut | Respon
     inside its `dedupe_window_seconds`; 422 when the agent owns `max_tasks_per_agent` tasks."""
     deps, now, rid = bearer.deps, bearer.now, id_of(bearer.request)
     idempotency_key_header = bearer.request.headers.get(IDEMPOTENCY_KEY)
-    try:
-        fields = body.model_dump(mode="json")
-        if idempotency_key_header is not None and not 1 <= len(idempotency_key_header) <= 200:
-            raise ValidationFailed(
-                "Idempotency-Key must be 1 to 200 characters",
-                [{"field": "header.Idempotency-Key", "message": "1 to 200 characters"}],
-            )
-        prepared, scopes = prepare_scoped(
-            fields, now=now, settings=deps.settings, registry=tool_registry(bearer.request)
+    # An error raised before the token is checked (a 422 here) checks it first (api/errors.py):
+    # 401 and 403 keep their precedence over what is wrong with the input.
+    fields = body.model_dump(mode="json")
+    if idempotency_key_header is not None and not 1 <= len(idempotency_key_header) <= 200:
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 200 characters",
+            [{"field": "header.Idempotency-Key", "message": "1 to 200 characters"}],
         )
-    except OrdinautError:
-        await bearer.verify()  # 401 / 403 come first, as on every route: then what is wrong
-        raise
+    prepared, scopes = prepare_scoped(
+        fields, now=now, settings=deps.settings, registry=tool_registry(bearer.request)
+    )
     pool = await deps.pool()
     if not idempotency_key_header and not lifecycle.dedupes(prepared):
         # One statement checks the token, the scopes and the quota and writes the task, its
