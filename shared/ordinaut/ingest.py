@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -32,7 +33,7 @@ from ordinaut.events import EVENT_RECEIVED, RUNS_THROTTLED
 from ordinaut.pipeline import PipelineLimits
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.pipeline.offload import off_loop
-from ordinaut.store import events, outbox, work
+from ordinaut.store import agents, events, outbox, work
 from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
 from ordinaut.store.rows import SlotTask
@@ -122,7 +123,7 @@ async def _filtered(
     return await off_loop(_passing, tasks, event, now)
 
 
-def _received(tenant: UUID, event_id: str, topic: str, matched: int) -> outbox.OutboxEvent:
+def _received(tenant: UUID | None, event_id: str, topic: str, matched: int) -> outbox.OutboxEvent:
     return outbox.OutboxEvent(
         event_type=EVENT_RECEIVED,
         tenant_id=tenant,
@@ -132,7 +133,7 @@ def _received(tenant: UUID, event_id: str, topic: str, matched: int) -> outbox.O
 
 
 async def ingest_event(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | Connection,
     *,
     tenant_id: UUID,
     topic: str,
@@ -149,30 +150,136 @@ async def ingest_event(
     agent gets queued per minute; runs past it are refused and reported (``runs_refused``, and
     a ``runs.throttled`` lifecycle event to the agent that lost them). ``on_wake`` is awaited
     after the commit when runs were queued (a Lambda worker wake-up).
+
+    ``pool`` may be a connection out of a pool instead (the request's, ``POST /events``):
+    the statements then run on it, and a shared topic's transaction too.
     """
     check_event(topic, event_id, payload)
-    shared, own = await events.route(pool, tenant_id, topic)
-    if not shared:
-        # The usual event: one read (above) and one statement writing everything, atomic by
-        # itself, instead of a transaction of seven round trips.
+    event_id = event_id or str(uuid.uuid4())
+    routed = await events.route_or_store(
+        pool,
+        tenant_id=tenant_id,
+        event_id=event_id,
+        topic=topic,
+        payload=payload,
+        source=source,
+        now=now,
+        received=_received(tenant_id, event_id, topic, 0),
+    )
+    return await _ingest_routed(
+        pool,
+        routed,
+        tenant_id=tenant_id,
+        topic=topic,
+        payload=payload,
+        event_id=event_id,
+        now=now,
+        source=source,
+        max_runs_per_minute=max_runs_per_minute,
+        on_wake=on_wake,
+    )
+
+
+async def ingest_granted(
+    db: asyncpg.Pool | Connection,
+    *,
+    digest: bytes,
+    at: datetime,
+    scope: str,
+    admit: Callable[[agents.Grant | None], UUID],
+    topic: str,
+    payload: Any,
+    event_id: str | None,
+    now: datetime,
+    source: str = "api",
+    max_runs_per_minute: int = 0,
+    on_wake: Callable[[], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """``ingest_event`` for the agent of an access token (``POST /events``), checked in the
+    same statement as the routing read: one round trip for an event nothing listens to.
+
+    ``digest`` is the token's digest, ``at`` the request's instant, ``scope`` the one it needs;
+    ``admit`` turns the grant read back into the publishing tenant, or raises (401, 403): the
+    statement read and wrote nothing for a token that is not live or lacks ``scope``."""
+    check_event(topic, event_id, payload)
+    event_id = event_id or str(uuid.uuid4())
+    grant, routed = await events.route_or_store_granted(
+        db,
+        digest=digest,
+        at=at,
+        scope=scope,
+        event_id=event_id,
+        topic=topic,
+        payload=payload,
+        source=source,
+        now=now,
+        # the tenant is the statement's own (the grant's agent); the row names none here
+        received=_received(None, event_id, topic, 0),
+    )
+    tenant_id = admit(grant)
+    if routed.publisher != tenant_id:
+        # admit and the statement read the same grant: they cannot disagree on the publisher
+        raise RuntimeError("the routing statement and the token check disagree on the publisher")
+    return await _ingest_routed(
+        db,
+        routed,
+        tenant_id=tenant_id,
+        topic=topic,
+        payload=payload,
+        event_id=event_id,
+        now=now,
+        source=source,
+        max_runs_per_minute=max_runs_per_minute,
+        on_wake=on_wake,
+    )
+
+
+async def _ingest_routed(
+    pool: asyncpg.Pool | Connection,
+    routed: events.Routed,
+    *,
+    tenant_id: UUID,
+    topic: str,
+    payload: Any,
+    event_id: str,
+    now: datetime,
+    source: str,
+    max_runs_per_minute: int,
+    on_wake: Callable[[], Awaitable[None]] | None,
+) -> dict[str, Any]:
+    """The rest of an ingest after ``events.route_or_store``."""
+    if routed.stored:
+        # Nothing listens (the usual event): that one statement stored it with its
+        # event.received, or found the event id stored before.
+        if routed.seq is None:
+            return await _duplicate(pool, tenant_id, event_id)
+        return {
+            "event_id": event_id,
+            "topic": topic,
+            "duplicate": False,
+            "runs_queued": 0,
+            "runs_refused": 0,
+            "tasks_matched": 0,
+        }
+    if not routed.shared:
+        # Own tasks listen: their filters run here, then one statement writes everything,
+        # atomic by itself, instead of a transaction of seven round trips.
         summary = await _ingest_own(
             pool,
-            own,
+            routed.own,
             tenant_id=tenant_id,
             topic=topic,
             payload=payload,
-            event_id=event_id or str(uuid.uuid4()),
+            event_id=event_id,
             now=now,
             source=source,
             max_runs_per_minute=max_runs_per_minute,
         )
-        wake = summary.pop("_wake", False)
-        if wake:
-            await work.notify_work(pool)
-            if on_wake is not None:
-                await on_wake()
+        # the write statement woke the workers already when it queued runs
+        if summary.pop("_wake", False) and on_wake is not None:
+            await on_wake()
         return summary
-    async with pool.acquire() as conn:
+    async with _connection(pool) as conn:
         async with conn.transaction():
             quota = RunQuota(max_runs_per_minute, now)
             summary = await ingest_on(
@@ -192,6 +299,16 @@ async def ingest_event(
     if wake and on_wake is not None:
         await on_wake()
     return summary
+
+
+@asynccontextmanager
+async def _connection(db: asyncpg.Pool | Connection) -> AsyncIterator[Connection]:
+    """A connection of the pool ``db``, or ``db`` itself when it is a connection."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            yield conn
+    else:
+        yield db
 
 
 async def ingest_on(
@@ -273,7 +390,7 @@ async def ingest_on(
 
 
 async def _ingest_own(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool | Connection,
     own: list[asyncpg.Record],
     *,
     tenant_id: UUID,

@@ -37,11 +37,11 @@ from uuid import UUID
 
 import asyncpg
 
-from ordinaut import events, tracing
+from ordinaut import auth, events, tracing
 from ordinaut.errors import Conflict, InvalidTransition, LimitExceeded, RateLimited
 from ordinaut.schedules import Schedule
 from ordinaut.slots import stored_schedule
-from ordinaut.store import audit, outbox, tasks, work
+from ordinaut.store import agents, audit, outbox, tasks, work
 from ordinaut.store.db import Connection
 from ordinaut.store.quota import RunQuota
 from ordinaut.store.rows import SlotTask
@@ -157,6 +157,42 @@ async def create(
                 )
             return await _insert(conn, actor, prepared, now, max_tasks)
     return await _insert(conn, actor, prepared, now, max_tasks)
+
+
+async def create_granted(
+    db: Connection | asyncpg.Pool,
+    *,
+    digest: bytes,
+    now: datetime,
+    prepared: dict[str, Any],
+    required: frozenset[str],
+    admit: Callable[[agents.Grant | None], object],
+    request_id: str | None,
+    max_tasks: int,
+) -> dict[str, Any]:
+    """``create`` for the agent of the access token whose digest is ``digest``, the token
+    checked in the same statement as the write (one round trip: no dedupe key, see
+    ``dedupes``). The task is written only when the token is live and holds every scope of
+    ``required`` (or admin); ``admit`` then judges the grant that came back exactly as it
+    would have before the write (401, 403), and 422 follows when the agent already owned
+    ``max_tasks`` tasks."""
+    if dedupes(prepared):
+        raise ValueError("a create with a dedupe key takes create(), in a transaction")
+    grant, row = await tasks.create_task_granted(
+        db,
+        digest=digest,
+        now=now,
+        required=required,
+        admin=auth.ADMIN,
+        task={**prepared, "status": "active", "snoozed_until": None},
+        max_owned=max_tasks,
+        action=events.TASK_CREATED,
+        request_id=request_id,
+    )
+    admit(grant)
+    if row is None:
+        raise _limit(max_tasks)
+    return row
 
 
 def dedupes(prepared: dict[str, Any]) -> bool:

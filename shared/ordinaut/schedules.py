@@ -104,15 +104,24 @@ def _zone(name: object) -> ZoneInfo:
 
 def _instants(zone: ZoneInfo, wall: datetime, both_folds: bool) -> tuple[datetime, ...]:
     first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if not both_folds:
+        return (first,)
     second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
     # In a gap `second < first`: fold=0 applied the pre-gap offset, i.e. shifted forward.
-    return (first, second) if both_folds and second > first else (first,)
+    return (first, second) if second > first else (first,)
+
+
+_NO_SPREAD = timedelta()
 
 
 def _offset_spread(zone: ZoneInfo, at: datetime) -> timedelta:
     """How far wall-time order and instant order can disagree near `at` (0 between transitions)."""
-    offsets = [(at + k * _OFFSET_PROBE).astimezone(zone).utcoffset() for k in (-1, 0, 1)]
-    return max(o or timedelta() for o in offsets) - min(o or timedelta() for o in offsets)
+    before = (at - _OFFSET_PROBE).astimezone(zone).utcoffset() or _NO_SPREAD
+    middle = at.astimezone(zone).utcoffset() or _NO_SPREAD
+    after = (at + _OFFSET_PROBE).astimezone(zone).utcoffset() or _NO_SPREAD
+    if before == middle == after:  # the usual case: no transition within the probes
+        return _NO_SPREAD
+    return max(before, middle, after) - min(before, middle, after)
 
 
 def _stream(
@@ -134,6 +143,14 @@ def _stream(
         for instant in _instants(zone, wall, both_folds):
             if instant > last:
                 heapq.heappush(pending, (instant, wall + _offset_spread(zone, instant)))
+        # What is final already (no spread: every later wall time maps to a later instant)
+        # goes out now, in the order the next wall time would release it, without reading
+        # that wall time first: next_after() costs one wall time, not two.
+        while pending and pending[0][1] <= wall:
+            instant = heapq.heappop(pending)[0]
+            if instant > last:
+                last = instant
+                yield instant
     for instant, _ in sorted(pending):
         if instant > last:
             last = instant
@@ -208,8 +225,10 @@ class _Cron:
     def stream(self, after: datetime) -> Iterator[datetime]:
         return _stream(self.zone, self.walls_from, self.hours_star, after)
 
+    @functools.cached_property
     def min_daily_gap_s(self) -> int | None:
-        """Smallest gap between two fires within a day: exact, as every matching day is alike."""
+        """Smallest gap between two fires within a day: exact, as every matching day is alike.
+        Kept with the (cached) parse: every write of a task with this cron asks again."""
         grid = sorted(h * 60 + m for h in self.hours for m in self.minutes)
         return min((b - a) * 60 for a, b in zip(grid, grid[1:], strict=False)) if grid[1:] else None
 
@@ -237,7 +256,10 @@ def _cron_values(text: str, name: str, lo: int, hi: int, names: dict[str, int]) 
     return values
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse_cron(text: str, zone: ZoneInfo) -> tuple[str, _Cron]:
+    # Cached (both values are immutable): a create parses its text to normalize it and the
+    # Schedule compiles the normalized text, and tasks share a few common crons.
     normalized = " ".join(text.split()).upper()
     if normalized.startswith("@"):
         normalized = normalized.lower()
@@ -651,7 +673,7 @@ class Schedule:
     def next_after(self, after: datetime) -> datetime | None:
         """First fire instant strictly after `after`, aware UTC; None if exhausted or event-driven."""
         _require_aware(after, "after")
-        return next(self._plan.stream(after.astimezone(UTC)), None)
+        return _first_after(self._plan, after.astimezone(UTC))
 
     def fire_times(self, start: datetime, until: datetime | None, limit: int) -> list[datetime]:
         """At most `limit` fire instants in (start, until), strictly increasing, aware UTC."""
@@ -666,9 +688,35 @@ class Schedule:
         return out
 
 
+_Known = tuple[datetime, datetime | None]  # (after, the first fire after it)
+
+
+def _first_after(plan: _Plan, after: datetime) -> datetime | None:
+    """``next(plan.stream(after), None)``, remembered per plan for the last ``after`` asked.
+
+    Nothing fires in (after, first), so every instant from ``after`` up to ``first`` has the
+    same answer. Plans are cached per schedule (``_compile``): a task write checks its
+    schedule's first fire and then asks for it again, the writes of tasks sharing a schedule
+    ask about instants moments apart, and so does the scheduler's tick; until that fire
+    passes they are answered without walking wall times again. One pair per plan (bounded
+    with the plans), replaced by the next question it cannot answer."""
+    known: _Known | None = vars(plan).get("_first_after")
+    if known is not None and known[0] <= after and (known[1] is None or after < known[1]):
+        return known[1]
+    first = next(plan.stream(after), None)
+    _remember_first(plan, after, first)
+    return first
+
+
+def _remember_first(plan: _Plan, after: datetime, first: datetime | None) -> None:
+    # Not a field of the frozen plan: its eq, hash and repr never see it. One tuple,
+    # replaced whole, so a reader sees an old pair or a new one, each true.
+    vars(plan)["_first_after"] = (after, first)
+
+
 def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None:
     plan = schedule._plan
-    gap = plan.min_daily_gap_s() if isinstance(plan, _Cron) else None
+    gap = plan.min_daily_gap_s if isinstance(plan, _Cron) else None
     if gap is not None and gap < min_interval_s:
         raise _bad(
             f"cron fires {gap} s apart; the minimum interval is {min_interval_s} s "
@@ -681,7 +729,7 @@ def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None
         # The grid gap above is exact away from DST; only offset changes can bring two cron
         # fires closer, so look at a couple of days around each one in the sample span
         # instead of walking hundreds of fires (this runs on every task write).
-        if next(plan.stream(start), None) is None:
+        if _first_after(plan, start) is None:
             raise _bad(f"{schedule.kind} schedule never fires after now")
         day, days = _span_days(start, start + _CHECK_SPAN)
         problem = _cron_change_gaps(schedule.expr, schedule.timezone, day, days, floor)
@@ -689,6 +737,7 @@ def _check_fires(schedule: Schedule, now: datetime, min_interval_s: int) -> None
             raise _bad(problem)
         return
     first = _check_gaps(plan.stream(start), floor, _CHECK_FIRES, None)
+    _remember_first(plan, start, first)
     if first is None:
         raise _bad(f"{schedule.kind} schedule never fires after now")
 

@@ -73,6 +73,21 @@ def worst_case_s(compiled: CompiledPipeline) -> float:
     return total
 
 
+def compile_parts(
+    payload: dict[str, Any],
+    *,
+    registry: ToolRegistry,
+    limits: PipelineLimits,
+    main: CompiledPipeline | None = None,
+) -> list[CompiledPipeline]:
+    """Every pipeline of a validated payload compiled (``triggers.pipeline_parts``: the main
+    one, and a condition task's check); ``main`` is the first already compiled, when it is."""
+    main_part, *others = pipeline_parts(payload)
+    compiled = [main or compile_payload(main_part, registry=registry, limits=limits)]
+    compiled += [compile_payload(part, registry=registry, limits=limits) for part in others]
+    return compiled
+
+
 def run_worst_case_s(
     payload: dict[str, Any],
     *,
@@ -82,20 +97,18 @@ def run_worst_case_s(
 ) -> float:
     """One attempt's worst case for a validated payload: its pipeline and a condition task's
     check, plus ``RUN_OVERHEAD_S``. ``main`` is the pipeline already compiled, when it is."""
-    main_part, *others = pipeline_parts(payload)
-    compiled = [main or compile_payload(main_part, registry=registry, limits=limits)]
-    compiled += [compile_payload(part, registry=registry, limits=limits) for part in others]
-    return round(RUN_OVERHEAD_S + sum(worst_case_s(c) for c in compiled), 3)
+    return _worst_case_s(compile_parts(payload, registry=registry, limits=limits, main=main))
+
+
+def _worst_case_s(parts: list[CompiledPipeline]) -> float:
+    return round(RUN_OVERHEAD_S + sum(worst_case_s(c) for c in parts), 3)
 
 
 def _run_bound(
     fields: dict[str, Any],
-    payload: dict[str, Any],
-    main: CompiledPipeline,
+    parts: list[CompiledPipeline],
     *,
     settings: Settings,
-    registry: ToolRegistry,
-    limits: PipelineLimits,
     problems: list[dict[str, Any]],
 ) -> float | None:
     """The bound a run of this task gets (``run_bound_s``): ``max_duration_s`` when given, else
@@ -113,7 +126,7 @@ def _run_bound(
             )
             return None
         return float(given)
-    worst = run_worst_case_s(payload, registry=registry, limits=limits, main=main)
+    worst = _worst_case_s(parts)
     if worst > limit:
         problems.append(
             {
@@ -131,6 +144,13 @@ def _run_bound(
     return worst
 
 
+def _notify(value: Any, settings: Settings) -> tuple[dict[str, Any], list[Any]]:
+    """``notifications.validate``; the allowlist is read only for a task that has targets."""
+    if value is None:
+        return {}, []
+    return notifications.validate(value, allowlist=Allowlist.parse(settings.egress_allowlist))
+
+
 def prepare(
     fields: dict[str, Any],
     *,
@@ -145,6 +165,19 @@ def prepare(
     that has fired stays editable). Collects schedule and pipeline problems into one 422 so a
     client fixes both at once.
     """
+    return prepare_scoped(fields, now=now, settings=settings, registry=registry, stored=stored)[0]
+
+
+def prepare_scoped(
+    fields: dict[str, Any],
+    *,
+    now: datetime,
+    settings: Settings,
+    registry: ToolRegistry,
+    stored: Schedule | None = None,
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """``prepare``, and the scopes the tools of the task's pipelines need (the caller must
+    hold them), from the pipelines compiled once for both."""
     problems: list[dict[str, Any]] = []
     schedule: Schedule | None = stored
     if schedule is None:
@@ -162,13 +195,12 @@ def prepare(
         )
         problems.extend(found)
         # webhooks for the run's end: checked here, delivered by ordinaut.notifier
-        notify, found = notifications.validate(
-            payload.get("notify"), allowlist=Allowlist.parse(settings.egress_allowlist)
-        )
+        notify, found = _notify(payload.get("notify"), settings)
         problems.extend(found)
         extras.update(notify)
         payload = main_payload(payload)
     run_bound: float | None = None
+    parts: list[CompiledPipeline] = []
     try:
         compiled = compile_payload(payload, registry=registry, limits=limits)
         payload = {**compiled.normalized, **extras}
@@ -176,15 +208,8 @@ def prepare(
         problems.extend(exc.details or [{"field": "payload", "message": exc.message}])
     else:
         if not problems:
-            run_bound = _run_bound(
-                fields,
-                payload,
-                compiled,
-                settings=settings,
-                registry=registry,
-                limits=limits,
-                problems=problems,
-            )
+            parts = compile_parts(payload, registry=registry, limits=limits, main=compiled)
+            run_bound = _run_bound(fields, parts, settings=settings, problems=problems)
     retries = fields.get("max_retries")
     if isinstance(retries, int) and retries > settings.max_retries_limit:
         problems.append(
@@ -214,4 +239,7 @@ def prepare(
     out["next_run_at"] = first_fire(schedule, now)
     out["max_duration_s"] = fields.get("max_duration_s")
     out["run_bound_s"] = run_bound
-    return out
+    # CompiledPipeline.scopes, read without its cached property (a lock per read on 3.11)
+    return out, frozenset(
+        scope for part in parts for step in part.steps for scope in step.tool.scopes
+    )

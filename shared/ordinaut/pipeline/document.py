@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
 from ordinaut.documents import parse_text
@@ -22,6 +23,8 @@ def check_document(
     value: Any, limits: PipelineLimits, root: str = "payload"
 ) -> list[dict[str, Any]]:
     """Problems making ``value`` unfit JSON: foreign types, depth, string length, size."""
+    if _fits(value, limits):
+        return []  # the usual case, found without building a path for every value
     problems: list[dict[str, Any]] = []
     stack: list[tuple[Any, str, int]] = [(value, root, 0)]
     nodes = 0
@@ -52,6 +55,38 @@ def check_document(
                 {"field": path, "message": f"{type(item).__name__} is not a JSON value"}
             )
     return sorted(problems, key=lambda p: p["field"])
+
+
+def _fits(value: Any, limits: PipelineLimits) -> bool:
+    """True only when ``check_document`` finds no problem: the same rules, checked without
+    naming where, on plain JSON types (a document that fails any rule, or holds anything else,
+    is walked again by the full check, which names each problem and stays the authority)."""
+    max_length, max_depth = limits.max_string_length, limits.max_json_depth
+    todo: list[tuple[Collection[Any], int]] = [((value,), 0)]  # members, and their depth
+    nodes = 0
+    while todo:
+        members, depth = todo.pop()
+        nodes += len(members)  # every value counts once, as in the full walk
+        if nodes > _MAX_NODES:
+            return False
+        for item in members:
+            kind = type(item)
+            if kind is str:
+                if len(item) > max_length:
+                    return False
+            elif kind is int or kind is bool or item is None:
+                continue
+            elif kind is dict or kind is list:
+                if depth >= max_depth or (kind is dict and not _keys_fit(item, max_length)):
+                    return False
+                todo.append((item.values() if kind is dict else item, depth + 1))
+            elif kind is not float or not math.isfinite(item):
+                return False
+    return True
+
+
+def _keys_fit(item: dict[Any, Any], max_length: int) -> bool:
+    return all(type(key) is str and len(key) <= max_length for key in item)
 
 
 def _scalar_problem(item: Any, path: str, limits: PipelineLimits) -> dict[str, Any] | None:

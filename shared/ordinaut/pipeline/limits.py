@@ -6,6 +6,7 @@ Each field says what it bounds (``doc``, shown in docs/pipeline.md); ``SETTINGS`
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +87,19 @@ class PipelineLimits:
             if hasattr(settings, setting):
                 values[name] = getattr(settings, setting)
         values.update(overrides)
+        if cls is PipelineLimits:
+            try:
+                return _limits(tuple(values.items()))
+            except TypeError:  # a value that cannot be a cache key (unhashable): build it
+                pass
         return cls(**values)
+
+
+@functools.lru_cache(maxsize=64)
+def _limits(values: tuple[tuple[str, Any], ...]) -> PipelineLimits:
+    # The value is frozen, so one per distinct set of values serves every caller: a task
+    # write reads the limits on each request (building the dataclass cost more than using it).
+    return PipelineLimits(**dict(values))
 
 
 # limit -> the Settings field (ORDINAUT_<NAME>) that sets it; the others are fixed in code

@@ -79,8 +79,21 @@ def compile_payload(
         if step is not None:
             steps.append(step)
     problems.raise_if_any()
-    normalized = {"params": copy.deepcopy(params), "pipeline": [_normal(raw) for raw in pipeline]}
+    normalized = {"params": _copy(params), "pipeline": [_normal(raw) for raw in pipeline]}
     return CompiledPipeline(params, tuple(steps), normalized)
+
+
+def _copy(value: Any) -> Any:
+    """``copy.deepcopy`` of a checked document (``check_document``: JSON values only), a few
+    times faster: plain objects and arrays are rebuilt, scalars shared (they are immutable)."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy(sub) for key, sub in value.items()}
+    if kind is list:
+        return [_copy(sub) for sub in value]
+    if value is None or kind in (str, int, float, bool):
+        return value
+    return copy.deepcopy(value)  # a subclass of a JSON type keeps its own type, as before
 
 
 def _all_names(pipeline: list[Any]) -> set[str]:
@@ -98,7 +111,7 @@ def _normal(raw: dict[str, Any]) -> dict[str, Any]:
     step = {
         "id": raw["id"],
         "uses": raw["uses"],
-        "with": copy.deepcopy(raw.get("with") or {}),
+        "with": _copy(raw.get("with") or {}),
         "save_as": raw.get("save_as"),
         "if": raw.get("if"),
         "timeout_seconds": raw.get("timeout_seconds"),

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from ordinaut import auth
+from ordinaut.store import agents
 from ordinaut.store.db import Connection, glob_like, json_text, one_row
+from ordinaut.store.outbox import OutboxEvent
+from ordinaut.store.work import WAKE_CHANNEL
 
 INSERT_EVENT = """
 INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, depth)
@@ -25,25 +30,40 @@ FROM events WHERE tenant_id = $1 AND event_id = $2
 # A task's pattern is its topic, exact or with * wildcards ("orders.*"); LIKE special
 # characters in the pattern are escaped so only * is a wildcard. A pattern prefixed "shared:"
 # is a subscription across tenants: it only matches topics an admin declared shared. Tasks of
-# a deactivated agent match nothing.
+# a deactivated agent match nothing. A pattern without * matches only the topic equal to it:
+# those are one index probe (tasks_event_patterns), and only the * patterns are tried one by
+# one (tasks_event_wildcards), so the read stays flat however many topics an agent subscribes
+# to. (A topic has no *, so the two parts never overlap.)
+SUBSCRIBER = """id, created_by, priority, max_retries, concurrency_key, overlap_policy,
+       payload -> 'filter' AS filter, payload -> 'params' AS params"""
 MATCH_OWN = rf"""
-SELECT id, created_by, priority, max_retries, concurrency_key, overlap_policy,
-       payload -> 'filter' AS filter, payload -> 'params' AS params
-FROM tasks
-WHERE created_by = $1 AND schedule_kind = 'event' AND status = 'active'
-  AND schedule_expr NOT LIKE 'shared:%'
-  AND EXISTS (SELECT 1 FROM agents a WHERE a.id = created_by AND a.is_active)
-  AND $2 LIKE {glob_like("schedule_expr")}
-ORDER BY id
+SELECT t.* FROM (
+    SELECT {SUBSCRIBER} FROM tasks
+    WHERE created_by = $1 AND schedule_kind = 'event' AND status = 'active'
+      AND schedule_expr = $2 AND schedule_expr NOT LIKE 'shared:%'
+    UNION ALL
+    SELECT {SUBSCRIBER} FROM tasks
+    WHERE created_by = $1 AND schedule_kind = 'event' AND status = 'active'
+      AND schedule_expr LIKE '%*%' AND schedule_expr NOT LIKE 'shared:%'
+      AND $2 LIKE {glob_like("schedule_expr")}
+) AS t
+WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = t.created_by AND a.is_active)
+ORDER BY t.id
 """  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
+# Every tenant's shared: subscriptions matching a shared topic, the same way: the exact ones by
+# one probe (tasks_shared_subscriptions), only the * patterns tried (tasks_shared_wildcards).
 MATCH_SHARED = rf"""
-SELECT id, created_by, priority, max_retries, concurrency_key, overlap_policy,
-       payload -> 'filter' AS filter, payload -> 'params' AS params
-FROM tasks
-WHERE schedule_kind = 'event' AND status = 'active' AND schedule_expr LIKE 'shared:%'
-  AND EXISTS (SELECT 1 FROM agents a WHERE a.id = created_by AND a.is_active)
-  AND $1 LIKE {glob_like("substr(schedule_expr, 8)")}
-ORDER BY created_by, id
+SELECT t.* FROM (
+    SELECT {SUBSCRIBER} FROM tasks
+    WHERE schedule_kind = 'event' AND status = 'active' AND schedule_expr LIKE 'shared:%'
+      AND schedule_expr = 'shared:' || $1
+    UNION ALL
+    SELECT {SUBSCRIBER} FROM tasks
+    WHERE schedule_kind = 'event' AND status = 'active' AND schedule_expr LIKE 'shared:%'
+      AND schedule_expr LIKE '%*%' AND $1 LIKE {glob_like("substr(schedule_expr, 8)")}
+) AS t
+WHERE EXISTS (SELECT 1 FROM agents a WHERE a.id = t.created_by AND a.is_active)
+ORDER BY t.created_by, t.id
 """  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
 IS_SHARED = rf"""
 SELECT EXISTS (
@@ -51,17 +71,72 @@ SELECT EXISTS (
     WHERE $1 LIKE {glob_like("pattern")}
 )
 """  # noqa: S608 - constant SQL: db.glob_like of a column or parameter
-# The reads of an ingest before anything is written (no transaction needed): whether the topic
-# is shared, and the publisher's own tasks it triggers; one row with a null id when none.
-ROUTE = f"""
-SELECT sh.shared, own.*
-FROM ({IS_SHARED.strip()}) AS sh(shared)
-LEFT JOIN LATERAL ({MATCH_OWN.strip().replace("$2", "$3").replace("$1", "$2")}) AS own ON true
-"""  # noqa: S608 - built from the constant statements above ($1 topic, $2 tenant, $3 topic)
+
+
+def _route_or_store(publisher: str, first: int, *, granted: bool = False) -> str:
+    """The first statement of an ingest: whether the topic is shared, and the publisher's own
+    tasks it triggers (one row with a null id when none). When neither (nothing listens: the
+    usual event), the same statement also stores the event and its event.received outbox row,
+    so such an event costs one round trip; otherwise it writes nothing and the caller goes on
+    with what it read. A duplicate event id writes nothing either (seq null).
+
+    ``publisher`` is the CTE ``pub(id)`` naming the publishing tenant (no row: nothing is
+    read or written), ``first`` the number of the statement's first parameter after those
+    ``publisher`` uses (event id, topic, payload, source, instant, then the event.received
+    outbox row's id, type and payload). ``granted``: ``publisher`` follows agents.GRANT_CTE,
+    whose grant is read back beside (agents.GRANT_COLUMNS)."""
+    n = dict(
+        zip(
+            ("event_id", "topic", "payload", "source", "now", "rid", "rtype", "rpayload"),
+            (f"${i}" for i in range(first, first + 8)),
+            strict=True,
+        )
+    )
+    tenant = "(SELECT id FROM pub)"
+    grant = f", {agents.GRANT_COLUMNS}" if granted else ""
+    grant_join = "LEFT JOIN grant_ ON true " if granted else ""
+    shared = IS_SHARED.strip().replace("$1", n["topic"])
+    own = MATCH_OWN.strip().replace("$2", n["topic"]).replace("$1", tenant)
+    return f"""
+WITH {publisher}, sh(shared) AS (
+    {shared}
+), own AS (
+    {own}
+), ev AS (
+    INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, depth)
+    SELECT pub.id, {n["event_id"]}, {n["topic"]}, {n["payload"]}, {n["source"]}, {n["now"]}, 0
+    FROM pub
+    WHERE NOT (SELECT shared FROM sh) AND NOT EXISTS (SELECT 1 FROM own)
+    ON CONFLICT (tenant_id, event_id) DO NOTHING
+    RETURNING seq, tenant_id
+), o AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT {n["rid"]}::uuid, {n["rtype"]}::text, ev.tenant_id, NULL, {n["rpayload"]}::jsonb,
+           {n["now"]}
+    FROM ev
+)
+SELECT sh.shared, {tenant} AS publisher, (SELECT seq FROM ev) AS seq{grant}, own.*
+FROM sh {grant_join}LEFT JOIN own ON true
+ORDER BY own.id
+"""  # noqa: S608 - built from the constant statements above
+
+
+# The publisher named by the caller ($1).
+ROUTE_OR_STORE = _route_or_store("pub(id) AS (SELECT $1::uuid)", 2)
+# The publisher a bearer token names (agents.GRANT_CTE: $1 digest, $2 instant), when the grant
+# holds one of the scopes $3 (effective scopes: the token's and its agent's both, as
+# agents.authenticate); the grant is read back (agents.grant_from) for the caller to admit.
+GRANTED_PUBLISHER = f"""{agents.GRANT_CTE}, pub(id) AS (
+    SELECT agent_id FROM grant_
+    WHERE EXISTS (SELECT 1 FROM unnest($3::text[]) AS s(scope)
+                  WHERE s.scope = ANY (token_scopes) AND s.scope = ANY (agent_scopes))
+)"""  # noqa: S608 - constant SQL
+ROUTE_OR_STORE_GRANTED = _route_or_store(GRANTED_PUBLISHER, 4, granted=True)
 # The writes of an ingest in one statement, so atomic without BEGIN/COMMIT round trips: the
 # event (tasks_matched known already), and only when it is new: its runs (as work.MATERIALIZE:
 # runs first, due_work for the new ones), their run.queued events and the lifecycle events in
-# one outbox insert in that order, and the publisher's run budget charged (quota.CHARGE).
+# one outbox insert in that order, the publisher's run budget charged (quota.CHARGE), and when
+# runs are new, the idle workers' wake-up (work.notify_work; a NOTIFY is sent at the commit).
 INGEST = """
 WITH ev AS (
     INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, depth,
@@ -114,8 +189,11 @@ WITH ev AS (
     SET used = CASE WHEN q.window_start = EXCLUDED.window_start THEN q.used + EXCLUDED.used
                     ELSE EXCLUDED.used END,
         window_start = EXCLUDED.window_start
+), w AS (
+    SELECT pg_notify($23, '') FROM (SELECT 1 FROM d LIMIT 1) AS queued
 )
-SELECT (SELECT seq FROM ev) AS seq, (SELECT count(*) FROM d) AS created
+SELECT (SELECT seq FROM ev) AS seq, (SELECT count(*) FROM d) AS created,
+       (SELECT count(*) FROM w) AS woken
 """
 # INGEST for an event that queues no run (no task matched, or the budget is spent): the same
 # writes without the run parts, so PostgreSQL plans a statement a quarter the size.
@@ -136,6 +214,22 @@ WITH ev AS (
 )
 SELECT (SELECT seq FROM ev) AS seq, 0::bigint AS created
 """
+
+
+@dataclass(frozen=True)
+class Routed:
+    """What ``route_or_store`` found: the ``publisher`` (None: a token that may not publish,
+    nothing read or written), ``shared`` topic, the publisher's ``own`` matching tasks,
+    whether the event was ``stored`` (neither), and its ``seq`` (None: not stored, or a
+    duplicate event id when ``stored``)."""
+
+    publisher: UUID | None
+    shared: bool
+    own: list[asyncpg.Record]
+    stored: bool
+    seq: int | None
+
+
 INSERT_COPY = """
 INSERT INTO events (tenant_id, event_id, topic, payload, source, received_at, tasks_matched,
                     origin_tenant, origin_event_id, depth)
@@ -174,13 +268,77 @@ async def insert_event(
     return seq
 
 
-async def route(
-    conn: Connection | asyncpg.Pool, tenant_id: UUID, topic: str
-) -> tuple[bool, list[asyncpg.Record]]:
-    """Whether ``topic`` is shared, and the tenant's own active event tasks it matches (as
-    ``matching_tasks``), read in one statement."""
-    rows = await conn.fetch(ROUTE, topic, tenant_id, topic)
-    return bool(rows[0]["shared"]), [r for r in rows if r["id"] is not None]
+async def route_or_store(
+    conn: Connection | asyncpg.Pool,
+    *,
+    tenant_id: UUID,
+    event_id: str,
+    topic: str,
+    payload: Any,
+    source: str,
+    now: datetime,
+    received: OutboxEvent,
+) -> Routed:
+    """Whether ``topic`` is shared and the tenant's own active event tasks it matches (as
+    ``matching_tasks``); when neither, the event is stored too, with ``received`` (the
+    ``outbox.OutboxEvent`` saying it arrived and triggered nothing), in the same statement."""
+    rows = await conn.fetch(
+        ROUTE_OR_STORE, tenant_id, *_event_args(event_id, topic, payload, source, now, received)
+    )
+    return _routed(rows)
+
+
+async def route_or_store_granted(
+    conn: Connection | asyncpg.Pool,
+    *,
+    digest: bytes,
+    at: datetime,
+    scope: str,
+    event_id: str,
+    topic: str,
+    payload: Any,
+    source: str,
+    now: datetime,
+    received: OutboxEvent,
+) -> tuple[agents.Grant | None, Routed]:
+    """``route_or_store`` for the agent of the access token whose digest is ``digest`` (live
+    at ``at``), in the same statement as the token check: the grant (None: not a live token)
+    and what was routed. Nothing is read or written for a token that is not live or lacks
+    ``scope`` (``admin`` implies every scope, as the API's ``Principal.has``): the routed
+    ``publisher`` is None then, and the caller refuses the request from the grant."""
+    rows = await conn.fetch(
+        ROUTE_OR_STORE_GRANTED,
+        digest,
+        at,
+        [scope, auth.ADMIN],
+        *_event_args(event_id, topic, payload, source, now, received),
+    )
+    return agents.grant_from(rows[0] if rows[0]["grant_agent_id"] is not None else None), _routed(
+        rows
+    )
+
+
+def _event_args(
+    event_id: str, topic: str, payload: Any, source: str, now: datetime, received: OutboxEvent
+) -> tuple[Any, ...]:
+    return (
+        event_id,
+        topic,
+        payload,
+        source,
+        now,
+        received.event_id,
+        received.event_type,
+        received.payload,
+    )
+
+
+def _routed(rows: list[asyncpg.Record]) -> Routed:
+    first = rows[0]
+    shared, publisher = bool(first["shared"]), first["publisher"]
+    own = [r for r in rows if r["id"] is not None]
+    stored = publisher is not None and not shared and not own
+    return Routed(publisher, shared, own, stored=stored, seq=first["seq"])
 
 
 async def ingest(
@@ -201,7 +359,8 @@ async def ingest(
 ) -> tuple[int | None, int]:
     """Store an event and, only if it is new, its runs (``work.NewSlot``s of the tenant, for
     the event, at ``now``), the run.queued and ``lifecycle`` (``outbox.OutboxEvent``) events and
-    ``quota_charge`` runs against the tenant's budget of ``quota_window``, in one statement.
+    ``quota_charge`` runs against the tenant's budget of ``quota_window``, in one statement,
+    which also wakes idle workers when runs are new (no ``work.notify_work`` after it).
     Returns the event's seq (None: a duplicate, nothing written) and how many runs are new."""
     head = (tenant_id, event_id, topic, payload, source, now, depth, tasks_matched)
     lifecycle_args = (
@@ -228,6 +387,7 @@ async def ingest(
             *lifecycle_args,
             quota_window,
             quota_charge,
+            WAKE_CHANNEL,
         )
     )
     return row["seq"], int(row["created"])

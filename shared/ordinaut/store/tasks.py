@@ -89,6 +89,44 @@ WITH quota AS (
 SELECT * FROM ins
 """  # noqa: S608 - column lists are module constants, values are bound
 
+# CREATE_TASK with the bearer token checked in the same statement (one round trip instead of
+# two): the grant of the token whose digest is $1 at the instant $2 (agents.GRANT_CTE), and the
+# task inserted for its agent only when the grant holds every scope in $27 (the route's and
+# those of the pipeline's tools; $28 is the admin scope, which implies them all, as
+# Principal.has says) and the agent is under its limit ($24). No row back: the token is not
+# live. A row whose task columns are null: nothing was written (a scope is missing or the
+# limit reached; the caller tells which from the grant). $3..$20 are the WRITABLE columns,
+# $21..$23 max_duration_s, run_bound_s, labels, $25 the action, $26 the request id; the task's
+# and the lifecycle event's ids are drawn by the server (gen_random_uuid(), as uuid4 would).
+_GRANTED_VALUES = ", ".join(f"${n}" for n in range(3, 3 + len(WRITABLE)))
+CREATE_TASK_GRANTED = f"""
+WITH {agents.GRANT_CTE}, allowed AS (
+    SELECT agent_id FROM grant_
+    WHERE ($28 = ANY(token_scopes) AND $28 = ANY(agent_scopes))
+       OR ($27::text[] <@ token_scopes AND $27::text[] <@ agent_scopes)
+), quota AS (
+    SELECT owned FROM agent_task_counts
+    WHERE agent_id = (SELECT agent_id FROM allowed) FOR UPDATE
+), ins AS (
+    INSERT INTO tasks (id, created_by, {", ".join(WRITABLE)}, created_at, updated_at,
+                       max_duration_s, run_bound_s, labels)
+    SELECT gen_random_uuid(), allowed.agent_id, {_GRANTED_VALUES}, $2, $2, $21, $22, $23
+    FROM allowed
+    WHERE coalesce((SELECT owned FROM quota), 0) < $24
+    RETURNING {TASK_COLUMNS}
+), audit AS (
+    INSERT INTO audit_log (actor_id, action, subject_type, subject_id, details, request_id,
+                           created_at)
+    SELECT ins.created_by, $25, 'task', ins.id, '{{}}', $26, $2 FROM ins
+), lifecycle AS (
+    INSERT INTO outbox (event_id, event_type, tenant_id, subject_id, payload, created_at)
+    SELECT gen_random_uuid(), $25, ins.created_by, ins.id,
+           jsonb_build_object('task_id', ins.id, 'status', ins.status), $2
+    FROM ins
+)
+SELECT {agents.GRANT_COLUMNS}, ins.* FROM grant_ LEFT JOIN ins ON true
+"""  # noqa: S608 - column lists are module constants, values are bound
+
 SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1 AND created_by = $2"  # noqa: S608
 SELECT_TASK_FOR_UPDATE = SELECT_TASK + " FOR UPDATE"
 # The bearer token's grant ($1 digest, $2 instant) and its agent's task $3, in one round trip:
@@ -198,6 +236,44 @@ async def create_task(
         uuid4(),
     )
     return None if row is None else dict(row)
+
+
+async def create_task_granted(
+    db: Connection | asyncpg.Pool,
+    *,
+    digest: bytes,
+    now: datetime,
+    required: frozenset[str],
+    admin: str,
+    task: dict[str, Any],
+    max_owned: int,
+    action: str,
+    request_id: str | None,
+) -> tuple[agents.Grant | None, dict[str, Any] | None]:
+    """``create_task`` for the agent of the access token whose digest is ``digest``, checked
+    at ``now`` in the same statement (``CREATE_TASK_GRANTED``): the token's grant (None: not
+    live) and the stored task (None, and nothing written: the grant lacks a scope of
+    ``required`` and is not ``admin``, or the agent already owns ``max_owned`` tasks)."""
+    row = await db.fetchrow(
+        CREATE_TASK_GRANTED,
+        digest,
+        now,
+        *task_values(task),
+        *_bounds(task),
+        _labels(task),
+        max_owned,
+        action,
+        request_id,
+        sorted(required),
+        admin,
+    )
+    grant = agents.grant_from(row)
+    if row is None or row["id"] is None:
+        return grant, None
+    stored = dict(row)
+    for column in agents.GRANT_KEYS:
+        del stored[column]
+    return grant, stored
 
 
 async def get_task(

@@ -17,7 +17,19 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ordinaut.api.contract import errors
-from ordinaut.api.deps import Deps, DepsDep, Now, Page, PagingDep, Principal, principal_of, require
+from ordinaut.api.deps import (
+    BEARER_SECURITY,
+    Bearer,
+    Deps,
+    DepsDep,
+    Now,
+    Page,
+    PagingDep,
+    Principal,
+    principal_of,
+    require,
+    require_bearer,
+)
 from ordinaut.api.errors import is_unavailable
 from ordinaut.api.schemas import (
     EventAccepted,
@@ -29,7 +41,7 @@ from ordinaut.api.schemas import (
 )
 from ordinaut.api.strict import JSONRoute
 from ordinaut.errors import NotFound, RateLimited, Unavailable, ValidationFailed
-from ordinaut.ingest import ingest_event
+from ordinaut.ingest import ingest_granted
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.store import agents, events, outbox
 from ordinaut.taskdefs import SHARED_PREFIX
@@ -37,7 +49,7 @@ from ordinaut.taskdefs import SHARED_PREFIX
 router = APIRouter(tags=["events"], route_class=JSONRoute)
 
 Reader = Annotated[Principal, Depends(require("tasks:read"))]
-Publisher = Annotated[Principal, Depends(require("events:publish"))]
+PublisherToken = Annotated[Bearer, Depends(require_bearer("events:publish"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 
 PATTERN = r"^[A-Za-z0-9._:*-]{1,200}$"
@@ -60,28 +72,30 @@ SSE_EVENT_SCHEMA: dict[str, Any] = {
 }
 
 
-@router.post("/events", status_code=202, response_model=EventAccepted)
-async def publish_event(
-    body: EventIn,
-    who: Publisher,
-    deps: DepsDep,
-    now: Now,
-) -> dict[str, Any]:
+@router.post(
+    "/events", status_code=202, response_model=EventAccepted, openapi_extra=BEARER_SECURITY
+)
+async def publish_event(body: EventIn, bearer: PublisherToken) -> dict[str, Any]:
     """Store the event durably, then queue one run per active event task whose topic matches.
 
     Runs past the agent's budget (``max_runs_per_minute_per_agent``) are not queued: the answer
     counts them in ``runs_refused`` and a ``runs.throttled`` lifecycle event records them."""
+    deps = bearer.deps
     pool = await deps.pool()
-    return await ingest_event(
-        pool,
-        tenant_id=who.agent_id,
-        topic=body.topic,
-        payload=body.payload,
-        event_id=body.event_id,
-        now=now,
-        max_runs_per_minute=deps.settings.max_runs_per_minute_per_agent,
-        on_wake=deps.wake_workers,
-    )
+    async with pool.acquire() as conn:  # one connection for every statement of the request
+        return await ingest_granted(
+            conn,
+            digest=bearer.digest,  # checked by the routing statement itself
+            at=bearer.now,
+            scope=bearer.scope,
+            admit=lambda grant: bearer.admit(grant).agent_id,
+            topic=body.topic,
+            payload=body.payload,
+            event_id=body.event_id,
+            now=bearer.now,
+            max_runs_per_minute=deps.settings.max_runs_per_minute_per_agent,
+            on_wake=deps.wake_workers,
+        )
 
 
 @router.get("/events/topics", response_model=Topics)
