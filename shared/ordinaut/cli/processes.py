@@ -123,8 +123,16 @@ def cmd_api(args: argparse.Namespace) -> int:
     # default thresholds every full collection walked them again, a 40-200 ms pause of every
     # request in flight every few seconds under load (bench/README.md, list pages).
     tune_gc()
+    # access_log=False: the request middleware writes the access line (route template,
+    # status, duration, request id); uvicorn's own is silenced (logs.py) but still built its
+    # arguments (the client address, the quoted path) for every response.
     config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_config=None, lifespan="on"
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        lifespan="on",
+        access_log=False,
     )
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal it caught once it has shut down. With these handlers in place
