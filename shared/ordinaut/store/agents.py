@@ -420,6 +420,21 @@ def grant_from(row: asyncpg.Record | None) -> Grant | None:
     return _grant(row["grant_agent_id"], row["grant_token_scopes"], row["grant_agent_scopes"])
 
 
+def split_granted(
+    row: asyncpg.Record | None, present: str = "id"
+) -> tuple[Grant | None, dict[str, Any] | None]:
+    """A one-row statement's grant and the rest of its row: the row without the grant's
+    columns, or None when its ``present`` column is null (the statement's ``LEFT JOIN`` found
+    nothing, or wrote nothing, for that grant)."""
+    grant = grant_from(row)
+    if row is None or row[present] is None:
+        return grant, None
+    rest = dict(row)
+    for key in GRANT_KEYS:
+        del rest[key]
+    return grant, rest
+
+
 async def authenticate(conn: Connection | asyncpg.Pool, token: str, now: datetime) -> Grant | None:
     """The grant of a live access token, or None (unknown, expired, revoked, agent inactive)."""
     if auth.token_kind(token) != "access":

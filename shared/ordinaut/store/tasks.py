@@ -267,13 +267,7 @@ async def create_task_granted(
         sorted(required),
         admin,
     )
-    grant = agents.grant_from(row)
-    if row is None or row["id"] is None:
-        return grant, None
-    stored = dict(row)
-    for column in agents.GRANT_KEYS:
-        del stored[column]
-    return grant, stored
+    return agents.split_granted(row)
 
 
 async def get_task(
@@ -291,14 +285,7 @@ async def get_task_granted(
 ) -> tuple[agents.Grant | None, dict[str, Any] | None]:
     """The grant of the access token whose digest is ``digest`` at ``now`` and, when it is
     live, its agent's task ``task_id`` (None: no such task of that agent), in one statement."""
-    row = await db.fetchrow(SELECT_TASK_GRANTED, digest, now, task_id)
-    grant = agents.grant_from(row)
-    if row is None or row["id"] is None:
-        return grant, None
-    task = dict(row)
-    for column in agents.GRANT_KEYS:
-        del task[column]
-    return grant, task
+    return agents.split_granted(await db.fetchrow(SELECT_TASK_GRANTED, digest, now, task_id))
 
 
 async def update_task(
