@@ -406,6 +406,18 @@ GRANT_KEYS = ("grant_agent_id", "grant_token_scopes", "grant_agent_scopes")
 GRANT_COLUMNS = ", ".join(f"grant_.{key.removeprefix('grant_')} AS {key}" for key in GRANT_KEYS)
 
 
+def grant_admits(required: str, admin: str) -> str:
+    """SQL, for a statement reading ``grant_`` (``GRANT_CTE``): the grant's effective scopes
+    (the token's and its agent's both, as ``authenticate`` intersects them) hold every scope
+    of the ``text[]`` parameter ``required``, or the ``admin`` scope, which implies them all
+    (the API's ``Principal.has``)."""
+    return (
+        f"(({admin} = ANY (grant_.token_scopes) AND {admin} = ANY (grant_.agent_scopes))"
+        f" OR ({required}::text[] <@ grant_.token_scopes"
+        f" AND {required}::text[] <@ grant_.agent_scopes))"
+    )
+
+
 def _grant(agent_id: UUID, token_scopes: list[str], agent_scopes: list[str]) -> Grant:
     # Effective scopes are the token's intersected with the agent's current ones, so
     # removing a scope from an agent takes effect on its live tokens immediately.

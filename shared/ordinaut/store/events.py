@@ -124,14 +124,12 @@ ORDER BY own.id
 # The publisher named by the caller ($1).
 ROUTE_OR_STORE = _route_or_store("pub(id) AS (SELECT $1::uuid)", 2)
 # The publisher a bearer token names (agents.GRANT_CTE: $1 digest, $2 instant), when the grant
-# holds one of the scopes $3 (effective scopes: the token's and its agent's both, as
-# agents.authenticate); the grant is read back (agents.grant_from) for the caller to admit.
+# holds the scopes $3 or the admin scope $4 (agents.grant_admits); the grant is read back
+# (agents.grant_from) for the caller to admit.
 GRANTED_PUBLISHER = f"""{agents.GRANT_CTE}, pub(id) AS (
-    SELECT agent_id FROM grant_
-    WHERE EXISTS (SELECT 1 FROM unnest($3::text[]) AS s(scope)
-                  WHERE s.scope = ANY (token_scopes) AND s.scope = ANY (agent_scopes))
+    SELECT agent_id FROM grant_ WHERE {agents.grant_admits("$3", "$4")}
 )"""  # noqa: S608 - constant SQL
-ROUTE_OR_STORE_GRANTED = _route_or_store(GRANTED_PUBLISHER, 4, granted=True)
+ROUTE_OR_STORE_GRANTED = _route_or_store(GRANTED_PUBLISHER, 5, granted=True)
 # The writes of an ingest in one statement, so atomic without BEGIN/COMMIT round trips: the
 # event (tasks_matched known already), and only when it is new: its runs (as work.MATERIALIZE:
 # runs first, due_work for the new ones), their run.queued events and the lifecycle events in
@@ -310,7 +308,8 @@ async def route_or_store_granted(
         ROUTE_OR_STORE_GRANTED,
         digest,
         at,
-        [scope, auth.ADMIN],
+        [scope],
+        auth.ADMIN,
         *_event_args(event_id, topic, payload, source, now, received),
     )
     return agents.grant_from(rows[0] if rows[0]["grant_agent_id"] is not None else None), _routed(

@@ -101,9 +101,7 @@ SELECT * FROM ins
 _GRANTED_VALUES = ", ".join(f"${n}" for n in range(3, 3 + len(WRITABLE)))
 CREATE_TASK_GRANTED = f"""
 WITH {agents.GRANT_CTE}, allowed AS (
-    SELECT agent_id FROM grant_
-    WHERE ($28 = ANY(token_scopes) AND $28 = ANY(agent_scopes))
-       OR ($27::text[] <@ token_scopes AND $27::text[] <@ agent_scopes)
+    SELECT agent_id FROM grant_ WHERE {agents.grant_admits("$27", "$28")}
 ), quota AS (
     SELECT owned FROM agent_task_counts
     WHERE agent_id = (SELECT agent_id FROM allowed) FOR UPDATE
