@@ -425,9 +425,10 @@ def _grant(agent_id: UUID, token_scopes: list[str], agent_scopes: list[str]) -> 
 
 
 def grant_from(row: asyncpg.Record | None) -> Grant | None:
-    """The grant in a row of a statement that selected ``GRANT_COLUMNS`` (None: no row, the
-    token is unknown, expired, revoked or its agent inactive)."""
-    if row is None:
+    """The grant in a row of a statement that selected ``GRANT_COLUMNS`` (None: no row, or a
+    row whose grant columns are null: the token is unknown, expired, revoked or its agent
+    inactive)."""
+    if row is None or row["grant_agent_id"] is None:
         return None
     return _grant(row["grant_agent_id"], row["grant_token_scopes"], row["grant_agent_scopes"])
 

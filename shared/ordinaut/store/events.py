@@ -312,9 +312,7 @@ async def route_or_store_granted(
         auth.ADMIN,
         *_event_args(event_id, topic, payload, source, now, received),
     )
-    return agents.grant_from(rows[0] if rows[0]["grant_agent_id"] is not None else None), _routed(
-        rows
-    )
+    return agents.grant_from(rows[0]), _routed(rows)
 
 
 def _event_args(
