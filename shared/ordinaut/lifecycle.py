@@ -184,7 +184,7 @@ async def create_granted(
         now=now,
         required=required,
         admin=auth.ADMIN,
-        task={**prepared, "status": "active", "snoozed_until": None},
+        task=_new(prepared),
         max_owned=max_tasks,
         action=events.TASK_CREATED,
         request_id=request_id,
@@ -211,7 +211,7 @@ async def _insert(
         conn,
         task_id=uuid.uuid4(),
         owner_id=actor.agent_id,
-        task={**prepared, "status": "active", "snoozed_until": None},
+        task=_new(prepared),
         now=now,
         max_owned=max_tasks,
         action=events.TASK_CREATED,
@@ -220,6 +220,11 @@ async def _insert(
     if row is None:
         raise _limit(max_tasks)
     return row
+
+
+def _new(prepared: dict[str, Any]) -> dict[str, Any]:
+    """A validated task as a create stores it: active, not snoozed."""
+    return {**prepared, "status": "active", "snoozed_until": None}
 
 
 def _limit(max_tasks: int) -> LimitExceeded:

@@ -200,38 +200,36 @@ async def create_task(body: TaskCreate, bearer: WriterToken) -> TaskOut | Respon
         )
         await _wake_if_due(out, prepared, now, pool, deps)
         return out
+    # An Idempotency-Key (1 to 200 characters, checked above): the create and the key's record
+    # in one transaction.
     request_hash = hashlib.sha256(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)).digest()
     expired = now - timedelta(seconds=deps.settings.idempotency_ttl_s)
     async with pool.acquire() as conn:
         for _ in range(2):
             try:
                 async with conn.transaction():
-                    if idempotency_key_header:
-                        seen = await idempotency.lookup(
-                            conn, who.agent_id, idempotency_key_header, expired_before=expired
-                        )
-                        if seen is not None:
-                            return _replay(seen, request_hash)
+                    seen = await idempotency.lookup(
+                        conn, who.agent_id, idempotency_key_header, expired_before=expired
+                    )
+                    if seen is not None:
+                        return _replay(seen, request_hash)
                     row = await lifecycle.create(
                         conn, actor, prepared, now, max_tasks=deps.settings.max_tasks_per_agent
                     )
                     out = _out(row)
-                    if idempotency_key_header:
-                        await idempotency.remember(
-                            conn,
-                            who.agent_id,
-                            idempotency_key_header,
-                            request_hash=request_hash,
-                            status_code=201,
-                            response=out.model_dump(mode="json"),
-                            now=now,
-                            expired_before=expired,
-                        )
+                    await idempotency.remember(
+                        conn,
+                        who.agent_id,
+                        idempotency_key_header,
+                        request_hash=request_hash,
+                        status_code=201,
+                        response=out.model_dump(mode="json"),
+                        now=now,
+                        expired_before=expired,
+                    )
                 break
             except asyncpg.UniqueViolationError:
-                # A concurrent request with the same key committed first: replay it.
-                if not idempotency_key_header:
-                    raise
+                pass  # a concurrent request with the same key committed first: replay it
         else:
             raise Conflict("concurrent requests with the same Idempotency-Key", {})
     await _wake_if_due(out, prepared, now, pool, deps)
