@@ -301,9 +301,6 @@ def bearer_token(request: Request) -> str:
 # dependency reads the header itself (a ``Security(HTTPBearer)`` sub-dependency cost ~12 µs
 # of FastAPI's dependency resolution per request), so the operation names the scheme here.
 BEARER_SECURITY: dict[str, object] = {"security": [{"HTTPBearer": []}]}
-# Request-state key of a bearer token not checked yet (``Bearer.verify``): an input error
-# found before the route runs checks it first, so 401 and 403 still come before 422.
-UNVERIFIED_BEARER = "unverified_bearer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,8 +309,9 @@ class Bearer:
     selects ``agents.GRANT_COLUMNS`` beside what it reads (one round trip instead of two)
     and hands the grant that came back to ``admit``, before using anything it read. The
     token is still checked against the database on every request, at the request's instant.
-    An error answered before ``admit`` (the route's input refused by FastAPI or by the
-    route itself) checks the token first (api/errors.py), so 401 and 403 keep precedence."""
+    Until then it waits on ``request.state.unverified_bearer``: an error answered before
+    ``admit`` (the route's input refused by FastAPI or by the route itself) checks the token
+    first (api/errors.py), so 401 and 403 keep precedence."""
 
     request: Request
     token: str
