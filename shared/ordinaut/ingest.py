@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from itertools import groupby
 from typing import Any
@@ -34,7 +33,7 @@ from ordinaut.pipeline import PipelineLimits
 from ordinaut.pipeline.context import iso_utc
 from ordinaut.pipeline.offload import off_loop
 from ordinaut.store import agents, events, outbox, work
-from ordinaut.store.db import Connection
+from ordinaut.store.db import Connection, connection
 from ordinaut.store.quota import RunQuota
 from ordinaut.store.rows import SlotTask
 from ordinaut.taskdefs import SHARED_PREFIX
@@ -279,7 +278,7 @@ async def _ingest_routed(
         if summary.pop("_wake", False) and on_wake is not None:
             await on_wake()
         return summary
-    async with _connection(pool) as conn:
+    async with connection(pool) as conn:
         async with conn.transaction():
             quota = RunQuota(max_runs_per_minute, now)
             summary = await ingest_on(
@@ -299,16 +298,6 @@ async def _ingest_routed(
     if wake and on_wake is not None:
         await on_wake()
     return summary
-
-
-@asynccontextmanager
-async def _connection(db: asyncpg.Pool | Connection) -> AsyncIterator[Connection]:
-    """A connection of the pool ``db``, or ``db`` itself when it is a connection."""
-    if isinstance(db, asyncpg.Pool):
-        async with db.acquire() as conn:
-            yield conn
-    else:
-        yield db
 
 
 async def ingest_on(

@@ -42,7 +42,7 @@ from ordinaut.errors import Conflict, InvalidTransition, LimitExceeded, RateLimi
 from ordinaut.schedules import Schedule
 from ordinaut.slots import stored_schedule
 from ordinaut.store import agents, audit, outbox, tasks, work
-from ordinaut.store.db import Connection
+from ordinaut.store.db import Connection, connection
 from ordinaut.store.quota import RunQuota
 from ordinaut.store.rows import SlotTask
 from ordinaut.taskdefs import SCHEDULE_FIELDS, first_fire
@@ -139,24 +139,19 @@ async def create(
     locked), the insert, its audit row and its outbox event are one statement: atomic on its
     own, so a pool may be given and no transaction round trips are paid; a dedupe check
     joins it in a transaction (the caller's, when open)."""
-    if dedupes(prepared):
-        if isinstance(conn, asyncpg.Pool):
-            async with conn.acquire() as own:
-                return await create(own, actor, prepared, now, max_tasks=max_tasks)
-        async with _atomic(conn):
-            if await tasks.count_owned(conn, actor.agent_id) >= max_tasks:
-                raise _limit(max_tasks)  # the limit answers first, as without a dedupe key
-            since = now - timedelta(seconds=prepared["dedupe_window_seconds"])
-            dup = await tasks.find_recent_duplicate(
-                conn, actor.agent_id, prepared["dedupe_key"], since
+    if not dedupes(prepared):
+        return await _insert(conn, actor, prepared, now, max_tasks)
+    async with connection(conn) as own, _atomic(own):
+        if await tasks.count_owned(own, actor.agent_id) >= max_tasks:
+            raise _limit(max_tasks)  # the limit answers first, as without a dedupe key
+        since = now - timedelta(seconds=prepared["dedupe_window_seconds"])
+        dup = await tasks.find_recent_duplicate(own, actor.agent_id, prepared["dedupe_key"], since)
+        if dup is not None:
+            raise Conflict(
+                "a task with this dedupe_key was created inside its dedupe window",
+                {"existing_task_id": str(dup["id"]), "dedupe_key": prepared["dedupe_key"]},
             )
-            if dup is not None:
-                raise Conflict(
-                    "a task with this dedupe_key was created inside its dedupe window",
-                    {"existing_task_id": str(dup["id"]), "dedupe_key": prepared["dedupe_key"]},
-                )
-            return await _insert(conn, actor, prepared, now, max_tasks)
-    return await _insert(conn, actor, prepared, now, max_tasks)
+        return await _insert(own, actor, prepared, now, max_tasks)
 
 
 async def create_granted(

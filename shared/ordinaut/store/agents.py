@@ -23,7 +23,7 @@ from ordinaut import auth
 from ordinaut.config import Settings
 from ordinaut.errors import Conflict, NotFound
 from ordinaut.store import audit
-from ordinaut.store.db import Connection, one_row
+from ordinaut.store.db import Connection, connection, one_row
 
 SUBJECT = "agent"
 BAD_CREDENTIALS = "invalid agent id or secret"
@@ -382,10 +382,8 @@ async def exchange_secret(
     if not await asyncio.to_thread(auth.verify_secret, secret, stored):
         raise auth.InvalidCredentials(BAD_CREDENTIALS)
     try:
-        if isinstance(db, asyncpg.Pool):
-            async with db.acquire() as conn:
-                return await issue_tokens(conn, parsed, now, settings, request_id=request_id)
-        return await issue_tokens(db, parsed, now, settings, request_id=request_id)
+        async with connection(db) as conn:
+            return await issue_tokens(conn, parsed, now, settings, request_id=request_id)
     except NotFound:  # deleted or deactivated since the check
         raise auth.InvalidCredentials(BAD_CREDENTIALS) from None
 

@@ -7,6 +7,8 @@ import logging
 import math
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -35,6 +37,17 @@ SELECT_DB_NOW = "SELECT clock_timestamp()"
 # What the store's functions take: a connection of their own, or one borrowed from a pool
 # (``async with pool.acquire() as conn`` yields a proxy that forwards to the connection).
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+
+
+@asynccontextmanager
+async def connection(db: asyncpg.Pool | Connection) -> AsyncIterator[Connection]:
+    """A connection of the pool ``db`` for the block, or ``db`` itself when it is one (a
+    caller's, whose transaction the block then joins)."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            yield conn
+    else:
+        yield db
 
 
 def one_row(row: asyncpg.Record | None) -> asyncpg.Record:
