@@ -22,7 +22,7 @@ import hmac
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 from uuid import UUID
 
 from ordinaut.errors import ValidationFailed
@@ -62,22 +62,39 @@ class Cursors:
     def decode(self, cursor: str, query: tuple[object, ...]) -> tuple[datetime, UUID]:
         """The (instant, id) a cursor names; a 422 on ``query.cursor`` unless it is one this
         deployment issued for this same ``query``."""
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        except (binascii.Error, ValueError):
-            raw = b""
+        raw = _raw(cursor)
         body, mac = raw[: _BODY.size], raw[_BODY.size :]
-        if len(raw) != _BODY.size + _MAC_BYTES or not hmac.compare_digest(
-            mac, _mac(self._key, body, query)
-        ):
-            raise _invalid(
-                "not a cursor from this listing: pass next_cursor back unchanged, with the same "
-                "filters"
-            )
-        version, micros, item = _BODY.unpack(body)
-        if version != VERSION:
-            raise _invalid("a cursor from another version: start again from the first page")
+        if not hmac.compare_digest(mac, _mac(self._key, body, query)):
+            raise _invalid(NOT_THIS_LISTING)
+        return _position(body)
+
+
+NOT_THIS_LISTING = (
+    "not a cursor from this listing: pass next_cursor back unchanged, with the same filters"
+)
+
+
+def _raw(cursor: str) -> bytes:
+    """A cursor's bytes (body and check); a 422 unless it has their length."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != _BODY.size + _MAC_BYTES:
+        raise _invalid(NOT_THIS_LISTING)
+    return raw
+
+
+def _position(body: bytes) -> tuple[datetime, UUID]:
+    """The (instant, id) in a cursor's body; a 422 for another version or an instant out of
+    range."""
+    version, micros, item = _BODY.unpack(body)
+    if version != VERSION:
+        raise _invalid("a cursor from another version: start again from the first page")
+    try:
         return _EPOCH + timedelta(microseconds=micros), UUID(bytes=item)
+    except OverflowError:
+        raise _invalid("not a cursor from this listing: start again from the first page") from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -95,12 +112,19 @@ def start_after(
 ) -> tuple[datetime, UUID] | None:
     """Where a page starts: after the item ``cursor`` names (None: by ``offset``). A cursor
     with an offset is a 422: a cursor already says where the page starts."""
-    if cursor is None:
+    if not _given(cursor, offset):
         return None
+    return cursors(secret).decode(cursor, query)
+
+
+def _given(cursor: str | None, offset: int) -> TypeGuard[str]:
+    """Whether the page starts at a cursor; a 422 when an offset is sent with it."""
+    if cursor is None:
+        return False
     if offset:
         message = "send either cursor or offset, not both"
         raise ValidationFailed(message, [{"field": "query.offset", "message": message}])
-    return cursors(secret).decode(cursor, query)
+    return True
 
 
 def cursor_position(cursor: str | None, offset: int) -> tuple[datetime, UUID] | None:
@@ -109,26 +133,9 @@ def cursor_position(cursor: str | None, offset: int) -> tuple[datetime, UUID] | 
     owner is not known yet. The route checks the cursor with ``start_after`` as soon as it
     is, before it uses anything read (the page is the caller's own either way). A cursor
     that is not even well formed is a 422 here."""
-    if cursor is None:
+    if not _given(cursor, offset):
         return None
-    if offset:
-        message = "send either cursor or offset, not both"
-        raise ValidationFailed(message, [{"field": "query.offset", "message": message}])
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != _BODY.size + _MAC_BYTES:
-        raise _invalid(
-            "not a cursor from this listing: pass next_cursor back unchanged, with the same filters"
-        )
-    version, micros, item = _BODY.unpack(raw[: _BODY.size])
-    if version != VERSION:
-        raise _invalid("a cursor from another version: start again from the first page")
-    try:
-        return _EPOCH + timedelta(microseconds=micros), UUID(bytes=item)
-    except OverflowError:
-        raise _invalid("not a cursor from this listing: start again from the first page") from None
+    return _position(_raw(cursor)[: _BODY.size])
 
 
 def as_is(row: Mapping[str, Any]) -> Mapping[str, Any]:
